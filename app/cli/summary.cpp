@@ -1,0 +1,93 @@
+#include "app/cli/summary.h"
+
+#include <QtGlobal>
+#include <thread>
+
+#include "render/vk/instance.h"
+
+namespace attnlab::cli {
+
+using nlohmann::json;
+
+namespace {
+std::string causalName(attn::CausalSupport c) {
+  switch (c) {
+    case attn::CausalSupport::No: return "no";
+    case attn::CausalSupport::Yes: return "yes";
+    case attn::CausalSupport::Native: return "native";
+  }
+  return "?";
+}
+}  // namespace
+
+json mechanismJson(const attn::Mechanism& m) {
+  const auto& i = m.info();
+  json params = json::array();
+  for (const auto& p : m.params()) {
+    json j{{"name", p.name}, {"label", p.label}, {"kind", attn::toString(p.kind)}, {"help", p.help},
+           {"default", p.def}, {"min", p.min}, {"max", p.max}, {"log_scale", p.log_scale}};
+    if (p.kind == attn::ParamKind::Choice) {
+      j["choices"] = p.choices;
+      j["default"] = p.choices.at(size_t(p.def));
+    }
+    if (p.kind == attn::ParamKind::Flag) j["default"] = p.def != 0;
+    params.push_back(j);
+  }
+  return json{{"id", i.id}, {"title", i.title}, {"family", attn::familyName(i.family)},
+              {"family_short", attn::familyShort(i.family)}, {"year", i.year}, {"paper", i.paper},
+              {"arxiv", i.arxiv}, {"complexity", i.complexity}, {"causal", causalName(i.causal)},
+              {"idea", i.idea}, {"stand_ins", i.stand_ins}, {"approximates_softmax", i.approximates_softmax},
+              {"params", params}};
+}
+
+json comparisonJson(const attn::Comparison& c) {
+  json params = json::object();
+  for (const auto& spec : c.mechanism->params()) {
+    if (spec.kind == attn::ParamKind::Choice) params[spec.name] = c.params.choice(spec.name);
+    else if (spec.kind == attn::ParamKind::Flag) params[spec.name] = c.params.flag(spec.name);
+    else if (spec.kind == attn::ParamKind::Int) params[spec.name] = c.params.integer(spec.name);
+    else params[spec.name] = c.params.number(spec.name);
+  }
+  json stages = json::array();
+  for (const auto& s : c.approx.cost.stages) stages.push_back({{"name", s.name}, {"ms", s.ms}});
+  json notes = c.params.notes();
+  for (const auto& n : c.approx.explanation.notes) notes.push_back(n);
+  const auto& s = c.inputs.spec;
+  json j{{"mechanism", c.mechanism->info().id},
+         {"params", params},
+         {"input", {{"n", c.inputs.n()}, {"m", c.inputs.m()}, {"d", c.inputs.q.cols()}, {"dv", c.inputs.v.cols()},
+                    {"seed", s.seed}, {"generator", s.source.empty() ? attn::generatorName(s.generator) : "files"},
+                    {"source", s.source}}},
+         {"backend", c.backend_name},
+         {"time_ms", c.approx_ms},
+         {"exact_time_ms", c.exact_ms},
+         {"reference", c.reference_label},
+         {"relative_error", c.relative_error},
+         {"cost", {{"scored_pairs", c.approx.cost.scored_pairs}, {"flops", c.approx.cost.flops},
+                   {"peak_bytes", c.approx.cost.peak_bytes}, {"stages", stages}}},
+         {"notes", notes}};
+  if (c.row_tv >= 0) j["row_tv"] = c.row_tv;
+  if (c.mass_recall >= 0) j["mass_recall"] = c.mass_recall;
+  if (!c.mechanism->info().approximates_softmax) j["relative_error_meaning"] = "N/A - a different operator";
+  return j;
+}
+
+json machineJson() {
+  json devices = json::array();
+  const auto list = attn::vk::listDevices();
+  for (const auto& d : list.devices)
+    devices.push_back({{"index", d.index}, {"name", d.name}, {"type", d.type}, {"driver", d.driver},
+                       {"api_version", d.api_version}, {"usable", d.usable}, {"unusable_reason", d.unusable_reason}});
+  json j{{"attnlab", ATTNLAB_VERSION},
+         {"cpu", attn::cpuModelName()},
+         {"hardware_threads", std::thread::hardware_concurrency()},
+         {"eigen", std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                       std::to_string(EIGEN_MINOR_VERSION)},
+         {"qt", qVersion()},
+         {"compiler", __VERSION__},
+         {"vulkan_devices", devices}};
+  if (devices.empty()) j["vulkan_reason"] = list.reason;
+  return j;
+}
+
+}  // namespace attnlab::cli

@@ -1,0 +1,16 @@
+// JSON descriptions shared by `attnlab run --json`, `attnlab list --json`, `attnlab info --json` and
+// the report, so every output names things the same way.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "attention/mechanism.h"
+#include "attention/runner.h"
+
+namespace attnlab::cli {
+
+nlohmann::json mechanismJson(const attn::Mechanism& m);
+nlohmann::json comparisonJson(const attn::Comparison& c);
+/// Versions, CPU, and the Vulkan devices with their drivers.
+nlohmann::json machineJson();
+
+}  // namespace attnlab::cli

@@ -1,0 +1,137 @@
+// ComparisonRunner: attn::compare() and weight pooling on a worker thread, newest request wins.
+#include "app/gui/comparison_runner.h"
+
+#include <QtConcurrent/QtConcurrentRun>
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+namespace attnlab::gui {
+
+/// The backend and the choice it was made for. Lives on the heap, shared with the job that uses it,
+/// so a runner destroyed mid-run cannot pull it from under the worker.
+struct ComparisonRunner::Backend {
+  std::unique_ptr<attn::Backend> backend;
+  std::optional<attn::gpu::BackendChoice> choice;
+  std::string notice;
+};
+
+ComparisonRunner::ComparisonRunner(QObject* parent) : QObject(parent), backend_(std::make_shared<Backend>()) {
+  connect(&watcher_, &QFutureWatcherBase::finished, this, &ComparisonRunner::onJobFinished);
+}
+
+ComparisonRunner::~ComparisonRunner() {
+  if (cancel_) cancel_->store(true);
+  watcher_.waitForFinished();
+}
+
+bool ComparisonRunner::busy() const { return running_ || pending_.has_value(); }
+
+quint64 ComparisonRunner::submit(RunRequest request) {
+  const quint64 id = ++next_id_;
+  pending_ = std::move(request);
+  pending_id_ = id;
+  if (running_) {
+    if (cancel_) cancel_->store(true);  // superseded: stop between stages, then run the newest
+  } else {
+    launch();
+  }
+  return id;
+}
+
+void ComparisonRunner::launch() {
+  if (!pending_) return;
+  RunRequest request = std::move(*pending_);
+  pending_.reset();
+  running_id_ = pending_id_;
+  running_ = true;
+  cancel_ = std::make_shared<std::atomic<bool>>(false);
+  auto cancel = cancel_;
+  auto backend = backend_;
+  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel]() {
+    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel));
+  }));
+}
+
+void ComparisonRunner::onJobFinished() {
+  running_ = false;
+  std::shared_ptr<const RunOutcome> outcome = watcher_.future().result();
+  if (pending_) {
+    launch();  // superseded while running: its outcome is stale, the newest request goes next
+    return;
+  }
+  emit finished(running_id_, std::move(outcome));
+}
+
+namespace {
+
+double msSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Pools the full implied matrix to at most max_pixels a side (never more pixels than entries).
+attn::Matrix pool(const attn::ImpliedWeights& weights, attn::Index max_pixels, attn::Pooling pooling) {
+  if (!weights) return {};
+  const attn::TileSize size{std::min(weights.rows(), max_pixels), std::min(weights.cols(), max_pixels)};
+  return weights.tile({0, weights.rows()}, {0, weights.cols()}, size, pooling);
+}
+
+}  // namespace
+
+RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel) {
+  RunOutcome outcome;
+  outcome.pooling = request.pooling;
+  outcome.max_pixels = request.max_pixels;
+  outcome.causal = request.causal;
+  try {
+    std::shared_ptr<const attn::Comparison> comparison = request.repool;
+    if (!comparison) {
+      if (!backend.backend || backend.choice != request.backend) {
+        backend.backend.reset();  // one backend at a time (a GPU one holds a device)
+        attn::gpu::BackendSelection selection = attn::gpu::makeBackend(request.backend);
+        backend.backend = std::move(selection.backend);
+        backend.notice = std::move(selection.notice);
+        backend.choice = request.backend;
+      }
+      if (!backend.backend) throw attn::UserError("no backend could be created");
+      attn::Params params = attn::Params::resolveNumbers(request.mechanism->params(), request.params);
+      attn::Inputs inputs = attn::generate(request.input);
+      attn::CompareOptions options;
+      options.run.causal = request.causal;
+      options.run.seed = request.input.seed;
+      options.run.cancel = &cancel;
+      comparison = std::make_shared<const attn::Comparison>(
+          attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    outcome.exact_pooled = pool(comparison->exact.explanation.weights, request.max_pixels, request.pooling);
+    if (cancel.load()) throw attn::Cancelled();
+    outcome.approx_pooled = pool(comparison->approx.explanation.weights, request.max_pixels, request.pooling);
+    outcome.pool_ms = msSince(start);
+    outcome.notes = comparison->params.notes();
+    for (const std::string& note : comparison->approx.explanation.notes) outcome.notes.push_back(note);
+    if (backend.backend) {
+      const attn::BackendInfo info = backend.backend->info();
+      outcome.backend_label = info.name + (info.device.empty() ? "" : " \xC2\xB7 " + info.device);
+    }
+    outcome.backend_notice = backend.notice;
+    outcome.comparison = std::move(comparison);
+    outcome.ok = true;
+  } catch (const attn::Cancelled&) {
+    outcome.error = "cancelled";
+  } catch (const attn::UserError& e) {
+    outcome.error = e.what();
+  } catch (const std::bad_alloc&) {
+    outcome.error = "out of memory: try a smaller N";
+  } catch (const std::exception& e) {
+    // A bug or a lost device: say so, keep the window alive, and start from a fresh backend next time.
+    outcome.error = std::string("internal error: ") + e.what();
+    backend.backend.reset();
+  } catch (...) {
+    outcome.error = "internal error (unknown exception)";
+    backend.backend.reset();
+  }
+  return outcome;
+}
+
+}  // namespace attnlab::gui

@@ -1,0 +1,82 @@
+// Runs attn::compare() off the GUI thread, one run at a time on one backend, and pools the implied
+// weights of exact attention and of the mechanism to the viewport's resolution.
+//
+// A newer request supersedes an older one: the running one is cancelled (RunOptions::cancel) and
+// only the newest pending request runs next; outcomes of superseded requests are dropped, so the
+// window only ever sees the latest. The backend is made by attn::gpu::makeBackend on the worker, on
+// the first run and again when the requested choice changes; only the worker touches it.
+#pragma once
+#include <QFutureWatcher>
+#include <QObject>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attention/runner.h"
+#include "render/gpu/backend_factory.h"
+
+namespace attnlab::gui {
+
+/// One thing to compute.
+struct RunRequest {
+  std::shared_ptr<const attn::Mechanism> mechanism;
+  std::map<std::string, double> params;  ///< control values by name (choices as indices)
+  attn::InputSpec input;
+  bool causal = false;
+  attn::gpu::BackendChoice backend = attn::gpu::BackendChoice::Auto;
+  attn::Index max_pixels = 512;  ///< pooled images are at most this many pixels a side
+  attn::Pooling pooling = attn::Pooling::Max;
+  /// When set, nothing is run: the weights of this comparison are pooled again (new size or pooling).
+  std::shared_ptr<const attn::Comparison> repool;
+};
+
+/// What came of a request.
+struct RunOutcome {
+  bool ok = false;
+  std::string error;  ///< a message for a person when !ok
+  std::shared_ptr<const attn::Comparison> comparison;
+  attn::Matrix exact_pooled, approx_pooled;  ///< empty when that side implies no weights
+  attn::Pooling pooling = attn::Pooling::Max;
+  attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)
+  bool causal = false;             ///< the request's causal setting
+  std::vector<std::string> notes;  ///< parameter clamps, mechanism notes
+  std::string backend_notice;      ///< e.g. "no Vulkan device: running on the CPU"
+  std::string backend_label;       ///< "vulkan · llvmpipe (LLVM 15.0.6, 256 bits)"
+  double pool_ms = 0;
+};
+
+class ComparisonRunner : public QObject {
+  Q_OBJECT
+
+ public:
+  explicit ComparisonRunner(QObject* parent = nullptr);
+  /// Cancels the run in flight and waits for it (the backend must not outlive its last use).
+  ~ComparisonRunner() override;
+
+  /// Starts `request` now, or after the run in flight (which is cancelled). Returns its id.
+  quint64 submit(RunRequest request);
+  /// true while a run is in flight or waiting.
+  bool busy() const;
+
+ signals:
+  /// The newest request finished (successfully or not). Superseded requests never report.
+  void finished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
+
+ private:
+  struct Backend;
+  void launch();
+  void onJobFinished();
+  static RunOutcome execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel);
+
+  std::shared_ptr<Backend> backend_;  // touched by the worker only while a job runs
+  QFutureWatcher<std::shared_ptr<const RunOutcome>> watcher_;
+  std::optional<RunRequest> pending_;
+  quint64 next_id_ = 0, running_id_ = 0, pending_id_ = 0;
+  bool running_ = false;
+  std::shared_ptr<std::atomic<bool>> cancel_;
+};
+
+}  // namespace attnlab::gui

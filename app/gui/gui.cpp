@@ -1,0 +1,60 @@
+// runGui() and the application theme.
+#include "app/gui/gui.h"
+
+#include <QApplication>
+#include <QMessageBox>
+#include <QPalette>
+#include <QStyleFactory>
+#include <exception>
+
+#include "app/gui/main_window.h"
+
+namespace attnlab::gui {
+
+void applyTheme() {
+  QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+  // Dark greys around the viewport's own background (24, 27, 33), so the heatmaps are the brightest
+  // thing on screen.
+  QPalette p;
+  const QColor window(38, 41, 48), base(28, 31, 37), text(222, 225, 230), dim(135, 140, 152);
+  p.setColor(QPalette::Window, window);
+  p.setColor(QPalette::WindowText, text);
+  p.setColor(QPalette::Base, base);
+  p.setColor(QPalette::AlternateBase, QColor(45, 48, 56));
+  p.setColor(QPalette::ToolTipBase, QColor(50, 54, 62));
+  p.setColor(QPalette::ToolTipText, text);
+  p.setColor(QPalette::PlaceholderText, dim);
+  p.setColor(QPalette::Text, text);
+  p.setColor(QPalette::Button, QColor(50, 54, 62));
+  p.setColor(QPalette::ButtonText, text);
+  p.setColor(QPalette::BrightText, QColor(255, 107, 107));
+  p.setColor(QPalette::Light, QColor(70, 74, 84));
+  p.setColor(QPalette::Midlight, QColor(58, 62, 71));
+  p.setColor(QPalette::Mid, QColor(34, 37, 43));
+  p.setColor(QPalette::Dark, QColor(22, 24, 29));
+  p.setColor(QPalette::Shadow, QColor(10, 11, 14));
+  p.setColor(QPalette::Highlight, QColor(58, 110, 190));
+  p.setColor(QPalette::HighlightedText, Qt::white);
+  p.setColor(QPalette::Link, QColor(110, 165, 245));
+  for (QPalette::ColorRole role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText})
+    p.setColor(QPalette::Disabled, role, dim);
+  QApplication::setPalette(p);
+}
+
+int runGui(int& argc, char** argv, const GuiOptions& options) {
+  QApplication app(argc, argv);
+  QApplication::setApplicationName(QStringLiteral("attnlab"));
+  QApplication::setApplicationVersion(QStringLiteral(ATTNLAB_VERSION));
+  applyTheme();
+  try {
+    MainWindow window(options);
+    window.show();
+    return QApplication::exec();
+  } catch (const std::exception& e) {
+    // Nothing should get here (runs report their errors in the window); if something does, say what.
+    QMessageBox::critical(nullptr, QStringLiteral("attnlab"), QString::fromUtf8(e.what()));
+    return 1;
+  }
+}
+
+}  // namespace attnlab::gui

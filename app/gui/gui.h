@@ -1,0 +1,27 @@
+// The attnlab GUI: entry point and options. The main window (main_window.h) is built from the core's
+// registry (mechanisms, parameters, generators); it never computes attention itself but asks
+// attn::compare() for it off the GUI thread and hands the pooled weights to the Vulkan viewport.
+#pragma once
+#include <string>
+
+#include "attention/inputs.h"
+
+namespace attnlab::gui {
+
+/// What the window starts with (from the command line of a bare `attnlab`).
+struct GuiOptions {
+  std::string mechanism = "longformer";  ///< a registry id; unknown ids fall back to the first mechanism
+  attn::InputSpec input;                 ///< N, d, seed, generator, ...
+  std::string backend = "auto";          ///< cpu | vulkan | auto
+};
+
+/// Creates the QApplication, shows the main window and runs the event loop; returns its exit code.
+int runGui(int& argc, char** argv, const GuiOptions& options);
+
+/// Fusion style with a dark palette that matches the viewport's background. runGui() applies it;
+/// tests that want to look like the app call it after creating their QApplication.
+void applyTheme();
+
+class MainWindow;
+
+}  // namespace attnlab::gui

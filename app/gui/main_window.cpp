@@ -1,0 +1,417 @@
+// MainWindow: the window shell, its docks and the run → pool → show cycle.
+#include "app/gui/main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QComboBox>
+#include <QDockWidget>
+#include <QElapsedTimer>
+#include <QFileDialog>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPainter>
+#include <QStatusBar>
+#include <QThread>
+#include <QToolBar>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "app/gui/info_card.h"
+#include "app/gui/input_panel.h"
+#include "app/gui/mechanism_browser.h"
+#include "app/gui/parameter_panel.h"
+#include "render/view/heatmap_window.h"
+
+namespace attnlab::gui {
+
+namespace {
+
+constexpr int k_run_delay_ms = 60;      // controls quiet this long → rerun (coalesces Reset, typing)
+constexpr int k_repool_delay_ms = 200;  // after the last resize step
+constexpr attn::Index k_max_pool_pixels = 1024;
+
+QString ms(double v) { return QString::number(v, 'f', v < 10 ? 2 : 1) + QStringLiteral(" ms"); }
+
+/// Largest finite value of a matrix (0 when there is none): the top of the colour range.
+float finiteMax(const attn::Matrix& m) {
+  float best = 0;
+  for (attn::Index i = 0; i < m.size(); ++i)
+    if (std::isfinite(m.data()[i])) best = std::max(best, m.data()[i]);
+  return best;
+}
+
+std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index cols, const char* pooling) {
+  char buf[128];
+  if (pooled.rows() == rows && pooled.cols() == cols)
+    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld weights", static_cast<long long>(rows),
+                  static_cast<long long>(cols));
+  else
+    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld, %s-pooled to %lld\xC3\x97%lld", static_cast<long long>(rows),
+                  static_cast<long long>(cols), pooling, static_cast<long long>(pooled.rows()),
+                  static_cast<long long>(pooled.cols()));
+  return buf;
+}
+
+QDockWidget* makeDock(const QString& title, const QString& object_name, QWidget* content, QMainWindow* parent) {
+  auto* dock = new QDockWidget(title, parent);
+  dock->setObjectName(object_name);
+  dock->setWidget(content);
+  dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
+                    QDockWidget::DockWidgetClosable);
+  return dock;
+}
+
+}  // namespace
+
+MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow(parent) {
+  setWindowTitle(tr("attnlab \xE2\x80\x94 efficient attention beside exact softmax"));
+  resize(1400, 900);
+
+  viewport_ = new view::HeatmapWindow;
+  if (viewport_->vulkanReady()) {
+    viewport_container_ = QWidget::createWindowContainer(viewport_, this);
+    viewport_container_->setFocusPolicy(Qt::NoFocus);
+  } else {
+    auto* label = new QLabel(viewport_->vulkanError() + tr("\nThe heatmap viewport needs Vulkan (the CLI does not)."));
+    label->setAlignment(Qt::AlignCenter);
+    viewport_container_ = label;
+    delete viewport_;
+    viewport_ = nullptr;
+  }
+  viewport_container_->setMinimumSize(480, 360);
+  setCentralWidget(viewport_container_);
+
+  buildDocks();
+  buildToolBar();
+
+  status_notice_ = new QLabel;
+  status_notice_->setTextFormat(Qt::PlainText);
+  // Long notices are clipped here and shown whole in the tooltip; they never push the rest away.
+  status_notice_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  status_error_ = new QLabel;
+  status_time_ = new QLabel;
+  for (QLabel* label : {status_notice_, status_error_, status_time_}) label->setContentsMargins(8, 0, 8, 0);
+  statusBar()->addWidget(status_notice_, 1);
+  statusBar()->addPermanentWidget(status_error_);
+  statusBar()->addPermanentWidget(status_time_);
+
+  error_box_ = new QMessageBox(QMessageBox::Warning, tr("attnlab"), QString(), QMessageBox::Ok, this);
+  error_box_->setWindowModality(Qt::NonModal);
+  error_box_->setAttribute(Qt::WA_ShowWithoutActivating);  // keep focus in the control being edited
+
+  run_timer_.setSingleShot(true);
+  run_timer_.setInterval(k_run_delay_ms);
+  connect(&run_timer_, &QTimer::timeout, this, &MainWindow::startRun);
+  repool_timer_.setSingleShot(true);
+  repool_timer_.setInterval(k_repool_delay_ms);
+  connect(&repool_timer_, &QTimer::timeout, this, [this] {
+    if (!outcome_ || !outcome_->ok) return;
+    if (run_timer_.isActive() || runner_.busy()) return;  // a run is coming: it pools at the new size
+    // Pool again only when the pooled image would change size.
+    const attn::Index n = outcome_->comparison->inputs.n(), m = outcome_->comparison->inputs.m();
+    auto pooled = [&](attn::Index pixels) { return std::make_pair(std::min(n, pixels), std::min(m, pixels)); };
+    if (pooled(panelPixels()) == pooled(outcome_->max_pixels)) return;
+    scheduleRepool();
+  });
+  connect(&runner_, &ComparisonRunner::finished, this, &MainWindow::onRunFinished);
+
+  input_->setSpec(options.input);
+  if (!input_->setBackend(options.backend))
+    startup_notices_ << tr("unknown backend \"%1\" (use cpu, vulkan or auto): using auto")
+                            .arg(QString::fromStdString(options.backend));
+  if (!selectMechanism(options.mechanism)) {
+    startup_notices_
+        << tr("unknown mechanism \"%1\" (see attnlab list)").arg(QString::fromStdString(options.mechanism));
+    // Unknown id: start on the first mechanism that is not the exact reference itself.
+    for (const auto& m : attn::mechanisms())
+      if (m->info().family != attn::Family::Reference) {
+        selectMechanism(m->info().id);
+        break;
+      }
+    if (!mechanism_ && !attn::mechanisms().empty()) selectMechanism(attn::mechanisms().front()->info().id);
+  }
+  scheduleRun();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildDocks() {
+  browser_ = new MechanismBrowser;
+  parameters_ = new ParameterPanel;
+  input_ = new InputPanel;
+  info_ = new InfoCard;
+
+  QDockWidget* browser_dock = makeDock(tr("Mechanisms"), QStringLiteral("mechanisms"), browser_, this);
+  QDockWidget* params_dock = makeDock(tr("Parameters"), QStringLiteral("parameters"), parameters_, this);
+  QDockWidget* input_dock = makeDock(tr("Input"), QStringLiteral("input"), input_, this);
+  QDockWidget* info_dock = makeDock(tr("About this mechanism"), QStringLiteral("about"), info_, this);
+
+  setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
+  addDockWidget(Qt::LeftDockWidgetArea, browser_dock);
+  splitDockWidget(browser_dock, params_dock, Qt::Vertical);
+  splitDockWidget(params_dock, input_dock, Qt::Vertical);
+  addDockWidget(Qt::BottomDockWidgetArea, info_dock);
+  resizeDocks({browser_dock}, {330}, Qt::Horizontal);
+  resizeDocks({browser_dock, params_dock, input_dock}, {330, 190, 250}, Qt::Vertical);
+  resizeDocks({info_dock}, {140}, Qt::Vertical);
+
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  QAction* save = file->addAction(tr("Save viewport image\xE2\x80\xA6"), this, [this] {
+    const QImage image = viewportImage();
+    if (image.isNull()) {
+      showError(tr("The viewport cannot be read back right now."));
+      return;
+    }
+    const QString path = QFileDialog::getSaveFileName(this, tr("Save viewport image"), QStringLiteral("attnlab.png"),
+                                                      tr("PNG images (*.png)"));
+    if (!path.isEmpty() && !image.save(path)) showError(tr("Could not write %1.").arg(path));
+  });
+  save->setShortcut(QKeySequence::Save);
+  file->addSeparator();
+  QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+  quit->setShortcut(QKeySequence::Quit);
+  QMenu* view_menu = menuBar()->addMenu(tr("&View"));
+  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock})
+    view_menu->addAction(dock->toggleViewAction());
+
+  connect(browser_, &MechanismBrowser::mechanismSelected, this,
+          [this](const QString& id) { selectMechanism(id.toStdString()); });
+  connect(parameters_, &ParameterPanel::changed, this, &MainWindow::scheduleRun);
+  connect(input_, &InputPanel::inputChanged, this, &MainWindow::scheduleRun);
+  connect(input_, &InputPanel::backendChanged, this, &MainWindow::scheduleRun);
+}
+
+void MainWindow::buildToolBar() {
+  QToolBar* bar = addToolBar(tr("Display"));
+  bar->setObjectName(QStringLiteral("display"));
+  bar->setMovable(false);
+  scale_ = new QComboBox;
+  scale_->addItem(tr("log10"), static_cast<int>(view::ScaleMode::Log10));
+  scale_->addItem(tr("linear"), static_cast<int>(view::ScaleMode::Linear));
+  scale_->setToolTip(tr("Colour scale of the weights. log10 shows small weights (and where they are zero)."));
+  floor_ = new QComboBox;
+  for (int e = -2; e >= -8; --e) floor_->addItem(QStringLiteral("1e%1").arg(e), std::pow(10.0, e));
+  floor_->setCurrentIndex(2);  // 1e-4
+  floor_->setToolTip(tr("log10 scale: weights below this get the bottom colour"));
+  pooling_ = new QComboBox;
+  pooling_->addItem(tr("max"), static_cast<int>(attn::Pooling::Max));
+  pooling_->addItem(tr("mean"), static_cast<int>(attn::Pooling::Mean));
+  pooling_->setToolTip(
+      tr("When N is larger than the screen, each pixel shows the max (sparse entries stay "
+         "visible) or the mean of the weights it covers"));
+  bar->addWidget(new QLabel(tr("  Scale ")));
+  bar->addWidget(scale_);
+  bar->addWidget(new QLabel(tr("  Floor ")));
+  bar->addWidget(floor_);
+  bar->addWidget(new QLabel(tr("  Pooling ")));
+  bar->addWidget(pooling_);
+  auto restyle = [this] {
+    floor_->setEnabled(colorScale().mode == view::ScaleMode::Log10);
+    showOutcome();
+  };
+  connect(scale_, &QComboBox::currentIndexChanged, this, restyle);
+  connect(floor_, &QComboBox::currentIndexChanged, this, restyle);
+  connect(pooling_, &QComboBox::currentIndexChanged, this, [this] {
+    if (run_timer_.isActive() || runner_.busy())
+      scheduleRun();
+    else
+      scheduleRepool();
+  });
+}
+
+bool MainWindow::selectMechanism(const std::string& id) {
+  auto mechanism = attn::findMechanism(id);
+  if (!mechanism) return false;
+  if (mechanism == mechanism_) return true;
+  if (mechanism_) startup_notices_.clear();  // the user has moved on
+  mechanism_ = mechanism;
+  mechanism_id_ = id;
+  parameters_->setSpecs(mechanism->params());
+  info_->showMechanism(mechanism->info());
+  browser_->select(QString::fromStdString(id));  // re-emits mechanismSelected: a no-op now
+  scheduleRun();
+  return true;
+}
+
+bool MainWindow::setParameter(const std::string& name, double value) { return parameters_->setValue(name, value); }
+
+bool MainWindow::setBackend(const std::string& name) { return input_->setBackend(name); }
+
+void MainWindow::setCausal(bool causal) { input_->setCausal(causal); }
+
+void MainWindow::scheduleRun() { run_timer_.start(); }
+
+RunRequest MainWindow::baseRequest() const {
+  RunRequest request;
+  request.mechanism = mechanism_;
+  request.params = parameters_->values();
+  request.input = input_->spec();
+  request.causal = input_->causal();
+  request.backend = input_->backend();
+  request.max_pixels = panelPixels();
+  request.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
+  return request;
+}
+
+void MainWindow::startRun() {
+  if (!mechanism_) return;
+  latest_id_ = runner_.submit(baseRequest());
+  status_time_->setText(tr("running\xE2\x80\xA6"));
+}
+
+void MainWindow::scheduleRepool() {
+  if (!outcome_ || !outcome_->ok) return;
+  RunRequest request = baseRequest();
+  request.repool = outcome_->comparison;
+  latest_id_ = runner_.submit(std::move(request));
+}
+
+attn::Index MainWindow::panelPixels() const {
+  if (!viewport_ || viewport_container_->width() < 64) return 512;
+  // The panel size the viewport's layout gives two square panels, in device pixels.
+  view::HeatmapScene probe;
+  probe.panels.resize(2);
+  for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
+  const view::SceneLayout layout = view::layoutScene(static_cast<float>(viewport_container_->width()),
+                                                     static_cast<float>(viewport_container_->height()), probe);
+  const double side = layout.panels.empty() ? 512 : layout.panels.front().w * viewport_->devicePixelRatio();
+  return std::clamp<attn::Index>(static_cast<attn::Index>(side), 64, k_max_pool_pixels);
+}
+
+view::ColorScale MainWindow::colorScale() const {
+  view::ColorScale scale;
+  scale.mode = static_cast<view::ScaleMode>(scale_->currentData().toInt());
+  scale.floor = static_cast<float>(floor_->currentData().toDouble());
+  return scale;
+}
+
+void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome) {
+  if (id != latest_id_) return;  // an older request that finished after a newer one was submitted
+  if (!outcome->ok) {
+    outcome_.reset();
+    showError(QString::fromStdString(outcome->error));
+    status_time_->clear();
+    if (viewport_) {
+      view::HeatmapScene scene;
+      scene.placeholder = (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
+      viewport_->setScene(std::move(scene));
+    }
+    emit runFinished();
+    return;
+  }
+  outcome_ = std::move(outcome);
+  last_error_.clear();
+  status_error_->setStyleSheet(QString());
+  error_box_->hide();
+  showOutcome();
+  emit runFinished();
+}
+
+void MainWindow::showOutcome() {
+  if (!outcome_ || !outcome_->ok) return;
+  const attn::Comparison& c = *outcome_->comparison;
+  const attn::MechanismInfo& info = c.mechanism->info();
+  const char* pooling = outcome_->pooling == attn::Pooling::Max ? "max" : "mean";
+
+  view::HeatmapScene scene;
+  view::HeatmapImage exact;
+  exact.title = c.reference_label.empty() ? std::string("exact") : c.reference_label;
+  exact.values = outcome_->exact_pooled;
+  exact.source_rows = c.exact.explanation.weights.rows();
+  exact.source_cols = c.exact.explanation.weights.cols();
+  exact.pooling = pooling;
+  exact.subtitle = sizeText(exact.values, exact.source_rows, exact.source_cols, pooling);
+  exact.empty_text = "exact attention implies no weights here";
+  exact.captions.push_back("softmax attention \xC2\xB7 " + ms(c.exact_ms).toStdString());
+
+  view::HeatmapImage approx;
+  approx.title = info.title;
+  approx.values = outcome_->approx_pooled;
+  approx.source_rows = c.approx.explanation.weights ? c.approx.explanation.weights.rows() : c.inputs.n();
+  approx.source_cols = c.approx.explanation.weights ? c.approx.explanation.weights.cols() : c.inputs.m();
+  approx.pooling = pooling;
+  approx.subtitle = c.approx.explanation.weights
+                        ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling)
+                        : std::string("no implied weight matrix");
+  approx.empty_text = info.title + " does not imply an N\xC3\x97N weight matrix";
+  // describeError joins its metrics with ", ": one per line reads better under a panel.
+  const QStringList metrics = QString::fromStdString(attn::describeError(c)).split(QStringLiteral(", "));
+  for (const QString& metric : metrics) approx.captions.push_back(metric.toStdString());
+  std::string timing = ms(c.approx_ms).toStdString();
+  if (c.row_tv >= 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " \xC2\xB7 row TV %.3g", c.row_tv);
+    timing += buf;
+  }
+  approx.captions.push_back(timing);
+
+  scene.scale = colorScale();
+  scene.scale.lo = 0;
+  scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
+  scene.panels.push_back(std::move(exact));
+  scene.panels.push_back(std::move(approx));
+
+  const attn::InputSpec& spec = c.inputs.spec;
+  std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);
+  footer += "   \xC2\xB7   " + attn::generatorName(spec.generator) + " input, N = " + std::to_string(c.inputs.n()) +
+            ", d = " + std::to_string(spec.d) + ", seed " + std::to_string(spec.seed) +
+            (outcome_->causal ? ", causal" : "");
+  scene.footer = footer;
+  if (viewport_) viewport_->setScene(std::move(scene));
+
+  status_time_->setText(
+      tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), ms(c.approx_ms)));
+  status_error_->setText(QString::fromStdString(attn::describeError(c)));
+  QStringList notices = startup_notices_;
+  if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
+  for (const std::string& note : outcome_->notes) notices << QString::fromStdString(note);
+  status_notice_->setText(notices.join(QStringLiteral("; ")));
+  status_notice_->setToolTip(notices.join(QLatin1Char('\n')));
+}
+
+void MainWindow::showError(const QString& message) {
+  last_error_ = message;
+  status_error_->setText(message);
+  status_error_->setStyleSheet(QStringLiteral("color: #ff6b6b; font-weight: 600;"));
+  error_box_->setText(message);
+  if (isVisible()) error_box_->show();
+}
+
+void MainWindow::resizeEvent(QResizeEvent* event) {
+  QMainWindow::resizeEvent(event);
+  repool_timer_.start();
+}
+
+bool MainWindow::waitForIdle(int timeout_ms) {
+  QElapsedTimer clock;
+  clock.start();
+  while (clock.elapsed() < timeout_ms) {
+    QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+    const bool computing = run_timer_.isActive() || repool_timer_.isActive() || runner_.busy();
+    const bool drawn =
+        !viewport_ || !viewport_->isExposed() || viewport_->renderedVersion() >= viewport_->sceneVersion();
+    if (!computing && drawn) return true;
+    QThread::msleep(5);
+  }
+  return false;
+}
+
+QImage MainWindow::viewportImage() {
+  if (!viewport_) return {};
+  return viewport_->grabImage();
+}
+
+QImage MainWindow::windowImage() {
+  QImage image = grab().toImage().convertToFormat(QImage::Format_RGB32);
+  const QImage viewport = viewportImage();
+  if (!viewport.isNull()) {
+    QPainter painter(&image);
+    const QRect target(viewport_container_->mapTo(this, QPoint(0, 0)), viewport_container_->size());
+    painter.drawImage(target, viewport);
+  }
+  return image;
+}
+
+}  // namespace attnlab::gui

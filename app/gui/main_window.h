@@ -1,0 +1,117 @@
+// The main window: mechanism browser, parameter and input panels (left docks), the mechanism's info
+// card (bottom dock), the Vulkan heatmap viewport (centre) and a status bar with time, error and
+// notices. Every change of a control reruns the comparison off the GUI thread (ComparisonRunner);
+// the newest result is pooled to the viewport's resolution and shown exact | mechanism side by side.
+#pragma once
+#include <QImage>
+#include <QMainWindow>
+#include <QStringList>
+#include <QTimer>
+#include <memory>
+#include <string>
+
+#include "app/gui/comparison_runner.h"
+#include "app/gui/gui.h"
+#include "render/view/heatmap_scene.h"
+
+class QComboBox;
+class QLabel;
+class QMessageBox;
+
+namespace attnlab::view {
+class HeatmapWindow;
+}
+
+namespace attnlab::gui {
+
+class InfoCard;
+class InputPanel;
+class MechanismBrowser;
+class ParameterPanel;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+
+ public:
+  explicit MainWindow(const GuiOptions& options = {}, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // ---- Test and scripting hooks (GUI thread) ----
+
+  /// Selects a mechanism by registry id (rebuilds the parameter panel, reruns); false if unknown.
+  bool selectMechanism(const std::string& id);
+  /// Sets a parameter of the selected mechanism through its control (which clamps it); reruns.
+  /// false when the mechanism has no such parameter.
+  bool setParameter(const std::string& name, double value);
+  /// Chooses the backend ("cpu", "vulkan", "auto"); recreates it on the next run.
+  bool setBackend(const std::string& name);
+  /// Turns causal masking on or off (reruns).
+  void setCausal(bool causal);
+  /// Processes events until no run is scheduled or in flight and the viewport has drawn the newest
+  /// result (when it is visible). false on timeout.
+  bool waitForIdle(int timeout_ms);
+  /// The viewport as it is on screen now (a freshly rendered frame), or a null image when it is not
+  /// visible or has no Vulkan.
+  QImage viewportImage();
+  /// The whole window as on screen: the widgets with the viewport's frame composed in (QWidget::grab
+  /// alone leaves the native Vulkan window blank).
+  QImage windowImage();
+  /// The last error shown (empty after a successful run).
+  QString lastError() const { return last_error_; }
+  /// The last outcome (null before the first run finishes).
+  std::shared_ptr<const RunOutcome> lastOutcome() const { return outcome_; }
+  const std::string& mechanismId() const { return mechanism_id_; }
+  /// The viewport window (null when Vulkan is unavailable), e.g. to send it mouse events.
+  view::HeatmapWindow* viewport() const { return viewport_; }
+
+ signals:
+  /// A run finished and its result (or error) is shown.
+  void runFinished();
+
+ protected:
+  void resizeEvent(QResizeEvent* event) override;
+
+ private:
+  void buildDocks();
+  void buildToolBar();
+  /// Coalesces control changes: the comparison reruns once the controls are quiet for a moment.
+  void scheduleRun();
+  void startRun();
+  /// Pools the last comparison again (new viewport size or pooling), without rerunning it.
+  void scheduleRepool();
+  RunRequest baseRequest() const;
+  void onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
+  void showOutcome();
+  void showError(const QString& message);
+  /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).
+  attn::Index panelPixels() const;
+  view::ColorScale colorScale() const;
+
+  std::shared_ptr<const attn::Mechanism> mechanism_;
+  std::string mechanism_id_;
+
+  MechanismBrowser* browser_ = nullptr;
+  ParameterPanel* parameters_ = nullptr;
+  InputPanel* input_ = nullptr;
+  InfoCard* info_ = nullptr;
+  view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
+  QWidget* viewport_container_ = nullptr;
+  QComboBox* scale_ = nullptr;
+  QComboBox* floor_ = nullptr;
+  QComboBox* pooling_ = nullptr;
+  QLabel* status_time_ = nullptr;
+  QLabel* status_error_ = nullptr;
+  QLabel* status_notice_ = nullptr;
+  QMessageBox* error_box_ = nullptr;
+
+  ComparisonRunner runner_;
+  QTimer run_timer_;
+  QTimer repool_timer_;
+  quint64 latest_id_ = 0;
+  std::shared_ptr<const RunOutcome> outcome_;
+  attn::Index pooled_pixels_ = 0;
+  QString last_error_;
+  QStringList startup_notices_;  // about the options the window was opened with
+};
+
+}  // namespace attnlab::gui

@@ -1,0 +1,116 @@
+// MechanismBrowser: a filterable tree of the registry, one top-level item per family.
+#include "app/gui/mechanism_browser.h"
+
+#include <QHeaderView>
+#include <QLineEdit>
+#include <QTreeWidget>
+#include <QVBoxLayout>
+#include <map>
+
+#include "attention/mechanism.h"
+
+namespace attnlab::gui {
+
+namespace {
+constexpr int k_id_role = Qt::UserRole;          // mechanism id (leaf items only)
+constexpr int k_search_role = Qt::UserRole + 1;  // lower-case text the filter matches
+}  // namespace
+
+MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(6, 6, 6, 6);
+  layout->setSpacing(6);
+  filter_ = new QLineEdit;
+  filter_->setPlaceholderText(tr("Filter: name, paper, idea…"));
+  filter_->setClearButtonEnabled(true);
+  filter_->setObjectName(QStringLiteral("mechanism_filter"));
+  tree_ = new QTreeWidget;
+  tree_->setObjectName(QStringLiteral("mechanism_tree"));
+  tree_->setColumnCount(2);
+  tree_->setHeaderHidden(true);
+  tree_->setRootIsDecorated(true);
+  tree_->setUniformRowHeights(true);
+  tree_->header()->setStretchLastSection(false);
+  tree_->header()->setSectionResizeMode(0, QHeaderView::Stretch);
+  tree_->header()->setSectionResizeMode(1, QHeaderView::ResizeToContents);
+  layout->addWidget(filter_);
+  layout->addWidget(tree_, 1);
+
+  // Families in enum order, mechanisms in catalog order within each.
+  std::map<attn::Family, QTreeWidgetItem*> families;
+  for (const auto& mechanism : attn::mechanisms()) {
+    const attn::MechanismInfo& info = mechanism->info();
+    QTreeWidgetItem*& family = families[info.family];
+    if (!family) {
+      family = new QTreeWidgetItem({QString::fromStdString(attn::familyName(info.family))});
+      family->setFlags(Qt::ItemIsEnabled);
+      QFont bold = family->font(0);
+      bold.setBold(true);
+      family->setFont(0, bold);
+      family->setFirstColumnSpanned(false);
+    }
+    auto* item = new QTreeWidgetItem(
+        family, {QString::fromStdString(info.title), info.year > 0 ? QString::number(info.year) : QString()});
+    item->setData(0, k_id_role, QString::fromStdString(info.id));
+    item->setData(0, k_search_role,
+                  QString::fromStdString(info.id + " " + info.title + " " + info.paper + " " + info.idea + " " +
+                                         info.arxiv + " " + attn::familyName(info.family))
+                      .toLower());
+    item->setToolTip(0, QString::fromStdString(info.idea));
+    item->setForeground(1, palette().color(QPalette::PlaceholderText));
+  }
+  for (auto& [family, item] : families) {
+    tree_->addTopLevelItem(item);
+    item->setFirstColumnSpanned(true);
+    item->setExpanded(true);
+  }
+
+  connect(filter_, &QLineEdit::textChanged, this, &MechanismBrowser::applyFilter);
+  connect(tree_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* current) {
+    if (!current) return;
+    const QString id = current->data(0, k_id_role).toString();
+    if (!id.isEmpty()) emit mechanismSelected(id);
+  });
+}
+
+void MechanismBrowser::applyFilter(const QString& text) {
+  const QStringList words = text.toLower().split(QLatin1Char(' '), Qt::SkipEmptyParts);
+  for (int f = 0; f < tree_->topLevelItemCount(); ++f) {
+    QTreeWidgetItem* family = tree_->topLevelItem(f);
+    int shown = 0;
+    for (int c = 0; c < family->childCount(); ++c) {
+      QTreeWidgetItem* item = family->child(c);
+      const QString haystack = item->data(0, k_search_role).toString();
+      bool match = true;
+      for (const QString& w : words) match = match && haystack.contains(w);
+      item->setHidden(!match);
+      shown += match ? 1 : 0;
+    }
+    family->setHidden(shown == 0);
+  }
+}
+
+QTreeWidgetItem* MechanismBrowser::itemFor(const QString& id) const {
+  for (int f = 0; f < tree_->topLevelItemCount(); ++f) {
+    QTreeWidgetItem* family = tree_->topLevelItem(f);
+    for (int c = 0; c < family->childCount(); ++c)
+      if (family->child(c)->data(0, k_id_role).toString() == id) return family->child(c);
+  }
+  return nullptr;
+}
+
+bool MechanismBrowser::select(const QString& id) {
+  QTreeWidgetItem* item = itemFor(id);
+  if (!item) return false;
+  if (item->isHidden()) filter_->clear();
+  tree_->setCurrentItem(item);
+  tree_->scrollToItem(item);
+  return true;
+}
+
+QString MechanismBrowser::selectedId() const {
+  const QTreeWidgetItem* item = tree_->currentItem();
+  return item ? item->data(0, k_id_role).toString() : QString();
+}
+
+}  // namespace attnlab::gui

@@ -1,0 +1,106 @@
+// The heavy primitives every mechanism is written in. CpuBackend (attention/) and VulkanBackend
+// (render/gpu) implement them; a mechanism is written once and the backend decides where it runs.
+// Every call is synchronous from the caller's view.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/explanation.h"
+#include "attention/types.h"
+
+namespace attn {
+
+/// Options of dense (full / causal / masked) softmax attention.
+struct DenseAttentionOptions {
+  float scale = 0;              ///< logits are scale·q·k; ≤ 0 means 1/√d
+  bool causal = false;          ///< key j is visible to query i only if j ≤ i (+ causal_offset)
+  Index causal_offset = 0;      ///< for queries that are the last rows of a longer sequence
+  const Matrix* bias = nullptr; ///< optional additive N×M logit bias; −inf masks a pair
+  /// Reformer's shared-QK rule: query i may not attend to key i unless key i is its only visible key.
+  bool mask_self = false;
+};
+
+/// Output of a softmax attention primitive.
+/// Defined behaviour per row i, with logits x_ij = scale·q_i·k_j + bias_ij over the visible keys:
+///  - some x_ij is NaN                → out_i = NaN,   lse_i = NaN   (never hidden);
+///  - some x_ij is +inf               → out_i = mean of v_j over the +inf keys, lse_i = +inf;
+///  - every x_ij is −inf (fully masked, or no visible key) → out_i = 0, lse_i = −inf;
+///  - otherwise the usual softmax, stable for logits up to ±FLT_MAX (max subtracted first).
+struct AttentionOutput {
+  Matrix out;  ///< N×dv
+  Vector lse;  ///< N: log Σ_j exp(x_ij), the row's log-normaliser (natural log)
+};
+
+enum class FeatureMap { EluPlusOne };
+
+/// Static facts about a backend (for reports and `attnlab info`).
+struct BackendInfo {
+  std::string name;    ///< "cpu" or "vulkan"
+  std::string device;  ///< CPU model or GPU name
+  std::string driver;  ///< driver version (GPU)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendInfo info() const = 0;
+
+  /// Fused softmax attention; never materialises N×M on the CPU fast path.
+  virtual AttentionOutput denseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
+                                         const DenseAttentionOptions& options) = 0;
+  /// Softmax attention over the pairs of `pattern` only (index-sparse). `entry_bias` (optional,
+  /// one per pattern entry) is added to the logits. Same row semantics as denseAttention.
+  virtual AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
+                                          const Pattern& pattern, float scale,
+                                          const std::vector<float>* entry_bias = nullptr) = 0;
+  /// Applies a positive feature map row-wise (N×d → N×m).
+  virtual Matrix featureMap(const Matrix& x, FeatureMap map) = 0;
+  /// Linear attention from feature-mapped inputs: O_i = φq_i·S / φq_i·z with S = Σ_j φk_j v_jᵀ,
+  /// z = Σ_j φk_j over all j (or j ≤ i when causal). Rows whose normaliser is 0 give 0.
+  virtual Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) = 0;
+  /// Angular LSH: bucket_i = argmax over [x_i·R, −x_i·R] (R is d×(buckets/2)).
+  virtual std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) = 0;
+  /// Index of the nearest centroid (squared Euclidean) per row of x.
+  virtual std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) = 0;
+  /// a·b (or a·bᵀ).
+  virtual Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b = false) = 0;
+
+  /// Bytes of working memory the backend allocated since the last reset, at most (peak).
+  virtual Index peakBytes() const { return peak_bytes_; }
+  virtual void resetPeakBytes() { peak_bytes_ = 0; }
+
+ protected:
+  void notePeak(Index bytes) {
+    if (bytes > peak_bytes_) peak_bytes_ = bytes;
+  }
+  Index peak_bytes_ = 0;
+};
+
+/// The CPU (Eigen) backend. Threads split query blocks.
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads = 0);  ///< 0: one per hardware thread
+  BackendInfo info() const override;
+  AttentionOutput denseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
+                                 const DenseAttentionOptions& options) override;
+  AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
+                                  float scale, const std::vector<float>* entry_bias) override;
+  Matrix featureMap(const Matrix& x, FeatureMap map) override;
+  Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) override;
+  std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
+  std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
+  Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+
+ private:
+  int threads_;
+};
+
+/// Reference softmax attention in double, row by row, with the same defined behaviour (tests, metrics).
+MatrixD referenceAttention(const MatrixD& q, const MatrixD& k, const MatrixD& v,
+                           const DenseAttentionOptions& options, VectorD* lse = nullptr);
+
+/// Name of the CPU model (from /proc/cpuinfo), or "unknown CPU".
+std::string cpuModelName();
+
+}  // namespace attn

@@ -1,0 +1,364 @@
+// CPU backend: fused, blocked exact attention with an online softmax (N×M never materialised),
+// index-sparse attention, linear attention with chunked prefix sums, hashing, k-means assignment.
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <string>
+
+#include "attention/backend.h"
+#include "attention/parallel.h"
+
+namespace attn {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr Index kQueryBlock = 64;
+constexpr Index kKeyBlock = 256;
+
+void checkShapes(const Matrix& q, const Matrix& k, const Matrix& v, const char* what) {
+  if (q.cols() != k.cols() || k.rows() != v.rows())
+    throw UserError(std::string(what) + ": shapes do not fit (Q " + std::to_string(q.rows()) + "×" +
+                    std::to_string(q.cols()) + ", K " + std::to_string(k.rows()) + "×" + std::to_string(k.cols()) +
+                    ", V " + std::to_string(v.rows()) + "×" + std::to_string(v.cols()) + ")");
+}
+
+float resolveScale(float scale, Index d) { return scale > 0 ? scale : 1.0f / std::sqrt(float(d)); }
+
+// One row of softmax attention in double with the defined behaviour of backend.h. `logit(j)` is the
+// logit of visible key number j (of count), `key(j)` its row index in V.
+template <class LogitFn, class KeyFn, class VMat>
+double rowAttentionDouble(Index count, LogitFn logit, KeyFn key, const VMat& v, double* out, Index dv) {
+  std::vector<double> x(static_cast<size_t>(count));
+  bool any_nan = false, any_pos_inf = false;
+  double mx = -std::numeric_limits<double>::infinity();
+  for (Index j = 0; j < count; ++j) {
+    x[size_t(j)] = logit(j);
+    if (std::isnan(x[size_t(j)])) any_nan = true;
+    else if (x[size_t(j)] == std::numeric_limits<double>::infinity()) any_pos_inf = true;
+    else mx = std::max(mx, x[size_t(j)]);
+  }
+  for (Index c = 0; c < dv; ++c) out[c] = 0;
+  if (any_nan) {
+    for (Index c = 0; c < dv; ++c) out[c] = std::numeric_limits<double>::quiet_NaN();
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  if (any_pos_inf) {
+    Index hits = 0;
+    for (Index j = 0; j < count; ++j)
+      if (x[size_t(j)] == std::numeric_limits<double>::infinity()) {
+        ++hits;
+        for (Index c = 0; c < dv; ++c) out[c] += double(v(key(j), c));
+      }
+    for (Index c = 0; c < dv; ++c) out[c] /= double(hits);
+    return std::numeric_limits<double>::infinity();
+  }
+  if (mx == -std::numeric_limits<double>::infinity()) return mx;  // fully masked: zeros
+  double sum = 0;
+  for (Index j = 0; j < count; ++j) {
+    const double w = std::exp(x[size_t(j)] - mx);
+    if (w == 0) continue;
+    sum += w;
+    for (Index c = 0; c < dv; ++c) out[c] += w * double(v(key(j), c));
+  }
+  for (Index c = 0; c < dv; ++c) out[c] /= sum;
+  return mx + std::log(sum);
+}
+
+// The shared-QK rule: self (key i of query i) is hidden when it is visible and some other key is
+// visible too (not masked by causality or a −inf bias).
+template <class BiasFn>
+bool selfHidden(const DenseAttentionOptions& o, Index i, Index visible, BiasFn bias) {
+  if (!o.mask_self || i >= visible) return false;
+  for (Index j = 0; j < visible; ++j)
+    if (j != i && bias(j) != -std::numeric_limits<double>::infinity()) return true;
+  return false;
+}
+
+// Recomputes row i of dense attention in double (rows with NaN or +inf float logits).
+void denseRowFallback(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& o, float scale,
+                      Index i, Matrix& out, Vector& lse) {
+  const Index m = k.rows(), dv = v.cols();
+  const Index visible = o.causal ? std::clamp<Index>(i + o.causal_offset + 1, 0, m) : m;
+  const bool hide_self = selfHidden(o, i, visible, [&](Index j) { return o.bias ? double((*o.bias)(i, j)) : 0.0; });
+  std::vector<double> row(static_cast<size_t>(dv));
+  const double l = rowAttentionDouble(
+      visible,
+      [&](Index j) {
+        if (hide_self && j == i) return -std::numeric_limits<double>::infinity();
+        double s = 0;
+        for (Index c = 0; c < q.cols(); ++c) s += double(q(i, c)) * double(k(j, c));
+        s *= double(scale);
+        if (o.bias) s += double((*o.bias)(i, j));
+        return s;
+      },
+      [](Index j) { return j; }, v, row.data(), dv);
+  for (Index c = 0; c < dv; ++c) out(i, c) = float(row[size_t(c)]);
+  lse(i) = float(l);
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : threads_(threads) {}
+
+BackendInfo CpuBackend::info() const {
+  return BackendInfo{"cpu", cpuModelName(),
+                     "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                         std::to_string(EIGEN_MINOR_VERSION)};
+}
+
+AttentionOutput CpuBackend::denseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
+                                           const DenseAttentionOptions& o) {
+  checkShapes(q, k, v, "dense attention");
+  const Index n = q.rows(), m = k.rows(), dv = v.cols();
+  if (o.bias && (o.bias->rows() != n || o.bias->cols() != m))
+    throw UserError("dense attention: the bias must be N×M");
+  const float scale = resolveScale(o.scale, q.cols());
+  AttentionOutput result{Matrix::Zero(n, dv), Vector::Constant(n, -kInf)};
+  const Index blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  notePeak(checkedMul(threads_ > 0 ? threads_ : 2, kQueryBlock * (kKeyBlock + dv) * Index(sizeof(float)), "workspace"));
+
+  parallelFor(blocks, threads_, [&](Index b) {
+    const Index i0 = b * kQueryBlock, i1 = std::min(n, i0 + kQueryBlock), rows = i1 - i0;
+    Vector run_max = Vector::Constant(rows, -kInf);
+    Vector run_sum = Vector::Zero(rows);
+    Matrix acc = Matrix::Zero(rows, dv);
+    std::vector<char> special(size_t(rows), 0);
+    const Index key_end = o.causal ? std::clamp<Index>(i1 - 1 + o.causal_offset + 1, 0, m) : m;
+    const Matrix qb = q.middleRows(i0, rows) * scale;
+    Matrix s;
+    Vector block_max(rows), alpha(rows);
+    for (Index j0 = 0; j0 < key_end; j0 += kKeyBlock) {
+      const Index j1 = std::min(key_end, j0 + kKeyBlock), cols = j1 - j0;
+      s.noalias() = qb * k.middleRows(j0, cols).transpose();
+      if (o.bias) s += o.bias->block(i0, j0, rows, cols);
+      if (o.mask_self)
+        for (Index r = 0; r < rows; ++r)
+          if (i0 + r >= j0 && i0 + r < j1) s(r, i0 + r - j0) = -kInf;
+      if (o.causal && j1 > i0 + o.causal_offset + 1) {  // the block straddles the diagonal
+        for (Index r = 0; r < rows; ++r) {
+          const Index visible = std::clamp<Index>(i0 + r + o.causal_offset + 1 - j0, 0, cols);
+          s.row(r).tail(cols - visible).setConstant(-kInf);
+        }
+      }
+      // Rows holding NaN or +inf are finished in double at the end (their sum is NaN or +inf).
+      const Vector sums = s.rowwise().sum();
+      for (Index r = 0; r < rows; ++r) {
+        if ((std::isnan(sums(r)) || sums(r) == kInf) && !special[size_t(r)]) {
+          for (Index c = 0; c < cols; ++c)
+            if (std::isnan(s(r, c)) || s(r, c) == kInf) special[size_t(r)] = 1;
+        }
+      }
+      block_max = s.rowwise().maxCoeff();
+      for (Index r = 0; r < rows; ++r) {
+        if (special[size_t(r)]) {
+          s.row(r).setConstant(-kInf);
+          block_max(r) = -kInf;
+        }
+        const float new_max = std::max(run_max(r), block_max(r));
+        // Rows with nothing visible yet keep max −inf; shift them by 0 so exp(−inf) = 0, not NaN.
+        alpha(r) = new_max == -kInf ? 1.0f : std::exp(run_max(r) - new_max);
+        run_max(r) = new_max;
+        block_max(r) = new_max == -kInf ? 0.0f : new_max;
+      }
+      s = (s.array().colwise() - block_max.array()).exp().matrix();  // vectorised exp
+      run_sum = run_sum.cwiseProduct(alpha) + s.rowwise().sum();
+      acc = alpha.asDiagonal() * acc;
+      acc.noalias() += s * v.middleRows(j0, cols);
+    }
+    for (Index r = 0; r < rows; ++r) {
+      const Index i = i0 + r;
+      // Rows that saw NaN/+inf, and masked-self rows left with no key (self is then allowed back).
+      if (special[size_t(r)] || (o.mask_self && !(run_sum(r) > 0) && i < m)) {
+        denseRowFallback(q, k, v, o, scale, i, result.out, result.lse);
+      } else if (run_sum(r) > 0) {
+        result.out.row(i) = acc.row(r) / run_sum(r);
+        result.lse(i) = run_max(r) + std::log(run_sum(r));
+      }
+    }
+  });
+  return result;
+}
+
+AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
+                                            float scale_in, const std::vector<float>* entry_bias) {
+  checkShapes(q, k, v, "sparse attention");
+  const Index n = q.rows(), dv = v.cols();
+  if (pattern.rows != n || pattern.cols != k.rows() || Index(pattern.row_ptr.size()) != n + 1)
+    throw UserError("sparse attention: the pattern is " + std::to_string(pattern.rows) + "×" +
+                    std::to_string(pattern.cols) + " but the inputs need " + std::to_string(n) + "×" +
+                    std::to_string(k.rows()));
+  if (entry_bias && Index(entry_bias->size()) != pattern.nnz())
+    throw UserError("sparse attention: one bias per pattern entry is needed");
+  const float scale = resolveScale(scale_in, q.cols());
+  AttentionOutput result{Matrix::Zero(n, dv), Vector::Constant(n, -kInf)};
+  const Index blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  parallelFor(blocks, threads_, [&](Index b) {
+    std::vector<float> logits;
+    Eigen::RowVectorXf acc(dv);
+    for (Index i = b * kQueryBlock; i < std::min(n, (b + 1) * kQueryBlock); ++i) {
+      const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)];
+      logits.resize(size_t(e1 - e0));
+      float mx = -kInf;
+      bool special = false;
+      for (Index e = e0; e < e1; ++e) {
+        float x = scale * q.row(i).dot(k.row(pattern.col[size_t(e)]));
+        if (entry_bias) x += (*entry_bias)[size_t(e)];
+        logits[size_t(e - e0)] = x;
+        if (std::isnan(x) || x == kInf) special = true;
+        mx = std::max(mx, x);
+      }
+      if (special) {
+        std::vector<double> row(static_cast<size_t>(dv));
+        const double l = rowAttentionDouble(
+            e1 - e0,
+            [&](Index t) {
+              const Index j = pattern.col[size_t(e0 + t)];
+              double s = 0;
+              for (Index c = 0; c < q.cols(); ++c) s += double(q(i, c)) * double(k(j, c));
+              return s * double(scale) + (entry_bias ? double((*entry_bias)[size_t(e0 + t)]) : 0.0);
+            },
+            [&](Index t) { return Index(pattern.col[size_t(e0 + t)]); }, v, row.data(), dv);
+        for (Index c = 0; c < dv; ++c) result.out(i, c) = float(row[size_t(c)]);
+        result.lse(i) = float(l);
+        continue;
+      }
+      if (mx == -kInf) continue;  // no visible key: zeros, lse −inf
+      acc.setZero();
+      float sum = 0;
+      for (Index e = e0; e < e1; ++e) {
+        const float p = std::exp(logits[size_t(e - e0)] - mx);
+        sum += p;
+        acc += p * v.row(pattern.col[size_t(e)]);
+      }
+      result.out.row(i) = acc / sum;
+      result.lse(i) = mx + std::log(sum);
+    }
+  });
+  return result;
+}
+
+Matrix CpuBackend::featureMap(const Matrix& x, FeatureMap map) {
+  switch (map) {
+    case FeatureMap::EluPlusOne:
+      return x.unaryExpr([](float t) { return t > 0 ? t + 1.0f : std::exp(t); });
+  }
+  throw std::logic_error("unknown feature map");
+}
+
+Matrix CpuBackend::linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) {
+  checkShapes(phi_q, phi_k, v, "linear attention");
+  const Index n = phi_q.rows(), feat = phi_q.cols(), dv = v.cols();
+  Matrix out(n, dv);
+  auto finish = [&](Index i, const auto& num, float den) {
+    if (den > 0 && std::isfinite(den)) out.row(i) = num / den;
+    else out.row(i).setZero();
+  };
+  if (!causal) {
+    const Matrix state = phi_k.transpose() * v;                 // m×dv
+    const Eigen::RowVectorXf z = phi_k.colwise().sum();          // m
+    const Matrix num = phi_q * state;
+    const Vector den = phi_q * z.transpose();
+    for (Index i = 0; i < n; ++i) finish(i, num.row(i), den(i));
+    notePeak((feat * dv + feat + n * dv) * Index(sizeof(float)));
+    return out;
+  }
+  // Chunked prefix sums: inside a chunk the causal part is a small lower-triangular product; the state
+  // S = Σ φk_j v_jᵀ of all earlier chunks carries the rest (linear in N, exact).
+  if (phi_k.rows() != n) throw UserError("causal linear attention needs as many keys as queries");
+  constexpr Index kChunk = 64;
+  Matrix state = Matrix::Zero(feat, dv);
+  Eigen::RowVectorXf z = Eigen::RowVectorXf::Zero(feat);
+  for (Index c0 = 0; c0 < n; c0 += kChunk) {
+    const Index len = std::min(kChunk, n - c0);
+    const auto fq = phi_q.middleRows(c0, len);
+    const auto fk = phi_k.middleRows(c0, len);
+    Matrix local = fq * fk.transpose();
+    for (Index r = 0; r < len; ++r)
+      for (Index c = r + 1; c < len; ++c) local(r, c) = 0;
+    const Matrix num = fq * state + local * v.middleRows(c0, len);
+    const Vector den = fq * z.transpose() + local.rowwise().sum();
+    for (Index r = 0; r < len; ++r) finish(c0 + r, num.row(r), den(r));
+    state.noalias() += fk.transpose() * v.middleRows(c0, len);
+    z += fk.colwise().sum();
+  }
+  notePeak((feat * dv + feat + kChunk * kChunk) * Index(sizeof(float)));
+  return out;
+}
+
+std::vector<std::int32_t> CpuBackend::hashRotations(const Matrix& x, const Matrix& rotations) {
+  if (x.cols() != rotations.rows()) throw UserError("hashing: rotations must be d×(buckets/2)");
+  const Matrix projected = x * rotations;
+  const Index half = rotations.cols();
+  std::vector<std::int32_t> bucket(size_t(x.rows()));
+  for (Index i = 0; i < x.rows(); ++i) {
+    float best = -kInf;
+    std::int32_t arg = 0;
+    for (Index j = 0; j < half; ++j) {
+      if (projected(i, j) > best) best = projected(i, j), arg = std::int32_t(j);
+      if (-projected(i, j) > best) best = -projected(i, j), arg = std::int32_t(half + j);
+    }
+    bucket[size_t(i)] = arg;
+  }
+  return bucket;
+}
+
+std::vector<std::int32_t> CpuBackend::nearestCentroid(const Matrix& x, const Matrix& centroids) {
+  if (x.cols() != centroids.cols()) throw UserError("assignment: centroids must have the points' dimension");
+  const Matrix dots = x * centroids.transpose();
+  const Vector norms = centroids.rowwise().squaredNorm();
+  std::vector<std::int32_t> label(size_t(x.rows()));
+  for (Index i = 0; i < x.rows(); ++i) {
+    float best = kInf;
+    std::int32_t arg = 0;
+    for (Index c = 0; c < centroids.rows(); ++c) {
+      const float dist = norms(c) - 2 * dots(i, c);
+      if (dist < best) best = dist, arg = std::int32_t(c);
+    }
+    label[size_t(i)] = arg;
+  }
+  return label;
+}
+
+Matrix CpuBackend::matmul(const Matrix& a, const Matrix& b, bool transpose_b) {
+  if (transpose_b) {
+    if (a.cols() != b.cols()) throw UserError("matmul: inner sizes differ");
+    return a * b.transpose();
+  }
+  if (a.cols() != b.rows()) throw UserError("matmul: inner sizes differ");
+  return a * b;
+}
+
+MatrixD referenceAttention(const MatrixD& q, const MatrixD& k, const MatrixD& v, const DenseAttentionOptions& o,
+                           VectorD* lse) {
+  const Index n = q.rows(), m = k.rows(), dv = v.cols();
+  const double scale = o.scale > 0 ? double(o.scale) : 1.0 / std::sqrt(double(q.cols()));
+  MatrixD out = MatrixD::Zero(n, dv);
+  if (lse) lse->resize(n);
+  for (Index i = 0; i < n; ++i) {
+    const Index visible = o.causal ? std::clamp<Index>(i + o.causal_offset + 1, 0, m) : m;
+    const bool hide_self = selfHidden(o, i, visible, [&](Index j) { return o.bias ? double((*o.bias)(i, j)) : 0.0; });
+    const double l = rowAttentionDouble(
+        visible,
+        [&](Index j) {
+          if (hide_self && j == i) return -std::numeric_limits<double>::infinity();
+          return scale * q.row(i).dot(k.row(j)) + (o.bias ? double((*o.bias)(i, j)) : 0.0);
+        },
+        [](Index j) { return j; }, v, out.row(i).data(), dv);
+    if (lse) (*lse)(i) = l;
+  }
+  return out;
+}
+
+std::string cpuModelName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown CPU";
+}
+
+}  // namespace attn

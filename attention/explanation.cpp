@@ -1,0 +1,133 @@
+#include "attention/explanation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace attn {
+
+namespace {
+
+// Pixel p of `out` pixels over a range of `len` entries covers [start[p], end[p]) (relative).
+void pixelSpans(Index len, Index out, std::vector<Index>& start, std::vector<Index>& end) {
+  start.resize(size_t(out));
+  end.resize(size_t(out));
+  for (Index p = 0; p < out; ++p) {
+    const Index s = (p * len) / out;
+    const Index e = std::max(((p + 1) * len) / out, s + 1);
+    start[size_t(p)] = s;
+    end[size_t(p)] = std::min(e, len);
+  }
+}
+
+constexpr Index kColumnChunk = 4096;
+
+}  // namespace
+
+Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling pooling) const {
+  if (!block_) throw std::logic_error("ImpliedWeights::tile on an empty weights function");
+  rows.begin = std::clamp<Index>(rows.begin, 0, rows_);
+  rows.end = std::clamp<Index>(rows.end, rows.begin, rows_);
+  cols.begin = std::clamp<Index>(cols.begin, 0, cols_);
+  cols.end = std::clamp<Index>(cols.end, cols.begin, cols_);
+  Matrix result = Matrix::Zero(out.rows, out.cols);
+  if (out.rows <= 0 || out.cols <= 0 || rows.size() == 0 || cols.size() == 0) return result;
+
+  std::vector<Index> rs, re, cs, ce;
+  pixelSpans(rows.size(), out.rows, rs, re);
+  pixelSpans(cols.size(), out.cols, cs, ce);
+
+  for (Index r = 0; r < out.rows; ++r) {
+    if (r > 0 && rs[size_t(r)] == rs[size_t(r - 1)] && re[size_t(r)] == re[size_t(r - 1)]) {
+      result.row(r) = result.row(r - 1);  // zoomed in: the same source rows
+      continue;
+    }
+    const Range band{rows.begin + rs[size_t(r)], rows.begin + re[size_t(r)]};
+    Index c = 0;
+    while (c < out.cols) {
+      const Index chunk_begin = cs[size_t(c)];
+      Index c_end = c + 1;
+      while (c_end < out.cols && ce[size_t(c_end)] - chunk_begin <= kColumnChunk) ++c_end;
+      const Index chunk_end = ce[size_t(c_end - 1)];
+      const Matrix block = block_(band, Range{cols.begin + chunk_begin, cols.begin + chunk_end});
+      for (Index p = c; p < c_end; ++p) {
+        const Index a = cs[size_t(p)] - chunk_begin, b = ce[size_t(p)] - chunk_begin;
+        const auto part = block.middleCols(a, b - a);
+        result(r, p) = pooling == Pooling::Max ? part.maxCoeff() : part.mean();
+      }
+      c = c_end;
+    }
+  }
+  return result;
+}
+
+Matrix ImpliedWeights::dense(Index max_entries) const {
+  if (rows_ * cols_ > max_entries)
+    throw UserError("the implied matrix is " + std::to_string(rows_) + "×" + std::to_string(cols_) +
+                    ", too large to hold densely; view it as pooled tiles instead");
+  return block_(Range{0, rows_}, Range{0, cols_});
+}
+
+bool Pattern::contains(Index i, Index j) const { return componentOf(i, j) >= 0; }
+
+int Pattern::componentOf(Index i, Index j) const {
+  if (i < 0 || i >= rows) return -1;
+  const auto first = col.begin() + row_ptr[size_t(i)], last = col.begin() + row_ptr[size_t(i + 1)];
+  const auto it = std::lower_bound(first, last, static_cast<std::int32_t>(j));
+  if (it == last || *it != j) return -1;
+  return component.empty() ? 0 : component[size_t(it - col.begin())];
+}
+
+Grouping Grouping::fromLabels(std::string name, std::vector<std::int32_t> labels, std::int32_t groups) {
+  Grouping g;
+  g.name = std::move(name);
+  g.groups = groups;
+  g.order.resize(labels.size());
+  std::iota(g.order.begin(), g.order.end(), 0);
+  std::stable_sort(g.order.begin(), g.order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return labels[size_t(a)] < labels[size_t(b)]; });
+  g.label = std::move(labels);
+  return g;
+}
+
+ImpliedWeights patternSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k, float scale,
+                                     std::shared_ptr<const Pattern> pattern, Vector lse) {
+  const Index rows = q->rows(), cols = k->rows();
+  auto fn = [q, k, scale, pattern, lse = std::move(lse)](Range r, Range c) {
+    Matrix block = Matrix::Zero(r.size(), c.size());
+    for (Index i = r.begin; i < r.end; ++i) {
+      const float l = lse(i);
+      if (!std::isfinite(l)) continue;  // fully masked (0) or degenerate rows: nothing to show
+      const auto first = pattern->col.begin() + pattern->row_ptr[size_t(i)];
+      const auto last = pattern->col.begin() + pattern->row_ptr[size_t(i + 1)];
+      for (auto it = std::lower_bound(first, last, static_cast<std::int32_t>(c.begin)); it != last && *it < c.end; ++it) {
+        const Index j = *it;
+        block(i - r.begin, j - c.begin) = std::exp(scale * q->row(i).dot(k->row(j)) - l);
+      }
+    }
+    return block;
+  };
+  return ImpliedWeights(rows, cols, fn);
+}
+
+ImpliedWeights denseSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k, float scale,
+                                   bool causal, Vector lse, bool mask_self) {
+  const Index rows = q->rows(), cols = k->rows();
+  auto fn = [q, k, scale, causal, mask_self, lse = std::move(lse)](Range r, Range c) {
+    Matrix block = (q->middleRows(r.begin, r.size()) * k->middleRows(c.begin, c.size()).transpose()) * scale;
+    for (Index i = 0; i < block.rows(); ++i) {
+      const float l = lse(r.begin + i);
+      for (Index j = 0; j < block.cols(); ++j) {
+        const Index row = r.begin + i, col = c.begin + j;
+        const bool alone = causal ? row == 0 : k->rows() == 1;
+        const bool hidden = (causal && col > row) || (mask_self && col == row && !alone);
+        block(i, j) = (hidden || !std::isfinite(l)) ? 0.0f : std::exp(block(i, j) - l);
+      }
+    }
+    return block;
+  };
+  return ImpliedWeights(rows, cols, fn);
+}
+
+}  // namespace attn

@@ -1,0 +1,119 @@
+// The teaching payload of a run: what a mechanism does to the N×N attention matrix. Every member is
+// optional and a plain value type; the views (GUI, figures) read it, never the reverse.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attention/types.h"
+
+namespace attn {
+
+enum class Pooling { Max, Mean };
+
+/// Output resolution of a weights tile (pixels).
+struct TileSize {
+  Index rows = 0, cols = 0;
+};
+
+/// Dense block of the implied weights: rows × cols exactly (no pooling). Row-stochastic mechanisms
+/// return rows that sum to ≤ 1 over all N columns.
+using DenseBlockFn = std::function<Matrix(Range rows, Range cols)>;
+
+/// The implied N×M weight matrix as a tile function: the rectangle rows × cols resampled to `out`
+/// pixels, each pixel the max or mean of the entries it covers (so single sparse entries stay visible
+/// at any zoom). When out is larger than the range, entries are repeated (nearest neighbour).
+class ImpliedWeights {
+ public:
+  ImpliedWeights() = default;
+  ImpliedWeights(Index rows, Index cols, DenseBlockFn block) : rows_(rows), cols_(cols), block_(std::move(block)) {}
+  explicit operator bool() const { return static_cast<bool>(block_); }
+  Index rows() const { return rows_; }
+  Index cols() const { return cols_; }
+  /// Pooled tile. Memory: O(out + a band of rows), never the full rectangle.
+  Matrix tile(Range rows, Range cols, TileSize out, Pooling pooling) const;
+  /// The exact entries of a rectangle (keep it small: rows·cols floats).
+  Matrix block(Range rows, Range cols) const { return block_(rows, cols); }
+  /// The whole matrix; UserError if it exceeds `max_entries`.
+  Matrix dense(Index max_entries = Index(1) << 26) const;
+
+ private:
+  Index rows_ = 0, cols_ = 0;
+  DenseBlockFn block_;
+};
+
+/// Which (i, j) pairs a mechanism scores, in CSR form, each entry tagged with the pattern component
+/// that put it there (window, dilated window, global, random, bucket, ...).
+struct Pattern {
+  Index rows = 0, cols = 0;
+  std::vector<Index> row_ptr;          ///< rows+1 offsets into col / component
+  std::vector<std::int32_t> col;       ///< column indices, ascending within a row
+  std::vector<std::uint8_t> component; ///< index into components, per entry
+  std::vector<std::string> components; ///< names, e.g. {"window", "global"}
+
+  Index nnz() const { return row_ptr.empty() ? 0 : row_ptr.back(); }
+  /// true if (i, j) is scored (binary search in row i).
+  bool contains(Index i, Index j) const;
+  /// Component index of (i, j), or -1.
+  int componentOf(Index i, Index j) const;
+};
+
+/// A per-token label (bucket, cluster, chunk) and the permutation that sorts tokens by it.
+struct Grouping {
+  std::string name;                  ///< e.g. "round 1 buckets"
+  std::vector<std::int32_t> label;   ///< per token
+  std::int32_t groups = 0;           ///< number of distinct labels (labels are 0..groups-1)
+  std::vector<std::int32_t> order;   ///< order[k] = token at sorted position k (stable by position)
+  /// Builds order from labels, sorting by (label, position).
+  static Grouping fromLabels(std::string name, std::vector<std::int32_t> labels, std::int32_t groups);
+};
+
+/// Tokens with a role: global, landmark, inducing, memory, relay. Either positions in the sequence
+/// (indices) or synthetic tokens that are not in it (vectors, one row each), or both.
+struct TokenSet {
+  std::string name;
+  std::string role;                   ///< "global", "landmark", "memory", ...
+  std::vector<Index> indices;         ///< positions in the sequence, when the tokens are in it
+  std::vector<Range> spans;           ///< for synthetic tokens: the tokens each one summarises
+  Matrix vectors;                     ///< synthetic tokens' query/key vectors (rows), may be empty
+};
+
+struct NamedMatrix {
+  std::string name;
+  std::string caption;
+  Matrix value;
+};
+
+struct Explanation;
+
+/// One stage of an algorithm (rotate → hash → sort → chunk → attend) for step-through.
+struct Step {
+  std::string title;
+  std::string caption;
+  std::shared_ptr<const Explanation> view;  ///< what to show at this stage
+};
+
+struct Explanation {
+  ImpliedWeights weights;               ///< implied N×M attention matrix, when the mechanism has one
+  std::optional<Pattern> pattern;       ///< scored pairs, when the mechanism is sparse
+  std::vector<Grouping> groupings;      ///< buckets / clusters / chunks
+  std::vector<TokenSet> special;        ///< global tokens, landmarks, ...
+  std::vector<NamedMatrix> factors;     ///< small matrices worth showing
+  std::vector<Step> steps;              ///< ordered stages
+  std::vector<std::string> notes;       ///< facts the user should see (parameter clamps, stand-ins used)
+};
+
+/// Implied weights of softmax restricted to a pattern: w_ij = exp(s·q_i·k_j + bias_ij − lse_i) for
+/// (i, j) in the pattern, 0 elsewhere. `lse` is per row (from the attention primitive).
+ImpliedWeights patternSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k,
+                                     float scale, std::shared_ptr<const Pattern> pattern, Vector lse);
+
+/// Implied weights of dense softmax attention: w_ij = exp(s·q_i·k_j − lse_i), zero above the
+/// diagonal when causal. Shares q and k (no copy of N×N is ever made).
+/// With mask_self, w_ii = 0 unless key i was the row's only visible key.
+ImpliedWeights denseSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k, float scale,
+                                   bool causal, Vector lse, bool mask_self = false);
+
+}  // namespace attn

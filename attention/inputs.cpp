@@ -1,0 +1,167 @@
+#include "attention/inputs.h"
+
+#include <cmath>
+#include <string>
+
+#include "attention/random.h"
+
+namespace attn {
+
+const std::vector<GeneratorInfo>& generators() {
+  static const std::vector<GeneratorInfo> all = {
+      {Generator::Gaussian, "gaussian", "i.i.d. N(0,1) Q, K, V: nearly uniform rows, the hardest case to see anything in"},
+      {Generator::Clustered, "clustered", "tokens near a few centres, Q ≈ K: block structure (LSH, k-means, clustering)"},
+      {Generator::Local, "local", "a smooth AR(1) walk, Q = K: a banded matrix (windows, dilation)"},
+      {Generator::Periodic, "periodic", "sinusoidal features with a period: stripes every `period` tokens"},
+      {Generator::Peaked, "peaked", "a few heavy-hitter keys every query attends to: vertical stripes"},
+      {Generator::Copy, "copy", "a random sequence repeated twice (Reformer's copy task): a stripe at offset N/2"},
+  };
+  return all;
+}
+
+Generator parseGenerator(const std::string& name) {
+  std::string known;
+  for (const auto& g : generators()) {
+    if (g.name == name) return g.id;
+    known += (known.empty() ? "" : ", ") + g.name;
+  }
+  throw UserError("unknown input generator '" + name + "'; choose one of: " + known);
+}
+
+const std::string& generatorName(Generator g) {
+  for (const auto& info : generators())
+    if (info.id == g) return info.name;
+  return generators().front().name;
+}
+
+namespace {
+
+constexpr Index kMaxTokens = Index(1) << 22;  // 4M tokens
+constexpr Index kMaxDim = 4096;
+
+void checkSpec(const InputSpec& s) {
+  if (s.n < 1 || s.n > kMaxTokens)
+    throw UserError("N must be between 1 and " + std::to_string(kMaxTokens) + ", not " + std::to_string(s.n));
+  if (s.d < 1 || s.d > kMaxDim || s.dv < 1 || s.dv > kMaxDim)
+    throw UserError("head sizes d and dv must be between 1 and " + std::to_string(kMaxDim));
+  checkedMul(s.n, std::max(s.d, s.dv), "N × d", Index(1) << 31);
+  if (!(s.temperature > 0) || !std::isfinite(s.temperature))
+    throw UserError("temperature must be a positive number");
+  if (s.generator == Generator::Clustered && s.clusters < 1) throw UserError("clusters must be at least 1");
+  if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
+  if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
+  if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
+}
+
+}  // namespace
+
+Inputs generate(const InputSpec& spec) {
+  checkSpec(spec);
+  const Index n = spec.n, d = spec.d;
+  Rng rng(spec.seed, 1);
+  Inputs in;
+  in.spec = spec;
+  switch (spec.generator) {
+    case Generator::Gaussian: {
+      in.q = rng.gaussian(n, d);
+      in.k = rng.gaussian(n, d);
+      break;
+    }
+    case Generator::Clustered: {
+      // Centres of norm ≈ 1.25·√d make same-cluster logits ≈ 1.5·√d: most mass stays in the cluster.
+      const Matrix centres = rng.gaussian(spec.clusters, d, 1.25);
+      in.q.resize(n, d);
+      for (Index i = 0; i < n; ++i) {
+        const Index c = static_cast<Index>(rng.below(static_cast<std::uint64_t>(spec.clusters)));
+        in.q.row(i) = centres.row(c) + rng.gaussian(1, d, 1.25 * spec.noise);
+        in.cluster.push_back(static_cast<std::int32_t>(c));
+      }
+      in.k = in.q + rng.gaussian(n, d, 0.1);
+      break;
+    }
+    case Generator::Local: {
+      const double rho = std::exp(-1.0 / spec.length_scale);
+      const double innovation = std::sqrt(1 - rho * rho);
+      Matrix x(n, d);
+      x.row(0) = rng.gaussian(1, d);
+      for (Index i = 1; i < n; ++i) x.row(i) = float(rho) * x.row(i - 1) + rng.gaussian(1, d, innovation);
+      in.q = x * 1.5f;
+      in.k = x * 1.5f;
+      break;
+    }
+    case Generator::Periodic: {
+      // q_i·k_j = a²·Σ_h cos(2π·f_h·(i − j)/P): peaks wherever i − j is a multiple of P.
+      Matrix x(n, d);
+      const Index pairs = d / 2;
+      std::vector<double> freq(static_cast<size_t>(pairs)), phase(static_cast<size_t>(pairs));
+      for (Index h = 0; h < pairs; ++h) {
+        freq[size_t(h)] = double(1 + rng.below(4));
+        phase[size_t(h)] = 2 * M_PI * rng.uniform();
+      }
+      const double amp = 1.6;
+      for (Index i = 0; i < n; ++i) {
+        for (Index h = 0; h < pairs; ++h) {
+          const double a = 2 * M_PI * freq[size_t(h)] * double(i) / double(spec.period) + phase[size_t(h)];
+          x(i, 2 * h) = float(amp * std::cos(a));
+          x(i, 2 * h + 1) = float(amp * std::sin(a));
+        }
+        if (d % 2) x(i, d - 1) = 0;
+      }
+      in.q = x + rng.gaussian(n, d, 0.2 * spec.noise);
+      in.k = x + rng.gaussian(n, d, 0.2 * spec.noise);
+      break;
+    }
+    case Generator::Peaked: {
+      // Every query leans towards u; a few keys are long copies of u, so every row attends to them.
+      Matrix u = rng.gaussian(1, d);
+      u /= u.norm();
+      in.q = rng.gaussian(n, d) + Matrix(Matrix::Ones(n, 1) * u * 1.5f * std::sqrt(float(d)) * 0.5f);
+      in.k = rng.gaussian(n, d);
+      const Index hh = std::min<Index>(spec.heavy_hitters, n);
+      for (Index h = 0; h < hh; ++h) {
+        const Index j = static_cast<Index>(rng.below(static_cast<std::uint64_t>(n)));
+        in.k.row(j) = u * 3.0f + rng.gaussian(1, d, 0.1);
+      }
+      break;
+    }
+    case Generator::Copy: {
+      // Tokens t and t + ⌈N/2⌉ carry the same random embedding (plus noise).
+      const Index half = (n + 1) / 2;
+      const Matrix base = rng.gaussian(half, d, 1.5);
+      Matrix x(n, d);
+      for (Index i = 0; i < n; ++i) x.row(i) = base.row(i % half) + rng.gaussian(1, d, 1.5 * 0.2 * spec.noise);
+      in.q = x;
+      in.k = x;
+      break;
+    }
+  }
+  if (spec.temperature != 1.0) in.q /= static_cast<float>(spec.temperature);
+  Rng vrng(spec.seed, 2);
+  in.v = vrng.gaussian(n, spec.dv);
+  return in;
+}
+
+void validateInputs(const Matrix& q, const Matrix& k, const Matrix& v) {
+  if (q.rows() < 1 || q.cols() < 1) throw UserError("Q is empty: it needs at least one row (token) and one column");
+  if (k.rows() < 1 || k.cols() < 1) throw UserError("K is empty: it needs at least one row and one column");
+  if (v.rows() < 1 || v.cols() < 1) throw UserError("V is empty: it needs at least one row and one column");
+  if (q.cols() != k.cols())
+    throw UserError("Q and K must have the same number of columns (head size d): Q is " + std::to_string(q.rows()) +
+                    "×" + std::to_string(q.cols()) + ", K is " + std::to_string(k.rows()) + "×" +
+                    std::to_string(k.cols()));
+  if (k.rows() != v.rows())
+    throw UserError("K and V must have the same number of rows (one value per key): K has " +
+                    std::to_string(k.rows()) + ", V has " + std::to_string(v.rows()));
+  auto check = [](const Matrix& m, const char* name) {
+    for (Index i = 0; i < m.rows(); ++i)
+      for (Index j = 0; j < m.cols(); ++j)
+        if (!std::isfinite(m(i, j)))
+          throw UserError(std::string(name) + " has a non-finite value (" + std::to_string(m(i, j)) + ") at row " +
+                          std::to_string(i) + ", column " + std::to_string(j) + "; fix or drop that row");
+  };
+  check(q, "Q");
+  check(k, "K");
+  check(v, "V");
+}
+
+}  // namespace attn

@@ -1,0 +1,61 @@
+// Input specification and the seeded generators of CATALOG.md §0 that make untrained attention
+// meaningful (clustered tokens, local sequences, the copy task, heavy hitters, ...).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attention/types.h"
+
+namespace attn {
+
+enum class Generator { Gaussian, Clustered, Local, Periodic, Peaked, Copy };
+
+struct GeneratorInfo {
+  Generator id;
+  std::string name;  ///< CLI spelling: gaussian, clustered, local, periodic, peaked, copy
+  std::string help;
+};
+const std::vector<GeneratorInfo>& generators();
+/// Parses a CLI spelling; UserError listing the valid names otherwise.
+Generator parseGenerator(const std::string& name);
+const std::string& generatorName(Generator g);
+
+struct InputSpec {
+  Index n = 256;    ///< tokens (queries and keys)
+  Index d = 64;     ///< head size of Q and K
+  Index dv = 64;    ///< head size of V
+  std::uint64_t seed = 1;
+  Generator generator = Generator::Clustered;
+  double temperature = 1.0;  ///< logits are scaled by 1/τ through Q (small τ: peaky rows)
+  Index clusters = 8;        ///< Clustered: number of centres
+  double noise = 0.35;       ///< Clustered/Copy: relative noise around centres / copies
+  double length_scale = 16;  ///< Local: correlation length of the random walk, tokens
+  Index period = 32;         ///< Periodic: period in tokens
+  Index heavy_hitters = 4;   ///< Peaked: keys with large norm
+  std::string source;        ///< non-empty when loaded from files (description for reports)
+};
+
+/// Q, K (N×d) and V (N×dv). Keys and values may have a different count M than queries.
+struct Inputs {
+  Matrix q, k, v;
+  InputSpec spec;
+  /// Exact attention on these inputs forbids i → i unless it is the only visible key (the reference
+  /// of shared-QK mechanisms such as Reformer, where q_i·k_i would otherwise dominate).
+  bool mask_self = false;
+  /// The generator's own token labels when it has them (the cluster of each token for `clustered`),
+  /// empty otherwise: views sort by them to make the structure visible.
+  std::vector<std::int32_t> cluster;
+  Index n() const { return q.rows(); }
+  Index m() const { return k.rows(); }
+};
+
+/// Deterministic for a given spec (same seed → bit-identical inputs on every machine).
+/// UserError for sizes out of range (N < 1, d < 1, N·d overflowing the memory budget).
+Inputs generate(const InputSpec& spec);
+
+/// Checks shapes (Q and K share d; K and V share their row count; nothing empty) and that every
+/// value is finite; UserError naming the first offending matrix, row and column otherwise.
+void validateInputs(const Matrix& q, const Matrix& k, const Matrix& v);
+
+}  // namespace attn

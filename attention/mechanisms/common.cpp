@@ -1,0 +1,22 @@
+#include "attention/mechanisms/common.h"
+
+namespace attn::mech {
+
+Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,
+                        const std::vector<std::vector<std::uint8_t>>& comp_lists, std::vector<std::string> components) {
+  Pattern p;
+  p.rows = rows;
+  p.cols = cols;
+  p.components = std::move(components);
+  p.row_ptr.resize(size_t(rows + 1), 0);
+  for (Index i = 0; i < rows; ++i) p.row_ptr[size_t(i + 1)] = p.row_ptr[size_t(i)] + Index(col_lists[size_t(i)].size());
+  p.col.reserve(size_t(p.nnz()));
+  p.component.reserve(size_t(p.nnz()));
+  for (Index i = 0; i < rows; ++i) {
+    p.col.insert(p.col.end(), col_lists[size_t(i)].begin(), col_lists[size_t(i)].end());
+    p.component.insert(p.component.end(), comp_lists[size_t(i)].begin(), comp_lists[size_t(i)].end());
+  }
+  return p;
+}
+
+}  // namespace attn::mech

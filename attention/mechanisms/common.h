@@ -1,0 +1,41 @@
+// Small helpers shared by the mechanism files.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "attention/mechanism.h"
+
+namespace attn::mech {
+
+/// Times a stage into cost.stages and polls cancellation after it.
+template <class Fn>
+auto timedStage(Cost& cost, const RunOptions& options, const std::string& name, Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  if constexpr (std::is_void_v<decltype(fn())>) {
+    fn();
+    cost.stages.push_back({name, millisecondsSince(start)});
+    options.checkCancel();
+  } else {
+    auto value = fn();
+    cost.stages.push_back({name, millisecondsSince(start)});
+    options.checkCancel();
+    return value;
+  }
+}
+
+/// 1/√d, the logit scale every mechanism here uses.
+inline float defaultScale(Index d) { return 1.0f / std::sqrt(static_cast<float>(d)); }
+
+/// UserError for a mechanism that has no causal form.
+inline void requireNonCausal(const MechanismInfo& info, const RunOptions& options) {
+  if (options.causal)
+    throw UserError(info.title + " has no causal form (" + info.id +
+                    " mixes future tokens by construction); turn causal off or pick a causal mechanism");
+}
+
+/// Builds a CSR pattern from per-row sorted column lists with per-entry components.
+Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,
+                        const std::vector<std::vector<std::uint8_t>>& comp_lists, std::vector<std::string> components);
+
+}  // namespace attn::mech

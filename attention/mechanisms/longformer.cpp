@@ -1,0 +1,97 @@
+// longformer — Beltagy, Peters, Cohan 2020 (arXiv 2004.05150). Each query attends to a sliding window
+// of keys j = i + δ·t, |t| ≤ w/2 (dilation δ), plus a set of global tokens that attend to everything
+// and are attended by everything. Causal (char-LM) form: a left-only window j = i − δ·t, 0 ≤ t ≤ w,
+// and no global tokens. Stand-in: the paper's separate global projections Q_g, K_g, V_g are learned;
+// here the global tokens reuse the ordinary projections (CATALOG.md #24 f). Global tokens are the first
+// `globals` positions (the [CLS]-style choice).
+#include <algorithm>
+
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+
+namespace attn::mech {
+namespace {
+
+class Longformer final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "longformer", "Longformer", "Beltagy, Peters, Cohan. Longformer: The Long-Document Transformer",
+        "2004.05150", 2020, Family::FixedSparse, "O(N·(w+g)·d)", CausalSupport::Yes,
+        "A sliding (optionally dilated) window around each token, plus a few global tokens that see and are "
+        "seen by all.",
+        "Global tokens reuse the ordinary Q, K, V projections instead of learned global projections.", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::integer("window", "Window w", "Keys within w/2 positions on each side (causal: w to the left).",
+                           64, 1, 1 << 20, true),
+        ParamSpec::integer("dilation", "Dilation δ", "Gap between window keys: j = i ± δ·t. 1 is a plain window.",
+                           1, 1, 256),
+        ParamSpec::integer("globals", "Global tokens", "The first g tokens attend to all and are attended by all "
+                           "(ignored in causal mode).", 2, 0, 4096),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    const Index n = in.n(), m = in.m();
+    const Index w = p.integer("window"), dilation = p.integer("dilation");
+    Index g = std::min<Index>(p.integer("globals"), std::min(n, m));
+    if (options.causal && g > 0) {
+      r.explanation.notes.push_back("causal mode has no global tokens (as in the paper's char-LM)");
+      g = 0;
+    }
+    if (p.integer("globals") > g && !options.causal)
+      r.explanation.notes.push_back("globals clamped to " + std::to_string(g) + " (the number of tokens)");
+
+    auto pattern = timedStage(r.cost, options, "pattern", [&] {
+      std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
+      std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
+      std::vector<std::pair<std::int32_t, std::uint8_t>> row;
+      for (Index i = 0; i < n; ++i) {
+        row.clear();
+        if (i < g) {  // a global query sees every key
+          for (Index j = 0; j < m; ++j) row.emplace_back(std::int32_t(j), std::uint8_t(1));
+        } else {
+          const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
+          for (Index t = lo; t <= hi; ++t) {
+            const Index j = i + dilation * t;
+            if (j >= 0 && j < m) row.emplace_back(std::int32_t(j), std::uint8_t(0));
+          }
+          for (Index j = 0; j < g; ++j) row.emplace_back(std::int32_t(j), std::uint8_t(1));
+        }
+        std::sort(row.begin(), row.end(), [](auto a, auto b) { return a.first < b.first || (a.first == b.first && a.second > b.second); });
+        row.erase(std::unique(row.begin(), row.end(), [](auto a, auto b) { return a.first == b.first; }), row.end());
+        for (auto [j, c] : row) {
+          cols[size_t(i)].push_back(j);
+          comps[size_t(i)].push_back(c);
+        }
+      }
+      return std::make_shared<const Pattern>(patternFromRows(n, m, cols, comps, {"window", "global"}));
+    });
+
+    const float scale = defaultScale(in.q.cols());
+    AttentionOutput a =
+        timedStage(r.cost, options, "attend", [&] { return backend.sparseAttention(in.q, in.k, in.v, *pattern, scale); });
+    r.output = std::move(a.out);
+    r.explanation.weights = patternSoftmaxWeights(std::make_shared<const Matrix>(in.q),
+                                                  std::make_shared<const Matrix>(in.k), scale, pattern, std::move(a.lse));
+    r.explanation.pattern = *pattern;
+    if (g > 0) {
+      TokenSet globals{"global tokens", "global", {}, {}, {}};
+      for (Index j = 0; j < g; ++j) globals.indices.push_back(j);
+      r.explanation.special.push_back(std::move(globals));
+    }
+    r.cost.scored_pairs = double(pattern->nnz());
+    r.cost.flops = 2 * r.cost.scored_pairs * double(in.q.cols() + in.v.cols());
+    r.cost.peak_bytes = backend.peakBytes() + pattern->nnz() * Index(sizeof(std::int32_t) + 1) +
+                        n * in.v.cols() * Index(sizeof(float));
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeLongformer() { return std::make_shared<Longformer>(); }
+}  // namespace attn::mech

@@ -1,0 +1,248 @@
+// .npy format: magic "\x93NUMPY", version (1.0: u16 header length; 2.0/3.0: u32), an ASCII Python
+// dict {'descr': '<f4', 'fortran_order': False, 'shape': (N, d), } padded to 64 bytes, then data.
+#include "attention/npy.h"
+
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+namespace attn {
+
+void writeFileAtomically(const std::string& path, std::span<const std::byte> bytes) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw UserError("cannot write '" + path + "': " + std::strerror(errno));
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
+                  ::fsync(fileno(f)) == 0;
+  const int err = errno;
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::remove(tmp.c_str());
+    throw UserError("cannot write '" + path + "': " + std::strerror(err ? err : EIO));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int rerr = errno;
+    std::remove(tmp.c_str());
+    throw UserError("cannot write '" + path + "': " + std::strerror(rerr));
+  }
+}
+
+void writeFileAtomically(const std::string& path, const std::string& text) {
+  writeFileAtomically(path, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+namespace npy {
+
+namespace {
+
+struct Header {
+  char endian = '<';
+  char kind = 'f';
+  int item = 4;
+  bool fortran = false;
+  std::vector<Index> shape;
+};
+
+void skipSpace(const std::string& s, size_t& p) {
+  while (p < s.size() && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n')) ++p;
+}
+
+std::optional<std::string> quoted(const std::string& s, size_t& p) {
+  skipSpace(s, p);
+  if (p >= s.size() || (s[p] != '\'' && s[p] != '"')) return std::nullopt;
+  const char q = s[p++];
+  const size_t end = s.find(q, p);
+  if (end == std::string::npos) return std::nullopt;
+  std::string out = s.substr(p, end - p);
+  p = end + 1;
+  return out;
+}
+
+Expected<Header> parseDict(const std::string& text, const std::string& what) {
+  auto fail = [&](const std::string& why) {
+    return Expected<Header>::failure(what + ": malformed .npy header (" + why + ")");
+  };
+  Header h;
+  bool have_descr = false, have_order = false, have_shape = false;
+  size_t p = 0;
+  skipSpace(text, p);
+  if (p >= text.size() || text[p] != '{') return fail("it does not start with '{'");
+  ++p;
+  while (true) {
+    skipSpace(text, p);
+    if (p < text.size() && text[p] == '}') break;
+    auto key = quoted(text, p);
+    if (!key) return fail("expected a quoted key");
+    skipSpace(text, p);
+    if (p >= text.size() || text[p] != ':') return fail("expected ':' after '" + *key + "'");
+    ++p;
+    skipSpace(text, p);
+    if (*key == "descr") {
+      auto d = quoted(text, p);
+      if (!d || d->size() < 3) return fail("bad descr");
+      h.endian = (*d)[0];
+      h.kind = (*d)[1];
+      h.item = std::atoi(d->c_str() + 2);
+      if (h.kind != 'f' || (h.item != 4 && h.item != 8) || (h.endian != '<' && h.endian != '>' && h.endian != '='))
+        return Expected<Header>::failure(what + ": the array has dtype '" + *d +
+                                         "'; attnlab reads float32 or float64 arrays — convert with "
+                                         "arr.astype(numpy.float32)");
+      have_descr = true;
+    } else if (*key == "fortran_order") {
+      if (text.compare(p, 4, "True") == 0) h.fortran = true, p += 4;
+      else if (text.compare(p, 5, "False") == 0) h.fortran = false, p += 5;
+      else return fail("fortran_order must be True or False");
+      have_order = true;
+    } else if (*key == "shape") {
+      if (p >= text.size() || text[p] != '(') return fail("shape must be a tuple");
+      ++p;
+      while (true) {
+        skipSpace(text, p);
+        if (p < text.size() && text[p] == ')') {
+          ++p;
+          break;
+        }
+        size_t digits = p;
+        while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+        if (digits == p || digits - p > 18) return fail("shape entries must be non-negative integers");
+        h.shape.push_back(std::stoll(text.substr(p, digits - p)));
+        p = digits;
+        skipSpace(text, p);
+        if (p < text.size() && text[p] == ',') ++p;
+        if (h.shape.size() > 32) return fail("too many dimensions");
+      }
+      have_shape = true;
+    } else {
+      return fail("unknown key '" + *key + "'");
+    }
+    skipSpace(text, p);
+    if (p < text.size() && text[p] == ',') ++p;
+    if (p >= text.size()) return fail("the dict is not closed");
+  }
+  if (!have_descr || !have_order || !have_shape) return fail("descr, fortran_order and shape are all required");
+  return h;
+}
+
+template <class T>
+T readScalar(const std::byte* p, bool swap) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, p, sizeof(T));
+  if (swap) {
+    if constexpr (sizeof(T) == 4) bits = __builtin_bswap32(static_cast<std::uint32_t>(bits));
+    else bits = __builtin_bswap64(bits);
+  }
+  T v;
+  std::memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what) {
+  using E = Expected<Matrix>;
+  static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (bytes.size() < 10 || std::memcmp(bytes.data(), magic, 6) != 0)
+    return E::failure(what + ": not a .npy file (the magic bytes \\x93NUMPY are missing)");
+  const auto major = static_cast<unsigned>(bytes[6]);
+  size_t header_len = 0, offset = 0;
+  if (major == 1) {
+    header_len = size_t(bytes[8]) | (size_t(bytes[9]) << 8);
+    offset = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) return E::failure(what + ": truncated .npy header");
+    header_len = size_t(bytes[8]) | (size_t(bytes[9]) << 8) | (size_t(bytes[10]) << 16) | (size_t(bytes[11]) << 24);
+    offset = 12;
+  } else {
+    return E::failure(what + ": unsupported .npy version " + std::to_string(major));
+  }
+  if (header_len > kMaxHeaderBytes)
+    return E::failure(what + ": the .npy header claims " + std::to_string(header_len) +
+                      " bytes, more than the 1 MiB limit; the file is damaged");
+  if (header_len > bytes.size() - offset) return E::failure(what + ": truncated .npy header");
+  std::string text(reinterpret_cast<const char*>(bytes.data() + offset), header_len);
+  auto header = parseDict(text, what);
+  if (!header) return E::failure(header.error());
+  const Header& h = header.value();
+
+  // Leading dimensions of size 1 are dropped ((1, N, d) from a model dump is N×d).
+  std::vector<Index> shape = h.shape;
+  while (shape.size() > 2 && shape.front() == 1) shape.erase(shape.begin());
+  if (shape.empty() || shape.size() > 2) {
+    std::string dims;
+    for (auto s : h.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(s);
+    return E::failure(what + ": expected a 2-D array (tokens × features), got shape (" + dims + ")");
+  }
+  const Index rows = shape[0], cols = shape.size() == 2 ? shape[1] : 1;
+  Index count = 0;
+  try {
+    count = checkedMul(checkedMul(rows, cols, "shape", Index(1) << 40), h.item, "data size", Index(1) << 40);
+  } catch (const UserError& e) {
+    return E::failure(what + ": " + e.what());
+  }
+  const size_t data_at = offset + header_len;
+  const size_t available = bytes.size() - data_at;
+  if (size_t(count) != available)
+    return E::failure(what + ": the header promises " + std::to_string(count) + " bytes of data for a " +
+                      std::to_string(rows) + "×" + std::to_string(cols) + " array, but the file holds " +
+                      std::to_string(available) + (size_t(count) > available ? " (truncated)" : " (extra bytes)"));
+  const bool little = std::endian::native == std::endian::little;
+  const bool swap = (h.endian == '<' && !little) || (h.endian == '>' && little);
+  Matrix m(rows, cols);
+  const std::byte* data = bytes.data() + data_at;
+  for (Index e = 0; e < rows * cols; ++e) {
+    const Index r = h.fortran ? e % rows : e / cols;
+    const Index c = h.fortran ? e / rows : e % cols;
+    const std::byte* p = data + e * h.item;
+    m(r, c) = h.item == 4 ? readScalar<float>(p, swap) : static_cast<float>(readScalar<double>(p, swap));
+  }
+  return m;
+}
+
+Expected<Matrix> load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Expected<Matrix>::failure("cannot open '" + path + "': " + std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  if (size < 0) return Expected<Matrix>::failure("cannot read '" + path + "'");
+  in.seekg(0);
+  std::vector<std::byte> bytes(static_cast<size_t>(size));
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
+    return Expected<Matrix>::failure("cannot read '" + path + "'");
+  return parse(bytes, path);
+}
+
+std::vector<std::byte> serialize(const Matrix& m) {
+  std::ostringstream dict;
+  dict << "{'descr': '<f4', 'fortran_order': False, 'shape': (" << m.rows() << ", " << m.cols() << "), }";
+  std::string header = dict.str();
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::vector<std::byte> out;
+  out.reserve(10 + header.size() + size_t(m.size()) * 4);
+  const unsigned char prefix[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  for (auto c : prefix) out.push_back(std::byte(c));
+  out.push_back(std::byte(header.size() & 0xff));
+  out.push_back(std::byte((header.size() >> 8) & 0xff));
+  for (char c : header) out.push_back(std::byte(c));
+  for (Index r = 0; r < m.rows(); ++r)
+    for (Index c = 0; c < m.cols(); ++c) {
+      std::uint32_t bits = 0;
+      const float v = m(r, c);
+      std::memcpy(&bits, &v, 4);
+      if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap32(bits);
+      for (int b = 0; b < 4; ++b) out.push_back(std::byte((bits >> (8 * b)) & 0xff));
+    }
+  return out;
+}
+
+void save(const std::string& path, const Matrix& m) { writeFileAtomically(path, serialize(m)); }
+
+}  // namespace npy
+}  // namespace attn

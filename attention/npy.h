@@ -1,0 +1,32 @@
+// NumPy .npy read/write for float32/float64 2-D (and 1-D) arrays. Parses from memory; the header is
+// capped at 1 MiB; shape products are checked; every failure is a message a person can act on.
+#pragma once
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "attention/types.h"
+
+namespace attn::npy {
+
+constexpr std::size_t kMaxHeaderBytes = 1 << 20;
+
+/// Parses .npy bytes into a float matrix (1-D arrays become one column; float64 and little/big
+/// endian are converted; Fortran order is transposed). `what` names the source in messages.
+Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what = "array");
+/// Reads a file (UserError-free: the message says what is wrong and with which file).
+Expected<Matrix> load(const std::string& path);
+/// Serialises as little-endian float32, C order, version 1.0.
+std::vector<std::byte> serialize(const Matrix& m);
+/// Writes atomically (temporary file + rename); UserError on failure, leaving any previous file intact.
+void save(const std::string& path, const Matrix& m);
+
+}  // namespace attn::npy
+
+namespace attn {
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so no reader
+/// ever sees half a file. UserError with the path and the system's reason on failure.
+void writeFileAtomically(const std::string& path, std::span<const std::byte> bytes);
+void writeFileAtomically(const std::string& path, const std::string& text);
+}  // namespace attn

@@ -1,0 +1,66 @@
+// The registry: every mechanism, in catalog order. Each mechanism file defines one factory declared
+// in mechanisms/all.h; adding a mechanism is one file and one line here.
+#include <algorithm>
+
+#include "attention/mechanism.h"
+#include "attention/mechanisms/all.h"
+
+namespace attn {
+
+std::string familyName(Family f) {
+  switch (f) {
+    case Family::Reference: return "Reference";
+    case Family::FixedSparse: return "F1 Fixed / structured sparse patterns";
+    case Family::ContentSparse: return "F2 Content-based sparsity";
+    case Family::LowRankKernel: return "F3 Low-rank and kernel (linear) attention";
+    case Family::Memory: return "F4 Memory, global tokens, compression";
+    case Family::Vision: return "F5 Vision / 2D context modules";
+    case Family::NonPairwise: return "F6 Non-pairwise / synthesized";
+  }
+  return "?";
+}
+
+std::string familyShort(Family f) {
+  switch (f) {
+    case Family::Reference: return "ref";
+    case Family::FixedSparse: return "F1";
+    case Family::ContentSparse: return "F2";
+    case Family::LowRankKernel: return "F3";
+    case Family::Memory: return "F4";
+    case Family::Vision: return "F5";
+    case Family::NonPairwise: return "F6";
+  }
+  return "?";
+}
+
+double Cost::total_ms() const {
+  double t = 0;
+  for (const auto& s : stages) t += s.ms;
+  return t;
+}
+
+const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
+  static const std::vector<std::shared_ptr<const Mechanism>> all = {
+      mech::makeExact(),
+      mech::makeReformer(),
+      mech::makeLongformer(),
+      mech::makeLinearTransformer(),
+      mech::makeNystromformer(),
+  };
+  return all;
+}
+
+std::shared_ptr<const Mechanism> findMechanism(const std::string& id) {
+  for (const auto& m : mechanisms())
+    if (m->info().id == id) return m;
+  return nullptr;
+}
+
+std::shared_ptr<const Mechanism> requireMechanism(const std::string& id) {
+  if (auto m = findMechanism(id)) return m;
+  std::string known;
+  for (const auto& m : mechanisms()) known += (known.empty() ? "" : ", ") + m->info().id;
+  throw UserError("unknown mechanism '" + id + "'; registered: " + known + " (see `attnlab list`)");
+}
+
+}  // namespace attn

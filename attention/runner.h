@@ -1,0 +1,41 @@
+// One run of a mechanism beside exact attention, as the CLI, the GUI and the default report use it.
+#pragma once
+#include <memory>
+#include <optional>
+
+#include "attention/mechanism.h"
+
+namespace attn {
+
+struct Comparison {
+  Inputs inputs;
+  std::shared_ptr<const Mechanism> mechanism;
+  Params params;
+  Result exact;          ///< exact attention (same causal setting), on the same backend
+  Result approx;         ///< the mechanism's result
+  MatrixD reference;     ///< float64 exact output (CPU), for the error
+  double relative_error = 0;  ///< e_out vs the float64 reference
+  double row_tv = -1;         ///< mean row TV between implied and exact weights (−1: not computed)
+  double mass_recall = -1;    ///< −1 when the mechanism has no pattern
+  double exact_ms = 0, approx_ms = 0;
+  std::string backend_name;
+  std::string reference_label;  ///< "exact", or "exact (shared-QK)" for Reformer
+};
+
+struct CompareOptions {
+  RunOptions run;
+  bool with_weight_metrics = true;  ///< row TV and mass recall (O(N²) work; skipped above max_metric_n)
+  Index max_metric_n = 4096;
+};
+
+/// Runs `mechanism` and exact attention on `inputs` with `backend` and measures the error.
+Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
+                   const CompareOptions& options);
+
+/// Float64 reference output of exact attention on the CPU (for errors).
+MatrixD referenceOutput(const Inputs& inputs, bool causal);
+
+/// The approximation-quality metrics of a comparison as words, e.g. "rel. error 3.2e-02".
+std::string describeError(const Comparison& c);
+
+}  // namespace attn

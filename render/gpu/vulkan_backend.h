@@ -1,0 +1,132 @@
+// attn::gpu::VulkanBackend: the Backend primitives (attention/backend.h) on a Vulkan compute device.
+//
+// On the GPU today:
+//   - denseAttention: fused flash-style exact attention (shaders/compute/attention_dense.comp), fp32,
+//     full / causal (with causal_offset) / additive bias; d and dv up to 256; M may differ from N.
+//     The N×M logits are never materialised. Rows with a NaN or +inf logit are flagged by the
+//     kernel and recomputed on the host in double (attn::referenceAttention on that one row), so the
+//     defined row behaviour of AttentionOutput holds exactly; fully masked rows (l = 0) are handled
+//     in the kernel (out 0, lse −inf). Shapes the kernel does not take (d = 0, d or dv > 256, or a
+//     device whose shared memory cannot hold a tile, see denseTiling()) are computed by the
+//     internal CpuBackend.
+//     On a device that limits the loop iterations of a shader invocation (lavapipe: 65535, all loops
+//     together, vk::DeviceLimits::max_loop_iterations) the keys are streamed by several dispatches
+//     of at most DenseTiling::keys_per_dispatch keys each; the row state carries over in memory.
+//   - matmul: tiled fp32 GEMM (shaders/compute/matmul.comp), a·b and a·bᵀ; the inner dimension is
+//     split across dispatches in the same way where the device limits loop iterations.
+// Delegated to an internal attn::CpuBackend for now: sparseAttention, featureMap, linearAttention,
+// hashRotations, nearestCentroid (their kernels are the Vulkan-backend issue's work).
+//
+// Memory: inputs and outputs live in host-visible buffers allocated per call and freed before it
+// returns (inputs in device-local memory where the host can map it, outputs in host-cached memory;
+// no staging copies yet). Their sizes are checked (overflow, maxStorageBufferRange,
+// maxMemoryAllocationSize, the context's memory budget) before anything is allocated, and refused
+// with attn::UserError.
+// peakBytes() reports the GPU buffer bytes of the largest call (plus the CPU backend's, when it ran).
+// Errors: attn::UserError (shapes, sizes), vk::VulkanError, vk::DeviceLost (unless
+// fall_back_on_device_lost: then the call and every later one run on the CPU).
+// Not thread-safe: one call at a time (as every Backend).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/backend.h"
+#include "render/vk/context.h"
+
+namespace attn::gpu {
+
+struct VulkanBackendOptions {
+  vk::ContextOptions context;   ///< device selection and validation (when the backend makes its Context)
+  bool poison_outputs = false;  ///< fill output buffers with NaN before each kernel (tests: unwritten shows)
+  bool fall_back_on_device_lost =
+      false;            ///< after VK_ERROR_DEVICE_LOST, compute on the CPU (and say so in fallbackNotice())
+  int cpu_threads = 0;  ///< threads of the internal CpuBackend (0: one per hardware thread)
+  /// At most this many keys per dispatch of the dense kernel (rounded down to whole tiles, at least
+  /// one); 0: as many as the device allows (DenseTiling::keys_per_dispatch). Tests set it to run
+  /// the multi-dispatch path on any device.
+  Index dense_keys_per_dispatch = 0;
+  /// At most this many inner-dimension entries per matmul dispatch (rounded down to whole 16-deep
+  /// tiles, at least one); 0: as many as the device allows (matmulDepthPerDispatch()).
+  Index matmul_depth_per_dispatch = 0;
+};
+
+class VulkanBackend final : public attn::Backend {
+ public:
+  /// Creates its own vk::Context. Throws vk::Unavailable when there is no usable device.
+  explicit VulkanBackend(VulkanBackendOptions options = {});
+  /// Shares an existing context (options.context is ignored).
+  VulkanBackend(std::shared_ptr<vk::Context> context, VulkanBackendOptions options = {});
+  ~VulkanBackend() override;
+
+  /// name "vulkan", the device name and the driver string ("cpu" information after a fallback).
+  BackendInfo info() const override;
+  AttentionOutput denseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
+                                 const DenseAttentionOptions& options) override;
+  AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
+                                  float scale, const std::vector<float>* entry_bias) override;
+  Matrix featureMap(const Matrix& x, FeatureMap map) override;
+  Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) override;
+  std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
+  std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
+  Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+
+  vk::Context& context() { return *context_; }
+  const vk::Context& context() const { return *context_; }
+  std::shared_ptr<vk::Context> sharedContext() const { return context_; }
+  /// Device time of the last GPU submission in ms (NaN when none yet or no timestamp support).
+  double lastDeviceMs() const { return last_device_ms_; }
+  /// Rows of the last denseAttention recomputed on the host (NaN / +inf logits).
+  Index lastFixedRows() const { return last_fixed_rows_; }
+  /// Dispatches of the dense kernel in the last denseAttention on the GPU (several where the keys
+  /// were split, see DenseTiling::keys_per_dispatch); 0 when it did not run the kernel.
+  Index lastDenseDispatches() const { return last_dense_dispatches_; }
+  /// true once the backend computes on the CPU because the device was lost.
+  bool fellBack() const { return fell_back_; }
+  /// One sentence for the user after a fallback; empty otherwise.
+  const std::string& fallbackNotice() const { return fallback_notice_; }
+
+  /// Tile configuration of the dense kernel for head dims (d, dv) on a device (exposed for tests
+  /// and benchmarks). `ok` false: the kernel cannot take this shape here (the CPU computes it):
+  /// d or dv out of range, no tile fits the shared memory, or not one key tile fits the device's
+  /// loop-iteration limit (vk::DeviceLimits::max_loop_iterations).
+  struct DenseTiling {
+    bool ok = false;
+    std::uint32_t rows = 0;             ///< BR: query rows per workgroup
+    std::uint32_t keys = 0;             ///< BC: keys per shared-memory tile
+    std::uint32_t d_capacity = 0;       ///< DK ≥ d
+    std::uint32_t dv_capacity = 0;      ///< DV ≥ dv
+    std::uint32_t threads_per_row = 0;  ///< TPR; workgroup size = rows · threads_per_row
+    Index shared_bytes = 0;
+    /// Keys one dispatch may stream (a multiple of `keys`) so that an invocation stays within half
+    /// of limits.max_loop_iterations; 0 when the device has no such limit (one dispatch).
+    Index keys_per_dispatch = 0;
+  };
+  static DenseTiling denseTiling(Index d, Index dv, const vk::DeviceLimits& limits);
+  /// Inner-dimension entries one matmul dispatch may take on a device (a multiple of the kernel's
+  /// 16-wide tile), so that an invocation stays within half of limits.max_loop_iterations; 0 when
+  /// the device has no such limit (one dispatch).
+  static Index matmulDepthPerDispatch(const vk::DeviceLimits& limits);
+
+ private:
+  AttentionOutput denseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options);
+  Matrix matmulGpu(const Matrix& a, const Matrix& b, bool transpose_b);
+  /// Runs gpu(); on DeviceLost with fall_back_on_device_lost, switches to the CPU and runs cpu().
+  template <class Gpu, class Cpu>
+  auto guarded(Gpu&& gpu, Cpu&& cpu) -> decltype(gpu());
+  /// Runs a CpuBackend primitive and records its peak bytes.
+  template <class F>
+  auto onCpu(F&& f) -> decltype(f(std::declval<CpuBackend&>()));
+
+  VulkanBackendOptions options_;
+  std::shared_ptr<vk::Context> context_;
+  std::unique_ptr<CpuBackend> cpu_;
+  double last_device_ms_;
+  Index last_fixed_rows_ = 0;
+  Index last_dense_dispatches_ = 0;
+  bool fell_back_ = false;
+  std::string fallback_notice_;
+};
+
+}  // namespace attn::gpu

@@ -1,0 +1,25 @@
+// Colormaps shared by the viewport (as a 256×1 GPU lookup texture), the legend and the figures.
+// One definition so that what the screen shows, what is exported and what the tests expect agree.
+// Qt-free and Vulkan-free: plain tables.
+#pragma once
+#include <array>
+#include <cstdint>
+
+namespace attnlab::view {
+
+/// One colour, sRGB-encoded components in [0, 1] (write them to a UNORM target as they are).
+struct Rgb {
+  float r = 0, g = 0, b = 0;
+};
+
+/// matplotlib's viridis, 256 entries; entry 0 is the lowest value (dark purple), 255 the highest (yellow).
+const std::array<Rgb, 256>& viridis();
+
+/// Viridis at t ∈ [0, 1] (clamped; NaN gives the bottom), linearly interpolated between entries,
+/// like the GPU's linear sampling of the LUT at texel centres (u = (t·255 + 0.5) / 256).
+Rgb viridisAt(double t);
+
+/// The LUT as 256 RGBA8 texels (R, G, B, 255), the layout of the viewport's R8G8B8A8_UNORM texture.
+std::array<std::uint8_t, 256 * 4> viridisRgba8();
+
+}  // namespace attnlab::view

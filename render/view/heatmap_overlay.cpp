@@ -1,0 +1,289 @@
+// The ImGui overlay of the heatmap viewport. Everything is drawn with the background draw list (no
+// ImGui windows), so a frame shows exactly the current state: nothing appears a frame late, which
+// keeps grab() and the tests deterministic.
+#include "render/view/heatmap_overlay.h"
+
+#include <imgui.h>
+
+#include <QFile>
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+
+#include "render/view/colormap.h"
+#include "render/view/heatmap_window.h"
+
+namespace attnlab::view {
+
+namespace {
+
+const ImU32 k_text = IM_COL32(228, 231, 236, 255);
+const ImU32 k_dim = IM_COL32(150, 156, 168, 255);
+const ImU32 k_frame = IM_COL32(92, 98, 110, 255);
+const ImU32 k_tick = IM_COL32(120, 126, 138, 255);
+const ImU32 k_highlight = IM_COL32(255, 255, 255, 235);
+const ImU32 k_box = IM_COL32(18, 20, 25, 238);
+
+/// A font and the logical size to draw it at.
+struct Face {
+  ImFont* font;
+  float size;
+};
+Face face(ImFont* font) {
+  ImFont* f = font ? font : ImGui::GetFont();
+  return {f, f->FontSize * ImGui::GetIO().FontGlobalScale};
+}
+
+ImVec2 textSize(Face f, const std::string& text) { return f.font->CalcTextSizeA(f.size, FLT_MAX, 0.0f, text.c_str()); }
+
+void text(ImDrawList* dl, Face f, ImVec2 pos, ImU32 colour, const std::string& s) {
+  dl->AddText(f.font, f.size, ImVec2(std::round(pos.x), std::round(pos.y)), colour, s.c_str());
+}
+
+/// `s` shortened with an ellipsis to at most `max_width` pixels (UTF-8 aware).
+std::string elided(Face f, const std::string& s, float max_width) {
+  if (textSize(f, s).x <= max_width) return s;
+  std::string cut = s;
+  const std::string ellipsis = "\xE2\x80\xA6";
+  while (!cut.empty() && textSize(f, cut + ellipsis).x > max_width) {
+    // Drop the last whole character: back up over continuation bytes (10xxxxxx) to its first byte.
+    std::size_t start = cut.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(cut[start]) & 0xC0) == 0x80) --start;
+    cut.resize(start);
+  }
+  return cut + ellipsis;
+}
+
+/// Text centred horizontally on x, elided to `max_width`.
+void textCentred(ImDrawList* dl, Face f, float x, float y, ImU32 colour, const std::string& s,
+                 float max_width = FLT_MAX) {
+  const std::string shown = elided(f, s, max_width);
+  text(dl, f, ImVec2(x - textSize(f, shown).x / 2, y), colour, shown);
+}
+
+ImU32 colourAt(double t) {
+  const Rgb c = viridisAt(t);
+  return IM_COL32(static_cast<int>(std::lround(c.r * 255)), static_cast<int>(std::lround(c.g * 255)),
+                  static_cast<int>(std::lround(c.b * 255)), 255);
+}
+
+/// Token positions worth a tick on an axis of `count` entries: 1-2-5 steps, at most ~5 intervals,
+/// plus the end.
+std::vector<attn::Index> axisTicks(attn::Index count) {
+  std::vector<attn::Index> ticks;
+  if (count <= 0) return ticks;
+  attn::Index step = 1;
+  for (attn::Index mag = 1; step * 5 < count; mag *= 10) {
+    for (attn::Index m : {1, 2, 5}) {
+      step = m * mag;
+      if (step * 5 >= count) break;
+    }
+  }
+  for (attn::Index v = 0; v <= count; v += step) ticks.push_back(v);
+  // Keep the end label, dropping the last regular tick when it would crowd it.
+  if (ticks.back() != count) {
+    if (count - ticks.back() < step / 2) ticks.pop_back();
+    ticks.push_back(count);
+  }
+  return ticks;
+}
+
+std::string rangeText(const char* name, attn::Range r) {
+  char buf[64];
+  if (r.size() <= 1)
+    std::snprintf(buf, sizeof buf, "%s = %lld", name, static_cast<long long>(r.begin));
+  else
+    std::snprintf(buf, sizeof buf, "%s = %lld\xE2\x80\x93%lld", name, static_cast<long long>(r.begin),
+                  static_cast<long long>(r.end - 1));
+  return buf;
+}
+
+void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const OverlayFonts& fonts) {
+  const Face title = face(fonts.title), body = face(fonts.body), small = face(fonts.small);
+  const float cx = r.x + r.w / 2;
+  // Titles may use the gap beside the panel; the subtitle stays clear of the query-axis label.
+  textCentred(dl, title, cx, r.y - 46, k_text, panel.title, r.w + 48);
+  if (!panel.subtitle.empty()) textCentred(dl, small, cx, r.y - 24, k_dim, panel.subtitle, r.w - 8);
+  dl->AddRect(ImVec2(r.x - 1, r.y - 1), ImVec2(r.x + r.w + 1, r.y + r.h + 1), k_frame);
+  if (panel.values.size() == 0) {
+    const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
+    const float wrap = std::max(40.0f, r.w - 24);
+    const ImVec2 size = body.font->CalcTextSizeA(body.size, FLT_MAX, wrap, s.c_str());
+    dl->AddText(body.font, body.size, ImVec2(std::round(cx - size.x / 2), std::round(r.y + r.h / 2 - size.y / 2)),
+                k_dim, s.c_str(), nullptr, wrap);
+  }
+  // Axes: queries i down the left edge, keys j along the bottom; tick t marks the start of entry t.
+  const attn::Index rows = panel.source_rows > 0 ? panel.source_rows : panel.values.rows();
+  const attn::Index cols = panel.source_cols > 0 ? panel.source_cols : panel.values.cols();
+  for (attn::Index t : axisTicks(rows)) {
+    const float y = std::round(r.y + r.h * static_cast<float>(t) / static_cast<float>(rows));
+    dl->AddLine(ImVec2(r.x - 5, y), ImVec2(r.x - 1, y), k_tick);
+    const std::string label = std::to_string(t);
+    const ImVec2 s = textSize(small, label);
+    text(dl, small, ImVec2(r.x - 8 - s.x, y - s.y / 2), k_dim, label);
+  }
+  for (attn::Index t : axisTicks(cols)) {
+    const float x = std::round(r.x + r.w * static_cast<float>(t) / static_cast<float>(cols));
+    dl->AddLine(ImVec2(x, r.y + r.h + 1), ImVec2(x, r.y + r.h + 5), k_tick);
+    textCentred(dl, small, x, r.y + r.h + 7, k_dim, std::to_string(t));
+  }
+  textCentred(dl, small, cx, r.y + r.h + 24, k_dim, "key j \xE2\x86\x92");
+  const std::string query = "query i \xE2\x86\x93";
+  text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
+  float y = r.y + r.h + 46;
+  for (const std::string& line : panel.captions) {
+    textCentred(dl, body, cx, y, k_text, line, r.w + 48);
+    y += body.size + 4;
+  }
+}
+
+void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, const OverlayFonts& fonts,
+                const std::optional<float>& marker) {
+  if (bar.h <= 8) return;
+  const Face body = face(fonts.body), small = face(fonts.small);
+  // The bar: bottom = 0, top = 1, in slices that interpolate between LUT entries like the shader.
+  constexpr int k_slices = 64;
+  const float bottom = bar.y + bar.h;
+  for (int s = 0; s < k_slices; ++s) {
+    const double t0 = static_cast<double>(s) / k_slices, t1 = static_cast<double>(s + 1) / k_slices;
+    const float y0 = bottom - static_cast<float>(t1) * bar.h, y1 = bottom - static_cast<float>(t0) * bar.h;
+    const ImU32 top = colourAt(t1), low = colourAt(t0);
+    dl->AddRectFilledMultiColor(ImVec2(bar.x, std::floor(y0)), ImVec2(bar.x + bar.w, std::ceil(y1)), top, top, low,
+                                low);
+  }
+  dl->AddRect(ImVec2(bar.x - 1, bar.y - 1), ImVec2(bar.x + bar.w + 1, bar.y + bar.h + 1), k_frame);
+  for (const LegendTick& tick : legendTicks(scene.scale)) {
+    const float y = std::round(bottom - static_cast<float>(tick.t) * bar.h);
+    dl->AddLine(ImVec2(bar.x + bar.w + 1, y), ImVec2(bar.x + bar.w + 5, y), k_tick);
+    text(dl, small, ImVec2(bar.x + bar.w + 8, y - small.size / 2), k_dim, tick.label);
+  }
+  text(dl, body, ImVec2(bar.x - 2, bar.y - 46), k_text, scene.legend_title);
+  text(dl, small, ImVec2(bar.x - 2, bar.y - 24), k_dim,
+       scene.scale.mode == ScaleMode::Log10 ? "log10 scale" : "linear scale");
+  if (marker) {
+    // A small arrow on the bar's left edge at the hovered value.
+    const float y = std::round(bottom - *marker * bar.h);
+    dl->AddTriangleFilled(ImVec2(bar.x - 9, y - 5), ImVec2(bar.x - 9, y + 5), ImVec2(bar.x - 2, y), k_highlight);
+  }
+}
+
+/// Outlines pixel (row, col) of a panel (at least 7 px wide so it stays visible at any zoom).
+void highlightPixel(ImDrawList* dl, const Rect& r, const HeatmapImage& panel, int row, int col) {
+  const float px = r.w / static_cast<float>(panel.values.cols());
+  const float py = r.h / static_cast<float>(panel.values.rows());
+  float x0 = r.x + px * static_cast<float>(col), y0 = r.y + py * static_cast<float>(row);
+  float x1 = x0 + px, y1 = y0 + py;
+  const float grow_x = std::max(0.0f, (7 - px) / 2), grow_y = std::max(0.0f, (7 - py) / 2);
+  x0 -= grow_x, x1 += grow_x, y0 -= grow_y, y1 += grow_y;
+  dl->AddRect(ImVec2(std::floor(x0) - 1, std::floor(y0) - 1), ImVec2(std::ceil(x1) + 1, std::ceil(y1) + 1),
+              IM_COL32(0, 0, 0, 200));
+  dl->AddRect(ImVec2(std::floor(x0), std::floor(y0)), ImVec2(std::ceil(x1), std::ceil(y1)), k_highlight);
+}
+
+void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const HoverHit& hit,
+                 const PointerState& pointer, const OverlayFonts& fonts, float width, float height) {
+  const Face title = face(fonts.title), body = face(fonts.body);
+  const HeatmapImage& here = scene.panels[static_cast<std::size_t>(hit.panel)];
+  const bool pooled = hit.rows.size() > 1 || hit.cols.size() > 1;
+  struct Line {
+    std::string left, right;
+    bool strong;
+  };
+  std::vector<Line> lines;
+  lines.push_back({rangeText("query i", hit.rows), "", false});
+  lines.push_back({rangeText("key j", hit.cols), "", false});
+  // The value in every panel at the same pixel (they share the grid when they share the shape).
+  for (std::size_t k = 0; k < scene.panels.size(); ++k) {
+    const HeatmapImage& p = scene.panels[k];
+    if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols()) continue;
+    highlightPixel(dl, layout.panels[k], p, hit.pixel_row, hit.pixel_col);
+    const std::string name = p.title + (pooled ? " (" + p.pooling + ")" : "");
+    lines.push_back({name, formatValue(p.values(hit.pixel_row, hit.pixel_col)), static_cast<int>(k) == hit.panel});
+  }
+  float left_w = 0, right_w = 0;
+  for (const Line& l : lines) {
+    left_w = std::max(left_w, textSize(body, l.left).x);
+    right_w = std::max(right_w, textSize(body, l.right).x);
+  }
+  const float pad = 8, line_h = body.size + 3;
+  const float box_w = pad * 2 + left_w + 16 + right_w;
+  const float box_h = pad * 2 + line_h * static_cast<float>(lines.size()) + title.size + 4;
+  float x = static_cast<float>(pointer.pos.x()) + 18, y = static_cast<float>(pointer.pos.y()) + 18;
+  if (x + box_w > width - 4) x = static_cast<float>(pointer.pos.x()) - 18 - box_w;
+  if (y + box_h > height - 4) y = static_cast<float>(pointer.pos.y()) - 18 - box_h;
+  x = std::round(std::max(4.0f, x)), y = std::round(std::max(4.0f, y));
+  dl->AddRectFilled(ImVec2(x, y), ImVec2(x + box_w, y + box_h), k_box, 4.0f);
+  dl->AddRect(ImVec2(x, y), ImVec2(x + box_w, y + box_h), k_frame, 4.0f);
+  text(dl, title, ImVec2(x + pad, y + pad), k_text, here.title);
+  float ly = y + pad + title.size + 4;
+  for (const Line& l : lines) {
+    text(dl, body, ImVec2(x + pad, ly), l.strong ? k_text : k_dim, l.left);
+    text(dl, body, ImVec2(x + box_w - pad - textSize(body, l.right).x, ly), l.strong ? k_text : k_dim, l.right);
+    ly += line_h;
+  }
+}
+
+}  // namespace
+
+OverlayFonts loadOverlayFonts(float pixel_ratio) {
+  ImGuiIO& io = ImGui::GetIO();
+  // Latin, Greek (τ, φ), general punctuation (–, …), arrows and maths operators (≤, ×).
+  static const ImWchar k_ranges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2010, 0x205E, 0x2190, 0x21FF, 0x2200, 0x22FF, 0};
+  const char* regular_paths[] = {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                                 "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                                 "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"};
+  const char* bold_paths[] = {"/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+                              "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
+                              "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf"};
+  auto first = [](const auto& paths) -> const char* {
+    for (const char* p : paths)
+      if (QFile::exists(QString::fromUtf8(p))) return p;
+    return nullptr;
+  };
+  const char* regular = first(regular_paths);
+  const char* bold = first(bold_paths);
+  OverlayFonts fonts;
+  const float ratio = std::max(1.0f, pixel_ratio);
+  ImFontConfig config;
+  config.OversampleH = 2;
+  config.OversampleV = 1;
+  if (regular) {
+    fonts.body = io.Fonts->AddFontFromFileTTF(regular, 14.0f * ratio, &config, k_ranges);
+    fonts.small = io.Fonts->AddFontFromFileTTF(regular, 12.0f * ratio, &config, k_ranges);
+    fonts.title = io.Fonts->AddFontFromFileTTF(bold ? bold : regular, 16.0f * ratio, &config, k_ranges);
+  }
+  if (!fonts.body) {
+    fonts = OverlayFonts{};
+    io.Fonts->AddFontDefault();
+  }
+  io.FontGlobalScale = 1.0f / ratio;
+  return fonts;
+}
+
+void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+                 const OverlayFonts& fonts, float width, float height) {
+  ImDrawList* dl = ImGui::GetBackgroundDrawList();
+  const Face body = face(fonts.body), small = face(fonts.small);
+  if (scene.panels.empty()) {
+    const std::string& s = scene.placeholder.empty() ? std::string("nothing to show yet") : scene.placeholder;
+    const float wrap = std::clamp(width - 80, 120.0f, 640.0f);
+    const ImVec2 size = body.font->CalcTextSizeA(body.size, FLT_MAX, wrap, s.c_str());
+    dl->AddText(body.font, body.size, ImVec2(std::round(width / 2 - size.x / 2), std::round(height / 2 - size.y / 2)),
+                k_text, s.c_str(), nullptr, wrap);
+  }
+  for (std::size_t k = 0; k < scene.panels.size() && k < layout.panels.size(); ++k)
+    drawPanel(dl, scene.panels[k], layout.panels[k], fonts);
+
+  std::optional<HoverHit> hit;
+  if (pointer.inside)
+    hit = hitTest(scene, layout, static_cast<float>(pointer.pos.x()), static_cast<float>(pointer.pos.y()));
+  std::optional<float> marker;
+  if (hit && !std::isnan(hit->value)) marker = static_cast<float>(scene.scale.normalise(hit->value));
+  if (!scene.panels.empty()) drawLegend(dl, scene, layout.legend_bar, fonts, marker);
+  if (!scene.footer.empty())
+    text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, width - 24));
+  if (hit) drawReadout(dl, scene, layout, *hit, pointer, fonts, width, height);
+}
+
+}  // namespace attnlab::view

@@ -1,0 +1,28 @@
+// The Dear ImGui overlay of the heatmap viewport (internal to attnlab_view): titles, axis ticks,
+// panel frames, captions, the colour legend, the footer and the hover readout. Drawn with ImGui's
+// draw lists between ImGui::NewFrame() and ImGui::Render(); it reads the scene, never writes it.
+#pragma once
+#include "render/view/heatmap_scene.h"
+
+struct ImFont;
+
+namespace attnlab::view {
+
+struct PointerState;
+
+/// Fonts of the overlay (owned by the ImGui font atlas). Null members fall back to the default font.
+struct OverlayFonts {
+  ImFont* body = nullptr;   ///< tick labels, captions, readout
+  ImFont* title = nullptr;  ///< panel titles
+  ImFont* small = nullptr;  ///< subtitles, footer
+};
+
+/// Adds the overlay fonts to the current context's atlas (a system sans-serif TTF when one is found,
+/// ImGui's built-in font otherwise). Call before the font texture is built.
+OverlayFonts loadOverlayFonts(float pixel_ratio);
+
+/// Draws the overlay for a width × height (logical pixels) viewport.
+void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+                 const OverlayFonts& fonts, float width, float height);
+
+}  // namespace attnlab::view

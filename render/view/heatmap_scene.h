@@ -1,0 +1,91 @@
+// What the heatmap viewport shows, as plain values: the panels (pooled weight images with titles),
+// the colour scale, and the captions. The app builds a HeatmapScene and hands it to HeatmapWindow;
+// the layout and hover arithmetic here are shared by the Vulkan quads and the ImGui overlay so the
+// two always agree. No Qt, no Vulkan, no ImGui in this header.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attention/types.h"
+
+namespace attnlab::view {
+
+enum class ScaleMode { Linear, Log10 };
+
+/// How a weight becomes a colour: t = (w − lo)/(hi − lo) (Linear), or
+/// t = (log10 max(w, floor) − log10 max(lo, floor)) / (log10 max(hi, floor) − log10 max(lo, floor)) (Log10),
+/// clamped to [0, 1] and looked up in the colormap. heatmap.frag computes exactly this.
+struct ColorScale {
+  ScaleMode mode = ScaleMode::Log10;
+  float lo = 0.0f;      ///< bottom of the range (Linear), or raised to `floor` (Log10)
+  float hi = 1.0f;      ///< top of the range
+  float floor = 1e-4f;  ///< Log10: values below it get the bottom colour (exact zeros included)
+
+  /// t ∈ [0, 1] for a value, as the fragment shader computes it (NaN stays NaN).
+  double normalise(double value) const;
+  /// The range actually spanned: {lo, hi} in Linear, {max(lo, floor), max(hi, floor)} in Log10.
+  std::pair<double, double> span() const;
+};
+
+/// A labelled position on the legend: t ∈ [0, 1] from the bottom, and its text.
+struct LegendTick {
+  double t = 0;
+  double value = 0;
+  std::string label;
+};
+/// "Nice" tick values for the legend: 1-2-5 steps (Linear) or decades (Log10), 3 to ~8 of them,
+/// always including labels for the ends of the range.
+std::vector<LegendTick> legendTicks(const ColorScale& scale);
+
+/// Short text for a weight or a bound with `digits` significant digits: "0.25", "3.1e-05", "0".
+std::string formatValue(double value, int digits = 4);
+
+/// One heatmap panel: an N×M weight matrix pooled to `values` (rows × cols pixels; row 0 at the top).
+struct HeatmapImage {
+  std::string title;                  ///< drawn above the panel: "exact", "Longformer"
+  std::string subtitle;               ///< smaller line under the title (may be empty)
+  attn::Matrix values;                ///< pooled weights, at most a few hundred pixels a side; empty: no image
+  attn::Index source_rows = 0;        ///< N: rows (queries) of the matrix the pixels pool
+  attn::Index source_cols = 0;        ///< M: columns (keys)
+  std::string pooling = "max";        ///< what a pixel holds when it covers several entries ("max", "mean")
+  std::string empty_text;             ///< shown in the panel's frame when `values` is empty
+  std::vector<std::string> captions;  ///< lines under the panel: error, time, ...
+};
+
+/// Everything the viewport draws.
+struct HeatmapScene {
+  std::vector<HeatmapImage> panels;  ///< 1–4 panels, side by side, left to right
+  ColorScale scale;                  ///< one scale for all panels, so colours compare across them
+  std::string legend_title = "weight";
+  std::string footer;       ///< one line at the bottom left: backend, device, notices
+  std::string placeholder;  ///< shown centred when there are no panels ("running…", an error)
+};
+
+/// An axis-aligned rectangle in logical pixels (origin top-left).
+struct Rect {
+  float x = 0, y = 0, w = 0, h = 0;
+  bool contains(float px, float py) const { return px >= x && py >= y && px < x + w && py < y + h; }
+};
+
+/// Where everything goes for a viewport of width × height logical pixels.
+struct SceneLayout {
+  std::vector<Rect> panels;  ///< one per scene panel: the image itself (titles above, ticks around)
+  Rect legend_bar;           ///< the colour bar (ticks and labels to its right)
+};
+
+/// Panels share one height and keep their matrix's aspect ratio (N×N is square); the group is centred
+/// in the room the titles, tick labels, captions and legend leave.
+SceneLayout layoutScene(float width, float height, const HeatmapScene& scene);
+
+/// What the mouse is over: a panel pixel and the block of matrix entries it pools.
+struct HoverHit {
+  int panel = -1;
+  int pixel_row = 0, pixel_col = 0;  ///< in the pooled image
+  attn::Range rows, cols;            ///< matrix entries the pixel covers (queries i, keys j)
+  float value = 0;                   ///< the pooled value shown there
+};
+/// The panel pixel under (x, y), or nothing (outside every panel, or the panel has no image).
+std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& layout, float x, float y);
+
+}  // namespace attnlab::view

@@ -1,0 +1,154 @@
+// HeatmapWindow: the Qt side of the viewport (Vulkan instance, validation, input, grab).
+#include "render/view/heatmap_window.h"
+
+#include <QMouseEvent>
+#include <QVersionNumber>
+#include <QVulkanInstance>
+#include <QWheelEvent>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "render/view/heatmap_renderer.h"
+
+namespace attnlab::view {
+
+namespace {
+
+std::atomic<int> g_validation_errors{0};
+std::atomic<int> g_validation_warnings{0};
+
+constexpr const char* k_validation_layer = "VK_LAYER_KHRONOS_validation";
+
+bool validationRequested() {
+  const char* env = std::getenv("ATTNLAB_VALIDATION");
+  return env && std::strcmp(env, "1") == 0;
+}
+
+/// Counts what the validation layer reports; returns false so Qt still logs it (as a warning
+/// naming the message), which is what a person debugging wants to read.
+bool countValidationMessage(VkDebugReportFlagsEXT flags, VkDebugReportObjectTypeEXT, uint64_t, size_t, int32_t,
+                            const char*, const char*) {
+  if (flags & VK_DEBUG_REPORT_ERROR_BIT_EXT) ++g_validation_errors;
+  if (flags & (VK_DEBUG_REPORT_WARNING_BIT_EXT | VK_DEBUG_REPORT_PERFORMANCE_WARNING_BIT_EXT)) ++g_validation_warnings;
+  return false;
+}
+
+}  // namespace
+
+bool HeatmapWindow::validationEnabled() {
+  static const bool enabled = [] {
+    if (!validationRequested()) return false;
+    QVulkanInstance probe;  // layers can be listed before create()
+    for (const QVulkanLayer& layer : probe.supportedLayers())
+      if (layer.name == k_validation_layer) return true;
+    qWarning("ATTNLAB_VALIDATION=1 but %s is not installed: running without validation", k_validation_layer);
+    return false;
+  }();
+  return enabled;
+}
+
+int HeatmapWindow::validationErrorCount() { return g_validation_errors.load(); }
+int HeatmapWindow::validationWarningCount() { return g_validation_warnings.load(); }
+
+HeatmapWindow::HeatmapWindow(QWindow* parent) : QVulkanWindow(parent), instance_(new QVulkanInstance) {
+  if (validationEnabled()) {
+    instance_->setLayers({k_validation_layer});
+    instance_->installDebugOutputFilter(countValidationMessage);
+  }
+  // The drawing shaders are SPIR-V 1.3 (glslc --target-env=vulkan1.1): ask for Vulkan 1.1 semantics.
+  instance_->setApiVersion(QVersionNumber(1, 1));
+  if (instance_->create()) {
+    setVulkanInstance(instance_.get());
+  } else {
+    vulkan_error_ = QStringLiteral("Vulkan is not available (vkCreateInstance returned %1).")
+                        .arg(static_cast<int>(instance_->errorCode()));
+  }
+  // Colormap values must land in the image as written: prefer a UNORM swapchain over lavapipe's
+  // default _SRGB one (which would re-encode them).
+  setPreferredColorFormats({VK_FORMAT_B8G8R8A8_UNORM, VK_FORMAT_R8G8B8A8_UNORM});
+}
+
+HeatmapWindow::~HeatmapWindow() {
+  // Release the swapchain, surface and device while the instance this window owns still exists.
+  destroy();
+}
+
+bool HeatmapWindow::vulkanReady() const { return instance_ && instance_->isValid(); }
+
+QVulkanWindowRenderer* HeatmapWindow::createRenderer() { return new HeatmapRenderer(this); }
+
+void HeatmapWindow::setScene(HeatmapScene scene) {
+  scene_ = std::move(scene);
+  ++scene_version_;
+  requestUpdate();
+}
+
+void HeatmapWindow::setColorScale(const ColorScale& scale) {
+  scene_.scale = scale;
+  requestUpdate();
+}
+
+float HeatmapWindow::takeWheel() {
+  const float wheel = pointer_.wheel;
+  pointer_.wheel = 0;
+  return wheel;
+}
+
+QImage HeatmapWindow::grabImage() {
+  if (!vulkanReady() || !isExposed() || !supportsGrab()) return {};
+  QImage image = grab();
+  if (image.isNull()) return image;
+  image = image.convertToFormat(QImage::Format_RGB32);
+  // The top-left pixel is always background (the layout keeps a margin there). If it reads back
+  // with red and blue exchanged, the whole image did.
+  const QRgb corner = image.pixel(0, 0);
+  const auto bg = k_background_rgb;
+  if (qRed(corner) == bg[2] && qBlue(corner) == bg[0] && qRed(corner) != qBlue(corner))
+    image = std::move(image).rgbSwapped();
+  return image;
+}
+
+void HeatmapWindow::mouseMoveEvent(QMouseEvent* event) {
+  pointer_.pos = event->position();
+  pointer_.inside = true;
+  requestUpdate();
+}
+
+void HeatmapWindow::mousePressEvent(QMouseEvent* event) {
+  pointer_.pos = event->position();
+  if (event->button() == Qt::LeftButton) pointer_.buttons[0] = true;
+  if (event->button() == Qt::RightButton) pointer_.buttons[1] = true;
+  if (event->button() == Qt::MiddleButton) pointer_.buttons[2] = true;
+  requestUpdate();
+}
+
+void HeatmapWindow::mouseReleaseEvent(QMouseEvent* event) {
+  if (event->button() == Qt::LeftButton) pointer_.buttons[0] = false;
+  if (event->button() == Qt::RightButton) pointer_.buttons[1] = false;
+  if (event->button() == Qt::MiddleButton) pointer_.buttons[2] = false;
+  requestUpdate();
+}
+
+void HeatmapWindow::wheelEvent(QWheelEvent* event) {
+  pointer_.wheel += static_cast<float>(event->angleDelta().y()) / 120.0f;
+  requestUpdate();
+}
+
+bool HeatmapWindow::event(QEvent* event) {
+  switch (event->type()) {
+    case QEvent::Enter:
+      pointer_.inside = true;
+      requestUpdate();
+      break;
+    case QEvent::Leave:
+      pointer_.inside = false;
+      requestUpdate();
+      break;
+    default:
+      break;
+  }
+  return QVulkanWindow::event(event);
+}
+
+}  // namespace attnlab::view

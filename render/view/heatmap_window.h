@@ -1,0 +1,100 @@
+// The heatmap viewport: a QVulkanWindow that draws 1–4 weight heatmaps side by side (R32_SFLOAT
+// textures coloured by heatmap.frag through the viridis LUT) and a Dear ImGui overlay with titles,
+// axis ticks, the colour legend, captions and a hover readout. Embed it in a widget tree with
+// QWidget::createWindowContainer (the container then owns it).
+//
+// Threading: every member is called on the GUI thread; rendering happens there too (QVulkanWindow's
+// model). Data handed to setScene() is copied; textures are re-uploaded on the next frame and the old
+// ones are released only after every frame in flight that used them has completed.
+#pragma once
+#include <QImage>
+#include <QPointF>
+#include <QVulkanWindow>
+#include <cstdint>
+#include <memory>
+
+#include "render/view/heatmap_scene.h"
+
+class QVulkanInstance;
+
+namespace attnlab::view {
+
+/// Mouse state the overlay reads (logical pixels, window coordinates).
+struct PointerState {
+  QPointF pos;
+  bool inside = false;
+  bool buttons[3] = {false, false, false};  ///< left, right, middle
+  float wheel = 0;                          ///< accumulated vertical wheel steps since the last frame
+};
+
+class HeatmapWindow : public QVulkanWindow {
+  Q_OBJECT
+
+ public:
+  /// Creates the window and its own QVulkanInstance (with the Khronos validation layer when the
+  /// environment has ATTNLAB_VALIDATION=1). Check vulkanReady() before showing it.
+  explicit HeatmapWindow(QWindow* parent = nullptr);
+  ~HeatmapWindow() override;
+
+  /// false when no Vulkan instance could be created (no loader or driver): the caller should show
+  /// something else instead. `vulkanError()` says why.
+  bool vulkanReady() const;
+  QString vulkanError() const { return vulkan_error_; }
+
+  /// Replaces what is shown. Textures are re-uploaded on the next frame.
+  void setScene(HeatmapScene scene);
+  /// Changes only the colour scale (no upload).
+  void setColorScale(const ColorScale& scale);
+  const HeatmapScene& scene() const { return scene_; }
+  /// Increases with every setScene(); the renderer compares it with what it uploaded.
+  std::uint64_t sceneVersion() const { return scene_version_; }
+  /// The scene version of the last frame submitted (sceneVersion() once the newest scene is on screen).
+  std::uint64_t renderedVersion() const { return rendered_version_; }
+
+  /// Renders a frame and returns it in true colours (RGB32/ARGB32), or a null image when the window
+  /// is not exposed or cannot be read back. (Qt 6.4's QVulkanWindow::grab() of a B8G8R8A8 swapchain
+  /// returns red and blue swapped; this detects that from the known background colour and undoes it.)
+  QImage grabImage();
+
+  const PointerState& pointer() const { return pointer_; }
+  /// Consumes the accumulated wheel steps (the renderer feeds them to ImGui once).
+  float takeWheel();
+
+  /// Background colour the renderer clears to (also used to detect channel order in grabImage()).
+  static constexpr std::uint8_t k_background_rgb[3] = {24, 27, 33};
+
+  /// Whether instances are created with the validation layer (ATTNLAB_VALIDATION=1 and the layer exists).
+  static bool validationEnabled();
+  /// Validation-layer errors (and warnings) reported so far by any HeatmapWindow's instance.
+  static int validationErrorCount();
+  static int validationWarningCount();
+
+  QVulkanWindowRenderer* createRenderer() override;
+
+ signals:
+  /// Emitted after a frame showing scene `version` was submitted.
+  void frameRendered(quint64 version);
+
+ protected:
+  void mouseMoveEvent(QMouseEvent* event) override;
+  void mousePressEvent(QMouseEvent* event) override;
+  void mouseReleaseEvent(QMouseEvent* event) override;
+  void wheelEvent(QWheelEvent* event) override;
+  bool event(QEvent* event) override;
+
+ private:
+  friend class HeatmapRenderer;
+  void notifyFrameRendered(std::uint64_t version) {
+    rendered_version_ = version;
+    emit frameRendered(version);
+  }
+
+  std::unique_ptr<QVulkanInstance> instance_;
+  QString vulkan_error_;
+  HeatmapScene scene_;
+  std::uint64_t scene_version_ = 0;
+  std::uint64_t rendered_version_ = 0;
+  PointerState pointer_;
+};
+
+}  // namespace attnlab::view

@@ -1,0 +1,171 @@
+// Parameters, generators, implied-weight tiles, metrics, and the purity of attention/.
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "attention/explanation.h"
+#include "attention/inputs.h"
+#include "attention/metrics.h"
+#include "attention/params.h"
+#include "test_util.h"
+
+namespace attn {
+namespace {
+
+std::vector<ParamSpec> specs() {
+  return {ParamSpec::integer("window", "w", "h", 64, 1, 1024), ParamSpec::real("tau", "t", "h", 0.5, 0.1, 2),
+          ParamSpec::choice("pinv", "p", "h", {"iterative", "exact"}), ParamSpec::flag("prev", "p", "h", true)};
+}
+
+TEST(Params, DefaultsParsingAndChoices) {
+  const Params d = Params::resolve(specs(), {});
+  EXPECT_EQ(d.integer("window"), 64);
+  EXPECT_EQ(d.choice("pinv"), "iterative");
+  EXPECT_TRUE(d.flag("prev"));
+  const Params p = Params::resolve(specs(), {{"window", "17"}, {"pinv", "exact"}, {"prev", "false"}, {"tau", "1.5"}});
+  EXPECT_EQ(p.integer("window"), 17);
+  EXPECT_EQ(p.choice("pinv"), "exact");
+  EXPECT_FALSE(p.flag("prev"));
+  EXPECT_DOUBLE_EQ(p.number("tau"), 1.5);
+  EXPECT_TRUE(p.notes().empty());
+}
+
+TEST(Params, OutOfRangeIsClampedAndNoted) {
+  const Params p = Params::resolve(specs(), {{"window", "0"}, {"tau", "9"}});
+  EXPECT_EQ(p.integer("window"), 1);
+  EXPECT_DOUBLE_EQ(p.number("tau"), 2);
+  ASSERT_EQ(p.notes().size(), 2u);
+  EXPECT_NE(p.notes()[0].find("window=0"), std::string::npos);
+}
+
+TEST(Params, BadValuesAreActionableErrors) {
+  try {
+    Params::resolve(specs(), {{"windw", "3"}});
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("window, tau, pinv, prev"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Params::resolve(specs(), {{"window", "abc"}}), UserError);
+  EXPECT_THROW(Params::resolve(specs(), {{"window", "nan"}}), UserError);
+  EXPECT_THROW(Params::resolve(specs(), {{"pinv", "svd"}}), UserError);
+  EXPECT_THROW(Params::resolve(specs(), {{"prev", "maybe"}}), UserError);
+}
+
+TEST(Inputs, GeneratorsAreDeterministicAndShaped) {
+  for (const auto& g : generators()) {
+    InputSpec s;
+    s.generator = g.id;
+    s.n = 70;
+    s.d = 9;
+    s.dv = 5;
+    s.seed = 3;
+    const Inputs a = generate(s), b = generate(s);
+    EXPECT_TRUE(a.q == b.q && a.k == b.k && a.v == b.v) << g.name;
+    EXPECT_EQ(a.q.rows(), 70);
+    EXPECT_EQ(a.q.cols(), 9);
+    EXPECT_EQ(a.v.cols(), 5);
+    EXPECT_TRUE(a.q.allFinite() && a.k.allFinite() && a.v.allFinite()) << g.name;
+    s.seed = 4;
+    EXPECT_FALSE(generate(s).v == a.v) << g.name;
+    EXPECT_EQ(parseGenerator(g.name), g.id);
+  }
+  EXPECT_THROW(parseGenerator("cluster"), UserError);
+}
+
+TEST(Inputs, CopyTaskRepeatsTheSequence) {
+  InputSpec s;
+  s.generator = Generator::Copy;
+  s.n = 64;
+  s.noise = 0;
+  const Inputs in = generate(s);
+  EXPECT_TRUE(in.q.topRows(32) == in.q.bottomRows(32));
+}
+
+TEST(Inputs, BadSizesAndValuesAreRejected) {
+  InputSpec s;
+  s.n = 0;
+  EXPECT_THROW(generate(s), UserError);
+  s.n = 10;
+  s.d = 0;
+  EXPECT_THROW(generate(s), UserError);
+  Matrix q = Matrix::Zero(3, 4);
+  q(1, 2) = std::numeric_limits<float>::infinity();
+  try {
+    validateInputs(q, Matrix::Zero(3, 4), Matrix::Zero(3, 2));
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 1, column 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(validateInputs(Matrix::Zero(3, 4), Matrix::Zero(3, 5), Matrix::Zero(3, 2)), UserError);
+  EXPECT_THROW(validateInputs(Matrix::Zero(3, 4), Matrix::Zero(3, 4), Matrix::Zero(4, 2)), UserError);
+}
+
+ImpliedWeights denseWeights(const Matrix& m) {
+  auto shared = std::make_shared<Matrix>(m);
+  return ImpliedWeights(m.rows(), m.cols(), [shared](Range r, Range c) {
+    return Matrix(shared->block(r.begin, c.begin, r.size(), c.size()));
+  });
+}
+
+TEST(ImpliedWeights, TilesPoolWithMaxAndMean) {
+  Rng rng(1);
+  const Matrix m = rng.gaussian(100, 60);
+  const ImpliedWeights w = denseWeights(m);
+  const Matrix full = w.tile({0, 100}, {0, 60}, {100, 60}, Pooling::Max);
+  EXPECT_TRUE(full == m);
+  const Matrix pooled = w.tile({0, 100}, {0, 60}, {10, 6}, Pooling::Max);
+  const Matrix mean = w.tile({0, 100}, {0, 60}, {10, 6}, Pooling::Mean);
+  for (Index r = 0; r < 10; ++r)
+    for (Index c = 0; c < 6; ++c) {
+      EXPECT_FLOAT_EQ(pooled(r, c), m.block(r * 10, c * 10, 10, 10).maxCoeff());
+      EXPECT_NEAR(mean(r, c), m.block(r * 10, c * 10, 10, 10).mean(), 1e-6);
+    }
+  // Zoomed in: 4 source entries shown on 8×8 pixels repeat each entry.
+  const Matrix zoom = w.tile({10, 12}, {20, 22}, {8, 8}, Pooling::Max);
+  EXPECT_FLOAT_EQ(zoom(0, 0), m(10, 20));
+  EXPECT_FLOAT_EQ(zoom(7, 7), m(11, 21));
+  EXPECT_FLOAT_EQ(zoom(3, 4), m(10, 21));
+  // A single spike survives max pooling at any resolution.
+  Matrix sparse = Matrix::Zero(1000, 1000);
+  sparse(517, 333) = 1;
+  const Matrix spike = denseWeights(sparse).tile({0, 1000}, {0, 1000}, {16, 16}, Pooling::Max);
+  EXPECT_FLOAT_EQ(spike.maxCoeff(), 1.f);
+}
+
+TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {
+  const Matrix a = (Matrix(2, 2) << 1, 0, 0, 1).finished();
+  const MatrixD b = (MatrixD(2, 2) << 1, 0, 0, 2).finished();
+  EXPECT_NEAR(relativeError(a, b), 1.0 / std::sqrt(5.0), 1e-12);
+  EXPECT_EQ(relativeError(Matrix(Matrix::Zero(2, 2)), MatrixD(MatrixD::Zero(2, 2))), 0);
+  const Matrix p = (Matrix(2, 3) << 0.5, 0.5, 0, 0.2, 0.3, 0.5).finished();
+  const Matrix q = (Matrix(2, 3) << 1, 0, 0, 0.2, 0.3, 0.5).finished();
+  EXPECT_NEAR(rowTotalVariation(denseWeights(q), denseWeights(p)), (0.5 + 0) / 2, 1e-6);
+  Pattern pat;
+  pat.rows = 2;
+  pat.cols = 3;
+  pat.row_ptr = {0, 1, 3};
+  pat.col = {0, 1, 2};
+  pat.component = {0, 0, 0};
+  EXPECT_NEAR(massRecall(pat, denseWeights(p)), (0.5 + 0.8) / 2, 1e-6);
+}
+
+TEST(Purity, AttentionIncludesNoQtVulkanOrImGui) {
+  // DESIGN.md: attention/ is pure C++20 + Eigen.
+  const std::regex bad(R"(#\s*include\s*[<"](Q[A-Za-z]+|qt|vulkan/|vulkan\.h|imgui|GLFW|SDL))");
+  int files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(ATTNLAB_SOURCE_DIR "/attention")) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path());
+    std::string line;
+    int number = 0;
+    ++files;
+    while (std::getline(in, line)) {
+      ++number;
+      EXPECT_FALSE(std::regex_search(line, bad)) << e.path() << ":" << number << ": " << line;
+    }
+  }
+  EXPECT_GT(files, 10);
+}
+
+}  // namespace
+}  // namespace attn

@@ -1,0 +1,113 @@
+// The other CpuBackend primitives: sparse, linear (causal = recurrence), hashing, assignment.
+#include <cmath>
+#include <limits>
+
+#include "attention/mechanisms/common.h"
+#include "test_util.h"
+
+namespace attn {
+namespace {
+
+Pattern randomPattern(Rng& rng, Index n, Index m, double density) {
+  std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
+  std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < m; ++j)
+      if (rng.uniform() < density) {
+        cols[size_t(i)].push_back(std::int32_t(j));
+        comps[size_t(i)].push_back(0);
+      }
+  return mech::patternFromRows(n, m, cols, comps, {"random"});
+}
+
+TEST(SparseAttention, EqualsDenseAttentionWithMinusInfinityOutsideThePattern) {
+  CpuBackend cpu(2);
+  Rng rng(11);
+  for (int trial = 0; trial < 30; ++trial) {
+    const Index n = 1 + Index(rng.below(150)), m = 1 + Index(rng.below(150)), d = 16, dv = 5;
+    const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, dv);
+    const Pattern p = randomPattern(rng, n, m, 0.2);
+    Matrix bias = Matrix::Constant(n, m, -std::numeric_limits<float>::infinity());
+    std::vector<float> entry_bias;
+    for (Index i = 0; i < n; ++i)
+      for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
+        const float b = float(rng.normal());
+        entry_bias.push_back(b);
+        bias(i, p.col[size_t(e)]) = b;
+      }
+    DenseAttentionOptions o;
+    o.bias = &bias;
+    VectorD lse;
+    const MatrixD ref = test::refAttention(q, k, v, o, &lse);
+    const AttentionOutput got = cpu.sparseAttention(q, k, v, p, 0, &entry_bias);
+    EXPECT_LT(test::relDiff(got.out, ref), 2e-6);
+    for (Index i = 0; i < n; ++i) {
+      if (std::isinf(lse(i))) {
+        EXPECT_EQ(got.lse(i), float(lse(i)));
+      } else {
+        EXPECT_NEAR(got.lse(i), lse(i), 1e-4);
+      }
+    }
+  }
+}
+
+TEST(LinearAttention, CausalEqualsTheRecurrence) {
+  CpuBackend cpu(1);
+  Rng rng(2);
+  for (Index n : {1, 7, 64, 65, 200}) {
+    const Matrix fq = cpu.featureMap(rng.gaussian(n, 12), FeatureMap::EluPlusOne);
+    const Matrix fk = cpu.featureMap(rng.gaussian(n, 12), FeatureMap::EluPlusOne);
+    const Matrix v = rng.gaussian(n, 9);
+    const Matrix got = cpu.linearAttention(fq, fk, v, true);
+    // S_i = S_{i−1} + φk_i v_iᵀ, z_i = z_{i−1} + φk_i, O_i = φq_iᵀS_i / φq_iᵀz_i — in double.
+    MatrixD s = MatrixD::Zero(12, 9);
+    VectorD z = VectorD::Zero(12);
+    for (Index i = 0; i < n; ++i) {
+      s += fk.row(i).transpose().cast<double>() * v.row(i).cast<double>();
+      z += fk.row(i).transpose().cast<double>();
+      const Eigen::RowVectorXd o = (fq.row(i).cast<double>() * s) / fq.row(i).cast<double>().dot(z);
+      EXPECT_LT((got.row(i).cast<double>() - o).norm() / o.norm(), 1e-5) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+TEST(LinearAttention, NonCausalMatchesTheNormalisedKernelMatrix) {
+  CpuBackend cpu(1);
+  Rng rng(9);
+  const Matrix fq = cpu.featureMap(rng.gaussian(40, 8), FeatureMap::EluPlusOne);
+  const Matrix fk = cpu.featureMap(rng.gaussian(50, 8), FeatureMap::EluPlusOne);
+  const Matrix v = rng.gaussian(50, 3);
+  MatrixD a = fq.cast<double>() * fk.cast<double>().transpose();
+  for (Index i = 0; i < a.rows(); ++i) a.row(i) /= a.row(i).sum();
+  EXPECT_LT(test::relDiff(cpu.linearAttention(fq, fk, v, false), a * v.cast<double>()), 1e-6);
+}
+
+TEST(FeatureMap, EluPlusOneIsPositive) {
+  CpuBackend cpu(1);
+  const Matrix x = (Matrix(1, 4) << -50, -1, 0, 2).finished();
+  const Matrix f = cpu.featureMap(x, FeatureMap::EluPlusOne);
+  EXPECT_GT(f.minCoeff(), 0);
+  EXPECT_FLOAT_EQ(f(0, 1), std::exp(-1.f));
+  EXPECT_FLOAT_EQ(f(0, 2), 1.f);
+  EXPECT_FLOAT_EQ(f(0, 3), 3.f);
+}
+
+TEST(Hashing, ArgmaxOverRotationAndItsNegation) {
+  CpuBackend cpu(1);
+  Matrix x(3, 2), r(2, 2);
+  x << 1, 0, -1, 0, 0, -2;
+  r << 1, 0, 0, 1;  // identity: buckets 0,1 = +x, +y; 2,3 = −x, −y
+  const auto b = cpu.hashRotations(x, r);
+  EXPECT_EQ(b, (std::vector<std::int32_t>{0, 2, 3}));
+}
+
+TEST(Assignment, NearestCentroid) {
+  CpuBackend cpu(1);
+  Matrix x(3, 2), c(2, 2);
+  x << 0, 0, 10, 10, 9, 8;
+  c << 1, 1, 10, 9;
+  EXPECT_EQ(cpu.nearestCentroid(x, c), (std::vector<std::int32_t>{0, 1, 1}));
+}
+
+}  // namespace
+}  // namespace attn

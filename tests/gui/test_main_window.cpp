@@ -1,0 +1,213 @@
+// The main window end to end on Xvfb: first run, what the viewport shows, reruns on parameter
+// changes (newest wins), hover readout, errors in the status bar, the Vulkan backend.
+// To look at the GUI: ATTNLAB_GUI_SCREENSHOT=/tmp/attnlab-gui.png (and ATTNLAB_GUI_HOVER_SCREENSHOT)
+// save the whole window as the tests see it.
+#include <gtest/gtest.h>
+
+#include <QLineEdit>
+#include <QPushButton>
+#include <QTest>
+#include <QTreeWidget>
+#include <QVulkanWindow>
+#include <array>
+#include <cstdlib>
+
+#include "app/gui/main_window.h"
+#include "render/view/colormap.h"
+#include "render/view/heatmap_window.h"
+#include "tests/gui/gui_test_util.h"
+
+namespace attnlab::gui::test {
+namespace {
+
+constexpr int k_timeout_ms = 120000;
+
+class MainWindowTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const std::string& message : takeQtMessages()) ADD_FAILURE() << "Qt warning: " << message;
+    EXPECT_EQ(view::HeatmapWindow::validationErrorCount(), 0) << "Vulkan validation errors (see the log)";
+  }
+
+  static GuiOptions options(const std::string& mechanism, const std::string& backend = "cpu") {
+    GuiOptions o;
+    o.mechanism = mechanism;
+    o.backend = backend;
+    o.input.n = 256;
+    o.input.d = 32;
+    o.input.dv = 32;
+    o.input.seed = 3;
+    o.input.generator = attn::Generator::Local;
+    return o;
+  }
+
+  /// Shows `window` at the size the app opens with and waits for its first result on screen.
+  static void showAndWait(MainWindow& window) {
+    window.resize(1400, 900);
+    window.show();
+    ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  }
+
+  /// The two panels of the viewport as the layout places them (N×N inputs: square panels).
+  static view::SceneLayout panels(const QImage& image) {
+    view::HeatmapScene probe;
+    probe.panels.resize(2);
+    for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
+    return view::layoutScene(static_cast<float>(image.width()), static_cast<float>(image.height()), probe);
+  }
+};
+
+/// Largest per-channel distance from `colour` to the nearest viridis entry.
+int distanceToViridis(QRgb colour) {
+  int best = 255;
+  for (const view::Rgb& c : view::viridis()) {
+    const int d = std::max({std::abs(qRed(colour) - static_cast<int>(std::lround(c.r * 255))),
+                            std::abs(qGreen(colour) - static_cast<int>(std::lround(c.g * 255))),
+                            std::abs(qBlue(colour) - static_cast<int>(std::lround(c.b * 255)))});
+    best = std::min(best, d);
+  }
+  return best;
+}
+
+TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
+  ASSERT_TRUE(view::HeatmapWindow::validationEnabled()) << "the GUI tests run with ATTNLAB_VALIDATION=1";
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  ASSERT_TRUE(window.lastError().isEmpty()) << window.lastError().toStdString();
+  const auto first = window.lastOutcome();
+  ASSERT_TRUE(first && first->ok);
+  EXPECT_EQ(first->comparison->mechanism->info().id, "longformer");
+  EXPECT_EQ(first->exact_pooled.rows(), 256);  // N = 256 fits the panel: no pooling
+
+  const QImage before = window.viewportImage();
+  ASSERT_FALSE(before.isNull());
+  EXPECT_GT(distinctColours(before), 200) << "the viewport looks blank";
+
+  // Inside each panel every pixel is a viridis colour (right channel order, LUT applied), and the
+  // panel is not one flat colour.
+  const view::SceneLayout layout = panels(before);
+  ASSERT_EQ(layout.panels.size(), 2u);
+  for (const view::Rect& r : layout.panels) {
+    ASSERT_GT(r.w, 100);
+    const QImage inside = before.copy(QRect(static_cast<int>(r.x) + 2, static_cast<int>(r.y) + 2,
+                                            static_cast<int>(r.w) - 4, static_cast<int>(r.h) - 4));
+    EXPECT_GT(distinctColours(inside), 20);
+    int worst = 0;
+    for (int y = 0; y < inside.height(); y += 7)
+      for (int x = 0; x < inside.width(); x += 7) worst = std::max(worst, distanceToViridis(inside.pixel(x, y)));
+    EXPECT_LE(worst, 4) << "a heatmap pixel is not a viridis colour";
+  }
+
+  ASSERT_TRUE(window.setParameter("window", 8));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const auto second = window.lastOutcome();
+  ASSERT_TRUE(second && second->ok);
+  ASSERT_NE(second, first);
+  EXPECT_EQ(second->comparison->params.integer("window"), 8);
+  EXPECT_GT(second->comparison->relative_error, first->comparison->relative_error)
+      << "a narrower window should approximate exact attention worse";
+  const QImage after = window.viewportImage();
+  EXPECT_GT(differingShare(before, after), 0.01) << "the viewport did not change";
+
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  EXPECT_FALSE(window.setParameter("no_such_parameter", 1));
+}
+
+TEST_F(MainWindowTest, TheNewestRequestWins) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  for (int w : {4, 16, 2, 32}) ASSERT_TRUE(window.setParameter("window", w));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 32);
+
+  ASSERT_TRUE(window.selectMechanism("reformer"));
+  EXPECT_FALSE(window.selectMechanism("no-such-mechanism"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  EXPECT_EQ(window.lastOutcome()->comparison->mechanism->info().id, "reformer");
+}
+
+TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  auto* filter = window.findChild<QLineEdit*>(QStringLiteral("mechanism_filter"));
+  auto* tree = window.findChild<QTreeWidget*>(QStringLiteral("mechanism_tree"));
+  ASSERT_TRUE(filter && tree);
+  auto visibleLeaves = [&] {
+    QStringList names;
+    for (int f = 0; f < tree->topLevelItemCount(); ++f)
+      for (int c = 0; c < tree->topLevelItem(f)->childCount(); ++c)
+        if (!tree->topLevelItem(f)->child(c)->isHidden()) names << tree->topLevelItem(f)->child(c)->text(0);
+    return names;
+  };
+  const int all = static_cast<int>(visibleLeaves().size());
+  EXPECT_EQ(all, static_cast<int>(attn::mechanisms().size()));
+  QTest::keyClicks(filter, QStringLiteral("nystr"));
+  EXPECT_EQ(visibleLeaves(), QStringList{QStringLiteral("Nystr\u00f6mformer")});
+  filter->clear();
+  EXPECT_EQ(visibleLeaves().size(), all);
+
+  ASSERT_TRUE(window.setParameter("window", 8));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  auto* reset = window.findChild<QPushButton*>(QStringLiteral("reset_parameters"));
+  ASSERT_NE(reset, nullptr);
+  QTest::mouseClick(reset, Qt::LeftButton);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 64);
+}
+
+TEST_F(MainWindowTest, HoverShowsAReadout) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  const QImage plain = window.viewportImage();
+  const view::Rect r = panels(plain).panels.at(1);
+  const QPoint centre(static_cast<int>(r.x + r.w / 2), static_cast<int>(r.y + r.h / 2));
+  QTest::mouseMove(viewport, centre);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const QImage hovered = window.viewportImage();
+  EXPECT_TRUE(viewport->pointer().inside);
+  // The readout box is drawn beside the cursor; the rest of the view is unchanged.
+  const QRect near(centre + QPoint(10, 10), QSize(160, 80));
+  EXPECT_GT(differingShare(plain.copy(near), hovered.copy(near)), 0.2);
+  EXPECT_LT(differingShare(plain, hovered), 0.1);
+  if (const char* path = std::getenv("ATTNLAB_GUI_HOVER_SCREENSHOT")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+}
+
+TEST_F(MainWindowTest, AMechanismErrorIsShownAndTheWindowRecovers) {
+  MainWindow window(options("nystromformer"));
+  showAndWait(window);
+  ASSERT_TRUE(window.lastError().isEmpty()) << window.lastError().toStdString();
+  window.setCausal(true);  // Nyströmformer has no causal form: a UserError
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(window.lastError().contains(QStringLiteral("causal"))) << window.lastError().toStdString();
+  const QImage image = window.viewportImage();
+  EXPECT_FALSE(image.isNull());
+  window.setCausal(false);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(window.lastError().isEmpty());
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+}
+
+TEST_F(MainWindowTest, RunsOnTheVulkanBackend) {
+  MainWindow window(options("longformer", "vulkan"));
+  showAndWait(window);
+  ASSERT_TRUE(window.lastError().isEmpty()) << window.lastError().toStdString();
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  EXPECT_EQ(window.lastOutcome()->comparison->backend_name, "vulkan");
+  ASSERT_TRUE(window.setBackend("cpu"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  EXPECT_EQ(window.lastOutcome()->comparison->backend_name, "cpu");
+}
+
+}  // namespace
+}  // namespace attnlab::gui::test
