@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages attnlab needs (the list lives in scripts/debian-packages.txt)
-# and configures + builds one CMake preset. Usage: scripts/setup.sh [preset]   (default: release)
+# and configures + builds one CMake preset. Usage: scripts/setup.sh [preset [target...]]
+# (default: the release preset, every target).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 preset=${1:-release}
+shift || true
+targets=()
+(($#)) && targets=(--target "$@")
 mapfile -t wanted < <(grep -vE '^\s*(#|$)' "$here/scripts/debian-packages.txt")
 missing=()
 for p in "${wanted[@]}"; do
@@ -14,8 +18,8 @@ if ((${#missing[@]})); then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
 fi
 cd "$here"
 cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset"
+cmake --build --preset "$preset" "${targets[@]}"

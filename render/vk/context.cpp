@@ -425,9 +425,15 @@ Buffer Context::createBuffer(Index bytes, const std::string& what, BufferUse use
 // ---- pipelines --------------------------------------------------------------------------------------
 
 const Pipeline& Context::pipeline(const PipelineDesc& desc) {
-  std::string key =
-      desc.shader + "|" + std::to_string(desc.storage_buffers) + "|" + std::to_string(desc.push_constant_bytes);
-  for (std::uint32_t v : desc.specialization) key += "|" + std::to_string(v);
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on `"|" + std::to_string(...)` at -O3.
+  std::string key = desc.shader;
+  auto append = [&key](std::uint64_t value) {
+    key += '|';
+    key += std::to_string(value);
+  };
+  append(desc.storage_buffers);
+  append(desc.push_constant_bytes);
+  for (std::uint32_t v : desc.specialization) append(v);
   if (auto it = pipelines_.find(key); it != pipelines_.end()) return *it->second;
 
   const std::span<const std::uint32_t> words = attnlab::shaders::compute::find(desc.shader);
