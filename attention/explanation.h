@@ -25,6 +25,8 @@ using DenseBlockFn = std::function<Matrix(Range rows, Range cols)>;
 /// The implied N×M weight matrix as a tile function: the rectangle rows × cols resampled to `out`
 /// pixels, each pixel the max or mean of the entries it covers (so single sparse entries stay visible
 /// at any zoom). When out is larger than the range, entries are repeated (nearest neighbour).
+/// The function owns what it reads (shared copies of Q, K, factors); it never refers to the backend or
+/// to the run, so views may call it later and from any thread.
 class ImpliedWeights {
  public:
   ImpliedWeights() = default;
