@@ -14,10 +14,13 @@ namespace attn {
 /// Options of dense (full / causal / masked) softmax attention.
 struct DenseAttentionOptions {
   float scale = 0;              ///< logits are scale·q·k; ≤ 0 means 1/√d
-  bool causal = false;          ///< key j is visible to query i only if j ≤ i (+ causal_offset)
-  Index causal_offset = 0;      ///< for queries that are the last rows of a longer sequence
+  bool causal = false;          ///< key j is visible to query i only if j ≤ i + causal_offset
+  /// Query i sits at key position i + causal_offset (for the causal mask and the self rule): for
+  /// queries that are the last rows, or a block of rows, of a longer sequence.
+  Index causal_offset = 0;
   const Matrix* bias = nullptr; ///< optional additive N×M logit bias; −inf masks a pair
-  /// Reformer's shared-QK rule: query i may not attend to key i unless key i is its only visible key.
+  /// Reformer's shared-QK rule: query i may not attend to its own key (position i + causal_offset)
+  /// unless that key is its only visible one.
   bool mask_self = false;
 };
 

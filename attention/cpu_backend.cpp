@@ -65,13 +65,17 @@ double rowAttentionDouble(Index count, LogitFn logit, KeyFn key, const VMat& v, 
   return mx + std::log(sum);
 }
 
-// The shared-QK rule: self (key i of query i) is hidden when it is visible and some other key is
-// visible too (not masked by causality or a −inf bias).
+// The key position of query i itself (the self rule's "self").
+Index selfKey(const DenseAttentionOptions& o, Index i) { return i + o.causal_offset; }
+
+// The shared-QK rule: self is hidden when it is visible and some other key is visible too (not masked
+// by causality or a −inf bias).
 template <class BiasFn>
 bool selfHidden(const DenseAttentionOptions& o, Index i, Index visible, BiasFn bias) {
-  if (!o.mask_self || i >= visible) return false;
+  const Index self = selfKey(o, i);
+  if (!o.mask_self || self < 0 || self >= visible) return false;
   for (Index j = 0; j < visible; ++j)
-    if (j != i && bias(j) != -std::numeric_limits<double>::infinity()) return true;
+    if (j != self && bias(j) != -std::numeric_limits<double>::infinity()) return true;
   return false;
 }
 
@@ -85,7 +89,7 @@ void denseRowFallback(const Matrix& q, const Matrix& k, const Matrix& v, const D
   const double l = rowAttentionDouble(
       visible,
       [&](Index j) {
-        if (hide_self && j == i) return -std::numeric_limits<double>::infinity();
+        if (hide_self && j == selfKey(o, i)) return -std::numeric_limits<double>::infinity();
         double s = 0;
         for (Index c = 0; c < q.cols(); ++c) s += double(q(i, c)) * double(k(j, c));
         s *= double(scale);
@@ -133,8 +137,10 @@ AttentionOutput CpuBackend::denseAttention(const Matrix& q, const Matrix& k, con
       s.noalias() = qb * k.middleRows(j0, cols).transpose();
       if (o.bias) s += o.bias->block(i0, j0, rows, cols);
       if (o.mask_self)
-        for (Index r = 0; r < rows; ++r)
-          if (i0 + r >= j0 && i0 + r < j1) s(r, i0 + r - j0) = -kInf;
+        for (Index r = 0; r < rows; ++r) {
+          const Index self = selfKey(o, i0 + r);
+          if (self >= j0 && self < j1) s(r, self - j0) = -kInf;
+        }
       if (o.causal && j1 > i0 + o.causal_offset + 1) {  // the block straddles the diagonal
         for (Index r = 0; r < rows; ++r) {
           const Index visible = std::clamp<Index>(i0 + r + o.causal_offset + 1 - j0, 0, cols);
@@ -169,7 +175,7 @@ AttentionOutput CpuBackend::denseAttention(const Matrix& q, const Matrix& k, con
     for (Index r = 0; r < rows; ++r) {
       const Index i = i0 + r;
       // Rows that saw NaN/+inf, and masked-self rows left with no key (self is then allowed back).
-      if (special[size_t(r)] || (o.mask_self && !(run_sum(r) > 0) && i < m)) {
+      if (special[size_t(r)] || (o.mask_self && !(run_sum(r) > 0) && selfKey(o, i) >= 0 && selfKey(o, i) < m)) {
         denseRowFallback(q, k, v, o, scale, i, result.out, result.lse);
       } else if (run_sum(r) > 0) {
         result.out.row(i) = acc.row(r) / run_sum(r);
@@ -348,7 +354,7 @@ MatrixD referenceAttention(const MatrixD& q, const MatrixD& k, const MatrixD& v,
       const double l = rowAttentionDouble(
           visible,
           [&](Index j) {
-            if (hide_self && j == i) return -std::numeric_limits<double>::infinity();
+            if (hide_self && j == selfKey(o, i)) return -std::numeric_limits<double>::infinity();
             return logits(r, j) + (o.bias ? double((*o.bias)(i, j)) : 0.0);
           },
           [](Index j) { return j; }, v, out.row(i).data(), dv);

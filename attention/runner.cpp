@@ -1,5 +1,6 @@
 #include "attention/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -11,11 +12,23 @@ double millisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-MatrixD referenceOutput(const Inputs& inputs, bool causal) {
-  DenseAttentionOptions o;
-  o.causal = causal;
-  o.mask_self = inputs.mask_self;
-  return referenceAttention(inputs.q.cast<double>(), inputs.k.cast<double>(), inputs.v.cast<double>(), o);
+MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel) {
+  // In blocks of rows (each block's queries sit at key positions i0 + i), so a cancel takes effect
+  // within one block even at large N.
+  const Index n = inputs.n();
+  const Index block = std::max<Index>(64, (Index(1) << 24) / std::max<Index>(inputs.m(), 1));
+  const MatrixD k = inputs.k.cast<double>(), v = inputs.v.cast<double>();
+  MatrixD out(n, inputs.v.cols());
+  for (Index i0 = 0; i0 < n; i0 += block) {
+    if (cancel && cancel->load()) throw Cancelled();
+    const Index rows = std::min(block, n - i0);
+    DenseAttentionOptions o;
+    o.causal = causal;
+    o.causal_offset = i0;
+    o.mask_self = inputs.mask_self;
+    out.middleRows(i0, rows) = referenceAttention(inputs.q.middleRows(i0, rows).cast<double>(), k, v, o);
+  }
+  return out;
 }
 
 Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
@@ -44,7 +57,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   c.approx_ms = millisecondsSince(t0);
   options.run.checkCancel();
 
-  c.reference = referenceOutput(reference_inputs, options.run.causal);
+  c.reference = referenceOutput(reference_inputs, options.run.causal, options.run.cancel);
   c.relative_error = relativeError(c.approx.output, c.reference);
   const bool small = c.inputs.n() <= options.max_metric_n;
   if (options.with_weight_metrics && small && c.exact.explanation.weights) {

@@ -32,8 +32,8 @@ struct CompareOptions {
 Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
                    const CompareOptions& options);
 
-/// Float64 reference output of exact attention on the CPU (for errors).
-MatrixD referenceOutput(const Inputs& inputs, bool causal);
+/// Float64 reference output of exact attention on the CPU (for errors); Cancelled when `cancel` is set.
+MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr);
 
 /// The approximation-quality metrics of a comparison as words, e.g. "rel. error 3.2e-02".
 std::string describeError(const Comparison& c);

@@ -338,3 +338,30 @@ TEST(AllMechanisms, ReformerSeedChangesTheBuckets) {
 
 }  // namespace
 }  // namespace attn
+
+namespace attn {
+namespace {
+
+TEST(Runner, ReferenceInRowBlocksEqualsOnePassAndCancels) {
+  for (bool causal : {false, true})
+    for (bool mask_self : {false, true}) {
+      Inputs in = makeInputs(Generator::Clustered, 300);
+      in.mask_self = mask_self;
+      DenseAttentionOptions o;
+      o.causal = causal;
+      o.mask_self = mask_self;
+      const MatrixD whole = test::refAttention(in.q, in.k, in.v, o);
+      EXPECT_LT((referenceOutput(in, causal) - whole).norm() / whole.norm(), 1e-14) << causal << mask_self;
+      // A block of rows placed with causal_offset matches the same rows of the whole pass (CPU kernel too).
+      DenseAttentionOptions part = o;
+      part.causal_offset = 100;
+      const Matrix rows = in.q.middleRows(100, 50);
+      CpuBackend cpu(2);
+      EXPECT_LT(test::relDiff(cpu.denseAttention(rows, in.k, in.v, part).out, whole.middleRows(100, 50)), 2e-6);
+    }
+  std::atomic<bool> cancel{true};
+  EXPECT_THROW(referenceOutput(makeInputs(Generator::Gaussian, 100), false, &cancel), Cancelled);
+}
+
+}  // namespace
+}  // namespace attn
