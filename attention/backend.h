@@ -35,7 +35,26 @@ struct AttentionOutput {
   Vector lse;  ///< N: log Σ_j exp(x_ij), the row's log-normaliser (natural log)
 };
 
-enum class FeatureMap { EluPlusOne };
+/// Feature maps of kernelised (linear) attention. x is first scaled: x ← input_scale·x.
+///  - EluPlusOne (Linear Transformer):  φ(x) = elu(x) + 1                                (d features)
+///  - PositiveRandom (Performer FAVOR+): φ(x) = exp(ω_r·x − ‖x‖²/2 − shift) / √m, r = 1..m (m features)
+///  - Trigonometric (Performer FAVOR):   φ(x) = exp(‖x‖²/2) / √m · [sin(ω_r·x)]_r ++ [cos(ω_r·x)]_r  (2m)
+/// ω_r are the rows of `projection` (m×d). The shift stabilises positive features (Performer
+/// subtracts a max): 0 (None), max_r of the row's exponents (PerRow, for queries: it cancels in the
+/// normalisation), or the max over all rows (Global, for keys). NaN exponents are left out of the
+/// max; a row with a NaN input gives NaN features (only that row, except with Global and ±inf inputs).
+enum class FeatureMap { EluPlusOne, PositiveRandom, Trigonometric };
+enum class FeatureShift { None, PerRow, Global };
+struct FeatureMapOptions {
+  FeatureMap map = FeatureMap::EluPlusOne;
+  const Matrix* projection = nullptr;  ///< m×d random features ω (PositiveRandom, Trigonometric)
+  float input_scale = 1;
+  FeatureShift shift = FeatureShift::None;  ///< PositiveRandom only
+};
+/// Columns of φ(x) for inputs of dimension d.
+Index featureCount(const FeatureMapOptions& options, Index d);
+/// UserError when the options do not fit inputs x (missing projection, dimension mismatch).
+void checkFeatureMap(const Matrix& x, const FeatureMapOptions& options);
 
 /// Static facts about a backend (for reports and `attnlab info`).
 struct BackendInfo {
@@ -57,8 +76,9 @@ class Backend {
   virtual AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
                                           const Pattern& pattern, float scale,
                                           const std::vector<float>* entry_bias = nullptr) = 0;
-  /// Applies a positive feature map row-wise (N×d → N×m).
-  virtual Matrix featureMap(const Matrix& x, FeatureMap map) = 0;
+  /// Applies a feature map row-wise (N×d → N×featureCount).
+  virtual Matrix featureMap(const Matrix& x, const FeatureMapOptions& options) = 0;
+  Matrix featureMap(const Matrix& x, FeatureMap map) { return featureMap(x, FeatureMapOptions{map}); }
   /// Linear attention from feature-mapped inputs: O_i = φq_i·S / φq_i·z with S = Σ_j φk_j v_jᵀ,
   /// z = Σ_j φk_j over all j (or j ≤ i when causal). Rows whose normaliser is 0 give 0.
   virtual Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) = 0;
@@ -68,6 +88,10 @@ class Backend {
   virtual std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) = 0;
   /// a·b (or a·bᵀ).
   virtual Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b = false) = 0;
+  /// A tile of implied weights in factored form (see WeightKernel): the rectangle rows × cols
+  /// resampled to `out` pixels, each the max or mean of the entries it covers (the same pixel spans
+  /// and values as ImpliedWeights::tile), without the full matrix.
+  virtual Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) = 0;
 
   /// Bytes of working memory the backend allocated since the last reset, at most (peak).
   virtual Index peakBytes() const { return peak_bytes_; }
@@ -89,11 +113,13 @@ class CpuBackend final : public Backend {
                                  const DenseAttentionOptions& options) override;
   AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
                                   float scale, const std::vector<float>* entry_bias) override;
-  Matrix featureMap(const Matrix& x, FeatureMap map) override;
+  using Backend::featureMap;
+  Matrix featureMap(const Matrix& x, const FeatureMapOptions& options) override;
   Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) override;
   std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
   std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
   Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+  Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) override;
 
  private:
   int threads_;

@@ -244,10 +244,73 @@ AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, co
   return result;
 }
 
-Matrix CpuBackend::featureMap(const Matrix& x, FeatureMap map) {
-  switch (map) {
+Index featureCount(const FeatureMapOptions& o, Index d) {
+  switch (o.map) {
+    case FeatureMap::EluPlusOne:
+      return d;
+    case FeatureMap::PositiveRandom:
+      return o.projection ? o.projection->rows() : 0;
+    case FeatureMap::Trigonometric:
+      return o.projection ? 2 * o.projection->rows() : 0;
+  }
+  return 0;
+}
+
+void checkFeatureMap(const Matrix& x, const FeatureMapOptions& o) {
+  if (o.map == FeatureMap::EluPlusOne) return;
+  if (!o.projection || o.projection->rows() == 0)
+    throw UserError("feature map: random features need a projection with at least one row");
+  if (o.projection->cols() != x.cols())
+    throw UserError("feature map: the projection has " + std::to_string(o.projection->cols()) +
+                    " columns but the inputs have dimension " + std::to_string(x.cols()));
+}
+
+Matrix CpuBackend::featureMap(const Matrix& x_in, const FeatureMapOptions& o) {
+  checkFeatureMap(x_in, o);
+  const Matrix x = x_in * o.input_scale;
+  switch (o.map) {
     case FeatureMap::EluPlusOne:
       return x.unaryExpr([](float t) { return t > 0 ? t + 1.0f : std::exp(t); });
+    case FeatureMap::PositiveRandom: {
+      const Index m = o.projection->rows();
+      Matrix u = x * o.projection->transpose();  // N×m exponents
+      const Vector half_norm = 0.5f * x.rowwise().squaredNorm();
+      u.colwise() -= half_norm;
+      auto rowMax = [&](Index i) {
+        float mx = -kInf;
+        for (Index r = 0; r < m; ++r)
+          if (!std::isnan(u(i, r))) mx = std::max(mx, u(i, r));
+        return mx;
+      };
+      float global = -kInf;
+      if (o.shift == FeatureShift::Global)
+        for (Index i = 0; i < u.rows(); ++i) global = std::max(global, rowMax(i));
+      const float norm = 1.0f / std::sqrt(float(m));
+      for (Index i = 0; i < u.rows(); ++i) {
+        float shift = 0;
+        if (o.shift == FeatureShift::PerRow) shift = rowMax(i);
+        if (o.shift == FeatureShift::Global) shift = global;
+        if (!std::isfinite(shift)) shift = 0;  // nothing finite to subtract
+        for (Index r = 0; r < m; ++r) u(i, r) = std::exp(u(i, r) - shift) * norm;
+      }
+      notePeak(u.size() * Index(sizeof(float)));
+      return u;
+    }
+    case FeatureMap::Trigonometric: {
+      const Index m = o.projection->rows();
+      const Matrix u = x * o.projection->transpose();
+      Matrix phi(x.rows(), 2 * m);
+      const float norm = 1.0f / std::sqrt(float(m));
+      for (Index i = 0; i < x.rows(); ++i) {
+        const float g = std::exp(0.5f * x.row(i).squaredNorm()) * norm;
+        for (Index r = 0; r < m; ++r) {
+          phi(i, r) = g * std::sin(u(i, r));
+          phi(i, m + r) = g * std::cos(u(i, r));
+        }
+      }
+      notePeak(phi.size() * Index(sizeof(float)));
+      return phi;
+    }
   }
   throw std::logic_error("unknown feature map");
 }
@@ -333,6 +396,10 @@ Matrix CpuBackend::matmul(const Matrix& a, const Matrix& b, bool transpose_b) {
   }
   if (a.cols() != b.rows()) throw UserError("matmul: inner sizes differ");
   return a * b;
+}
+
+Matrix CpuBackend::weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) {
+  return ImpliedWeights(std::make_shared<const WeightKernel>(kernel)).tile(rows, cols, out, pooling);
 }
 
 MatrixD referenceAttention(const MatrixD& q, const MatrixD& k, const MatrixD& v, const DenseAttentionOptions& o,

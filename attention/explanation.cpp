@@ -1,5 +1,7 @@
 #include "attention/explanation.h"
 
+#include "attention/backend.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -7,10 +9,7 @@
 
 namespace attn {
 
-namespace {
-
-// Pixel p of `out` pixels over a range of `len` entries covers [start[p], end[p]) (relative).
-void pixelSpans(Index len, Index out, std::vector<Index>& start, std::vector<Index>& end) {
+void tilePixelSpans(Index len, Index out, std::vector<Index>& start, std::vector<Index>& end) {
   start.resize(size_t(out));
   end.resize(size_t(out));
   for (Index p = 0; p < out; ++p) {
@@ -20,6 +19,8 @@ void pixelSpans(Index len, Index out, std::vector<Index>& start, std::vector<Ind
     end[size_t(p)] = std::min(e, len);
   }
 }
+
+namespace {
 
 constexpr Index kColumnChunk = 4096;
 
@@ -35,8 +36,8 @@ Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling poolin
   if (out.rows <= 0 || out.cols <= 0 || rows.size() == 0 || cols.size() == 0) return result;
 
   std::vector<Index> rs, re, cs, ce;
-  pixelSpans(rows.size(), out.rows, rs, re);
-  pixelSpans(cols.size(), out.cols, cs, ce);
+  tilePixelSpans(rows.size(), out.rows, rs, re);
+  tilePixelSpans(cols.size(), out.cols, cs, ce);
 
   for (Index r = 0; r < out.rows; ++r) {
     if (r > 0 && rs[size_t(r)] == rs[size_t(r - 1)] && re[size_t(r)] == re[size_t(r - 1)]) {
@@ -60,6 +61,45 @@ Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling poolin
     }
   }
   return result;
+}
+
+Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling pooling, Backend* backend) const {
+  if (kernel_ && backend) return backend->weightTile(*kernel_, rows, cols, out, pooling);
+  return tile(rows, cols, out, pooling);
+}
+
+ImpliedWeights::ImpliedWeights(std::shared_ptr<const WeightKernel> kernel) : kernel_(std::move(kernel)) {
+  if (!kernel_ || !kernel_->a || !kernel_->b) throw std::logic_error("ImpliedWeights: incomplete weight kernel");
+  if (kernel_->a->cols() != kernel_->b->cols() || kernel_->row_term.size() != kernel_->a->rows())
+    throw std::logic_error("ImpliedWeights: inconsistent weight kernel shapes");
+  rows_ = kernel_->a->rows();
+  cols_ = kernel_->b->rows();
+  block_ = [k = kernel_](Range r, Range c) { return k->block(r, c); };
+}
+
+Matrix WeightKernel::block(Range rows, Range cols) const {
+  Matrix w = (a->middleRows(rows.begin, rows.size()) * b->middleRows(cols.begin, cols.size()).transpose());
+  const Index m = b->rows();
+  for (Index i = 0; i < w.rows(); ++i) {
+    const Index row = rows.begin + i;
+    const float t = row_term(row);
+    if (!std::isfinite(t)) {
+      w.row(i).setZero();
+      continue;
+    }
+    const Index visible = causal ? std::clamp<Index>(row + causal_offset + 1, 0, m) : m;
+    const Index self = row + causal_offset;
+    const bool hide_self = mask_self && self >= 0 && self < visible && visible > 1;
+    for (Index j = 0; j < w.cols(); ++j) {
+      const Index col = cols.begin + j;
+      if (col >= visible || (hide_self && col == self)) {
+        w(i, j) = 0;
+        continue;
+      }
+      w(i, j) = kind == Kind::Softmax ? std::exp(scale * w(i, j) + t) : w(i, j) * t;
+    }
+  }
+  return w;
 }
 
 Matrix ImpliedWeights::dense(Index max_entries) const {
@@ -113,21 +153,15 @@ ImpliedWeights patternSoftmaxWeights(std::shared_ptr<const Matrix> q, std::share
 
 ImpliedWeights denseSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k, float scale,
                                    bool causal, Vector lse, bool mask_self) {
-  const Index rows = q->rows(), cols = k->rows();
-  auto fn = [q, k, scale, causal, mask_self, lse = std::move(lse)](Range r, Range c) {
-    Matrix block = (q->middleRows(r.begin, r.size()) * k->middleRows(c.begin, c.size()).transpose()) * scale;
-    for (Index i = 0; i < block.rows(); ++i) {
-      const float l = lse(r.begin + i);
-      for (Index j = 0; j < block.cols(); ++j) {
-        const Index row = r.begin + i, col = c.begin + j;
-        const bool alone = causal ? row == 0 : k->rows() == 1;
-        const bool hidden = (causal && col > row) || (mask_self && col == row && !alone);
-        block(i, j) = (hidden || !std::isfinite(l)) ? 0.0f : std::exp(block(i, j) - l);
-      }
-    }
-    return block;
-  };
-  return ImpliedWeights(rows, cols, fn);
+  auto kernel = std::make_shared<WeightKernel>();
+  kernel->kind = WeightKernel::Kind::Softmax;
+  kernel->a = std::move(q);
+  kernel->b = std::move(k);
+  kernel->scale = scale;
+  kernel->row_term = -lse;
+  kernel->causal = causal;
+  kernel->mask_self = mask_self;
+  return ImpliedWeights(std::move(kernel));
 }
 
 }  // namespace attn

@@ -18,6 +18,30 @@ struct TileSize {
   Index rows = 0, cols = 0;
 };
 
+class Backend;
+
+/// A factored form of implied weights, W_ij = g(a_i·b_j) for the visible pairs and 0 elsewhere:
+///   Softmax:  g(t) = exp(scale·t + row_term_i)      (row_term = −lse: rows of softmax attention)
+///   Linear:   g(t) = t · row_term_i                  (row_term = 1/normaliser: kernelised attention,
+///                                                     or 1 with a = F, b = Gᵀ for a product F·G)
+/// A row whose row_term is not finite is all 0 (fully masked, degenerate or special rows).
+/// Visible: every pair, or j ≤ i + causal_offset when causal. With mask_self, the pair
+/// (i, i + causal_offset) is hidden unless it is the row's only visible key (the shared-QK rule).
+/// Backends compute tiles of this form without the full matrix (Backend::weightTile; on the GPU).
+struct WeightKernel {
+  enum class Kind { Softmax, Linear };
+  Kind kind = Kind::Softmax;
+  std::shared_ptr<const Matrix> a;  ///< N×r
+  std::shared_ptr<const Matrix> b;  ///< M×r
+  float scale = 1;                  ///< Softmax only
+  Vector row_term;                  ///< N entries
+  bool causal = false;
+  Index causal_offset = 0;
+  bool mask_self = false;
+  /// The exact entries of a rectangle (rows·cols floats), computed in float on the CPU.
+  Matrix block(Range rows, Range cols) const;
+};
+
 /// Dense block of the implied weights: rows × cols exactly (no pooling). Row-stochastic mechanisms
 /// return rows that sum to ≤ 1 over all N columns.
 using DenseBlockFn = std::function<Matrix(Range rows, Range cols)>;
@@ -31,11 +55,18 @@ class ImpliedWeights {
  public:
   ImpliedWeights() = default;
   ImpliedWeights(Index rows, Index cols, DenseBlockFn block) : rows_(rows), cols_(cols), block_(std::move(block)) {}
+  /// Weights of a factored form: blocks from WeightKernel::block, tiles on a backend when one is given.
+  explicit ImpliedWeights(std::shared_ptr<const WeightKernel> kernel);
   explicit operator bool() const { return static_cast<bool>(block_); }
   Index rows() const { return rows_; }
   Index cols() const { return cols_; }
   /// Pooled tile. Memory: O(out + a band of rows), never the full rectangle.
   Matrix tile(Range rows, Range cols, TileSize out, Pooling pooling) const;
+  /// The same tile, computed by `backend` (Backend::weightTile, e.g. on the GPU) when the weights have
+  /// a factored form, else by tile() above. The caller owns the backend's thread.
+  Matrix tile(Range rows, Range cols, TileSize out, Pooling pooling, Backend* backend) const;
+  /// The factored form, when the weights have one (nullptr otherwise).
+  const std::shared_ptr<const WeightKernel>& kernel() const { return kernel_; }
   /// The exact entries of a rectangle (keep it small: rows·cols floats).
   Matrix block(Range rows, Range cols) const { return block_(rows, cols); }
   /// The whole matrix; UserError if it exceeds `max_entries`.
@@ -44,7 +75,12 @@ class ImpliedWeights {
  private:
   Index rows_ = 0, cols_ = 0;
   DenseBlockFn block_;
+  std::shared_ptr<const WeightKernel> kernel_;
 };
+
+/// Pixel p of `out` pixels over `len` entries covers [start[p], end[p]) (relative): the spans that
+/// ImpliedWeights::tile and every Backend::weightTile use.
+void tilePixelSpans(Index len, Index out, std::vector<Index>& start, std::vector<Index>& end);
 
 /// Which (i, j) pairs a mechanism scores, in CSR form, each entry tagged with the pattern component
 /// that put it there (window, dilated window, global, random, bucket, ...).

@@ -1,17 +1,24 @@
-// attnlab-bench: times every registered mechanism and the backends' dense attention as N grows, on
-// the CPU and (when a Vulkan device exists) on the GPU. Google Benchmark; compare rows as ratios.
-// Before timing, it checks the Vulkan dense kernel against the float64 reference on fresh inputs and
-// prints the relative error, so a timing table never comes from a wrong kernel.
-//   attnlab-bench --benchmark_filter='dense/'          the primitive alone (device time on the GPU)
+// attnlab-bench: times every Backend primitive and every registered mechanism as N grows (powers of
+// two), on the CPU and (when a Vulkan device exists) on the GPU. Google Benchmark: each row is the
+// median of 3 repetitions (GPU primitives: device time from timestamps; mechanisms: wall time); it
+// prints a table and writes JSON (attnlab-bench.json unless --benchmark_out names another file).
+// Compare rows as ratios. Before timing, it checks the Vulkan dense kernel against the float64
+// reference on fresh inputs and prints the relative error, so a table never comes from a wrong kernel.
+//   attnlab-bench --benchmark_filter='dense/'          exact attention alone
+//   attnlab-bench --benchmark_filter='primitive/sparse' one primitive, both backends
 //   attnlab-bench --benchmark_filter='mechanism/.*/cpu'
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
+#include <vector>
 #include <memory>
 
 #include "attention/mechanism.h"
 #include "attention/metrics.h"
+#include "attention/random.h"
 #include "render/gpu/backend_factory.h"
 
 namespace {
@@ -69,6 +76,66 @@ void denseAttention(benchmark::State& state, const std::string& backend_name, bo
   state.counters["TFLOP/s"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The other primitives, at the sizes mechanisms use them (d = 64, m = 256 random features, a band
+// of 256 keys plus 16 global tokens for sparse attention, 64 buckets / centroids, a 512×512 tile).
+void primitive(benchmark::State& state, const std::string& backend_name, const std::string& what) {
+  attn::Backend* backend = backendNamed(backend_name);
+  if (!backend) {
+    state.SkipWithError("no Vulkan device");
+    return;
+  }
+  const attn::Index n = state.range(0), d = 64;
+  const attn::Inputs in = inputsFor(n, d, attn::Generator::Gaussian);
+  attn::Rng rng(5);
+  const attn::Matrix omega = rng.gaussian(256, d);
+  const attn::FeatureMapOptions favor{attn::FeatureMap::PositiveRandom, &omega, 0.35f, attn::FeatureShift::PerRow};
+  const attn::Matrix phi_q = attn::CpuBackend().featureMap(in.q, favor), phi_k = attn::CpuBackend().featureMap(in.k, favor);
+  const attn::Matrix rotations = rng.gaussian(d, 32), centroids = rng.gaussian(64, d);
+  attn::Pattern band;
+  band.rows = band.cols = n;
+  band.components = {"window", "global"};
+  band.row_ptr.push_back(0);
+  for (attn::Index i = 0; i < n; ++i) {
+    for (attn::Index j = 0; j < n; ++j)
+      if (j < 16 || (j >= i - 128 && j < i + 128)) band.col.push_back(std::int32_t(j)), band.component.push_back(j < 16);
+    band.row_ptr.push_back(attn::Index(band.col.size()));
+  }
+  attn::WeightKernel kernel;
+  kernel.a = std::make_shared<const attn::Matrix>(in.q);
+  kernel.b = std::make_shared<const attn::Matrix>(in.k);
+  kernel.scale = 0.125f;
+  kernel.row_term = attn::Vector::Constant(n, -std::log(float(n)));
+  auto* gpu = dynamic_cast<attn::gpu::VulkanBackend*>(backend);
+  double flops = 0;
+  for (auto _ : state) {
+    if (what == "sparse") {
+      benchmark::DoNotOptimize(backend->sparseAttention(in.q, in.k, in.v, band, 0, nullptr).out.data());
+      flops = 4.0 * double(band.nnz()) * double(d);
+    } else if (what == "favor") {
+      benchmark::DoNotOptimize(backend->featureMap(in.q, favor).data());
+      flops = 2.0 * double(n) * 256 * double(d);
+    } else if (what == "linear" || what == "linear-causal") {
+      benchmark::DoNotOptimize(backend->linearAttention(phi_q, phi_k, in.v, what == "linear-causal").data());
+      flops = 4.0 * double(n) * 256 * double(d);
+    } else if (what == "hash") {
+      benchmark::DoNotOptimize(backend->hashRotations(in.k, rotations).data());
+      flops = 2.0 * double(n) * 32 * double(d);
+    } else if (what == "centroid") {
+      benchmark::DoNotOptimize(backend->nearestCentroid(in.k, centroids).data());
+      flops = 2.0 * double(n) * 64 * double(d);
+    } else if (what == "matmul") {
+      benchmark::DoNotOptimize(backend->matmul(in.q, in.k, true).data());
+      flops = 2.0 * double(n) * double(n) * double(d);
+    } else if (what == "tile") {
+      const attn::TileSize px{std::min<attn::Index>(n, 512), std::min<attn::Index>(n, 512)};
+      benchmark::DoNotOptimize(backend->weightTile(kernel, {0, n}, {0, n}, px, attn::Pooling::Max).data());
+      flops = 2.0 * double(n) * double(n) * double(d);
+    }
+    if (gpu) state.SetIterationTime(gpu->lastDeviceMs() * 1e-3);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void runMechanism(benchmark::State& state, const std::string& id, const std::string& backend_name) {
   attn::Backend* backend = backendNamed(backend_name);
   if (!backend) {
@@ -123,6 +190,16 @@ void registerAll() {
         }
       if (backend == "vulkan") b->UseManualTime();
       else b->UseRealTime();
+      b->Repetitions(3)->ReportAggregatesOnly(true);
+    }
+  for (const std::string what : {"sparse", "favor", "linear", "linear-causal", "hash", "centroid", "matmul", "tile"})
+    for (const std::string backend : {"cpu", "vulkan"}) {
+      auto* b = benchmark::RegisterBenchmark(("primitive/" + what + "/" + backend).c_str(),
+                                             [backend, what](benchmark::State& s) { primitive(s, backend, what); });
+      b->ArgName("N")->RangeMultiplier(2)->Range(256, 8192)->Unit(benchmark::kMillisecond);
+      b->Repetitions(3)->ReportAggregatesOnly(true);
+      if (backend == "vulkan") b->UseManualTime();
+      else b->UseRealTime();
     }
   for (const auto& m : attn::mechanisms())
     for (const std::string backend : {"cpu", "vulkan"}) {
@@ -130,9 +207,11 @@ void registerAll() {
       benchmark::RegisterBenchmark(("mechanism/" + id + "/" + backend).c_str(),
                                    [id, backend](benchmark::State& s) { runMechanism(s, id, backend); })
           ->ArgName("N")
-          ->RangeMultiplier(4)
+          ->RangeMultiplier(2)
           ->Range(256, 4096)
           ->Unit(benchmark::kMillisecond)
+          ->Repetitions(3)
+          ->ReportAggregatesOnly(true)
           ->UseRealTime();
     }
 }
@@ -140,15 +219,26 @@ void registerAll() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool check = true;
-  int kept = 1;
+  bool check = true, has_out = false;
+  std::vector<char*> args{argv[0]};
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--no-check") check = false;
-    else argv[kept++] = argv[i];
+    const std::string a = argv[i];
+    if (a == "--no-check") {
+      check = false;
+      continue;
+    }
+    if (a.rfind("--benchmark_out=", 0) == 0) has_out = true;
+    args.push_back(argv[i]);
   }
-  argc = kept;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::string out_arg = "--benchmark_out=attnlab-bench.json", format_arg = "--benchmark_out_format=json";
+  if (!has_out) {
+    args.push_back(out_arg.data());
+    args.push_back(format_arg.data());
+  }
+  int count = int(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   if (check) checkVulkan();
   registerAll();
   benchmark::RunSpecifiedBenchmarks();

@@ -69,11 +69,13 @@ double msSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// Pools the full implied matrix to at most max_pixels a side (never more pixels than entries).
-attn::Matrix pool(const attn::ImpliedWeights& weights, attn::Index max_pixels, attn::Pooling pooling) {
+/// Pools the full implied matrix to at most max_pixels a side (never more pixels than entries), on
+/// the run's backend (the GPU, for a Vulkan backend) when the weights have a factored form.
+attn::Matrix pool(const attn::ImpliedWeights& weights, attn::Index max_pixels, attn::Pooling pooling,
+                  attn::Backend* backend) {
   if (!weights) return {};
   const attn::TileSize size{std::min(weights.rows(), max_pixels), std::min(weights.cols(), max_pixels)};
-  return weights.tile({0, weights.rows()}, {0, weights.cols()}, size, pooling);
+  return weights.tile({0, weights.rows()}, {0, weights.cols()}, size, pooling, backend);
 }
 
 }  // namespace
@@ -104,9 +106,11 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
           attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
     }
     const auto start = std::chrono::steady_clock::now();
-    outcome.exact_pooled = pool(comparison->exact.explanation.weights, request.max_pixels, request.pooling);
+    outcome.exact_pooled = pool(comparison->exact.explanation.weights, request.max_pixels, request.pooling,
+                                 backend.backend.get());
     if (cancel.load()) throw attn::Cancelled();
-    outcome.approx_pooled = pool(comparison->approx.explanation.weights, request.max_pixels, request.pooling);
+    outcome.approx_pooled = pool(comparison->approx.explanation.weights, request.max_pixels, request.pooling,
+                                  backend.backend.get());
     outcome.pool_ms = msSince(start);
     outcome.notes = comparison->params.notes();
     for (const std::string& note : comparison->approx.explanation.notes) outcome.notes.push_back(note);

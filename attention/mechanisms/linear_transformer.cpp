@@ -49,18 +49,13 @@ class LinearTransformer final : public Mechanism {
       const Eigen::RowVectorXf z = phi_k->colwise().sum();
       *normaliser = *phi_q * z.transpose();
     }
-    const bool causal = options.causal;
-    r.explanation.weights = ImpliedWeights(n, m, [phi_q, phi_k, normaliser, causal](Range rows, Range cols) {
-      Matrix block = phi_q->middleRows(rows.begin, rows.size()) * phi_k->middleRows(cols.begin, cols.size()).transpose();
-      for (Index i = 0; i < block.rows(); ++i) {
-        const float den = (*normaliser)(rows.begin + i);
-        for (Index j = 0; j < block.cols(); ++j) {
-          const bool hidden = causal && cols.begin + j > rows.begin + i;
-          block(i, j) = (hidden || !(den > 0)) ? 0.0f : block(i, j) / den;
-        }
-      }
-      return block;
-    });
+    auto kernel = std::make_shared<WeightKernel>();
+    kernel->kind = WeightKernel::Kind::Linear;
+    kernel->a = phi_q;
+    kernel->b = phi_k;
+    kernel->row_term = normaliser->unaryExpr([](float den) { return den > 0 ? 1.0f / den : 0.0f; });
+    kernel->causal = options.causal;
+    r.explanation.weights = ImpliedWeights(std::move(kernel));
     const Index shown = std::min<Index>(n, 64);
     r.explanation.factors.push_back({"φ(Q)", "elu(Q)+1, first " + std::to_string(shown) + " tokens", phi_q->topRows(shown)});
     r.explanation.factors.push_back({"φ(K)", "elu(K)+1, first " + std::to_string(shown) + " tokens", phi_k->topRows(shown)});

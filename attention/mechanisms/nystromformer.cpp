@@ -107,9 +107,12 @@ class Nystromformer final : public Mechanism {
     auto f = std::make_shared<Matrix>(rowSoftmax((in.q.cast<double>() * k_land.cast<double>().transpose()) * double(scale)).cast<float>());
     const MatrixD b = rowSoftmax((q_land.cast<double>() * in.k.cast<double>().transpose()) * double(scale));
     auto g = std::make_shared<Matrix>((a_pinv * b).cast<float>());
-    r.explanation.weights = ImpliedWeights(n, mk, [f, g](Range rows, Range cols) {
-      return Matrix(f->middleRows(rows.begin, rows.size()) * g->middleCols(cols.begin, cols.size()));
-    });
+    auto kernel = std::make_shared<WeightKernel>();  // Ŝ_ij = F_i·G_j: a = F, b = Gᵀ
+    kernel->kind = WeightKernel::Kind::Linear;
+    kernel->a = f;
+    kernel->b = std::make_shared<const Matrix>(g->transpose());
+    kernel->row_term = Vector::Ones(n);
+    r.explanation.weights = ImpliedWeights(std::move(kernel));
     TokenSet landmarks{"landmarks", "landmark", {}, k_spans, k_land};
     r.explanation.special.push_back(std::move(landmarks));
     r.explanation.factors.push_back({"Ã", "landmark kernel rowsoftmax(Q̃K̃ᵀ), m×m", a_tilde.cast<float>()});

@@ -180,9 +180,6 @@ AttentionOutput VulkanBackend::denseAttention(const Matrix& q, const Matrix& k, 
   last_dense_dispatches_ = 0;
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.denseAttention(q, k, v, options); }); };
   if (!denseTiling(q.cols(), v.cols(), context_->limits()).ok) return cpu();  // shapes the kernel does not take
-  // Reformer's shared-QK reference (self masked unless alone) has no kernel variant yet: the Vulkan
-  // backend issue adds it; until then it runs on the CPU.
-  if (options.mask_self) return cpu();
   return guarded([&] { return denseGpu(q, k, v, options); }, cpu);
 }
 
@@ -238,7 +235,9 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   vb.upload(v.data(), v_bytes);
   if (has_bias) bb.upload(options.bias->data(), bias_bytes);
 
-  const vk::Pipeline& pipeline = ctx.pipeline({has_bias ? "attention_dense_bias" : "attention_dense",
+  const char* shader = has_bias ? (options.mask_self ? "attention_dense_bias_self" : "attention_dense_bias")
+                                : (options.mask_self ? "attention_dense_self" : "attention_dense");
+  const vk::Pipeline& pipeline = ctx.pipeline({shader,
                                                has_bias ? 8u : 7u,
                                                sizeof(DensePush),
                                                {tiling.rows * tiling.threads_per_row, tiling.rows, tiling.keys,
@@ -292,13 +291,14 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   std::vector<std::uint32_t> flags(static_cast<std::size_t>(n));
   fb.download(flags.data(), flag_bytes);
 
-  // Rows with a NaN or +inf logit: recompute exactly as the reference defines them, one row at a time.
+  // Rows with a NaN or +inf logit, and (mask_self) rows whose only visible key was their own: recompute
+  // exactly as the reference defines them, one row at a time.
   MatrixD kd, vd;
   bool converted = false;
   for (Index i = 0; i < n; ++i) {
     const std::uint32_t f = flags[static_cast<std::size_t>(i)];
     if (f == 0) continue;
-    if (f > 3u) throw std::logic_error("attention_dense left the flags of row " + std::to_string(i) + " unwritten");
+    if (f > 7u) throw std::logic_error("attention_dense left the flags of row " + std::to_string(i) + " unwritten");
     if (!converted) {
       kd = k.cast<double>();
       vd = v.cast<double>();
@@ -381,33 +381,484 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
   return c;
 }
 
-// ---- primitives computed by the CPU backend for now --------------------------------------------------
+// ---- shared helpers of the primitives below ---------------------------------------------------------
+
+namespace {
+
+constexpr std::uint32_t kWg = 64;  // workgroup size of the kernels below (local_size_x = 64)
+constexpr Index kMaxSparseDim = 256;  // d and dv attention_sparse.comp takes (DMAX, WG·OPT)
+constexpr Index kMaxLinearDv = 256;   // dv attention_linear.comp takes (WMAX − 1)
+constexpr Index kLinearChunk = 64;    // C in attention_linear.comp
+
+/// Budget of loop iterations per invocation, or "unlimited" (a very large number).
+Index iterationBudget(const vk::DeviceLimits& limits) {
+  return limits.max_loop_iterations == 0 ? std::numeric_limits<Index>::max() / 4 : loopBudget(limits);
+}
+
+Index intBytes(const vk::Context& ctx, Index count, const std::string& what) {
+  return ctx.bufferBytes(std::max<Index>(count, 1), sizeof(std::uint32_t), what);
+}
+
+/// Splits `total` items of per-invocation work into dispatches of at most `per_dispatch` (a multiple
+/// of `step`): the [begin, end) of each and the phase bits.
+struct Slice {
+  std::uint32_t begin, end, phase;
+};
+std::vector<Slice> slices(Index total, Index per_dispatch, Index step) {
+  per_dispatch = std::max(step, per_dispatch / step * step);
+  const Index count = std::max<Index>(1, ceilDiv(total, per_dispatch));
+  std::vector<Slice> out;
+  for (Index i = 0; i < count; ++i)
+    out.push_back({static_cast<std::uint32_t>(i * per_dispatch),
+                   static_cast<std::uint32_t>(i + 1 == count ? std::max(total, (i + 1) * per_dispatch)
+                                                             : (i + 1) * per_dispatch),
+                   (i == 0 ? kPhaseFirst : 0u) | (i + 1 == count ? kPhaseLast : 0u)});
+  return out;
+}
+
+std::uint32_t u32(Index x) { return static_cast<std::uint32_t>(x); }
+
+}  // namespace
+
+// ---- sparse attention -------------------------------------------------------------------------------
+
+namespace {
+struct SparsePush {
+  std::uint32_t n, d, dv;
+  float scale;
+  std::uint32_t groups_x, entry_begin, entry_end, phase;
+};
+}  // namespace
 
 AttentionOutput VulkanBackend::sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
                                                const Pattern& pattern, float scale,
                                                const std::vector<float>* entry_bias) {
-  // GPU kernel: the Vulkan-backend issue's work (block/index-sparse attention).
-  return onCpu([&](CpuBackend& c) { return c.sparseAttention(q, k, v, pattern, scale, entry_bias); });
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.sparseAttention(q, k, v, pattern, scale, entry_bias); }); };
+  // Shapes and patterns are validated as the CPU backend does (same errors) by the CPU path itself
+  // when it runs; here before the GPU path reads anything.
+  if (q.cols() != k.cols() || k.rows() != v.rows() || pattern.rows != q.rows() || pattern.cols != k.rows() ||
+      Index(pattern.row_ptr.size()) != q.rows() + 1 || (entry_bias && Index(entry_bias->size()) != pattern.nnz()))
+    return cpu();  // throws the CPU backend's UserError
+  if (Index(pattern.col.size()) < pattern.nnz())
+    throw UserError("sparse attention: the pattern lists " + std::to_string(pattern.col.size()) +
+                    " columns but its row offsets need " + std::to_string(pattern.nnz()));
+  for (Index i = 0; i < pattern.rows; ++i)
+    if (pattern.row_ptr[size_t(i + 1)] < pattern.row_ptr[size_t(i)])
+      throw UserError("sparse attention: the pattern's row offsets decrease at row " + std::to_string(i));
+  for (Index e = 0; e < pattern.nnz(); ++e)
+    if (pattern.col[size_t(e)] < 0 || pattern.col[size_t(e)] >= k.rows())
+      throw UserError("sparse attention: pattern entry " + std::to_string(e) + " names key " +
+                      std::to_string(pattern.col[size_t(e)]) + ", outside 0…" + std::to_string(k.rows() - 1));
+  if (q.cols() < 1 || q.cols() > kMaxSparseDim || v.cols() > kMaxSparseDim) return cpu();
+  return guarded([&] { return sparseGpu(q, k, v, pattern, scale, entry_bias); }, cpu);
 }
 
-Matrix VulkanBackend::featureMap(const Matrix& x, FeatureMap map) {
-  // GPU kernel: the Vulkan-backend issue's work (feature maps).
-  return onCpu([&](CpuBackend& c) { return c.featureMap(x, map); });
+AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
+                                         float scale, const std::vector<float>* entry_bias) {
+  vk::Context& ctx = *context_;
+  const Index n = q.rows(), m = k.rows(), d = q.cols(), dv = v.cols(), nnz = pattern.nnz();
+  AttentionOutput result{Matrix::Zero(n, dv), Vector::Constant(n, -std::numeric_limits<float>::infinity())};
+  last_fixed_rows_ = 0;
+  if (n == 0 || nnz == 0 || dv == 0) {
+    if (dv == 0 && nnz > 0) return onCpu([&](CpuBackend& c) { return c.sparseAttention(q, k, v, pattern, scale, entry_bias); });
+    return result;
+  }
+  if (n > kMaxTokens || m > kMaxTokens || nnz > (Index(1) << 31))
+    throw UserError("sparse attention: " + std::to_string(nnz) + " pattern entries over " + std::to_string(n) +
+                    " rows exceed the GPU kernel's limits");
+  const bool has_bias = entry_bias != nullptr;
+  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
+  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
+  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
+  const Index rp_bytes = intBytes(ctx, n + 1, "the pattern's row offsets");
+  const Index col_bytes = intBytes(ctx, nnz, "the pattern's columns");
+  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
+  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
+  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
+  const Index state_bytes = floatBytes(ctx, n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const Index bias_bytes = has_bias ? floatBytes(ctx, nnz, 1, "the pattern's logit bias") : 0;
+  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, rp_bytes, col_bytes, o_bytes, lse_bytes, flag_bytes,
+                              state_bytes, bias_bytes},
+                             "sparse attention"),
+                    "sparse attention (N = " + std::to_string(n) + ", " + std::to_string(nnz) + " pairs)");
+  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
+  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
+  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
+  vk::Buffer rpb = ctx.createBuffer(rp_bytes, "the pattern's row offsets");
+  vk::Buffer colb = ctx.createBuffer(col_bytes, "the pattern's columns");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
+  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
+  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
+  vk::Buffer sb = ctx.createBuffer(state_bytes, "the row states");
+  vk::Buffer bb;
+  if (has_bias) bb = ctx.createBuffer(bias_bytes, "the pattern's logit bias");
+  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + rpb.allocatedBytes() +
+           colb.allocatedBytes() + ob.allocatedBytes() + lb.allocatedBytes() + fb.allocatedBytes() +
+           sb.allocatedBytes() + bb.allocatedBytes());
+  qb.upload(q.data(), q_bytes);
+  kb.upload(k.data(), k_bytes);
+  vb.upload(v.data(), v_bytes);
+  std::vector<std::uint32_t> row_ptr(static_cast<size_t>(n + 1));
+  Index longest = 0;
+  for (Index i = 0; i <= n; ++i) row_ptr[size_t(i)] = u32(pattern.row_ptr[size_t(i)]);
+  for (Index i = 0; i < n; ++i) longest = std::max(longest, pattern.row_ptr[size_t(i + 1)] - pattern.row_ptr[size_t(i)]);
+  rpb.upload(row_ptr.data(), (n + 1) * Index(sizeof(std::uint32_t)));
+  colb.upload(pattern.col.data(), nnz * Index(sizeof(std::int32_t)));
+  if (has_bias) bb.upload(entry_bias->data(), bias_bytes);
+
+  // attention_sparse.comp's loops per 64-entry block (see loopBudget): the block loop, the dot
+  // product, thread 0's two passes, the P·V loop; per dispatch the query load and margins.
+  const Index per_block = 1 + (d + 2) + 2 * (kWg + 2) + (kWg + 2);
+  const Index per_dispatch_entries =
+      std::max<Index>(1, (iterationBudget(ctx.limits()) - (ceilDiv(d, kWg) + 2 + 16)) / per_block) * kWg;
+  Index entries = per_dispatch_entries;
+  if (options_.sparse_entries_per_dispatch > 0) entries = std::min(entries, options_.sparse_entries_per_dispatch);
+  const auto parts = slices(longest, entries, kWg);
+  last_split_dispatches_ = Index(parts.size());
+  const auto [gx, gy] = grid(n, ctx.limits(), "sparse attention");
+  std::vector<SparsePush> pushes;
+  for (const Slice& sl : parts)
+    pushes.push_back({u32(n), u32(d), u32(dv), scale > 0 ? scale : 1.0f / std::sqrt(float(d)), gx, sl.begin, sl.end,
+                      sl.phase});
+  const vk::Pipeline& pipeline =
+      ctx.pipeline({has_bias ? "attention_sparse_bias" : "attention_sparse", has_bias ? 10u : 9u, sizeof(SparsePush), {}});
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) {
+      rec.fill(ob, kNaNWord);
+      rec.fill(lb, kNaNWord);
+      rec.fill(fb, kNaNWord);
+      rec.fill(sb, kNaNWord);
+    }
+    if (has_bias)
+      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &rpb, &colb, &ob, &lb, &fb, &sb, &bb},
+                       std::span<const SparsePush>(pushes), gx, gy);
+    else
+      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &rpb, &colb, &ob, &lb, &fb, &sb}, std::span<const SparsePush>(pushes),
+                       gx, gy);
+  });
+  ob.download(result.out.data(), o_bytes);
+  lb.download(result.lse.data(), lse_bytes);
+  std::vector<std::uint32_t> flags(static_cast<size_t>(n));
+  fb.download(flags.data(), flag_bytes);
+  // Rows with NaN or +inf logits: the CPU backend computes them (in double, as it defines them).
+  for (Index i = 0; i < n; ++i) {
+    const std::uint32_t f = flags[size_t(i)];
+    if (f == 0) continue;
+    if (f > 3u) throw std::logic_error("attention_sparse left the flags of row " + std::to_string(i) + " unwritten");
+    const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)];
+    Pattern one;
+    one.rows = 1;
+    one.cols = m;
+    one.row_ptr = {0, e1 - e0};
+    one.col.assign(pattern.col.begin() + e0, pattern.col.begin() + e1);
+    std::vector<float> one_bias;
+    if (has_bias) one_bias.assign(entry_bias->begin() + e0, entry_bias->begin() + e1);
+    const AttentionOutput row = cpu_->sparseAttention(q.row(i), k, v, one, scale, has_bias ? &one_bias : nullptr);
+    result.out.row(i) = row.out.row(0);
+    result.lse(i) = row.lse(0);
+    ++last_fixed_rows_;
+  }
+  return result;
 }
+
+// ---- feature maps -----------------------------------------------------------------------------------
+
+namespace {
+struct FeaturePush {
+  std::uint32_t n, d, m, cols, map, mode, shift;
+  float input_scale;
+  std::uint32_t groups_x;
+};
+constexpr std::uint32_t kModeMap = 0, kModeRowMax = 1, kModeAllMax = 2, kModeApply = 3;
+}  // namespace
+
+Matrix VulkanBackend::featureMap(const Matrix& x, const FeatureMapOptions& options) {
+  checkFeatureMap(x, options);
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.featureMap(x, options); }); };
+  const Index n = x.rows(), d = x.cols(), cols = featureCount(options, d);
+  if (n == 0 || cols == 0 || d == 0) return cpu();  // nothing to compute (or constant features)
+  const Index m = options.map == FeatureMap::EluPlusOne ? d : options.projection->rows();
+  const Index budget = iterationBudget(context_->limits());
+  // feature_map.comp's loops: 2d per entry (projection, norm), m per row maximum, n/64 for the global one.
+  if (2 * (d + 2) + 8 > budget || m + 4 > budget || ceilDiv(n, kWg) + kWg + 8 > budget) return cpu();
+  return guarded([&] { return featureMapGpu(x, options); }, cpu);
+}
+
+Matrix VulkanBackend::featureMapGpu(const Matrix& x, const FeatureMapOptions& options) {
+  vk::Context& ctx = *context_;
+  const Index n = x.rows(), d = x.cols(), cols = featureCount(options, d);
+  const bool random = options.map != FeatureMap::EluPlusOne;
+  const Index m = random ? options.projection->rows() : d;
+  const bool shifted = options.map == FeatureMap::PositiveRandom && options.shift != FeatureShift::None;
+  const Index x_bytes = floatBytes(ctx, n, d, "the feature map's inputs");
+  const Index w_bytes = random ? floatBytes(ctx, m, d, "the random features") : Index(sizeof(float));
+  const Index phi_bytes = floatBytes(ctx, n, cols, "the features");
+  const Index max_bytes = floatBytes(ctx, n + 1, 1, "the row maxima");
+  ctx.requireBudget(sumBytes({x_bytes, w_bytes, phi_bytes, max_bytes}, "feature map"),
+                    "feature map (" + std::to_string(n) + "×" + std::to_string(cols) + ")");
+  vk::Buffer xb = ctx.createBuffer(x_bytes, "the feature map's inputs");
+  vk::Buffer wb = ctx.createBuffer(w_bytes, "the random features");
+  vk::Buffer pb = ctx.createBuffer(phi_bytes, "the features", vk::BufferUse::HostRead);
+  vk::Buffer mb = ctx.createBuffer(max_bytes, "the row maxima");
+  notePeak(xb.allocatedBytes() + wb.allocatedBytes() + pb.allocatedBytes() + mb.allocatedBytes());
+  xb.upload(x.data(), x_bytes);
+  if (random) wb.upload(options.projection->data(), w_bytes);
+  const vk::Pipeline& pipeline = ctx.pipeline({"feature_map", 4, sizeof(FeaturePush), {}});
+  FeaturePush push{u32(n), u32(d), u32(m), u32(cols), static_cast<std::uint32_t>(options.map), kModeMap,
+                   static_cast<std::uint32_t>(shifted ? options.shift : FeatureShift::None), options.input_scale, 0};
+  const auto [ex, ey] = grid(ceilDiv(n * cols, kWg), ctx.limits(), "the feature map");
+  const auto [rx, ry] = grid(ceilDiv(n, kWg), ctx.limits(), "the feature map");
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) {
+      rec.fill(pb, kNaNWord);
+      rec.fill(mb, kNaNWord);
+    }
+    FeaturePush p = push;
+    p.groups_x = ex;
+    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, ex, ey);
+    if (!shifted) return;
+    p.mode = kModeRowMax;
+    p.groups_x = rx;
+    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, rx, ry);
+    if (options.shift == FeatureShift::Global) {
+      p.mode = kModeAllMax;
+      p.groups_x = 1;
+      rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, 1, 1);
+    }
+    p.mode = kModeApply;
+    p.groups_x = ex;
+    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, ex, ey);
+  });
+  Matrix phi(n, cols);
+  pb.download(phi.data(), phi_bytes);
+  return phi;
+}
+
+// ---- linear attention -------------------------------------------------------------------------------
+
+namespace {
+struct LinearPush {
+  std::uint32_t n, m, f, dv, causal, mode, chunks, chunk_begin, chunk_end, groups_x;
+};
+constexpr std::uint32_t kModeChunkState = 0, kModeScan = 1, kModeOutput = 2;
+}  // namespace
 
 Matrix VulkanBackend::linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) {
-  // GPU kernel: the Vulkan-backend issue's work (linear attention with chunked prefix sums).
-  return onCpu([&](CpuBackend& c) { return c.linearAttention(phi_q, phi_k, v, causal); });
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.linearAttention(phi_q, phi_k, v, causal); }); };
+  const Index n = phi_q.rows(), m = phi_k.rows(), f = phi_q.cols(), dv = v.cols();
+  if (phi_q.cols() != phi_k.cols() || phi_k.rows() != v.rows() || (causal && m != n)) return cpu();  // its errors
+  if (n == 0 || m == 0 || f == 0 || dv == 0 || dv > kMaxLinearDv) return cpu();
+  // attention_linear.comp's loops: the output's f-long dot products per column (W/64 columns a thread),
+  // its own chunk's keys, the local weights; the scan's chunk loop is split across dispatches.
+  const Index w = dv + 1;
+  if (f + 2 + ceilDiv(w, kWg) * (f + kLinearChunk + 6) + 16 > iterationBudget(context_->limits())) return cpu();
+  return guarded([&] { return linearGpu(phi_q, phi_k, v, causal); }, cpu);
 }
 
+Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) {
+  vk::Context& ctx = *context_;
+  const Index n = phi_q.rows(), m = phi_k.rows(), f = phi_q.cols(), dv = v.cols(), w = dv + 1;
+  if (n > kMaxTokens || m > kMaxTokens) throw UserError("linear attention: too many tokens for the GPU kernel");
+  const Index chunks = ceilDiv(m, kLinearChunk);
+  const Index fw = checkedMul(f, w, "linear attention state");
+  const Index q_bytes = floatBytes(ctx, n, f, "the query features φ(Q)");
+  const Index k_bytes = floatBytes(ctx, m, f, "the key features φ(K)");
+  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
+  const Index s_bytes = floatBytes(ctx, chunks + 1, fw, "the chunk states of linear attention");
+  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
+  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, s_bytes, o_bytes}, "linear attention"),
+                    "linear attention (N = " + std::to_string(n) + ", " + std::to_string(f) + " features, dv = " +
+                        std::to_string(dv) + ")");
+  vk::Buffer qb = ctx.createBuffer(q_bytes, "the query features φ(Q)");
+  vk::Buffer kb = ctx.createBuffer(k_bytes, "the key features φ(K)");
+  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
+  vk::Buffer sb = ctx.createBuffer(s_bytes, "the chunk states of linear attention");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
+  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + sb.allocatedBytes() + ob.allocatedBytes());
+  qb.upload(phi_q.data(), q_bytes);
+  kb.upload(phi_k.data(), k_bytes);
+  vb.upload(v.data(), v_bytes);
+  const vk::Pipeline& pipeline = ctx.pipeline({"attention_linear", 5, sizeof(LinearPush), {}});
+  const LinearPush base{u32(n), u32(m), u32(f), u32(dv), causal ? 1u : 0u, kModeChunkState, u32(chunks), 0, 0, 0};
+  const auto [cx, cy] = grid(ceilDiv(chunks * fw, kWg), ctx.limits(), "linear attention");
+  const auto [sx, sy] = grid(ceilDiv(fw, kWg), ctx.limits(), "linear attention");
+  const auto [ox, oy] = grid(n, ctx.limits(), "linear attention");
+  Index scan_chunks = std::max<Index>(1, iterationBudget(ctx.limits()) - 16);
+  if (options_.linear_chunks_per_dispatch > 0) scan_chunks = std::min(scan_chunks, options_.linear_chunks_per_dispatch);
+  const auto scan = slices(chunks, scan_chunks, 1);
+  last_split_dispatches_ = Index(scan.size());
+  std::vector<LinearPush> scan_pushes;
+  for (const Slice& sl : scan) {
+    LinearPush p = base;
+    p.mode = kModeScan;
+    p.chunk_begin = sl.begin;
+    p.chunk_end = std::min<std::uint32_t>(sl.end, u32(chunks));
+    p.groups_x = sx;
+    scan_pushes.push_back(p);
+  }
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) {
+      rec.fill(ob, kNaNWord);
+      rec.fill(sb, kNaNWord);
+    }
+    LinearPush p = base;
+    p.groups_x = cx;
+    rec.dispatch(pipeline, {&qb, &kb, &vb, &sb, &ob}, p, cx, cy);
+    rec.dispatchEach(pipeline, {&qb, &kb, &vb, &sb, &ob}, std::span<const LinearPush>(scan_pushes), sx, sy);
+    p.mode = kModeOutput;
+    p.groups_x = ox;
+    rec.dispatch(pipeline, {&qb, &kb, &vb, &sb, &ob}, p, ox, oy);
+  });
+  Matrix out(n, dv);
+  ob.download(out.data(), o_bytes);
+  return out;
+}
+
+// ---- hashing and nearest-centroid assignment --------------------------------------------------------
+
+namespace {
+struct AssignPush {
+  std::uint32_t n, d, count, groups_x;
+};
+}  // namespace
+
 std::vector<std::int32_t> VulkanBackend::hashRotations(const Matrix& x, const Matrix& rotations) {
-  // GPU kernel: the Vulkan-backend issue's work (LSH by random rotations).
-  return onCpu([&](CpuBackend& c) { return c.hashRotations(x, rotations); });
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.hashRotations(x, rotations); }); };
+  if (x.cols() != rotations.rows() || x.rows() == 0 || x.cols() == 0 || rotations.cols() == 0) return cpu();
+  if (ceilDiv(rotations.cols(), kWg) * (x.cols() + 4) + kWg + 8 > iterationBudget(context_->limits())) return cpu();
+  return guarded([&] { return assignGpu(x, rotations, false); }, cpu);
 }
 
 std::vector<std::int32_t> VulkanBackend::nearestCentroid(const Matrix& x, const Matrix& centroids) {
-  // GPU kernel: the Vulkan-backend issue's work (nearest-centroid assignment).
-  return onCpu([&](CpuBackend& c) { return c.nearestCentroid(x, centroids); });
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.nearestCentroid(x, centroids); }); };
+  if (x.cols() != centroids.cols() || x.rows() == 0 || x.cols() == 0 || centroids.rows() == 0) return cpu();
+  if (ceilDiv(centroids.rows(), kWg) * (x.cols() + 4) + kWg + 8 > iterationBudget(context_->limits())) return cpu();
+  return guarded([&] { return assignGpu(x, centroids, true); }, cpu);
+}
+
+std::vector<std::int32_t> VulkanBackend::assignGpu(const Matrix& x, const Matrix& p, bool centroid) {
+  vk::Context& ctx = *context_;
+  const Index n = x.rows(), d = x.cols(), count = centroid ? p.rows() : p.cols();
+  if (n > kMaxTokens || count > kMaxTokens) throw UserError("assignment: too many rows for the GPU kernel");
+  const std::string what = centroid ? "nearest-centroid assignment" : "hashing";
+  const Index x_bytes = floatBytes(ctx, n, d, "the points to assign");
+  const Index p_bytes = floatBytes(ctx, p.rows(), p.cols(), centroid ? "the centroids" : "the rotations");
+  const Index o_bytes = intBytes(ctx, n, "the assignments");
+  ctx.requireBudget(sumBytes({x_bytes, p_bytes, o_bytes}, what), what + " (" + std::to_string(n) + " rows)");
+  vk::Buffer xb = ctx.createBuffer(x_bytes, "the points to assign");
+  vk::Buffer pb = ctx.createBuffer(p_bytes, centroid ? "the centroids" : "the rotations");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the assignments", vk::BufferUse::HostRead);
+  notePeak(xb.allocatedBytes() + pb.allocatedBytes() + ob.allocatedBytes());
+  xb.upload(x.data(), x_bytes);
+  pb.upload(p.data(), p_bytes);
+  const auto [gx, gy] = grid(n, ctx.limits(), what.c_str());
+  const vk::Pipeline& pipeline =
+      ctx.pipeline({centroid ? "nearest_centroid" : "hash_rotations", 3, sizeof(AssignPush), {}});
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) rec.fill(ob, 0x7fffffffu);  // not a valid assignment
+    rec.dispatch(pipeline, {&xb, &pb, &ob}, AssignPush{u32(n), u32(d), u32(count), gx}, gx, gy);
+  });
+  std::vector<std::int32_t> out(static_cast<size_t>(n));
+  ob.download(out.data(), n * Index(sizeof(std::int32_t)));
+  const Index labels = centroid ? count : 2 * count;
+  for (Index i = 0; i < n; ++i)
+    if (out[size_t(i)] < 0 || out[size_t(i)] >= labels)
+      throw std::logic_error(what + ": the kernel left row " + std::to_string(i) + " unassigned");
+  return out;
+}
+
+// ---- weight tiles -----------------------------------------------------------------------------------
+
+namespace {
+struct TilePush {
+  std::uint32_t r, m, kind;
+  float scale;
+  std::uint32_t causal;
+  std::int32_t causal_offset;
+  std::uint32_t mask_self, pooling, out_rows, out_cols, groups_x, entry_begin, entry_end, phase;
+};
+}  // namespace
+
+Matrix VulkanBackend::weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) {
+  auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.weightTile(kernel, rows, cols, out, pooling); }); };
+  if (!kernel.a || !kernel.b || kernel.a->cols() != kernel.b->cols() || kernel.row_term.size() != kernel.a->rows())
+    throw UserError("weight tile: the weight kernel's factors do not fit together");
+  const Index r = kernel.a->cols();
+  if (r == 0 || out.rows <= 0 || out.cols <= 0) return cpu();
+  return guarded([&] { return weightTileGpu(kernel, rows, cols, out, pooling); }, cpu);
+}
+
+Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) {
+  vk::Context& ctx = *context_;
+  const Index n = kernel.a->rows(), m = kernel.b->rows(), r = kernel.a->cols();
+  rows.begin = std::clamp<Index>(rows.begin, 0, n);
+  rows.end = std::clamp<Index>(rows.end, rows.begin, n);
+  cols.begin = std::clamp<Index>(cols.begin, 0, m);
+  cols.end = std::clamp<Index>(cols.end, cols.begin, m);
+  Matrix tile = Matrix::Zero(out.rows, out.cols);
+  if (rows.size() == 0 || cols.size() == 0) return tile;
+  if (n > kMaxTokens || m > kMaxTokens) throw UserError("weight tile: too many tokens for the GPU kernel");
+  std::vector<Index> rs, re, cs, ce;
+  tilePixelSpans(rows.size(), out.rows, rs, re);
+  tilePixelSpans(cols.size(), out.cols, cs, ce);
+  std::vector<std::uint32_t> rspan(size_t(2 * out.rows)), cspan(size_t(2 * out.cols));
+  Index tallest = 0, widest = 0;
+  for (Index p = 0; p < out.rows; ++p) {
+    rspan[size_t(2 * p)] = u32(rows.begin + rs[size_t(p)]);
+    rspan[size_t(2 * p + 1)] = u32(rows.begin + re[size_t(p)]);
+    tallest = std::max(tallest, re[size_t(p)] - rs[size_t(p)]);
+  }
+  for (Index p = 0; p < out.cols; ++p) {
+    cspan[size_t(2 * p)] = u32(cols.begin + cs[size_t(p)]);
+    cspan[size_t(2 * p + 1)] = u32(cols.begin + ce[size_t(p)]);
+    widest = std::max(widest, ce[size_t(p)] - cs[size_t(p)]);
+  }
+  const Index most = tallest * widest;  // entries of the largest pixel
+  if (most >= (Index(1) << 31))
+    throw UserError("weight tile: one pixel would cover " + std::to_string(most) +
+                    " entries; ask for more pixels or a smaller rectangle");
+  const Index a_bytes = floatBytes(ctx, n, r, "the weight factors A");
+  const Index b_bytes = floatBytes(ctx, m, r, "the weight factors B");
+  const Index t_bytes = floatBytes(ctx, n, 1, "the row terms");
+  const Index rs_bytes = intBytes(ctx, 2 * out.rows, "the tile's row spans");
+  const Index cs_bytes = intBytes(ctx, 2 * out.cols, "the tile's column spans");
+  const Index o_bytes = floatBytes(ctx, out.rows, out.cols, "the weight tile");
+  ctx.requireBudget(sumBytes({a_bytes, b_bytes, t_bytes, rs_bytes, cs_bytes, o_bytes}, "weight tile"),
+                    "weight tile (" + std::to_string(out.rows) + "×" + std::to_string(out.cols) + " pixels)");
+  vk::Buffer ab = ctx.createBuffer(a_bytes, "the weight factors A");
+  vk::Buffer bb = ctx.createBuffer(b_bytes, "the weight factors B");
+  vk::Buffer tb = ctx.createBuffer(t_bytes, "the row terms");
+  vk::Buffer rsb = ctx.createBuffer(rs_bytes, "the tile's row spans");
+  vk::Buffer csb = ctx.createBuffer(cs_bytes, "the tile's column spans");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the weight tile", vk::BufferUse::HostRead);
+  notePeak(ab.allocatedBytes() + bb.allocatedBytes() + tb.allocatedBytes() + rsb.allocatedBytes() +
+           csb.allocatedBytes() + ob.allocatedBytes());
+  ab.upload(kernel.a->data(), a_bytes);
+  bb.upload(kernel.b->data(), b_bytes);
+  tb.upload(kernel.row_term.data(), t_bytes);
+  rsb.upload(rspan.data(), Index(rspan.size() * sizeof(std::uint32_t)));
+  csb.upload(cspan.data(), Index(cspan.size() * sizeof(std::uint32_t)));
+  // weights_tile.comp's loops per thread: one r-long dot product per entry (and the entry loop).
+  const Index per_dispatch = std::max<Index>(1, (iterationBudget(ctx.limits()) - (kWg + 8)) / (r + 4)) * kWg;
+  Index entries = per_dispatch;
+  if (options_.tile_entries_per_dispatch > 0) entries = std::min(entries, options_.tile_entries_per_dispatch);
+  const auto parts = slices(most, entries, kWg);
+  last_split_dispatches_ = Index(parts.size());
+  const auto [gx, gy] = grid(out.rows * out.cols, ctx.limits(), "the weight tile");
+  std::vector<TilePush> pushes;
+  for (const Slice& sl : parts)
+    pushes.push_back({u32(r), u32(m), kernel.kind == WeightKernel::Kind::Softmax ? 0u : 1u, kernel.scale,
+                      kernel.causal ? 1u : 0u,
+                      static_cast<std::int32_t>(std::clamp<Index>(kernel.causal_offset, -n - 1, m + 1)),
+                      kernel.mask_self ? 1u : 0u, pooling == Pooling::Max ? 0u : 1u, u32(out.rows), u32(out.cols), gx,
+                      sl.begin, sl.end, sl.phase});
+  const vk::Pipeline& pipeline = ctx.pipeline({"weights_tile", 6, sizeof(TilePush), {}});
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) rec.fill(ob, kNaNWord);
+    rec.dispatchEach(pipeline, {&ab, &bb, &tb, &rsb, &csb, &ob}, std::span<const TilePush>(pushes), gx, gy);
+  });
+  ob.download(tile.data(), o_bytes);
+  return tile;
 }
 
 }  // namespace attn::gpu

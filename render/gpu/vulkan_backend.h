@@ -12,10 +12,21 @@
 //     On a device that limits the loop iterations of a shader invocation (lavapipe: 65535, all loops
 //     together, vk::DeviceLimits::max_loop_iterations) the keys are streamed by several dispatches
 //     of at most DenseTiling::keys_per_dispatch keys each; the row state carries over in memory.
+//     With mask_self (Reformer's shared-QK rule) the variants attention_dense[_bias]_self hide each
+//     query's own key; rows left with only that key are recomputed on the host, as are NaN rows.
 //   - matmul: tiled fp32 GEMM (shaders/compute/matmul.comp), a·b and a·bᵀ; the inner dimension is
 //     split across dispatches in the same way where the device limits loop iterations.
-// Delegated to an internal attn::CpuBackend for now: sparseAttention, featureMap, linearAttention,
-// hashRotations, nearestCentroid (their kernels are the Vulkan-backend issue's work).
+//   - sparseAttention: index-sparse (CSR) softmax attention (attention_sparse.comp), one workgroup
+//     per row touching only the pattern's entries, online softmax; long rows split across dispatches.
+//   - featureMap: elu+1, positive random features (FAVOR+, with per-row or global max shift) and
+//     trigonometric random features (feature_map.comp).
+//   - linearAttention: chunk states, an exclusive scan over chunks and the output with the causal
+//     part of each query's own chunk (attention_linear.comp): non-causal and causal, linear in N.
+//   - hashRotations, nearestCentroid: per-row argmax assignment (assign.comp), with the CPU's ties.
+//   - weightTile: pooled tiles of factored implied weights (weights_tile.comp), never forming N×M.
+// Each primitive falls back to the internal CpuBackend for shapes its kernel does not take (head
+// dims above 256, zero-sized operands, per-invocation work beyond the device's loop limit that
+// cannot be split); the CPU then computes exactly what the kernel would have.
 //
 // Memory: inputs and outputs live in host-visible buffers allocated per call and freed before it
 // returns (inputs in device-local memory where the host can map it, outputs in host-cached memory;
@@ -50,6 +61,14 @@ struct VulkanBackendOptions {
   /// At most this many inner-dimension entries per matmul dispatch (rounded down to whole 16-deep
   /// tiles, at least one); 0: as many as the device allows (matmulDepthPerDispatch()).
   Index matmul_depth_per_dispatch = 0;
+  /// Tests: at most this many pattern entries of a row per sparse-attention dispatch (rounded to
+  /// whole 64-entry blocks); 0: as many as the device allows.
+  Index sparse_entries_per_dispatch = 0;
+  /// Tests: at most this many key chunks per scan dispatch of linear attention; 0: as the device allows.
+  Index linear_chunks_per_dispatch = 0;
+  /// Tests: at most this many entries of a pixel per weight-tile dispatch (whole 64-entry blocks);
+  /// 0: as many as the device allows.
+  Index tile_entries_per_dispatch = 0;
 };
 
 class VulkanBackend final : public attn::Backend {
@@ -66,11 +85,13 @@ class VulkanBackend final : public attn::Backend {
                                  const DenseAttentionOptions& options) override;
   AttentionOutput sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
                                   float scale, const std::vector<float>* entry_bias) override;
-  Matrix featureMap(const Matrix& x, FeatureMap map) override;
+  using Backend::featureMap;
+  Matrix featureMap(const Matrix& x, const FeatureMapOptions& options) override;
   Matrix linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) override;
   std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
   std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
   Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+  Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) override;
 
   vk::Context& context() { return *context_; }
   const vk::Context& context() const { return *context_; }
@@ -79,6 +100,9 @@ class VulkanBackend final : public attn::Backend {
   double lastDeviceMs() const { return last_device_ms_; }
   /// Rows of the last denseAttention recomputed on the host (NaN / +inf logits).
   Index lastFixedRows() const { return last_fixed_rows_; }
+  /// Dispatches of the last sparse attention, linear-attention scan or weight tile on the GPU (several
+  /// where the work was split to respect the device's loop limit); 0 when it ran on the CPU.
+  Index lastSplitDispatches() const { return last_split_dispatches_; }
   /// Dispatches of the dense kernel in the last denseAttention on the GPU (several where the keys
   /// were split, see DenseTiling::keys_per_dispatch); 0 when it did not run the kernel.
   Index lastDenseDispatches() const { return last_dense_dispatches_; }
@@ -112,6 +136,12 @@ class VulkanBackend final : public attn::Backend {
  private:
   AttentionOutput denseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options);
   Matrix matmulGpu(const Matrix& a, const Matrix& b, bool transpose_b);
+  AttentionOutput sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
+                            const std::vector<float>* entry_bias);
+  Matrix featureMapGpu(const Matrix& x, const FeatureMapOptions& options);
+  Matrix linearGpu(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal);
+  std::vector<std::int32_t> assignGpu(const Matrix& x, const Matrix& p, bool centroid);
+  Matrix weightTileGpu(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling);
   /// Runs gpu(); on DeviceLost with fall_back_on_device_lost, switches to the CPU and runs cpu().
   template <class Gpu, class Cpu>
   auto guarded(Gpu&& gpu, Cpu&& cpu) -> decltype(gpu());
@@ -125,6 +155,7 @@ class VulkanBackend final : public attn::Backend {
   double last_device_ms_;
   Index last_fixed_rows_ = 0;
   Index last_dense_dispatches_ = 0;
+  Index last_split_dispatches_ = 0;
   bool fell_back_ = false;
   std::string fallback_notice_;
 };

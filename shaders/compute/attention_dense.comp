@@ -12,8 +12,12 @@
 // Scale is applied to the finished dot product and exp() takes (x − m) ≤ 0, so logits anywhere in
 // ±FLT_MAX are stable (folding scale·log2(e) into Q would overflow near FLT_MAX).
 //
+// Variant MASK_SELF (Reformer's shared-QK rule): key i + causal_offset is hidden from query i; a row
+// left with no visible key is flagged (bit 2) and the host recomputes it with its self key allowed.
+//
 // Special rows (the defined behaviour of attention/backend.h) are flagged, not computed:
-//   FLAGS[i] bit 0: some visible logit is NaN;  bit 1: some visible logit is +inf.
+//   FLAGS[i] bit 0: some visible logit is NaN;  bit 1: some visible logit is +inf;
+//   bit 2 (MASK_SELF): nothing but the self key was visible.
 // Flagged rows' O and lse are garbage-free but meaningless; the host recomputes those rows exactly.
 // NaN and +inf logits are excluded from the max and contribute p = 0, so other rows are unaffected.
 // A fully masked row (every visible logit −inf, or no visible key) gets l = 0: O = 0, lse = −inf.
@@ -148,8 +152,11 @@ void main() {
       const uint key = j0 + jj;
       const uint qrow = row0 + rr;
       float x = negInf();
-      const bool visible = jj < cols_here && rr < rows_here &&
-                           (pc.causal == 0u || int(key) <= int(qrow) + pc.causal_offset);
+      bool visible = jj < cols_here && rr < rows_here &&
+                     (pc.causal == 0u || int(key) <= int(qrow) + pc.causal_offset);
+#ifdef MASK_SELF
+      if (int(key) == int(qrow) + pc.causal_offset) visible = false;
+#endif
       if (visible) {
         float dotv = 0.0;
         [[dont_unroll]] for (uint c = 0u; c < pc.d; ++c) dotv += sQ[rr * DKS + c] * sK[jj * DKS + c];
@@ -211,6 +218,10 @@ void main() {
   }
 
   if (lane == 0u) {
+#ifdef MASK_SELF
+    const int self_key = int(row) + pc.causal_offset;
+    if (!(l_run > 0.0) && self_key >= 0 && self_key < int(pc.m)) flags |= 4u;
+#endif
     sL[r] = l_run;
     if (r < rows_here) {
       lse[row] = l_run > 0.0 ? m_run + log(l_run) : negInf();

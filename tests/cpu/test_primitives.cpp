@@ -92,6 +92,44 @@ TEST(FeatureMap, EluPlusOneIsPositive) {
   EXPECT_FLOAT_EQ(f(0, 3), 3.f);
 }
 
+// Performer's claim: random features estimate the softmax kernel, E[φ(q)·φ(k)] = exp(q·k), for both
+// positive (FAVOR+) and trigonometric (FAVOR) features; with many features the estimate is close.
+TEST(FeatureMap, RandomFeaturesEstimateTheSoftmaxKernel) {
+  CpuBackend cpu(1);
+  Rng rng(21);
+  const Index d = 8, m = 40000;
+  const Matrix x = rng.gaussian(6, d, 0.25);  // ‖q+k‖² ≲ 2: FAVOR+ relative std ≈ √((e²−1)/m) ≈ 1.3%
+  const Matrix omega = rng.gaussian(m, d);
+  const MatrixD exact = (x.cast<double>() * x.cast<double>().transpose()).array().exp();
+  for (FeatureMap map : {FeatureMap::PositiveRandom, FeatureMap::Trigonometric}) {
+    const Matrix phi = cpu.featureMap(x, FeatureMapOptions{map, &omega});
+    EXPECT_EQ(phi.cols(), featureCount(FeatureMapOptions{map, &omega}, d));
+    const MatrixD estimate = phi.cast<double>() * phi.cast<double>().transpose();
+    EXPECT_LT(test::relDiff(estimate.cast<float>(), exact), 0.05) << "map " << int(map);
+  }
+  // Positive features are positive; trigonometric ones are not.
+  EXPECT_GT(cpu.featureMap(x, FeatureMapOptions{FeatureMap::PositiveRandom, &omega}).minCoeff(), 0.0f);
+  EXPECT_LT(cpu.featureMap(x, FeatureMapOptions{FeatureMap::Trigonometric, &omega}).minCoeff(), 0.0f);
+}
+
+// The max shift of positive features changes φ by a constant factor per row (PerRow) or overall
+// (Global); normalised linear attention is unchanged, and no feature overflows.
+TEST(FeatureMap, StabilisingShiftsLeaveLinearAttentionUnchanged) {
+  CpuBackend cpu(1);
+  Rng rng(22);
+  const Matrix q = rng.gaussian(30, 16, 3.0), k = rng.gaussian(30, 16, 3.0), v = rng.gaussian(30, 4);
+  const Matrix omega = rng.gaussian(64, 16);
+  const FeatureMapOptions plain{FeatureMap::PositiveRandom, &omega, 0.5f, FeatureShift::None};
+  const Matrix base = cpu.linearAttention(cpu.featureMap(q, plain), cpu.featureMap(k, plain), v, false);
+  FeatureMapOptions fq = plain, fk = plain;
+  fq.shift = FeatureShift::PerRow;
+  fk.shift = FeatureShift::Global;
+  const Matrix pq = cpu.featureMap(q, fq), pk = cpu.featureMap(k, fk);
+  EXPECT_LE(pq.maxCoeff(), 1.0f / 8.0f + 1e-6f);  // exp(0)/√64 at the row maximum
+  EXPECT_LT(test::relDiff(cpu.linearAttention(pq, pk, v, false), base.cast<double>()), 1e-5);
+  EXPECT_THROW(cpu.featureMap(q, FeatureMapOptions{FeatureMap::PositiveRandom}), UserError);
+}
+
 TEST(Hashing, ArgmaxOverRotationAndItsNegation) {
   CpuBackend cpu(1);
   Matrix x(3, 2), r(2, 2);

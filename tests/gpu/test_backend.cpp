@@ -38,11 +38,14 @@ TEST_F(Backend, InfoNamesTheDevice) {
   EXPECT_FALSE(info.driver.empty());
 }
 
-TEST_F(Backend, DelegatedPrimitivesMatchTheCpuBackend) {
+// A quick smoke check of every primitive on one small case against the CPU backend (the thorough
+// checks against float64 references are in test_primitives.cpp).
+TEST_F(Backend, PrimitivesAgreeWithTheCpuBackendOnASmallCase) {
   Rng rng(31);
   CpuBackend cpu(1);
   const Matrix x = rng.gaussian(50, 16), y = rng.gaussian(40, 16), v = rng.gaussian(40, 8);
-  EXPECT_EQ(gpu().featureMap(x, FeatureMap::EluPlusOne), cpu.featureMap(x, FeatureMap::EluPlusOne));
+  EXPECT_LE((gpu().featureMap(x, FeatureMap::EluPlusOne) - cpu.featureMap(x, FeatureMap::EluPlusOne)).cwiseAbs().maxCoeff(),
+            1e-6);
   const Matrix px = cpu.featureMap(x, FeatureMap::EluPlusOne), py = cpu.featureMap(y, FeatureMap::EluPlusOne);
   EXPECT_LE((gpu().linearAttention(px, py, v, false) - cpu.linearAttention(px, py, v, false)).cwiseAbs().maxCoeff(),
             1e-6);
@@ -64,7 +67,7 @@ TEST_F(Backend, DelegatedPrimitivesMatchTheCpuBackend) {
   }
   const AttentionOutput a = gpu().sparseAttention(x, y, v, p, 0.25f, nullptr);
   const AttentionOutput b = cpu.sparseAttention(x, y, v, p, 0.25f, nullptr);
-  EXPECT_TRUE(a.out.cwiseEqual(b.out).all() || (a.out - b.out).cwiseAbs().maxCoeff() < 1e-6);
+  EXPECT_LE((a.out - b.out).cwiseAbs().maxCoeff(), 1e-5);
 }
 
 TEST_F(Backend, DeviceLossThrowsDistinctType) {
