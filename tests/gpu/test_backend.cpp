@@ -97,6 +97,26 @@ TEST_F(Backend, DeviceLossFallsBackToTheCpuWhenAsked) {
   EXPECT_NE(own.fallbackNotice().find("lost"), std::string::npos) << own.fallbackNotice();
   EXPECT_EQ(own.info().name, "cpu");
   EXPECT_EQ(own.matmul(q, k, true).rows(), 30);
+  // Every other primitive also runs (on the CPU) after the loss, with the CPU's results.
+  CpuBackend cpu(1);
+  const Matrix phi = q.cwiseAbs(), rot = rng.gaussian(16, 4), centroids = rng.gaussian(5, 16);
+  EXPECT_EQ(own.featureMap(q, FeatureMap::EluPlusOne), cpu.featureMap(q, FeatureMap::EluPlusOne));
+  EXPECT_EQ(own.linearAttention(phi, phi, q, true), cpu.linearAttention(phi, phi, q, true));
+  EXPECT_EQ(own.hashRotations(q, rot), cpu.hashRotations(q, rot));
+  EXPECT_EQ(own.nearestCentroid(q, centroids), cpu.nearestCentroid(q, centroids));
+  WeightKernel kernel;
+  kernel.a = std::make_shared<Matrix>(q);
+  kernel.b = std::make_shared<Matrix>(k);
+  kernel.row_term = Vector::Zero(30);
+  EXPECT_EQ(own.weightTile(kernel, {0, 30}, {0, 35}, {7, 9}, Pooling::Mean),
+            cpu.weightTile(kernel, {0, 30}, {0, 35}, {7, 9}, Pooling::Mean));
+  Pattern p;
+  p.rows = 30, p.cols = 35, p.components = {"first"};
+  for (Index i = 0; i <= 30; ++i) p.row_ptr.push_back(i);
+  p.col.assign(30, 0);
+  p.component.assign(30, 0);
+  EXPECT_EQ(own.sparseAttention(q, k, v, p, 0, nullptr).out, cpu.sparseAttention(q, k, v, p, 0, nullptr).out);
+  EXPECT_EQ(own.context().validationErrorCount(), 0u);
 }
 
 TEST(BackendChoice, ParsesCpuVulkanAuto) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <functional>
 #include <sstream>
 
 #include "gpu_test_util.h"
@@ -601,6 +602,64 @@ TEST_F(DenseMaskSelf, RandomShapesMatchReference) {
     stats.worst = std::max(stats.worst, err);
   }
   stats.report("dense attention, mask_self");
+}
+
+}  // namespace
+}  // namespace attn::test
+
+namespace attn::test {
+namespace {
+
+// A forced small memory budget: every primitive refuses with a UserError that names the budget,
+// leaks nothing, and works again once the budget is restored.
+using MemoryLimit = GpuTest;
+
+TEST_F(MemoryLimit, EveryPrimitiveRefusesClearlyAndRecovers) {
+  Rng rng(14);
+  const Index n = 300, d = 64;
+  const Matrix q = rng.gaussian(n, d), k = rng.gaussian(n, d), v = rng.gaussian(n, d);
+  const Matrix omega = rng.gaussian(128, d), rot = rng.gaussian(d, 16), centroids = rng.gaussian(32, d);
+  Pattern band;
+  band.rows = band.cols = n;
+  band.components = {"window"};
+  band.row_ptr.push_back(0);
+  for (Index i = 0; i < n; ++i) {
+    for (Index j = std::max<Index>(0, i - 8); j < std::min(n, i + 8); ++j) {
+      band.col.push_back(std::int32_t(j));
+      band.component.push_back(0);
+    }
+    band.row_ptr.push_back(Index(band.col.size()));
+  }
+  WeightKernel kernel;
+  kernel.a = std::make_shared<Matrix>(q);
+  kernel.b = std::make_shared<Matrix>(k);
+  kernel.row_term = Vector::Zero(n);
+  const Matrix phi = q.cwiseAbs();
+  const FeatureMapOptions favor{FeatureMap::PositiveRandom, &omega, 0.35f, FeatureShift::PerRow};
+  const std::vector<std::pair<const char*, std::function<void()>>> calls = {
+      {"sparse", [&] { gpu().sparseAttention(q, k, v, band, 0, nullptr); }},
+      {"feature map", [&] { gpu().featureMap(q, favor); }},
+      {"linear", [&] { gpu().linearAttention(phi, phi, v, true); }},
+      {"hash", [&] { gpu().hashRotations(q, rot); }},
+      {"centroid", [&] { gpu().nearestCentroid(q, centroids); }},
+      {"tile", [&] { gpu().weightTile(kernel, {0, n}, {0, n}, {100, 100}, Pooling::Max); }},
+      {"dense, mask_self", [&] {
+         DenseAttentionOptions o;
+         o.mask_self = true;
+         gpu().denseAttention(q, q, v, o);
+       }}};
+  for (const auto& [name, call] : calls) {
+    ctx().setMemoryBudget(16 * 1024);
+    try {
+      call();
+      ADD_FAILURE() << name << ": expected UserError";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("budget"), std::string::npos) << name << ": " << e.what();
+    }
+    EXPECT_EQ(ctx().memoryInUse(), 0) << name;
+    ctx().setMemoryBudget(0);
+    EXPECT_NO_THROW(call()) << name;
+  }
 }
 
 }  // namespace
