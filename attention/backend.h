@@ -22,6 +22,10 @@ struct DenseAttentionOptions {
   /// Reformer's shared-QK rule: query i may not attend to its own key (position i + causal_offset)
   /// unless that key is its only visible one.
   bool mask_self = false;
+  /// The backend may compute Q·Kᵀ and P·V from fp16 copies of the inputs with fp32 accumulation
+  /// (tensor cores) where it has such a path (VulkanBackend with cooperative matrices); relative
+  /// errors grow to ≈ 1e-3. The CPU backend ignores it.
+  bool allow_fp16 = false;
 };
 
 /// Output of a softmax attention primitive.

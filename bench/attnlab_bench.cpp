@@ -56,7 +56,7 @@ attn::Inputs inputsFor(attn::Index n, attn::Index d, attn::Generator g = attn::G
 }
 
 // The primitive: fused exact attention. On Vulkan the time is the device's (timestamps).
-void denseAttention(benchmark::State& state, const std::string& backend_name, bool causal) {
+void denseAttention(benchmark::State& state, const std::string& backend_name, bool causal, bool fp16 = false) {
   attn::Backend* backend = backendNamed(backend_name);
   if (!backend) {
     state.SkipWithError("no Vulkan device");
@@ -65,10 +65,16 @@ void denseAttention(benchmark::State& state, const std::string& backend_name, bo
   const attn::Inputs in = inputsFor(state.range(0), state.range(1), attn::Generator::Gaussian);
   attn::DenseAttentionOptions options;
   options.causal = causal;
+  options.allow_fp16 = fp16;
   auto* gpu = dynamic_cast<attn::gpu::VulkanBackend*>(backend);
   for (auto _ : state) {
     attn::AttentionOutput out = backend->denseAttention(in.q, in.k, in.v, options);
     benchmark::DoNotOptimize(out.out.data());
+    if (gpu && fp16 && gpu->lastDensePath() != "fp16-coopmat") {
+      state.SkipWithError(gpu->coopNotice().empty() ? "no cooperative-matrix (tensor-core) path on this device"
+                                                    : gpu->coopNotice().c_str());
+      return;
+    }
     if (gpu) state.SetIterationTime(gpu->lastDeviceMs() * 1e-3);
   }
   const double n = double(state.range(0)), d = double(state.range(1));
@@ -159,31 +165,48 @@ void checkVulkan() {
   attn::Backend* gpu = backendNamed("vulkan");
   if (!gpu) return;
   std::printf("check: %s (%s)\n", gpu->info().device.c_str(), gpu->info().driver.c_str());
-  for (attn::Index n : {1000, 4096})
-    for (bool causal : {false, true}) {
-      const attn::Inputs in = inputsFor(n, 64, attn::Generator::Gaussian);
-      attn::DenseAttentionOptions o;
-      o.causal = causal;
-      try {
-        const attn::AttentionOutput out = gpu->denseAttention(in.q, in.k, in.v, o);
-        const attn::MatrixD ref =
-            attn::referenceAttention(in.q.cast<double>(), in.k.cast<double>(), in.v.cast<double>(), o);
-        const double error = attn::relativeError(out.out, ref);
-        std::printf("check: dense N=%lld d=64 causal=%d  rel. error vs float64 = %.2e  %s\n", (long long)n,
-                    int(causal), error, error < 1e-5 ? "ok" : "FAIL");
-      } catch (const std::exception& e) {
-        std::printf("check: dense N=%lld d=64 causal=%d  FAIL: %s\n", (long long)n, int(causal), e.what());
+  auto* vulkan = dynamic_cast<attn::gpu::VulkanBackend*>(gpu);
+  bool no_fp16 = false;
+  for (bool fp16 : {false, true})
+    for (attn::Index n : {1000, 4096})
+      for (bool causal : {false, true}) {
+        if (fp16 && no_fp16) continue;
+        const attn::Inputs in = inputsFor(n, 64, attn::Generator::Gaussian);
+        attn::DenseAttentionOptions o;
+        o.causal = causal;
+        o.allow_fp16 = fp16;
+        try {
+          const attn::AttentionOutput out = gpu->denseAttention(in.q, in.k, in.v, o);
+          const std::string path = vulkan ? vulkan->lastDensePath() : "?";
+          if (fp16 && path != "fp16-coopmat") {
+            std::printf("check: dense fp16: not available here (%s)\n",
+                        vulkan && !vulkan->coopNotice().empty() ? vulkan->coopNotice().c_str() : "no cooperative matrices");
+            no_fp16 = true;
+            continue;
+          }
+          const attn::MatrixD ref =
+              attn::referenceAttention(in.q.cast<double>(), in.k.cast<double>(), in.v.cast<double>(), o);
+          const double error = attn::relativeError(out.out, ref);
+          const double bound = fp16 ? 2e-3 : 1e-5;
+          std::printf("check: dense %s N=%lld d=64 causal=%d  rel. error vs float64 = %.2e  %s\n", path.c_str(),
+                      (long long)n, int(causal), error, error < bound ? "ok" : "FAIL");
+        } catch (const std::exception& e) {
+          std::printf("check: dense N=%lld d=64 causal=%d  FAIL: %s\n", (long long)n, int(causal), e.what());
+        }
       }
-    }
 }
 
 void registerAll() {
-  for (const std::string backend : {"cpu", "vulkan"})
+  for (const std::string variant : {"cpu", "vulkan", "vulkan-fp16"})
     for (bool causal : {false, true}) {
-      auto* b = benchmark::RegisterBenchmark(("dense/" + backend + (causal ? "/causal" : "/full")).c_str(),
-                                             [backend, causal](benchmark::State& s) { denseAttention(s, backend, causal); });
+      const std::string backend = variant == "cpu" ? "cpu" : "vulkan";
+      const bool fp16 = variant == "vulkan-fp16";
+      auto* b = benchmark::RegisterBenchmark(("dense/" + variant + (causal ? "/causal" : "/full")).c_str(),
+                                             [backend, causal, fp16](benchmark::State& s) {
+                                               denseAttention(s, backend, causal, fp16);
+                                             });
       b->ArgNames({"N", "d"})->Unit(benchmark::kMillisecond);
-      for (long n : {256, 1024, 4096, 16384})
+      for (long n : {256, 1024, 2048, 4096, 8192, 16384})
         for (long d : {64, 128}) {
           if (backend == "cpu" && n > 4096) continue;  // minutes on two cores
           b->Args({n, d});

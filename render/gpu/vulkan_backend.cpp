@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include "attention/random.h"
+
 namespace attn::gpu {
 namespace {
 
@@ -41,6 +43,7 @@ struct MatmulPush {
 // compilers that keep more loops than these bounds assume.
 Index loopBudget(const vk::DeviceLimits& limits) { return Index(limits.max_loop_iterations) / 2; }
 Index ceilDiv(Index a, Index b) { return (a + b - 1) / b; }
+std::uint32_t u32(Index x) { return static_cast<std::uint32_t>(x); }
 
 std::uint32_t capacity(Index x) {
   std::uint32_t c = 16;
@@ -178,7 +181,16 @@ AttentionOutput VulkanBackend::denseAttention(const Matrix& q, const Matrix& k, 
                     std::to_string(options.bias->cols()) + " but must be N×M = " + std::to_string(q.rows()) + "×" +
                     std::to_string(k.rows()));
   last_dense_dispatches_ = 0;
+  last_dense_path_ = "cpu";
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.denseAttention(q, k, v, options); }); };
+  if (coopEligible(q, k, v, options)) {
+    return guarded(
+        [&] {
+          checkCoopOnce();
+          return coop_state_ == CoopState::Passed ? denseCoop(q, k, v, options) : denseGpu(q, k, v, options);
+        },
+        cpu);
+  }
   if (!denseTiling(q.cols(), v.cols(), context_->limits()).ok) return cpu();  // shapes the kernel does not take
   return guarded([&] { return denseGpu(q, k, v, options); }, cpu);
 }
@@ -270,6 +282,7 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
     p.phase = (i == 0 ? kPhaseFirst : 0u) | (i + 1 == dispatches ? kPhaseLast : 0u);
   }
   last_dense_dispatches_ = dispatches;
+  last_dense_path_ = "fp32";
 
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs) {
@@ -291,14 +304,22 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   std::vector<std::uint32_t> flags(static_cast<std::size_t>(n));
   fb.download(flags.data(), flag_bytes);
 
+  fixFlaggedRows(q, k, v, options, flags, 7u, result);
+  return result;
+}
+
+void VulkanBackend::fixFlaggedRows(const Matrix& q, const Matrix& k, const Matrix& v,
+                                   const DenseAttentionOptions& options, const std::vector<std::uint32_t>& flags,
+                                   std::uint32_t valid_bits, AttentionOutput& result) {
   // Rows with a NaN or +inf logit, and (mask_self) rows whose only visible key was their own: recompute
   // exactly as the reference defines them, one row at a time.
   MatrixD kd, vd;
   bool converted = false;
-  for (Index i = 0; i < n; ++i) {
+  for (Index i = 0; i < q.rows(); ++i) {
     const std::uint32_t f = flags[static_cast<std::size_t>(i)];
     if (f == 0) continue;
-    if (f > 7u) throw std::logic_error("attention_dense left the flags of row " + std::to_string(i) + " unwritten");
+    if ((f & ~valid_bits) != 0u)
+      throw std::logic_error("the dense attention kernel left the flags of row " + std::to_string(i) + " unwritten");
     if (!converted) {
       kd = k.cast<double>();
       vd = v.cast<double>();
@@ -308,7 +329,7 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
     DenseAttentionOptions row_options = options;
     row_options.causal_offset = options.causal_offset + i;  // row 0 of qi is query i
     Matrix bias_row;
-    if (has_bias) {
+    if (options.bias) {
       bias_row = options.bias->row(i);
       row_options.bias = &bias_row;
     }
@@ -318,6 +339,104 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
     result.lse(i) = static_cast<float>(row_lse(0));
     ++last_fixed_rows_;
   }
+}
+
+// ---- dense attention on tensor cores (cooperative matrices, fp16 inputs, fp32 accumulation) ---------
+
+namespace {
+struct CoopPush {
+  std::uint32_t n, m, d, dv, causal;
+  std::int32_t causal_offset;
+  float scale;
+  std::uint32_t groups_x;
+};
+constexpr Index kCoopRows = 64;        // BR in attention_dense_coopmat.comp
+constexpr float kFp16Safe = 60000.0f;  // inputs beyond this magnitude would overflow fp16 (65504)
+// The self-check's bound on the relative (Frobenius) error against float64: fp16 inputs give ≈ 5e-4.
+constexpr double kCoopCheckTolerance = 5e-3;
+}  // namespace
+
+bool VulkanBackend::coopEligible(const Matrix& q, const Matrix& k, const Matrix& v,
+                                 const DenseAttentionOptions& options) const {
+  if (!options.allow_fp16 || !context_->limits().cooperative_matrix_fp16 || coop_state_ == CoopState::Failed)
+    return false;
+  if (options.bias || options.mask_self || q.cols() != v.cols() || (q.cols() != 64 && q.cols() != 128)) return false;
+  if (q.rows() == 0 || k.rows() == 0 || q.rows() > kMaxTokens || k.rows() > kMaxTokens) return false;
+  auto small = [](const Matrix& x) { return x.size() == 0 || x.cwiseAbs().maxCoeff() < kFp16Safe; };
+  return small(q) && small(k) && small(v);  // NaN fails too: the fp32 path handles those rows
+}
+
+void VulkanBackend::checkCoopOnce() {
+  if (coop_state_ != CoopState::Unknown) return;
+  coop_state_ = CoopState::Failed;  // until proven otherwise (also if the check throws)
+  double worst = 0;
+  for (Index d : {64, 128})
+    for (bool causal : {false, true}) {
+      Rng rng(std::uint64_t(d) * 7 + (causal ? 1 : 0));
+      const Index n = 300, m = causal ? 300 : 333;
+      const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, d);
+      DenseAttentionOptions o;
+      o.causal = causal;
+      const AttentionOutput got = denseCoop(q, k, v, o);
+      const MatrixD ref = referenceAttention(q.cast<double>(), k.cast<double>(), v.cast<double>(), o);
+      const double err = (got.out.cast<double>() - ref).norm() / ref.norm();
+      worst = std::max(worst, std::isfinite(err) ? err : 1e300);
+    }
+  if (worst <= kCoopCheckTolerance) {
+    coop_state_ = CoopState::Passed;
+  } else {
+    coop_notice_ = "The tensor-core (fp16) attention kernel failed its self-check on " + context_->description().name +
+                   " (relative error " + std::to_string(worst) + "); attnlab uses the fp32 kernel instead.";
+  }
+}
+
+AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const Matrix& v,
+                                         const DenseAttentionOptions& options) {
+  vk::Context& ctx = *context_;
+  const Index n = q.rows(), m = k.rows(), d = q.cols();
+  last_fixed_rows_ = 0;
+  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
+  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
+  const Index v_bytes = floatBytes(ctx, m, d, "the values V");
+  const Index o_bytes = floatBytes(ctx, n, d, "the attention output");
+  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
+  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
+  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, o_bytes, lse_bytes, flag_bytes}, "dense attention"),
+                    "dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) + ", d = " +
+                        std::to_string(d) + ")");
+  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
+  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
+  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
+  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
+  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
+  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + ob.allocatedBytes() +
+           lb.allocatedBytes() + fb.allocatedBytes());
+  qb.upload(q.data(), q_bytes);
+  kb.upload(k.data(), k_bytes);
+  vb.upload(v.data(), v_bytes);
+  const auto [gx, gy] = grid(ceilDiv(n, kCoopRows), ctx.limits(), "dense attention");
+  const CoopPush push{u32(n), u32(m), u32(d), u32(d), options.causal ? 1u : 0u,
+                      static_cast<std::int32_t>(std::clamp<Index>(options.causal_offset, -n, m)),
+                      options.scale > 0 ? options.scale : 1.0f / std::sqrt(float(d)), gx};
+  const vk::Pipeline& pipeline =
+      ctx.pipeline({d == 64 ? "attention_dense_coopmat_d64" : "attention_dense_coopmat_d128", 6, sizeof(CoopPush), {}});
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) {
+      rec.fill(ob, kNaNWord);
+      rec.fill(lb, kNaNWord);
+      rec.fill(fb, kNaNWord);
+    }
+    rec.dispatch(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb}, push, gx, gy);
+  });
+  AttentionOutput result{Matrix(n, d), Vector(n)};
+  ob.download(result.out.data(), o_bytes);
+  lb.download(result.lse.data(), lse_bytes);
+  std::vector<std::uint32_t> flags(static_cast<size_t>(n));
+  fb.download(flags.data(), flag_bytes);
+  fixFlaggedRows(q, k, v, options, flags, 3u, result);
+  last_dense_dispatches_ = 1;
+  last_dense_path_ = "fp16-coopmat";
   return result;
 }
 
@@ -415,8 +534,6 @@ std::vector<Slice> slices(Index total, Index per_dispatch, Index step) {
                    (i == 0 ? kPhaseFirst : 0u) | (i + 1 == count ? kPhaseLast : 0u)});
   return out;
 }
-
-std::uint32_t u32(Index x) { return static_cast<std::uint32_t>(x); }
 
 }  // namespace
 

@@ -28,6 +28,12 @@
 // dims above 256, zero-sized operands, per-invocation work beyond the device's loop limit that
 // cannot be split); the CPU then computes exactly what the kernel would have.
 //
+// Tensor cores: where the device exposes VK_NV_cooperative_matrix (vk::DeviceLimits::
+// cooperative_matrix_fp16) and the caller sets DenseAttentionOptions::allow_fp16, exact attention with
+// d = dv ∈ {64, 128}, no bias and no self rule runs on attention_dense_coopmat.comp: fp16 inputs,
+// fp32 accumulation and softmax statistics. Its first use runs a self-check against the float64
+// reference; a failure disables it (coopNotice()) and the fp32 kernel runs instead.
+//
 // Memory: inputs and outputs live in host-visible buffers allocated per call and freed before it
 // returns (inputs in device-local memory where the host can map it, outputs in host-cached memory;
 // no staging copies yet). Their sizes are checked (overflow, maxStorageBufferRange,
@@ -106,6 +112,15 @@ class VulkanBackend final : public attn::Backend {
   /// Dispatches of the dense kernel in the last denseAttention on the GPU (several where the keys
   /// were split, see DenseTiling::keys_per_dispatch); 0 when it did not run the kernel.
   Index lastDenseDispatches() const { return last_dense_dispatches_; }
+  /// Which path computed the last denseAttention: "fp32" (scalar kernel), "fp16-coopmat" (tensor
+  /// cores, DenseAttentionOptions::allow_fp16), or "cpu".
+  const std::string& lastDensePath() const { return last_dense_path_; }
+  /// The tensor-core kernel's state: usable only on devices with cooperative matrices
+  /// (vk::DeviceLimits::cooperative_matrix_fp16) and after a self-check against float64 on first use.
+  enum class CoopState { Unknown, Passed, Failed };
+  CoopState coopState() const { return coop_state_; }
+  /// Why the tensor-core kernel is not used (after a failed self-check); empty otherwise.
+  const std::string& coopNotice() const { return coop_notice_; }
   /// true once the backend computes on the CPU because the device was lost.
   bool fellBack() const { return fell_back_; }
   /// One sentence for the user after a fallback; empty otherwise.
@@ -135,6 +150,11 @@ class VulkanBackend final : public attn::Backend {
 
  private:
   AttentionOutput denseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options);
+  AttentionOutput denseCoop(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options);
+  bool coopEligible(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options) const;
+  void checkCoopOnce();
+  void fixFlaggedRows(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options,
+                      const std::vector<std::uint32_t>& flags, std::uint32_t valid_bits, AttentionOutput& result);
   Matrix matmulGpu(const Matrix& a, const Matrix& b, bool transpose_b);
   AttentionOutput sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
                             const std::vector<float>* entry_bias);
@@ -156,6 +176,9 @@ class VulkanBackend final : public attn::Backend {
   Index last_fixed_rows_ = 0;
   Index last_dense_dispatches_ = 0;
   Index last_split_dispatches_ = 0;
+  std::string last_dense_path_ = "cpu";
+  CoopState coop_state_ = CoopState::Unknown;
+  std::string coop_notice_;
   bool fell_back_ = false;
   std::string fallback_notice_;
 };

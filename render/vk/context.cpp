@@ -284,6 +284,18 @@ void Context::createDevice() {
   limits_.memory_heap_size = clampToIndex(mem.memoryHeaps[mem.memoryTypes[memory_type_].heapIndex].size);
   budget_ = defaultBudget();
 
+  // Tensor cores (VK_NV_cooperative_matrix): probed, and enabled when everything the kernel needs is there.
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coop_features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceVulkan12Features features12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  const char* coop_extension = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+  limits_.cooperative_matrix_fp16 = probeCooperativeMatrix(subgroup);
+  if (limits_.cooperative_matrix_fp16) {
+    coop_features.cooperativeMatrix = VK_TRUE;
+    features12.shaderFloat16 = VK_TRUE;
+    features12.vulkanMemoryModel = VK_TRUE;
+    coop_features.pNext = &features12;
+  }
+
   const float priority = 1.0f;
   VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
   queue_info.queueFamilyIndex = queue_family_;
@@ -292,6 +304,11 @@ void Context::createDevice() {
   VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   device_info.queueCreateInfoCount = 1;
   device_info.pQueueCreateInfos = &queue_info;
+  if (limits_.cooperative_matrix_fp16) {
+    device_info.pNext = &coop_features;
+    device_info.enabledExtensionCount = 1;
+    device_info.ppEnabledExtensionNames = &coop_extension;
+  }
   const VkResult r = vkCreateDevice(physical_, &device_info, nullptr, &device_);
   if (r != VK_SUCCESS) {
     device_ = VK_NULL_HANDLE;
@@ -322,6 +339,44 @@ void Context::createDevice() {
   dp.poolSizeCount = 1;
   dp.pPoolSizes = &size;
   VK_CHECK(vkCreateDescriptorPool(device_, &dp, nullptr, &descriptor_pool_));
+}
+
+bool Context::probeCooperativeMatrix(const VkPhysicalDeviceSubgroupProperties& subgroup) const {
+  if (const char* off = std::getenv("ATTNLAB_NO_COOPMAT"); off && std::string(off) == "1") return false;
+  VkPhysicalDeviceProperties props{};
+  vkGetPhysicalDeviceProperties(physical_, &props);
+  if (props.apiVersion < VK_API_VERSION_1_2 || instance_->apiVersion() < VK_API_VERSION_1_2) return false;
+  if (subgroup.subgroupSize != 32 || !(subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
+      !(subgroup.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT) ||
+      !(subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
+    return false;
+  std::uint32_t count = 0;
+  vkEnumerateDeviceExtensionProperties(physical_, nullptr, &count, nullptr);
+  std::vector<VkExtensionProperties> extensions(count);
+  vkEnumerateDeviceExtensionProperties(physical_, nullptr, &count, extensions.data());
+  const bool has = std::any_of(extensions.begin(), extensions.end(), [](const VkExtensionProperties& e) {
+    return std::string(e.extensionName) == VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+  });
+  if (!has) return false;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  coop.pNext = &f12;
+  VkPhysicalDeviceFeatures2 features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  features.pNext = &coop;
+  vkGetPhysicalDeviceFeatures2(physical_, &features);
+  if (!coop.cooperativeMatrix || !f12.shaderFloat16 || !f12.vulkanMemoryModel) return false;
+  auto properties = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+      vkGetInstanceProcAddr(instance_->handle(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+  if (!properties) return false;
+  count = 0;
+  if (properties(physical_, &count, nullptr) != VK_SUCCESS || count == 0) return false;
+  std::vector<VkCooperativeMatrixPropertiesNV> configs(count, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+  if (properties(physical_, &count, configs.data()) != VK_SUCCESS) return false;
+  return std::any_of(configs.begin(), configs.end(), [](const VkCooperativeMatrixPropertiesNV& c) {
+    return c.MSize == 16 && c.NSize == 16 && c.KSize == 16 && c.AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+           c.BType == VK_COMPONENT_TYPE_FLOAT16_NV && c.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+           c.DType == VK_COMPONENT_TYPE_FLOAT32_NV && c.scope == VK_SCOPE_SUBGROUP_NV;
+  });
 }
 
 Context::~Context() { destroy(); }

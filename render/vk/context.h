@@ -59,6 +59,10 @@ struct DeviceLimits {
   /// without any error. Vulkan has no query for it; the Context sets it from the driver ID. Kernels
   /// whose loops grow with the input split their work across dispatches to stay well below it.
   std::uint32_t max_loop_iterations = 0;
+  /// The device has VK_NV_cooperative_matrix with a 16×16×16 fp16 × fp16 → fp32 subgroup
+  /// configuration, fp16 arithmetic, the Vulkan memory model and 32-wide subgroups with vote and
+  /// shuffle; the Context enabled them (tensor-core kernels may run). Off when ATTNLAB_NO_COOPMAT=1.
+  bool cooperative_matrix_fp16 = false;
 };
 
 class Context;
@@ -230,6 +234,7 @@ class Context {
   friend class Recorder;
   void selectDevice(const ContextOptions& options);
   void createDevice();
+  bool probeCooperativeMatrix(const VkPhysicalDeviceSubgroupProperties& subgroup) const;
   void destroy() noexcept;
   void returnBytes(Index bytes) noexcept { in_use_ -= bytes; }
   Index defaultBudget() const;

@@ -465,3 +465,51 @@ TEST_F(DenseAttention, KeysSplitIntoOneTilePerDispatchMatchOneDispatch) {
 
 }  // namespace
 }  // namespace attn::test
+
+// ---- the tensor-core (fp16) path ----------------------------------------------------------------------
+
+namespace attn::test {
+namespace {
+
+using DenseFp16 = GpuTest;
+
+// Without cooperative matrices (lavapipe), allow_fp16 changes nothing: the fp32 kernel runs.
+TEST_F(DenseFp16, WithoutCooperativeMatricesTheFp32KernelRuns) {
+  if (ctx().limits().cooperative_matrix_fp16) GTEST_SKIP() << "this device has cooperative matrices";
+  Rng rng(40);
+  const Matrix q = rng.gaussian(100, 64), k = rng.gaussian(90, 64), v = rng.gaussian(90, 64);
+  DenseAttentionOptions o;
+  const AttentionOutput fp32 = gpu().denseAttention(q, k, v, o);
+  o.allow_fp16 = true;
+  const AttentionOutput any = gpu().denseAttention(q, k, v, o);
+  EXPECT_EQ(gpu().lastDensePath(), "fp32");
+  EXPECT_EQ(any.out, fp32.out);
+  EXPECT_EQ(gpu().coopState(), gpu::VulkanBackend::CoopState::Unknown);
+}
+
+// With cooperative matrices: random shapes against float64 within fp16-input accuracy (rounding Q, K,
+// V and P to fp16 costs ≈ 5e-4 relative), and the defined special rows as in fp32.
+TEST_F(DenseFp16, TensorCorePathMatchesReferenceWithinFp16Accuracy) {
+  if (!ctx().limits().cooperative_matrix_fp16) GTEST_SKIP() << "no VK_NV_cooperative_matrix on " << ctx().description().name;
+  for (int s = 0; s < 60; ++s) {
+    Rng rng(4100 + std::uint64_t(s));
+    const Index d = rng.uniform() < 0.5 ? 64 : 128;
+    const bool causal = rng.uniform() < 0.5;
+    const Index n = 1 + Index(rng.below(700)), m = causal ? n : 1 + Index(rng.below(700));
+    const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, d);
+    DenseAttentionOptions o;
+    o.causal = causal;
+    o.allow_fp16 = true;
+    const AttentionOutput got = gpu().denseAttention(q, k, v, o);
+    ASSERT_EQ(gpu().coopState(), gpu::VulkanBackend::CoopState::Passed) << gpu().coopNotice();
+    EXPECT_EQ(gpu().lastDensePath(), "fp16-coopmat");
+    VectorD lse;
+    const MatrixD ref = referenceAttention(q.cast<double>(), k.cast<double>(), v.cast<double>(), o, &lse);
+    EXPECT_TRUE(matchesReference(got.out, ref, {1e-2, 1e-2})) << "seed " << s << " N=" << n << " M=" << m << " d=" << d;
+    EXPECT_TRUE(matchesReference(toColumn(got.lse), toColumn(lse), {1e-2, 1e-3})) << "seed " << s;
+    EXPECT_LT((got.out.cast<double>() - ref).norm() / ref.norm(), 2e-3) << "seed " << s;
+  }
+}
+
+}  // namespace
+}  // namespace attn::test
