@@ -550,6 +550,7 @@ struct SparsePush {
 AttentionOutput VulkanBackend::sparseAttention(const Matrix& q, const Matrix& k, const Matrix& v,
                                                const Pattern& pattern, float scale,
                                                const std::vector<float>* entry_bias) {
+  last_sparse_path_ = "cpu";
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.sparseAttention(q, k, v, pattern, scale, entry_bias); }); };
   // Shapes and patterns are validated as the CPU backend does (same errors) by the CPU path itself
   // when it runs; here before the GPU path reads anything.
@@ -567,7 +568,132 @@ AttentionOutput VulkanBackend::sparseAttention(const Matrix& q, const Matrix& k,
       throw UserError("sparse attention: pattern entry " + std::to_string(e) + " names key " +
                       std::to_string(pattern.col[size_t(e)]) + ", outside 0…" + std::to_string(k.rows() - 1));
   if (q.cols() < 1 || q.cols() > kMaxSparseDim || v.cols() > kMaxSparseDim) return cpu();
+  last_sparse_path_ = "index";
+  if (!entry_bias && options_.sparse_tiles != SparseTiles::Never) {
+    const DenseTiling tiling = denseTiling(q.cols(), v.cols(), context_->limits());
+    if (tiling.ok && q.rows() > 0 && pattern.nnz() > 0) {
+      TileList tiles = tileList(pattern, tiling.rows, tiling.keys);
+      if (options_.sparse_tiles == SparseTiles::Always || tiles.fill >= 0.5) {
+        last_sparse_path_ = "tiles";
+        return guarded([&] { return sparseTilesGpu(q, k, v, pattern, scale, tiling, tiles); }, cpu);
+      }
+    }
+  }
   return guarded([&] { return sparseGpu(q, k, v, pattern, scale, entry_bias); }, cpu);
+}
+
+VulkanBackend::TileList VulkanBackend::tileList(const Pattern& pattern, std::uint32_t rows, std::uint32_t keys) {
+  TileList t;
+  const Index n = pattern.rows, groups = ceilDiv(n, rows);
+  t.ptr.reserve(size_t(groups + 1));
+  t.ptr.push_back(0);
+  std::vector<Index> slot(size_t(ceilDiv(std::max<Index>(pattern.cols, 1), keys)), -1);  // tile → list position
+  std::vector<Index> used;
+  Index pairs = 0;  // (row, key) pairs inside the listed tiles and the matrix
+  for (Index g = 0; g < groups; ++g) {
+    const Index first = Index(t.col.size());
+    const Index r0 = g * rows, r1 = std::min(n, r0 + rows);
+    for (Index i = r0; i < r1; ++i)
+      for (Index e = pattern.row_ptr[size_t(i)]; e < pattern.row_ptr[size_t(i + 1)]; ++e) {
+        const Index j = pattern.col[size_t(e)], tile = j / keys;
+        Index& pos = slot[size_t(tile)];
+        if (pos < 0) {
+          pos = Index(t.col.size());
+          t.col.push_back(std::uint32_t(tile));
+          t.mask.resize(t.mask.size() + rows, 0);
+          used.push_back(tile);
+          pairs += (r1 - r0) * std::min<Index>(keys, pattern.cols - tile * keys);
+        }
+        t.mask[size_t(pos * rows + (i - r0))] |= std::uint64_t(1) << (j - tile * keys);
+      }
+    for (Index tile : used) slot[size_t(tile)] = -1;
+    used.clear();
+    t.longest = std::max(t.longest, Index(t.col.size()) - first);
+    t.ptr.push_back(std::uint32_t(t.col.size()));
+  }
+  t.fill = double(pattern.nnz()) / double(std::max<Index>(1, pairs));
+  return t;
+}
+
+AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
+                                              float scale, const DenseTiling& tiling, const TileList& tiles) {
+  vk::Context& ctx = *context_;
+  const Index n = q.rows(), m = k.rows(), d = q.cols(), dv = v.cols();
+  last_fixed_rows_ = 0;
+  if (n > kMaxTokens || m > kMaxTokens || Index(tiles.col.size()) > (Index(1) << 31))
+    throw UserError("sparse attention: the pattern exceeds the GPU kernel's limits");
+  const Index entries = Index(tiles.col.size());
+  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
+  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
+  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
+  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
+  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
+  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
+  const Index state_bytes = floatBytes(ctx, n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const Index ptr_bytes = intBytes(ctx, Index(tiles.ptr.size()), "the tile list offsets");
+  const Index col_bytes = intBytes(ctx, entries, "the tile list");
+  const Index mask_bytes = ctx.bufferBytes(std::max<Index>(1, Index(tiles.mask.size())), 8, "the tile masks");
+  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, o_bytes, lse_bytes, flag_bytes, state_bytes, ptr_bytes,
+                              col_bytes, mask_bytes},
+                             "sparse attention"),
+                    "sparse attention (N = " + std::to_string(n) + ", " + std::to_string(entries) + " key tiles)");
+  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
+  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
+  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
+  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
+  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
+  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
+  vk::Buffer sb = ctx.createBuffer(state_bytes, "the row states");
+  vk::Buffer pb = ctx.createBuffer(ptr_bytes, "the tile list offsets");
+  vk::Buffer cb = ctx.createBuffer(col_bytes, "the tile list");
+  vk::Buffer mb = ctx.createBuffer(mask_bytes, "the tile masks");
+  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + ob.allocatedBytes() + lb.allocatedBytes() +
+           fb.allocatedBytes() + sb.allocatedBytes() + pb.allocatedBytes() + cb.allocatedBytes() + mb.allocatedBytes());
+  qb.upload(q.data(), q_bytes);
+  kb.upload(k.data(), k_bytes);
+  vb.upload(v.data(), v_bytes);
+  pb.upload(tiles.ptr.data(), Index(tiles.ptr.size() * sizeof(std::uint32_t)));
+  cb.upload(tiles.col.data(), entries * Index(sizeof(std::uint32_t)));
+  mb.upload(tiles.mask.data(), Index(tiles.mask.size() * sizeof(std::uint64_t)));
+
+  const vk::Pipeline& pipeline =
+      ctx.pipeline({"attention_dense_tiles", 10u, sizeof(DensePush),
+                    {tiling.rows * tiling.threads_per_row, tiling.rows, tiling.keys, tiling.d_capacity,
+                     tiling.dv_capacity, tiling.threads_per_row}});
+  const auto [gx, gy] = grid(ceilDiv(n, tiling.rows), ctx.limits(), "sparse attention");
+  DensePush push{};
+  push.n = u32(n), push.m = u32(m), push.d = u32(d), push.dv = u32(dv), push.causal = 0, push.causal_offset = 0;
+  push.scale = scale > 0 ? scale : 1.0f / std::sqrt(float(d));
+  push.groups_x = gx;
+  // The tile lists in one dispatch or, where the device limits loop iterations, in several.
+  Index per_dispatch = tiling.keys_per_dispatch > 0 ? tiling.keys_per_dispatch / tiling.keys : tiles.longest;
+  if (options_.sparse_entries_per_dispatch > 0)
+    per_dispatch = std::min(per_dispatch, std::max<Index>(1, options_.sparse_entries_per_dispatch / tiling.keys));
+  const auto parts = slices(tiles.longest, std::max<Index>(1, per_dispatch), 1);
+  std::vector<DensePush> pushes;
+  for (const Slice& sl : parts) {
+    DensePush p = push;
+    p.key_begin = sl.begin, p.key_end = sl.end, p.phase = sl.phase;
+    pushes.push_back(p);
+  }
+  last_split_dispatches_ = Index(parts.size());
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) {
+      rec.fill(ob, kNaNWord);
+      rec.fill(lb, kNaNWord);
+      rec.fill(fb, kNaNWord);
+      rec.fill(sb, kNaNWord);
+    }
+    rec.dispatchEach(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb, &sb, &pb, &cb, &mb}, std::span<const DensePush>(pushes),
+                     gx, gy);
+  });
+  AttentionOutput result{Matrix(n, dv), Vector(n)};
+  ob.download(result.out.data(), o_bytes);
+  lb.download(result.lse.data(), lse_bytes);
+  std::vector<std::uint32_t> flags(static_cast<size_t>(n));
+  fb.download(flags.data(), flag_bytes);
+  fixSparseRows(q, k, v, pattern, scale, nullptr, flags, result);
+  return result;
 }
 
 AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern,
@@ -657,11 +783,20 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
   lb.download(result.lse.data(), lse_bytes);
   std::vector<std::uint32_t> flags(static_cast<size_t>(n));
   fb.download(flags.data(), flag_bytes);
+  fixSparseRows(q, k, v, pattern, scale, entry_bias, flags, result);
+  return result;
+}
+
+void VulkanBackend::fixSparseRows(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
+                                  const std::vector<float>* entry_bias, const std::vector<std::uint32_t>& flags,
+                                  AttentionOutput& result) {
+  const Index n = q.rows(), m = k.rows();
+  const bool has_bias = entry_bias != nullptr;
   // Rows with NaN or +inf logits: the CPU backend computes them (in double, as it defines them).
   for (Index i = 0; i < n; ++i) {
     const std::uint32_t f = flags[size_t(i)];
     if (f == 0) continue;
-    if (f > 3u) throw std::logic_error("attention_sparse left the flags of row " + std::to_string(i) + " unwritten");
+    if (f > 3u) throw std::logic_error("the sparse attention kernel left the flags of row " + std::to_string(i) + " unwritten");
     const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)];
     Pattern one;
     one.rows = 1;
@@ -675,7 +810,6 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
     result.lse(i) = row.lse(0);
     ++last_fixed_rows_;
   }
-  return result;
 }
 
 // ---- feature maps -----------------------------------------------------------------------------------

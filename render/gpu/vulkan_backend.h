@@ -54,6 +54,13 @@
 
 namespace attn::gpu {
 
+/// Which sparse-attention kernel runs (tests force one).
+enum class SparseTiles {
+  Auto,    ///< the tile-list kernel when the pattern fills ≥ half of its non-empty tiles (and no entry bias)
+  Always,  ///< the tile-list kernel whenever it can (no entry bias)
+  Never,   ///< always the index (CSR) kernel
+};
+
 struct VulkanBackendOptions {
   vk::ContextOptions context;   ///< device selection and validation (when the backend makes its Context)
   bool poison_outputs = false;  ///< fill output buffers with NaN before each kernel (tests: unwritten shows)
@@ -70,6 +77,7 @@ struct VulkanBackendOptions {
   /// Tests: at most this many pattern entries of a row per sparse-attention dispatch (rounded to
   /// whole 64-entry blocks); 0: as many as the device allows.
   Index sparse_entries_per_dispatch = 0;
+  SparseTiles sparse_tiles = SparseTiles::Auto;
   /// Tests: at most this many key chunks per scan dispatch of linear attention; 0: as the device allows.
   Index linear_chunks_per_dispatch = 0;
   /// Tests: at most this many entries of a pixel per weight-tile dispatch (whole 64-entry blocks);
@@ -112,6 +120,9 @@ class VulkanBackend final : public attn::Backend {
   /// Dispatches of the dense kernel in the last denseAttention on the GPU (several where the keys
   /// were split, see DenseTiling::keys_per_dispatch); 0 when it did not run the kernel.
   Index lastDenseDispatches() const { return last_dense_dispatches_; }
+  /// Which kernel computed the last sparseAttention: "tiles" (block-sparse: dense tiles of the
+  /// pattern's non-empty key tiles), "index" (CSR gather), or "cpu".
+  const std::string& lastSparsePath() const { return last_sparse_path_; }
   /// Which path computed the last denseAttention: "fp32" (scalar kernel), "fp16-coopmat" (tensor
   /// cores, DenseAttentionOptions::allow_fp16), or "cpu".
   const std::string& lastDensePath() const { return last_dense_path_; }
@@ -158,6 +169,20 @@ class VulkanBackend final : public attn::Backend {
   Matrix matmulGpu(const Matrix& a, const Matrix& b, bool transpose_b);
   AttentionOutput sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
                             const std::vector<float>* entry_bias);
+  /// Key tiles (BR rows × BC keys) of a pattern that hold at least one entry, per workgroup of BR rows.
+  struct TileList {
+    std::vector<std::uint32_t> ptr;   ///< workgroups + 1 offsets into col
+    std::vector<std::uint32_t> col;   ///< key-tile index
+    std::vector<std::uint64_t> mask;  ///< per tile entry, BR masks (bit jj: key tile·BC + jj in the row's pattern)
+    Index longest = 0;                ///< most tiles of one workgroup
+    double fill = 0;                  ///< pattern entries / (row, key) pairs of the matrix in the listed tiles
+  };
+  static TileList tileList(const Pattern& pattern, std::uint32_t rows, std::uint32_t keys);
+  AttentionOutput sparseTilesGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
+                                 const DenseTiling& tiling, const TileList& tiles);
+  void fixSparseRows(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
+                     const std::vector<float>* entry_bias, const std::vector<std::uint32_t>& flags,
+                     AttentionOutput& result);
   Matrix featureMapGpu(const Matrix& x, const FeatureMapOptions& options);
   Matrix linearGpu(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal);
   std::vector<std::int32_t> assignGpu(const Matrix& x, const Matrix& p, bool centroid);
@@ -177,6 +202,7 @@ class VulkanBackend final : public attn::Backend {
   Index last_dense_dispatches_ = 0;
   Index last_split_dispatches_ = 0;
   std::string last_dense_path_ = "cpu";
+  std::string last_sparse_path_ = "cpu";
   CoopState coop_state_ = CoopState::Unknown;
   std::string coop_notice_;
   bool fell_back_ = false;

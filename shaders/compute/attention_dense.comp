@@ -77,6 +77,16 @@ layout(std430, binding = 6) buffer StateBuf { RowState state[]; };
 #ifdef HAS_BIAS
 layout(std430, binding = 7) readonly buffer BiasBuf { float bias[]; };
 #endif
+#ifdef TILE_LIST
+// Block-sparse attention: the workgroup streams only the key tiles its rows have pattern entries in.
+// TILE_PTR[g] … TILE_PTR[g+1] index the tiles of workgroup g: TILE_COL holds the key-tile index, and
+// TILE_MASK one 64-bit mask per tile and row (bit jj: key tile·BC + jj is in the row's pattern).
+// The dispatch's [key_begin, key_end) is then a range of positions in the workgroup's tile list.
+// (No bias and no causal flag: the pattern says which pairs are visible.)
+layout(std430, binding = 7) readonly buffer TilePtrBuf { uint tile_ptr[]; };
+layout(std430, binding = 8) readonly buffer TileColBuf { uint tile_col[]; };
+layout(std430, binding = 9) readonly buffer TileMaskBuf { uvec2 tile_mask[]; };
+#endif
 
 shared float sQ[BR * DKS];
 shared float sK[BC * DKS];
@@ -103,9 +113,16 @@ void main() {
     const int lim = int(row0 + rows_here - 1u) + pc.causal_offset + 1;
     kv_end = uint(clamp(lim, 0, int(pc.m)));
   }
+#ifdef TILE_LIST
+  const uint tiles_begin = tile_ptr[group], tiles_here = tile_ptr[group + 1u] - tiles_begin;
+  const uint l_begin = tiles_begin + min(pc.key_begin, tiles_here);
+  const uint l_end = tiles_begin + min(pc.key_end, tiles_here);
+  if (!first && !last && l_begin >= l_end) return;  // no tile of this dispatch here (uniform)
+#else
   const uint j_end = min(kv_end, pc.key_end);
   // No key of this dispatch is visible here: the carried state stays as it is (uniform).
   if (!first && !last && pc.key_begin >= j_end) return;
+#endif
 
   for (uint i = t; i < BR * pc.d; i += WG) {
     const uint rr = i / pc.d;
@@ -131,7 +148,12 @@ void main() {
     }
   }
 
+#ifdef TILE_LIST
+  for (uint li = l_begin; li < l_end; ++li) {
+    const uint j0 = tile_col[li] * BC;
+#else
   for (uint j0 = pc.key_begin; j0 < j_end; j0 += BC) {
+#endif
     const uint cols_here = min(BC, pc.m - j0);
     barrier();  // the previous tile is fully consumed
     for (uint i = t; i < BC * pc.d; i += WG) {
@@ -156,6 +178,12 @@ void main() {
                      (pc.causal == 0u || int(key) <= int(qrow) + pc.causal_offset);
 #ifdef MASK_SELF
       if (int(key) == int(qrow) + pc.causal_offset) visible = false;
+#endif
+#ifdef TILE_LIST
+      if (visible) {
+        const uvec2 bits = tile_mask[li * BR + rr];
+        visible = ((jj < 32u ? bits.x >> jj : bits.y >> (jj - 32u)) & 1u) != 0u;
+      }
 #endif
       if (visible) {
         float dotv = 0.0;

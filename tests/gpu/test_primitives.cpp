@@ -118,6 +118,52 @@ TEST_F(SparseAttention, RandomPatternsMatchReference) {
   stats.report("sparse attention");
 }
 
+// The block-sparse kernel (dense tiles over the pattern's non-empty key tiles, masked per pair) on
+// the same random patterns (forced, without entry bias), and chosen by itself on block patterns.
+TEST_F(SparseAttention, TileKernelMatchesReference) {
+  gpu::VulkanBackendOptions o = testBackendOptions();
+  o.sparse_tiles = gpu::SparseTiles::Always;
+  gpu::VulkanBackend tiles(backend_->sharedContext(), o);
+  Stats stats;
+  for (int s = 0; s < kShapes; ++s) {
+    SparseCase c = randomSparse(9000 + std::uint64_t(s), 150);
+    c.has_bias = false;
+    c.bias.clear();
+    checkSparse(tiles, c, stats);
+    if (c.q.cols() <= 256 && c.pattern.nnz() > 0) {
+      EXPECT_EQ(tiles.lastSparsePath(), "tiles") << c.what;
+    }
+  }
+  stats.report("sparse attention, tile kernel");
+}
+
+TEST_F(SparseAttention, BlockPatternsTakeTheTileKernel) {
+  Stats stats;
+  for (int s = 0; s < 20; ++s) {
+    Rng rng(9500 + std::uint64_t(s));
+    SparseCase c;
+    const Index n = 64 * between(rng, 1, 6) + between(rng, 0, 30), d = pickDim(rng), block = 16 << rng.below(4);
+    c.q = rng.gaussian(n, d), c.k = rng.gaussian(n, d), c.v = rng.gaussian(n, 32);
+    c.pattern.rows = c.pattern.cols = n;
+    c.pattern.components = {"block"};
+    c.pattern.row_ptr = {0};
+    for (Index i = 0; i < n; ++i) {  // BigBird-like: own block, its neighbours, the first block
+      for (Index j = 0; j < n; ++j)
+        if (j / block == 0 || std::abs(j / block - i / block) <= 1) {
+          c.pattern.col.push_back(std::int32_t(j));
+          c.pattern.component.push_back(0);
+        }
+      c.pattern.row_ptr.push_back(Index(c.pattern.col.size()));
+    }
+    c.what = "block pattern N=" + std::to_string(n) + " block=" + std::to_string(block) + " d=" + std::to_string(d);
+    checkSparse(gpu(), c, stats);
+    if (block >= 64) {  // whole tiles (at most 64 keys wide): the pattern fills them
+      EXPECT_EQ(gpu().lastSparsePath(), "tiles") << c.what;
+    }
+  }
+  stats.report("sparse attention, block patterns");
+}
+
 TEST_F(SparseAttention, SpecialRowsFollowTheDefinedSemantics) {
   Stats stats;
   SparseCase c = randomSparse(77, 40);
@@ -133,10 +179,15 @@ TEST_F(SparseAttention, LongRowsSplitAcrossDispatches) {
   gpu::VulkanBackendOptions o = testBackendOptions();
   o.sparse_entries_per_dispatch = 64;
   gpu::VulkanBackend split(backend_->sharedContext(), o);
+  o.sparse_tiles = gpu::SparseTiles::Always;
+  gpu::VulkanBackend split_tiles(backend_->sharedContext(), o);
   Stats stats;
   for (int s = 0; s < 20; ++s) {
-    const SparseCase c = randomSparse(5000 + std::uint64_t(s), 300);
+    SparseCase c = randomSparse(5000 + std::uint64_t(s), 300);
     checkSparse(split, c, stats);
+    c.has_bias = false;
+    c.bias.clear();
+    checkSparse(split_tiles, c, stats);
   }
   // A dense row of 20000 keys goes past lavapipe's loop limit in one dispatch.
   Rng rng(9);
