@@ -42,10 +42,14 @@ double Cost::total_ms() const {
 const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   static const std::vector<std::shared_ptr<const Mechanism>> all = {
       mech::makeExact(),
-      mech::makeReformer(),
-      mech::makeLongformer(),
-      mech::makeLinearTransformer(),
-      mech::makeNystromformer(),
+      mech::makeSparseTransformer(),   // #8
+      mech::makeReformer(),            // #17
+      mech::makeTransformerOnADiet(),  // #19
+      mech::makeLongformer(),          // #24
+      mech::makeJukebox(),             // #28
+      mech::makeLinearTransformer(),   // #31
+      mech::makeBigBird(),             // #37
+      mech::makeNystromformer(),       // #45
   };
   return all;
 }

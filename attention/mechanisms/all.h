@@ -10,4 +10,8 @@ std::shared_ptr<const Mechanism> makeReformer();
 std::shared_ptr<const Mechanism> makeLongformer();
 std::shared_ptr<const Mechanism> makeLinearTransformer();
 std::shared_ptr<const Mechanism> makeNystromformer();
+std::shared_ptr<const Mechanism> makeSparseTransformer();
+std::shared_ptr<const Mechanism> makeTransformerOnADiet();
+std::shared_ptr<const Mechanism> makeJukebox();
+std::shared_ptr<const Mechanism> makeBigBird();
 }  // namespace attn::mech

@@ -42,7 +42,9 @@ MatrixD exactRef(const Inputs& in, bool causal = false, const Matrix* bias = nul
 }
 
 TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
-  const std::set<std::string> catalog = {"exact", "longformer", "reformer", "linear-transformer", "nystromformer"};
+  const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
+                                         "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
+                                         "bigbird"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -293,6 +295,10 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"linear-transformer", {}},
       // Sorting mixes positions across chunks; with one chunk, causality is exact.
       {"reformer", {{"buckets", "4"}, {"chunk", "4096"}, {"rounds", "2"}}},
+      {"sparse-transformer", {{"variant", "strided"}}},
+      {"transformer-on-a-diet", {{"variant", "dilated-memory"}}},
+      {"jukebox", {{"variant", "previous-row"}}},
+      {"bigbird", {{"block", "8"}, {"random", "3"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;

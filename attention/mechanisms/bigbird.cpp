@@ -1,0 +1,113 @@
+// bigbird — Zaheer et al. 2020 (arXiv 2007.14062), CATALOG.md #37, the ITC form. Block-sparse with
+// block size b: each query block attends to a window of 3 blocks (itself and its neighbours), g global
+// blocks (the first and the last: their tokens attend to everything and are attended by everything),
+// and r random key blocks drawn per query block from the others (a seed). Causal adaptation (CATALOG
+// b): the left window, random blocks from the past and the leading global block only.
+// Stand-in: nothing learned beyond Q, K, V; the random blocks come from the run's seed.
+#include <algorithm>
+#include <numeric>
+
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/pattern_engine.h"
+#include "attention/random.h"
+
+namespace attn::mech {
+namespace {
+
+class BigBird final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "bigbird", "BigBird", "Zaheer et al. Big Bird: Transformers for Longer Sequences", "2007.14062", 2020,
+        Family::FixedSparse, "O((g² + N·(w + g + r))·d)", CausalSupport::Yes,
+        "Blocks attend to a 3-block window, a few global blocks and a few random blocks: a sparse graph "
+        "with a small diameter.",
+        "Random blocks are drawn from the run's seed (no learned weights beyond Q, K, V).", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::integer("block", "Block size b", "Tokens per block (the official flags default to 16, the "
+                           "paper's main runs use 64).", 16, 1, 4096, true),
+        ParamSpec::integer("random", "Random blocks r", "Random key blocks per query block.", 3, 0, 64),
+        ParamSpec::integer("globals", "Global blocks g", "Global blocks: the first (and, for g ≥ 2, the last); "
+                           "causal mode keeps only the first.", 2, 0, 2),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    const Index n = in.n(), m = in.m();
+    const Index b = p.integer("block"), rand = p.integer("random");
+    const bool causal = options.causal;
+    const Index key_blocks = (m + b - 1) / b, query_blocks = (n + b - 1) / b;
+    Index g = p.integer("globals");
+    if (causal && g > 1) {
+      g = 1;
+      r.explanation.notes.push_back("causal mode keeps only the leading global block");
+    }
+    auto isGlobal = [g, key_blocks](Index blk) { return (g >= 1 && blk == 0) || (g >= 2 && blk == key_blocks - 1); };
+
+    // Random key blocks per query block: from the blocks outside its window and the global ones
+    // (causal: from the past), drawn without replacement.
+    std::vector<std::vector<Index>> random_blocks(static_cast<size_t>(query_blocks));
+    Rng rng(options.seed, 37);
+    std::vector<Index> candidates;
+    for (Index qb = 0; qb < query_blocks; ++qb) {
+      candidates.clear();
+      for (Index kb = 0; kb < key_blocks; ++kb)
+        if (std::abs(kb - qb) > 1 && !isGlobal(kb) && (!causal || kb < qb)) candidates.push_back(kb);
+      for (Index t = 0; t < rand && !candidates.empty(); ++t) {
+        const size_t pick = size_t(rng.below(candidates.size()));
+        random_blocks[size_t(qb)].push_back(candidates[pick]);
+        candidates.erase(candidates.begin() + std::ptrdiff_t(pick));
+      }
+    }
+
+    auto pattern = timedStage(r.cost, options, "pattern", [&] {
+      PatternBuilder builder(n, m, causal);
+      auto addBlock = [b, m](Index blk, std::vector<Index>& out) {
+        for (Index j = blk * b; j < std::min(m, (blk + 1) * b); ++j) out.push_back(j);
+      };
+      // Global rows (tokens of a global block) see every key; every row sees the global blocks.
+      builder.add("global", [&, addBlock](Index i, std::vector<Index>& out) {
+        if (isGlobal(i / b)) {
+          for (Index j = 0; j < m; ++j) out.push_back(j);
+          return;
+        }
+        for (Index kb = 0; kb < key_blocks; ++kb)
+          if (isGlobal(kb)) addBlock(kb, out);
+      });
+      builder.add("window", [addBlock, b](Index i, std::vector<Index>& out) {
+        for (Index kb = i / b - 1; kb <= i / b + 1; ++kb)
+          if (kb >= 0) addBlock(kb, out);
+      });
+      builder.add("random", [&, addBlock](Index i, std::vector<Index>& out) {
+        for (Index kb : random_blocks[size_t(i / b)]) addBlock(kb, out);
+      });
+      return std::make_shared<const Pattern>(builder.build(options));
+    });
+    attendPattern(in, pattern, backend, options, r);
+
+    TokenSet globals{"global blocks", "global", {}, {}, {}};
+    for (Index j = 0; j < m; ++j)
+      if (isGlobal(j / b)) globals.indices.push_back(j);
+    if (!globals.indices.empty()) r.explanation.special.push_back(std::move(globals));
+    std::vector<std::int32_t> block_label(static_cast<size_t>(n));
+    for (Index i = 0; i < n; ++i) block_label[size_t(i)] = std::int32_t(i / b);
+    r.explanation.groupings.push_back(Grouping::fromLabels("blocks of " + std::to_string(b), std::move(block_label),
+                                                           std::int32_t(query_blocks)));
+    if (auto two = composePatterns(*pattern, *pattern, Index(1) << 24))
+      r.explanation.steps.push_back(patternStep("Two hops", "Pairs linked through one intermediate token: the "
+                                                "global and random blocks give the graph a small diameter.",
+                                                std::move(*two)));
+    r.explanation.steps.insert(r.explanation.steps.begin(),
+                               patternStep("Blocks", "window (3 blocks), global and random blocks", *pattern));
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeBigBird() { return std::make_shared<BigBird>(); }
+}  // namespace attn::mech

@@ -1,0 +1,91 @@
+// sparse-transformer — Child, Gray, Radford, Sutskever 2019 (arXiv 1904.10509), CATALOG.md #8. Each
+// query attends with one softmax over the union of two sub-patterns ("merged" head), stride l:
+//   strided: S₁(i) = {i−l < j ≤ i} (band),        S₂(i) = {j ≤ i : (i−j) mod l = 0} (every l-th);
+//   fixed:   S₁(i) = {j ≤ i : ⌊j/l⌋ = ⌊i/l⌋} (block), S₂(i) = {j ≤ i : j mod l ≥ l − c} (summaries).
+// Causal by construction; the bidirectional variant drops j ≤ i (band |i−j| < l, every l-th either
+// way, the whole block, summary columns visible to all). Stand-in: no learned weights beyond Q, K, V.
+// The teaching view: S₁ and S₂ coloured apart, and the two-hop reachability (two layers of the
+// pattern), which reaches every earlier position.
+#include <cmath>
+
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/pattern_engine.h"
+
+namespace attn::mech {
+namespace {
+
+class SparseTransformer final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "sparse-transformer", "Sparse Transformer",
+        "Child, Gray, Radford, Sutskever. Generating Long Sequences with Sparse Transformers", "1904.10509", 2019,
+        Family::FixedSparse, "O(N·√N·d)", CausalSupport::Native,
+        "Factorised attention: a local band or block plus every l-th position (strided) or the last c of "
+        "each block (fixed), so any earlier token is two hops away.",
+        "", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::choice("variant", "Pattern", "strided: band + every l-th position (periodic data); fixed: "
+                          "block + summary positions (text)", {"strided", "fixed"}, 0),
+        ParamSpec::integer("stride", "Stride l", "Band width / block size; 0 picks ⌈√N⌉ (the paper's choice).",
+                           0, 0, 1 << 20),
+        ParamSpec::integer("summary", "Summary c", "fixed: the last c positions of every block are visible "
+                           "to later blocks (the paper uses 8–32 with l = 128); 0 picks ⌈l/8⌉.", 0, 0, 1 << 20),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend&, const RunOptions& options) const override;
+};
+
+Result SparseTransformer::run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const {
+  Result r;
+  const Index n = in.n(), m = in.m();
+  Index l = p.integer("stride");
+  if (l == 0) l = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(n, m))))));
+  const Index c = p.integer("summary") == 0 ? (l + 7) / 8 : std::min(p.integer("summary"), l);
+  if (p.integer("summary") > l)
+    r.explanation.notes.push_back("summary c clamped to the stride l = " + std::to_string(l));
+  const bool strided = p.choice("variant") == "strided";
+  const bool causal = options.causal;
+
+  auto pattern = timedStage(r.cost, options, "pattern", [&] {
+    PatternBuilder b(n, m, causal);
+    if (strided) {
+      b.add("band", [l, causal, m](Index i, std::vector<Index>& out) {
+        for (Index j = std::max<Index>(0, i - l + 1); j <= (causal ? i : std::min(m - 1, i + l - 1)); ++j) out.push_back(j);
+      });
+      b.add("every l-th", [l, causal, m](Index i, std::vector<Index>& out) {
+        for (Index j = i % l; j < m && (!causal || j <= i); j += l) out.push_back(j);
+      });
+    } else {
+      b.add("block", [l, m](Index i, std::vector<Index>& out) {
+        for (Index j = (i / l) * l; j < std::min(m, (i / l + 1) * l); ++j) out.push_back(j);
+      });
+      b.add("summary", [l, c, m](Index, std::vector<Index>& out) {
+        for (Index b0 = 0; b0 < m; b0 += l)
+          for (Index j = b0 + l - c; j < std::min(m, b0 + l); ++j) out.push_back(j);
+      });
+    }
+    return std::make_shared<const Pattern>(b.build(options));
+  });
+  attendPattern(in, pattern, backend, options, r);
+
+  const std::string s1 = strided ? "band" : "block", s2 = strided ? "every l-th" : "summary";
+  r.explanation.notes.push_back("stride l = " + std::to_string(l) + (strided ? "" : ", summary c = " + std::to_string(c)));
+  if (auto two = composePatterns(*pattern, *pattern, Index(1) << 24))
+    r.explanation.steps.push_back(patternStep(
+        "Two hops", "Pairs reachable through one intermediate token (two layers of this pattern): " +
+                        std::string(causal ? "every earlier position." : "every position."),
+        std::move(*two)));
+  r.explanation.steps.insert(r.explanation.steps.begin(),
+                             patternStep("One layer", s1 + " (S₁) and " + s2 + " (S₂), one softmax over both", *pattern));
+  return r;
+}
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeSparseTransformer() { return std::make_shared<SparseTransformer>(); }
+}  // namespace attn::mech

@@ -1,0 +1,117 @@
+// transformer-on-a-diet — Wang et al. 2020 (arXiv 2002.06170), CATALOG.md #19: causal LM masks on
+// standard attention, per layer ℓ (0-based) of a stack of L:
+//   dilated:         i attends to {i, i − b^ℓ, …, i − (k−1)·b^ℓ} (kernel k, base b: WaveNet-like);
+//   dilated-memory:  the union of the dilated sets of layers 0..ℓ;
+//   cascade:         a causal window of w_ℓ = w₀·m^ℓ tokens.
+// One run computes layer ℓ's mask; the steps show every layer's mask and the receptive field of the
+// whole stack (composed with residual connections), which grows exponentially with depth.
+// Bidirectional variant (non-causal runs): the same offsets on both sides.
+#include <cmath>
+
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/pattern_engine.h"
+
+namespace attn::mech {
+namespace {
+
+struct DietShape {
+  std::string variant;
+  Index kernel, base, w0, growth;
+};
+
+Index ipow(Index b, Index e) {
+  Index r = 1;
+  while (e-- > 0) r = std::min<Index>(r * b, Index(1) << 40);
+  return r;
+}
+
+Pattern dietMask(const DietShape& s, Index layer, Index n, Index m, bool causal, const RunOptions& options) {
+  PatternBuilder b(n, m, causal);
+  auto dilated = [s, causal](Index l, Index i, std::vector<Index>& out) {
+    const Index step = ipow(s.base, l);
+    for (Index t = 0; t < s.kernel; ++t) {
+      out.push_back(i - t * step);
+      if (!causal) out.push_back(i + t * step);
+    }
+  };
+  if (s.variant == "dilated") {
+    b.add("dilated", [=](Index i, std::vector<Index>& out) { dilated(layer, i, out); });
+  } else if (s.variant == "dilated-memory") {
+    b.add("dilated", [=](Index i, std::vector<Index>& out) {
+      for (Index l = 0; l <= layer; ++l) dilated(l, i, out);
+    });
+  } else {
+    const Index w = std::min<Index>(s.w0 * ipow(s.growth, layer), Index(1) << 40);
+    b.add("window", [w, causal](Index i, std::vector<Index>& out) {
+      for (Index j = i - w + 1; j <= (causal ? i : i + w - 1); ++j) out.push_back(j);
+    });
+  }
+  return b.build(options);
+}
+
+class TransformerOnADiet final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "transformer-on-a-diet", "Transformer on a Diet",
+        "Wang, Wu, Zhou, Wang, Li, Feng. Transformer on a Diet", "2002.06170", 2020, Family::FixedSparse,
+        "O(N·k·d) (dilated), O(N·w_ℓ·d) (cascade)", CausalSupport::Native,
+        "Per-layer causal masks: dilated with the dilation doubling per layer (WaveNet-like), or a window "
+        "that widens per layer; depth buys an exponentially wide receptive field.",
+        "", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::choice("variant", "Mask", "dilated, dilated-memory (union of the layers so far) or cascade "
+                          "(widening window)", {"dilated", "dilated-memory", "cascade"}, 0),
+        ParamSpec::integer("layer", "Layer ℓ", "Which layer's mask this run computes (0-based).", 2, 0, 30),
+        ParamSpec::integer("layers", "Layers L", "Depth of the stack shown in the receptive-field view (PTB: 3).",
+                           3, 1, 30),
+        ParamSpec::integer("kernel", "Kernel k", "dilated: positions per layer.", 3, 1, 64),
+        ParamSpec::integer("base", "Dilation base b", "dilated: the dilation of layer ℓ is b^ℓ.", 2, 1, 16),
+        ParamSpec::integer("w0", "First window w₀", "cascade: window of layer 0.", 4, 1, 1 << 20, true),
+        ParamSpec::integer("growth", "Window growth m", "cascade: w_ℓ = w₀·m^ℓ.", 2, 1, 16),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    const Index n = in.n(), m = in.m();
+    const DietShape s{p.choice("variant"), p.integer("kernel"), p.integer("base"), p.integer("w0"),
+                      p.integer("growth")};
+    const Index layers = p.integer("layers");
+    Index layer = p.integer("layer");
+    if (layer >= layers) {
+      r.explanation.notes.push_back("layer clamped to " + std::to_string(layers - 1) + " (the stack has " +
+                                    std::to_string(layers) + " layers)");
+      layer = layers - 1;
+    }
+    auto pattern = timedStage(r.cost, options, "pattern", [&] {
+      return std::make_shared<const Pattern>(dietMask(s, layer, n, m, options.causal, options));
+    });
+    attendPattern(in, pattern, backend, options, r);
+    r.explanation.notes.push_back("layer " + std::to_string(layer) + " of " + std::to_string(layers));
+    if (n == m && n <= 8192) {
+      std::optional<Pattern> reach;
+      for (Index l = 0; l < layers; ++l) {
+        Pattern mask = dietMask(s, l, n, m, options.causal, options);
+        reach = reach ? composePatterns(*reach, mask, Index(1) << 25, true) : std::optional<Pattern>(mask);
+        r.explanation.steps.push_back(patternStep("Layer " + std::to_string(l), s.variant + " mask", std::move(mask)));
+        if (!reach) break;
+      }
+      if (reach) {
+        reach->components = {"receptive field"};
+        r.explanation.steps.push_back(patternStep(
+            "Receptive field", "what the stack of " + std::to_string(layers) + " layers reaches (with residuals)",
+            std::move(*reach)));
+      }
+    }
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeTransformerOnADiet() { return std::make_shared<TransformerOnADiet>(); }
+}  // namespace attn::mech

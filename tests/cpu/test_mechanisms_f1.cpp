@@ -1,0 +1,245 @@
+// Fixed-pattern mechanisms (CATALOG.md F1) on the pattern engine: limit cases against exact
+// attention and the papers' qualitative claims (two-hop / three-layer reachability, exponential
+// receptive fields, mass recall on structured inputs, random blocks). Causality and determinism of
+// every mechanism are checked in test_mechanisms.cpp (AllMechanisms.*), Vulkan agreement in the gpu suite.
+#include <cmath>
+#include <set>
+
+#include "attention/mechanism.h"
+#include "attention/mechanisms/pattern_engine.h"
+#include "attention/metrics.h"
+#include "test_util.h"
+
+namespace attn {
+namespace {
+
+Inputs inputs(Generator g, Index n, std::uint64_t seed = 1, Index period = 32) {
+  InputSpec s;
+  s.generator = g;
+  s.n = n;
+  s.d = 32;
+  s.dv = 16;
+  s.seed = seed;
+  s.period = period;
+  return generate(s);
+}
+
+Result run(const std::string& id, const Inputs& in, std::map<std::string, std::string> params = {}, bool causal = false,
+           std::uint64_t seed = 1) {
+  CpuBackend cpu(2);
+  const auto m = requireMechanism(id);
+  RunOptions o;
+  o.causal = causal;
+  o.seed = seed;
+  return m->run(in, Params::resolve(m->params(), params), cpu, o);
+}
+
+double errorVsExact(const Result& r, const Inputs& in, bool causal) {
+  DenseAttentionOptions o;
+  o.causal = causal;
+  return relativeError(r.output, test::refAttention(in.q, in.k, in.v, o));
+}
+
+double recall(const Result& r, const Inputs& in, bool causal) {
+  return massRecall(*r.explanation.pattern, run("exact", in, {}, causal).explanation.weights);
+}
+
+/// The pattern of the step titled `title`.
+const Pattern& stepPattern(const Result& r, const std::string& title) {
+  for (const Step& s : r.explanation.steps)
+    if (s.title == title && s.view && s.view->pattern) return *s.view->pattern;
+  throw std::runtime_error("no step " + title);
+}
+
+/// true when row i of p holds every j ≤ i (causal) or every j.
+bool coversAll(const Pattern& p, bool causal) {
+  for (Index i = 0; i < p.rows; ++i) {
+    const Index want = causal ? std::min(i + 1, p.cols) : p.cols;
+    if (p.row_ptr[size_t(i + 1)] - p.row_ptr[size_t(i)] != want) return false;
+  }
+  return true;
+}
+
+// --- sparse-transformer ----------------------------------------------------------------------------------
+
+TEST(SparseTransformer, StrideCoveringTheSequenceEqualsExact) {
+  const Inputs in = inputs(Generator::Clustered, 150);
+  for (const char* variant : {"strided", "fixed"})
+    for (bool causal : {false, true}) {
+      const Result r = run("sparse-transformer", in, {{"variant", variant}, {"stride", "150"}}, causal);
+      EXPECT_LT(errorVsExact(r, in, causal), 1e-5) << variant << " causal " << causal;
+    }
+}
+
+TEST(SparseTransformer, EveryEarlierPositionIsTwoHopsAway) {
+  // The paper's argument for the factorisation: S₁∪S₂ composed with itself reaches every j ≤ i.
+  for (const char* variant : {"strided", "fixed"})
+    for (Index n : {100, 257}) {
+      const Inputs in = inputs(Generator::Gaussian, n);
+      const Result r = run("sparse-transformer", in, {{"variant", variant}}, true);
+      EXPECT_FALSE(coversAll(*r.explanation.pattern, true)) << "one hop must not already cover everything";
+      EXPECT_TRUE(coversAll(stepPattern(r, "Two hops"), true)) << variant << " N=" << n;
+      EXPECT_LT(double(r.explanation.pattern->nnz()), 0.35 * double(n * (n + 1) / 2)) << variant;
+    }
+}
+
+TEST(SparseTransformer, StridedSeesMoreOfAPeriodicInputThanFixed) {
+  // Strided attention lines up with a period equal to its stride (image rasters, music).
+  const Inputs in = inputs(Generator::Periodic, 512, 1, 32);
+  const Result strided = run("sparse-transformer", in, {{"variant", "strided"}, {"stride", "32"}}, true);
+  const Result fixed = run("sparse-transformer", in, {{"variant", "fixed"}, {"stride", "32"}}, true);
+  const double rs = recall(strided, in, true), rf = recall(fixed, in, true);
+  std::printf("[ periodic, l = 32 ] mass recall strided %.3f, fixed %.3f\n", rs, rf);
+  EXPECT_GT(rs, rf + 0.1);
+}
+
+TEST(SparseTransformer, AutomaticStrideIsRootNAndSummaryIsClamped) {
+  const Inputs in = inputs(Generator::Gaussian, 100);
+  const Result r = run("sparse-transformer", in, {{"variant", "fixed"}, {"summary", "50"}}, true);
+  bool noted = false;
+  for (const std::string& s : r.explanation.notes) noted |= s.find("stride l = 10") != std::string::npos;
+  EXPECT_TRUE(noted);
+  bool clamped = false;
+  for (const std::string& s : r.explanation.notes) clamped |= s.find("clamped") != std::string::npos;
+  EXPECT_TRUE(clamped);
+}
+
+// --- transformer-on-a-diet -------------------------------------------------------------------------------
+
+TEST(TransformerOnADiet, WideCascadeWindowEqualsExact) {
+  const Inputs in = inputs(Generator::Local, 120);
+  const Result r = run("transformer-on-a-diet", in, {{"variant", "cascade"}, {"w0", "200"}, {"layer", "0"}}, true);
+  EXPECT_LT(errorVsExact(r, in, true), 1e-5);
+}
+
+TEST(TransformerOnADiet, DilatedReceptiveFieldGrowsExponentially) {
+  // k = 3, b = 2: layers reach offsets {0,1,2}·1, {0,2,4}, {0,4,8}, …: L layers cover exactly the
+  // (k−1)(b^L − 1)/(b − 1) + 1 most recent positions — 15 after 3 layers, 31 after 4.
+  const Inputs in = inputs(Generator::Gaussian, 80);
+  for (Index layers : {3, 4}) {
+    const Result r = run("transformer-on-a-diet", in, {{"layers", std::to_string(layers)}, {"layer", "0"}}, true);
+    const Pattern& field = stepPattern(r, "Receptive field");
+    const Index span = 2 * ((Index(1) << layers) - 1) + 1;
+    for (Index i = 0; i < in.n(); ++i) {
+      const Index count = field.row_ptr[size_t(i + 1)] - field.row_ptr[size_t(i)];
+      EXPECT_EQ(count, std::min(i + 1, span)) << "row " << i << " layers " << layers;
+      EXPECT_EQ(field.col[size_t(field.row_ptr[size_t(i)])], std::max<Index>(0, i - span + 1));
+    }
+    EXPECT_EQ(r.explanation.pattern->nnz(), [&] {  // one layer: 3 keys per row (fewer at the start)
+      Index total = 0;
+      for (Index i = 0; i < in.n(); ++i) total += 1 + (i >= 1) + (i >= 2);
+      return total;
+    }());
+  }
+}
+
+TEST(TransformerOnADiet, LayerBeyondTheStackIsClampedWithANote) {
+  const Inputs in = inputs(Generator::Gaussian, 40);
+  const Result r = run("transformer-on-a-diet", in, {{"layer", "9"}, {"layers", "3"}}, true);
+  ASSERT_FALSE(r.explanation.notes.empty());
+  EXPECT_NE(r.explanation.notes.front().find("clamped"), std::string::npos);
+}
+
+// --- jukebox ---------------------------------------------------------------------------------------------
+
+TEST(Jukebox, OneRowIsExactCausalAttention) {
+  const Inputs in = inputs(Generator::Clustered, 90);
+  const Result r = run("jukebox", in, {{"variant", "row"}, {"row_length", "90"}}, true);
+  EXPECT_LT(errorVsExact(r, in, true), 1e-5);
+}
+
+TEST(Jukebox, ThreeLayersReachEveryEarlierToken) {
+  for (Index n : {64, 100}) {
+    const Inputs in = inputs(Generator::Gaussian, n);
+    const Result r = run("jukebox", in, {}, true);
+    for (const char* layer : {"Row", "Column", "Previous row"})
+      EXPECT_FALSE(coversAll(stepPattern(r, layer), true)) << layer;
+    EXPECT_TRUE(coversAll(stepPattern(r, "Three layers"), true)) << "N=" << n;
+  }
+}
+
+TEST(Jukebox, ColumnMaskFollowsAPeriodEqualToTheRowLength) {
+  const Inputs in = inputs(Generator::Periodic, 256, 1, 16);
+  const double column = recall(run("jukebox", in, {{"variant", "column"}, {"row_length", "16"}}, true), in, true);
+  const double row = recall(run("jukebox", in, {{"variant", "row"}, {"row_length", "16"}}, true), in, true);
+  std::printf("[ periodic, L = 16 ] mass recall column %.3f, row %.3f\n", column, row);
+  EXPECT_GT(column, row);
+}
+
+// --- bigbird ---------------------------------------------------------------------------------------------
+
+TEST(BigBird, OneBlockIsExact) {
+  const Inputs in = inputs(Generator::Clustered, 100);
+  for (bool causal : {false, true})
+    EXPECT_LT(errorVsExact(run("bigbird", in, {{"block", "128"}}, causal), in, causal), 1e-5) << causal;
+}
+
+TEST(BigBird, PatternHasWindowGlobalAndRandomBlocks) {
+  const Inputs in = inputs(Generator::Gaussian, 256);
+  const Result r = run("bigbird", in, {{"block", "16"}, {"random", "3"}});
+  const Pattern& p = *r.explanation.pattern;
+  ASSERT_EQ(p.components, (std::vector<std::string>{"global", "window", "random"}));
+  // A middle block's row: 3 window blocks + 2 global blocks + 3 random blocks, 16 keys each.
+  const Index i = 8 * 16 + 5;
+  EXPECT_EQ(p.row_ptr[size_t(i + 1)] - p.row_ptr[size_t(i)], (3 + 2 + 3) * 16);
+  // Global rows see everything; every row sees the global blocks.
+  EXPECT_EQ(p.row_ptr[1] - p.row_ptr[0], 256);
+  for (Index row : {0, 100, 255}) {
+    EXPECT_EQ(p.componentOf(row, 3), 0);
+    EXPECT_EQ(p.componentOf(row, 250), 0);
+  }
+  EXPECT_EQ(p.componentOf(i, i - 16), 1);
+}
+
+TEST(BigBird, SeesMoreMassOnLocalInputsThanOnTheCopyTask) {
+  auto r = [](Generator g) {
+    const Inputs in = inputs(g, 512);
+    return recall(run("bigbird", in, {{"block", "16"}, {"random", "3"}}), in, false);
+  };
+  const double local = r(Generator::Local), copy = r(Generator::Copy);
+  std::printf("[ bigbird b=16 r=3 ] mass recall local %.3f, copy %.3f\n", local, copy);
+  EXPECT_GT(local, copy + 0.2);
+}
+
+TEST(BigBird, ExpectedRecallGrowsWithRandomBlocks) {
+  // On the copy task the stripe at N/2 lies outside window and globals: random blocks find it.
+  const Inputs in = inputs(Generator::Copy, 512);
+  const Result exact = run("exact", in);
+  std::vector<double> means;
+  for (Index r : {0, 3, 8}) {
+    double sum = 0;
+    for (std::uint64_t seed = 1; seed <= 5; ++seed)
+      sum += massRecall(*run("bigbird", in, {{"block", "16"}, {"random", std::to_string(r)}}, false, seed)
+                             .explanation.pattern,
+                        exact.explanation.weights);
+    means.push_back(sum / 5);
+  }
+  std::printf("[ bigbird copy task ] mean recall r=0 %.3f, r=3 %.3f, r=8 %.3f\n", means[0], means[1], means[2]);
+  EXPECT_LT(means[0], means[1]);
+  EXPECT_LT(means[1], means[2]);
+}
+
+TEST(BigBird, SeedsDrawDifferentRandomBlocks) {
+  const Inputs in = inputs(Generator::Gaussian, 256);
+  const Pattern a = *run("bigbird", in, {}, false, 1).explanation.pattern;
+  const Pattern b = *run("bigbird", in, {}, false, 2).explanation.pattern;
+  EXPECT_NE(a.col, b.col);
+}
+
+// --- the engine ------------------------------------------------------------------------------------------
+
+TEST(PatternEngine, FirstComponentWinsAndCausalDropsTheFuture) {
+  mech::PatternBuilder b(4, 4, true);
+  b.add("a", [](Index i, std::vector<Index>& out) { out.push_back(i); });
+  b.add("b", [](Index, std::vector<Index>& out) {
+    for (Index j = -2; j < 6; ++j) out.push_back(j);
+  });
+  const Pattern p = b.build({});
+  EXPECT_EQ(p.nnz(), 1 + 2 + 3 + 4);
+  EXPECT_EQ(p.componentOf(2, 2), 0);
+  EXPECT_EQ(p.componentOf(2, 1), 1);
+  EXPECT_EQ(p.componentOf(1, 3), -1);
+}
+
+}  // namespace
+}  // namespace attn
