@@ -8,6 +8,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/mechanisms/pattern_engine.h"
 
 namespace attn::mech {
 namespace {
@@ -47,47 +48,26 @@ class Longformer final : public Mechanism {
       r.explanation.notes.push_back("globals clamped to " + std::to_string(g) + " (the number of tokens)");
 
     auto pattern = timedStage(r.cost, options, "pattern", [&] {
-      std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
-      std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
-      std::vector<std::pair<std::int32_t, std::uint8_t>> row;
-      for (Index i = 0; i < n; ++i) {
-        row.clear();
-        if (i < g) {  // a global query sees every key
-          for (Index j = 0; j < m; ++j) row.emplace_back(std::int32_t(j), std::uint8_t(1));
-        } else {
-          const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
-          for (Index t = lo; t <= hi; ++t) {
-            const Index j = i + dilation * t;
-            if (j >= 0 && j < m) row.emplace_back(std::int32_t(j), std::uint8_t(0));
-          }
-          for (Index j = 0; j < g; ++j) row.emplace_back(std::int32_t(j), std::uint8_t(1));
-        }
-        std::sort(row.begin(), row.end(), [](auto a, auto b) { return a.first < b.first || (a.first == b.first && a.second > b.second); });
-        row.erase(std::unique(row.begin(), row.end(), [](auto a, auto b) { return a.first == b.first; }), row.end());
-        for (auto [j, c] : row) {
-          cols[size_t(i)].push_back(j);
-          comps[size_t(i)].push_back(c);
-        }
-      }
-      return std::make_shared<const Pattern>(patternFromRows(n, m, cols, comps, {"window", "global"}));
+      PatternBuilder b(n, m, false);  // the causal window is left-only by construction
+      // Global rows see every key; every row sees the global columns (global wins over window).
+      b.add("global", [g, m](Index i, std::vector<Index>& out) {
+        if (i < g)
+          for (Index j = 0; j < m; ++j) out.push_back(j);
+        else
+          for (Index j = 0; j < g; ++j) out.push_back(j);
+      });
+      const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
+      b.add("window", [lo, hi, dilation](Index i, std::vector<Index>& out) {
+        for (Index t = lo; t <= hi; ++t) out.push_back(i + dilation * t);
+      });
+      return std::make_shared<const Pattern>(b.build(options));
     });
-
-    const float scale = defaultScale(in.q.cols());
-    AttentionOutput a =
-        timedStage(r.cost, options, "attend", [&] { return backend.sparseAttention(in.q, in.k, in.v, *pattern, scale); });
-    r.output = std::move(a.out);
-    r.explanation.weights = patternSoftmaxWeights(std::make_shared<const Matrix>(in.q),
-                                                  std::make_shared<const Matrix>(in.k), scale, pattern, std::move(a.lse));
-    r.explanation.pattern = *pattern;
+    attendPattern(in, pattern, backend, options, r);
     if (g > 0) {
       TokenSet globals{"global tokens", "global", {}, {}, {}};
       for (Index j = 0; j < g; ++j) globals.indices.push_back(j);
       r.explanation.special.push_back(std::move(globals));
     }
-    r.cost.scored_pairs = double(pattern->nnz());
-    r.cost.flops = 2 * r.cost.scored_pairs * double(in.q.cols() + in.v.cols());
-    r.cost.peak_bytes = backend.peakBytes() + pattern->nnz() * Index(sizeof(std::int32_t) + 1) +
-                        n * in.v.cols() * Index(sizeof(float));
     return r;
   }
 };

@@ -352,6 +352,11 @@ struct CoopPush {
 };
 constexpr Index kCoopRows = 64;        // BR in attention_dense_coopmat.comp
 constexpr float kFp16Safe = 60000.0f;  // inputs beyond this magnitude would overflow fp16 (65504)
+/// Shared memory of attention_dense_coopmat.comp for head dim d (its sQ, sK, sV, sS, sP, sAlpha).
+Index coopSharedBytes(Index d) {
+  const Index br = 64, bc = 32, ds = d + 8, ps = bc + 8;
+  return 2 * (br * ds + 2 * bc * ds + br * ps) + 4 * (br * bc + br);
+}
 // The self-check's bound on the relative (Frobenius) error against float64: fp16 inputs give ≈ 5e-4.
 constexpr double kCoopCheckTolerance = 5e-3;
 }  // namespace
@@ -362,8 +367,10 @@ bool VulkanBackend::coopEligible(const Matrix& q, const Matrix& k, const Matrix&
     return false;
   if (options.bias || options.mask_self || q.cols() != v.cols() || (q.cols() != 64 && q.cols() != 128)) return false;
   if (q.rows() == 0 || k.rows() == 0 || q.rows() > kMaxTokens || k.rows() > kMaxTokens) return false;
-  auto small = [](const Matrix& x) { return x.size() == 0 || x.cwiseAbs().maxCoeff() < kFp16Safe; };
-  return small(q) && small(k) && small(v);  // NaN fails too: the fp32 path handles those rows
+  if (context_->limits().max_compute_shared_memory < coopSharedBytes(q.cols())) return false;
+  // Finite and within fp16 range; anything else (NaN, ±inf, huge values) takes the fp32 kernel.
+  auto small = [](const Matrix& x) { return x.size() == 0 || (x.allFinite() && x.cwiseAbs().maxCoeff() < kFp16Safe); };
+  return small(q) && small(k) && small(v);
 }
 
 void VulkanBackend::checkCoopOnce() {
@@ -420,7 +427,8 @@ AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const
                       static_cast<std::int32_t>(std::clamp<Index>(options.causal_offset, -n, m)),
                       options.scale > 0 ? options.scale : 1.0f / std::sqrt(float(d)), gx};
   const vk::Pipeline& pipeline =
-      ctx.pipeline({d == 64 ? "attention_dense_coopmat_d64" : "attention_dense_coopmat_d128", 6, sizeof(CoopPush), {}});
+      ctx.pipeline({d == 64 ? "attention_dense_coopmat_d64" : "attention_dense_coopmat_d128", 6, sizeof(CoopPush), {},
+                    32});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs) {
       rec.fill(ob, kNaNWord);

@@ -287,13 +287,17 @@ void Context::createDevice() {
   // Tensor cores (VK_NV_cooperative_matrix): probed, and enabled when everything the kernel needs is there.
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coop_features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
   VkPhysicalDeviceVulkan12Features features12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceVulkan13Features features13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
   const char* coop_extension = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
   limits_.cooperative_matrix_fp16 = probeCooperativeMatrix(subgroup);
   if (limits_.cooperative_matrix_fp16) {
     coop_features.cooperativeMatrix = VK_TRUE;
     features12.shaderFloat16 = VK_TRUE;
     features12.vulkanMemoryModel = VK_TRUE;
+    features13.subgroupSizeControl = VK_TRUE;
+    features13.computeFullSubgroups = VK_TRUE;
     coop_features.pNext = &features12;
+    features12.pNext = &features13;
   }
 
   const float priority = 1.0f;
@@ -345,7 +349,8 @@ bool Context::probeCooperativeMatrix(const VkPhysicalDeviceSubgroupProperties& s
   if (const char* off = std::getenv("ATTNLAB_NO_COOPMAT"); off && std::string(off) == "1") return false;
   VkPhysicalDeviceProperties props{};
   vkGetPhysicalDeviceProperties(physical_, &props);
-  if (props.apiVersion < VK_API_VERSION_1_2 || instance_->apiVersion() < VK_API_VERSION_1_2) return false;
+  // Vulkan 1.3: subgroup size control (whole 32-wide subgroups, which cooperative matrices need).
+  if (props.apiVersion < VK_API_VERSION_1_3 || instance_->apiVersion() < VK_API_VERSION_1_3) return false;
   if (subgroup.subgroupSize != 32 || !(subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
       !(subgroup.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT) ||
       !(subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT))
@@ -360,11 +365,27 @@ bool Context::probeCooperativeMatrix(const VkPhysicalDeviceSubgroupProperties& s
   if (!has) return false;
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceVulkan13Features f13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
   coop.pNext = &f12;
+  f12.pNext = &f13;
   VkPhysicalDeviceFeatures2 features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   features.pNext = &coop;
   vkGetPhysicalDeviceFeatures2(physical_, &features);
-  if (!coop.cooperativeMatrix || !f12.shaderFloat16 || !f12.vulkanMemoryModel) return false;
+  if (!coop.cooperativeMatrix || !f12.shaderFloat16 || !f12.vulkanMemoryModel || !f13.subgroupSizeControl ||
+      !f13.computeFullSubgroups)
+    return false;
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV coop_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+  VkPhysicalDeviceSubgroupSizeControlProperties size_control{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+  coop_props.pNext = &size_control;
+  VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props2.pNext = &coop_props;
+  vkGetPhysicalDeviceProperties2(physical_, &props2);
+  if (!(coop_props.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
+      !(size_control.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) || size_control.minSubgroupSize > 32 ||
+      size_control.maxSubgroupSize < 32)
+    return false;
   auto properties = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
       vkGetInstanceProcAddr(instance_->handle(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
   if (!properties) return false;
@@ -538,6 +559,16 @@ const Pipeline& Context::pipeline(const PipelineDesc& desc) {
     info.stage.module = module;
     info.stage.pName = "main";
     info.stage.pSpecializationInfo = entries.empty() ? nullptr : &spec;
+    // Kernels that need whole subgroups of a fixed size (cooperative matrices, lane-pair shuffles).
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo required{
+        VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
+    if (desc.full_subgroups > 0) {
+      if (!limits_.cooperative_matrix_fp16)
+        throw std::logic_error("pipeline " + desc.shader + " needs subgroup size control, which this device lacks");
+      required.requiredSubgroupSize = desc.full_subgroups;
+      info.stage.pNext = &required;
+      info.stage.flags = VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
+    }
     info.layout = p->layout;
     VK_CHECK(vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &info, nullptr, &p->pipeline));
     vkDestroyShaderModule(device_, module, nullptr);

@@ -59,9 +59,10 @@ struct DeviceLimits {
   /// without any error. Vulkan has no query for it; the Context sets it from the driver ID. Kernels
   /// whose loops grow with the input split their work across dispatches to stay well below it.
   std::uint32_t max_loop_iterations = 0;
-  /// The device has VK_NV_cooperative_matrix with a 16×16×16 fp16 × fp16 → fp32 subgroup
-  /// configuration, fp16 arithmetic, the Vulkan memory model and 32-wide subgroups with vote and
-  /// shuffle; the Context enabled them (tensor-core kernels may run). Off when ATTNLAB_NO_COOPMAT=1.
+  /// The device has VK_NV_cooperative_matrix for compute shaders with a 16×16×16 fp16 × fp16 → fp32
+  /// subgroup configuration, fp16 arithmetic, the Vulkan memory model, subgroup size control with
+  /// full 32-wide compute subgroups (Vulkan 1.3) and subgroup vote and shuffle; the Context enabled
+  /// them (tensor-core kernels may run). Off when ATTNLAB_NO_COOPMAT=1.
   bool cooperative_matrix_fp16 = false;
 };
 
@@ -119,6 +120,9 @@ struct PipelineDesc {
   std::uint32_t storage_buffers = 0;
   std::uint32_t push_constant_bytes = 0;
   std::vector<std::uint32_t> specialization;
+  /// > 0: the kernel needs whole subgroups of exactly this size (REQUIRE_FULL_SUBGROUPS plus a
+  /// required subgroup size; only on devices with cooperative_matrix_fp16, which enables the features).
+  std::uint32_t full_subgroups = 0;
 };
 
 /// A compute pipeline owned by (and cached in) its Context.

@@ -7,6 +7,9 @@
 // 16×16×16 fp16→fp32 subgroup cooperative-matrix configuration and subgroups of 32, when the caller
 // allows reduced precision, and only after it passed a self-check against the float64 reference.
 //
+// The pipeline is created with full subgroups of exactly 32 invocations (REQUIRE_FULL_SUBGROUPS and a
+// required subgroup size: cooperative matrices need every invocation of a subgroup active, and the
+// two-lanes-per-row shuffles need 32 lanes), so the 128 invocations form 4 whole subgroups.
 // A workgroup of 4 subgroups owns BR = 64 query rows (16 per subgroup) and streams BC = 32 keys at a
 // time. Per key tile each subgroup computes its 16×32 logits S = Q·Kᵀ (fp32), two lanes per row find
 // the row maximum and write P = exp(S − m) as fp16, and the output accumulators (D/16 matrices of
