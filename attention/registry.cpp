@@ -43,9 +43,12 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   static const std::vector<std::shared_ptr<const Mechanism>> all = {
       mech::makeExact(),
       mech::makeSparseTransformer(),   // #8
+      mech::makeBpTransformer(),       // #14
       mech::makeReformer(),            // #17
       mech::makeTransformerOnADiet(),  // #19
       mech::makeLongformer(),          // #24
+      mech::makeEtc(),                 // #25
+      mech::makeMultiscale(),          // #26
       mech::makeJukebox(),             // #28
       mech::makeLinearTransformer(),   // #31
       mech::makeBigBird(),             // #37

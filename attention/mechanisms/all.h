@@ -14,4 +14,7 @@ std::shared_ptr<const Mechanism> makeSparseTransformer();
 std::shared_ptr<const Mechanism> makeTransformerOnADiet();
 std::shared_ptr<const Mechanism> makeJukebox();
 std::shared_ptr<const Mechanism> makeBigBird();
+std::shared_ptr<const Mechanism> makeBpTransformer();
+std::shared_ptr<const Mechanism> makeEtc();
+std::shared_ptr<const Mechanism> makeMultiscale();
 }  // namespace attn::mech

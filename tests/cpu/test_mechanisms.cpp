@@ -44,7 +44,7 @@ MatrixD exactRef(const Inputs& in, bool causal = false, const Matrix* bias = nul
 TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
-                                         "bigbird"};
+                                         "bigbird",       "bp-transformer",     "etc",      "multiscale"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -299,6 +299,8 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"transformer-on-a-diet", {{"variant", "dilated-memory"}}},
       {"jukebox", {{"variant", "previous-row"}}},
       {"bigbird", {{"block", "8"}, {"random", "3"}}},
+      {"bp-transformer", {{"k", "3"}}},
+      {"multiscale", {{"window", "4"}, {"factor", "3"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;

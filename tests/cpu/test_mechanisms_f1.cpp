@@ -51,6 +51,10 @@ const Pattern& stepPattern(const Result& r, const std::string& title) {
   throw std::runtime_error("no step " + title);
 }
 
+/// Mean entries (tokens and summary nodes) per query of a summary-engine run: its scored pairs
+/// (the entries of the extended pattern) over the rows.
+double meanEntries(const Result& r) { return r.cost.scored_pairs / double(std::max<Index>(1, r.output.rows())); }
+
 /// true when row i of p holds every j ≤ i (causal) or every j.
 bool coversAll(const Pattern& p, bool causal) {
   for (Index i = 0; i < p.rows; ++i) {
@@ -239,6 +243,88 @@ TEST(PatternEngine, FirstComponentWinsAndCausalDropsTheFuture) {
   EXPECT_EQ(p.componentOf(2, 2), 0);
   EXPECT_EQ(p.componentOf(2, 1), 1);
   EXPECT_EQ(p.componentOf(1, 3), -1);
+}
+
+}  // namespace
+}  // namespace attn
+
+namespace attn {
+namespace {
+
+/// Per row: how many tokens its entries cover (a token 1, a span node its length) — the coverage.
+std::vector<Index> coverageCounts(const Result& r) {
+  const Pattern& c = stepPattern(r, "Coverage");
+  std::vector<Index> counts;
+  for (Index i = 0; i < c.rows; ++i) counts.push_back(c.row_ptr[size_t(i + 1)] - c.row_ptr[size_t(i)]);
+  return counts;
+}
+
+// --- bp-transformer --------------------------------------------------------------------------------------
+
+TEST(BpTransformer, NeighboursCoveringTheSequenceEqualExact) {
+  const Inputs in = inputs(Generator::Clustered, 100);
+  for (bool causal : {false, true})
+    EXPECT_LT(errorVsExact(run("bp-transformer", in, {{"k", "100"}}, causal), in, causal), 1e-5) << causal;
+}
+
+TEST(BpTransformer, SpansTileTheSequenceWithLogarithmicallyManyNodes) {
+  // Every token is covered exactly once (its own past, when causal), by ≈ 2k·log₂(N/k) tokens and spans.
+  for (bool causal : {false, true})
+    for (Index n : {100, 1000}) {
+      const Inputs in = inputs(Generator::Gaussian, n);
+      const Index k = 4;
+      const Result r = run("bp-transformer", in, {{"k", std::to_string(k)}}, causal);
+      const std::vector<Index> counts = coverageCounts(r);
+      for (Index i = 0; i < n; ++i) ASSERT_EQ(counts[size_t(i)], causal ? i + 1 : n) << "row " << i;
+      const double bound = 2.0 * double(k) * (std::log2(double(n) / double(k)) + 2) + 2 * std::log2(double(n));
+      EXPECT_LE(meanEntries(r), bound) << "N=" << n << " causal " << causal;
+    }
+}
+
+TEST(BpTransformer, LocalInputsAreApproximatedFarBetterThanUnstructuredOnes) {
+  // Fine near the query, coarse far away: right where smooth (local) sequences put their mass.
+  const Inputs local = inputs(Generator::Local, 512), gaussian = inputs(Generator::Gaussian, 512);
+  const double e_local = errorVsExact(run("bp-transformer", local), local, false);
+  const double e_gaussian = errorVsExact(run("bp-transformer", gaussian), gaussian, false);
+  std::printf("[ bp-transformer k=4 N=512 ] rel. error local %.3f, gaussian %.3f\n", e_local, e_gaussian);
+  EXPECT_LT(e_local, 0.2);
+  EXPECT_LT(5 * e_local, e_gaussian);
+}
+
+// --- multiscale ------------------------------------------------------------------------------------------
+
+TEST(Multiscale, WindowCoveringTheSequenceEqualsExact) {
+  const Inputs in = inputs(Generator::Clustered, 90);
+  for (bool causal : {false, true})
+    EXPECT_LT(errorVsExact(run("multiscale", in, {{"window", "90"}}, causal), in, causal), 1e-5) << causal;
+}
+
+TEST(Multiscale, EntriesPerQueryGrowLogarithmically) {
+  auto entries = [](Index n) { return meanEntries(run("multiscale", inputs(Generator::Gaussian, n), {}, true)); };
+  const double small = entries(256), large = entries(4096);
+  std::printf("[ multiscale w=8 k=4 causal ] mean entries per query: N=256 %.1f, N=4096 %.1f\n", small, large);
+  EXPECT_LT(large, 2.0 * small);  // 16× the tokens
+}
+
+// --- etc -------------------------------------------------------------------------------------------------
+
+TEST(Etc, FullRadiusWithoutGlobalsEqualsExact) {
+  const Inputs in = inputs(Generator::Clustered, 100);
+  EXPECT_LT(errorVsExact(run("etc", in, {{"radius", "100"}, {"segment", "0"}}), in, false), 1e-5);
+}
+
+TEST(Etc, GlobalTokensCarryTheFarContextTheLocalRadiusMisses) {
+  // Peaked inputs: a few heavy-hitter keys anywhere in the sequence draw most attention; outside the
+  // radius only the global (segment) tokens can bring them in.
+  const Inputs in = inputs(Generator::Peaked, 256);
+  const double local = errorVsExact(run("etc", in, {{"radius", "8"}, {"segment", "0"}}), in, false);
+  const double global = errorVsExact(run("etc", in, {{"radius", "8"}, {"segment", "16"}}), in, false);
+  std::printf("[ etc peaked r=8 ] rel. error local only %.3f, with segment globals %.3f\n", local, global);
+  EXPECT_LT(global, 0.8 * local);
+}
+
+TEST(Etc, RefusesCausal) {
+  EXPECT_THROW(run("etc", inputs(Generator::Gaussian, 20), {}, true), UserError);
 }
 
 }  // namespace

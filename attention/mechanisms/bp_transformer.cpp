@@ -1,0 +1,51 @@
+// bp-transformer — Ye, Guo, Gan, Qiu, Zhang 2019 (arXiv 1911.04070), CATALOG.md #14. A binary
+// partition tree over the tokens: token i attends to k tokens on each side and, at every level ℓ, to k
+// span nodes of 2^ℓ tokens on each side further out (a child span where a span would overlap finer
+// coverage): fine near i, exponentially coarser far away, ≈ 2k·log(N/k) nodes per token.
+// Stand-in (CATALOG f): a span node's key and value are the means of its tokens' (the paper learns
+// them by attention inside the tree). Causal form: left connections only.
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/summary_engine.h"
+
+namespace attn::mech {
+namespace {
+
+class BpTransformer final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "bp-transformer", "BP-Transformer", "Ye et al. BP-Transformer: Modelling Long-Range Context via Binary "
+        "Partitioning", "1911.04070", 2019, Family::FixedSparse, "O(N·k·log(N/k)·d)", CausalSupport::Yes,
+        "A binary tree of spans: each token sees its k neighbours and k spans per level on each side, "
+        "growing coarser with distance.",
+        "Span nodes are the mean of their tokens' keys and values (the paper builds them with learned "
+        "attention).", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {ParamSpec::integer("k", "Nodes per level k", "Neighbour tokens and spans per level on each side "
+                               "(text: 4; enwik8: 64).", 4, 1, 1 << 16, true)};
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    if (in.m() != in.n()) throw UserError("BP-Transformer builds its tree over one sequence: it needs as many keys as queries");
+    const Index k = p.integer("k");
+    auto sp = timedStage(r.cost, options, "tree", [&] {
+      return std::make_shared<const SummaryPattern>(foveaPattern(in.n(), k, k, 2, options.causal, options));
+    });
+    attendWithSummaries(in, sp, backend, options, r);
+    double per_row = 0;
+    for (Index i = 0; i < in.n(); ++i)
+      per_row += double(sp->token_keys[size_t(i)].size() + sp->node_keys[size_t(i)].size());
+    r.explanation.notes.push_back(std::to_string(sp->nodes.size()) + " span nodes; " +
+                                  std::to_string(int(per_row / double(std::max<Index>(1, in.n())) + 0.5)) +
+                                  " tokens and spans per query on average");
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeBpTransformer() { return std::make_shared<BpTransformer>(); }
+}  // namespace attn::mech

@@ -1,0 +1,46 @@
+// multiscale — Subramanian, Collobert, Ranzato, Boureau 2020 (arXiv 2005.00581), CATALOG.md #26, the
+// "retina" teaching form: scales s = 1, k, k², …; a block at scale s is the mean of its tokens; token i
+// attends to w finest-scale neighbours plus w blocks at each coarser scale immediately beyond its
+// finer coverage. Causal (the language-model setting): only completed past blocks. The paper's exact
+// layer recipes are not reproduced (CATALOG a: [R]); the mask with mean-pooled summaries is.
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/summary_engine.h"
+
+namespace attn::mech {
+namespace {
+
+class Multiscale final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "multiscale", "Multi-scale Transformer", "Subramanian, Collobert, Ranzato, Boureau. Multi-scale "
+        "Transformer Language Models", "2005.00581", 2020, Family::FixedSparse, "O(N·w·log_k(N)·d)",
+        CausalSupport::Yes,
+        "A retina: fine resolution nearby, pooled blocks k, k², … tokens wide further back.",
+        "Blocks are mean-pooled keys and values (no learned pooling).", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::integer("window", "Window w", "Finest-scale neighbours, and blocks per coarser scale.", 8, 1,
+                           1 << 16, true),
+        ParamSpec::integer("factor", "Pooling factor k", "Each scale pools k blocks of the scale below.", 4, 2, 64),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    if (in.m() != in.n()) throw UserError("the multi-scale retina needs as many keys as queries");
+    const Index w = p.integer("window"), k = p.integer("factor");
+    auto sp = timedStage(r.cost, options, "scales", [&] {
+      return std::make_shared<const SummaryPattern>(foveaPattern(in.n(), w, w, k, options.causal, options));
+    });
+    attendWithSummaries(in, sp, backend, options, r);
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeMultiscale() { return std::make_shared<Multiscale>(); }
+}  // namespace attn::mech
