@@ -42,14 +42,18 @@ double Cost::total_ms() const {
 const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   static const std::vector<std::shared_ptr<const Mechanism>> all = {
       mech::makeExact(),
+      mech::makeMemoryCompressed(),    // #1
+      mech::makeSetTransformer(),      // #3
       mech::makeSparseTransformer(),   // #8
       mech::makeBpTransformer(),       // #14
+      mech::makeCompressive(),         // #15
       mech::makeReformer(),            // #17
       mech::makeTransformerOnADiet(),  // #19
       mech::makeLongformer(),          // #24
       mech::makeEtc(),                 // #25
       mech::makeMultiscale(),          // #26
       mech::makeJukebox(),             // #28
+      mech::makeGmat(),                // #30
       mech::makeLinearTransformer(),   // #31
       mech::makeBigBird(),             // #37
       mech::makeNystromformer(),       // #45

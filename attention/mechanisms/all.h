@@ -17,4 +17,8 @@ std::shared_ptr<const Mechanism> makeBigBird();
 std::shared_ptr<const Mechanism> makeBpTransformer();
 std::shared_ptr<const Mechanism> makeEtc();
 std::shared_ptr<const Mechanism> makeMultiscale();
+std::shared_ptr<const Mechanism> makeMemoryCompressed();
+std::shared_ptr<const Mechanism> makeSetTransformer();
+std::shared_ptr<const Mechanism> makeCompressive();
+std::shared_ptr<const Mechanism> makeGmat();
 }  // namespace attn::mech

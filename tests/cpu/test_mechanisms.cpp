@@ -44,7 +44,8 @@ MatrixD exactRef(const Inputs& in, bool causal = false, const Matrix* bias = nul
 TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
-                                         "bigbird",       "bp-transformer",     "etc",      "multiscale"};
+                                         "bigbird",       "bp-transformer",     "etc",      "multiscale",
+                                         "memory-compressed", "set-transformer", "compressive", "gmat"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -301,6 +302,8 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"bigbird", {{"block", "8"}, {"random", "3"}}},
       {"bp-transformer", {{"k", "3"}}},
       {"multiscale", {{"window", "4"}, {"factor", "3"}}},
+      {"memory-compressed", {{"compression", "3"}}},
+      {"compressive", {{"segment", "16"}, {"memory", "16"}, {"compressed", "8"}, {"rate", "2"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;
