@@ -137,13 +137,26 @@ int commandList(bool as_json) {
     std::cout << all.dump(2) << "\n";
     return 0;
   }
-  std::printf("%s%s%s%s%s%s\n", padRight("id", 20).c_str(), padRight("title", 28).c_str(), padRight("family", 6).c_str(),
-              padRight("year", 6).c_str(), padRight("complexity", 28).c_str(), "causal");
+  // Columns as wide as their widest entry (displayed characters) plus two spaces.
+  auto shown = [](const std::string& t) {
+    size_t n = 0;
+    for (unsigned char ch : t) n += (ch & 0xC0) != 0x80;
+    return n;
+  };
+  size_t w_id = 2, w_title = 5, w_complexity = 10;
+  for (const auto& m : attn::mechanisms()) {
+    w_id = std::max(w_id, shown(m->info().id));
+    w_title = std::max(w_title, shown(m->info().title));
+    w_complexity = std::max(w_complexity, shown(m->info().complexity));
+  }
+  std::printf("%s%s%s%s%s%s\n", padRight("id", w_id + 2).c_str(), padRight("title", w_title + 2).c_str(),
+              padRight("family", 8).c_str(), padRight("year", 6).c_str(), padRight("complexity", w_complexity + 2).c_str(),
+              "causal");
   for (const auto& m : attn::mechanisms()) {
     const auto& i = m->info();
-    std::printf("%s%s%s%s%s%s\n", padRight(i.id, 20).c_str(), padRight(i.title, 28).c_str(),
-                padRight(attn::familyShort(i.family), 6).c_str(), padRight(std::to_string(i.year), 6).c_str(),
-                padRight(i.complexity, 28).c_str(), i.causal == attn::CausalSupport::No ? "no" : "yes");
+    std::printf("%s%s%s%s%s%s\n", padRight(i.id, w_id + 2).c_str(), padRight(i.title, w_title + 2).c_str(),
+                padRight(attn::familyShort(i.family), 8).c_str(), padRight(std::to_string(i.year), 6).c_str(),
+                padRight(i.complexity, w_complexity + 2).c_str(), i.causal == attn::CausalSupport::No ? "no" : "yes");
     std::printf("    %s\n    %s (arXiv %s)\n", i.idea.c_str(), i.paper.c_str(), i.arxiv.c_str());
     for (const auto& p : m->params()) {
       std::string range = p.kind == attn::ParamKind::Choice ? "" : "[" + std::to_string((long long)p.min) + ", " + std::to_string((long long)p.max) + "]";
