@@ -44,6 +44,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeExact(),
       mech::makeMemoryCompressed(),    // #1
       mech::makeSetTransformer(),      // #3
+      mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
       mech::makeBpTransformer(),       // #14
       mech::makeCompressive(),         // #15

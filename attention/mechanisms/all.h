@@ -21,4 +21,5 @@ std::shared_ptr<const Mechanism> makeMemoryCompressed();
 std::shared_ptr<const Mechanism> makeSetTransformer();
 std::shared_ptr<const Mechanism> makeCompressive();
 std::shared_ptr<const Mechanism> makeGmat();
+std::shared_ptr<const Mechanism> makeStarTransformer();
 }  // namespace attn::mech

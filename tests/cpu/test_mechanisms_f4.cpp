@@ -140,3 +140,33 @@ TEST(Gmat, BottleneckMixesThroughAtMostMMemoryTokens) {
 
 }  // namespace
 }  // namespace attn
+
+namespace attn {
+namespace {
+
+// --- star-transformer ------------------------------------------------------------------------------------
+
+TEST(StarTransformer, EffectiveMatrixReproducesTheOutputAndTheRelayReachesEveryone) {
+  const Inputs in = inputs(Generator::Local, 90);
+  for (Index rounds : {1, 3}) {
+    const Result r = run("star-transformer", in, {{"rounds", std::to_string(rounds)}});
+    const Matrix w = r.explanation.weights.dense();
+    EXPECT_LT(relativeError(Matrix(w * in.v), MatrixD(r.output.cast<double>())), 1e-5) << rounds;
+    EXPECT_LT((w.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-4);  // convex combinations
+    // The relay starts as the mean of all tokens: after one round every token has reached every other.
+    EXPECT_GT(w.minCoeff(), 0.0f) << rounds;
+    // … while the ring alone is a band of width 3: most of the mass stays near the diagonal.
+    double near = 0;
+    for (Index i = 0; i < 90; ++i)
+      for (Index j = std::max<Index>(0, i - rounds); j <= std::min<Index>(89, i + rounds); ++j) near += w(i, j);
+    EXPECT_GT(near / 90, 0.5) << rounds;
+  }
+}
+
+TEST(StarTransformer, IsADifferentOperatorWithoutACausalForm) {
+  EXPECT_FALSE(requireMechanism("star-transformer")->info().approximates_softmax);
+  EXPECT_THROW(run("star-transformer", inputs(Generator::Gaussian, 10), {}, true), UserError);
+}
+
+}  // namespace
+}  // namespace attn
