@@ -1,8 +1,10 @@
-// bigbird — Zaheer et al. 2020 (arXiv 2007.14062), CATALOG.md #37, the ITC form. Block-sparse with
+// bigbird — Zaheer et al. 2020 (arXiv 2007.14062), CATALOG.md #37, ITC and ETC forms. Block-sparse with
 // block size b: each query block attends to a window of 3 blocks (itself and its neighbours), g global
 // blocks (the first and the last: their tokens attend to everything and are attended by everything),
 // and r random key blocks drawn per query block from the others (a seed). Causal adaptation (CATALOG
 // b): the left window, random blocks from the past and the leading global block only.
+// ETC form: instead of global blocks of the sequence, g·b extra global tokens (segment means) that
+// every token attends to (no causal form: they read everything).
 // Stand-in: nothing learned beyond Q, K, V; the random blocks come from the run's seed.
 #include <algorithm>
 #include <numeric>
@@ -10,6 +12,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
+#include "attention/mechanisms/summary_engine.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -31,12 +34,15 @@ class BigBird final : public Mechanism {
         ParamSpec::integer("block", "Block size b", "Tokens per block (the official flags default to 16, the "
                            "paper's main runs use 64).", 16, 1, 4096, true),
         ParamSpec::integer("random", "Random blocks r", "Random key blocks per query block.", 3, 0, 64),
-        ParamSpec::integer("globals", "Global blocks g", "Global blocks: the first (and, for g ≥ 2, the last); "
-                           "causal mode keeps only the first.", 2, 0, 2),
+        ParamSpec::integer("globals", "Global blocks g", "ITC: global blocks of the sequence, the first (and, for "
+                           "g ≥ 2, the last); causal mode keeps only the first. ETC: g·b extra global tokens.", 2, 0, 2),
+        ParamSpec::choice("form", "Form", "itc: global tokens are blocks of the sequence; etc: extra dedicated "
+                          "global tokens (segment means) that every token attends to", {"itc", "etc"}, 0),
     };
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    if (p.choice("form") == "etc") return runEtc(in, p, backend, options);
     Result r;
     const Index n = in.n(), m = in.m();
     const Index b = p.integer("block"), rand = p.integer("random");
@@ -104,6 +110,49 @@ class BigBird final : public Mechanism {
                                                 std::move(*two)));
     r.explanation.steps.insert(r.explanation.steps.begin(),
                                patternStep("Blocks", "window (3 blocks), global and random blocks", *pattern));
+    return r;
+  }
+
+  /// ETC form: window and random blocks over the sequence, plus g·b extra global tokens (each the mean of
+  /// one of g·b equal segments: the stand-in for learned global tokens) that every token attends to.
+  Result runEtc(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const {
+    requireNonCausal(info(), options);  // the extra global tokens read everything
+    Result r;
+    const Index n = in.n(), m = in.m(), b = p.integer("block"), rand = p.integer("random");
+    const Index key_blocks = (m + b - 1) / b, query_blocks = (n + b - 1) / b;
+    const Index extra = std::min(m, p.integer("globals") * b);
+    auto sp = timedStage(r.cost, options, "pattern", [&] {
+      auto s = std::make_shared<SummaryPattern>();
+      s->rows = n;
+      s->tokens = m;
+      s->level_names = {"window / random", "global token"};
+      for (Index t = 0; t < extra; ++t) s->nodes.push_back({Range{t * m / extra, (t + 1) * m / extra}, 1});
+      s->token_keys.resize(size_t(n));
+      s->node_keys.resize(size_t(n));
+      Rng rng(options.seed, 37);
+      std::vector<Index> candidates;
+      for (Index qb = 0; qb < query_blocks; ++qb) {
+        std::vector<Index> blocks;
+        for (Index kb = std::max<Index>(0, qb - 1); kb <= std::min(key_blocks - 1, qb + 1); ++kb) blocks.push_back(kb);
+        candidates.clear();
+        for (Index kb = 0; kb < key_blocks; ++kb)
+          if (std::abs(kb - qb) > 1) candidates.push_back(kb);
+        for (Index t = 0; t < rand && !candidates.empty(); ++t) {
+          const size_t pick = size_t(rng.below(candidates.size()));
+          blocks.push_back(candidates[pick]);
+          candidates.erase(candidates.begin() + std::ptrdiff_t(pick));
+        }
+        std::sort(blocks.begin(), blocks.end());
+        for (Index i = qb * b; i < std::min(n, (qb + 1) * b); ++i) {
+          for (Index kb : blocks)
+            for (Index j = kb * b; j < std::min(m, (kb + 1) * b); ++j) s->token_keys[size_t(i)].push_back(std::int32_t(j));
+          for (Index t = 0; t < extra; ++t) s->node_keys[size_t(i)].push_back(std::int32_t(t));
+        }
+      }
+      return std::shared_ptr<const SummaryPattern>(std::move(s));
+    });
+    attendWithSummaries(in, sp, backend, options, r);
+    r.explanation.notes.push_back("ETC form: " + std::to_string(extra) + " extra global tokens (segment means)");
     return r;
   }
 };

@@ -3,7 +3,7 @@
 // and are attended by everything. Causal (char-LM) form: a left-only window j = i − δ·t, 0 ≤ t ≤ w,
 // and no global tokens. Stand-in: the paper's separate global projections Q_g, K_g, V_g are learned;
 // here the global tokens reuse the ordinary projections (CATALOG.md #24 f). Global tokens are the first
-// `globals` positions (the [CLS]-style choice).
+// `globals` positions (the [CLS]-style choice), spread evenly, or at both ends (`placement`).
 #include <algorithm>
 
 #include "attention/mechanisms/all.h"
@@ -30,8 +30,11 @@ class Longformer final : public Mechanism {
                            64, 1, 1 << 20, true),
         ParamSpec::integer("dilation", "Dilation δ", "Gap between window keys: j = i ± δ·t. 1 is a plain window.",
                            1, 1, 256),
-        ParamSpec::integer("globals", "Global tokens", "The first g tokens attend to all and are attended by all "
+        ParamSpec::integer("globals", "Global tokens", "g tokens attend to all and are attended by all "
                            "(ignored in causal mode).", 2, 0, 4096),
+        ParamSpec::choice("placement", "Global placement", "Which tokens are global: the first g (a [CLS] token, a "
+                          "question), g spread evenly over the sequence, or the first and last g/2.",
+                          {"first", "spread", "ends"}, 0),
     };
   }
 
@@ -47,14 +50,28 @@ class Longformer final : public Mechanism {
     if (p.integer("globals") > g && !options.causal)
       r.explanation.notes.push_back("globals clamped to " + std::to_string(g) + " (the number of tokens)");
 
+    // The global positions (among the first min(N, M) tokens, which are both queries and keys).
+    std::vector<Index> global;
+    const std::string placement = p.choice("placement");
+    const Index both = std::min(n, m);
+    for (Index t = 0; t < g; ++t) {
+      if (placement == "spread") global.push_back(t * both / g);
+      else if (placement == "ends") global.push_back(t < (g + 1) / 2 ? t : both - (g - t));
+      else global.push_back(t);
+    }
+    std::sort(global.begin(), global.end());
+    global.erase(std::unique(global.begin(), global.end()), global.end());
+    std::vector<char> is_global(static_cast<size_t>(n), 0);
+    for (Index j : global) is_global[size_t(j)] = 1;
+
     auto pattern = timedStage(r.cost, options, "pattern", [&] {
       PatternBuilder b(n, m, false);  // the causal window is left-only by construction
       // Global rows see every key; every row sees the global columns (global wins over window).
-      b.add("global", [g, m](Index i, std::vector<Index>& out) {
-        if (i < g)
+      b.add("global", [&global, &is_global, m](Index i, std::vector<Index>& out) {
+        if (is_global[size_t(i)])
           for (Index j = 0; j < m; ++j) out.push_back(j);
         else
-          for (Index j = 0; j < g; ++j) out.push_back(j);
+          out.insert(out.end(), global.begin(), global.end());
       });
       const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
       b.add("window", [lo, hi, dilation](Index i, std::vector<Index>& out) {
@@ -63,11 +80,7 @@ class Longformer final : public Mechanism {
       return std::make_shared<const Pattern>(b.build(options));
     });
     attendPattern(in, pattern, backend, options, r);
-    if (g > 0) {
-      TokenSet globals{"global tokens", "global", {}, {}, {}};
-      for (Index j = 0; j < g; ++j) globals.indices.push_back(j);
-      r.explanation.special.push_back(std::move(globals));
-    }
+    if (!global.empty()) r.explanation.special.push_back(TokenSet{"global tokens", "global", global, {}, {}});
     return r;
   }
 };

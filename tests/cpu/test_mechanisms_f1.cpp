@@ -329,3 +329,39 @@ TEST(Etc, RefusesCausal) {
 
 }  // namespace
 }  // namespace attn
+
+namespace attn {
+namespace {
+
+TEST(Longformer, GlobalTokensCanBePlacedByTheUser) {
+  const Inputs in = inputs(Generator::Gaussian, 100);
+  const Result spread = run("longformer", in, {{"window", "4"}, {"globals", "4"}, {"placement", "spread"}});
+  ASSERT_EQ(spread.explanation.special.size(), 1u);
+  EXPECT_EQ(spread.explanation.special[0].indices, (std::vector<Index>{0, 25, 50, 75}));
+  const Pattern& p = *spread.explanation.pattern;
+  EXPECT_EQ(p.row_ptr[26] - p.row_ptr[25], 100);  // a global row sees everything
+  EXPECT_EQ(p.components[size_t(p.componentOf(10, 75))], "global");
+  const Result ends = run("longformer", in, {{"window", "4"}, {"globals", "3"}, {"placement", "ends"}});
+  EXPECT_EQ(ends.explanation.special[0].indices, (std::vector<Index>{0, 1, 99}));
+}
+
+}  // namespace
+}  // namespace attn
+
+namespace attn {
+namespace {
+
+TEST(BigBird, EtcFormAddsGlobalTokensThatCarryFarContext) {
+  const Inputs in = inputs(Generator::Peaked, 256);
+  const Result itc0 = run("bigbird", in, {{"block", "16"}, {"random", "0"}, {"globals", "0"}});
+  const Result etc = run("bigbird", in, {{"block", "16"}, {"random", "0"}, {"globals", "2"}, {"form", "etc"}});
+  ASSERT_FALSE(etc.explanation.special.empty());
+  EXPECT_EQ(etc.explanation.special.back().spans.size(), 32u);  // g·b extra tokens
+  const double e_window = errorVsExact(itc0, in, false), e_etc = errorVsExact(etc, in, false);
+  std::printf("[ bigbird peaked b=16 ] rel. error window only %.3f, ETC globals %.3f\n", e_window, e_etc);
+  EXPECT_LT(e_etc, e_window);
+  EXPECT_THROW(run("bigbird", in, {{"form", "etc"}}, true), UserError);
+}
+
+}  // namespace
+}  // namespace attn
