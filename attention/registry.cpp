@@ -57,6 +57,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeGmat(),                // #30
       mech::makeLinearTransformer(),   // #31
       mech::makeBigBird(),             // #37
+      mech::makeMemformer(),           // #41
       mech::makeNystromformer(),       // #45
   };
   return all;

@@ -22,4 +22,5 @@ std::shared_ptr<const Mechanism> makeSetTransformer();
 std::shared_ptr<const Mechanism> makeCompressive();
 std::shared_ptr<const Mechanism> makeGmat();
 std::shared_ptr<const Mechanism> makeStarTransformer();
+std::shared_ptr<const Mechanism> makeMemformer();
 }  // namespace attn::mech

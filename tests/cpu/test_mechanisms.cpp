@@ -45,7 +45,7 @@ TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
                                          "bigbird",       "bp-transformer",     "etc",      "multiscale",
-                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer"};
+                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -304,6 +304,7 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"multiscale", {{"window", "4"}, {"factor", "3"}}},
       {"memory-compressed", {{"compression", "3"}}},
       {"compressive", {{"segment", "16"}, {"memory", "16"}, {"compressed", "8"}, {"rate", "2"}}},
+      {"memformer", {{"slots", "8"}, {"segment", "16"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;

@@ -170,3 +170,36 @@ TEST(StarTransformer, IsADifferentOperatorWithoutACausalForm) {
 
 }  // namespace
 }  // namespace attn
+
+namespace attn {
+namespace {
+
+// --- memformer -------------------------------------------------------------------------------------------
+
+TEST(Memformer, EffectiveMatrixReproducesTheOutput) {
+  const Inputs in = inputs(Generator::Local, 100);
+  for (bool causal : {false, true}) {
+    const Result r = run("memformer", in, {{"slots", "8"}, {"segment", "20"}}, causal);
+    const Matrix w = r.explanation.weights.dense();
+    EXPECT_LT(relativeError(Matrix(w * in.v), MatrixD(r.output.cast<double>())), 1e-4) << causal;
+    EXPECT_FALSE(r.explanation.factors.empty());
+  }
+}
+
+TEST(Memformer, ThePastReachesASegmentOnlyThroughTheSlots) {
+  // Segment 2's rows have rank ≤ k over the tokens of earlier segments: everything from there came
+  // through k memory slots; the first segment sees no earlier token at all.
+  const Inputs in = inputs(Generator::Gaussian, 96);
+  const Result r = run("memformer", in, {{"slots", "4"}, {"segment", "32"}}, true);
+  const Matrix w = r.explanation.weights.dense();
+  EXPECT_TRUE(w.topRows(32).rightCols(64).isZero(0));  // causal: nothing from later segments
+  Eigen::JacobiSVD<MatrixD> svd(w.block(64, 0, 32, 64).cast<double>());
+  const VectorD s = svd.singularValues();
+  Index rank = 0;
+  for (Index i = 0; i < s.size(); ++i) rank += s(i) > 1e-4 * s(0);
+  EXPECT_LE(rank, 4);
+  EXPECT_GT(w.block(64, 0, 32, 64).maxCoeff(), 0.0f);  // but it does arrive
+}
+
+}  // namespace
+}  // namespace attn
