@@ -78,6 +78,29 @@ attn::Matrix pool(const attn::ImpliedWeights& weights, attn::Index max_pixels, a
   return weights.tile({0, weights.rows()}, {0, weights.cols()}, size, pooling, backend);
 }
 
+/// Pools a pattern to at most max_pixels a side with the spans of ImpliedWeights::tile: each pixel holds
+/// the smallest component index + 1 of the pairs it covers (0: none). O(nnz + N + M).
+attn::Matrix poolPattern(const attn::Pattern& p, attn::Index max_pixels) {
+  const attn::Index out_rows = std::min(p.rows, max_pixels), out_cols = std::min(p.cols, max_pixels);
+  attn::Matrix pooled = attn::Matrix::Zero(out_rows, out_cols);
+  if (out_rows == 0 || out_cols == 0) return pooled;
+  std::vector<attn::Index> rs, re, cs, ce;
+  attn::tilePixelSpans(p.rows, out_rows, rs, re);
+  attn::tilePixelSpans(p.cols, out_cols, cs, ce);
+  std::vector<attn::Index> row_pixel(static_cast<size_t>(p.rows)), col_pixel(static_cast<size_t>(p.cols));
+  for (attn::Index q = 0; q < out_rows; ++q)
+    for (attn::Index i = rs[size_t(q)]; i < re[size_t(q)]; ++i) row_pixel[size_t(i)] = q;
+  for (attn::Index q = 0; q < out_cols; ++q)
+    for (attn::Index j = cs[size_t(q)]; j < ce[size_t(q)]; ++j) col_pixel[size_t(j)] = q;
+  for (attn::Index i = 0; i < p.rows; ++i)
+    for (attn::Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
+      const float c = float((p.component.empty() ? 0 : p.component[size_t(e)]) + 1);
+      float& v = pooled(row_pixel[size_t(i)], col_pixel[size_t(p.col[size_t(e)])]);
+      if (v == 0 || c < v) v = c;
+    }
+  return pooled;
+}
+
 }  // namespace
 
 RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel) {
@@ -111,6 +134,14 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     if (cancel.load()) throw attn::Cancelled();
     outcome.approx_pooled = pool(comparison->approx.explanation.weights, request.max_pixels, request.pooling,
                                   backend.backend.get());
+    if (const auto& pattern = comparison->approx.explanation.pattern) {
+      outcome.pattern_pooled = poolPattern(*pattern, request.max_pixels);
+      outcome.pattern_components = pattern->components;
+      if (outcome.pattern_components.empty()) outcome.pattern_components.push_back("scored");
+    }
+    for (const attn::TokenSet& set : comparison->approx.explanation.special)
+      if (outcome.marks.size() + set.indices.size() <= 512)
+        outcome.marks.insert(outcome.marks.end(), set.indices.begin(), set.indices.end());
     outcome.pool_ms = msSince(start);
     outcome.notes = comparison->params.notes();
     for (const std::string& note : comparison->approx.explanation.notes) outcome.notes.push_back(note);

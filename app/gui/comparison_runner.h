@@ -39,6 +39,11 @@ struct RunOutcome {
   std::string error;  ///< a message for a person when !ok
   std::shared_ptr<const attn::Comparison> comparison;
   attn::Matrix exact_pooled, approx_pooled;  ///< empty when that side implies no weights
+  /// The mechanism's pattern pooled like the weights: component + 1 per pixel (the first component
+  /// present wins), 0 where no pair is scored; empty when the mechanism has no pattern.
+  attn::Matrix pattern_pooled;
+  std::vector<std::string> pattern_components;
+  std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)
   bool causal = false;             ///< the request's causal setting

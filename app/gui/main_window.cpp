@@ -270,9 +270,9 @@ void MainWindow::scheduleRepool() {
 
 attn::Index MainWindow::panelPixels() const {
   if (!viewport_ || viewport_container_->width() < 64) return 512;
-  // The panel size the viewport's layout gives two square panels, in device pixels.
+  // The panel size the viewport's layout gives the last scene's square panels, in device pixels.
   view::HeatmapScene probe;
-  probe.panels.resize(2);
+  probe.panels.resize(static_cast<size_t>(panel_count_));
   for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
   const view::SceneLayout layout = view::layoutScene(static_cast<float>(viewport_container_->width()),
                                                      static_cast<float>(viewport_container_->height()), probe);
@@ -350,8 +350,22 @@ void MainWindow::showOutcome() {
   scene.scale = colorScale();
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
+  approx.marks = outcome_->marks;
   scene.panels.push_back(std::move(exact));
   scene.panels.push_back(std::move(approx));
+  if (outcome_->pattern_pooled.size() > 0) {  // which pairs the mechanism scores, by component
+    view::HeatmapImage pattern;
+    pattern.title = "pattern";
+    pattern.values = outcome_->pattern_pooled;
+    pattern.source_rows = c.approx.explanation.pattern->rows;
+    pattern.source_cols = c.approx.explanation.pattern->cols;
+    pattern.pooling = "first component";
+    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any");
+    pattern.categories = outcome_->pattern_components;
+    pattern.marks = outcome_->marks;
+    scene.panels.push_back(std::move(pattern));
+  }
+  panel_count_ = static_cast<int>(scene.panels.size());
 
   const attn::InputSpec& spec = c.inputs.spec;
   std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);

@@ -107,6 +107,7 @@ class MainWindow : public QMainWindow {
   ComparisonRunner runner_;
   QTimer run_timer_;
   QTimer repool_timer_;
+  int panel_count_ = 2;  ///< panels of the last scene (exact, mechanism[, pattern])
   quint64 latest_id_ = 0;
   std::shared_ptr<const RunOutcome> outcome_;
   attn::Index pooled_pixels_ = 0;

@@ -125,4 +125,16 @@ std::array<std::uint8_t, 256 * 4> viridisRgba8() {
   return out;
 }
 
+const std::array<Rgb, 8>& categoricalPalette() {
+  static const std::array<Rgb, 8> palette = {{{0.902f, 0.624f, 0.000f},    // orange
+                                              {0.337f, 0.706f, 0.914f},    // sky blue
+                                              {0.000f, 0.620f, 0.451f},    // bluish green
+                                              {0.941f, 0.894f, 0.259f},    // yellow
+                                              {0.000f, 0.447f, 0.698f},    // blue
+                                              {0.835f, 0.369f, 0.000f},    // vermillion
+                                              {0.800f, 0.475f, 0.655f},    // reddish purple
+                                              {0.600f, 0.600f, 0.600f}}};  // grey
+  return palette;
+}
+
 }  // namespace attnlab::view

@@ -19,6 +19,13 @@ const std::array<Rgb, 256>& viridis();
 /// like the GPU's linear sampling of the LUT at texel centres (u = (t·255 + 0.5) / 256).
 Rgb viridisAt(double t);
 
+/// Colours of categorical panels (pattern components, groups): the Okabe–Ito palette, distinguishable
+/// with colour-vision deficiencies. Category k (0-based) takes entry k mod 8. shaders/draw/heatmap.frag
+/// holds the same eight values (keep them equal).
+const std::array<Rgb, 8>& categoricalPalette();
+/// What a categorical panel shows where no category is (pairs outside the pattern).
+inline constexpr Rgb k_categorical_empty{0.10f, 0.10f, 0.12f};
+
 /// The LUT as 256 RGBA8 texels (R, G, B, 255), the layout of the viewport's R8G8B8A8_UNORM texture.
 std::array<std::uint8_t, 256 * 4> viridisRgba8();
 

@@ -131,10 +131,33 @@ void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const O
   textCentred(dl, small, cx, r.y + r.h + 24, k_dim, "key j \xE2\x86\x92");
   const std::string query = "query i \xE2\x86\x93";
   text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
+  // Marked tokens (global tokens, …): small triangles outside the top and left edges.
+  const size_t most_marks = 512;
+  for (size_t k = 0; k < panel.marks.size() && k < most_marks; ++k) {
+    const attn::Index t = panel.marks[k];
+    const float x = r.x + r.w * (static_cast<float>(t) + 0.5f) / static_cast<float>(std::max<attn::Index>(cols, 1));
+    const float y = r.y + r.h * (static_cast<float>(t) + 0.5f) / static_cast<float>(std::max<attn::Index>(rows, 1));
+    if (t < cols) dl->AddTriangleFilled(ImVec2(x - 4, r.y - 9), ImVec2(x + 4, r.y - 9), ImVec2(x, r.y - 2), k_highlight);
+    if (t < rows) dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
+  }
   float y = r.y + r.h + 46;
   for (const std::string& line : panel.captions) {
     textCentred(dl, body, cx, y, k_text, line, r.w + 48);
     y += body.size + 4;
+  }
+  // A categorical panel's legend: a swatch and a name per category, in rows under the panel.
+  float x = r.x;
+  for (size_t k = 0; k < panel.categories.size(); ++k) {
+    const Rgb c = categoricalPalette()[k % categoricalPalette().size()];
+    const ImU32 colour = IM_COL32(int(c.r * 255 + 0.5f), int(c.g * 255 + 0.5f), int(c.b * 255 + 0.5f), 255);
+    const float w = 16 + textSize(body, panel.categories[k]).x + 14;
+    if (x + w > r.x + r.w + 24 && x > r.x) {
+      x = r.x;
+      y += body.size + 6;
+    }
+    dl->AddRectFilled(ImVec2(x, y + 2), ImVec2(x + 11, y + 13), colour);
+    text(dl, body, ImVec2(x + 16, y), k_text, panel.categories[k]);
+    x += w;
   }
 }
 
@@ -198,6 +221,12 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
     const HeatmapImage& p = scene.panels[k];
     if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols()) continue;
     highlightPixel(dl, layout.panels[k], p, hit.pixel_row, hit.pixel_col);
+    if (!p.categories.empty()) {
+      const int c = static_cast<int>(std::lround(p.values(hit.pixel_row, hit.pixel_col)));
+      lines.push_back({p.title, c >= 1 && c <= static_cast<int>(p.categories.size()) ? p.categories[size_t(c - 1)] : "—",
+                       static_cast<int>(k) == hit.panel});
+      continue;
+    }
     const std::string name = p.title + (pooled ? " (" + p.pooling + ")" : "");
     lines.push_back({name, formatValue(p.values(hit.pixel_row, hit.pixel_col)), static_cast<int>(k) == hit.panel});
   }
@@ -279,7 +308,8 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
   if (pointer.inside)
     hit = hitTest(scene, layout, static_cast<float>(pointer.pos.x()), static_cast<float>(pointer.pos.y()));
   std::optional<float> marker;
-  if (hit && !std::isnan(hit->value)) marker = static_cast<float>(scene.scale.normalise(hit->value));
+  if (hit && !std::isnan(hit->value) && scene.panels[static_cast<std::size_t>(hit->panel)].categories.empty())
+    marker = static_cast<float>(scene.scale.normalise(hit->value));
   if (!scene.panels.empty()) drawLegend(dl, scene, layout.legend_bar, fonts, marker);
   if (!scene.footer.empty())
     text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, width - 24));

@@ -519,9 +519,10 @@ void HeatmapRenderer::startNextFrame() {
     for (std::size_t k = 0; k < panels_.size() && k < layout.panels.size(); ++k) {
       if (!panels_[k].set) continue;
       const Rect& r = layout.panels[k];
+      const bool categorical = k < scene.panels.size() && !scene.panels[k].categories.empty();
       PanelPush push{
           {2 * r.x / width - 1, 2 * r.y / height - 1, 2 * (r.x + r.w) / width - 1, 2 * (r.y + r.h) / height - 1},
-          {scale.lo, scale.hi, scale.floor, scale.mode == ScaleMode::Log10 ? 1.0f : 0.0f}};
+          {scale.lo, scale.hi, scale.floor, categorical ? 2.0f : scale.mode == ScaleMode::Log10 ? 1.0f : 0.0f}};
       df_->vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_GRAPHICS, pipeline_layout_, 0, 1, &panels_[k].set, 0,
                                    nullptr);
       df_->vkCmdPushConstants(cb, pipeline_layout_, VK_SHADER_STAGE_VERTEX_BIT | VK_SHADER_STAGE_FRAGMENT_BIT, 0,

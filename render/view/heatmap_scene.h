@@ -51,6 +51,11 @@ struct HeatmapImage {
   std::string pooling = "max";        ///< what a pixel holds when it covers several entries ("max", "mean")
   std::string empty_text;             ///< shown in the panel's frame when `values` is empty
   std::vector<std::string> captions;  ///< lines under the panel: error, time, ...
+  /// Non-empty: a categorical panel (a pattern's components): values hold category + 1 (0: none), drawn
+  /// in categoricalPalette() colours with these names as its legend, outside the shared colour scale.
+  std::vector<std::string> categories;
+  /// Token positions to mark on both axes (global tokens, landmarks that are tokens).
+  std::vector<attn::Index> marks;
 };
 
 /// Everything the viewport draws.

@@ -8,8 +8,15 @@ layout(set = 0, binding = 1) uniform sampler2D colormap;
 
 layout(push_constant) uniform Panel {
   vec4 rect;   // read by heatmap.vert
-  vec4 range;  // lo, hi, floor, mode: 0 = linear over [lo, hi], 1 = log10 over [max(lo, floor), hi]
+  vec4 range;  // lo, hi, floor, mode: 0 = linear over [lo, hi], 1 = log10 over [max(lo, floor), hi],
+               // 2 = categorical (the value is category + 1, 0 = none)
 } panel;
+
+// render/view/colormap.cpp categoricalPalette() and k_categorical_empty: keep equal.
+const vec3 k_palette[8] = vec3[8](vec3(0.902, 0.624, 0.000), vec3(0.337, 0.706, 0.914), vec3(0.000, 0.620, 0.451),
+                                  vec3(0.941, 0.894, 0.259), vec3(0.000, 0.447, 0.698), vec3(0.835, 0.369, 0.000),
+                                  vec3(0.800, 0.475, 0.655), vec3(0.600, 0.600, 0.600));
+const vec3 k_empty = vec3(0.10, 0.10, 0.12);
 
 layout(location = 0) in vec2 uv;
 layout(location = 0) out vec4 color;
@@ -20,6 +27,11 @@ void main() {
   float w = texture(weights, uv).r;
   if (isnan(w)) {
     color = k_nan_color;
+    return;
+  }
+  if (panel.range.w > 1.5) {
+    int category = int(w + 0.5);
+    color = vec4(category <= 0 ? k_empty : k_palette[(category - 1) % 8], 1.0);
     return;
   }
   float lo = panel.range.x;

@@ -46,7 +46,7 @@ TEST_F(Matmul, RandomShapesMatchReference) {
   Rng rng(21);
   double worst = 0;
   int cases = 0;
-  for (int i = 0; i < 120; ++i) {
+  for (int i = 0; i < 200; ++i) {
     const Index n = 1 + Index(rng.below(300)), k = 1 + Index(rng.below(300)), m = 1 + Index(rng.below(300));
     const bool transpose = i % 2 == 1;
     const Matrix a = rng.gaussian(n, k);

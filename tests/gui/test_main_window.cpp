@@ -11,6 +11,7 @@
 #include <QVulkanWindow>
 #include <array>
 #include <cstdlib>
+#include <set>
 
 #include "app/gui/main_window.h"
 #include "render/view/colormap.h"
@@ -49,10 +50,10 @@ class MainWindowTest : public ::testing::Test {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   }
 
-  /// The two panels of the viewport as the layout places them (N×N inputs: square panels).
-  static view::SceneLayout panels(const QImage& image) {
+  /// The `count` panels of the viewport as the layout places them (N×N inputs: square panels).
+  static view::SceneLayout panels(const QImage& image, size_t count = 2) {
     view::HeatmapScene probe;
-    probe.panels.resize(2);
+    probe.panels.resize(count);
     for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
     return view::layoutScene(static_cast<float>(image.width()), static_cast<float>(image.height()), probe);
   }
@@ -78,17 +79,44 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   const auto first = window.lastOutcome();
   ASSERT_TRUE(first && first->ok);
   EXPECT_EQ(first->comparison->mechanism->info().id, "longformer");
-  EXPECT_EQ(first->exact_pooled.rows(), 256);  // N = 256 fits the panel: no pooling
+  // N = 256 is pooled to the panel's pixels at most (three panels side by side).
+  EXPECT_GT(first->exact_pooled.rows(), 100);
+  EXPECT_LE(first->exact_pooled.rows(), 256);
 
   const QImage before = window.viewportImage();
   ASSERT_FALSE(before.isNull());
   EXPECT_GT(distinctColours(before), 200) << "the viewport looks blank";
 
-  // Inside each panel every pixel is a viridis colour (right channel order, LUT applied), and the
-  // panel is not one flat colour.
-  const view::SceneLayout layout = panels(before);
-  ASSERT_EQ(layout.panels.size(), 2u);
-  for (const view::Rect& r : layout.panels) {
+  // Exact, Longformer, and Longformer's pattern. Inside each weight panel every pixel is a viridis
+  // colour (right channel order, LUT applied), and the panel is not one flat colour; the pattern panel
+  // holds the component colours (window, global) and the empty colour only.
+  ASSERT_EQ(first->pattern_components, (std::vector<std::string>{"global", "window"}));
+  const view::SceneLayout layout = panels(before, 3);
+  ASSERT_EQ(layout.panels.size(), 3u);
+  {
+    const view::Rect& r = layout.panels[2];
+    const QImage inside = before.copy(QRect(static_cast<int>(r.x) + 2, static_cast<int>(r.y) + 2,
+                                            static_cast<int>(r.w) - 4, static_cast<int>(r.h) - 4));
+    std::set<QRgb> seen;
+    for (int y = 0; y < inside.height(); ++y)
+      for (int x = 0; x < inside.width(); ++x) seen.insert(inside.pixel(x, y) & 0xffffff);
+    auto rgb = [](const view::Rgb& c) {
+      return QRgb((int(std::lround(c.r * 255)) << 16) | (int(std::lround(c.g * 255)) << 8) | int(std::lround(c.b * 255)));
+    };
+    const std::set<QRgb> allowed = {rgb(view::categoricalPalette()[0]), rgb(view::categoricalPalette()[1]),
+                                    rgb(view::k_categorical_empty)};
+    for (QRgb c : seen) EXPECT_TRUE(allowed.count(c)) << "unexpected pattern colour " << std::hex << c;
+    EXPECT_TRUE(seen.count(rgb(view::categoricalPalette()[1])) && seen.count(rgb(view::k_categorical_empty)))
+        << "the pattern panel should show the window and the empty pairs";
+    // The globals are rows and columns 0–1: a pixel wide at this size, at the edge; check the data.
+    std::set<int> values;
+    for (attn::Index i = 0; i < first->pattern_pooled.rows(); ++i)
+      for (attn::Index j = 0; j < first->pattern_pooled.cols(); ++j) values.insert(int(first->pattern_pooled(i, j)));
+    EXPECT_EQ(values, (std::set<int>{0, 1, 2}));
+    EXPECT_EQ(first->marks, (std::vector<attn::Index>{0, 1}));
+  }
+  for (size_t k = 0; k < 2; ++k) {
+    const view::Rect& r = layout.panels[k];
     ASSERT_GT(r.w, 100);
     const QImage inside = before.copy(QRect(static_cast<int>(r.x) + 2, static_cast<int>(r.y) + 2,
                                             static_cast<int>(r.w) - 4, static_cast<int>(r.h) - 4));
