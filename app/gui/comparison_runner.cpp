@@ -139,6 +139,15 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       outcome.pattern_components = pattern->components;
       if (outcome.pattern_components.empty()) outcome.pattern_components.push_back("scored");
     }
+    for (const attn::Step& step : comparison->approx.explanation.steps) {
+      if (!step.view || !step.view->pattern) continue;
+      const attn::Pattern& p = *step.view->pattern;
+      RunOutcome::StepPattern sp{step.title, step.caption, poolPattern(p, request.max_pixels), p.components, p.rows,
+                                 p.cols};
+      if (sp.components.empty()) sp.components.push_back("scored");
+      outcome.step_patterns.push_back(std::move(sp));
+      if (cancel.load()) throw attn::Cancelled();
+    }
     for (const attn::TokenSet& set : comparison->approx.explanation.special)
       if (outcome.marks.size() + set.indices.size() <= 512)
         outcome.marks.insert(outcome.marks.end(), set.indices.begin(), set.indices.end());

@@ -43,6 +43,14 @@ struct RunOutcome {
   /// present wins), 0 where no pair is scored; empty when the mechanism has no pattern.
   attn::Matrix pattern_pooled;
   std::vector<std::string> pattern_components;
+  /// The patterns of the mechanism's steps (per layer, two hops, coverage, …), pooled the same way.
+  struct StepPattern {
+    std::string title, caption;
+    attn::Matrix pooled;
+    std::vector<std::string> components;
+    attn::Index rows = 0, cols = 0;
+  };
+  std::vector<StepPattern> step_patterns;
   std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)

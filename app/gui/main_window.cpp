@@ -13,6 +13,7 @@
 #include <QPainter>
 #include <QStatusBar>
 #include <QThread>
+#include <QSignalBlocker>
 #include <QToolBar>
 #include <algorithm>
 #include <cmath>
@@ -207,6 +208,13 @@ void MainWindow::buildToolBar() {
   bar->addWidget(floor_);
   bar->addWidget(new QLabel(tr("  Pooling ")));
   bar->addWidget(pooling_);
+  pattern_view_ = new QComboBox;
+  pattern_view_->setToolTip(tr("The third panel: the pairs the mechanism scores, or the pattern of one of its "
+                               "steps (each layer's mask, what two hops reach, the coverage of summary nodes)"));
+  pattern_view_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+  bar->addWidget(new QLabel(tr("  Pattern ")));
+  bar->addWidget(pattern_view_);
+  connect(pattern_view_, &QComboBox::currentIndexChanged, this, [this] { showOutcome(); });
   auto restyle = [this] {
     floor_->setEnabled(colorScale().mode == view::ScaleMode::Log10);
     showOutcome();
@@ -219,6 +227,14 @@ void MainWindow::buildToolBar() {
     else
       scheduleRepool();
   });
+}
+
+bool MainWindow::setPatternView(const std::string& title) {
+  const int index = title.empty() ? 0 : pattern_view_->findText(QString::fromStdString(title));
+  if (index < 0 || index >= pattern_view_->count()) return false;
+  pattern_view_->setCurrentIndex(index);
+  showOutcome();
+  return true;
 }
 
 bool MainWindow::selectMechanism(const std::string& id) {
@@ -353,15 +369,44 @@ void MainWindow::showOutcome() {
   approx.marks = outcome_->marks;
   scene.panels.push_back(std::move(exact));
   scene.panels.push_back(std::move(approx));
-  if (outcome_->pattern_pooled.size() > 0) {  // which pairs the mechanism scores, by component
-    view::HeatmapImage pattern;
+  // The pattern panel: the mechanism's pattern or a step's (the selector lists what this outcome has).
+  {
+    QStringList views;
+    if (outcome_->pattern_pooled.size() > 0) views << QStringLiteral("pattern");
+    for (const auto& step : outcome_->step_patterns) views << QString::fromStdString(step.title);
+    const QString current = pattern_view_->currentText();
+    QStringList existing;
+    for (int i = 0; i < pattern_view_->count(); ++i) existing << pattern_view_->itemText(i);
+    if (existing != views) {
+      const QSignalBlocker block(pattern_view_);
+      pattern_view_->clear();
+      pattern_view_->addItems(views);
+      pattern_view_->setCurrentIndex(std::max(0, static_cast<int>(views.indexOf(current))));
+    }
+    pattern_view_->setEnabled(views.size() > 1);
+  }
+  const int chosen = pattern_view_->currentIndex();
+  const bool own = outcome_->pattern_pooled.size() > 0;
+  view::HeatmapImage pattern;
+  if (own && chosen <= 0) {  // which pairs the mechanism scores, by component
     pattern.title = "pattern";
     pattern.values = outcome_->pattern_pooled;
     pattern.source_rows = c.approx.explanation.pattern->rows;
     pattern.source_cols = c.approx.explanation.pattern->cols;
+    pattern.categories = outcome_->pattern_components;
+  } else if (chosen >= 0 && !outcome_->step_patterns.empty()) {
+    const auto& step = outcome_->step_patterns[static_cast<size_t>(std::min<int>(
+        chosen - (own ? 1 : 0), static_cast<int>(outcome_->step_patterns.size()) - 1))];
+    pattern.title = step.title;
+    pattern.values = step.pooled;
+    pattern.source_rows = step.rows;
+    pattern.source_cols = step.cols;
+    pattern.categories = step.components;
+    pattern.captions.push_back(step.caption);
+  }
+  if (pattern.values.size() > 0) {
     pattern.pooling = "first component";
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any");
-    pattern.categories = outcome_->pattern_components;
     pattern.marks = outcome_->marks;
     scene.panels.push_back(std::move(pattern));
   }

@@ -45,6 +45,9 @@ class MainWindow : public QMainWindow {
   bool setParameter(const std::string& name, double value);
   /// Chooses the backend ("cpu", "vulkan", "auto"); recreates it on the next run.
   bool setBackend(const std::string& name);
+  /// Shows the pattern of the step titled `title` in the pattern panel ("" or "pattern": the
+  /// mechanism's own); false when the last outcome has no such step.
+  bool setPatternView(const std::string& title);
   /// Turns causal masking on or off (reruns).
   void setCausal(bool causal);
   /// Processes events until no run is scheduled or in flight and the viewport has drawn the newest
@@ -99,6 +102,7 @@ class MainWindow : public QMainWindow {
   QComboBox* scale_ = nullptr;
   QComboBox* floor_ = nullptr;
   QComboBox* pooling_ = nullptr;
+  QComboBox* pattern_view_ = nullptr;  ///< which pattern the third panel shows: the mechanism's or a step's
   QLabel* status_time_ = nullptr;
   QLabel* status_error_ = nullptr;
   QLabel* status_notice_ = nullptr;

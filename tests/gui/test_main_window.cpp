@@ -144,6 +144,22 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   EXPECT_FALSE(window.setParameter("no_such_parameter", 1));
 }
 
+TEST_F(MainWindowTest, PatternPanelShowsTheStepsOfAMechanism) {
+  MainWindow window(options("sparse-transformer"));
+  showAndWait(window);
+  const auto outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  ASSERT_GE(outcome->step_patterns.size(), 2u);
+  EXPECT_EQ(outcome->step_patterns.back().title, "Two hops");
+  const QImage own = window.viewportImage();
+  ASSERT_TRUE(window.setPatternView("Two hops"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const QImage hops = window.viewportImage();
+  EXPECT_GT(differingShare(own, hops), 0.01) << "the pattern panel did not change";
+  EXPECT_FALSE(window.setPatternView("no such step"));
+  EXPECT_TRUE(window.setPatternView(""));
+}
+
 TEST_F(MainWindowTest, TheNewestRequestWins) {
   MainWindow window(options("longformer"));
   showAndWait(window);
