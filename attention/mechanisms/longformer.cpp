@@ -28,8 +28,14 @@ class Longformer final : public Mechanism {
     return {
         ParamSpec::integer("window", "Window w", "Keys within w/2 positions on each side (causal: w to the left).",
                            64, 1, 1 << 20, true),
-        ParamSpec::integer("dilation", "Dilation δ", "Gap between window keys: j = i ± δ·t. 1 is a plain window.",
-                           1, 1, 256),
+        ParamSpec::integer("dilation", "Dilation δ", "Gap between window keys: j = i ± δ·t (on the dilated "
+                           "heads). 1 is a plain window.", 1, 1, 256),
+        ParamSpec::integer("heads", "Heads", "Attention heads of the layer (per-head dilation); the view shows "
+                           "one of them.", 1, 1, 16),
+        ParamSpec::integer("dilated_heads", "Dilated heads", "How many heads (the first ones) use the dilation δ; "
+                           "the others use a plain window (the paper dilates a few heads of the upper layers).",
+                           16, 0, 16),
+        ParamSpec::integer("head", "Head shown", "Which head this run computes and shows (0-based).", 0, 0, 15),
         ParamSpec::integer("globals", "Global tokens", "g tokens attend to all and are attended by all "
                            "(ignored in causal mode).", 2, 0, 4096),
         ParamSpec::choice("placement", "Global placement", "Which tokens are global: the first g (a [CLS] token, a "
@@ -41,7 +47,15 @@ class Longformer final : public Mechanism {
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), m = in.m();
-    const Index w = p.integer("window"), dilation = p.integer("dilation");
+    const Index w = p.integer("window"), heads = p.integer("heads");
+    const Index dilated_heads = std::min(p.integer("dilated_heads"), heads);
+    Index head = p.integer("head");
+    if (head >= heads) {
+      r.explanation.notes.push_back("head clamped to " + std::to_string(heads - 1));
+      head = heads - 1;
+    }
+    auto dilationOf = [&](Index h) { return h < dilated_heads ? p.integer("dilation") : Index(1); };
+    const Index dilation = dilationOf(head);
     Index g = std::min<Index>(p.integer("globals"), std::min(n, m));
     if (options.causal && g > 0) {
       r.explanation.notes.push_back("causal mode has no global tokens (as in the paper's char-LM)");
@@ -80,6 +94,20 @@ class Longformer final : public Mechanism {
       return std::make_shared<const Pattern>(b.build(options));
     });
     attendPattern(in, pattern, backend, options, r);
+    if (heads > 1) {
+      r.explanation.notes.push_back("head " + std::to_string(head) + " of " + std::to_string(heads) + ", dilation " +
+                                    std::to_string(dilation));
+      for (Index h = 0; h < heads; ++h) {  // every head's window, for the per-head view
+        PatternBuilder b(n, m, false);
+        const Index dh = dilationOf(h);
+        const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
+        b.add("window (δ = " + std::to_string(dh) + ")", [lo, hi, dh](Index i, std::vector<Index>& out) {
+          for (Index t = lo; t <= hi; ++t) out.push_back(i + dh * t);
+        });
+        r.explanation.steps.push_back(mech::patternStep("Head " + std::to_string(h), "dilation " + std::to_string(dh),
+                                                        b.build(options)));
+      }
+    }
     if (!global.empty()) r.explanation.special.push_back(TokenSet{"global tokens", "global", global, {}, {}});
     return r;
   }

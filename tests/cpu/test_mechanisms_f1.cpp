@@ -365,3 +365,29 @@ TEST(BigBird, EtcFormAddsGlobalTokensThatCarryFarContext) {
 
 }  // namespace
 }  // namespace attn
+
+namespace attn {
+namespace {
+
+TEST(Longformer, DilationIsPerHead) {
+  const Inputs in = inputs(Generator::Gaussian, 80);
+  const std::map<std::string, std::string> base = {
+      {"window", "8"}, {"globals", "0"}, {"dilation", "3"}, {"heads", "4"}, {"dilated_heads", "1"}};
+  auto with_head = [&](const char* h) {
+    auto p = base;
+    p["head"] = h;
+    return run("longformer", in, p);
+  };
+  const Result dilated = with_head("0"), plain = with_head("2");
+  EXPECT_TRUE(dilated.explanation.pattern->contains(40, 43));
+  EXPECT_FALSE(dilated.explanation.pattern->contains(40, 41));
+  EXPECT_TRUE(plain.explanation.pattern->contains(40, 41));
+  EXPECT_FALSE(plain.explanation.pattern->contains(40, 45));
+  ASSERT_EQ(dilated.explanation.steps.size(), 4u);  // one window per head
+  EXPECT_TRUE(stepPattern(dilated, "Head 0").contains(40, 43));
+  EXPECT_TRUE(stepPattern(dilated, "Head 3").contains(40, 41));
+  EXPECT_NE(with_head("9").explanation.notes.front().find("clamped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attn
