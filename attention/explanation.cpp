@@ -102,6 +102,45 @@ Matrix WeightKernel::block(Range rows, Range cols) const {
   return w;
 }
 
+ImpliedWeights permuteWeights(const ImpliedWeights& w, const std::vector<std::int32_t>& order, Index max_entries) {
+  const Index n = w.rows(), m = w.cols();
+  if (Index(order.size()) != n || n != m)
+    throw UserError("sorting tokens needs a square matrix and one position per token");
+  const Matrix dense = w.dense(max_entries);
+  auto sorted = std::make_shared<Matrix>(n, m);
+  for (Index k = 0; k < n; ++k)
+    for (Index l = 0; l < m; ++l) (*sorted)(k, l) = dense(order[size_t(k)], order[size_t(l)]);
+  return ImpliedWeights(n, m, [sorted](Range r, Range c) {
+    return Matrix(sorted->block(r.begin, c.begin, r.size(), c.size()));
+  });
+}
+
+Pattern permutePattern(const Pattern& p, const std::vector<std::int32_t>& order) {
+  if (Index(order.size()) != p.rows || p.rows != p.cols)
+    throw UserError("sorting tokens needs a square pattern and one position per token");
+  std::vector<std::int32_t> position(order.size());  // token → sorted position
+  for (size_t k = 0; k < order.size(); ++k) position[size_t(order[k])] = std::int32_t(k);
+  Pattern out;
+  out.rows = p.rows;
+  out.cols = p.cols;
+  out.components = p.components;
+  out.row_ptr.push_back(0);
+  std::vector<std::pair<std::int32_t, std::uint8_t>> row;
+  for (Index k = 0; k < p.rows; ++k) {
+    const Index i = order[size_t(k)];
+    row.clear();
+    for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e)
+      row.emplace_back(position[size_t(p.col[size_t(e)])], p.component.empty() ? 0 : p.component[size_t(e)]);
+    std::sort(row.begin(), row.end());
+    for (auto [j, c] : row) {
+      out.col.push_back(j);
+      out.component.push_back(c);
+    }
+    out.row_ptr.push_back(Index(out.col.size()));
+  }
+  return out;
+}
+
 Matrix ImpliedWeights::dense(Index max_entries) const {
   if (rows_ * cols_ > max_entries)
     throw UserError("the implied matrix is " + std::to_string(rows_) + "×" + std::to_string(cols_) +

@@ -143,6 +143,14 @@ struct Explanation {
   std::vector<std::string> notes;       ///< facts the user should see (parameter clamps, stand-ins used)
 };
 
+/// The weights with rows and columns permuted by `order` (order[k] = token at sorted position k, as
+/// Grouping::order): entry (k, l) is w(order[k], order[l]). Formed densely (N·M ≤ max_entries, else
+/// UserError): views sort tokens by buckets or clusters so the structure shows as blocks.
+ImpliedWeights permuteWeights(const ImpliedWeights& w, const std::vector<std::int32_t>& order,
+                              Index max_entries = Index(1) << 24);
+/// The pattern with rows and columns permuted the same way (components kept).
+Pattern permutePattern(const Pattern& p, const std::vector<std::int32_t>& order);
+
 /// Implied weights of softmax restricted to a pattern: w_ij = exp(s·q_i·k_j + bias_ij − lse_i) for
 /// (i, j) in the pattern, 0 elsewhere. `lse` is per row (from the attention primitive).
 ImpliedWeights patternSoftmaxWeights(std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k,

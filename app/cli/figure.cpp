@@ -66,15 +66,7 @@ QImage comparisonFigure(const attn::Comparison& c, const FigureOptions& options)
   }
   auto tileOf = [&](const attn::ImpliedWeights& w) {
     if (!grouping) return w.tile({0, n}, {0, m}, out, attn::Pooling::Max);
-    const attn::Matrix dense = w.dense();
-    auto sorted = std::make_shared<attn::Matrix>(n, m);
-    for (attn::Index i = 0; i < n; ++i)
-      for (attn::Index j = 0; j < m; ++j)
-        (*sorted)(i, j) = dense(grouping->order[size_t(i)], grouping->order[size_t(j)]);
-    const attn::ImpliedWeights permuted(n, m, [sorted](attn::Range r, attn::Range cc) {
-      return attn::Matrix(sorted->block(r.begin, cc.begin, r.size(), cc.size()));
-    });
-    return permuted.tile({0, n}, {0, m}, out, attn::Pooling::Max);
+    return attn::permuteWeights(w, grouping->order).tile({0, n}, {0, m}, out, attn::Pooling::Max);
   };
   const attn::Matrix exact = tileOf(c.exact.explanation.weights);
   attn::Matrix approx = attn::Matrix::Zero(side, side);

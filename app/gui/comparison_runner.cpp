@@ -129,28 +129,51 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
           attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
     }
     const auto start = std::chrono::steady_clock::now();
-    outcome.exact_pooled = pool(comparison->exact.explanation.weights, request.max_pixels, request.pooling,
+    // Token orders: the mechanism's groupings, and the input's clusters when the generator has them.
+    const attn::Index n = comparison->inputs.n(), m = comparison->inputs.m();
+    std::vector<attn::Grouping> orders;
+    if (n == m && n <= 4096) {
+      for (const attn::Grouping& g : comparison->approx.explanation.groupings)
+        if (attn::Index(g.order.size()) == n) orders.push_back(g);
+      if (!comparison->inputs.cluster.empty())
+        orders.push_back(attn::Grouping::fromLabels("input clusters", comparison->inputs.cluster,
+                                                    std::int32_t(comparison->inputs.spec.clusters)));
+    }
+    for (const attn::Grouping& g : orders) outcome.orders.push_back(g.name);
+    const attn::Grouping* order = nullptr;
+    for (const attn::Grouping& g : orders)
+      if (g.name == request.order) order = &g;
+    outcome.order = order ? order->name : std::string();
+    auto weightsOf = [&](const attn::ImpliedWeights& w) {
+      return order && w ? attn::permuteWeights(w, order->order) : w;
+    };
+    auto patternOf = [&](const attn::Pattern& p) { return order ? attn::permutePattern(p, order->order) : p; };
+    outcome.exact_pooled = pool(weightsOf(comparison->exact.explanation.weights), request.max_pixels, request.pooling,
                                  backend.backend.get());
     if (cancel.load()) throw attn::Cancelled();
-    outcome.approx_pooled = pool(comparison->approx.explanation.weights, request.max_pixels, request.pooling,
-                                  backend.backend.get());
+    outcome.approx_pooled = pool(weightsOf(comparison->approx.explanation.weights), request.max_pixels,
+                                  request.pooling, backend.backend.get());
     if (const auto& pattern = comparison->approx.explanation.pattern) {
-      outcome.pattern_pooled = poolPattern(*pattern, request.max_pixels);
+      outcome.pattern_pooled = poolPattern(patternOf(*pattern), request.max_pixels);
       outcome.pattern_components = pattern->components;
       if (outcome.pattern_components.empty()) outcome.pattern_components.push_back("scored");
     }
     for (const attn::Step& step : comparison->approx.explanation.steps) {
       if (!step.view || !step.view->pattern) continue;
       const attn::Pattern& p = *step.view->pattern;
-      RunOutcome::StepPattern sp{step.title, step.caption, poolPattern(p, request.max_pixels), p.components, p.rows,
+      const bool square = p.rows == n && p.cols == n;
+      RunOutcome::StepPattern sp{step.title, step.caption,
+                                 poolPattern(square ? patternOf(p) : p, request.max_pixels), p.components, p.rows,
                                  p.cols};
       if (sp.components.empty()) sp.components.push_back("scored");
       outcome.step_patterns.push_back(std::move(sp));
       if (cancel.load()) throw attn::Cancelled();
     }
+    std::vector<std::int32_t> position(order ? order->order.size() : 0);  // token → sorted position
+    for (size_t k = 0; k < position.size(); ++k) position[size_t(order->order[k])] = std::int32_t(k);
     for (const attn::TokenSet& set : comparison->approx.explanation.special)
       if (outcome.marks.size() + set.indices.size() <= 512)
-        outcome.marks.insert(outcome.marks.end(), set.indices.begin(), set.indices.end());
+        for (attn::Index t : set.indices) outcome.marks.push_back(order ? position[size_t(t)] : t);
     outcome.pool_ms = msSince(start);
     outcome.notes = comparison->params.notes();
     for (const std::string& note : comparison->approx.explanation.notes) outcome.notes.push_back(note);

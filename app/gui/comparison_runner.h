@@ -29,6 +29,9 @@ struct RunRequest {
   attn::gpu::BackendChoice backend = attn::gpu::BackendChoice::Auto;
   attn::Index max_pixels = 512;  ///< pooled images are at most this many pixels a side
   attn::Pooling pooling = attn::Pooling::Max;
+  /// Token order of the images: "" (by position) or the name of a grouping of the mechanism
+  /// ("round 1 buckets", …) or "input clusters"; unknown names fall back to position.
+  std::string order;
   /// When set, nothing is run: the weights of this comparison are pooled again (new size or pooling).
   std::shared_ptr<const attn::Comparison> repool;
 };
@@ -51,6 +54,10 @@ struct RunOutcome {
     attn::Index rows = 0, cols = 0;
   };
   std::vector<StepPattern> step_patterns;
+  /// The orders this outcome can be shown in (grouping names, "input clusters") and the one used ("" by
+  /// position). Sorting needs N = M ≤ 4096.
+  std::vector<std::string> orders;
+  std::string order;
   std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)

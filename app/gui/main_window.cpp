@@ -215,6 +215,19 @@ void MainWindow::buildToolBar() {
   bar->addWidget(new QLabel(tr("  Pattern ")));
   bar->addWidget(pattern_view_);
   connect(pattern_view_, &QComboBox::currentIndexChanged, this, [this] { showOutcome(); });
+  order_ = new QComboBox;
+  order_->addItem(tr("position"));
+  order_->setToolTip(tr("Token order of every panel: by position, or sorted by the mechanism's buckets / "
+                        "clusters / blocks (or the input's clusters), so groups show as blocks"));
+  order_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+  bar->addWidget(new QLabel(tr("  Order ")));
+  bar->addWidget(order_);
+  connect(order_, &QComboBox::currentIndexChanged, this, [this] {
+    if (run_timer_.isActive() || runner_.busy())
+      scheduleRun();
+    else
+      scheduleRepool();
+  });
   auto restyle = [this] {
     floor_->setEnabled(colorScale().mode == view::ScaleMode::Log10);
     showOutcome();
@@ -227,6 +240,14 @@ void MainWindow::buildToolBar() {
     else
       scheduleRepool();
   });
+}
+
+bool MainWindow::setOrder(const std::string& name) {
+  const int index = name.empty() || name == "position" ? 0 : order_->findText(QString::fromStdString(name));
+  if (index < 0) return false;
+  if (order_->currentIndex() == index) return true;
+  order_->setCurrentIndex(index);  // repools
+  return true;
 }
 
 bool MainWindow::setPatternView(const std::string& title) {
@@ -268,6 +289,7 @@ RunRequest MainWindow::baseRequest() const {
   request.backend = input_->backend();
   request.max_pixels = panelPixels();
   request.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
+  request.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
   return request;
 }
 
@@ -369,6 +391,21 @@ void MainWindow::showOutcome() {
   approx.marks = outcome_->marks;
   scene.panels.push_back(std::move(exact));
   scene.panels.push_back(std::move(approx));
+  // The orders this outcome offers (keeping the current choice when it is still there).
+  {
+    QStringList orders{tr("position")};
+    for (const std::string& o : outcome_->orders) orders << QString::fromStdString(o);
+    QStringList existing;
+    for (int i = 0; i < order_->count(); ++i) existing << order_->itemText(i);
+    if (existing != orders) {
+      const QSignalBlocker block(order_);
+      order_->clear();
+      order_->addItems(orders);
+      order_->setCurrentIndex(
+          outcome_->order.empty() ? 0 : std::max(0, static_cast<int>(orders.indexOf(QString::fromStdString(outcome_->order)))));
+    }
+    order_->setEnabled(orders.size() > 1);
+  }
   // The pattern panel: the mechanism's pattern or a step's (the selector lists what this outcome has).
   {
     QStringList views;
@@ -417,6 +454,7 @@ void MainWindow::showOutcome() {
   footer += "   \xC2\xB7   " + attn::generatorName(spec.generator) + " input, N = " + std::to_string(c.inputs.n()) +
             ", d = " + std::to_string(spec.d) + ", seed " + std::to_string(spec.seed) +
             (outcome_->causal ? ", causal" : "");
+  if (!outcome_->order.empty()) footer += "   \xC2\xB7   tokens sorted by " + outcome_->order;
   scene.footer = footer;
   if (viewport_) viewport_->setScene(std::move(scene));
 

@@ -48,6 +48,9 @@ class MainWindow : public QMainWindow {
   /// Shows the pattern of the step titled `title` in the pattern panel ("" or "pattern": the
   /// mechanism's own); false when the last outcome has no such step.
   bool setPatternView(const std::string& title);
+  /// Orders the tokens of every panel by the grouping named `name` ("" or "position": by position);
+  /// repools. false when the last outcome has no such grouping.
+  bool setOrder(const std::string& name);
   /// Turns causal masking on or off (reruns).
   void setCausal(bool causal);
   /// Processes events until no run is scheduled or in flight and the viewport has drawn the newest
@@ -102,7 +105,8 @@ class MainWindow : public QMainWindow {
   QComboBox* scale_ = nullptr;
   QComboBox* floor_ = nullptr;
   QComboBox* pooling_ = nullptr;
-  QComboBox* pattern_view_ = nullptr;  ///< which pattern the third panel shows: the mechanism's or a step's
+  QComboBox* pattern_view_ = nullptr;
+  QComboBox* order_ = nullptr;  ///< token order of the images: position, or a grouping of the outcome  ///< which pattern the third panel shows: the mechanism's or a step's
   QLabel* status_time_ = nullptr;
   QLabel* status_error_ = nullptr;
   QLabel* status_notice_ = nullptr;

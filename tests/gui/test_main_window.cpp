@@ -160,6 +160,27 @@ TEST_F(MainWindowTest, PatternPanelShowsTheStepsOfAMechanism) {
   EXPECT_TRUE(window.setPatternView(""));
 }
 
+TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  const auto before = window.lastOutcome();
+  ASSERT_TRUE(before && before->ok) << window.lastError().toStdString();
+  ASSERT_FALSE(before->orders.empty());
+  EXPECT_TRUE(before->order.empty());
+  const QImage by_position = window.viewportImage();
+  ASSERT_TRUE(window.setOrder(before->orders.front()));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const auto sorted = window.lastOutcome();
+  ASSERT_TRUE(sorted && sorted->ok);
+  EXPECT_EQ(sorted->order, before->orders.front());
+  EXPECT_EQ(sorted->comparison, before->comparison) << "sorting repools, it does not rerun";
+  EXPECT_GT(differingShare(by_position, window.viewportImage()), 0.01) << "the viewport did not change";
+  // The same weights, permuted: the sums of the pooled exact images agree.
+  EXPECT_NEAR(sorted->exact_pooled.sum(), before->exact_pooled.sum(), 1e-2 * before->exact_pooled.sum());
+  EXPECT_FALSE(window.setOrder("no such grouping"));
+  EXPECT_TRUE(window.setOrder("position"));
+}
+
 TEST_F(MainWindowTest, TheNewestRequestWins) {
   MainWindow window(options("longformer"));
   showAndWait(window);
