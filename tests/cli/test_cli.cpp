@@ -126,7 +126,7 @@ TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
   }
   const std::vector<Case> cases = {
       {"run --mechanism nope", "unknown mechanism 'nope'"},
-      {"run --mechanism longformer --set windw=3", "this mechanism takes: window, dilation, globals"},
+      {"run --mechanism longformer --set windw=3", "this mechanism takes: window, dilation, heads"},
       {"run --mechanism longformer --set window", "NAME=VALUE"},
       {"run --mechanism exact --input cluster", "unknown input generator"},
       {"run --mechanism exact --n 0", "N must be between"},
