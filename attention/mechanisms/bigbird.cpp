@@ -116,7 +116,9 @@ class BigBird final : public Mechanism {
   /// ETC form: window and random blocks over the sequence, plus g·b extra global tokens (each the mean of
   /// one of g·b equal segments: the stand-in for learned global tokens) that every token attends to.
   Result runEtc(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const {
-    requireNonCausal(info(), options);  // the extra global tokens read everything
+    if (options.causal)
+      throw UserError("BigBird's ETC form has no causal form (its extra global tokens read every token); use "
+                      "form=itc for causal runs");
     Result r;
     const Index n = in.n(), m = in.m(), b = p.integer("block"), rand = p.integer("random");
     const Index key_blocks = (m + b - 1) / b, query_blocks = (n + b - 1) / b;

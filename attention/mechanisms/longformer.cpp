@@ -88,8 +88,10 @@ class Longformer final : public Mechanism {
           out.insert(out.end(), global.begin(), global.end());
       });
       const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
-      b.add("window", [lo, hi, dilation](Index i, std::vector<Index>& out) {
-        for (Index t = lo; t <= hi; ++t) out.push_back(i + dilation * t);
+      b.add("window", [lo, hi, dilation, m](Index i, std::vector<Index>& out) {
+        // Only the t whose key i + δ·t lies in 0…M−1 (a window wider than the sequence costs nothing).
+        const Index t0 = std::max(lo, -(i / dilation)), t1 = std::min(hi, (m - 1 - i) >= 0 ? (m - 1 - i) / dilation : -1);
+        for (Index t = t0; t <= t1; ++t) out.push_back(i + dilation * t);
       });
       return std::make_shared<const Pattern>(b.build(options));
     });
@@ -101,8 +103,9 @@ class Longformer final : public Mechanism {
         PatternBuilder b(n, m, false);
         const Index dh = dilationOf(h);
         const Index lo = options.causal ? -w : -(w / 2), hi = options.causal ? 0 : w / 2;
-        b.add("window (δ = " + std::to_string(dh) + ")", [lo, hi, dh](Index i, std::vector<Index>& out) {
-          for (Index t = lo; t <= hi; ++t) out.push_back(i + dh * t);
+        b.add("window (δ = " + std::to_string(dh) + ")", [lo, hi, dh, m](Index i, std::vector<Index>& out) {
+          const Index t0 = std::max(lo, -(i / dh)), t1 = std::min(hi, (m - 1 - i) >= 0 ? (m - 1 - i) / dh : -1);
+          for (Index t = t0; t <= t1; ++t) out.push_back(i + dh * t);
         });
         r.explanation.steps.push_back(mech::patternStep("Head " + std::to_string(h), "dilation " + std::to_string(dh),
                                                         b.build(options)));

@@ -43,8 +43,9 @@ Pattern dietMask(const DietShape& s, Index layer, Index n, Index m, bool causal,
     });
   } else {
     const Index w = std::min<Index>(s.w0 * ipow(s.growth, layer), Index(1) << 40);
-    b.add("window", [w, causal](Index i, std::vector<Index>& out) {
-      for (Index j = i - w + 1; j <= (causal ? i : i + w - 1); ++j) out.push_back(j);
+    b.add("window", [w, causal, m](Index i, std::vector<Index>& out) {
+      const Index lo = std::max<Index>(0, i - w + 1), hi = std::min(m - 1, causal ? i : i + w - 1);
+      for (Index j = lo; j <= hi; ++j) out.push_back(j);
     });
   }
   return b.build(options);
