@@ -144,6 +144,12 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     for (const attn::Grouping& g : orders)
       if (g.name == request.order) order = &g;
     outcome.order = order ? order->name : std::string();
+    if (order) {  // the group strip: one label per pixel row of the images pooled below
+      std::vector<attn::Index> rs, re;
+      attn::tilePixelSpans(n, std::min(n, request.max_pixels), rs, re);
+      for (size_t q = 0; q < rs.size(); ++q)
+        outcome.row_groups.push_back(order->label[size_t(order->order[size_t(rs[q])])]);
+    }
     auto weightsOf = [&](const attn::ImpliedWeights& w) {
       return order && w ? attn::permuteWeights(w, order->order) : w;
     };

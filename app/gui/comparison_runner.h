@@ -58,6 +58,9 @@ struct RunOutcome {
   /// position). Sorting needs N = M ≤ 4096.
   std::vector<std::string> orders;
   std::string order;
+  /// When sorted by a grouping: the group label of each pixel row of the pooled images (the label of
+  /// the first token the row covers), for the group strip; empty otherwise.
+  std::vector<int> row_groups;
   std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)

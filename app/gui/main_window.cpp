@@ -389,6 +389,8 @@ void MainWindow::showOutcome() {
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
   approx.marks = outcome_->marks;
+  if (outcome_->row_groups.size() == static_cast<size_t>(exact.values.rows())) exact.row_groups = outcome_->row_groups;
+  if (outcome_->row_groups.size() == static_cast<size_t>(approx.values.rows())) approx.row_groups = outcome_->row_groups;
   scene.panels.push_back(std::move(exact));
   scene.panels.push_back(std::move(approx));
   // The orders this outcome offers (keeping the current choice when it is still there).
@@ -445,6 +447,7 @@ void MainWindow::showOutcome() {
     pattern.pooling = "first component";
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any");
     pattern.marks = outcome_->marks;
+    if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows())) pattern.row_groups = outcome_->row_groups;
     scene.panels.push_back(std::move(pattern));
   }
   panel_count_ = static_cast<int>(scene.panels.size());

@@ -131,6 +131,16 @@ void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const O
   textCentred(dl, small, cx, r.y + r.h + 24, k_dim, "key j \xE2\x86\x92");
   const std::string query = "query i \xE2\x86\x93";
   text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
+  // Group strip: the group of each pixel row in categorical colours, just left of the image.
+  if (!panel.row_groups.empty() && panel.values.rows() > 0) {
+    const float py = r.h / static_cast<float>(panel.row_groups.size());
+    for (size_t k = 0; k < panel.row_groups.size(); ++k) {
+      if (panel.row_groups[k] < 0) continue;
+      const Rgb c = categoricalPalette()[size_t(panel.row_groups[k]) % categoricalPalette().size()];
+      dl->AddRectFilled(ImVec2(r.x - 5, r.y + py * float(k)), ImVec2(r.x - 1, r.y + py * float(k + 1)),
+                        IM_COL32(int(c.r * 255 + 0.5f), int(c.g * 255 + 0.5f), int(c.b * 255 + 0.5f), 255));
+    }
+  }
   // Marked tokens (global tokens, …): small triangles outside the top and left edges.
   const size_t most_marks = 512;
   for (size_t k = 0; k < panel.marks.size() && k < most_marks; ++k) {

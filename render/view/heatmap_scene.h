@@ -56,6 +56,9 @@ struct HeatmapImage {
   std::vector<std::string> categories;
   /// Token positions to mark on both axes (global tokens, landmarks that are tokens).
   std::vector<attn::Index> marks;
+  /// Group of each pixel row (bucket, cluster, block…; −1 none): drawn as a strip of categorical colours
+  /// along the left edge, so sorted groups read as coloured runs. Empty: no strip.
+  std::vector<int> row_groups;
 };
 
 /// Everything the viewport draws.

@@ -9,6 +9,7 @@
 #include <QTest>
 #include <QTreeWidget>
 #include <QVulkanWindow>
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <set>
@@ -173,10 +174,15 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   const auto sorted = window.lastOutcome();
   ASSERT_TRUE(sorted && sorted->ok);
   EXPECT_EQ(sorted->order, before->orders.front());
+  ASSERT_EQ(sorted->row_groups.size(), static_cast<size_t>(sorted->exact_pooled.rows()));
+  EXPECT_TRUE(std::is_sorted(sorted->row_groups.begin(), sorted->row_groups.end())) << "groups run in order";
   EXPECT_EQ(sorted->comparison, before->comparison) << "sorting repools, it does not rerun";
   EXPECT_GT(differingShare(by_position, window.viewportImage()), 0.01) << "the viewport did not change";
   // The same weights, permuted: the sums of the pooled exact images agree.
   EXPECT_NEAR(sorted->exact_pooled.sum(), before->exact_pooled.sum(), 1e-2 * before->exact_pooled.sum());
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_SORTED")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
   EXPECT_FALSE(window.setOrder("no such grouping"));
   EXPECT_TRUE(window.setOrder("position"));
 }
