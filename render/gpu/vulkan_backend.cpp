@@ -61,12 +61,62 @@ Index floatBytes(const vk::Context& ctx, Index rows, Index cols, const std::stri
   return ctx.bufferBytes(count, sizeof(float), what);
 }
 
-Index sumBytes(std::initializer_list<Index> parts, const std::string& what) {
-  Index total = 0;
-  for (Index p : parts)
-    if (__builtin_add_overflow(total, p, &total)) throw UserError(what + ": total size overflows");
-  return total;
+/// Bytes of `count` 32-bit words (at least one, so that empty lists still bind), checked as floatBytes.
+Index intBytes(const vk::Context& ctx, Index count, const std::string& what) {
+  return ctx.bufferBytes(std::max<Index>(count, 1), sizeof(std::uint32_t), what);
 }
+
+/// The GPU buffers of one primitive call: each size is checked (overflow, device limits) as it is
+/// declared, their total against the memory budget before anything is allocated (UserError naming
+/// the call), and then all are created together.
+class CallBuffers {
+ public:
+  explicit CallBuffers(vk::Context& ctx) : ctx_(ctx) {}
+  /// A rows×cols fp32 buffer; returns its handle for operator[].
+  std::size_t floats(Index rows, Index cols, std::string what, vk::BufferUse use = vk::BufferUse::DeviceRead) {
+    return declare(floatBytes(ctx_, rows, cols, what), std::move(what), use);
+  }
+  /// `count` 32-bit words.
+  std::size_t words(Index count, std::string what, vk::BufferUse use = vk::BufferUse::DeviceRead) {
+    return declare(intBytes(ctx_, count, what), std::move(what), use);
+  }
+  /// `count` elements of `element` bytes.
+  std::size_t elements(Index count, Index element, std::string what) {
+    return declare(ctx_.bufferBytes(std::max<Index>(count, 1), element, what), std::move(what), vk::BufferUse::DeviceRead);
+  }
+  /// Checks the total against the budget and creates every buffer; returns the bytes they hold.
+  Index allocate(const std::string& call) {
+    Index total = 0;
+    for (const Spec& s : specs_)
+      if (__builtin_add_overflow(total, s.bytes, &total)) throw UserError(call + ": total size overflows");
+    ctx_.requireBudget(total, call);
+    Index held = 0;
+    for (const Spec& s : specs_) {
+      buffers_.push_back(ctx_.createBuffer(s.bytes, s.what, s.use));
+      held += buffers_.back().allocatedBytes();
+    }
+    return held;
+  }
+  vk::Buffer& operator[](std::size_t i) { return buffers_[i]; }
+  /// The usable bytes of buffer i (what it was declared with).
+  Index bytes(std::size_t i) const { return specs_[i].bytes; }
+  /// Uploads host data filling buffer i.
+  void upload(std::size_t i, const void* data) { buffers_[i].upload(data, specs_[i].bytes); }
+
+ private:
+  struct Spec {
+    Index bytes;
+    std::string what;
+    vk::BufferUse use;
+  };
+  std::size_t declare(Index bytes, std::string what, vk::BufferUse use) {
+    specs_.push_back({bytes, std::move(what), use});
+    return specs_.size() - 1;
+  }
+  vk::Context& ctx_;
+  std::vector<Spec> specs_;
+  std::vector<vk::Buffer> buffers_;
+};
 
 /// Splits `groups` workgroups into a grid (x, y) within the device's per-dimension limits.
 std::pair<std::uint32_t, std::uint32_t> grid(Index groups, const vk::DeviceLimits& limits, const char* what) {
@@ -218,34 +268,19 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   const bool has_bias = options.bias != nullptr;
 
   // Sizes first (overflow-checked, against the device limits and the budget), then allocate.
-  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
-  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
-  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
-  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
-  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
-  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
-  const Index state_bytes = floatBytes(ctx, n, kRowStateBytes / Index(sizeof(float)), "the row states");
-  const Index bias_bytes = has_bias ? floatBytes(ctx, n, m, "the N×M attention bias") : 0;
-  const Index total =
-      sumBytes({q_bytes, k_bytes, v_bytes, o_bytes, lse_bytes, flag_bytes, state_bytes, bias_bytes}, "dense attention");
-  ctx.requireBudget(total, "dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) +
-                               ", d = " + std::to_string(d) + ", dv = " + std::to_string(dv) + ")");
-
-  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
-  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
-  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
-  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
-  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
-  vk::Buffer sb = ctx.createBuffer(state_bytes, "the row states");
-  vk::Buffer bb;
-  if (has_bias) bb = ctx.createBuffer(bias_bytes, "the N×M attention bias");
-  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + ob.allocatedBytes() + lb.allocatedBytes() +
-           fb.allocatedBytes() + sb.allocatedBytes() + bb.allocatedBytes());
-  qb.upload(q.data(), q_bytes);
-  kb.upload(k.data(), k_bytes);
-  vb.upload(v.data(), v_bytes);
-  if (has_bias) bb.upload(options.bias->data(), bias_bytes);
+  CallBuffers b(ctx);
+  const auto Q = b.floats(n, d, "the queries Q"), K = b.floats(m, d, "the keys K"), V = b.floats(m, dv, "the values V");
+  const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
+  const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
+  const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
+  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto B = has_bias ? b.floats(n, m, "the N×M attention bias") : 0;
+  notePeak(b.allocate("dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) + ", d = " +
+                      std::to_string(d) + ", dv = " + std::to_string(dv) + ")"));
+  b.upload(Q, q.data());
+  b.upload(K, k.data());
+  b.upload(V, v.data());
+  if (has_bias) b.upload(B, options.bias->data());
 
   const char* shader = has_bias ? (options.mask_self ? "attention_dense_bias_self" : "attention_dense_bias")
                                 : (options.mask_self ? "attention_dense_self" : "attention_dense");
@@ -285,24 +320,22 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   last_dense_path_ = "fp32";
 
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(ob, kNaNWord);
-      rec.fill(lb, kNaNWord);
-      rec.fill(fb, kNaNWord);  // not a valid flag word: unwritten flags are detected below
-      rec.fill(sb, kNaNWord);
-    }
+    if (options_.poison_outputs)  // NaN is not a valid flag word either: unwritten flags are detected
+      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
     if (has_bias)
-      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb, &sb, &bb}, std::span<const DensePush>(pushes), gx, gy);
+      rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F], &b[S], &b[B]},
+                       std::span<const DensePush>(pushes), gx, gy);
     else
-      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb, &sb}, std::span<const DensePush>(pushes), gx, gy);
+      rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F], &b[S]}, std::span<const DensePush>(pushes),
+                       gx, gy);
   });
 
   result.out.resize(n, dv);
   result.lse.resize(n);
-  ob.download(result.out.data(), o_bytes);
-  lb.download(result.lse.data(), lse_bytes);
+  b[O].download(result.out.data(), b.bytes(O));
+  b[L].download(result.lse.data(), b.bytes(L));
   std::vector<std::uint32_t> flags(static_cast<std::size_t>(n));
-  fb.download(flags.data(), flag_bytes);
+  b[F].download(flags.data(), b.bytes(F));
 
   fixFlaggedRows(q, k, v, options, flags, 7u, result);
   return result;
@@ -402,26 +435,16 @@ AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const
   vk::Context& ctx = *context_;
   const Index n = q.rows(), m = k.rows(), d = q.cols();
   last_fixed_rows_ = 0;
-  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
-  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
-  const Index v_bytes = floatBytes(ctx, m, d, "the values V");
-  const Index o_bytes = floatBytes(ctx, n, d, "the attention output");
-  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
-  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
-  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, o_bytes, lse_bytes, flag_bytes}, "dense attention"),
-                    "dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) + ", d = " +
-                        std::to_string(d) + ")");
-  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
-  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
-  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
-  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
-  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
-  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + ob.allocatedBytes() +
-           lb.allocatedBytes() + fb.allocatedBytes());
-  qb.upload(q.data(), q_bytes);
-  kb.upload(k.data(), k_bytes);
-  vb.upload(v.data(), v_bytes);
+  CallBuffers b(ctx);
+  const auto Q = b.floats(n, d, "the queries Q"), K = b.floats(m, d, "the keys K"), V = b.floats(m, d, "the values V");
+  const auto O = b.floats(n, d, "the attention output", vk::BufferUse::HostRead);
+  const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
+  const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
+  notePeak(b.allocate("dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) + ", d = " +
+                      std::to_string(d) + ")"));
+  b.upload(Q, q.data());
+  b.upload(K, k.data());
+  b.upload(V, v.data());
   const auto [gx, gy] = grid(ceilDiv(n, kCoopRows), ctx.limits(), "dense attention");
   const CoopPush push{u32(n), u32(m), u32(d), u32(d), options.causal ? 1u : 0u,
                       static_cast<std::int32_t>(std::clamp<Index>(options.causal_offset, -n, m)),
@@ -430,18 +453,15 @@ AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const
       ctx.pipeline({d == 64 ? "attention_dense_coopmat_d64" : "attention_dense_coopmat_d128", 6, sizeof(CoopPush), {},
                     32});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(ob, kNaNWord);
-      rec.fill(lb, kNaNWord);
-      rec.fill(fb, kNaNWord);
-    }
-    rec.dispatch(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb}, push, gx, gy);
+    if (options_.poison_outputs)
+      for (auto out : {O, L, F}) rec.fill(b[out], kNaNWord);
+    rec.dispatch(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F]}, push, gx, gy);
   });
   AttentionOutput result{Matrix(n, d), Vector(n)};
-  ob.download(result.out.data(), o_bytes);
-  lb.download(result.lse.data(), lse_bytes);
+  b[O].download(result.out.data(), b.bytes(O));
+  b[L].download(result.lse.data(), b.bytes(L));
   std::vector<std::uint32_t> flags(static_cast<size_t>(n));
-  fb.download(flags.data(), flag_bytes);
+  b[F].download(flags.data(), b.bytes(F));
   fixFlaggedRows(q, k, v, options, flags, 3u, result);
   last_dense_dispatches_ = 1;
   last_dense_path_ = "fp16-coopmat";
@@ -466,18 +486,13 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
   if (kk == 0) return Matrix::Zero(n, m);
   if (n > kMaxTokens || m > kMaxTokens || kk > kMaxTokens)
     throw UserError("matmul: a dimension exceeds the GPU kernel's limit of " + std::to_string(kMaxTokens));
-  const Index a_bytes = floatBytes(ctx, n, kk, "matmul operand A");
-  const Index b_bytes = floatBytes(ctx, b.rows(), b.cols(), "matmul operand B");
-  const Index c_bytes = floatBytes(ctx, n, m, "matmul result");
-  ctx.requireBudget(sumBytes({a_bytes, b_bytes, c_bytes}, "matmul"),
-                    "matmul (" + std::to_string(n) + "×" + std::to_string(kk) + " by " + std::to_string(kk) + "×" +
-                        std::to_string(m) + ")");
-  vk::Buffer ab = ctx.createBuffer(a_bytes, "matmul operand A");
-  vk::Buffer bb = ctx.createBuffer(b_bytes, "matmul operand B");
-  vk::Buffer cb = ctx.createBuffer(c_bytes, "matmul result", vk::BufferUse::HostRead);
-  notePeak(ab.allocatedBytes() + bb.allocatedBytes() + cb.allocatedBytes());
-  ab.upload(a.data(), a_bytes);
-  bb.upload(b.data(), b_bytes);
+  CallBuffers buf(ctx);
+  const auto A = buf.floats(n, kk, "matmul operand A"), B = buf.floats(b.rows(), b.cols(), "matmul operand B");
+  const auto C = buf.floats(n, m, "matmul result", vk::BufferUse::HostRead);
+  notePeak(buf.allocate("matmul (" + std::to_string(n) + "×" + std::to_string(kk) + " by " + std::to_string(kk) + "×" +
+                        std::to_string(m) + ")"));
+  buf.upload(A, a.data());
+  buf.upload(B, b.data());
   const vk::Pipeline& pipeline = ctx.pipeline({"matmul", 3, sizeof(MatmulPush), {}});
   const Index gx = (m + 15) / 16, gy = (n + 15) / 16;
   if (gx > ctx.limits().max_workgroup_count[0] || gy > ctx.limits().max_workgroup_count[1])
@@ -499,12 +514,12 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
                                            static_cast<std::uint32_t>(std::min(kk, (i + 1) * depth)),
                                            i > 0 ? 1u : 0u};
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) rec.fill(cb, kNaNWord);
-    rec.dispatchEach(pipeline, {&ab, &bb, &cb}, std::span<const MatmulPush>(pushes), static_cast<std::uint32_t>(gx),
-                     static_cast<std::uint32_t>(gy));
+    if (options_.poison_outputs) rec.fill(buf[C], kNaNWord);
+    rec.dispatchEach(pipeline, {&buf[A], &buf[B], &buf[C]}, std::span<const MatmulPush>(pushes),
+                     static_cast<std::uint32_t>(gx), static_cast<std::uint32_t>(gy));
   });
   Matrix c(n, m);
-  cb.download(c.data(), c_bytes);
+  buf[C].download(c.data(), buf.bytes(C));
   return c;
 }
 
@@ -520,10 +535,6 @@ constexpr Index kLinearChunk = 64;    // C in attention_linear.comp
 /// Budget of loop iterations per invocation, or "unlimited" (a very large number).
 Index iterationBudget(const vk::DeviceLimits& limits) {
   return limits.max_loop_iterations == 0 ? std::numeric_limits<Index>::max() / 4 : loopBudget(limits);
-}
-
-Index intBytes(const vk::Context& ctx, Index count, const std::string& what) {
-  return ctx.bufferBytes(std::max<Index>(count, 1), sizeof(std::uint32_t), what);
 }
 
 /// Splits `total` items of per-invocation work into dispatches of at most `per_dispatch` (a multiple
@@ -630,39 +641,23 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   last_fixed_rows_ = 0;
   if (n > kMaxTokens || m > kMaxTokens || Index(tiles.col.size()) > (Index(1) << 31))
     throw UserError("sparse attention: the pattern exceeds the GPU kernel's limits");
-  const Index entries = Index(tiles.col.size());
-  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
-  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
-  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
-  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
-  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
-  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
-  const Index state_bytes = floatBytes(ctx, n, kRowStateBytes / Index(sizeof(float)), "the row states");
-  const Index ptr_bytes = intBytes(ctx, Index(tiles.ptr.size()), "the tile list offsets");
-  const Index col_bytes = intBytes(ctx, entries, "the tile list");
-  const Index mask_bytes = ctx.bufferBytes(std::max<Index>(1, Index(tiles.mask.size())), 8, "the tile masks");
-  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, o_bytes, lse_bytes, flag_bytes, state_bytes, ptr_bytes,
-                              col_bytes, mask_bytes},
-                             "sparse attention"),
-                    "sparse attention (N = " + std::to_string(n) + ", " + std::to_string(entries) + " key tiles)");
-  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
-  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
-  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
-  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
-  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
-  vk::Buffer sb = ctx.createBuffer(state_bytes, "the row states");
-  vk::Buffer pb = ctx.createBuffer(ptr_bytes, "the tile list offsets");
-  vk::Buffer cb = ctx.createBuffer(col_bytes, "the tile list");
-  vk::Buffer mb = ctx.createBuffer(mask_bytes, "the tile masks");
-  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + ob.allocatedBytes() + lb.allocatedBytes() +
-           fb.allocatedBytes() + sb.allocatedBytes() + pb.allocatedBytes() + cb.allocatedBytes() + mb.allocatedBytes());
-  qb.upload(q.data(), q_bytes);
-  kb.upload(k.data(), k_bytes);
-  vb.upload(v.data(), v_bytes);
-  pb.upload(tiles.ptr.data(), Index(tiles.ptr.size() * sizeof(std::uint32_t)));
-  cb.upload(tiles.col.data(), entries * Index(sizeof(std::uint32_t)));
-  mb.upload(tiles.mask.data(), Index(tiles.mask.size() * sizeof(std::uint64_t)));
+  const Index entries = Index(tiles.col.size());  // ≥ 1: the pattern has entries
+  CallBuffers b(ctx);
+  const auto Q = b.floats(n, d, "the queries Q"), K = b.floats(m, d, "the keys K"), V = b.floats(m, dv, "the values V");
+  const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
+  const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
+  const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
+  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto P = b.words(Index(tiles.ptr.size()), "the tile list offsets");
+  const auto C = b.words(entries, "the tile list");
+  const auto M = b.elements(Index(tiles.mask.size()), 8, "the tile masks");
+  notePeak(b.allocate("sparse attention (N = " + std::to_string(n) + ", " + std::to_string(entries) + " key tiles)"));
+  b.upload(Q, q.data());
+  b.upload(K, k.data());
+  b.upload(V, v.data());
+  b.upload(P, tiles.ptr.data());
+  b.upload(C, tiles.col.data());
+  b.upload(M, tiles.mask.data());
 
   const vk::Pipeline& pipeline =
       ctx.pipeline({"attention_dense_tiles", 10u, sizeof(DensePush),
@@ -686,20 +681,16 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   }
   last_split_dispatches_ = Index(parts.size());
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(ob, kNaNWord);
-      rec.fill(lb, kNaNWord);
-      rec.fill(fb, kNaNWord);
-      rec.fill(sb, kNaNWord);
-    }
-    rec.dispatchEach(pipeline, {&qb, &kb, &vb, &ob, &lb, &fb, &sb, &pb, &cb, &mb}, std::span<const DensePush>(pushes),
-                     gx, gy);
+    if (options_.poison_outputs)
+      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
+    rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F], &b[S], &b[P], &b[C], &b[M]},
+                     std::span<const DensePush>(pushes), gx, gy);
   });
   AttentionOutput result{Matrix(n, dv), Vector(n)};
-  ob.download(result.out.data(), o_bytes);
-  lb.download(result.lse.data(), lse_bytes);
+  b[O].download(result.out.data(), b.bytes(O));
+  b[L].download(result.lse.data(), b.bytes(L));
   std::vector<std::uint32_t> flags(static_cast<size_t>(n));
-  fb.download(flags.data(), flag_bytes);
+  b[F].download(flags.data(), b.bytes(F));
   fixSparseRows(q, k, v, pattern, scale, nullptr, flags, result);
   return result;
 }
@@ -718,44 +709,25 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
     throw UserError("sparse attention: " + std::to_string(nnz) + " pattern entries over " + std::to_string(n) +
                     " rows exceed the GPU kernel's limits");
   const bool has_bias = entry_bias != nullptr;
-  const Index q_bytes = floatBytes(ctx, n, d, "the queries Q");
-  const Index k_bytes = floatBytes(ctx, m, d, "the keys K");
-  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
-  const Index rp_bytes = intBytes(ctx, n + 1, "the pattern's row offsets");
-  const Index col_bytes = intBytes(ctx, nnz, "the pattern's columns");
-  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
-  const Index lse_bytes = floatBytes(ctx, n, 1, "the row normalisers");
-  const Index flag_bytes = floatBytes(ctx, n, 1, "the row flags");
-  const Index state_bytes = floatBytes(ctx, n, kRowStateBytes / Index(sizeof(float)), "the row states");
-  const Index bias_bytes = has_bias ? floatBytes(ctx, nnz, 1, "the pattern's logit bias") : 0;
-  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, rp_bytes, col_bytes, o_bytes, lse_bytes, flag_bytes,
-                              state_bytes, bias_bytes},
-                             "sparse attention"),
-                    "sparse attention (N = " + std::to_string(n) + ", " + std::to_string(nnz) + " pairs)");
-  vk::Buffer qb = ctx.createBuffer(q_bytes, "the queries Q");
-  vk::Buffer kb = ctx.createBuffer(k_bytes, "the keys K");
-  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
-  vk::Buffer rpb = ctx.createBuffer(rp_bytes, "the pattern's row offsets");
-  vk::Buffer colb = ctx.createBuffer(col_bytes, "the pattern's columns");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
-  vk::Buffer lb = ctx.createBuffer(lse_bytes, "the row normalisers", vk::BufferUse::HostRead);
-  vk::Buffer fb = ctx.createBuffer(flag_bytes, "the row flags", vk::BufferUse::HostRead);
-  vk::Buffer sb = ctx.createBuffer(state_bytes, "the row states");
-  vk::Buffer bb;
-  if (has_bias) bb = ctx.createBuffer(bias_bytes, "the pattern's logit bias");
-  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + rpb.allocatedBytes() +
-           colb.allocatedBytes() + ob.allocatedBytes() + lb.allocatedBytes() + fb.allocatedBytes() +
-           sb.allocatedBytes() + bb.allocatedBytes());
-  qb.upload(q.data(), q_bytes);
-  kb.upload(k.data(), k_bytes);
-  vb.upload(v.data(), v_bytes);
+  CallBuffers b(ctx);
+  const auto Q = b.floats(n, d, "the queries Q"), K = b.floats(m, d, "the keys K"), V = b.floats(m, dv, "the values V");
+  const auto R = b.words(n + 1, "the pattern's row offsets"), C = b.words(nnz, "the pattern's columns");
+  const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
+  const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
+  const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
+  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto B = has_bias ? b.floats(nnz, 1, "the pattern's logit bias") : 0;
+  notePeak(b.allocate("sparse attention (N = " + std::to_string(n) + ", " + std::to_string(nnz) + " pairs)"));
+  b.upload(Q, q.data());
+  b.upload(K, k.data());
+  b.upload(V, v.data());
   std::vector<std::uint32_t> row_ptr(static_cast<size_t>(n + 1));
   Index longest = 0;
   for (Index i = 0; i <= n; ++i) row_ptr[size_t(i)] = u32(pattern.row_ptr[size_t(i)]);
   for (Index i = 0; i < n; ++i) longest = std::max(longest, pattern.row_ptr[size_t(i + 1)] - pattern.row_ptr[size_t(i)]);
-  rpb.upload(row_ptr.data(), (n + 1) * Index(sizeof(std::uint32_t)));
-  colb.upload(pattern.col.data(), nnz * Index(sizeof(std::int32_t)));
-  if (has_bias) bb.upload(entry_bias->data(), bias_bytes);
+  b.upload(R, row_ptr.data());
+  b.upload(C, pattern.col.data());  // nnz ≥ 1 here
+  if (has_bias) b.upload(B, entry_bias->data());
 
   // attention_sparse.comp's loops per 64-entry block (see loopBudget): the block loop, the dot
   // product, thread 0's two passes, the P·V loop; per dispatch the query load and margins.
@@ -774,23 +746,19 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
   const vk::Pipeline& pipeline =
       ctx.pipeline({has_bias ? "attention_sparse_bias" : "attention_sparse", has_bias ? 10u : 9u, sizeof(SparsePush), {}});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(ob, kNaNWord);
-      rec.fill(lb, kNaNWord);
-      rec.fill(fb, kNaNWord);
-      rec.fill(sb, kNaNWord);
-    }
+    if (options_.poison_outputs)
+      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
     if (has_bias)
-      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &rpb, &colb, &ob, &lb, &fb, &sb, &bb},
+      rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[R], &b[C], &b[O], &b[L], &b[F], &b[S], &b[B]},
                        std::span<const SparsePush>(pushes), gx, gy);
     else
-      rec.dispatchEach(pipeline, {&qb, &kb, &vb, &rpb, &colb, &ob, &lb, &fb, &sb}, std::span<const SparsePush>(pushes),
-                       gx, gy);
+      rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[R], &b[C], &b[O], &b[L], &b[F], &b[S]},
+                       std::span<const SparsePush>(pushes), gx, gy);
   });
-  ob.download(result.out.data(), o_bytes);
-  lb.download(result.lse.data(), lse_bytes);
+  b[O].download(result.out.data(), b.bytes(O));
+  b[L].download(result.lse.data(), b.bytes(L));
   std::vector<std::uint32_t> flags(static_cast<size_t>(n));
-  fb.download(flags.data(), flag_bytes);
+  b[F].download(flags.data(), b.bytes(F));
   fixSparseRows(q, k, v, pattern, scale, entry_bias, flags, result);
   return result;
 }
@@ -849,47 +817,41 @@ Matrix VulkanBackend::featureMapGpu(const Matrix& x, const FeatureMapOptions& op
   const bool random = options.map != FeatureMap::EluPlusOne;
   const Index m = random ? options.projection->rows() : d;
   const bool shifted = options.map == FeatureMap::PositiveRandom && options.shift != FeatureShift::None;
-  const Index x_bytes = floatBytes(ctx, n, d, "the feature map's inputs");
-  const Index w_bytes = random ? floatBytes(ctx, m, d, "the random features") : Index(sizeof(float));
-  const Index phi_bytes = floatBytes(ctx, n, cols, "the features");
-  const Index max_bytes = floatBytes(ctx, n + 1, 1, "the row maxima");
-  ctx.requireBudget(sumBytes({x_bytes, w_bytes, phi_bytes, max_bytes}, "feature map"),
-                    "feature map (" + std::to_string(n) + "×" + std::to_string(cols) + ")");
-  vk::Buffer xb = ctx.createBuffer(x_bytes, "the feature map's inputs");
-  vk::Buffer wb = ctx.createBuffer(w_bytes, "the random features");
-  vk::Buffer pb = ctx.createBuffer(phi_bytes, "the features", vk::BufferUse::HostRead);
-  vk::Buffer mb = ctx.createBuffer(max_bytes, "the row maxima");
-  notePeak(xb.allocatedBytes() + wb.allocatedBytes() + pb.allocatedBytes() + mb.allocatedBytes());
-  xb.upload(x.data(), x_bytes);
-  if (random) wb.upload(options.projection->data(), w_bytes);
+  CallBuffers b(ctx);
+  const auto X = b.floats(n, d, "the feature map's inputs");
+  const auto W = random ? b.floats(m, d, "the random features") : b.floats(1, 1, "the random features (none)");
+  const auto P = b.floats(n, cols, "the features", vk::BufferUse::HostRead);
+  const auto M = b.floats(n + 1, 1, "the row maxima");
+  notePeak(b.allocate("feature map (" + std::to_string(n) + "×" + std::to_string(cols) + ")"));
+  b.upload(X, x.data());
+  if (random) b.upload(W, options.projection->data());
   const vk::Pipeline& pipeline = ctx.pipeline({"feature_map", 4, sizeof(FeaturePush), {}});
   FeaturePush push{u32(n), u32(d), u32(m), u32(cols), static_cast<std::uint32_t>(options.map), kModeMap,
                    static_cast<std::uint32_t>(shifted ? options.shift : FeatureShift::None), options.input_scale, 0};
   const auto [ex, ey] = grid(ceilDiv(n * cols, kWg), ctx.limits(), "the feature map");
   const auto [rx, ry] = grid(ceilDiv(n, kWg), ctx.limits(), "the feature map");
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(pb, kNaNWord);
-      rec.fill(mb, kNaNWord);
-    }
+    if (options_.poison_outputs)
+      for (auto out : {P, M}) rec.fill(b[out], kNaNWord);
+    const std::initializer_list<const vk::Buffer*> bound = {&b[X], &b[W], &b[P], &b[M]};
     FeaturePush p = push;
     p.groups_x = ex;
-    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, ex, ey);
+    rec.dispatch(pipeline, bound, p, ex, ey);
     if (!shifted) return;
     p.mode = kModeRowMax;
     p.groups_x = rx;
-    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, rx, ry);
+    rec.dispatch(pipeline, bound, p, rx, ry);
     if (options.shift == FeatureShift::Global) {
       p.mode = kModeAllMax;
       p.groups_x = 1;
-      rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, 1, 1);
+      rec.dispatch(pipeline, bound, p, 1, 1);
     }
     p.mode = kModeApply;
     p.groups_x = ex;
-    rec.dispatch(pipeline, {&xb, &wb, &pb, &mb}, p, ex, ey);
+    rec.dispatch(pipeline, bound, p, ex, ey);
   });
   Matrix phi(n, cols);
-  pb.download(phi.data(), phi_bytes);
+  b[P].download(phi.data(), b.bytes(P));
   return phi;
 }
 
@@ -920,23 +882,15 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
   if (n > kMaxTokens || m > kMaxTokens) throw UserError("linear attention: too many tokens for the GPU kernel");
   const Index chunks = ceilDiv(m, kLinearChunk);
   const Index fw = checkedMul(f, w, "linear attention state");
-  const Index q_bytes = floatBytes(ctx, n, f, "the query features φ(Q)");
-  const Index k_bytes = floatBytes(ctx, m, f, "the key features φ(K)");
-  const Index v_bytes = floatBytes(ctx, m, dv, "the values V");
-  const Index s_bytes = floatBytes(ctx, chunks + 1, fw, "the chunk states of linear attention");
-  const Index o_bytes = floatBytes(ctx, n, dv, "the attention output");
-  ctx.requireBudget(sumBytes({q_bytes, k_bytes, v_bytes, s_bytes, o_bytes}, "linear attention"),
-                    "linear attention (N = " + std::to_string(n) + ", " + std::to_string(f) + " features, dv = " +
-                        std::to_string(dv) + ")");
-  vk::Buffer qb = ctx.createBuffer(q_bytes, "the query features φ(Q)");
-  vk::Buffer kb = ctx.createBuffer(k_bytes, "the key features φ(K)");
-  vk::Buffer vb = ctx.createBuffer(v_bytes, "the values V");
-  vk::Buffer sb = ctx.createBuffer(s_bytes, "the chunk states of linear attention");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the attention output", vk::BufferUse::HostRead);
-  notePeak(qb.allocatedBytes() + kb.allocatedBytes() + vb.allocatedBytes() + sb.allocatedBytes() + ob.allocatedBytes());
-  qb.upload(phi_q.data(), q_bytes);
-  kb.upload(phi_k.data(), k_bytes);
-  vb.upload(v.data(), v_bytes);
+  CallBuffers b(ctx);
+  const auto Q = b.floats(n, f, "the query features φ(Q)"), K = b.floats(m, f, "the key features φ(K)");
+  const auto V = b.floats(m, dv, "the values V"), S = b.floats(chunks + 1, fw, "the chunk states of linear attention");
+  const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
+  notePeak(b.allocate("linear attention (N = " + std::to_string(n) + ", " + std::to_string(f) + " features, dv = " +
+                      std::to_string(dv) + ")"));
+  b.upload(Q, phi_q.data());
+  b.upload(K, phi_k.data());
+  b.upload(V, v.data());
   const vk::Pipeline& pipeline = ctx.pipeline({"attention_linear", 5, sizeof(LinearPush), {}});
   const LinearPush base{u32(n), u32(m), u32(f), u32(dv), causal ? 1u : 0u, kModeChunkState, u32(chunks), 0, 0, 0};
   const auto [cx, cy] = grid(ceilDiv(chunks * fw, kWg), ctx.limits(), "linear attention");
@@ -956,20 +910,19 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
     scan_pushes.push_back(p);
   }
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) {
-      rec.fill(ob, kNaNWord);
-      rec.fill(sb, kNaNWord);
-    }
+    if (options_.poison_outputs)
+      for (auto out : {O, S}) rec.fill(b[out], kNaNWord);
+    const std::initializer_list<const vk::Buffer*> bound = {&b[Q], &b[K], &b[V], &b[S], &b[O]};
     LinearPush p = base;
     p.groups_x = cx;
-    rec.dispatch(pipeline, {&qb, &kb, &vb, &sb, &ob}, p, cx, cy);
-    rec.dispatchEach(pipeline, {&qb, &kb, &vb, &sb, &ob}, std::span<const LinearPush>(scan_pushes), sx, sy);
+    rec.dispatch(pipeline, bound, p, cx, cy);
+    rec.dispatchEach(pipeline, bound, std::span<const LinearPush>(scan_pushes), sx, sy);
     p.mode = kModeOutput;
     p.groups_x = ox;
-    rec.dispatch(pipeline, {&qb, &kb, &vb, &sb, &ob}, p, ox, oy);
+    rec.dispatch(pipeline, bound, p, ox, oy);
   });
   Matrix out(n, dv);
-  ob.download(out.data(), o_bytes);
+  b[O].download(out.data(), b.bytes(O));
   return out;
 }
 
@@ -1000,25 +953,22 @@ std::vector<std::int32_t> VulkanBackend::assignGpu(const Matrix& x, const Matrix
   const Index n = x.rows(), d = x.cols(), count = centroid ? p.rows() : p.cols();
   if (n > kMaxTokens || count > kMaxTokens) throw UserError("assignment: too many rows for the GPU kernel");
   const std::string what = centroid ? "nearest-centroid assignment" : "hashing";
-  const Index x_bytes = floatBytes(ctx, n, d, "the points to assign");
-  const Index p_bytes = floatBytes(ctx, p.rows(), p.cols(), centroid ? "the centroids" : "the rotations");
-  const Index o_bytes = intBytes(ctx, n, "the assignments");
-  ctx.requireBudget(sumBytes({x_bytes, p_bytes, o_bytes}, what), what + " (" + std::to_string(n) + " rows)");
-  vk::Buffer xb = ctx.createBuffer(x_bytes, "the points to assign");
-  vk::Buffer pb = ctx.createBuffer(p_bytes, centroid ? "the centroids" : "the rotations");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the assignments", vk::BufferUse::HostRead);
-  notePeak(xb.allocatedBytes() + pb.allocatedBytes() + ob.allocatedBytes());
-  xb.upload(x.data(), x_bytes);
-  pb.upload(p.data(), p_bytes);
+  CallBuffers b(ctx);
+  const auto X = b.floats(n, d, "the points to assign");
+  const auto P = b.floats(p.rows(), p.cols(), centroid ? "the centroids" : "the rotations");
+  const auto O = b.words(n, "the assignments", vk::BufferUse::HostRead);
+  notePeak(b.allocate(what + " (" + std::to_string(n) + " rows)"));
+  b.upload(X, x.data());
+  b.upload(P, p.data());
   const auto [gx, gy] = grid(n, ctx.limits(), what.c_str());
   const vk::Pipeline& pipeline =
       ctx.pipeline({centroid ? "nearest_centroid" : "hash_rotations", 3, sizeof(AssignPush), {}});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) rec.fill(ob, 0x7fffffffu);  // not a valid assignment
-    rec.dispatch(pipeline, {&xb, &pb, &ob}, AssignPush{u32(n), u32(d), u32(count), gx}, gx, gy);
+    if (options_.poison_outputs) rec.fill(b[O], 0x7fffffffu);  // not a valid assignment
+    rec.dispatch(pipeline, {&b[X], &b[P], &b[O]}, AssignPush{u32(n), u32(d), u32(count), gx}, gx, gy);
   });
   std::vector<std::int32_t> out(static_cast<size_t>(n));
-  ob.download(out.data(), n * Index(sizeof(std::int32_t)));
+  b[O].download(out.data(), n * Index(sizeof(std::int32_t)));
   const Index labels = centroid ? count : 2 * count;
   for (Index i = 0; i < n; ++i)
     if (out[size_t(i)] < 0 || out[size_t(i)] >= labels)
@@ -1076,27 +1026,17 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
   if (most >= (Index(1) << 31))
     throw UserError("weight tile: one pixel would cover " + std::to_string(most) +
                     " entries; ask for more pixels or a smaller rectangle");
-  const Index a_bytes = floatBytes(ctx, n, r, "the weight factors A");
-  const Index b_bytes = floatBytes(ctx, m, r, "the weight factors B");
-  const Index t_bytes = floatBytes(ctx, n, 1, "the row terms");
-  const Index rs_bytes = intBytes(ctx, 2 * out.rows, "the tile's row spans");
-  const Index cs_bytes = intBytes(ctx, 2 * out.cols, "the tile's column spans");
-  const Index o_bytes = floatBytes(ctx, out.rows, out.cols, "the weight tile");
-  ctx.requireBudget(sumBytes({a_bytes, b_bytes, t_bytes, rs_bytes, cs_bytes, o_bytes}, "weight tile"),
-                    "weight tile (" + std::to_string(out.rows) + "×" + std::to_string(out.cols) + " pixels)");
-  vk::Buffer ab = ctx.createBuffer(a_bytes, "the weight factors A");
-  vk::Buffer bb = ctx.createBuffer(b_bytes, "the weight factors B");
-  vk::Buffer tb = ctx.createBuffer(t_bytes, "the row terms");
-  vk::Buffer rsb = ctx.createBuffer(rs_bytes, "the tile's row spans");
-  vk::Buffer csb = ctx.createBuffer(cs_bytes, "the tile's column spans");
-  vk::Buffer ob = ctx.createBuffer(o_bytes, "the weight tile", vk::BufferUse::HostRead);
-  notePeak(ab.allocatedBytes() + bb.allocatedBytes() + tb.allocatedBytes() + rsb.allocatedBytes() +
-           csb.allocatedBytes() + ob.allocatedBytes());
-  ab.upload(kernel.a->data(), a_bytes);
-  bb.upload(kernel.b->data(), b_bytes);
-  tb.upload(kernel.row_term.data(), t_bytes);
-  rsb.upload(rspan.data(), Index(rspan.size() * sizeof(std::uint32_t)));
-  csb.upload(cspan.data(), Index(cspan.size() * sizeof(std::uint32_t)));
+  CallBuffers b(ctx);
+  const auto A = b.floats(n, r, "the weight factors A"), B = b.floats(m, r, "the weight factors B");
+  const auto T = b.floats(n, 1, "the row terms");
+  const auto RS = b.words(2 * out.rows, "the tile's row spans"), CS = b.words(2 * out.cols, "the tile's column spans");
+  const auto O = b.floats(out.rows, out.cols, "the weight tile", vk::BufferUse::HostRead);
+  notePeak(b.allocate("weight tile (" + std::to_string(out.rows) + "×" + std::to_string(out.cols) + " pixels)"));
+  b.upload(A, kernel.a->data());
+  b.upload(B, kernel.b->data());
+  b.upload(T, kernel.row_term.data());
+  b.upload(RS, rspan.data());
+  b.upload(CS, cspan.data());
   // weights_tile.comp's loops per thread: one r-long dot product per entry (and the entry loop).
   const Index per_dispatch = std::max<Index>(1, (iterationBudget(ctx.limits()) - (kWg + 8)) / (r + 4)) * kWg;
   Index entries = per_dispatch;
@@ -1113,10 +1053,10 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
                       sl.begin, sl.end, sl.phase});
   const vk::Pipeline& pipeline = ctx.pipeline({"weights_tile", 6, sizeof(TilePush), {}});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) rec.fill(ob, kNaNWord);
-    rec.dispatchEach(pipeline, {&ab, &bb, &tb, &rsb, &csb, &ob}, std::span<const TilePush>(pushes), gx, gy);
+    if (options_.poison_outputs) rec.fill(b[O], kNaNWord);
+    rec.dispatchEach(pipeline, {&b[A], &b[B], &b[T], &b[RS], &b[CS], &b[O]}, std::span<const TilePush>(pushes), gx, gy);
   });
-  ob.download(tile.data(), o_bytes);
+  b[O].download(tile.data(), b.bytes(O));
   return tile;
 }
 
