@@ -47,7 +47,10 @@ Outcome runAttnlab(const std::string& args) {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("attnlab-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    // Per test and per process: two suites running at once (two build trees) must not share it.
+    dir_ = fs::temp_directory_path() /
+           ("attnlab-cli-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+            std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
