@@ -51,11 +51,13 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeReformer(),            // #17
       mech::makeTransformerOnADiet(),  // #19
       mech::makeLongformer(),          // #24
+      mech::makeRouting(),             // #22
       mech::makeEtc(),                 // #25
       mech::makeMultiscale(),          // #26
       mech::makeJukebox(),             // #28
       mech::makeGmat(),                // #30
       mech::makeLinearTransformer(),   // #31
+      mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
       mech::makeMemformer(),           // #41
       mech::makeNystromformer(),       // #45

@@ -23,4 +23,6 @@ std::shared_ptr<const Mechanism> makeCompressive();
 std::shared_ptr<const Mechanism> makeGmat();
 std::shared_ptr<const Mechanism> makeStarTransformer();
 std::shared_ptr<const Mechanism> makeMemformer();
+std::shared_ptr<const Mechanism> makeRouting();
+std::shared_ptr<const Mechanism> makeClustered();
 }  // namespace attn::mech

@@ -9,6 +9,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/mechanisms/kmeans.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -42,28 +43,11 @@ class SetTransformer final : public Mechanism {
     const Index k = std::min(p.integer("inducing"), m);
     if (p.integer("inducing") > k) r.explanation.notes.push_back("inducing points clamped to " + std::to_string(k) + " (N)");
     // k-means of the keys: k distinct keys chosen by the seed, then Lloyd iterations.
-    std::vector<std::int32_t> label;
-    auto centroids = std::make_shared<Matrix>(k, d);
-    timedStage(r.cost, options, "k-means", [&] {
-      Rng rng(options.seed, 3);
-      std::vector<Index> order(static_cast<size_t>(m));
-      for (Index j = 0; j < m; ++j) order[size_t(j)] = j;
-      for (Index j = 0; j < k; ++j) std::swap(order[size_t(j)], order[size_t(j + Index(rng.below(std::uint64_t(m - j))))]);
-      for (Index c = 0; c < k; ++c) centroids->row(c) = in.k.row(order[size_t(c)]);
-      for (Index it = 0; it <= p.integer("iterations"); ++it) {
-        label = backend.nearestCentroid(in.k, *centroids);
-        if (it == p.integer("iterations")) break;
-        Matrix sum = Matrix::Zero(k, d);
-        std::vector<Index> count(static_cast<size_t>(k), 0);
-        for (Index j = 0; j < m; ++j) {
-          sum.row(label[size_t(j)]) += in.k.row(j);
-          ++count[size_t(label[size_t(j)])];
-        }
-        for (Index c = 0; c < k; ++c)
-          if (count[size_t(c)] > 0) centroids->row(c) = sum.row(c) / float(count[size_t(c)]);
-        options.checkCancel();
-      }
+    KMeans km = timedStage(r.cost, options, "k-means", [&] {
+      return kmeans(in.k, k, p.integer("iterations"), options.seed, backend, options);
     });
+    auto centroids = std::make_shared<Matrix>(std::move(km.centroids));
+    std::vector<std::int32_t> label = std::move(km.label);
     const float scale = defaultScale(d);
     DenseAttentionOptions o;
     o.scale = scale;

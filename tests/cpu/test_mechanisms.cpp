@@ -45,7 +45,7 @@ TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
                                          "bigbird",       "bp-transformer",     "etc",      "multiscale",
-                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer"};
+                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -305,6 +305,7 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"memory-compressed", {{"compression", "3"}}},
       {"compressive", {{"segment", "16"}, {"memory", "16"}, {"compressed", "8"}, {"rate", "2"}}},
       {"memformer", {{"slots", "8"}, {"segment", "16"}}},
+      {"routing", {{"clusters", "6"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;

@@ -1,0 +1,115 @@
+// routing — Roy, Saffar, Vaswani, Grangier 2020 (arXiv 2003.05997), CATALOG.md #22: content-based
+// sparse attention. Queries and keys, normalised onto the unit sphere, are clustered by k-means with
+// C ≈ √N shared centroids; query i attends to the keys of its own cluster (a block pattern once the
+// tokens are sorted by cluster). Causal: j ≤ i inside the cluster.
+// Stand-in (CATALOG f): the paper's online k-means with moving averages is replaced by a few Lloyd
+// iterations on Q ∪ K (spherical: centroids are renormalised), seeded by the run's seed; causal runs
+// route by fixed random unit centroids instead (fitting them would look at future tokens).
+#include <cmath>
+
+#include "attention/mechanisms/all.h"
+#include "attention/mechanisms/common.h"
+#include "attention/mechanisms/kmeans.h"
+#include "attention/mechanisms/pattern_engine.h"
+#include "attention/random.h"
+
+namespace attn::mech {
+namespace {
+
+Matrix rowNormalised(const Matrix& x) {
+  Matrix y = x;
+  for (Index i = 0; i < y.rows(); ++i) {
+    const float norm = y.row(i).norm();
+    if (norm > 0) y.row(i) /= norm;
+  }
+  return y;
+}
+
+class Routing final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{
+        "routing", "Routing Transformer", "Roy, Saffar, Vaswani, Grangier. Efficient Content-Based Sparse "
+        "Attention with Routing Transformers", "2003.05997", 2020, Family::ContentSparse, "O(N^1.5·d)",
+        CausalSupport::Yes,
+        "Cluster queries and keys with shared k-means centroids; each query attends only to the keys of its "
+        "cluster.",
+        "A few Lloyd iterations on the normalised Q ∪ K replace the paper's online k-means (causal runs: fixed "
+        "random centroids).", true};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        ParamSpec::integer("clusters", "Clusters C", "Shared centroids; 0 picks ⌈√N⌉ (the paper's choice).", 0, 0,
+                           4096, true),
+        ParamSpec::integer("iterations", "k-means iterations", "Lloyd iterations on the normalised Q ∪ K.", 3, 0, 50),
+    };
+  }
+
+  Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
+    Result r;
+    const Index n = in.n(), m = in.m();
+    Index c = p.integer("clusters");
+    if (c == 0) c = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(n, m))))));
+    if (c > n + m) {
+      r.explanation.notes.push_back("clusters clamped to " + std::to_string(n + m) + " (the queries and keys)");
+      c = n + m;
+    }
+    // Spherical k-means on the normalised queries and keys together.
+    Matrix both(n + m, in.q.cols());
+    both.topRows(n) = rowNormalised(in.q);
+    both.bottomRows(m) = rowNormalised(in.k);
+    KMeans km;
+    if (options.causal) {
+      // Fitting centroids on this sequence would let future tokens move them: causal runs route by
+      // fixed random unit centroids (from the seed), as a trained model routes by centroids learned
+      // beforehand.
+      Rng rng(options.seed, 22);
+      km.centroids = rowNormalised(rng.gaussian(c, in.q.cols()));
+      km.label = timedStage(r.cost, options, "route", [&] { return backend.nearestCentroid(both, km.centroids); });
+      km.history.push_back(km.label);
+      r.explanation.notes.push_back("causal: random fixed centroids (k-means on the sequence would see the future)");
+    } else {
+      km = timedStage(r.cost, options, "k-means", [&] {
+        return kmeans(both, c, p.integer("iterations"), options.seed, backend, options, true,
+                      [](Eigen::Ref<Eigen::RowVectorXf> mu) {
+                        const float norm = mu.norm();
+                        if (norm > 0) mu /= norm;
+                      });
+      });
+    }
+    std::vector<std::int32_t> qc(km.label.begin(), km.label.begin() + n), kc(km.label.begin() + n, km.label.end());
+    std::vector<std::vector<Index>> keys_of(static_cast<size_t>(c));
+    for (Index j = 0; j < m; ++j) keys_of[size_t(kc[size_t(j)])].push_back(j);
+    auto pattern = timedStage(r.cost, options, "route", [&] {
+      PatternBuilder b(n, m, options.causal);
+      b.add("cluster", [&](Index i, std::vector<Index>& out) {
+        const auto& ks = keys_of[size_t(qc[size_t(i)])];
+        out.insert(out.end(), ks.begin(), ks.end());
+      });
+      return std::make_shared<const Pattern>(b.build(options));
+    });
+    attendPattern(in, pattern, backend, options, r);
+    if (n == m) {
+      // One label per token: the query's cluster (views sort by it: the pattern becomes blocks).
+      r.explanation.groupings.push_back(Grouping::fromLabels("query clusters", qc, std::int32_t(c)));
+      r.explanation.groupings.push_back(Grouping::fromLabels("key clusters", kc, std::int32_t(c)));
+      for (size_t it = 0; it < km.history.size(); ++it) {
+        auto view = std::make_shared<Explanation>();
+        std::vector<std::int32_t> q_it(km.history[it].begin(), km.history[it].begin() + n);
+        view->groupings.push_back(Grouping::fromLabels("query clusters", std::move(q_it), std::int32_t(c)));
+        r.explanation.steps.push_back(Step{"k-means " + std::to_string(it),
+                                           it == 0 ? "assignment to the initial centroids"
+                                                   : "after " + std::to_string(it) + " Lloyd update(s)",
+                                           std::move(view)});
+      }
+    }
+    r.explanation.special.push_back(TokenSet{"centroids", "centroid", {}, {}, km.centroids});
+    r.explanation.notes.push_back(std::to_string(c) + " clusters");
+    return r;
+  }
+};
+
+}  // namespace
+std::shared_ptr<const Mechanism> makeRouting() { return std::make_shared<Routing>(); }
+}  // namespace attn::mech

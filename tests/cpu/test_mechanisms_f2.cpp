@@ -1,0 +1,126 @@
+// Content-based sparsity (CATALOG.md F2) beyond Reformer: limit cases against exact attention and the
+// papers' qualitative claims. Causality and determinism of every mechanism are checked in
+// test_mechanisms.cpp (AllMechanisms.*), Vulkan agreement in the gpu suite.
+#include <algorithm>
+#include <cmath>
+
+#include "attention/mechanism.h"
+#include "attention/metrics.h"
+#include "attention/random.h"
+#include "test_util.h"
+
+namespace attn {
+namespace {
+
+Inputs inputs(Generator g, Index n, std::uint64_t seed = 1) {
+  InputSpec s;
+  s.generator = g;
+  s.n = n;
+  s.d = 32;
+  s.dv = 16;
+  s.seed = seed;
+  return generate(s);
+}
+
+Result run(const std::string& id, const Inputs& in, std::map<std::string, std::string> params = {}, bool causal = false) {
+  CpuBackend cpu(2);
+  const auto m = requireMechanism(id);
+  RunOptions o;
+  o.causal = causal;
+  return m->run(in, Params::resolve(m->params(), params), cpu, o);
+}
+
+double errorVsExact(const Result& r, const Inputs& in, bool causal) {
+  DenseAttentionOptions o;
+  o.causal = causal;
+  return relativeError(r.output, test::refAttention(in.q, in.k, in.v, o));
+}
+
+// --- routing ---------------------------------------------------------------------------------------------
+
+TEST(Routing, OneClusterIsExact) {
+  const Inputs in = inputs(Generator::Clustered, 120);
+  for (bool causal : {false, true})
+    EXPECT_LT(errorVsExact(run("routing", in, {{"clusters", "1"}}, causal), in, causal), 1e-5) << causal;
+}
+
+TEST(Routing, QueriesAttendToTheKeysOfTheirCluster) {
+  const Inputs in = inputs(Generator::Clustered, 200);
+  const Result r = run("routing", in, {{"clusters", "8"}});
+  const Grouping& qc = r.explanation.groupings.at(0);
+  const Grouping& kc = r.explanation.groupings.at(1);
+  const Pattern& p = *r.explanation.pattern;
+  for (Index i = 0; i < 200; i += 7)
+    for (Index j = 0; j < 200; ++j)
+      EXPECT_EQ(p.contains(i, j), qc.label[size_t(i)] == kc.label[size_t(j)]) << i << "," << j;
+}
+
+TEST(Routing, ContentClustersCatchMoreMassThanRandomGroupsOfTheSameSizes) {
+  // The paper's point: routing by content finds the keys a query attends to; random groups of the
+  // same sizes (as in random sparsity) do not.
+  const Inputs in = inputs(Generator::Clustered, 512);
+  const Result exact = run("exact", in);
+  const Result r = run("routing", in, {{"clusters", "8"}});
+  const double routed = massRecall(*r.explanation.pattern, exact.explanation.weights);
+  std::vector<std::int32_t> qlab = r.explanation.groupings.at(0).label, klab = r.explanation.groupings.at(1).label;
+  Rng rng(5);
+  for (size_t i = qlab.size(); i > 1; --i) std::swap(qlab[i - 1], qlab[size_t(rng.below(i))]);
+  for (size_t i = klab.size(); i > 1; --i) std::swap(klab[i - 1], klab[size_t(rng.below(i))]);
+  Pattern random;
+  random.rows = random.cols = 512;
+  random.components = {"random group"};
+  random.row_ptr.push_back(0);
+  for (Index i = 0; i < 512; ++i) {
+    for (Index j = 0; j < 512; ++j)
+      if (qlab[size_t(i)] == klab[size_t(j)]) random.col.push_back(std::int32_t(j));
+    random.row_ptr.push_back(Index(random.col.size()));
+  }
+  random.component.assign(random.col.size(), 0);
+  const double shuffled = massRecall(random, exact.explanation.weights);
+  std::printf("[ routing C=8 clustered ] mass recall %.3f, random groups of the same sizes %.3f\n", routed, shuffled);
+  EXPECT_GT(routed, shuffled + 0.2);
+}
+
+// --- clustered -------------------------------------------------------------------------------------------
+
+TEST(Clustered, ImprovedWithEveryKeyInTheTopKIsExact) {
+  const Inputs in = inputs(Generator::Clustered, 100);
+  EXPECT_LT(errorVsExact(run("clustered", in, {{"variant", "i-clustered"}, {"clusters", "5"}, {"topk", "100"}}), in,
+                         false),
+            1e-5);
+}
+
+TEST(Clustered, MembersOfAClusterShareTheirRow) {
+  const Inputs in = inputs(Generator::Clustered, 120);
+  const Result r = run("clustered", in, {{"clusters", "6"}});
+  const std::vector<std::int32_t>& label = r.explanation.groupings.at(0).label;
+  const Matrix w = r.explanation.weights.dense();
+  for (Index i = 0; i < 120; ++i)
+    for (Index j = i + 1; j < 120; ++j)
+      if (label[size_t(i)] == label[size_t(j)]) {
+        ASSERT_LT((w.row(i) - w.row(j)).cwiseAbs().maxCoeff(), 1e-6);
+        ASSERT_EQ(r.output.row(i), r.output.row(j));
+      }
+  EXPECT_LT((w.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-4);
+}
+
+TEST(Clustered, ErrorFallsWithMoreClustersAndTheImprovedFormIsBetter) {
+  const Inputs in = inputs(Generator::Clustered, 512);
+  const double few = errorVsExact(run("clustered", in, {{"clusters", "2"}}), in, false);
+  const double many = errorVsExact(run("clustered", in, {{"clusters", "64"}}), in, false);
+  const double improved = errorVsExact(run("clustered", in, {{"clusters", "64"}, {"variant", "i-clustered"}}), in, false);
+  std::printf("[ clustered, clustered input N=512 ] rel. error C=2 %.3f, C=64 %.3f, i-clustered C=64 %.3f\n", few,
+              many, improved);
+  EXPECT_LT(many, 0.8 * few);
+  EXPECT_LT(improved, many);
+}
+
+TEST(Clustered, RefusesCausalAndClampsClusters) {
+  const Inputs in = inputs(Generator::Gaussian, 10);
+  EXPECT_THROW(run("clustered", in, {}, true), UserError);
+  const Result r = run("clustered", in, {{"clusters", "50"}});
+  EXPECT_NE(r.explanation.notes.front().find("clamped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attn
