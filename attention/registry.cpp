@@ -60,6 +60,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
       mech::makeMemformer(),           // #41
+      mech::makeInformer(),            // #43
       mech::makeNystromformer(),       // #45
   };
   return all;

@@ -25,4 +25,5 @@ std::shared_ptr<const Mechanism> makeStarTransformer();
 std::shared_ptr<const Mechanism> makeMemformer();
 std::shared_ptr<const Mechanism> makeRouting();
 std::shared_ptr<const Mechanism> makeClustered();
+std::shared_ptr<const Mechanism> makeInformer();
 }  // namespace attn::mech

@@ -3,6 +3,7 @@
 // test_mechanisms.cpp (AllMechanisms.*), Vulkan agreement in the gpu suite.
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "attention/mechanism.h"
 #include "attention/metrics.h"
@@ -120,6 +121,66 @@ TEST(Clustered, RefusesCausalAndClampsClusters) {
   EXPECT_THROW(run("clustered", in, {}, true), UserError);
   const Result r = run("clustered", in, {{"clusters", "50"}});
   EXPECT_NE(r.explanation.notes.front().find("clamped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attn
+
+namespace attn {
+namespace {
+
+// --- informer --------------------------------------------------------------------------------------------
+
+TEST(Informer, EveryQueryActiveIsExact) {
+  const Inputs in = inputs(Generator::Clustered, 60);
+  EXPECT_LT(errorVsExact(run("informer", in, {{"factor", "1000"}}), in, false), 1e-5);
+}
+
+/// The u queries of highest exact sparsity score M(q) = max_j s·q·k_j − mean_j s·q·k_j.
+std::set<Index> topByExactM(const Inputs& in, Index u) {
+  const Matrix logits = (in.q * in.k.transpose()) / std::sqrt(float(in.q.cols()));
+  std::vector<std::pair<float, Index>> score;
+  for (Index i = 0; i < in.n(); ++i) score.push_back({logits.row(i).maxCoeff() - logits.row(i).mean(), i});
+  std::stable_sort(score.begin(), score.end(), [](auto a, auto b) { return a.first > b.first; });
+  std::set<Index> top;
+  for (Index t = 0; t < u; ++t) top.insert(score[size_t(t)].second);
+  return top;
+}
+
+TEST(Informer, ActiveQueriesAreThoseOfHighestSparsityScore) {
+  // 200 queries, 20 keys: with c = 7, U = 7·⌈ln 20⌉ = 21 ≥ 20 samples every key, so the estimate is the
+  // exact M, while u = 7·⌈ln 200⌉ = 42 queries are active: exactly the 42 of highest M.
+  Inputs in = inputs(Generator::Peaked, 200);
+  in.k.conservativeResize(20, Eigen::NoChange);
+  in.v.conservativeResize(20, Eigen::NoChange);
+  const Result all_keys = run("informer", in, {{"factor", "7"}});
+  const auto& chosen = all_keys.explanation.special.at(0).indices;
+  ASSERT_EQ(chosen.size(), 42u);
+  EXPECT_EQ(std::set<Index>(chosen.begin(), chosen.end()), topByExactM(in, 42));
+  // Sampled (c = 5 on 200 keys: U = 30 of 200): the chosen queries lie among the highest M far more
+  // often than chance (30 · 60/200 = 9 expected from a random choice).
+  const Inputs full = inputs(Generator::Peaked, 200);
+  const Result sampled_run = run("informer", full);
+  const auto& sampled = sampled_run.explanation.special.at(0).indices;
+  ASSERT_EQ(sampled.size(), 30u);
+  const std::set<Index> top60 = topByExactM(full, 60);
+  Index hits = 0;
+  for (Index i : sampled) hits += Index(top60.count(i));
+  std::printf("[ informer peaked N=200, c=5 ] %lld of the 30 active queries are among the 60 of highest exact M\n",
+              static_cast<long long>(hits));
+  EXPECT_GE(hits, 14);
+}
+
+TEST(Informer, LazyQueriesOutputTheMeanOfV) {
+  const Inputs in = inputs(Generator::Gaussian, 100);
+  const Result r = run("informer", in);
+  const auto& active = r.explanation.special.at(0).indices;
+  const Eigen::RowVectorXf mean = in.v.colwise().mean();
+  for (Index i = 0; i < 100; ++i)
+    if (std::find(active.begin(), active.end(), i) == active.end()) {
+      EXPECT_EQ(r.output.row(i), mean) << i;
+    }
+  EXPECT_THROW(run("informer", in, {}, true), UserError);
 }
 
 }  // namespace
