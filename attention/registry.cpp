@@ -51,6 +51,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeReformer(),            // #17
       mech::makeTransformerOnADiet(),  // #19
       mech::makeLongformer(),          // #24
+      mech::makeSac(),                 // #21
       mech::makeRouting(),             // #22
       mech::makeEtc(),                 // #25
       mech::makeMultiscale(),          // #26

@@ -26,4 +26,5 @@ std::shared_ptr<const Mechanism> makeMemformer();
 std::shared_ptr<const Mechanism> makeRouting();
 std::shared_ptr<const Mechanism> makeClustered();
 std::shared_ptr<const Mechanism> makeInformer();
+std::shared_ptr<const Mechanism> makeSac();
 }  // namespace attn::mech
