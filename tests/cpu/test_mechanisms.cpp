@@ -26,12 +26,7 @@ Inputs makeInputs(Generator g, Index n, Index d = 32, std::uint64_t seed = 1) {
 
 Result runMech(const std::string& id, const Inputs& in, std::map<std::string, std::string> params = {},
                bool causal = false, std::uint64_t seed = 1) {
-  CpuBackend cpu(2);
-  const auto m = requireMechanism(id);
-  RunOptions o;
-  o.causal = causal;
-  o.seed = seed;
-  return m->run(in, Params::resolve(m->params(), params), cpu, o);
+  return test::runMechanism(id, in, std::move(params), causal, seed);
 }
 
 MatrixD exactRef(const Inputs& in, bool causal = false, const Matrix* bias = nullptr) {

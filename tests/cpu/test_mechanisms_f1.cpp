@@ -13,32 +13,15 @@
 namespace attn {
 namespace {
 
+/// d = 32, dv = 16 inputs; `period` for the periodic generator.
 Inputs inputs(Generator g, Index n, std::uint64_t seed = 1, Index period = 32) {
-  InputSpec s;
-  s.generator = g;
-  s.n = n;
-  s.d = 32;
-  s.dv = 16;
-  s.seed = seed;
-  s.period = period;
-  return generate(s);
+  return test::mechanismInputs(g, n, seed, period);
 }
-
 Result run(const std::string& id, const Inputs& in, std::map<std::string, std::string> params = {}, bool causal = false,
            std::uint64_t seed = 1) {
-  CpuBackend cpu(2);
-  const auto m = requireMechanism(id);
-  RunOptions o;
-  o.causal = causal;
-  o.seed = seed;
-  return m->run(in, Params::resolve(m->params(), params), cpu, o);
+  return test::runMechanism(id, in, std::move(params), causal, seed);
 }
-
-double errorVsExact(const Result& r, const Inputs& in, bool causal) {
-  DenseAttentionOptions o;
-  o.causal = causal;
-  return relativeError(r.output, test::refAttention(in.q, in.k, in.v, o));
-}
+using test::errorVsExact;
 
 double recall(const Result& r, const Inputs& in, bool causal) {
   return massRecall(*r.explanation.pattern, run("exact", in, {}, causal).explanation.weights);

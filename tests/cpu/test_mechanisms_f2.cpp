@@ -13,29 +13,11 @@
 namespace attn {
 namespace {
 
-Inputs inputs(Generator g, Index n, std::uint64_t seed = 1) {
-  InputSpec s;
-  s.generator = g;
-  s.n = n;
-  s.d = 32;
-  s.dv = 16;
-  s.seed = seed;
-  return generate(s);
-}
-
+Inputs inputs(Generator g, Index n, std::uint64_t seed = 1) { return test::mechanismInputs(g, n, seed); }
 Result run(const std::string& id, const Inputs& in, std::map<std::string, std::string> params = {}, bool causal = false) {
-  CpuBackend cpu(2);
-  const auto m = requireMechanism(id);
-  RunOptions o;
-  o.causal = causal;
-  return m->run(in, Params::resolve(m->params(), params), cpu, o);
+  return test::runMechanism(id, in, std::move(params), causal);
 }
-
-double errorVsExact(const Result& r, const Inputs& in, bool causal) {
-  DenseAttentionOptions o;
-  o.causal = causal;
-  return relativeError(r.output, test::refAttention(in.q, in.k, in.v, o));
-}
+using test::errorVsExact;
 
 // --- routing ---------------------------------------------------------------------------------------------
 
