@@ -131,6 +131,10 @@ struct Step {
   std::string title;
   std::string caption;
   std::shared_ptr<const Explanation> view;  ///< what to show at this stage
+  /// Views show this step with tokens sorted by the grouping of this name (from the step's view or the
+  /// explanation), whatever order the user chose: the "sort" stage of bucketing shows blocks. "" = the
+  /// user's order.
+  std::string sorted_by;
 };
 
 struct Explanation {

@@ -1,5 +1,6 @@
 #include "attention/inputs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -15,6 +16,8 @@ const std::vector<GeneratorInfo>& generators() {
       {Generator::Periodic, "periodic", "sinusoidal features with a period: stripes every `period` tokens"},
       {Generator::Peaked, "peaked", "a few heavy-hitter keys every query attends to: vertical stripes"},
       {Generator::Copy, "copy", "a random sequence repeated twice (Reformer's copy task): a stripe at offset N/2"},
+      {Generator::Image, "image", "a synthetic picture on an H×W grid (raster order; W = the largest divisor of N "
+                                  "≤ √N): pixels attend to similar colours nearby (2D mechanisms, SCRAM)"},
   };
   return all;
 }
@@ -34,6 +37,19 @@ const std::string& generatorName(Generator g) {
   return generators().front().name;
 }
 
+std::string generatorNames(const std::string& separator) {
+  std::string out;
+  for (const auto& g : generators()) out += (out.empty() ? "" : separator) + g.name;
+  return out;
+}
+
+Index gridWidth(Index n) {
+  Index w = 1;
+  for (Index c = 1; c * c <= n; ++c)
+    if (n % c == 0) w = c;
+  return w;
+}
+
 namespace {
 
 constexpr Index kMaxTokens = Index(1) << 22;  // 4M tokens
@@ -51,6 +67,91 @@ void checkSpec(const InputSpec& s) {
   if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
   if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
   if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
+  if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
+    throw UserError("the position weight λ of the image input must be ≥ 0");
+}
+
+/// The `image` generator (see the comment at its case in generate()).
+void generateImage(const InputSpec& spec, Inputs& in) {
+  const Index n = spec.n, d = spec.d, dv = spec.dv;
+  const Index w = gridWidth(n), h = n / w, side = std::max(h, w);
+  Rng rng(spec.seed, 7);
+  // The picture: a background gradient between two colours, then a few discs and rectangles on top.
+  auto colour = [&] { return Eigen::Vector3d(rng.uniform(), rng.uniform(), rng.uniform()); };
+  const Eigen::Vector3d c0 = colour(), c1 = colour();
+  const double angle = 2 * M_PI * rng.uniform();
+  struct Shape {
+    bool disc;
+    double cx, cy, rx, ry;  // centre and half-sizes, in units of the longer side
+    Eigen::Vector3d rgb;
+  };
+  constexpr int kShapes = 5;
+  std::vector<Shape> shapes;
+  for (int s = 0; s < kShapes; ++s) {
+    Shape sh;
+    sh.disc = rng.uniform() < 0.5;
+    sh.cx = rng.uniform() * double(w) / double(side);
+    sh.cy = rng.uniform() * double(h) / double(side);
+    sh.rx = 0.1 + 0.2 * rng.uniform();
+    sh.ry = sh.disc ? sh.rx : 0.1 + 0.2 * rng.uniform();
+    sh.rgb = colour();
+    shapes.push_back(sh);
+  }
+  const double lambda = spec.position_weight, texture = 0.1 * spec.noise;
+  MatrixD e(n, 5);  // features [RGB − ½, λ·(x, y)/side, centred]
+  in.cluster.assign(size_t(n), 0);
+  for (Index i = 0; i < n; ++i) {
+    const Index y = i / w, x = i % w;
+    const double px = (double(x) + 0.5) / double(side), py = (double(y) + 0.5) / double(side);
+    const double t = std::clamp(0.5 + (px - 0.5 * double(w) / double(side)) * std::cos(angle) +
+                                    (py - 0.5 * double(h) / double(side)) * std::sin(angle),
+                                0.0, 1.0);
+    Eigen::Vector3d rgb = (1 - t) * c0 + t * c1;
+    for (int s = 0; s < kShapes; ++s) {
+      const Shape& sh = shapes[size_t(s)];
+      const double dx = (px - sh.cx) / sh.rx, dy = (py - sh.cy) / sh.ry;
+      const bool inside = sh.disc ? dx * dx + dy * dy <= 1 : std::abs(dx) <= 1 && std::abs(dy) <= 1;
+      if (inside) rgb = sh.rgb, in.cluster[size_t(i)] = s + 1;
+    }
+    for (int c = 0; c < 3; ++c) e(i, c) = rgb(c) - 0.5 + texture * rng.normal();
+    e(i, 3) = lambda * (double(x) - 0.5 * double(w - 1)) / double(side);
+    e(i, 4) = lambda * (double(y) - 0.5 * double(h - 1)) / double(side);
+  }
+  // Lift to constant norm: ẽ = [e, √(C − ‖e‖²)], so ẽ_i·ẽ_j = C − ‖ẽ_i − ẽ_j‖²/2.
+  const double c_norm = e.rowwise().squaredNorm().maxCoeff() + 1e-3;
+  MatrixD lifted(n, 6);
+  lifted.leftCols(5) = e;
+  for (Index i = 0; i < n; ++i) lifted(i, 5) = std::sqrt(c_norm - e.row(i).squaredNorm());
+  // A fixed seeded projection to d dims: orthonormal columns (Gram–Schmidt) when d ≥ 6, so dot products
+  // are kept exactly; a scaled Gaussian one otherwise.
+  MatrixD proj(6, d);
+  for (Index r = 0; r < 6; ++r)
+    for (Index c = 0; c < d; ++c) proj(r, c) = rng.normal() / std::sqrt(double(d));
+  if (d >= 6)
+    for (Index r = 0; r < 6; ++r) {
+      for (Index p = 0; p < r; ++p) proj.row(r) -= proj.row(r).dot(proj.row(p)) * proj.row(p);
+      proj.row(r) /= proj.row(r).norm();
+    }
+  // Logits s·q_i·k_j ≈ κ·(C − ‖ẽ_i − ẽ_j‖²/2) with s = 1/√d and κ = 40: one unit of squared feature
+  // distance costs 20 logits; a pixel step on a 32-wide grid with λ = 4 costs ≈ 0.3.
+  constexpr double kSharpness = 40;
+  const double a = std::sqrt(kSharpness * std::sqrt(double(d)));
+  const double jitter = 0.002 * a;  // Q ≈ K: small independent noise on each
+  in.q.resize(n, d);
+  in.k.resize(n, d);
+  Rng qrng(spec.seed, 9), krng(spec.seed, 10);
+  for (Index i = 0; i < n; ++i) {  // row by row: never an N×d matrix of doubles
+    const Eigen::RowVectorXd xi = a * lifted.row(i) * proj;
+    in.q.row(i) = (xi + qrng.gaussian(1, d, jitter).cast<double>()).cast<float>();
+    in.k.row(i) = (xi + krng.gaussian(1, d, jitter).cast<double>()).cast<float>();
+  }
+  // Values: the features through another seeded projection, plus a little noise (outputs are then
+  // smoothed pictures).
+  Rng vrng(spec.seed, 8);
+  const MatrixD vproj = vrng.gaussian(5, dv).cast<double>();
+  in.v.resize(n, dv);
+  for (Index i = 0; i < n; ++i)
+    in.v.row(i) = (e.row(i) * vproj + vrng.gaussian(1, dv, 0.1).cast<double>()).cast<float>();
 }
 
 }  // namespace
@@ -134,10 +235,24 @@ Inputs generate(const InputSpec& spec) {
       in.k = x;
       break;
     }
+    case Generator::Image: {
+      // A synthetic picture on the H×W grid of gridWidth() in raster order (CATALOG.md §0.6): a
+      // seeded background gradient with five seeded discs and rectangles on top, each a flat colour
+      // with a little per-pixel texture (0.1·noise). Pixel features are [RGB, λ·(x, y)] (λ =
+      // position_weight, positions over the longer side), lifted to constant norm so that the logit of
+      // a pair falls with their squared feature distance: a pixel attends to pixels of its colour
+      // nearby. A fixed seeded projection maps them to d dims; Q ≈ K (small independent noise); V is
+      // the features through another projection. cluster holds the region of each pixel (0 =
+      // background, s = shape s on top).
+      generateImage(spec, in);
+      break;
+    }
   }
   if (spec.temperature != 1.0) in.q /= static_cast<float>(spec.temperature);
-  Rng vrng(spec.seed, 2);
-  in.v = vrng.gaussian(n, spec.dv);
+  if (spec.generator != Generator::Image) {
+    Rng vrng(spec.seed, 2);
+    in.v = vrng.gaussian(n, spec.dv);
+  }
   return in;
 }
 

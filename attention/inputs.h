@@ -9,17 +9,25 @@
 
 namespace attn {
 
-enum class Generator { Gaussian, Clustered, Local, Periodic, Peaked, Copy };
+enum class Generator { Gaussian, Clustered, Local, Periodic, Peaked, Copy, Image };
 
 struct GeneratorInfo {
   Generator id;
-  std::string name;  ///< CLI spelling: gaussian, clustered, local, periodic, peaked, copy
+  std::string name;  ///< CLI spelling: gaussian, clustered, local, periodic, peaked, copy, image
   std::string help;
 };
 const std::vector<GeneratorInfo>& generators();
 /// Parses a CLI spelling; UserError listing the valid names otherwise.
 Generator parseGenerator(const std::string& name);
 const std::string& generatorName(Generator g);
+/// The generator names joined by `separator` ("gaussian|clustered|..."), for help texts.
+std::string generatorNames(const std::string& separator = "|");
+
+/// Width W of the H×W grid that N tokens form in raster order (token i at row i / W, column i % W):
+/// the largest divisor of N that is ≤ √N, so the grid is as square as N allows (256 → 16×16,
+/// 1024 → 32×32, 512 → H = 32 rows of W = 16; a prime N gives a strip N rows high and 1 wide).
+/// The `image` generator and the 2D mechanisms (scram) share it.
+Index gridWidth(Index n);
 
 struct InputSpec {
   Index n = 256;    ///< tokens (queries and keys)
@@ -29,10 +37,11 @@ struct InputSpec {
   Generator generator = Generator::Clustered;
   double temperature = 1.0;  ///< logits are scaled by 1/τ through Q (small τ: peaky rows)
   Index clusters = 8;        ///< Clustered: number of centres
-  double noise = 0.35;       ///< Clustered/Copy: relative noise around centres / copies
+  double noise = 0.35;       ///< Clustered/Copy: relative noise around centres / copies; Image: texture
   double length_scale = 16;  ///< Local: correlation length of the random walk, tokens
   Index period = 32;         ///< Periodic: period in tokens
   Index heavy_hitters = 4;   ///< Peaked: keys with large norm
+  double position_weight = 4; ///< Image: λ, the weight of the pixel position (x, y) beside its colour
   std::string source;        ///< non-empty when loaded from files (description for reports)
 };
 
@@ -43,8 +52,9 @@ struct Inputs {
   /// Exact attention on these inputs forbids i → i unless it is the only visible key (the reference
   /// of shared-QK mechanisms such as Reformer, where q_i·k_i would otherwise dominate).
   bool mask_self = false;
-  /// The generator's own token labels when it has them (the cluster of each token for `clustered`),
-  /// empty otherwise: views sort by them to make the structure visible.
+  /// The generator's own token labels when it has them (the cluster of each token for `clustered`,
+  /// the region of each pixel for `image`), empty otherwise: views sort by them to make the
+  /// structure visible.
   std::vector<std::int32_t> cluster;
   Index n() const { return q.rows(); }
   Index m() const { return k.rows(); }

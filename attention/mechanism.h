@@ -74,6 +74,10 @@ class Mechanism {
   /// The inputs of the exact attention this mechanism approximates. Usually the inputs themselves;
   /// Reformer's shared-QK attention approximates softmax with keys = unit-normalised queries.
   virtual Inputs referenceInputs(const Inputs& inputs, const Params& /*params*/) const { return inputs; }
+  /// Whether the reference is causal-masked in a causal run: yes, except where its keys are memory slots
+  /// rather than tokens (product-key memory: a slot has no position, so j ≤ i means nothing there). The
+  /// mechanism's own output must ignore later tokens in a causal run either way.
+  virtual bool referenceIsCausal(bool causal) const { return causal; }
   /// How the reference is named in views ("exact", "exact (shared-QK)").
   virtual std::string referenceLabel(const Params& /*params*/) const { return "exact"; }
 };

@@ -46,9 +46,12 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeSetTransformer(),      // #3
       mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
+      mech::makeScram(),               // #9
+      mech::makeProductKeyMemory(),    // #12
       mech::makeBpTransformer(),       // #14
       mech::makeCompressive(),         // #15
       mech::makeReformer(),            // #17
+      mech::makeSinkhorn(),            // #18
       mech::makeTransformerOnADiet(),  // #19
       mech::makeLongformer(),          // #24
       mech::makeSac(),                 // #21
@@ -61,6 +64,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
       mech::makeMemformer(),           // #41
+      mech::makeSmyrf(),               // #42
       mech::makeInformer(),            // #43
       mech::makeNystromformer(),       // #45
   };

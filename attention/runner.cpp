@@ -44,10 +44,12 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   const auto exact = requireMechanism("exact");
   const Inputs reference_inputs = c.mechanism->referenceInputs(c.inputs, c.params);
   const Params exact_params = Params::resolve(exact->params(), {});
+  RunOptions reference_run = options.run;
+  reference_run.causal = c.mechanism->referenceIsCausal(options.run.causal);
 
   backend.resetPeakBytes();
   auto t0 = std::chrono::steady_clock::now();
-  c.exact = exact->run(reference_inputs, exact_params, backend, options.run);
+  c.exact = exact->run(reference_inputs, exact_params, backend, reference_run);
   c.exact_ms = millisecondsSince(t0);
   options.run.checkCancel();
 
@@ -57,7 +59,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   c.approx_ms = millisecondsSince(t0);
   options.run.checkCancel();
 
-  c.reference = referenceOutput(reference_inputs, options.run.causal, options.run.cancel);
+  c.reference = referenceOutput(reference_inputs, reference_run.causal, options.run.cancel);
   c.relative_error = relativeError(c.approx.output, c.reference);
   const bool small = c.inputs.n() <= options.max_metric_n;
   if (options.with_weight_metrics && small && c.exact.explanation.weights) {

@@ -233,7 +233,7 @@ int run(int argc, char** argv) {
   run->add_option("--n", ra.n, "Tokens N (generated inputs)")->capture_default_str();
   run->add_option("--d", ra.d, "Head size d (generated inputs)")->capture_default_str();
   run->add_option("--seed", ra.seed, "Seed of inputs, rotations, features")->capture_default_str();
-  run->add_option("--input", ra.input, "Generator: gaussian|clustered|local|periodic|peaked|copy")->capture_default_str();
+  run->add_option("--input", ra.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   run->add_option("--temperature", ra.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
       ->capture_default_str();
   run->add_option("--q", ra.q, "Queries from a .npy file (N×d)");
@@ -258,7 +258,7 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--mechanism,-m", gui_options.mechanism, "Mechanism to show first")->capture_default_str();
   gui_cmd->add_option("--n", gui_n, "Tokens N")->capture_default_str();
   gui_cmd->add_option("--backend", gui_options.backend, "cpu|vulkan|auto")->capture_default_str();
-  gui_cmd->add_option("--input", gui_input, "Generator: gaussian|clustered|local|periodic|peaked|copy")
+  gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))
       ->capture_default_str();
 
   try {

@@ -65,7 +65,8 @@ QImage comparisonFigure(const attn::Comparison& c, const FigureOptions& options)
     }
   }
   auto tileOf = [&](const attn::ImpliedWeights& w) {
-    if (!grouping) return w.tile({0, n}, {0, m}, out, attn::Pooling::Max);
+    // The weights' own size: a memory's reference (product-key memory) has n² columns, not M.
+    if (!grouping || w.rows() != n || w.cols() != m) return w.tile({0, w.rows()}, {0, w.cols()}, out, attn::Pooling::Max);
     return attn::permuteWeights(w, grouping->order).tile({0, n}, {0, m}, out, attn::Pooling::Max);
   };
   const attn::Matrix exact = tileOf(c.exact.explanation.weights);

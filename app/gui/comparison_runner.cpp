@@ -6,6 +6,8 @@
 #include <chrono>
 #include <exception>
 
+#include "attention/mechanisms/bucket_engine.h"
+
 namespace attnlab::gui {
 
 /// The backend and the choice it was made for. Lives on the heap, shared with the job that uses it,
@@ -101,6 +103,36 @@ attn::Matrix poolPattern(const attn::Pattern& p, attn::Index max_pixels) {
   return pooled;
 }
 
+/// Pools "tokens i and j share a group" like poolPattern: each pixel holds (the smallest group its rows and
+/// columns share) mod 8 + 1, 0 where they share none. `order` (sorted position → token) or nullptr.
+attn::Matrix poolGrouping(const attn::Grouping& g, const std::vector<std::int32_t>* order, attn::Index max_pixels) {
+  const attn::Index n = attn::Index(g.label.size()), out = std::min(n, max_pixels);
+  attn::Matrix pooled = attn::Matrix::Zero(out, out);
+  std::vector<attn::Index> s, e;
+  attn::tilePixelSpans(n, out, s, e);
+  std::vector<std::vector<std::int32_t>> labels(static_cast<size_t>(out));  // per pixel: its groups, ascending
+  for (attn::Index q = 0; q < out; ++q) {
+    auto& l = labels[size_t(q)];
+    for (attn::Index pos = s[size_t(q)]; pos < e[size_t(q)]; ++pos)
+      l.push_back(g.label[size_t(order ? (*order)[size_t(pos)] : pos)]);
+    std::sort(l.begin(), l.end());
+    l.erase(std::unique(l.begin(), l.end()), l.end());
+  }
+  for (attn::Index a = 0; a < out; ++a)
+    for (attn::Index b = 0; b < out; ++b) {
+      const auto& x = labels[size_t(a)];
+      const auto& y = labels[size_t(b)];
+      for (size_t i = 0, j = 0; i < x.size() && j < y.size();) {
+        if (x[i] == y[j]) {
+          pooled(a, b) = float(x[i] % 8 + 1);
+          break;
+        }
+        x[i] < y[j] ? ++i : ++j;
+      }
+    }
+  return pooled;
+}
+
 }  // namespace
 
 RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel) {
@@ -151,9 +183,12 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         outcome.row_groups.push_back(order->label[size_t(order->order[size_t(rs[q])])]);
     }
     auto weightsOf = [&](const attn::ImpliedWeights& w) {
-      return order && w ? attn::permuteWeights(w, order->order) : w;
+      // Only N×N matrices are sorted (a memory's reference, product-key memory, has n² columns).
+      return order && w && w.rows() == n && w.cols() == n ? attn::permuteWeights(w, order->order) : w;
     };
-    auto patternOf = [&](const attn::Pattern& p) { return order ? attn::permutePattern(p, order->order) : p; };
+    auto patternOf = [&](const attn::Pattern& p) {
+      return order && p.rows == n && p.cols == n ? attn::permutePattern(p, order->order) : p;
+    };
     outcome.exact_pooled = pool(weightsOf(comparison->exact.explanation.weights), request.max_pixels, request.pooling,
                                  backend.backend.get());
     if (cancel.load()) throw attn::Cancelled();
@@ -164,14 +199,47 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       outcome.pattern_components = pattern->components;
       if (outcome.pattern_components.empty()) outcome.pattern_components.push_back("scored");
     }
+    auto findGrouping = [&](const attn::Step& step, const std::string& name) -> const attn::Grouping* {
+      for (const attn::Grouping& g : step.view->groupings)
+        if (g.name == name) return &g;
+      for (const attn::Grouping& g : comparison->approx.explanation.groupings)
+        if (g.name == name) return &g;
+      return nullptr;
+    };
     for (const attn::Step& step : comparison->approx.explanation.steps) {
-      if (!step.view || !step.view->pattern) continue;
-      const attn::Pattern& p = *step.view->pattern;
-      const bool square = p.rows == n && p.cols == n;
-      RunOutcome::StepPattern sp{step.title, step.caption,
-                                 poolPattern(square ? patternOf(p) : p, request.max_pixels), p.components, p.rows,
-                                 p.cols};
-      if (sp.components.empty()) sp.components.push_back("scored");
+      if (!step.view) continue;
+      // The step's own order (the "sort" stage) wins over the user's; only square N×N images are sorted.
+      const attn::Grouping* step_order = step.sorted_by.empty() ? order : findGrouping(step, step.sorted_by);
+      if (step_order && attn::Index(step_order->order.size()) != n) step_order = nullptr;
+      RunOutcome::StepPattern sp{step.title, step.caption, {}, {}, 0, 0, {}};
+      if (const auto& p = step.view->pattern) {
+        const bool square = p->rows == n && p->cols == n;
+        sp.pooled = poolPattern(square && step_order ? attn::permutePattern(*p, step_order->order) : *p,
+                                request.max_pixels);
+        sp.components = p->components;
+        if (sp.components.empty()) sp.components.push_back("scored");
+        sp.rows = p->rows;
+        sp.cols = p->cols;
+        sp.what = "pattern";
+      } else if (!step.view->groupings.empty() && attn::Index(step.view->groupings.front().label.size()) == n) {
+        const attn::Grouping& g = step.view->groupings.front();
+        sp.pooled = poolGrouping(g, step_order ? &step_order->order : nullptr, request.max_pixels);
+        sp.components = attn::mech::groupColourNames(g.groups, "group");
+        sp.rows = sp.cols = n;
+        sp.what = "same group: " + g.name;
+      } else if (!step.view->factors.empty() && step.view->factors.front().value.size() > 0) {
+        const auto f = std::make_shared<const attn::Matrix>(step.view->factors.front().value);
+        const attn::ImpliedWeights values(f->rows(), f->cols(), [f](attn::Range rows, attn::Range cols) {
+          return attn::Matrix(f->block(rows.begin, cols.begin, rows.size(), cols.size()));
+        });
+        sp.pooled = pool(values, request.max_pixels, request.pooling, nullptr);
+        sp.rows = f->rows();
+        sp.cols = f->cols();
+        sp.what = step.view->factors.front().name;
+      } else {
+        continue;
+      }
+      if (step_order && step_order != order) sp.what += " \xC2\xB7 sorted by " + step_order->name;
       outcome.step_patterns.push_back(std::move(sp));
       if (cancel.load()) throw attn::Cancelled();
     }

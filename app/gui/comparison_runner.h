@@ -46,12 +46,16 @@ struct RunOutcome {
   /// present wins), 0 where no pair is scored; empty when the mechanism has no pattern.
   attn::Matrix pattern_pooled;
   std::vector<std::string> pattern_components;
-  /// The patterns of the mechanism's steps (per layer, two hops, coverage, …), pooled the same way.
+  /// The mechanism's steps, each as one image pooled the same way: its pattern (per layer, two hops,
+  /// coverage, a hash round's chunks, …), else its first grouping as "i and j share a group" (a k-means
+  /// iteration's clusters), else its first factor as values (a Sinkhorn iteration's S). Categorical
+  /// images hold component + 1; factors (continuous: `components` empty) hold the values themselves.
   struct StepPattern {
     std::string title, caption;
     attn::Matrix pooled;
     std::vector<std::string> components;
     attn::Index rows = 0, cols = 0;
+    std::string what;  ///< "pattern", "groups: query clusters", "S after 3 iteration(s)"
   };
   std::vector<StepPattern> step_patterns;
   /// The orders this outcome can be shown in (grouping names, "input clusters") and the one used ("" by

@@ -15,6 +15,7 @@
 #include <QThread>
 #include <QSignalBlocker>
 #include <QToolBar>
+#include <QToolButton>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -215,6 +216,24 @@ void MainWindow::buildToolBar() {
   bar->addWidget(new QLabel(tr("  Pattern ")));
   bar->addWidget(pattern_view_);
   connect(pattern_view_, &QComboBox::currentIndexChanged, this, [this] { showOutcome(); });
+  play_ = new QToolButton;
+  play_->setText(tr("\xE2\x96\xB6 Play steps"));
+  play_->setCheckable(true);
+  play_->setToolTip(tr("Step through the mechanism's stages in the third panel (rotate \xE2\x86\x92 hash \xE2\x86\x92 "
+                       "sort \xE2\x86\x92 chunk \xE2\x86\x92 attend; k-means or Sinkhorn iterations), one every %1 s")
+                        .arg(k_step_interval_ms / 1000.0));
+  bar->addWidget(play_);
+  step_timer_.setInterval(k_step_interval_ms);
+  connect(&step_timer_, &QTimer::timeout, this, [this] { advanceStep(); });
+  connect(play_, &QToolButton::toggled, this, [this](bool on) {
+    play_->setText(on ? tr("\xE2\x8F\xB8 Pause") : tr("\xE2\x96\xB6 Play steps"));
+    if (on) {
+      advanceStep();
+      step_timer_.start();
+    } else {
+      step_timer_.stop();
+    }
+  });
   order_ = new QComboBox;
   order_->addItem(tr("position"));
   order_->setToolTip(tr("Token order of every panel: by position, or sorted by the mechanism's buckets / "
@@ -247,6 +266,20 @@ bool MainWindow::setOrder(const std::string& name) {
   if (index < 0) return false;
   if (order_->currentIndex() == index) return true;
   order_->setCurrentIndex(index);  // repools
+  return true;
+}
+
+void MainWindow::advanceStep() {
+  const int count = pattern_view_->count();
+  const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;  // entry 0 may be "pattern"
+  if (count - first <= 0) return;
+  const int next = pattern_view_->currentIndex() + 1;
+  pattern_view_->setCurrentIndex(next >= count || next < first ? first : next);  // loops
+}
+
+bool MainWindow::playSteps(bool on) {
+  if (on && pattern_view_->count() <= (outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0)) return false;
+  play_->setChecked(on);
   return true;
 }
 
@@ -423,6 +456,9 @@ void MainWindow::showOutcome() {
       pattern_view_->setCurrentIndex(std::max(0, static_cast<int>(views.indexOf(current))));
     }
     pattern_view_->setEnabled(views.size() > 1);
+    const bool steps = !outcome_->step_patterns.empty();
+    play_->setEnabled(steps);
+    if (!steps && play_->isChecked()) play_->setChecked(false);
   }
   const int chosen = pattern_view_->currentIndex();
   const bool own = outcome_->pattern_pooled.size() > 0;
@@ -441,9 +477,15 @@ void MainWindow::showOutcome() {
     pattern.source_rows = step.rows;
     pattern.source_cols = step.cols;
     pattern.categories = step.components;
+    if (step.what != "pattern") pattern.captions.push_back(step.what);
     pattern.captions.push_back(step.caption);
   }
-  if (pattern.values.size() > 0) {
+  if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor: values on the shared scale
+    pattern.pooling = pooling;
+    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pooling);
+    scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
+    scene.panels.push_back(std::move(pattern));
+  } else if (pattern.values.size() > 0) {
     pattern.pooling = "first component";
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any");
     pattern.marks = outcome_->marks;

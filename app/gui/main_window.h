@@ -15,6 +15,7 @@
 #include "render/view/heatmap_scene.h"
 
 class QComboBox;
+class QToolButton;
 class QLabel;
 class QMessageBox;
 
@@ -51,6 +52,10 @@ class MainWindow : public QMainWindow {
   /// Orders the tokens of every panel by the grouping named `name` ("" or "position": by position);
   /// repools. false when the last outcome has no such grouping.
   bool setOrder(const std::string& name);
+  /// Starts (or stops) playing the steps in the third panel: the next step every k_step_interval_ms,
+  /// looping. false when the last outcome has no steps.
+  bool playSteps(bool on);
+  bool playingSteps() const { return step_timer_.isActive(); }
   /// Turns causal masking on or off (reruns).
   void setCausal(bool causal);
   /// Processes events until no run is scheduled or in flight and the viewport has drawn the newest
@@ -89,6 +94,8 @@ class MainWindow : public QMainWindow {
   void onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
   void showOutcome();
   void showError(const QString& message);
+  /// Shows the next step in the third panel (after the last: the first).
+  void advanceStep();
   /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).
   attn::Index panelPixels() const;
   view::ColorScale colorScale() const;
@@ -106,6 +113,9 @@ class MainWindow : public QMainWindow {
   QComboBox* floor_ = nullptr;
   QComboBox* pooling_ = nullptr;
   QComboBox* pattern_view_ = nullptr;
+  QToolButton* play_ = nullptr;  ///< plays the steps (the Pattern selector's step entries) in turn
+  QTimer step_timer_;
+  static constexpr int k_step_interval_ms = 1200;
   QComboBox* order_ = nullptr;  ///< token order of the images: position, or a grouping of the outcome  ///< which pattern the third panel shows: the mechanism's or a step's
   QLabel* status_time_ = nullptr;
   QLabel* status_error_ = nullptr;

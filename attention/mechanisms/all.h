@@ -27,4 +27,8 @@ std::shared_ptr<const Mechanism> makeRouting();
 std::shared_ptr<const Mechanism> makeClustered();
 std::shared_ptr<const Mechanism> makeInformer();
 std::shared_ptr<const Mechanism> makeSac();
+std::shared_ptr<const Mechanism> makeScram();
+std::shared_ptr<const Mechanism> makeProductKeyMemory();
+std::shared_ptr<const Mechanism> makeSinkhorn();
+std::shared_ptr<const Mechanism> makeSmyrf();
 }  // namespace attn::mech

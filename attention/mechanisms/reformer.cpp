@@ -9,18 +9,13 @@
 #include <numeric>
 
 #include "attention/mechanisms/all.h"
+#include "attention/mechanisms/bucket_engine.h"
 #include "attention/mechanisms/common.h"
 #include "attention/random.h"
 
 namespace attn::mech {
 namespace {
 
-struct Round {
-  std::vector<std::int32_t> bucket;  // per token
-  std::vector<std::int32_t> order;   // sorted position → token
-  std::vector<std::int32_t> chunk;   // per token: chunk of its sorted position
-  Matrix rotation;                   // d × n_b/2
-};
 
 class Reformer final : public Mechanism {
  public:
@@ -78,139 +73,87 @@ class Reformer final : public Mechanism {
     const auto q = std::make_shared<const Matrix>(in.q);
     const auto k = std::make_shared<const Matrix>(normalisedKeys(in.q));
 
-    // Hash and sort, round by round.
-    std::vector<Round> hashed(static_cast<size_t>(rounds));
-    timedStage(r.cost, options, "hash + sort", [&] {
+    // Hash, round by round: bucket = argmax [xR, −xR] of the unit keys (queries share them).
+    std::vector<BucketRound> hashed(static_cast<size_t>(rounds));
+    std::vector<Matrix> rotation(static_cast<size_t>(rounds));
+    timedStage(r.cost, options, "hash", [&] {
       for (Index h = 0; h < rounds; ++h) {
-        Round& round = hashed[size_t(h)];
+        BucketRound& round = hashed[size_t(h)];
+        round.name = "round " + std::to_string(h + 1);
+        round.groups = std::int32_t(buckets);
         if (buckets > 1) {
           Rng rng(options.seed, 1000 + std::uint64_t(h));
-          round.rotation = rng.gaussian(d, buckets / 2);
-          round.bucket = backend.hashRotations(*k, round.rotation);
+          rotation[size_t(h)] = rng.gaussian(d, buckets / 2);
+          round.q_label = backend.hashRotations(*k, rotation[size_t(h)]);
         } else {
-          round.bucket.assign(size_t(n), 0);
+          round.q_label.assign(size_t(n), 0);
         }
-        Grouping g = Grouping::fromLabels("", round.bucket, std::int32_t(buckets));
-        round.order = g.order;
-        round.chunk.resize(size_t(n));
-        for (Index pos = 0; pos < n; ++pos) round.chunk[size_t(round.order[size_t(pos)])] = std::int32_t(pos / chunk);
+        round.k_label = round.q_label;
       }
     });
+    BucketOptions bo;
+    bo.chunk = chunk;
+    bo.previous_chunk = previous;
+    bo.self_rule = true;
+    bo.causal = options.causal;
+    bo.scale = defaultScale(d);
+    const BucketAttention att = attendBuckets(in, q, k, hashed, bo, backend, options, r);
+    r.cost.flops += double(rounds) * double(n) * double(d) * double(buckets);  // the hashing
 
-    // Candidate pairs per round: same bucket, own or previous chunk, j ≤ i when causal.
-    std::vector<std::vector<std::vector<std::int32_t>>> per_round(static_cast<size_t>(rounds), std::vector<std::vector<std::int32_t>>(static_cast<size_t>(n)));
-    auto union_pattern = timedStage(r.cost, options, "chunk", [&] {
-      for (Index h = 0; h < rounds; ++h) {
-        const Round& round = hashed[size_t(h)];
-        for (Index pos = 0; pos < n; ++pos) {
-          const std::int32_t i = round.order[size_t(pos)];
-          const Index c = pos / chunk;
-          const Index first = (previous && c > 0 ? c - 1 : c) * chunk;
-          const Index last = std::min(n, (c + 1) * chunk);
-          auto& row = per_round[size_t(h)][size_t(i)];
-          for (Index s = first; s < last; ++s) {
-            const std::int32_t j = round.order[size_t(s)];
-            if (round.bucket[size_t(j)] != round.bucket[size_t(i)]) continue;
-            if (options.causal && j > i) continue;
-            row.push_back(j);
-          }
-          std::sort(row.begin(), row.end());
-        }
-      }
-      // Union over rounds, with the self rule: i sees itself only if it sees nothing else.
-      std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
-      std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
-      for (Index i = 0; i < n; ++i) {
-        std::vector<std::pair<std::int32_t, std::uint8_t>> all;
-        for (Index h = 0; h < rounds; ++h)
-          for (auto j : per_round[size_t(h)][size_t(i)]) all.emplace_back(j, std::uint8_t(h));
-        std::sort(all.begin(), all.end());
-        all.erase(std::unique(all.begin(), all.end(), [](auto a, auto b) { return a.first == b.first; }), all.end());
-        const bool others = std::any_of(all.begin(), all.end(), [&](auto e) { return e.first != i; });
-        for (auto [j, h] : all) {
-          if (others && j == i) continue;
-          cols[size_t(i)].push_back(j);
-          comps[size_t(i)].push_back(h);
-        }
-      }
-      std::vector<std::string> names;
-      for (Index h = 0; h < rounds; ++h) names.push_back("round " + std::to_string(h + 1));
-      return std::make_shared<const Pattern>(patternFromRows(n, n, cols, comps, names));
-    });
+    for (const BucketRound& round : hashed)
+      r.explanation.groupings.push_back(Grouping::fromLabels(round.name + " buckets", round.q_label, round.groups));
+    const Index chunks = (n + chunk - 1) / chunk;
+    r.explanation.groupings.push_back(Grouping::fromLabels("round 1 chunks", att.chunk.front(), std::int32_t(chunks)));
 
-    // Attend per round with the multiplicity correction, then combine by log-normalisers.
-    const float scale = defaultScale(d);
-    Matrix out = Matrix::Zero(n, in.v.cols());
-    Vector total_lse;
-    timedStage(r.cost, options, "attend + combine", [&] {
-      std::vector<AttentionOutput> results;
-      for (Index h = 0; h < rounds; ++h) {
-        std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
-        std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
-        std::vector<float> bias;
-        for (Index i = 0; i < n; ++i) {
-          for (auto j : per_round[size_t(h)][size_t(i)]) {
-            if (!union_pattern->contains(i, j)) continue;  // the self rule removed it
-            int shared = 0;
-            for (Index other = 0; other < rounds; ++other) {
-              const auto& o = per_round[size_t(other)][size_t(i)];
-              shared += std::binary_search(o.begin(), o.end(), j) ? 1 : 0;
-            }
-            cols[size_t(i)].push_back(j);
-            comps[size_t(i)].push_back(0);
-            bias.push_back(-std::log(float(shared)));
-          }
-        }
-        const Pattern round_pattern = patternFromRows(n, n, cols, comps, {"round"});
-        results.push_back(backend.sparseAttention(*q, *k, in.v, round_pattern, scale, &bias));
-        options.checkCancel();
-      }
-      total_lse = Vector::Constant(n, -std::numeric_limits<float>::infinity());
-      for (Index i = 0; i < n; ++i) {
-        float mx = -std::numeric_limits<float>::infinity();
-        for (const auto& res : results) mx = std::max(mx, res.lse(i));
-        if (!std::isfinite(mx)) continue;
-        double sum = 0;
-        for (const auto& res : results) sum += std::exp(double(res.lse(i) - mx));
-        const float lse = mx + float(std::log(sum));
-        total_lse(i) = lse;
-        for (const auto& res : results)
-          if (std::isfinite(res.lse(i))) out.row(i) += std::exp(res.lse(i) - lse) * res.out.row(i);
-      }
-    });
-
-    r.output = std::move(out);
-    r.explanation.weights = patternSoftmaxWeights(q, k, scale, union_pattern, total_lse);
-    r.explanation.pattern = *union_pattern;
-    for (Index h = 0; h < rounds; ++h) {
-      const Round& round = hashed[size_t(h)];
-      r.explanation.groupings.push_back(
-          Grouping::fromLabels("round " + std::to_string(h + 1) + " buckets", round.bucket, std::int32_t(buckets)));
-    }
-    // Steps of round 1: rotate → hash → sort → chunk → attend.
+    // Steps of round 1: rotate → hash → sort → chunk → attend (then the union of the rounds).
+    const std::string sorted_name = "round 1 buckets";
+    auto with = [&](std::optional<Pattern> pattern, bool groups) {
+      auto view = std::make_shared<Explanation>();
+      view->pattern = std::move(pattern);
+      if (groups) view->groupings.push_back(r.explanation.groupings.front());
+      return view;
+    };
+    const auto same = sameGroupPattern(hashed.front().q_label, hashed.front().k_label, hashed.front().groups,
+                                       "bucket", options.causal);
     {
-      const Round& first = hashed.front();
-      auto hash_view = std::make_shared<Explanation>();
-      hash_view->groupings.push_back(r.explanation.groupings.front());
-      if (first.rotation.size()) hash_view->factors.push_back({"rotation R (round 1)", "d × n_b/2 Gaussian", first.rotation});
-      auto chunk_view = std::make_shared<Explanation>();
-      const Index chunks = (n + chunk - 1) / chunk;
-      chunk_view->groupings.push_back(Grouping::fromLabels("round 1 chunks", first.chunk, std::int32_t(chunks)));
-      auto attend_view = std::make_shared<Explanation>();
-      attend_view->pattern = *union_pattern;
-      attend_view->weights = r.explanation.weights;
-      r.explanation.steps = {
-          {"rotate", "Project the unit keys on a random rotation R: x·R and −x·R.", hash_view},
-          {"hash", "Each token's bucket is the argmax over [xR, −xR].", hash_view},
-          {"sort", "Sort tokens by (bucket, position): buckets become contiguous.", hash_view},
-          {"chunk", "Cut the sorted order into chunks of m; a chunk also sees the previous one.", chunk_view},
-          {"attend", "Attend within bucket ∩ chunk; unite the rounds by their log-normalisers.", attend_view},
-      };
+      auto view = with(std::nullopt, true);
+      if (buckets > 1) {
+        // [xR, −xR] per token, rescaled to 0..1: the brightest column of a row is its bucket.
+        const Matrix xr = *k * rotation.front();
+        Matrix both(n, buckets);
+        both << xr, -xr;
+        const float lo = both.minCoeff(), hi = both.maxCoeff();
+        if (hi > lo) both = (both.array() - lo) / (hi - lo);
+        view->factors.push_back({"rotated keys [xR, −xR] (round 1, rescaled to 0..1)",
+                                 "N × n_b: the brightest column of each row is the token's bucket", std::move(both)});
+        view->factors.push_back({"rotation R (round 1)", "d × n_b/2 Gaussian", rotation.front()});
+      }
+      r.explanation.steps.push_back({"rotate", "Project the unit keys on a random rotation R: xR and −xR.", view});
     }
-    r.cost.scored_pairs = double(union_pattern->nnz());
-    r.cost.flops = 2 * r.cost.scored_pairs * double(d + in.v.cols()) + double(rounds) * double(n) * double(d) * double(buckets);
-    r.cost.peak_bytes = backend.peakBytes() + union_pattern->nnz() * Index(sizeof(std::int32_t) + 1) * 2 +
-                        n * in.v.cols() * Index(sizeof(float)) * (rounds + 1);
+    r.explanation.steps.push_back({"hash",
+                                   "Bucket = argmax over [xR, −xR]; pairs of one bucket, in token order: scattered.",
+                                   with(same, true)});
+    r.explanation.steps.push_back({"sort",
+                                   "Sort tokens by (bucket, position): each bucket becomes one diagonal block.",
+                                   with(same, true), sorted_name});
+    r.explanation.steps.push_back(
+        {"chunk",
+         "Cut the sorted order into chunks of m; a query sees its bucket within its chunk" +
+             std::string(previous ? " and the previous one." : "."),
+         with(*att.rounds.front(), true), sorted_name});
+    if (rounds > 1)
+      r.explanation.steps.push_back({"rounds",
+                                     "Every round hashes anew; the pattern is the union of the rounds' pairs "
+                                     "(colour: the first round that has the pair).",
+                                     with(*att.pattern, false)});
+    {
+      auto view = with(*att.pattern, false);
+      view->weights = r.explanation.weights;
+      r.explanation.steps.push_back({"attend",
+                                     "Softmax over the union, rounds combined by their log-normalisers; a token "
+                                     "sees itself only when it has no other key.",
+                                     view});
+    }
     return r;
   }
 };

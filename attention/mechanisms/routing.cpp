@@ -10,7 +10,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/kmeans.h"
-#include "attention/mechanisms/pattern_engine.h"
+#include "attention/mechanisms/bucket_engine.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -79,17 +79,12 @@ class Routing final : public Mechanism {
       });
     }
     std::vector<std::int32_t> qc(km.label.begin(), km.label.begin() + n), kc(km.label.begin() + n, km.label.end());
-    std::vector<std::vector<Index>> keys_of(static_cast<size_t>(c));
-    for (Index j = 0; j < m; ++j) keys_of[size_t(kc[size_t(j)])].push_back(j);
-    auto pattern = timedStage(r.cost, options, "route", [&] {
-      PatternBuilder b(n, m, options.causal);
-      b.add("cluster", [&](Index i, std::vector<Index>& out) {
-        const auto& ks = keys_of[size_t(qc[size_t(i)])];
-        out.insert(out.end(), ks.begin(), ks.end());
-      });
-      return std::make_shared<const Pattern>(b.build(options));
-    });
-    attendPattern(in, pattern, backend, options, r);
+    // Query i attends to the keys of its cluster: one round of the bucket engine, without chunks.
+    BucketOptions bo;
+    bo.causal = options.causal;
+    bo.scale = defaultScale(in.q.cols());
+    attendBuckets(in, std::make_shared<const Matrix>(in.q), std::make_shared<const Matrix>(in.k),
+                  {BucketRound{"cluster", qc, kc, std::int32_t(c)}}, bo, backend, options, r);
     if (n == m) {
       // One label per token: the query's cluster (views sort by it: the pattern becomes blocks).
       r.explanation.groupings.push_back(Grouping::fromLabels("query clusters", qc, std::int32_t(c)));

@@ -40,7 +40,7 @@ TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
                                          "bigbird",       "bp-transformer",     "etc",      "multiscale",
-                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac"};
+                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac", "scram", "product-key-memory", "sinkhorn", "smyrf"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -171,8 +171,9 @@ TEST(Reformer, RoundsCombineToSoftmaxOverTheUnionOfTheirPairs) {
   o.bias = &bias;
   const Matrix k = sharedKeys(in.q);
   EXPECT_LT(relativeError(r.output, test::refAttention(in.q, k, in.v, o)), 1e-5);
-  EXPECT_EQ(r.explanation.groupings.size(), 4u);
-  EXPECT_EQ(r.explanation.steps.size(), 5u);
+  EXPECT_EQ(r.explanation.groupings.size(), 5u);  // 4 rounds' buckets, round 1's chunks
+  ASSERT_EQ(r.explanation.steps.size(), 6u);        // rotate, hash, sort, chunk, rounds, attend
+  EXPECT_EQ(r.explanation.steps[2].sorted_by, "round 1 buckets");
   // Each round's grouping order sorts by bucket.
   const Grouping& g = r.explanation.groupings[0];
   for (size_t t = 1; t < g.order.size(); ++t) EXPECT_LE(g.label[size_t(g.order[t - 1])], g.label[size_t(g.order[t])]);
@@ -302,6 +303,9 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"memformer", {{"slots", "8"}, {"segment", "16"}}},
       {"routing", {{"clusters", "6"}}},
       {"sac", {{"alpha", "6"}}},
+      {"sinkhorn", {{"block", "8"}}},
+      {"product-key-memory", {{"n", "16"}, {"topk", "8"}}},
+      {"scram", {{"radius", "1"}, {"random_keys", "2"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;
@@ -334,7 +338,10 @@ TEST(AllMechanisms, DeterministicForAFixedSeedAndCostsReported) {
     ASSERT_TRUE(a.explanation.weights) << m->info().id;
     // Implied weights reproduce the output: O = A_eff·V.
     const Matrix w = a.explanation.weights.dense();
-    EXPECT_LT(relativeError(Matrix(w * in.v), MatrixD(a.output.cast<double>())), 2e-4) << m->info().id;
+    // Against the values the weights mix: the input's V, or a memory's value table (product-key-memory).
+    const Matrix values = m->referenceInputs(in, Params::resolve(m->params(), {})).v;
+    ASSERT_EQ(w.cols(), values.rows()) << m->info().id;
+    EXPECT_LT(relativeError(Matrix(w * values), MatrixD(a.output.cast<double>())), 2e-4) << m->info().id;
   }
 }
 

@@ -161,6 +161,67 @@ TEST_F(MainWindowTest, PatternPanelShowsTheStepsOfAMechanism) {
   EXPECT_TRUE(window.setPatternView(""));
 }
 
+TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
+  // Reformer: the "sort" step is drawn sorted by round 1's buckets whatever the chosen order; routing's
+  // k-means steps are groupings ("same cluster" images); Sinkhorn's iterations are values (S).
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  auto outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  const RunOutcome::StepPattern* hash = nullptr;
+  const RunOutcome::StepPattern* sort = nullptr;
+  for (const auto& s : outcome->step_patterns) {
+    if (s.title == "hash") hash = &s;
+    if (s.title == "sort") sort = &s;
+  }
+  ASSERT_TRUE(hash && sort);
+  EXPECT_NE(sort->what.find("sorted by round 1 buckets"), std::string::npos) << sort->what;
+  // Sorted, each pixel row's bucket pairs sit in one diagonal run: its non-zero pixels are contiguous.
+  int runs_sorted = 0, runs_hash = 0;
+  for (attn::Index r = 0; r < sort->pooled.rows(); ++r)
+    for (attn::Index c = 1; c < sort->pooled.cols(); ++c) {
+      runs_sorted += (sort->pooled(r, c) != 0) != (sort->pooled(r, c - 1) != 0);
+      runs_hash += (hash->pooled(r, c) != 0) != (hash->pooled(r, c - 1) != 0);
+    }
+  EXPECT_LT(runs_sorted * 4, runs_hash) << "sorting by bucket should make blocks";
+  ASSERT_TRUE(window.setPatternView("hash"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const QImage hashed = window.viewportImage();
+  ASSERT_TRUE(window.playSteps(true));
+  EXPECT_TRUE(window.playingSteps());
+  QTest::qWait(1500);  // one step interval: "hash" → "sort"
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_GT(differingShare(hashed, window.viewportImage()), 0.01) << "playing did not advance the panel";
+  EXPECT_TRUE(window.playSteps(false));
+  EXPECT_FALSE(window.playingSteps());
+
+  ASSERT_TRUE(window.selectMechanism("routing"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  ASSERT_GE(outcome->step_patterns.size(), 2u);
+  EXPECT_EQ(outcome->step_patterns.front().what.rfind("same group", 0), 0u) << outcome->step_patterns.front().what;
+  EXPECT_FALSE(outcome->step_patterns.front().components.empty());
+  EXPECT_GT(outcome->step_patterns.front().pooled.maxCoeff(), 0);
+
+  ASSERT_TRUE(window.selectMechanism("sinkhorn"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  const RunOutcome::StepPattern* last = nullptr;
+  for (const auto& s : outcome->step_patterns)
+    if (s.title == "Sinkhorn 7") last = &s;
+  ASSERT_NE(last, nullptr);
+  EXPECT_TRUE(last->components.empty()) << "S is drawn as values";
+  EXPECT_EQ(last->rows, 8);  // 256 tokens in blocks of 32
+  for (attn::Index j = 0; j < last->pooled.cols(); ++j) EXPECT_NEAR(last->pooled.col(j).sum(), 1.0, 1e-3);
+  ASSERT_TRUE(window.setPatternView("Sinkhorn 7"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_STEP")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+}
+
 TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   MainWindow window(options("reformer"));
   showAndWait(window);
