@@ -203,6 +203,13 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   EXPECT_EQ(outcome->step_patterns.front().what.rfind("same group", 0), 0u) << outcome->step_patterns.front().what;
   EXPECT_FALSE(outcome->step_patterns.front().components.empty());
   EXPECT_GT(outcome->step_patterns.front().pooled.maxCoeff(), 0);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_GROUPS")) {
+    ASSERT_TRUE(window.setPatternView(outcome->step_patterns.back().title));
+    ASSERT_TRUE(window.setOrder("query clusters"));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    EXPECT_TRUE(window.windowImage().save(path));
+    ASSERT_TRUE(window.setOrder("position"));
+  }
 
   ASSERT_TRUE(window.selectMechanism("sinkhorn"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
