@@ -44,6 +44,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeExact(),
       mech::makeMemoryCompressed(),    // #1
       mech::makeSetTransformer(),      // #3
+      mech::makeEfficientAttention(),  // #5
       mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
       mech::makeScram(),               // #9
@@ -53,20 +54,30 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeReformer(),            // #17
       mech::makeSinkhorn(),            // #18
       mech::makeTransformerOnADiet(),  // #19
-      mech::makeLongformer(),          // #24
+      mech::makeTalkConv(),            // #20
       mech::makeSac(),                 // #21
       mech::makeRouting(),             // #22
+      mech::makeLongformer(),          // #24
       mech::makeEtc(),                 // #25
       mech::makeMultiscale(),          // #26
+      mech::makeSynthesizer(),         // #27
       mech::makeJukebox(),             // #28
+      mech::makeInputIndependent(),    // #29
       mech::makeGmat(),                // #30
       mech::makeLinearTransformer(),   // #31
+      mech::makeLinformer(),           // #32
+      mech::makePerformerV1(),         // #33
       mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
+      mech::makePerformer(),           // #40
       mech::makeMemformer(),           // #41
       mech::makeSmyrf(),               // #42
       mech::makeInformer(),            // #43
+      mech::makeSlimPerformer(),       // #44
       mech::makeNystromformer(),       // #45
+      mech::makeFastWeight(),          // #46
+      mech::makeLambda(),              // #47
+      mech::makeRfa(),                 // #48
   };
   return all;
 }

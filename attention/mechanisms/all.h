@@ -31,4 +31,15 @@ std::shared_ptr<const Mechanism> makeScram();
 std::shared_ptr<const Mechanism> makeProductKeyMemory();
 std::shared_ptr<const Mechanism> makeSinkhorn();
 std::shared_ptr<const Mechanism> makeSmyrf();
+std::shared_ptr<const Mechanism> makeEfficientAttention();
+std::shared_ptr<const Mechanism> makeLinformer();
+std::shared_ptr<const Mechanism> makePerformerV1();
+std::shared_ptr<const Mechanism> makePerformer();
+std::shared_ptr<const Mechanism> makeSlimPerformer();
+std::shared_ptr<const Mechanism> makeFastWeight();
+std::shared_ptr<const Mechanism> makeRfa();
+std::shared_ptr<const Mechanism> makeTalkConv();
+std::shared_ptr<const Mechanism> makeSynthesizer();
+std::shared_ptr<const Mechanism> makeInputIndependent();
+std::shared_ptr<const Mechanism> makeLambda();
 }  // namespace attn::mech

@@ -102,7 +102,7 @@ class Informer final : public Mechanism {
     });
     r.explanation.pattern = *pattern;
     r.explanation.special.push_back(TokenSet{"active queries", "active", active, {}, {}});
-    r.explanation.factors.push_back({"M̄", "the sampled sparsity score of each query (the top " +
+    r.explanation.factors.push_back({"M'", "the sampled sparsity score of each query (the top " +
                                      std::to_string(active_count) + " are active)", *score});
     r.explanation.notes.push_back(std::to_string(active_count) + " active queries of " + std::to_string(n) + ", " +
                                   std::to_string(samples) + " sampled keys per query");

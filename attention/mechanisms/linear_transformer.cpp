@@ -3,11 +3,83 @@
 // O = D⁻¹·φ(Q)·(φ(K)ᵀV) costs O(N·d·dv). Causal form: the running state S_i = S_{i−1} + φ(k_i)v_iᵀ,
 // z_i = z_{i−1} + φ(k_i) and O_i = φ(q_i)ᵀS_i / φ(q_i)ᵀz_i (an RNN). It is a different kernel, not a
 // consistent approximation of softmax: its error does not vanish with compute (CATALOG.md #31).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/mechanisms/kernel_engine.h"
 
 namespace attn::mech {
 namespace {
+
+/// The generation view of causal linear attention: the RNN state S_t = Σ_{j≤t} φ(k_j)v_jᵀ at a few tokens
+/// (steps), and the time to generate token t measured here on the host: one RNN step (update S, z; read
+/// φ(q_t)·S / φ(q_t)·z: constant in t) against one softmax step over a KV cache of t keys (linear in t).
+void recurrentView(const Matrix& phi_q, const Matrix& phi_k, const Inputs& in, Result& r) {
+  const Index n = phi_q.rows(), f = phi_q.cols(), dv = in.v.cols(), d = in.q.cols();
+  const Index checkpoints = std::min<Index>(n, 6);
+  std::vector<Index> at;
+  for (Index c = 1; c <= checkpoints; ++c) at.push_back(std::max<Index>(1, n * c / checkpoints));
+  Matrix state = Matrix::Zero(f, dv);
+  size_t next = 0;
+  for (Index t = 0; t < n && next < at.size(); ++t) {
+    state.noalias() += phi_k.row(t).transpose() * in.v.row(t);
+    if (t + 1 == at[next]) {
+      auto view = std::make_shared<Explanation>();
+      const float hi = state.cwiseAbs().maxCoeff();
+      view->factors.push_back({"state S after token " + std::to_string(t + 1), "d × dv, |S| scaled to 0..1",
+                               hi > 0 ? Matrix(state.cwiseAbs() / hi) : state});
+      r.explanation.steps.push_back({"state at " + std::to_string(t + 1),
+                                     "The RNN state: everything generation needs from tokens 1.." +
+                                         std::to_string(t + 1) + " (its size does not grow).",
+                                     view});
+      ++next;
+    }
+  }
+  // Per-token generation time (µs), median of repeats: RNN step vs softmax over a KV cache of t keys.
+  auto medianMicros = [](auto&& step) {
+    std::vector<double> times;
+    for (int rep = 0; rep < 15; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      step();
+      times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::nth_element(times.begin(), times.begin() + 7, times.end());
+    return times[7];
+  };
+  Matrix timing(3, Index(at.size()));
+  Eigen::RowVectorXf z = phi_k.colwise().sum(), out(dv);
+  Eigen::VectorXf scores;
+  volatile float sink = 0;
+  for (size_t c = 0; c < at.size(); ++c) {
+    const Index t = at[c] - 1;
+    timing(0, Index(c)) = float(t + 1);
+    timing(1, Index(c)) = float(medianMicros([&] {
+      state.noalias() += phi_k.row(t).transpose() * in.v.row(t);
+      z += phi_k.row(t);
+      out.noalias() = phi_q.row(t) * state / phi_q.row(t).dot(z);
+      sink = sink + out(0);
+    }));
+    timing(2, Index(c)) = float(medianMicros([&] {
+      scores.noalias() = in.k.topRows(t + 1) * in.q.row(t).transpose() / std::sqrt(float(d));
+      scores = (scores.array() - scores.maxCoeff()).exp().matrix();
+      out.noalias() = scores.transpose() * in.v.topRows(t + 1) / scores.sum();
+      sink = sink + out(0);
+    }));
+  }
+  r.explanation.factors.push_back({"generation time per token (µs)",
+                                   "row 1: token t; row 2: linear attention's RNN step; row 3: softmax over a KV cache "
+                                   "of t keys (measured on this host, median of 15)",
+                                   timing});
+  char note[200];
+  std::snprintf(note, sizeof note, "generating token %lld: RNN step %.1f µs vs softmax with a KV cache %.1f µs",
+                static_cast<long long>(at.back()), double(timing(1, timing.cols() - 1)),
+                double(timing(2, timing.cols() - 1)));
+  r.explanation.notes.push_back(note);
+}
 
 class LinearTransformer final : public Mechanism {
  public:
@@ -26,44 +98,19 @@ class LinearTransformer final : public Mechanism {
 
   Result run(const Inputs& in, const Params&, Backend& backend, const RunOptions& options) const override {
     Result r;
-    const Index n = in.n(), m = in.m();
-    if (options.causal && m != n) throw UserError("causal linear attention needs as many keys as queries");
+    const Index n = in.n();
     auto phi_q = std::make_shared<Matrix>();
     auto phi_k = std::make_shared<Matrix>();
     timedStage(r.cost, options, "feature map", [&] {
       *phi_q = backend.featureMap(in.q, FeatureMap::EluPlusOne);
       *phi_k = backend.featureMap(in.k, FeatureMap::EluPlusOne);
     });
-    r.output = timedStage(r.cost, options, "attend",
-                          [&] { return backend.linearAttention(*phi_q, *phi_k, in.v, options.causal); });
-
-    // Implied weights A_ij = φq_i·φk_j / φq_i·z_i, with z_i the (prefix) sum of φk.
-    auto normaliser = std::make_shared<Vector>(n);
-    if (options.causal) {
-      Eigen::RowVectorXf z = Eigen::RowVectorXf::Zero(phi_k->cols());
-      for (Index i = 0; i < n; ++i) {
-        z += phi_k->row(i);
-        (*normaliser)(i) = phi_q->row(i).dot(z);
-      }
-    } else {
-      const Eigen::RowVectorXf z = phi_k->colwise().sum();
-      *normaliser = *phi_q * z.transpose();
-    }
-    auto kernel = std::make_shared<WeightKernel>();
-    kernel->kind = WeightKernel::Kind::Linear;
-    kernel->a = phi_q;
-    kernel->b = phi_k;
-    kernel->row_term = normaliser->unaryExpr([](float den) { return den > 0 ? 1.0f / den : 0.0f; });
-    kernel->causal = options.causal;
-    r.explanation.weights = ImpliedWeights(std::move(kernel));
+    attendKernel(in, phi_q, phi_k, options.causal, backend, options, r);
     const Index shown = std::min<Index>(n, 64);
     r.explanation.factors.push_back({"φ(Q)", "elu(Q)+1, first " + std::to_string(shown) + " tokens", phi_q->topRows(shown)});
     r.explanation.factors.push_back({"φ(K)", "elu(K)+1, first " + std::to_string(shown) + " tokens", phi_k->topRows(shown)});
     r.explanation.notes.push_back("a different kernel, not a consistent approximation: its error does not vanish");
-    const double d = double(in.q.cols()), dv = double(in.v.cols());
-    r.cost.scored_pairs = 0;  // no pair is scored: the kernel is factorised
-    r.cost.flops = 4.0 * double(n) * d * dv + 2.0 * double(m) * d * dv;
-    r.cost.peak_bytes = backend.peakBytes() + (n + m) * in.q.cols() * Index(sizeof(float)) + n * in.v.cols() * Index(sizeof(float));
+    if (options.causal && n > 0) recurrentView(*phi_q, *phi_k, in, r);
     return r;
   }
 };

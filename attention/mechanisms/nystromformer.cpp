@@ -2,25 +2,27 @@
 // (m segments). With F = rowsoftmax(Q·K̃ᵀ) (N×m), Ã = rowsoftmax(Q̃·K̃ᵀ) (m×m) and B = rowsoftmax(Q̃·Kᵀ)
 // (m×N), softmax attention is approximated by Ŝ = F·Ã⁺·B and O = F·(Ã⁺·(B·V)). Ã⁺ comes from the
 // iterative Moore–Penrose scheme of the official code (Z₀ = Ãᵀ/(‖Ã‖₁‖Ã‖∞); Z ← ¼Z(13I − ÃZ(15I −
-// ÃZ(7I − ÃZ)))), 6 iterations by default, or an exact pseudo-inverse. The optional depthwise-conv skip
+// ÃZ(7I − ÃZ)))), 6 iterations by default, or an exact pseudo-inverse by SVD (pinv = exact, or
+// iterations = 0: the reference). The steps show ÃZ_t after each iteration, captioned with ‖ÃZ_t − I‖_F,
+// then the product F·Ã⁺·B; the factors are F (N×m), Ã (m×m), B (m×N). The optional depthwise-conv skip
 // is learned and left out (CATALOG.md #45). Both softmax products run as attention primitives:
 // B·V = attention(Q̃, K, V) and F·W = attention(Q, K̃, W).
-#include <Eigen/SVD>
+#include <cstdio>
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/mechanisms/low_rank.h"
 
 namespace attn::mech {
 namespace {
 
-MatrixD rowSoftmax(const MatrixD& logits) {
-  MatrixD out(logits.rows(), logits.cols());
-  for (Index i = 0; i < logits.rows(); ++i) {
-    const double mx = logits.row(i).maxCoeff();
-    out.row(i) = (logits.row(i).array() - mx).exp();
-    out.row(i) /= out.row(i).sum();
-  }
-  return out;
+constexpr Index kMaxFactorEntries = Index(1) << 22;
+constexpr Index kMaxStepEntries = Index(1) << 23;  // all ÃZ_t together
+
+std::string residualText(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
 }
 
 class Nystromformer final : public Mechanism {
@@ -39,7 +41,8 @@ class Nystromformer final : public Mechanism {
         ParamSpec::integer("landmarks", "Landmarks m", "Segment means used as landmark queries and keys.", 64, 1, 8192, true),
         ParamSpec::choice("pinv", "Pseudo-inverse", "iterative: the paper's Moore–Penrose iteration; exact: SVD.",
                           {"iterative", "exact"}, 0),
-        ParamSpec::integer("iterations", "Iterations", "Moore–Penrose iterations (iterative pseudo-inverse).", 6, 1, 100),
+        ParamSpec::integer("iterations", "Iterations", "Moore–Penrose iterations of the iterative pseudo-inverse (paper: "
+                           "6); 0 = the exact pseudo-inverse by SVD (the reference).", 6, 0, 100),
     };
   }
 
@@ -71,24 +74,32 @@ class Nystromformer final : public Mechanism {
     // Ã⁺ (m×m), in double: m is small and the iteration is sensitive to rounding.
     MatrixD a_tilde, a_pinv;
     std::vector<double> residuals;
+    std::vector<Step> pinv_steps;
+    const bool exact_pinv = p.choice("pinv") == "exact" || p.integer("iterations") == 0;
+    const Index iterations = exact_pinv ? 0 : p.integer("iterations");
     timedStage(r.cost, options, "pseudo-inverse", [&] {
-      a_tilde = rowSoftmax((q_land.cast<double>() * k_land.cast<double>().transpose()) * double(scale));
+      a_tilde = rowSoftmaxD((q_land.cast<double>() * k_land.cast<double>().transpose()) * double(scale));
       const MatrixD eye = MatrixD::Identity(m, m);
-      if (p.choice("pinv") == "exact") {
-        Eigen::JacobiSVD<MatrixD> svd(a_tilde, Eigen::ComputeThinU | Eigen::ComputeThinV);
-        VectorD inv = svd.singularValues();
-        const double tol = 1e-12 * std::max<double>(1.0, inv(0)) * double(m);
-        for (Index t = 0; t < inv.size(); ++t) inv(t) = inv(t) > tol ? 1.0 / inv(t) : 0.0;
-        a_pinv = svd.matrixV() * inv.asDiagonal() * svd.matrixU().transpose();
-        residuals.push_back((a_tilde * a_pinv - eye).norm());
+      Index shown = 0;
+      auto record = [&](const std::string& title, const std::string& what, const MatrixD& az) {
+        residuals.push_back((az - eye).norm());
+        const bool keep = (shown + 1) * m * m <= kMaxStepEntries;
+        shown += keep;
+        pinv_steps.push_back(factorStep(title, what + ": ‖ÃZ − I‖_F = " + residualText(residuals.back()),
+                                        {"ÃZ", "ÃZ (→ I as Z → Ã⁻¹), m×m", keep ? Matrix(az.cast<float>()) : Matrix()}));
+      };
+      if (exact_pinv) {
+        a_pinv = pseudoInverseSvd(a_tilde);
+        record("exact pseudo-inverse", "Z = Ã⁺ by SVD (the reference)", a_tilde * a_pinv);
       } else {
         const double col_max = a_tilde.cwiseAbs().colwise().sum().maxCoeff();
         const double row_max = a_tilde.cwiseAbs().rowwise().sum().maxCoeff();
         MatrixD z = a_tilde.transpose() / (col_max * row_max);
-        for (Index it = 0; it < p.integer("iterations"); ++it) {
+        for (Index it = 0; it < iterations; ++it) {
           const MatrixD az = a_tilde * z;
           z = 0.25 * z * (13 * eye - az * (15 * eye - az * (7 * eye - az)));
-          residuals.push_back((a_tilde * z - eye).norm());
+          record("pinv iteration " + std::to_string(it + 1),
+                 "after " + std::to_string(it + 1) + " Moore–Penrose iteration" + (it ? "s" : ""), a_tilde * z);
         }
         a_pinv = z;
       }
@@ -104,27 +115,37 @@ class Nystromformer final : public Mechanism {
     });
 
     // Explanation: Ŝ = F·(Ã⁺·B), F (N×m) and G = Ã⁺·B (m×N) kept.
-    auto f = std::make_shared<Matrix>(rowSoftmax((in.q.cast<double>() * k_land.cast<double>().transpose()) * double(scale)).cast<float>());
-    const MatrixD b = rowSoftmax((q_land.cast<double>() * in.k.cast<double>().transpose()) * double(scale));
-    auto g = std::make_shared<Matrix>((a_pinv * b).cast<float>());
-    auto kernel = std::make_shared<WeightKernel>();  // Ŝ_ij = F_i·G_j: a = F, b = Gᵀ
-    kernel->kind = WeightKernel::Kind::Linear;
-    kernel->a = f;
-    kernel->b = std::make_shared<const Matrix>(g->transpose());
-    kernel->row_term = Vector::Ones(n);
-    r.explanation.weights = ImpliedWeights(std::move(kernel));
+    auto f = std::make_shared<Matrix>(rowSoftmaxD((in.q.cast<double>() * k_land.cast<double>().transpose()) * double(scale)).cast<float>());
+    const MatrixD b = rowSoftmaxD((q_land.cast<double>() * in.k.cast<double>().transpose()) * double(scale));
+    // Ŝ_ij = F_i·G_j with G = Ã⁺·B: a = F, b = Gᵀ.
+    r.explanation.weights = productWeights(f, std::make_shared<const Matrix>((a_pinv * b).transpose().cast<float>()));
     TokenSet landmarks{"landmarks", "landmark", {}, k_spans, k_land};
     r.explanation.special.push_back(std::move(landmarks));
+    if (n * m <= kMaxFactorEntries) r.explanation.factors.push_back({"F", "rowsoftmax(Q·K̃ᵀ), N×m", *f});
     r.explanation.factors.push_back({"Ã", "landmark kernel rowsoftmax(Q̃K̃ᵀ), m×m", a_tilde.cast<float>()});
-    r.explanation.factors.push_back({"Ã⁺", "its pseudo-inverse", a_pinv.cast<float>()});
+    if (m * mk <= kMaxFactorEntries) r.explanation.factors.push_back({"B", "rowsoftmax(Q̃·Kᵀ), m×N", b.cast<float>()});
+    r.explanation.factors.push_back({"Ã⁺", exact_pinv ? "its pseudo-inverse (SVD)"
+                                                       : "its pseudo-inverse after " + std::to_string(iterations) +
+                                                             " iterations", a_pinv.cast<float>()});
     Matrix conv(1, Index(residuals.size()));
     for (size_t t = 0; t < residuals.size(); ++t) conv(0, Index(t)) = float(residuals[t]);
     r.explanation.factors.push_back({"‖ÃZ − I‖", "pseudo-inverse residual per iteration", conv});
-    if (m <= 512) r.explanation.factors.push_back({"F", "rowsoftmax(Q·K̃ᵀ), N×m", *f});
+    r.explanation.steps.push_back(factorStep("kernel F", "F = rowsoftmax(Q·K̃ᵀ): every query against the m landmark "
+                                             "keys, N×m", {"F", "N×m", n * m <= kMaxFactorEntries ? *f : Matrix()}));
+    r.explanation.steps.push_back(factorStep("kernel B", "B = rowsoftmax(Q̃·Kᵀ): the m landmark queries against every "
+                                             "key, m×N", {"B", "m×N", m * mk <= kMaxFactorEntries ? Matrix(b.cast<float>())
+                                                                                                 : Matrix()}));
+    for (Step& step : pinv_steps) r.explanation.steps.push_back(std::move(step));
+    r.explanation.steps.push_back(weightsStep("F·Ã⁺·B", "Ŝ = F·Ã⁺·B: the Nyström approximation of softmax, rank ≤ m = " +
+                                              std::to_string(m), r.explanation.weights, "Ŝ"));
+    if (!residuals.empty())
+      r.explanation.notes.push_back("pseudo-inverse residual ‖ÃZ − I‖_F = " + residualText(residuals.back()) +
+                                    (exact_pinv ? " (exact, SVD)" : " after " + std::to_string(iterations) +
+                                                                         " iterations"));
     const double dd = double(d), dv = double(in.v.cols());
     r.cost.scored_pairs = 2.0 * double(n) * double(m) + double(m) * double(m);
     r.cost.flops = 2.0 * double(m) * double(mk) * (dd + dv) + 2.0 * double(n) * double(m) * (dd + dv) +
-                   26.0 * double(m) * double(m) * double(m) * double(p.integer("iterations"));
+                   26.0 * double(m) * double(m) * double(m) * double(exact_pinv ? 1 : iterations);
     r.cost.peak_bytes = backend.peakBytes() + (n + mk) * m * Index(sizeof(float)) + m * m * Index(sizeof(double)) * 4;
     return r;
   }

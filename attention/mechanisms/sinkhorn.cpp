@@ -50,7 +50,7 @@ class Sinkhorn final : public Mechanism {
         "2002.11296", 2020, Family::ContentSparse, "O(N·b·d + n_B²)", CausalSupport::Yes,
         "A sorting network and Sinkhorn balancing softly permute the key blocks; each query block attends to "
         "itself and to the block sorted into its place.",
-        "The learned sorting MLP is replaced by block-summary similarity R_ij = z̄q_i·z̄k_j/√d (mean query "
+        "The learned sorting MLP is replaced by block-summary similarity R_ij = z'q_i·z'k_j/√d (mean query "
         "of block i, mean key of block j).",
         true};
     return i;

@@ -40,7 +40,7 @@ TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
                                          "bigbird",       "bp-transformer",     "etc",      "multiscale",
-                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac", "scram", "product-key-memory", "sinkhorn", "smyrf"};
+                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac", "scram", "product-key-memory", "sinkhorn", "smyrf", "efficient-attention", "linformer", "performer-v1", "performer", "slim-performer", "fast-weight", "rfa", "talk-conv", "synthesizer", "input-independent", "lambda"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();
@@ -306,6 +306,15 @@ TEST(AllMechanisms, CausalOutputsIgnoreLaterTokensBitForBit) {
       {"sinkhorn", {{"block", "8"}}},
       {"product-key-memory", {{"n", "16"}, {"topk", "8"}}},
       {"scram", {{"radius", "1"}, {"random_keys", "2"}}},
+      {"performer", {{"features", "32"}}},
+      {"performer-v1", {{"features", "32"}}},
+      {"slim-performer", {{"features", "32"}, {"slices", "5"}}},
+      {"talk-conv", {}},
+      {"synthesizer", {{"variant", "dense"}, {"mix", "0.5"}}},
+      {"input-independent", {}},
+      {"lambda", {}},
+      {"fast-weight", {}},
+      {"rfa", {{"gate", "0.9"}}},
   };
   for (const auto& m : mechanisms()) {
     if (m->info().causal == CausalSupport::No) continue;
