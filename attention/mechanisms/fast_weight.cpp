@@ -268,6 +268,49 @@ class FastWeight final : public Mechanism {
       r.explanation.factors.push_back({"W (final)", "the fast-weight memory after the last token (values × features)",
                                        programmed.w.back().second});
 
+    // The capacity view (CATALOG #46 d): write M random key → value pairs into a memory with this run's
+    // feature map, read every key back, and measure the retrieval error (sin of the angle between read and
+    // stored value, mean over pairs) for the sum and the delta rule, M from F/8 to 2F. Host, small.
+    if (map_name != "favor") {
+      Rng rng(options.seed, 4646);
+      const Index most = std::min<Index>(2 * feat, 512), dim = 16;
+      const Matrix keys = rng.gaussian(most, d), values = rng.gaussian(most, dim);
+      Matrix phi = map_name == "dpfp" ? dpfp(keys, nu)
+                                      : Matrix(keys.unaryExpr([](float x) { return x > 0 ? x + 1 : std::exp(x); }));
+      sumNormalise(phi);
+      std::vector<Index> loads;
+      for (Index load = std::max<Index>(1, feat / 8); load <= most; load *= 2) loads.push_back(load);
+      Matrix curve(3, Index(loads.size()));
+      for (size_t c = 0; c < loads.size(); ++c) {
+        const Index count = loads[c];
+        curve(0, Index(c)) = float(count);
+        for (int delta = 0; delta < 2; ++delta) {
+          Eigen::MatrixXd w = Eigen::MatrixXd::Zero(dim, feat);
+          for (Index j = 0; j < count; ++j) {
+            const Eigen::VectorXd k = phi.row(j).cast<double>().transpose();
+            const Eigen::VectorXd v = values.row(j).cast<double>().transpose();
+            w += (delta ? double(beta) * (v - w * k) : v) * k.transpose();
+          }
+          double error = 0;
+          for (Index j = 0; j < count; ++j) {
+            const Eigen::VectorXd got = w * phi.row(j).cast<double>().transpose();
+            const Eigen::VectorXd want = values.row(j).cast<double>().transpose();
+            const double cosine = got.norm() > 0 ? got.dot(want) / (got.norm() * want.norm()) : 0;
+            error += std::sqrt(std::max(0.0, 1 - cosine * cosine)) / double(count);
+          }
+          curve(1 + delta, Index(c)) = float(error);
+        }
+      }
+      r.explanation.factors.push_back({"capacity: retrieval error vs stored pairs",
+                                       "row 1: pairs M written (random keys, " + map_name + ", F = " +
+                                           std::to_string(feat) + "); row 2: sum rule; row 3: delta rule (β = " +
+                                           std::to_string(beta).substr(0, 4) + "): sin of the angle between the "
+                                           "value read back and the value stored",
+                                       curve});
+      r.explanation.steps.push_back(factorStep("capacity", "How well the memory returns what was written, as it fills: "
+                                               "row 2 the sum rule, row 3 the delta rule.", r.explanation.factors.back()));
+    }
+
     if (!options.causal)
       r.explanation.notes.push_back("causal by construction (an RNN): the causal switch changes nothing, and the "
                                     "reference is causal softmax");

@@ -133,7 +133,8 @@ TEST(FastWeight, AlwaysCausalWithANoteAndACausalReference) {
 TEST(FastWeight, StepsShowTheFastWeightMatrixEvolving) {
   const Inputs in = inputs(Generator::Clustered, 100);
   const Result r = run("fast-weight", in, {{"nu", "2"}});
-  ASSERT_EQ(r.explanation.steps.size(), 4u);
+  ASSERT_EQ(r.explanation.steps.size(), 5u);  // W at four tokens, then the capacity view
+  EXPECT_EQ(r.explanation.steps[4].title, "capacity");
   EXPECT_EQ(r.explanation.steps[0].title, "W after token 24");
   EXPECT_EQ(r.explanation.steps[3].title, "W after token 99");
   const Matrix& w = r.explanation.steps[3].view->factors.at(0).value;
@@ -198,6 +199,22 @@ double retrievalError(Index pairs, Index overwrite, const std::string& rule, int
     }
   }
   return total / count;
+}
+
+TEST(FastWeight, CapacityViewShowsTheDeltaRuleRetainingMoreAsTheMemoryFills) {
+  const Result r = run("fast-weight", inputs(Generator::Clustered, 64), {{"nu", "1"}}, true);
+  const NamedMatrix* curve = nullptr;
+  for (const auto& f : r.explanation.factors)
+    if (f.name.rfind("capacity", 0) == 0) curve = &f;
+  ASSERT_NE(curve, nullptr);
+  ASSERT_EQ(curve->value.rows(), 3);
+  const Index last = curve->value.cols() - 1;
+  std::printf("[ fast-weight capacity view, dpfp ν=1, F=64 ] M=%g: sum %.3f delta %.3f; M=%g: sum %.3f delta %.3f\n",
+              double(curve->value(0, 0)), double(curve->value(1, 0)), double(curve->value(2, 0)),
+              double(curve->value(0, last)), double(curve->value(1, last)), double(curve->value(2, last)));
+  EXPECT_GT(curve->value(1, last), curve->value(1, 0));  // the sum rule degrades as the memory fills
+  EXPECT_LT(curve->value(2, last), curve->value(1, last));  // the delta rule interferes less once it is full
+  EXPECT_EQ(r.explanation.steps.back().title, "capacity");
 }
 
 TEST(FastWeight, DeltaRuleAndLargerNuRetainMore) {
