@@ -2,6 +2,7 @@
 // (render/gpu) implement them; a mechanism is written once and the backend decides where it runs.
 // Every call is synchronous from the caller's view.
 #pragma once
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -100,6 +101,9 @@ class Backend {
   /// Bytes of working memory the backend allocated since the last reset, at most (peak).
   virtual Index peakBytes() const { return peak_bytes_; }
   virtual void resetPeakBytes() { peak_bytes_ = 0; }
+  /// Device time (GPU timestamps) of all work submitted so far, ms; NaN where there is no device clock
+  /// (the CPU backend, a GPU without timestamps). Differences of two readings time a run.
+  virtual double deviceMsTotal() const { return std::numeric_limits<double>::quiet_NaN(); }
 
  protected:
   void notePeak(Index bytes) {

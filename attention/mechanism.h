@@ -51,6 +51,10 @@ struct RunOptions {
   bool causal = false;
   std::uint64_t seed = 1;                       ///< for random rotations, features, blocks
   const std::atomic<bool>* cancel = nullptr;    ///< polled between stages; throws Cancelled
+  /// false: the output and Cost are all that is needed (sweeps time runs this way), so a mechanism may
+  /// leave out what it builds only to be seen: steps, reach patterns, effective matrices formed for
+  /// display. The output must be bit-identical either way.
+  bool explain = true;
   void checkCancel() const {
     if (cancel && cancel->load()) throw Cancelled();
   }

@@ -2,14 +2,23 @@
 
 #include <CLI/CLI.hpp>
 #include <QGuiApplication>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
 #include <iostream>
+#include <filesystem>
+#include <functional>
 #include <map>
 
 #include "app/cli/demo.h"
 #include "app/cli/summary.h"
+#include "app/cli/sweep_report.h"
+#include "app/figures/views.h"
 #include "app/gui/gui.h"
 #include "attention/npy.h"
 #include "attention/runner.h"
@@ -92,20 +101,30 @@ attn::Inputs loadInputs(const RunArgs& a) {
   return in;
 }
 
-int commandRun(const RunArgs& a) {
+// The comparison RunArgs ask for (mechanism, parameters, inputs, backend); `check` sees the inputs
+// before anything runs.
+attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(const attn::Inputs&)>& check = {}) {
   const auto mechanism = attn::requireMechanism(a.mechanism);
   const attn::Params params = attn::Params::resolve(mechanism->params(), parseSets(a.sets));
   attn::Inputs inputs = loadInputs(a);
-  constexpr attn::Index kMaxWeightEntries = attn::Index(1) << 26;
-  if (!a.weights.empty() && inputs.n() * inputs.m() > kMaxWeightEntries)
-    throw attn::UserError("--weights writes the dense " + std::to_string(inputs.n()) + "×" +
-                          std::to_string(inputs.m()) + " matrix, more than 64M entries; use N ≤ 8192");
+  if (check) check(inputs);
   auto selection = attn::gpu::makeBackend(attn::gpu::parseBackendChoice(a.backend));
   if (!selection.notice.empty()) std::fprintf(stderr, "attnlab: %s\n", selection.notice.c_str());
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
-  const attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+  return attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+}
+
+int commandRun(const RunArgs& a) {
+  constexpr attn::Index kMaxWeightEntries = attn::Index(1) << 26;
+  const attn::Comparison c = compareFromArgs(a, [&](const attn::Inputs& inputs) {
+    if (!a.weights.empty() && inputs.n() * inputs.m() > kMaxWeightEntries)
+      throw attn::UserError("--weights writes the dense " + std::to_string(inputs.n()) + "×" +
+                            std::to_string(inputs.m()) + " matrix, more than 64M entries; use N ≤ 8192");
+  });
+  const auto mechanism = c.mechanism;
+  const attn::Params& params = c.params;
   // Nothing is written until everything was computed; each file is written atomically.
   attn::Matrix dense_weights;
   if (!a.weights.empty()) dense_weights = c.approx.explanation.weights.dense(kMaxWeightEntries);
@@ -210,6 +229,203 @@ int commandDemo(const DemoOptions& options) {
   return 0;
 }
 
+// The options of one run (mechanism, parameters, inputs, backend), shared by `run` and `render`.
+void addRunOptions(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("--mechanism,-m", a.mechanism, "Mechanism id (see `attnlab list`)")->required();
+  cmd->add_option("--set", a.sets, "Parameter NAME=VALUE (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->capture_default_str();
+  cmd->add_option("--d", a.d, "Head size d (generated inputs)")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features")->capture_default_str();
+  cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
+  cmd->add_option("--temperature", a.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
+      ->capture_default_str();
+  cmd->add_option("--q", a.q, "Queries from a .npy file (N×d)");
+  cmd->add_option("--k", a.k, "Keys from a .npy file (M×d)");
+  cmd->add_option("--v", a.v, "Values from a .npy file (M×dv)");
+  cmd->add_option("--backend", a.backend, "cpu|vulkan|auto")->capture_default_str();
+  cmd->add_flag("--causal", a.causal, "Causal attention (key j ≤ query i)");
+}
+
+// Figures are drawn with QPainter (fonts need a QGuiApplication); headless on the offscreen platform.
+std::unique_ptr<QGuiApplication> headlessApp() {
+  ensureRuntimeDir();
+  if (!haveDisplay()) qputenv("QT_QPA_PLATFORM", "offscreen");
+  static int argc = 1;
+  static char name[] = "attnlab";
+  static char* argv[] = {name, nullptr};
+  return std::make_unique<QGuiApplication>(argc, argv);
+}
+
+struct RenderArgs {
+  std::string view = "weights", out, colormap = "viridis", scale = "log", pooling = "max";
+  double dpi = 144;
+  long pixels = 512;
+};
+
+int commandRender(const RunArgs& a, const RenderArgs& r) {
+  const auto view = fig::parseView(r.view);
+  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens, not '" + r.view + "'");
+  const auto colormap = view::parseColormap(r.colormap);
+  if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
+  const auto scale = fig::parseScale(r.scale);
+  if (!scale) throw attn::UserError("--scale takes linear|log|rank, not '" + r.scale + "'");
+  if (r.pooling != "max" && r.pooling != "mean") throw attn::UserError("--pooling takes max|mean, not '" + r.pooling + "'");
+  if (r.pixels < 16 || r.pixels > 4096) throw attn::UserError("--pixels must lie between 16 and 4096");
+  const std::string ext = std::filesystem::path(r.out).extension().string();
+  if (ext != ".png" && ext != ".svg" && ext != ".pdf")
+    throw attn::UserError("--out must name a .png, .svg or .pdf file, not '" + r.out + "'");
+  const attn::Comparison c = compareFromArgs(a);
+  auto app = headlessApp();
+  fig::ViewOptions vo;
+  vo.view = *view;
+  vo.values.map = *colormap;
+  vo.values.scale = *scale;
+  vo.max_pixels = int(r.pixels);
+  vo.pooling = r.pooling == "mean" ? attn::Pooling::Mean : attn::Pooling::Max;
+  const fig::MatrixFigure figure = fig::comparisonFigure(c, vo);
+  fig::saveFigure(figure, r.out, r.dpi);
+  const QSizeF size = figure.size();
+  std::printf("attnlab: wrote %s (%s view of %s, %.0f×%.0f pt%s)\n", r.out.c_str(), r.view.c_str(), a.mechanism.c_str(),
+              size.width(), size.height(),
+              ext == ".png" ? (", " + std::to_string(int(std::ceil(size.width() * r.dpi / 72))) + "×" +
+                               std::to_string(int(std::ceil(size.height() * r.dpi / 72))) + " px").c_str()
+                            : "");
+  return 0;
+}
+
+struct SweepArgs {
+  std::string mechanisms = "all", n = "256:4096", backend = "cpu", input = "local", out, preset;
+  std::vector<std::string> sets;
+  long d = 64, repeats = 3, seeds = 3;
+  double temperature = 1.0, budget_gb = 0;
+  bool causal = false, fixed_params = false, quiet = false;
+};
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void onInterrupt(int) {
+  if (g_interrupted.exchange(true)) {  // a second Ctrl-C: stop at once
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+std::string duration(double s) {
+  if (!std::isfinite(s)) return "--:--";
+  const long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+int commandSweep(const SweepArgs& a, const std::string& command_line) {
+  attn::SweepSpec spec;
+  if (!a.preset.empty()) {
+    if (a.preset != "lra") throw attn::UserError("--preset takes lra (the Long Range Arena efficiency table), not '" + a.preset + "'");
+    spec = attn::lraPreset();
+  } else {
+    if (a.mechanisms == "all") {
+      for (const auto& m : attn::mechanisms()) spec.mechanisms.push_back(m->info().id);
+    } else {
+      std::stringstream in(a.mechanisms);
+      for (std::string id; std::getline(in, id, ',');)
+        if (!id.empty()) spec.mechanisms.push_back(attn::requireMechanism(id)->info().id);
+    }
+    spec.ns = attn::parseTokenCounts(a.n);
+    spec.seeds = int(a.seeds);
+    spec.repeats = int(a.repeats);
+  }
+  if (a.out.empty()) throw attn::UserError("--out DIR is required: the folder for results.csv, results.json and report.html");
+  spec.d = a.d;
+  spec.generator = attn::parseGenerator(a.input);
+  spec.temperature = a.temperature;
+  spec.causal = a.causal;
+  spec.scale_with_n = !a.fixed_params;
+  spec.memory_budget = std::int64_t(a.budget_gb * 1e9);
+  for (const auto& set : a.sets) {  // ID.NAME=VALUE
+    const auto dot = set.find('.'), eq = set.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq)
+      throw attn::UserError("sweep --set takes ID.NAME=VALUE (for example --set performer.features=64), not '" + set + "'");
+    spec.params[set.substr(0, dot)][set.substr(dot + 1, eq - dot - 1)] = set.substr(eq + 1);
+  }
+  if (spec.d < 1 || spec.d > 1024) throw attn::UserError("--d must lie between 1 and 1024");
+
+  // Backends by name, made once; "auto" becomes whatever makeBackend picks.
+  std::map<std::string, std::unique_ptr<attn::Backend>> backends;
+  {
+    auto selection = attn::gpu::makeBackend(attn::gpu::parseBackendChoice(a.backend));
+    if (!selection.notice.empty()) std::fprintf(stderr, "attnlab: %s\n", selection.notice.c_str());
+    const std::string name = selection.backend->info().name;
+    if (a.backend == "vulkan" && name != "vulkan") throw attn::UserError("no usable Vulkan device: use --backend cpu");
+    spec.backends = {name};
+    backends[name] = std::move(selection.backend);
+  }
+  auto factory = [&](const std::string& name) -> attn::Backend& { return *backends.at(name); };
+
+  auto app = headlessApp();  // before the sweep: a missing font or platform fails now, not after an hour
+  const bool tty = ::isatty(2) && !a.quiet;
+  g_interrupted = false;
+  std::signal(SIGINT, onInterrupt);
+  std::fprintf(stderr, "attnlab: sweeping %zu mechanism(s) × %zu N × %d seed(s) on %s; Ctrl-C stops and keeps what finished\n",
+               spec.mechanisms.size() + 1, spec.ns.size(), spec.seeds, spec.backends.front().c_str());
+  // Test hook: a real SIGINT once this many points have finished (exercises the Ctrl-C path).
+  const char* interrupt_env = std::getenv("ATTNLAB_SWEEP_INTERRUPT_AFTER");
+  const int interrupt_after = interrupt_env && *interrupt_env ? std::atoi(interrupt_env) : -1;
+  auto progress = [&](const attn::SweepProgress& p, const attn::SweepPoint* finished) {
+    if (interrupt_after >= 0 && p.points_done >= interrupt_after && !g_interrupted) std::raise(SIGINT);
+    if (tty) {
+      const int width = 28;
+      const double frac = p.work_total > 0 ? std::min(1.0, p.work_done / p.work_total) : 0;
+      const int filled = int(frac * width);
+      std::fprintf(stderr, "\r\033[K[%s%s] %3d%%  %d/%d points  %s  elapsed %s  ETA %s", std::string(std::size_t(filled), '#').c_str(),
+                   std::string(std::size_t(width - filled), '.').c_str(), int(frac * 100), p.points_done, p.points_total,
+                   p.current.c_str(), duration(p.elapsed_s).c_str(), duration(p.etaSeconds()).c_str());
+      std::fflush(stderr);
+    } else if (finished && !a.quiet) {
+      std::fprintf(stderr, "attnlab: [%d/%d] %s N=%lld %s: %s%s  (ETA %s)\n", p.points_done, p.points_total,
+                   finished->mechanism.c_str(), (long long)finished->n, finished->backend.c_str(),
+                   finished->status == "ok" ? (std::to_string(finished->time_median) + " ms").c_str() : finished->status.c_str(),
+                   finished->message.empty() ? "" : (" — " + finished->message).c_str(), duration(p.etaSeconds()).c_str());
+    }
+  };
+  attn::SweepResult result = attn::runSweep(spec, factory, progress, &g_interrupted);
+  std::signal(SIGINT, SIG_DFL);
+  if (tty) std::fprintf(stderr, "\n");
+  result.machine = machineJson();
+  if (result.points.empty()) {
+    std::fprintf(stderr, "attnlab: interrupted before any point finished; nothing was written to %s\n", a.out.c_str());
+    return 130;
+  }
+  // An interrupted sweep never replaces an earlier complete report: its partial result goes beside it.
+  std::string dir = a.out;
+  if (!result.complete && std::filesystem::exists(std::filesystem::path(a.out) / "results.json")) {
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+    dir = (std::filesystem::path(a.out) / (std::string("interrupted-") + stamp)).string();
+  }
+  result.command = command_line;
+  writeSweepReport(dir, result);
+  const std::string report = (std::filesystem::absolute(dir) / "report.html").string();
+  if (!result.complete) {
+    std::fprintf(stderr, "attnlab: interrupted: %zu point(s) finished; wrote a partial report to %s%s\n", result.points.size(),
+                 report.c_str(), dir != a.out ? " (the earlier report in the folder is untouched)" : "");
+    return 130;
+  }
+  std::printf("attnlab: %zu points in %.0f s; wrote %s\n", result.points.size(), result.seconds, report.c_str());
+  return 0;
+}
+
+int commandReport(const std::string& dir) {
+  const attn::SweepResult r = readSweep(dir);
+  auto app = headlessApp();
+  writeSweepReport(dir, r);
+  std::printf("attnlab: redrew %s from results.json (%zu points)\n",
+              (std::filesystem::absolute(dir) / "report.html").string().c_str(), r.points.size());
+  return 0;
+}
+
 }  // namespace
 
 
@@ -228,22 +444,45 @@ int run(int argc, char** argv) {
 
   RunArgs ra;
   auto* run = app.add_subcommand("run", "Run one mechanism beside exact attention");
-  run->add_option("--mechanism,-m", ra.mechanism, "Mechanism id (see `attnlab list`)")->required();
-  run->add_option("--set", ra.sets, "Parameter NAME=VALUE (repeatable)")->allow_extra_args(false);
-  run->add_option("--n", ra.n, "Tokens N (generated inputs)")->capture_default_str();
-  run->add_option("--d", ra.d, "Head size d (generated inputs)")->capture_default_str();
-  run->add_option("--seed", ra.seed, "Seed of inputs, rotations, features")->capture_default_str();
-  run->add_option("--input", ra.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
-  run->add_option("--temperature", ra.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
-      ->capture_default_str();
-  run->add_option("--q", ra.q, "Queries from a .npy file (N×d)");
-  run->add_option("--k", ra.k, "Keys from a .npy file (M×d)");
-  run->add_option("--v", ra.v, "Values from a .npy file (M×dv)");
-  run->add_option("--backend", ra.backend, "cpu|vulkan|auto")->capture_default_str();
-  run->add_flag("--causal", ra.causal, "Causal attention (key j ≤ query i)");
+  addRunOptions(run, ra);
   run->add_option("--out", ra.out, "Write the output O (N×dv) to a .npy file");
   run->add_option("--weights", ra.weights, "Write the implied N×M weights to a .npy file");
   run->add_flag("--json", ra.json, "Print a JSON summary");
+
+  RunArgs render_args;
+  RenderArgs rv;
+  auto* render = app.add_subcommand("render", "Draw one figure of a mechanism, headless: PNG, SVG or PDF");
+  addRunOptions(render, render_args);
+  render->add_option("--view", rv.view, "weights|pattern|groups|diff|tokens")->capture_default_str();
+  render->add_option("--out", rv.out, "Figure file: .png, .svg or .pdf")->required();
+  render->add_option("--dpi", rv.dpi, "PNG resolution (the figure's size is fixed in points)")->capture_default_str();
+  render->add_option("--colormap", rv.colormap, "viridis|magma|cividis|diverging")->capture_default_str();
+  render->add_option("--scale", rv.scale, "Colour scale of weights: linear|log|rank")->capture_default_str();
+  render->add_option("--pooling", rv.pooling, "Each pixel shows the max or the mean of the entries it covers")->capture_default_str();
+  render->add_option("--pixels", rv.pixels, "Resolution of each matrix panel (pooled)")->capture_default_str();
+
+  SweepArgs sa;
+  auto* sweep = app.add_subcommand("sweep", "Time, memory and error of mechanisms as N grows: results.csv, results.json, "
+                                            "report.html and figures in a folder");
+  sweep->add_option("--mechanisms", sa.mechanisms, "Ids, comma-separated, or all (exact is always included)")->capture_default_str();
+  sweep->add_option("--n", sa.n, "A:B (every power of two from A to B) or a list 256,384,512")->capture_default_str();
+  sweep->add_option("--d", sa.d, "Head size d")->capture_default_str();
+  sweep->add_option("--backend", sa.backend, "cpu|vulkan|auto")->capture_default_str();
+  sweep->add_option("--repeats", sa.repeats, "Timed runs per seed, after one warm-up")->capture_default_str();
+  sweep->add_option("--seeds", sa.seeds, "Input/rotation/feature draws; errors are mean ± std over them")->capture_default_str();
+  sweep->add_option("--input", sa.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
+  sweep->add_option("--temperature", sa.temperature, "Logit temperature τ of the inputs")->capture_default_str();
+  sweep->add_flag("--causal", sa.causal, "Causal attention");
+  sweep->add_option("--set", sa.sets, "Fixed parameter ID.NAME=VALUE (repeatable), e.g. performer.features=64")->allow_extra_args(false);
+  sweep->add_flag("--fixed-params", sa.fixed_params, "Do not scale parameters with N (stride, clusters, buckets keep their value at the smallest N)");
+  sweep->add_option("--memory-budget", sa.budget_gb, "GB; points predicted above it are skipped (default: half the RAM)");
+  sweep->add_option("--preset", sa.preset, "lra: the Long Range Arena efficiency table (its models at 1K–4K)");
+  sweep->add_option("--out", sa.out, "Folder for the results and the report")->required();
+  sweep->add_flag("--quiet", sa.quiet, "No progress output");
+
+  std::string report_dir;
+  auto* report = app.add_subcommand("report", "Redraw the figures and report.html of a sweep folder from its results.json");
+  report->add_option("DIR", report_dir, "The folder `attnlab sweep --out` wrote")->required();
 
   DemoOptions demo;
   auto* demo_cmd = app.add_subcommand("demo", "Render the default figures and a small HTML report into a folder");
@@ -279,6 +518,13 @@ int run(int argc, char** argv) {
     if (*info) return commandInfo(info_json);
     if (*run) return commandRun(ra);
     if (*demo_cmd) return commandDemo(demo);
+    if (*render) return commandRender(render_args, rv);
+    if (*sweep) {
+      std::string line = "attnlab";
+      for (int i = 1; i < argc; ++i) line += std::string(" ") + argv[i];
+      return commandSweep(sa, line);
+    }
+    if (*report) return commandReport(report_dir);
     if (*gui_cmd || haveDisplay()) {
       ensureRuntimeDir();
       gui_options.input.n = gui_n;

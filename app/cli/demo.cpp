@@ -7,7 +7,7 @@
 #include <ctime>
 #include <filesystem>
 
-#include "app/cli/figure.h"
+#include "app/figures/views.h"
 #include "app/cli/summary.h"
 #include "attention/npy.h"
 #include "render/gpu/backend_factory.h"
@@ -22,6 +22,7 @@ struct DemoCase {
   std::map<std::string, std::string> params;
   std::string why;  // one sentence for the report
   double temperature = 1.0;
+  fig::View view = fig::View::Weights;
 };
 
 const std::vector<DemoCase>& demoCases() {
@@ -33,38 +34,13 @@ const std::vector<DemoCase>& demoCases() {
        "Clustered tokens at temperature 0.25: LSH puts similar tokens in one bucket, so most of each cluster's "
        "block survives; four hash rounds catch what one round misses. The reference is shared-QK attention "
        "without self, Reformer's own full-attention counterpart.",
-       0.25},
+       0.25, fig::View::Groups},
       {"linear-transformer", attn::Generator::Clustered, {},
        "elu+1 features give a smooth, low-contrast kernel: the clusters fade, and the error does not vanish."},
       {"nystromformer", attn::Generator::Local, {{"landmarks", "64"}},
        "64 segment-mean landmarks rebuild the matrix as F·Ã⁺·B: the band is smeared over the segments."},
   };
   return cases;
-}
-
-QByteArray pngBytes(const QImage& image) {
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  image.save(&buffer, "PNG");
-  return bytes;
-}
-
-void saveAtomically(const std::string& path, const QByteArray& bytes) {
-  QSaveFile file(QString::fromStdString(path));
-  if (!file.open(QIODevice::WriteOnly) || file.write(bytes) != bytes.size() || !file.commit())
-    throw attn::UserError("cannot write '" + path + "': " + file.errorString().toStdString());
-}
-
-std::string htmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
-  }
-  return out;
 }
 
 std::string fmt(double v, const char* f = "%.4g") {
@@ -95,9 +71,11 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
     const auto mechanism = attn::requireMechanism(demo.mechanism);
     const attn::Params params = attn::Params::resolve(mechanism->params(), demo.params);
     const attn::Comparison c = attn::compare(attn::generate(spec), mechanism, params, *selection.backend, {});
-    const QByteArray png = pngBytes(comparisonFigure(c));
+    fig::ViewOptions view;
+    view.view = demo.view;
+    const QByteArray png = fig::pngBytes(fig::comparisonFigure(c, view), 110);
     const std::string file = demo.mechanism + ".png";
-    saveAtomically((fs::path(options.out_dir) / file).string(), png);
+    fig::saveBytes((fs::path(options.out_dir) / file).string(), png);
     ++count;
     auto j = comparisonJson(c);
     j["figure"] = file;

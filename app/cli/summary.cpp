@@ -1,5 +1,8 @@
 #include "app/cli/summary.h"
 
+#include <sys/utsname.h>
+#include <unistd.h>
+
 #include <QtGlobal>
 #include <thread>
 
@@ -72,6 +75,26 @@ json comparisonJson(const attn::Comparison& c) {
   return j;
 }
 
+namespace {
+std::string osName() {
+  struct utsname u {};
+  if (::uname(&u) != 0) return "unknown";
+  return std::string(u.sysname) + " " + u.release + " " + u.machine;
+}
+}  // namespace
+
+std::string htmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
 json machineJson() {
   json devices = json::array();
   const auto list = attn::vk::listDevices();
@@ -85,6 +108,9 @@ json machineJson() {
                        std::to_string(EIGEN_MINOR_VERSION)},
          {"qt", qVersion()},
          {"compiler", __VERSION__},
+         {"build_type", ATTNLAB_BUILD_TYPE},
+         {"os", osName()},
+         {"memory_bytes", std::int64_t(::sysconf(_SC_PHYS_PAGES)) * std::int64_t(::sysconf(_SC_PAGE_SIZE))},
          {"vulkan_devices", devices}};
   if (devices.empty()) j["vulkan_reason"] = list.reason;
   return j;

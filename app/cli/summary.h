@@ -10,6 +10,8 @@ namespace attnlab::cli {
 
 nlohmann::json mechanismJson(const attn::Mechanism& m);
 nlohmann::json comparisonJson(const attn::Comparison& c);
+/// Text for HTML: < > & " escaped.
+std::string htmlEscape(const std::string& s);
 /// Versions, CPU, and the Vulkan devices with their drivers.
 nlohmann::json machineJson();
 

@@ -1,6 +1,8 @@
 // ComparisonRunner: attn::compare() and weight pooling on a worker thread, newest request wins.
 #include "app/gui/comparison_runner.h"
 
+#include "attention/pooling.h"
+
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <chrono>
@@ -65,72 +67,14 @@ void ComparisonRunner::onJobFinished() {
   emit finished(running_id_, std::move(outcome));
 }
 
+using attn::pool;
+using attn::poolGrouping;
+using attn::poolPattern;
+
 namespace {
 
 double msSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-
-/// Pools the full implied matrix to at most max_pixels a side (never more pixels than entries), on
-/// the run's backend (the GPU, for a Vulkan backend) when the weights have a factored form.
-attn::Matrix pool(const attn::ImpliedWeights& weights, attn::Index max_pixels, attn::Pooling pooling,
-                  attn::Backend* backend) {
-  if (!weights) return {};
-  const attn::TileSize size{std::min(weights.rows(), max_pixels), std::min(weights.cols(), max_pixels)};
-  return weights.tile({0, weights.rows()}, {0, weights.cols()}, size, pooling, backend);
-}
-
-/// Pools a pattern to at most max_pixels a side with the spans of ImpliedWeights::tile: each pixel holds
-/// the smallest component index + 1 of the pairs it covers (0: none). O(nnz + N + M).
-attn::Matrix poolPattern(const attn::Pattern& p, attn::Index max_pixels) {
-  const attn::Index out_rows = std::min(p.rows, max_pixels), out_cols = std::min(p.cols, max_pixels);
-  attn::Matrix pooled = attn::Matrix::Zero(out_rows, out_cols);
-  if (out_rows == 0 || out_cols == 0) return pooled;
-  std::vector<attn::Index> rs, re, cs, ce;
-  attn::tilePixelSpans(p.rows, out_rows, rs, re);
-  attn::tilePixelSpans(p.cols, out_cols, cs, ce);
-  std::vector<attn::Index> row_pixel(static_cast<size_t>(p.rows)), col_pixel(static_cast<size_t>(p.cols));
-  for (attn::Index q = 0; q < out_rows; ++q)
-    for (attn::Index i = rs[size_t(q)]; i < re[size_t(q)]; ++i) row_pixel[size_t(i)] = q;
-  for (attn::Index q = 0; q < out_cols; ++q)
-    for (attn::Index j = cs[size_t(q)]; j < ce[size_t(q)]; ++j) col_pixel[size_t(j)] = q;
-  for (attn::Index i = 0; i < p.rows; ++i)
-    for (attn::Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
-      const float c = float((p.component.empty() ? 0 : p.component[size_t(e)]) + 1);
-      float& v = pooled(row_pixel[size_t(i)], col_pixel[size_t(p.col[size_t(e)])]);
-      if (v == 0 || c < v) v = c;
-    }
-  return pooled;
-}
-
-/// Pools "tokens i and j share a group" like poolPattern: each pixel holds (the smallest group its rows and
-/// columns share) mod 8 + 1, 0 where they share none. `order` (sorted position → token) or nullptr.
-attn::Matrix poolGrouping(const attn::Grouping& g, const std::vector<std::int32_t>* order, attn::Index max_pixels) {
-  const attn::Index n = attn::Index(g.label.size()), out = std::min(n, max_pixels);
-  attn::Matrix pooled = attn::Matrix::Zero(out, out);
-  std::vector<attn::Index> s, e;
-  attn::tilePixelSpans(n, out, s, e);
-  std::vector<std::vector<std::int32_t>> labels(static_cast<size_t>(out));  // per pixel: its groups, ascending
-  for (attn::Index q = 0; q < out; ++q) {
-    auto& l = labels[size_t(q)];
-    for (attn::Index pos = s[size_t(q)]; pos < e[size_t(q)]; ++pos)
-      l.push_back(g.label[size_t(order ? (*order)[size_t(pos)] : pos)]);
-    std::sort(l.begin(), l.end());
-    l.erase(std::unique(l.begin(), l.end()), l.end());
-  }
-  for (attn::Index a = 0; a < out; ++a)
-    for (attn::Index b = 0; b < out; ++b) {
-      const auto& x = labels[size_t(a)];
-      const auto& y = labels[size_t(b)];
-      for (size_t i = 0, j = 0; i < x.size() && j < y.size();) {
-        if (x[i] == y[j]) {
-          pooled(a, b) = float(x[i] % 8 + 1);
-          break;
-        }
-        x[i] < y[j] ? ++i : ++j;
-      }
-    }
-  return pooled;
 }
 
 }  // namespace

@@ -104,6 +104,7 @@ class BigBird final : public Mechanism {
     for (Index i = 0; i < n; ++i) block_label[size_t(i)] = std::int32_t(i / b);
     r.explanation.groupings.push_back(Grouping::fromLabels("blocks of " + std::to_string(b), std::move(block_label),
                                                            std::int32_t(query_blocks)));
+    if (!options.explain) return r;
     if (auto two = composePatterns(*pattern, *pattern, Index(1) << 24))
       r.explanation.steps.push_back(patternStep("Two hops", "Pairs linked through one intermediate token: the "
                                                 "global and random blocks give the graph a small diameter.",

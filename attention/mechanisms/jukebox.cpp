@@ -71,7 +71,7 @@ class Jukebox final : public Mechanism {
     r.explanation.groupings.push_back(
         Grouping::fromLabels("rows of " + std::to_string(len), std::move(rows), std::int32_t((n + len - 1) / len)));
     // The three masks and their composite coverage (row → column → previous row, with residuals).
-    if (n == m && n <= 8192) {
+    if (options.explain && n == m && n <= 8192) {
       const Pattern row = jukeboxMask("row", n, m, len, options.causal, options);
       const Pattern column = jukeboxMask("column", n, m, len, options.causal, options);
       const Pattern previous = jukeboxMask("previous-row", n, m, len, options.causal, options);

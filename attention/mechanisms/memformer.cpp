@@ -41,7 +41,7 @@ class Memformer final : public Mechanism {
     if (in.m() != in.n()) throw UserError("Memformer reads one sequence: it needs as many keys as queries");
     Result r;
     const Index n = in.n(), d = in.q.cols(), dv = in.v.cols(), k = p.integer("slots"), seg = p.integer("segment");
-    const bool causal = options.causal, dense = n <= kMaxDenseWeights;
+    const bool causal = options.causal, dense = options.explain && n <= kMaxDenseWeights;
     const float scale = defaultScale(d);
     Rng rng(options.seed, 41);
     Matrix slot_keys = rng.gaussian(k, d);  // unit-variance directions (independent of the data: causal)
@@ -107,7 +107,7 @@ class Memformer final : public Mechanism {
       r.explanation.weights = ImpliedWeights(n, n, [a](Range rows, Range cols) {
         return Matrix(a->block(rows.begin, cols.begin, rows.size(), cols.size()));
       });
-    else
+    else if (options.explain)
       r.explanation.notes.push_back("the effective matrix is formed up to N = " + std::to_string(kMaxDenseWeights));
     std::vector<std::int32_t> segment(static_cast<size_t>(n));
     for (Index i = 0; i < n; ++i) segment[size_t(i)] = std::int32_t(i / seg);

@@ -265,7 +265,7 @@ class ProductKeyMemory final : public Mechanism {
     r.explanation.pattern = *pattern;
 
     // Query 0's product-key grid and which cells the search visits (figure export).
-    if (nq > 0) {
+    if (options.explain && nq > 0) {
       Matrix grid(n, n), marks = Matrix::Zero(n, n);
       for (Index a = 0; a < n; ++a)
         for (Index b = 0; b < n; ++b) grid(a, b) = s1(0, a) + s2(0, b);
@@ -291,7 +291,7 @@ class ProductKeyMemory final : public Mechanism {
                                      "its top k hold", Matrix(Eigen::Map<const MatrixD>(captured.data(), 1, nq).cast<float>())});
 
     // Steps: sub-key scores → candidates → top k.
-    {
+    if (options.explain) {
       auto score_view = std::make_shared<Explanation>();
       if (nq * kp * kp <= kMaxCandidateEntries) {
         Pattern cand;

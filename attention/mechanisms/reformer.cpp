@@ -106,6 +106,7 @@ class Reformer final : public Mechanism {
     r.explanation.groupings.push_back(Grouping::fromLabels("round 1 chunks", att.chunk.front(), std::int32_t(chunks)));
 
     // Steps of round 1: rotate → hash → sort → chunk → attend (then the union of the rounds).
+    if (!options.explain) return r;
     const std::string sorted_name = "round 1 buckets";
     auto with = [&](std::optional<Pattern> pattern, bool groups) {
       auto view = std::make_shared<Explanation>();

@@ -98,6 +98,7 @@ class Smyrf final : public Mechanism {
         r.explanation.groupings.push_back(Grouping::fromLabels(round.name + " key clusters", round.k_label, round.groups));
     }
     // Steps (hash 1): transform → project → balance → attend.
+    if (!options.explain) return r;
     {
       auto view = std::make_shared<Explanation>();
       Matrix line(n + m, 2);  // column 0: queries, column 1: keys, rescaled to 0..1 on one axis

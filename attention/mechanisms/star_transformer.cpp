@@ -87,7 +87,7 @@ class StarTransformer final : public Mechanism {
 
     // The weights are the same every round (keys and queries do not change): propagate the linear maps
     // with V = I to get the effective matrix A (h = A·V) exactly.
-    if (n <= kMaxDenseWeights) {
+    if (options.explain && n <= kMaxDenseWeights) {
       Matrix alpha(n, 5);  // per satellite: left, self, right, input, relay (0 where absent)
       for (Index i = 0; i < n; ++i) {
         float mx = -std::numeric_limits<float>::infinity();
@@ -146,7 +146,7 @@ class StarTransformer final : public Mechanism {
     r.cost.scored_pairs = double(rounds) * double(ring.nnz() + n + 1);
     r.cost.flops = 2 * r.cost.scored_pairs * double(d + dv);
     r.cost.peak_bytes = backend.peakBytes() + (3 * n + 2) * (d + dv) * Index(sizeof(float)) +
-                        (n <= kMaxDenseWeights ? 2 * n * n * Index(sizeof(float)) : 0);
+                        (options.explain && n <= kMaxDenseWeights ? 2 * n * n * Index(sizeof(float)) : 0);
     return r;
   }
 };

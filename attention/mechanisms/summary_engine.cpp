@@ -136,7 +136,7 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
     direct.component.assign(direct.col.size(), 0);
     r.explanation.pattern = std::move(direct);
   }
-  if (n * m <= max_coverage) {
+  if (options.explain && n * m <= max_coverage) {
     Pattern cover;
     cover.rows = n;
     cover.cols = m;
@@ -162,7 +162,7 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
     view->pattern = std::move(cover);
     r.explanation.steps.push_back(Step{"Coverage", "each token or summary node shades the tokens it covers, "
                                        "coloured by its level", std::move(view)});
-  } else {
+  } else if (options.explain) {
     r.explanation.notes.push_back("coverage view skipped: N·M is above " + std::to_string(max_coverage));
   }
   TokenSet summaries{"summary nodes", "summary", {}, {}, keys->bottomRows(nodes)};

@@ -194,6 +194,11 @@ BackendInfo VulkanBackend::info() const {
   return {"vulkan", context_->description().name, context_->description().driver};
 }
 
+double VulkanBackend::deviceMsTotal() const {
+  if (fell_back_ || !context_->hasTimestamps()) return std::numeric_limits<double>::quiet_NaN();
+  return context_->deviceMsTotal();
+}
+
 template <class Gpu, class Cpu>
 auto VulkanBackend::guarded(Gpu&& gpu, Cpu&& cpu) -> decltype(gpu()) {
   if (fell_back_) return cpu();

@@ -107,6 +107,7 @@ class VulkanBackend final : public attn::Backend {
   Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
   Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) override;
 
+  double deviceMsTotal() const override;
   vk::Context& context() { return *context_; }
   const vk::Context& context() const { return *context_; }
   std::shared_ptr<vk::Context> sharedContext() const { return context_; }

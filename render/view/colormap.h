@@ -4,6 +4,9 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace attnlab::view {
 
@@ -25,6 +28,17 @@ Rgb viridisAt(double t);
 const std::array<Rgb, 8>& categoricalPalette();
 /// What a categorical panel shows where no category is (pairs outside the pattern).
 inline constexpr Rgb k_categorical_empty{0.10f, 0.10f, 0.12f};
+
+/// The colormaps of heatmaps, all perceptually uniform: viridis (default), magma, cividis, and a
+/// diverging one (Moreland's cool-warm) for signed differences, centred at t = 0.5.
+enum class Colormap { Viridis, Magma, Cividis, Diverging };
+const std::array<Rgb, 256>& table(Colormap map);
+/// The map at t ∈ [0, 1] (clamped, NaN at the bottom), interpolated like viridisAt.
+Rgb colormapAt(Colormap map, double t);
+/// "viridis", "magma", "cividis", "diverging", in enum order.
+const std::vector<std::string>& colormapNames();
+std::optional<Colormap> parseColormap(const std::string& name);  ///< also accepts "coolwarm"
+const std::string& colormapName(Colormap map);
 
 /// The LUT as 256 RGBA8 texels (R, G, B, 255), the layout of the viewport's R8G8B8A8_UNORM texture.
 std::array<std::uint8_t, 256 * 4> viridisRgba8();

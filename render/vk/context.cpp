@@ -696,7 +696,9 @@ double Context::submit(const std::function<void(Recorder&)>& record) {
     const std::uint64_t mask =
         timestamp_valid_bits_ >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << timestamp_valid_bits_) - 1;
     const std::uint64_t delta = ((ticks[1] & mask) - (ticks[0] & mask)) & mask;  // wraps once at most
-    return static_cast<double>(delta) * limits_.timestamp_period_ns * 1e-6;
+    const double ms = static_cast<double>(delta) * limits_.timestamp_period_ns * 1e-6;
+    device_ms_total_ += ms;
+    return ms;
   } catch (const DeviceLost&) {
     lost_ = true;
     throw;

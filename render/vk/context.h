@@ -227,6 +227,9 @@ class Context {
   /// timestamps). Buffers written by the commands are visible to the host afterwards.
   /// Throws DeviceLost (and the Context is unusable from then on) when the device is lost.
   double submit(const std::function<void(Recorder&)>& record);
+  /// Sum of the device times of every submit so far (ms; 0 without timestamp support).
+  double deviceMsTotal() const { return device_ms_total_; }
+  bool hasTimestamps() const { return query_pool_ != VK_NULL_HANDLE; }
 
   /// Test hook: the next submit() throws DeviceLost as if the device had been lost.
   void injectDeviceLost() { inject_lost_ = true; }
@@ -257,6 +260,7 @@ class Context {
   VkCommandBuffer command_buffer_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   VkQueryPool query_pool_ = VK_NULL_HANDLE;
+  double device_ms_total_ = 0;
   VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
   std::map<std::string, std::unique_ptr<Pipeline>> pipelines_;
   Index budget_ = 0;

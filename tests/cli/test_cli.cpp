@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "attention/backend.h"
 #include "attention/npy.h"
 #include "attention/random.h"
+#include "attention/sweep.h"
 
 namespace attn {
 namespace {
@@ -24,14 +27,14 @@ struct Outcome {
   std::string out, err;
 };
 
-Outcome runAttnlab(const std::string& args) {
+Outcome runAttnlab(const std::string& args, const std::string& env = "") {
   // One folder per test process: ctest runs the tests of this file in parallel.
   const fs::path dir = fs::temp_directory_path() / ("attnlab-cli-test-" + std::to_string(::getpid()));
   fs::create_directories(dir / "xdg");
   fs::permissions(dir / "xdg", fs::perms::owner_all, fs::perm_options::replace);
   const std::string out = (dir / "stdout").string(), err = (dir / "stderr").string();
   const std::string cmd = "env -u DISPLAY -u WAYLAND_DISPLAY QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=" +
-                          (dir / "xdg").string() + " " + std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+                          (dir / "xdg").string() + " " + env + " " + std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
   const int status = std::system(cmd.c_str());
   Outcome o;
   o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -178,6 +181,174 @@ TEST_F(Cli, HeadlessDefaultWritesFiguresAndAReport) {
   std::ifstream summary(out / "summary.json");
   const auto j = nlohmann::json::parse(summary);
   EXPECT_EQ(j["runs"].size(), 4u);
+}
+
+std::string slurpFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Width and height from a PNG's IHDR; false when the bytes are not a PNG.
+bool pngSize(const std::string& bytes, int& w, int& h) {
+  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || bytes.compare(12, 4, "IHDR") != 0) return false;
+  auto be32 = [&](std::size_t at) {
+    return int((unsigned char)bytes[at]) << 24 | int((unsigned char)bytes[at + 1]) << 16 |
+           int((unsigned char)bytes[at + 2]) << 8 | int((unsigned char)bytes[at + 3]);
+  };
+  w = be32(16);
+  h = be32(20);
+  return true;
+}
+
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = slurpFile(e.path());
+  return files;
+}
+
+const std::string kSmallSweep = "sweep --mechanisms longformer,performer --n 64:128 --d 16 --seeds 2 --repeats 1 --input local";
+
+TEST_F(Cli, SweepWritesDataReportAndFiguresThatParse) {
+  const fs::path out = dir_ / "sweep";
+  const Outcome o = runAttnlab(kSmallSweep + " --out " + out.string());
+  ASSERT_EQ(o.code, 0) << o.err;
+  const SweepResult r = sweepFromJson(nlohmann::json::parse(slurpFile(out / "results.json")));
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.spec.ns, (std::vector<Index>{64, 128}));
+  ASSERT_EQ(r.points.size(), 6u);
+  for (const auto& p : r.points) {
+    EXPECT_EQ(p.status, "ok") << p.mechanism << ": " << p.message;
+    EXPECT_EQ(p.rel_error.count, 2);
+    EXPECT_GT(p.time_median, 0);
+  }
+  ASSERT_TRUE(r.machine.contains("cpu"));
+  EXPECT_TRUE(r.machine.contains("build_type"));
+
+  // CSV: the documented header, one line per point.
+  std::istringstream csv(slurpFile(out / "results.csv"));
+  std::string header, line;
+  std::getline(csv, header);
+  std::string expected;
+  for (const auto& c : sweepCsvColumns()) expected += (expected.empty() ? "" : ",") + c;
+  EXPECT_EQ(header, expected);
+  int lines = 0;
+  while (std::getline(csv, line)) ++lines;
+  EXPECT_EQ(lines, 6);
+
+  // The page is self-contained: inline SVG figures, no scripts, nothing fetched.
+  const std::string html = slurpFile(out / "report.html");
+  EXPECT_NE(html.find("</html>"), std::string::npos);
+  EXPECT_GE(std::size_t(std::count(html.begin(), html.end(), '<') ), 100u);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("href=\"http"), std::string::npos);
+  EXPECT_NE(html.find(r.machine["cpu"].get<std::string>()), std::string::npos) << "machine metadata";
+  EXPECT_NE(slurpFile(out / "report.md").find("| `performer` |"), std::string::npos);
+  for (const char* curve : {"time", "speedup", "memory", "error"}) {
+    const std::string svg = slurpFile(out / "figures" / (std::string("mechanisms-cpu-") + curve + ".svg"));
+    EXPECT_NE(svg.find("<svg"), std::string::npos) << curve;
+    EXPECT_NE(svg.find("</svg>"), std::string::npos) << curve;
+    int w = 0, h = 0;
+    ASSERT_TRUE(pngSize(slurpFile(out / "figures" / (std::string("mechanisms-cpu-") + curve + ".png")), w, h)) << curve;
+    EXPECT_EQ(w, 1416) << curve;  // 708 pt at 144 DPI
+    EXPECT_GT(h, 700) << curve;
+  }
+
+  // `attnlab report` redraws everything from results.json alone.
+  fs::remove_all(out / "figures");
+  fs::remove(out / "report.html");
+  const std::string before = slurpFile(out / "results.json");
+  const Outcome again = runAttnlab("report " + out.string());
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_TRUE(fs::exists(out / "report.html"));
+  EXPECT_TRUE(fs::exists(out / "figures" / "mechanisms-cpu-time.svg"));
+  EXPECT_EQ(nlohmann::json::parse(slurpFile(out / "results.json")), nlohmann::json::parse(before));
+  const Outcome missing = runAttnlab("report " + (dir_ / "nothing-here").string());
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("results.json"), std::string::npos) << missing.err;
+}
+
+TEST_F(Cli, InterruptedSweepLeavesAPartialReportAndAnEarlierOneUntouched) {
+  // A fresh folder: the partial report goes there.
+  const fs::path fresh = dir_ / "fresh";
+  Outcome o = runAttnlab(kSmallSweep + " --out " + fresh.string(), "ATTNLAB_SWEEP_INTERRUPT_AFTER=2");
+  EXPECT_EQ(o.code, 130) << o.err;
+  SweepResult r = sweepFromJson(nlohmann::json::parse(slurpFile(fresh / "results.json")));
+  EXPECT_FALSE(r.complete);
+  EXPECT_EQ(r.points.size(), 2u);
+  EXPECT_NE(slurpFile(fresh / "report.html").find("interrupted"), std::string::npos);
+  EXPECT_TRUE(fs::exists(fresh / "figures" / "mechanisms-cpu-time.svg"));
+
+  // A folder with an earlier report: it stays byte for byte; the partial one goes beside it.
+  const fs::path earlier = dir_ / "earlier";
+  ASSERT_EQ(runAttnlab(kSmallSweep + " --out " + earlier.string()).code, 0);
+  const auto before = snapshot(earlier);
+  o = runAttnlab(kSmallSweep + " --out " + earlier.string(), "ATTNLAB_SWEEP_INTERRUPT_AFTER=3");
+  EXPECT_EQ(o.code, 130) << o.err;
+  std::map<std::string, std::string> after;
+  fs::path partial;
+  for (const auto& [name, bytes] : snapshot(earlier)) {
+    if (name.rfind("interrupted-", 0) == 0) {
+      partial = earlier / fs::path(name).begin()->string();
+      continue;
+    }
+    after[name] = bytes;
+  }
+  EXPECT_TRUE(after == before) << "the earlier report changed";
+  ASSERT_FALSE(partial.empty()) << o.err;
+  r = sweepFromJson(nlohmann::json::parse(slurpFile(partial / "results.json")));
+  EXPECT_FALSE(r.complete);
+  EXPECT_EQ(r.points.size(), 3u);
+
+  // Interrupted before any point finished: nothing is written at all.
+  const fs::path none = dir_ / "none";
+  o = runAttnlab(kSmallSweep + " --out " + none.string(), "ATTNLAB_SWEEP_INTERRUPT_AFTER=0");
+  EXPECT_EQ(o.code, 130) << o.err;
+  EXPECT_FALSE(fs::exists(none / "results.json"));
+  EXPECT_NE(o.err.find("nothing was written"), std::string::npos) << o.err;
+}
+
+TEST_F(Cli, RenderWritesEveryViewAndFormatOrOneClearError) {
+  const std::string base = "render --mechanism bigbird --n 128 --input local --backend cpu --dpi 72";
+  for (const char* view : {"weights", "pattern", "groups", "diff", "tokens"}) {
+    const std::string file = path(std::string(view) + ".png");
+    const Outcome o = runAttnlab(base + " --view " + view + " --out " + file);
+    ASSERT_EQ(o.code, 0) << view << ": " << o.err;
+    int w = 0, h = 0;
+    ASSERT_TRUE(pngSize(slurpFile(file), w, h)) << view;
+    // The tool reports the figure's size in points; at 72 DPI a point is a pixel.
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(o.out, m, std::regex("([0-9]+)×([0-9]+) px"))) << o.out;
+    EXPECT_EQ(w, std::stoi(m[1].str()));
+    EXPECT_EQ(h, std::stoi(m[2].str()));
+  }
+  Outcome o = runAttnlab(base + " --view diff --colormap cividis --scale rank --out " + path("d.svg"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  const std::string svg = slurpFile(path("d.svg"));
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("<image"), std::string::npos) << "matrices are embedded images";
+  EXPECT_NE(svg.find("<text"), std::string::npos) << "text stays text";
+  o = runAttnlab(base + " --view weights --out " + path("w.pdf"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  const std::string pdf = slurpFile(path("w.pdf"));
+  EXPECT_EQ(pdf.rfind("%PDF-", 0), 0u);
+  const std::regex page("/Type\\s*/Page[^s]");
+  EXPECT_EQ(std::distance(std::sregex_iterator(pdf.begin(), pdf.end(), page), std::sregex_iterator()), 1);
+
+  // Bad requests: one line, exit 1, nothing written.
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"render --mechanism exact --n 64 --view pattern --out " + path("x.png"), "no sparsity pattern"},
+           {"render --mechanism longformer --n 64 --view weights --out " + path("x.bmp"), ".png, .svg or .pdf"},
+           {"render --mechanism longformer --n 64 --view nope --out " + path("x.png"), "weights|pattern"},
+           {"render --mechanism longformer --n 64 --colormap jet --out " + path("x.png"), "viridis"},
+           {"render --mechanism performer --n 64 --view tokens --out " + path("x.png"), "no special tokens"}}) {
+    const Outcome bad = runAttnlab(args);
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << bad.err;
+    EXPECT_FALSE(fs::exists(path("x.png")));
+  }
 }
 
 }  // namespace

@@ -354,6 +354,27 @@ TEST(AllMechanisms, DeterministicForAFixedSeedAndCostsReported) {
   }
 }
 
+// Sweeps time runs with explain = false (no steps, no display-only matrices): the output and the cost
+// must not change, causal or not.
+TEST(AllMechanisms, RunsWithoutExplanationGiveTheSameOutputAndCost) {
+  for (const auto& m : mechanisms())
+    for (bool causal : {false, true}) {
+      if (causal && m->info().causal == CausalSupport::No) continue;
+      const Inputs in = makeInputs(Generator::Local, 96);
+      const Params params = Params::resolve(m->params(), {});
+      CpuBackend cpu(1);
+      RunOptions o;
+      o.causal = causal;
+      o.seed = 3;
+      const Result full = m->run(in, params, cpu, o);
+      o.explain = false;
+      const Result bare = m->run(in, params, cpu, o);
+      EXPECT_TRUE(full.output == bare.output) << m->info().id << (causal ? " causal" : "");
+      EXPECT_EQ(full.cost.flops, bare.cost.flops) << m->info().id;
+      EXPECT_EQ(full.cost.scored_pairs, bare.cost.scored_pairs) << m->info().id;
+    }
+}
+
 TEST(AllMechanisms, ReformerSeedChangesTheBuckets) {
   const Inputs in = makeInputs(Generator::Gaussian, 100);
   const Result a = runMech("reformer", in, {}, false, 1);

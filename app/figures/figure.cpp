@@ -1,0 +1,648 @@
+#include "app/figures/figure.h"
+
+#include <QBuffer>
+#include <QFont>
+#include <QFontMetricsF>
+#include <QPainterPath>
+#include <QPdfWriter>
+#include <QSvgGenerator>
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "attention/npy.h"
+
+namespace attnlab::fig {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+QFont font(double pt, bool bold = false) {
+  QFont f("DejaVu Sans");
+  f.setPointSizeF(pt);
+  f.setBold(bold);
+  return f;
+}
+
+// Painter units are points; fonts are given in points too. On a QImage the device's resolution would
+// scale point sizes, so every device is set to 72 DPI and the painter is scaled instead.
+void setFont(QPainter& p, double pt, bool bold = false) { p.setFont(font(pt, bold)); }
+
+QString compact(double v) {
+  if (!std::isfinite(v)) return "—";
+  const double a = std::fabs(v);
+  if (a != 0 && (a >= 1e5 || a < 1e-3)) return QString::number(v, 'g', 2);
+  return QString::number(v, 'g', a >= 1000 ? 5 : 3);
+}
+
+QString tokens(double n) {
+  if (n >= 1024 && std::fmod(n, 1024) == 0) return QString::number(n / 1024) + "K";
+  return QString::number(n, 'g', 6);
+}
+
+// Value → t ∈ [0, 1] of a colour scale over a set of values.
+struct Mapper {
+  Scale scale = Scale::Log;
+  double lo = 0, hi = 1;
+  std::vector<float> sorted;  // Rank
+  double operator()(double v) const {
+    if (!std::isfinite(v)) return 0;
+    switch (scale) {
+      case Scale::Linear: return hi > 0 ? std::clamp(v / hi, 0.0, 1.0) : 0.0;
+      case Scale::Log:
+        if (v <= lo || hi <= lo) return 0;
+        return std::clamp((std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)), 0.0, 1.0);
+      case Scale::Rank: {
+        if (sorted.size() < 2) return 0;
+        const auto it = std::lower_bound(sorted.begin(), sorted.end(), float(v));
+        return double(it - sorted.begin()) / double(sorted.size() - 1);
+      }
+    }
+    return 0;
+  }
+  // The value at t (for colour bar labels).
+  double valueAt(double t) const {
+    switch (scale) {
+      case Scale::Linear: return t * hi;
+      case Scale::Log: return lo * std::pow(hi / lo, t);
+      case Scale::Rank:
+        if (sorted.empty()) return 0;
+        return sorted[std::min(sorted.size() - 1, std::size_t(std::lround(t * double(sorted.size() - 1))))];
+    }
+    return 0;
+  }
+};
+
+QImage valuesImage(const attn::Matrix& m, const Mapper& map, view::Colormap cmap) {
+  QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
+  for (int r = 0; r < img.height(); ++r) {
+    auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
+    for (int c = 0; c < img.width(); ++c) line[c] = colourOf(view::colormapAt(cmap, map(m(r, c)))).rgb();
+  }
+  return img;
+}
+
+QImage signedImage(const attn::Matrix& m, double amplitude, view::Colormap cmap) {
+  QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
+  for (int r = 0; r < img.height(); ++r) {
+    auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
+    for (int c = 0; c < img.width(); ++c) {
+      const double t = amplitude > 0 ? 0.5 + 0.5 * std::clamp(double(m(r, c)) / amplitude, -1.0, 1.0) : 0.5;
+      line[c] = colourOf(view::colormapAt(cmap, t)).rgb();
+    }
+  }
+  return img;
+}
+
+QColor categoryColour(int k) { return colourOf(view::categoricalPalette()[std::size_t(k) % 8]); }
+
+QImage categoricalImage(const attn::Matrix& m, const QColor& empty) {
+  QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
+  for (int r = 0; r < img.height(); ++r) {
+    auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
+    for (int c = 0; c < img.width(); ++c) {
+      const int k = int(std::lround(m(r, c)));
+      line[c] = k <= 0 ? empty.rgb() : categoryColour(k - 1).rgb();
+    }
+  }
+  return img;
+}
+
+void drawImageSharp(QPainter& p, const QRectF& target, const QImage& img) {
+  p.save();
+  p.setRenderHint(QPainter::SmoothPixmapTransform, false);
+  p.drawImage(target, img);
+  p.restore();
+}
+
+template <class Device>
+void paintOn(Device& device, const Figure& figure, double scale) {
+  QPainter p(&device);
+  p.setRenderHint(QPainter::Antialiasing);
+  p.setRenderHint(QPainter::TextAntialiasing);
+  p.scale(scale, scale);
+  figure.paint(p);
+  p.end();
+}
+
+}  // namespace
+
+QColor colourOf(view::Rgb c) {
+  return QColor::fromRgbF(std::clamp(c.r, 0.f, 1.f), std::clamp(c.g, 0.f, 1.f), std::clamp(c.b, 0.f, 1.f));
+}
+
+QColor seriesColour(int k) {
+  // Tableau 10: distinguishable, and still readable in grey.
+  static const QColor colours[10] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
+                                     QColor(214, 39, 40),  QColor(148, 103, 189), QColor(140, 86, 75),
+                                     QColor(227, 119, 194), QColor(127, 127, 127), QColor(188, 189, 34),
+                                     QColor(23, 190, 207)};
+  return colours[std::size_t(k) % 10];
+}
+
+std::optional<Scale> parseScale(const std::string& name) {
+  if (name == "linear") return Scale::Linear;
+  if (name == "log") return Scale::Log;
+  if (name == "rank") return Scale::Rank;
+  return std::nullopt;
+}
+
+const char* scaleName(Scale s) {
+  switch (s) {
+    case Scale::Linear: return "linear";
+    case Scale::Log: return "log";
+    case Scale::Rank: return "rank";
+  }
+  return "log";
+}
+
+Theme Theme::light() { return {QColor(255, 255, 255), QColor(30, 30, 34), QColor(105, 105, 112), QColor(225, 225, 230), QColor(26, 26, 31)}; }
+Theme Theme::dark() { return {QColor(24, 24, 28), QColor(232, 232, 236), QColor(160, 160, 168), QColor(60, 60, 68), QColor(8, 8, 10)}; }
+
+// ---- output ----------------------------------------------------------------------------------------
+
+QImage renderImage(const Figure& figure, double dpi) {
+  if (!(dpi >= 36 && dpi <= 1200)) throw attn::UserError("--dpi must lie between 36 and 1200, not " + std::to_string(dpi));
+  const double scale = dpi / 72.0;
+  const QSize px(int(std::ceil(figure.size().width() * scale)), int(std::ceil(figure.size().height() * scale)));
+  if (double(px.width()) * px.height() > 400e6) throw attn::UserError("the figure would be over 400 megapixels: lower --dpi");
+  QImage img(px, QImage::Format_ARGB32_Premultiplied);
+  img.setDotsPerMeterX(int(std::lround(72.0 / 0.0254)));  // fonts in points = painter units
+  img.setDotsPerMeterY(int(std::lround(72.0 / 0.0254)));
+  img.fill(Qt::white);
+  paintOn(img, figure, scale);
+  QImage out = img.convertToFormat(QImage::Format_RGB32);
+  out.setDotsPerMeterX(int(std::lround(dpi / 0.0254)));  // the PNG carries its real resolution
+  out.setDotsPerMeterY(int(std::lround(dpi / 0.0254)));
+  return out;
+}
+
+QByteArray pngBytes(const Figure& figure, double dpi) {
+  QByteArray bytes;
+  QBuffer buffer(&bytes);
+  buffer.open(QIODevice::WriteOnly);
+  renderImage(figure, dpi).save(&buffer, "PNG");
+  return bytes;
+}
+
+QByteArray svgBytes(const Figure& figure) {
+  QByteArray bytes;
+  QBuffer buffer(&bytes);
+  buffer.open(QIODevice::WriteOnly);
+  QSvgGenerator svg;
+  svg.setOutputDevice(&buffer);
+  svg.setResolution(72);
+  const QSizeF s = figure.size();
+  svg.setSize(QSize(int(std::ceil(s.width())), int(std::ceil(s.height()))));
+  svg.setViewBox(QRectF(QPointF(0, 0), s));
+  svg.setTitle("attnlab figure");
+  svg.setDescription("made with attnlab " ATTNLAB_VERSION);
+  paintOn(svg, figure, 1.0);
+  return bytes;
+}
+
+QByteArray pdfBytes(const Figure& figure) {
+  QByteArray bytes;
+  QBuffer buffer(&bytes);
+  buffer.open(QIODevice::WriteOnly);
+  QPdfWriter pdf(&buffer);
+  pdf.setResolution(72);
+  pdf.setCreator("attnlab " ATTNLAB_VERSION);
+  pdf.setTitle("attnlab figure");
+  pdf.setPageSize(QPageSize(figure.size(), QPageSize::Point, QString(), QPageSize::ExactMatch));
+  pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
+  paintOn(pdf, figure, 1.0);
+  return bytes;
+}
+
+void saveBytes(const std::string& path, const QByteArray& bytes) {
+  attn::writeFileAtomically(path, std::string(bytes.constData(), std::size_t(bytes.size())));
+}
+
+void saveFigure(const Figure& figure, const std::string& path, double dpi) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (ext == ".png") saveBytes(path, pngBytes(figure, dpi));
+  else if (ext == ".svg") saveBytes(path, svgBytes(figure));
+  else if (ext == ".pdf") saveBytes(path, pdfBytes(figure));
+  else throw attn::UserError("cannot tell the format of '" + path + "': name it .png, .svg or .pdf");
+}
+
+// ---- matrix figures ----------------------------------------------------------------------------------
+
+namespace {
+constexpr double kMargin = 16, kHeader = 50, kGap = 30, kLabel = 16, kBar = 11;
+}
+
+QSizeF MatrixFigure::size() const {
+  const double panels_w = double(panels.size()) * panel_pt + double(std::max<std::size_t>(panels.size(), 1) - 1) * kGap;
+  bool has_values = false, diff = false, cat = false;
+  std::size_t longest = 0;
+  for (const auto& p : panels) {
+    has_values |= p.kind == Panel::Kind::Values;
+    diff |= p.kind == Panel::Kind::Signed;
+    if (p.kind == Panel::Kind::Categorical) {
+      cat = true;
+      for (const auto& c : p.categories) longest = std::max<std::size_t>(longest, std::size_t(c.size()));
+    }
+  }
+  const double side = (has_values ? 84 : 0) + (diff ? 84 : 0) + (cat ? 30 + 6.2 * double(std::min<std::size_t>(longest, 28)) : 0);
+  const double w = kMargin * 2 + 14 + panels_w + (side > 0 ? 22 + side : 0);
+  const double h = kHeader + kLabel + panel_pt + 22 + 15 * double(footer.size()) + kMargin;
+  return {std::max(w, 360.0), h};
+}
+
+void MatrixFigure::paint(QPainter& p) const {
+  const QSizeF sz = size();
+  p.fillRect(QRectF(QPointF(0, 0), sz), theme.background);
+  p.setPen(theme.ink);
+  setFont(p, 13, true);
+  p.drawText(QRectF(kMargin, 8, sz.width() - 2 * kMargin, 20), Qt::AlignLeft | Qt::AlignVCenter, title);
+  setFont(p, 8.5);
+  p.setPen(theme.muted);
+  p.drawText(QRectF(kMargin, 28, sz.width() - 2 * kMargin, 16), Qt::AlignLeft | Qt::AlignVCenter, subtitle);
+
+  // One value scale over every Values panel, one amplitude over every Signed panel.
+  Mapper map;
+  map.scale = values.scale;
+  double hi = 0, amplitude = 0;
+  for (const auto& panel : panels) {
+    if (panel.pixels.size() == 0) continue;
+    if (panel.kind == Panel::Kind::Values) hi = std::max(hi, double(panel.pixels.maxCoeff()));
+    if (panel.kind == Panel::Kind::Signed) amplitude = std::max(amplitude, double(panel.pixels.cwiseAbs().maxCoeff()));
+    if (panel.kind == Panel::Kind::Values && values.scale == Scale::Rank)
+      map.sorted.insert(map.sorted.end(), panel.pixels.data(), panel.pixels.data() + panel.pixels.size());
+  }
+  std::sort(map.sorted.begin(), map.sorted.end());
+  map.hi = hi > 0 ? hi : 1;
+  map.lo = map.hi * values.log_floor;
+
+  const double top = kHeader + kLabel;
+  double x = kMargin + 14;
+  bool any_values = false, any_signed = false;
+  const Panel* categorical = nullptr;
+  for (const auto& panel : panels) {
+    const QRectF box(x, top, panel_pt, panel_pt);
+    p.setPen(theme.ink);
+    setFont(p, 9.5, true);
+    p.drawText(QRectF(x, kHeader, panel_pt, kLabel - 2), Qt::AlignLeft | Qt::AlignBottom, panel.title);
+    if (panel.pixels.size() > 0) {
+      QImage img;
+      switch (panel.kind) {
+        case Panel::Kind::Values:
+          img = valuesImage(panel.pixels, map, values.map);
+          any_values = true;
+          break;
+        case Panel::Kind::Signed:
+          img = signedImage(panel.pixels, amplitude, difference.map);
+          any_signed = true;
+          break;
+        case Panel::Kind::Categorical:
+          img = categoricalImage(panel.pixels, theme.empty);
+          categorical = &panel;
+          break;
+      }
+      // Non-square matrices keep their aspect inside the square box.
+      const double aspect = double(panel.pixels.cols()) / double(panel.pixels.rows());
+      QRectF target = box;
+      if (aspect > 1.02) target.setHeight(panel_pt / aspect);
+      if (aspect < 0.98) target.setWidth(panel_pt * aspect);
+      drawImageSharp(p, target, img);
+      p.setPen(QPen(theme.ink, 0.6));
+      p.setBrush(Qt::NoBrush);
+      p.drawRect(target);
+      if (!panel.row_groups.empty()) {
+        const double h = target.height() / double(panel.row_groups.size());
+        for (std::size_t r = 0; r < panel.row_groups.size(); ++r)
+          p.fillRect(QRectF(target.left() - 7, target.top() + double(r) * h, 5, h + 0.05),
+                     categoryColour(std::max(0, panel.row_groups[r])));
+      }
+      for (double f : panel.marks) {  // special tokens: ticks on the top and left edges
+        const double mx = target.left() + f * target.width(), my = target.top() + f * target.height();
+        p.setPen(QPen(QColor(213, 94, 0), 1.2));
+        p.drawLine(QPointF(mx, target.top() - 5), QPointF(mx, target.top() - 1));
+        p.drawLine(QPointF(target.left() - 5, my), QPointF(target.left() - 1, my));
+      }
+      setFont(p, 7.5);
+      p.setPen(theme.muted);
+      p.drawText(QRectF(target.left(), target.bottom() + 2, target.width(), 12), Qt::AlignLeft | Qt::AlignTop, panel.xlabel);
+      p.save();
+      p.translate(target.left() - 9, target.bottom());
+      p.rotate(-90);
+      p.drawText(QRectF(0, -11, target.height(), 11), Qt::AlignRight | Qt::AlignVCenter, panel.ylabel);
+      p.restore();
+    } else {
+      p.setPen(QPen(theme.muted, 0.6, Qt::DashLine));
+      p.drawRect(box);
+      setFont(p, 9);
+      p.drawText(box, Qt::AlignCenter | Qt::TextWordWrap, "no implied weights");
+    }
+    x += panel_pt + kGap;
+  }
+
+  // Colour bars and the legend, right of the panels.
+  x = x - kGap + 22;
+  auto colourBar = [&](const QString& label, auto&& colourAt, auto&& labelAt, const std::vector<double>& ticks) {
+    const double h = panel_pt;
+    const int steps = 128;
+    for (int s = 0; s < steps; ++s) {
+      const double t0 = double(s) / steps;
+      p.fillRect(QRectF(x, top + h * (1 - t0 - 1.0 / steps), kBar, h / steps + 0.3), colourAt(t0 + 0.5 / steps));
+    }
+    p.setPen(QPen(theme.ink, 0.6));
+    p.setBrush(Qt::NoBrush);
+    p.drawRect(QRectF(x, top, kBar, h));
+    setFont(p, 7.5);
+    for (double t : ticks) {
+      const double y = top + h * (1 - t);
+      p.drawLine(QPointF(x + kBar, y), QPointF(x + kBar + 3, y));
+      p.drawText(QRectF(x + kBar + 5, y - 6, 60, 12), Qt::AlignLeft | Qt::AlignVCenter, labelAt(t));
+    }
+    setFont(p, 8, true);
+    p.drawText(QRectF(x - 4, kHeader - 6, 84, kLabel - 2), Qt::AlignLeft | Qt::AlignBottom, label);
+    x += 84;
+  };
+  if (any_values) {
+    std::vector<double> ticks;
+    if (values.scale == Scale::Log) {
+      const int decades = std::max(1, int(std::lround(std::log10(1.0 / values.log_floor))));
+      for (int k = 0; k <= decades; ++k) ticks.push_back(double(k) / decades);
+    } else {
+      ticks = {0, 0.25, 0.5, 0.75, 1};
+    }
+    colourBar(
+        values.label + " (" + scaleName(values.scale) + ")",
+        [&](double t) { return colourOf(view::colormapAt(values.map, t)); },
+        [&](double t) {
+          const QString v = compact(map.valueAt(t));
+          return values.scale == Scale::Rank ? QString("q%1 %2").arg(int(std::lround(t * 100))).arg(v) : v;
+        },
+        ticks);
+  }
+  if (any_signed)
+    colourBar(
+        difference.label, [&](double t) { return colourOf(view::colormapAt(difference.map, t)); },
+        [&](double t) { return compact((2 * t - 1) * amplitude); }, {0, 0.25, 0.5, 0.75, 1});
+  if (categorical) {
+    setFont(p, 8, true);
+    p.setPen(theme.ink);
+    p.drawText(QRectF(x - 4, kHeader, 200, kLabel - 2), Qt::AlignLeft | Qt::AlignBottom, "component");
+    setFont(p, 8);
+    double y = top + 2;
+    const std::size_t shown = std::min<std::size_t>(categorical->categories.size(), 8);
+    for (std::size_t k = 0; k < shown; ++k) {
+      p.fillRect(QRectF(x, y, 10, 10), categoryColour(int(k)));
+      p.setPen(theme.ink);
+      QString name = categorical->categories[k];
+      if (name.size() > 28) name = name.left(27) + "…";
+      p.drawText(QRectF(x + 15, y - 2, 200, 14), Qt::AlignLeft | Qt::AlignVCenter, name);
+      y += 16;
+    }
+    if (categorical->categories.size() > 8) {
+      p.setPen(theme.muted);
+      p.drawText(QRectF(x, y, 200, 14), Qt::AlignLeft | Qt::AlignVCenter, "(colours repeat every 8)");
+    }
+    p.fillRect(QRectF(x, y + 18, 10, 10), theme.empty);
+    p.setPen(theme.ink);
+    p.drawText(QRectF(x + 15, y + 16, 200, 14), Qt::AlignLeft | Qt::AlignVCenter, "not scored");
+  }
+
+  setFont(p, 8.5);
+  p.setPen(theme.ink);
+  double fy = top + panel_pt + 20;
+  for (const auto& line : footer) {
+    p.drawText(QRectF(kMargin, fy, sz.width() - 2 * kMargin, 14), Qt::AlignLeft | Qt::AlignVCenter, line);
+    fy += 15;
+  }
+}
+
+// ---- curves ---------------------------------------------------------------------------------------
+
+namespace {
+constexpr double kPlotLeft = 62, kPlotTop = 52, kLegend = 200;
+
+struct Axis {
+  double lo = 1, hi = 10;
+  bool log = true;
+  double to(double v, double a, double b) const {  // value → coordinate in [a, b]
+    const double t = log ? (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)) : (v - lo) / (hi - lo);
+    return a + t * (b - a);
+  }
+};
+
+Axis fitAxis(std::vector<double> values, bool log, bool zero_based) {
+  std::vector<double> ok;
+  for (double v : values)
+    if (std::isfinite(v) && (!log || v > 0)) ok.push_back(v);
+  Axis a;
+  a.log = log;
+  if (ok.empty()) {
+    a.lo = log ? 1 : 0;
+    a.hi = 10;
+    return a;
+  }
+  const auto [mn, mx] = std::minmax_element(ok.begin(), ok.end());
+  if (log) {
+    a.lo = std::pow(10.0, std::floor(std::log10(*mn) + 1e-9));
+    a.hi = std::pow(10.0, std::ceil(std::log10(*mx) - 1e-9));
+    if (a.hi <= a.lo) a.hi = a.lo * 10;
+  } else {
+    a.lo = zero_based ? std::min(0.0, *mn) : *mn;
+    a.hi = *mx > a.lo ? *mx * 1.05 : a.lo + 1;
+  }
+  return a;
+}
+
+std::vector<double> logTicks(const Axis& a) {
+  std::vector<double> t;
+  const int d0 = int(std::floor(std::log10(a.lo) + 1e-9)), d1 = int(std::ceil(std::log10(a.hi) - 1e-9));
+  const int step = std::max(1, (d1 - d0 + 5) / 6);
+  for (int d = d0; d <= d1; d += step) t.push_back(std::pow(10.0, d));
+  if (d1 - d0 <= 1)
+    for (int d = d0; d < d1; ++d)
+      for (double m : {2.0, 5.0}) t.push_back(m * std::pow(10.0, d));
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+void drawMarker(QPainter& p, QPointF c, int style, const QColor& colour) {
+  p.setPen(QPen(colour, 1));
+  p.setBrush(colour);
+  const double r = 2.6;
+  switch ((style / 10) % 3) {
+    case 0: p.drawEllipse(c, r, r); break;
+    case 1: p.drawRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r)); break;
+    default: {
+      QPainterPath tri;
+      tri.moveTo(c.x(), c.y() - r * 1.2);
+      tri.lineTo(c.x() + r * 1.1, c.y() + r);
+      tri.lineTo(c.x() - r * 1.1, c.y() + r);
+      tri.closeSubpath();
+      p.drawPath(tri);
+    }
+  }
+}
+}  // namespace
+
+QSizeF CurveFigure::size() const {
+  return {kPlotLeft + plot_size.width() + 16 + kLegend, kPlotTop + plot_size.height() + 40 + 14 * double(footer.size()) + 10};
+}
+
+void CurveFigure::paint(QPainter& p) const {
+  const QSizeF sz = size();
+  p.fillRect(QRectF(QPointF(0, 0), sz), theme.background);
+  p.setPen(theme.ink);
+  setFont(p, 12, true);
+  p.drawText(QRectF(14, 6, sz.width() - 28, 20), Qt::AlignLeft | Qt::AlignVCenter, title);
+  setFont(p, 8.5);
+  p.setPen(theme.muted);
+  p.drawText(QRectF(14, 26, sz.width() - 28, 16), Qt::AlignLeft | Qt::AlignVCenter, subtitle);
+
+  std::vector<double> xs, ys;
+  for (const auto& s : series) {
+    xs.insert(xs.end(), s.x.begin(), s.x.end());
+    ys.insert(ys.end(), s.y.begin(), s.y.end());
+    for (std::size_t i = 0; i < s.lo.size() && i < s.y.size(); ++i) {
+      ys.push_back(s.lo[i]);
+      ys.push_back(s.hi[i]);
+    }
+  }
+  if (std::isfinite(hline)) ys.push_back(hline);
+  Axis ax = fitAxis(xs, log_x, false), ay = fitAxis(ys, log_y, true);
+  if (log_x && !xs.empty()) {  // x: exactly the data's range (N values), with a little air
+    const auto [mn, mx] = std::minmax_element(xs.begin(), xs.end());
+    ax.lo = *mn / 1.15;
+    ax.hi = *mx * 1.15;
+    if (ax.hi <= ax.lo) ax.hi = ax.lo * 2;
+  }
+  const QRectF plot(kPlotLeft, kPlotTop, plot_size.width(), plot_size.height());
+  auto X = [&](double v) { return ax.to(v, plot.left(), plot.right()); };
+  auto Y = [&](double v) { return ay.to(v, plot.bottom(), plot.top()); };
+
+  // Grid and ticks.
+  setFont(p, 7.5);
+  std::vector<double> xticks;
+  if (log_x) {
+    std::vector<double> u = xs;
+    std::sort(u.begin(), u.end());
+    u.erase(std::unique(u.begin(), u.end()), u.end());
+    const std::size_t step = std::max<std::size_t>(1, (u.size() + 7) / 8);
+    for (std::size_t i = 0; i < u.size(); i += step) xticks.push_back(u[i]);
+  } else {
+    for (int k = 0; k <= 5; ++k) xticks.push_back(ax.lo + (ax.hi - ax.lo) * k / 5);
+  }
+  const std::vector<double> yticks = log_y ? logTicks(ay) : [&] {
+    std::vector<double> t;
+    for (int k = 0; k <= 5; ++k) t.push_back(ay.lo + (ay.hi - ay.lo) * k / 5);
+    return t;
+  }();
+  for (double t : xticks) {
+    p.setPen(QPen(theme.grid, 0.5));
+    p.drawLine(QPointF(X(t), plot.top()), QPointF(X(t), plot.bottom()));
+    p.setPen(theme.ink);
+    p.drawText(QRectF(X(t) - 30, plot.bottom() + 3, 60, 12), Qt::AlignHCenter | Qt::AlignTop, log_x ? tokens(t) : compact(t));
+  }
+  for (double t : yticks) {
+    if (t < ay.lo * 0.999 || t > ay.hi * 1.001) continue;
+    p.setPen(QPen(theme.grid, 0.5));
+    p.drawLine(QPointF(plot.left(), Y(t)), QPointF(plot.right(), Y(t)));
+    p.setPen(theme.ink);
+    p.drawText(QRectF(plot.left() - 58, Y(t) - 6, 54, 12), Qt::AlignRight | Qt::AlignVCenter, compact(t));
+  }
+  p.setPen(QPen(theme.ink, 0.8));
+  p.setBrush(Qt::NoBrush);
+  p.drawRect(plot);
+  setFont(p, 8.5);
+  p.drawText(QRectF(plot.left(), plot.bottom() + 16, plot.width(), 14), Qt::AlignHCenter | Qt::AlignTop,
+             xlabel + (log_x ? "  (log)" : ""));
+  p.save();
+  p.translate(12, plot.bottom());
+  p.rotate(-90);
+  p.drawText(QRectF(0, -2, plot.height(), 14), Qt::AlignHCenter | Qt::AlignTop, ylabel + (log_y ? "  (log)" : ""));
+  p.restore();
+
+  p.save();
+  p.setClipRect(plot);
+  if (std::isfinite(hline)) {
+    p.setPen(QPen(theme.ink, 0.9, Qt::DashLine));
+    p.drawLine(QPointF(plot.left(), Y(hline)), QPointF(plot.right(), Y(hline)));
+  }
+  for (const auto& g : guides) {  // complexity slopes
+    p.setPen(QPen(theme.muted, 0.8, Qt::DotLine));
+    const double xa = ax.lo, xb = ax.hi;
+    p.drawLine(QPointF(X(xa), Y(g.y0 * std::pow(xa / g.x0, g.slope))), QPointF(X(xb), Y(g.y0 * std::pow(xb / g.x0, g.slope))));
+  }
+  for (const auto& m : marks) {
+    p.setPen(QPen(seriesColour(m.style), 1.0, Qt::DashDotLine));
+    p.drawLine(QPointF(X(m.x), plot.top()), QPointF(X(m.x), plot.bottom()));
+  }
+  for (const auto& s : series) {
+    const QColor colour = seriesColour(s.style);
+    QPainterPath path;
+    bool started = false;
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      const bool ok = std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && (!log_y || s.y[i] > 0);
+      if (!ok) {
+        started = false;
+        continue;
+      }
+      const QPointF pt(X(s.x[i]), Y(s.y[i]));
+      started ? path.lineTo(pt) : path.moveTo(pt);
+      started = true;
+    }
+    p.setPen(QPen(colour, 1.4, s.dashed ? Qt::DashLine : Qt::SolidLine));
+    p.setBrush(Qt::NoBrush);
+    p.drawPath(path);
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (!std::isfinite(s.y[i]) || (log_y && s.y[i] <= 0)) continue;
+      if (i < s.lo.size() && i < s.hi.size() && std::isfinite(s.lo[i]) && std::isfinite(s.hi[i]) &&
+          (!log_y || s.lo[i] > 0)) {
+        p.setPen(QPen(colour, 0.9));
+        p.drawLine(QPointF(X(s.x[i]), Y(s.lo[i])), QPointF(X(s.x[i]), Y(s.hi[i])));
+      }
+      drawMarker(p, QPointF(X(s.x[i]), Y(s.y[i])), s.style, colour);
+    }
+  }
+  p.restore();
+  for (const auto& g : guides) {  // guide labels at the right edge
+    const double yr = Y(g.y0 * std::pow(ax.hi / g.x0, g.slope));
+    if (yr < plot.top() || yr > plot.bottom()) continue;
+    setFont(p, 7);
+    p.setPen(theme.muted);
+    p.drawText(QRectF(plot.right() - 120, yr - 12, 116, 11), Qt::AlignRight | Qt::AlignVCenter, g.label);
+  }
+  for (std::size_t k = 0; k < marks.size(); ++k) {  // labels stacked, so close crossovers stay readable
+    const auto& m = marks[k];
+    setFont(p, 7.5);
+    p.setPen(seriesColour(m.style));
+    const double lx = X(m.x) + 120 > plot.right() ? X(m.x) - 123 : X(m.x) + 3;
+    p.drawText(QRectF(lx, plot.top() + 2 + 11 * double(k % 8), 120, 11),
+               (lx < X(m.x) ? Qt::AlignRight : Qt::AlignLeft) | Qt::AlignVCenter, m.label);
+  }
+
+  // Legend.
+  double ly = plot.top();
+  const double lx = plot.right() + 14;
+  setFont(p, 8);
+  for (const auto& s : series) {
+    if (ly > plot.bottom() + 30) break;
+    const QColor colour = seriesColour(s.style);
+    p.setPen(QPen(colour, 1.4, s.dashed ? Qt::DashLine : Qt::SolidLine));
+    p.drawLine(QPointF(lx, ly + 6), QPointF(lx + 18, ly + 6));
+    drawMarker(p, QPointF(lx + 9, ly + 6), s.style, colour);
+    p.setPen(theme.ink);
+    p.drawText(QRectF(lx + 23, ly, kLegend - 26, 12), Qt::AlignLeft | Qt::AlignVCenter, s.name);
+    ly += 14;
+  }
+
+  setFont(p, 8);
+  p.setPen(theme.muted);
+  double fy = plot.bottom() + 34;
+  for (const auto& line : footer) {
+    p.drawText(QRectF(14, fy, sz.width() - 28, 13), Qt::AlignLeft | Qt::AlignVCenter, line);
+    fy += 14;
+  }
+}
+
+}  // namespace attnlab::fig

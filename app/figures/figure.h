@@ -1,0 +1,131 @@
+// The figure layer: one QPainter drawing path for the screen and for files, so an export looks like
+// the screen. A Figure has a size in points (1/72 inch) and paints itself in those units; PNG output
+// scales it to the chosen DPI, SVG and PDF keep axes and text as vectors (a heatmap's matrix is an
+// embedded image).
+#pragma once
+#include <QByteArray>
+#include <QColor>
+#include <QImage>
+#include <QPainter>
+#include <QSizeF>
+#include <QString>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attention/types.h"
+#include "render/view/colormap.h"
+
+namespace attnlab::fig {
+
+/// How values map to colours: linear, log10 (from max·floor to max), or rank (the value's quantile
+/// among every pixel shown, which spreads any distribution over the whole colormap).
+enum class Scale { Linear, Log, Rank };
+std::optional<Scale> parseScale(const std::string& name);
+const char* scaleName(Scale s);
+
+struct Theme {
+  QColor background, ink, muted, grid, empty;
+  static Theme light();
+  static Theme dark();
+};
+
+class Figure {
+ public:
+  virtual ~Figure() = default;
+  virtual QSizeF size() const = 0;                  ///< points
+  virtual void paint(QPainter& painter) const = 0;  ///< in points, origin top left
+};
+
+/// The figure as pixels: size × dpi / 72 (dpi 72 … 1200).
+QImage renderImage(const Figure& figure, double dpi);
+QByteArray pngBytes(const Figure& figure, double dpi);
+QByteArray svgBytes(const Figure& figure);
+QByteArray pdfBytes(const Figure& figure);
+/// Writes PNG, SVG or PDF by the file's extension, to a temporary name renamed into place; UserError
+/// for another extension, a DPI out of range, or a file that cannot be written.
+void saveFigure(const Figure& figure, const std::string& path, double dpi = 144);
+/// Same, atomically, for bytes already made.
+void saveBytes(const std::string& path, const QByteArray& bytes);
+
+// ---- matrices --------------------------------------------------------------------------------------
+
+/// One square-ish panel of a matrix figure.
+struct Panel {
+  enum class Kind { Values, Categorical, Signed };
+  QString title;
+  Kind kind = Kind::Values;
+  attn::Matrix pixels;              ///< pooled values; Categorical: 0 = empty, k = category k − 1
+  std::vector<QString> categories;  ///< Categorical: names, in palette order
+  std::vector<double> marks;        ///< special tokens, as fractions of the axis: drawn on both edges
+  std::vector<int> row_groups;      ///< optional group label per pixel row (a coloured strip at the left)
+  QString xlabel = "key j →", ylabel = "← query i";
+};
+
+struct ColourScale {
+  view::Colormap map = view::Colormap::Viridis;
+  Scale scale = Scale::Log;
+  double log_floor = 1e-4;  ///< Log: the bottom of the scale is max·floor
+  QString label = "weight";
+};
+
+class MatrixFigure : public Figure {
+ public:
+  QString title, subtitle;
+  std::vector<Panel> panels;
+  ColourScale values;                                     ///< for Values panels
+  ColourScale difference{view::Colormap::Diverging, Scale::Linear, 1e-4, "approx − exact"};
+  std::vector<QString> footer;
+  Theme theme = Theme::light();
+  double panel_pt = 250;
+
+  QSizeF size() const override;
+  void paint(QPainter& painter) const override;
+};
+
+// ---- curves ----------------------------------------------------------------------------------------
+
+struct Series {
+  QString name;
+  std::vector<double> x, y;
+  std::vector<double> lo, hi;  ///< optional error bars (same length as y)
+  int style = 0;               ///< palette colour and marker (series k)
+  bool dashed = false;
+};
+
+/// A reference line y = y0·(x / x0)^slope (a complexity's slope), drawn dashed and labelled.
+struct Guide {
+  QString label;
+  double slope = 1, x0 = 1, y0 = 1;
+};
+
+/// A vertical marker (the crossover N).
+struct Mark {
+  double x = 0;
+  QString label;
+  int style = 0;
+};
+
+class CurveFigure : public Figure {
+ public:
+  QString title, subtitle, xlabel = "N (tokens)", ylabel;
+  bool log_x = true, log_y = true;
+  std::vector<Series> series;
+  std::vector<Guide> guides;
+  std::vector<Mark> marks;
+  double hline = std::numeric_limits<double>::quiet_NaN();  ///< a horizontal reference (speed-up 1)
+  std::vector<QString> footer;
+  Theme theme = Theme::light();
+  QSizeF plot_size{430, 300};
+
+  QSizeF size() const override;
+  void paint(QPainter& painter) const override;
+};
+
+/// The colour of series k (10 distinguishable colours, then they repeat with another marker).
+QColor seriesColour(int k);
+
+/// A colormap entry as a QColor.
+QColor colourOf(view::Rgb c);
+
+}  // namespace attnlab::fig

@@ -1,0 +1,247 @@
+// The figure layer without a display: exports parse and follow the DPI, SVG draws like the PNG (one
+// painting path), the colormaps are perceptually ordered, and three canonical figures match golden
+// images within tolerances. ATTNLAB_UPDATE_GOLDEN=1 rewrites the golden images (look at them first).
+#include <gtest/gtest.h>
+
+#include <QBuffer>
+#include <QGuiApplication>
+#include <QSvgRenderer>
+#include <QXmlStreamReader>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+
+#include "app/figures/views.h"
+#include "attention/mechanism.h"
+#include "attention/runner.h"
+
+namespace attnlab::fig {
+namespace {
+
+namespace fs = std::filesystem;
+
+attn::Comparison comparisonOf(const std::string& id, attn::Generator g, attn::Index n) {
+  attn::InputSpec spec;
+  spec.n = n;
+  spec.d = spec.dv = 32;
+  spec.generator = g;
+  attn::CpuBackend cpu(1);
+  const auto m = attn::requireMechanism(id);
+  return attn::compare(attn::generate(spec), m, attn::Params::resolve(m->params(), {}), cpu, {});
+}
+
+MatrixFigure weightsFigure() {
+  ViewOptions o;
+  o.show_times = false;
+  o.max_pixels = 128;
+  return comparisonFigure(comparisonOf("longformer", attn::Generator::Local, 128), o);
+}
+
+MatrixFigure patternFigure() {
+  ViewOptions o;
+  o.view = View::Pattern;
+  o.show_times = false;
+  o.max_pixels = 256;
+  return comparisonFigure(comparisonOf("bigbird", attn::Generator::Local, 256), o);
+}
+
+// A sweep with made-up, fixed numbers: exact grows as N², "window" as N, "kernel" as N with a larger constant.
+attn::SweepResult syntheticSweep() {
+  attn::SweepResult r;
+  r.spec.mechanisms = {"exact", "longformer", "performer"};
+  r.spec.ns = {256, 512, 1024, 2048, 4096};
+  r.spec.seeds = 3;
+  r.spec.repeats = 3;
+  r.spec.generator = attn::Generator::Local;
+  r.complete = true;
+  for (attn::Index n : r.spec.ns) {
+    const double x = double(n) / 256;
+    for (auto [id, t, err] : {std::tuple{"exact", 0.5 * x * x, 0.0}, {"longformer", 1.5 * x, 0.05}, {"performer", 4.0 * x, 0.4}}) {
+      attn::SweepPoint p;
+      p.mechanism = id;
+      p.backend = "cpu";
+      p.n = n;
+      p.time_median = t;
+      p.time_p25 = 0.9 * t;
+      p.time_p75 = 1.1 * t;
+      p.peak_bytes = 1e5 * x * (std::string(id) == "exact" ? 1 : 2);
+      p.rel_error = {err, err / 10, 3};
+      r.points.push_back(p);
+    }
+  }
+  return r;
+}
+
+// Pixels: mean absolute channel difference, and the share of pixels off by more than `far` in a channel.
+struct Difference {
+  double mean = 0, far_share = 0;
+};
+Difference compareImages(const QImage& a, const QImage& b, int far = 40) {
+  Difference d;
+  const QImage x = a.convertToFormat(QImage::Format_RGB32), y = b.convertToFormat(QImage::Format_RGB32);
+  double sum = 0;
+  long long far_count = 0;
+  for (int r = 0; r < x.height(); ++r) {
+    const auto* p = reinterpret_cast<const QRgb*>(x.constScanLine(r));
+    const auto* q = reinterpret_cast<const QRgb*>(y.constScanLine(r));
+    for (int c = 0; c < x.width(); ++c) {
+      const int dr = std::abs(qRed(p[c]) - qRed(q[c])), dg = std::abs(qGreen(p[c]) - qGreen(q[c])),
+                db = std::abs(qBlue(p[c]) - qBlue(q[c]));
+      sum += dr + dg + db;
+      far_count += std::max({dr, dg, db}) > far;
+    }
+  }
+  const double pixels = double(x.width()) * double(x.height());
+  d.mean = sum / (3 * pixels);
+  d.far_share = double(far_count) / pixels;
+  return d;
+}
+
+void expectMatchesGolden(const Figure& figure, const std::string& name) {
+  const QImage got = renderImage(figure, 96);
+  const fs::path golden = fs::path(ATTNLAB_GOLDEN_DIR) / (name + ".png");
+  if (const char* update = std::getenv("ATTNLAB_UPDATE_GOLDEN"); update && std::string(update) == "1") {
+    ASSERT_TRUE(got.save(QString::fromStdString(golden.string())));
+    GTEST_SKIP() << "rewrote " << golden << ": look at it before committing";
+  }
+  QImage want;
+  ASSERT_TRUE(want.load(QString::fromStdString(golden.string()))) << "missing golden image " << golden;
+  const fs::path actual = fs::temp_directory_path() / ("attnlab-figure-" + name + ".png");
+  ASSERT_EQ(got.size(), want.size()) << name << ": wrote " << actual << (got.save(QString::fromStdString(actual.string())) ? "" : " (failed)");
+  const Difference d = compareImages(got, want);
+  const bool ok = d.mean < 1.5 && d.far_share < 0.004;
+  if (!ok) got.save(QString::fromStdString(actual.string()));
+  EXPECT_LT(d.mean, 1.5) << name << ": see " << actual;
+  EXPECT_LT(d.far_share, 0.004) << name << ": see " << actual;
+}
+
+TEST(Figures, WeightsHeatmapMatchesGolden) { expectMatchesGolden(weightsFigure(), "weights-longformer"); }
+TEST(Figures, PatternMatchesGolden) { expectMatchesGolden(patternFigure(), "pattern-bigbird"); }
+TEST(Figures, TimeCurvesMatchGolden) {
+  expectMatchesGolden(sweepFigure(syntheticSweep(), Curve::Time, {"longformer", "performer"}, "cpu", "Synthetic"), "curves-time");
+}
+
+TEST(Figures, PngFollowsTheDpiAndCarriesIt) {
+  const MatrixFigure f = weightsFigure();
+  for (double dpi : {72.0, 144.0, 300.0}) {
+    QImage img;
+    ASSERT_TRUE(img.loadFromData(pngBytes(f, dpi), "PNG"));
+    EXPECT_EQ(img.width(), int(std::ceil(f.size().width() * dpi / 72))) << dpi;
+    EXPECT_EQ(img.height(), int(std::ceil(f.size().height() * dpi / 72))) << dpi;
+    EXPECT_NEAR(img.dotsPerMeterX() * 0.0254, dpi, 0.5);
+  }
+  EXPECT_THROW(renderImage(f, 5), attn::UserError);
+  EXPECT_THROW(saveFigure(f, (fs::temp_directory_path() / "x.gif").string()), attn::UserError);
+}
+
+TEST(Figures, SvgIsXmlWithVectorTextAndDrawsLikeThePng) {
+  const MatrixFigure matrix = patternFigure();
+  const CurveFigure curves = sweepFigure(syntheticSweep(), Curve::Speedup, {"longformer", "performer"}, "cpu", "Synthetic");
+  for (const Figure* f : {static_cast<const Figure*>(&matrix), static_cast<const Figure*>(&curves)}) {
+    const QByteArray svg = svgBytes(*f);
+    QXmlStreamReader xml(svg);
+    int texts = 0, images = 0, paths = 0;
+    QString root;
+    while (!xml.atEnd()) {
+      if (xml.readNext() == QXmlStreamReader::StartElement) {
+        if (root.isEmpty()) root = xml.name().toString();
+        texts += xml.name() == QStringLiteral("text");
+        images += xml.name() == QStringLiteral("image");
+        paths += xml.name() == QStringLiteral("path") || xml.name() == QStringLiteral("polyline");
+      }
+    }
+    ASSERT_FALSE(xml.hasError()) << xml.errorString().toStdString();
+    EXPECT_EQ(root, "svg");
+    EXPECT_GT(texts, 5) << "labels stay text";
+    EXPECT_GT(paths, 0) << "lines stay vectors";
+    if (f == &matrix) EXPECT_GE(images, 2) << "a matrix is an embedded image";
+    else EXPECT_EQ(images, 0) << "curves are vectors only";
+    // Drawn back, the SVG looks like the PNG of the same figure.
+    QSvgRenderer renderer(svg);
+    ASSERT_TRUE(renderer.isValid());
+    const QImage png = renderImage(*f, 72);
+    QImage drawn(png.size(), QImage::Format_RGB32);
+    drawn.fill(Qt::white);
+    QPainter p(&drawn);
+    renderer.render(&p, QRectF(0, 0, f->size().width(), f->size().height()));
+    p.end();
+    const Difference d = compareImages(drawn, png, 96);
+    EXPECT_LT(d.mean, 6.0);
+    EXPECT_LT(d.far_share, 0.04);
+  }
+}
+
+TEST(Figures, PdfIsOnePageOfTheFiguresSize) {
+  const CurveFigure f = sweepFigure(syntheticSweep(), Curve::Memory, {"longformer", "performer"}, "cpu", "Synthetic");
+  const QByteArray bytes = pdfBytes(f);
+  const std::string pdf(bytes.constData(), std::size_t(bytes.size()));
+  EXPECT_EQ(pdf.rfind("%PDF-", 0), 0u);
+  const std::regex page("/Type\\s*/Page[^s]");
+  EXPECT_EQ(std::distance(std::sregex_iterator(pdf.begin(), pdf.end(), page), std::sregex_iterator()), 1);
+  std::smatch box;
+  ASSERT_TRUE(std::regex_search(pdf, box, std::regex("/MediaBox \\[\\s*0 0 ([0-9.]+) ([0-9.]+)\\s*\\]")));
+  EXPECT_NEAR(std::stod(box[1].str()), f.size().width(), 1.0);
+  EXPECT_NEAR(std::stod(box[2].str()), f.size().height(), 1.0);
+  EXPECT_NE(pdf.find("/Font"), std::string::npos) << "text is text";
+}
+
+// CIELAB lightness of an sRGB colour.
+double lightness(view::Rgb c) {
+  auto lin = [](double v) { return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
+  const double y = 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
+  return y > 216.0 / 24389 ? 116 * std::cbrt(y) - 16 : y * 24389.0 / 27;
+}
+
+TEST(Figures, SequentialColormapsRiseInLightnessEvenlyAndTheDivergingOnePeaksInTheMiddle) {
+  for (auto map : {view::Colormap::Viridis, view::Colormap::Magma, view::Colormap::Cividis}) {
+    const auto& lut = view::table(map);
+    for (std::size_t i = 1; i < lut.size(); ++i)
+      EXPECT_GT(lightness(lut[i]), lightness(lut[i - 1])) << view::colormapName(map) << " entry " << i;
+    // Even: the lightness gained over each sixteenth of the map. These maps are uniform in CAM02-UCS,
+    // whose lightness J' departs from CIELAB L* near black, so the first sixteenth is left out.
+    double lo = 1e9, hi = -1e9;
+    for (std::size_t i = 32; i < lut.size(); i += 16) {
+      const double step = lightness(lut[i]) - lightness(lut[i - 16]);
+      lo = std::min(lo, step);
+      hi = std::max(hi, step);
+    }
+    EXPECT_LT(hi / lo, 1.5) << view::colormapName(map) << ": lightness steps should be even";
+    EXPECT_GT(lightness(lut.back()) - lightness(lut.front()), 60) << view::colormapName(map);
+  }
+  const auto& div = view::table(view::Colormap::Diverging);
+  const std::size_t peak = std::size_t(std::max_element(div.begin(), div.end(), [](auto a, auto b) {
+                                         return lightness(a) < lightness(b);
+                                       }) - div.begin());
+  EXPECT_NEAR(double(peak), 127.5, 8);
+  EXPECT_NEAR(lightness(div.front()), lightness(div.back()), 8) << "both ends equally dark";
+  for (const auto& name : view::colormapNames()) EXPECT_TRUE(view::parseColormap(name).has_value()) << name;
+}
+
+TEST(Figures, EveryViewNamesWhatIsMissingInsteadOfDrawingNothing) {
+  const attn::Comparison exact = comparisonOf("exact", attn::Generator::Local, 64);
+  ViewOptions o;
+  for (View v : {View::Pattern, View::Tokens}) {
+    o.view = v;
+    EXPECT_THROW(comparisonFigure(exact, o), attn::UserError) << viewName(v);
+  }
+  for (View v : {View::Weights, View::Diff, View::Groups}) {  // local input: no clusters, exact: no groups
+    o.view = v;
+    if (v == View::Groups) EXPECT_THROW(comparisonFigure(exact, o), attn::UserError);
+    else EXPECT_NO_THROW(comparisonFigure(exact, o));
+  }
+}
+
+}  // namespace
+}  // namespace attnlab::fig
+
+int main(int argc, char** argv) {
+  if (!std::getenv("QT_QPA_PLATFORM")) setenv("QT_QPA_PLATFORM", "offscreen", 1);
+  if (!std::getenv("XDG_RUNTIME_DIR")) {
+    char tmpl[] = "/tmp/attnlab-figtest-XXXXXX";
+    if (const char* dir = mkdtemp(tmpl)) setenv("XDG_RUNTIME_DIR", dir, 1);
+  }
+  QGuiApplication app(argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
