@@ -1,6 +1,9 @@
 // MainWindow: the window shell, its docks and the run → pool → show cycle.
 #include "app/gui/main_window.h"
 
+#include "app/gui/curves_panel.h"
+#include "app/figures/views.h"
+
 #include <QAction>
 #include <QApplication>
 #include <QComboBox>
@@ -149,12 +152,16 @@ void MainWindow::buildDocks() {
   QDockWidget* params_dock = makeDock(tr("Parameters"), QStringLiteral("parameters"), parameters_, this);
   QDockWidget* input_dock = makeDock(tr("Input"), QStringLiteral("input"), input_, this);
   QDockWidget* info_dock = makeDock(tr("About this mechanism"), QStringLiteral("about"), info_, this);
+  curves_ = new CurvesPanel;
+  QDockWidget* curves_dock = makeDock(tr("Curves"), QStringLiteral("curves"), curves_, this);
 
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   addDockWidget(Qt::LeftDockWidgetArea, browser_dock);
   splitDockWidget(browser_dock, params_dock, Qt::Vertical);
   splitDockWidget(params_dock, input_dock, Qt::Vertical);
   addDockWidget(Qt::BottomDockWidgetArea, info_dock);
+  tabifyDockWidget(info_dock, curves_dock);
+  info_dock->raise();
   resizeDocks({browser_dock}, {330}, Qt::Horizontal);
   resizeDocks({browser_dock, params_dock, input_dock}, {330, 190, 250}, Qt::Vertical);
   resizeDocks({info_dock}, {140}, Qt::Vertical);
@@ -171,11 +178,24 @@ void MainWindow::buildDocks() {
     if (!path.isEmpty() && !image.save(path)) showError(tr("Could not write %1.").arg(path));
   });
   save->setShortcut(QKeySequence::Save);
+  // Figures of the current comparison through the figure layer (the report's drawing code): vectors in
+  // SVG and PDF, any resolution in PNG.
+  QMenu* export_menu = file->addMenu(tr("Export figure"));
+  for (const std::string& name : fig::viewNames()) {
+    QAction* a = export_menu->addAction(QString::fromStdString(name) + QString::fromUtf8("\xE2\x80\xA6"), this, [this, name] {
+      const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"),
+                                                        QString::fromStdString("attnlab-" + mechanism_id_ + "-" + name + ".svg"),
+                                                        tr("Figures (*.svg *.pdf *.png)"));
+      QString error;
+      if (!path.isEmpty() && !exportFigure(name, path.toStdString(), &error)) showError(error);
+    });
+    if (name == "weights") a->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+  }
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
   QMenu* view_menu = menuBar()->addMenu(tr("&View"));
-  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock})
+  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock})
     view_menu->addAction(dock->toggleViewAction());
 
   connect(browser_, &MechanismBrowser::mechanismSelected, this,
@@ -300,6 +320,7 @@ bool MainWindow::selectMechanism(const std::string& id) {
   mechanism_id_ = id;
   parameters_->setSpecs(mechanism->params());
   info_->showMechanism(mechanism->info());
+  if (curves_->mechanisms().size() <= 1 && id != "exact") curves_->setMechanisms({id});  // unless the user made a set
   browser_->select(QString::fromStdString(id));  // re-emits mechanismSelected: a no-op now
   scheduleRun();
   return true;
@@ -328,6 +349,7 @@ RunRequest MainWindow::baseRequest() const {
 
 void MainWindow::startRun() {
   if (!mechanism_) return;
+  curves_->setInput(input_->spec(), input_->causal(), input_->backend());
   latest_id_ = runner_.submit(baseRequest());
   status_time_->setText(tr("running\xE2\x80\xA6"));
 }
@@ -349,6 +371,28 @@ attn::Index MainWindow::panelPixels() const {
                                                      static_cast<float>(viewport_container_->height()), probe);
   const double side = layout.panels.empty() ? 512 : layout.panels.front().w * viewport_->devicePixelRatio();
   return std::clamp<attn::Index>(static_cast<attn::Index>(side), 64, k_max_pool_pixels);
+}
+
+bool MainWindow::exportFigure(const std::string& view_name, const std::string& path, QString* error) {
+  auto fail = [&](const QString& message) {
+    if (error) *error = message;
+    return false;
+  };
+  if (!outcome_ || !outcome_->ok || !outcome_->comparison) return fail(tr("There is no result to export yet."));
+  const auto v = fig::parseView(view_name);
+  if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
+  fig::ViewOptions o;
+  o.view = *v;
+  o.values.scale = colorScale().mode == view::ScaleMode::Log10 ? fig::Scale::Log : fig::Scale::Linear;
+  o.values.log_floor = floor_->currentData().toDouble();
+  o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
+  o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));
+  try {
+    fig::saveFigure(fig::comparisonFigure(*outcome_->comparison, o), path, 144);
+  } catch (const std::exception& e) {
+    return fail(QString::fromUtf8(e.what()));
+  }
+  return true;
 }
 
 view::ColorScale MainWindow::colorScale() const {

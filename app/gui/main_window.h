@@ -25,6 +25,7 @@ class HeatmapWindow;
 
 namespace attnlab::gui {
 
+class CurvesPanel;
 class InfoCard;
 class InputPanel;
 class MechanismBrowser;
@@ -74,6 +75,12 @@ class MainWindow : public QMainWindow {
   const std::string& mechanismId() const { return mechanism_id_; }
   /// The viewport window (null when Vulkan is unavailable), e.g. to send it mouse events.
   view::HeatmapWindow* viewport() const { return viewport_; }
+  /// Writes a view of the current comparison ("weights", "pattern", "groups", "diff", "tokens") through
+  /// the figure layer to a .png, .svg or .pdf file, with the viewport's scale and pooling; false with a
+  /// message for a person when that view does not exist for this mechanism or the file cannot be written.
+  bool exportFigure(const std::string& view, const std::string& path, QString* error = nullptr);
+  /// The Curves dock's panel (time, memory, error vs N).
+  CurvesPanel* curvesPanel() const { return curves_; }
 
  signals:
   /// A run finished and its result (or error) is shown.
@@ -107,6 +114,7 @@ class MainWindow : public QMainWindow {
   ParameterPanel* parameters_ = nullptr;
   InputPanel* input_ = nullptr;
   InfoCard* info_ = nullptr;
+  CurvesPanel* curves_ = nullptr;
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;

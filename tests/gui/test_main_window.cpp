@@ -4,7 +4,15 @@
 // save the whole window as the tests see it.
 #include <gtest/gtest.h>
 
+#include <QDockWidget>
+#include <QFile>
 #include <QLineEdit>
+#include <QtCharts/QChart>
+#include <QtCharts/QChartView>
+#include <QtCharts/QLineSeries>
+#include <QtCharts/QScatterSeries>
+#include <unistd.h>
+#include <filesystem>
 #include <QPushButton>
 #include <QTest>
 #include <QTreeWidget>
@@ -14,6 +22,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "app/gui/curves_panel.h"
 #include "app/gui/main_window.h"
 #include "render/view/colormap.h"
 #include "render/view/heatmap_window.h"
@@ -253,6 +262,102 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   }
   EXPECT_FALSE(window.setOrder("no such grouping"));
   EXPECT_TRUE(window.setOrder("position"));
+}
+
+TEST_F(MainWindowTest, CurvesAreComputedInTheBackgroundDrawnAndExported) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  CurvesPanel* curves = window.curvesPanel();
+  ASSERT_NE(curves, nullptr);
+  EXPECT_EQ(curves->mechanisms(), std::vector<std::string>{"longformer"}) << "the shown mechanism is ticked";
+  curves->setMechanisms({"longformer", "performer"});
+  curves->setRange(64, 256);
+  curves->setSeeds(1);
+  curves->setRepeats(1);
+  int points = 0;
+  QObject::connect(curves, &CurvesPanel::pointAdded, [&] { ++points; });
+  ASSERT_TRUE(curves->start());
+  EXPECT_FALSE(curves->start()) << "one computation at a time";
+  ASSERT_TRUE(curves->waitUntilDone(k_timeout_ms));
+  const attn::SweepResult& r = curves->result();
+  EXPECT_TRUE(r.complete) << curves->status().toStdString();
+  ASSERT_EQ(r.points.size(), 9u);  // exact, longformer, performer × N = 64, 128, 256
+  EXPECT_EQ(points, 9) << "the chart grew point by point";
+  for (const auto& p : r.points) EXPECT_EQ(p.status, "ok") << p.mechanism << " " << p.message;
+  EXPECT_EQ(r.find("longformer", "cpu", 128)->n, 128) << "the window's input and backend (cpu)";
+  EXPECT_EQ(r.spec.d, 32);
+  // The chart: a line (with its dots) per mechanism, three points each.
+  int lines = 0;
+  for (QAbstractSeries* s : curves->chartView()->chart()->series())
+    if (auto* line = qobject_cast<QLineSeries*>(s); line && !qobject_cast<QScatterSeries*>(s)) {
+      ++lines;
+      EXPECT_EQ(line->count(), 3) << line->name().toStdString();
+    }
+  EXPECT_EQ(lines, 3);
+  curves->setCurve(fig::Curve::Speedup);
+  bool has_parity = false;
+  for (QAbstractSeries* s : curves->chartView()->chart()->series()) has_parity |= s->name() == "as fast as exact";
+  EXPECT_TRUE(has_parity);
+  // Export through the figure layer.
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-curves-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  for (const auto& [ext, magic] : std::vector<std::pair<std::string, QByteArray>>{
+           {".svg", "<?xml"}, {".pdf", "%PDF-"}, {".png", "\x89PNG"}}) {
+    const std::string file = dir + "/curve" + ext;
+    curves->exportTo(file);
+    QFile f(QString::fromStdString(file));
+    ASSERT_TRUE(f.open(QIODevice::ReadOnly)) << file;
+    EXPECT_TRUE(f.read(8).startsWith(magic)) << file;
+  }
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_CURVES")) {
+    for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+      if (dock->objectName() == "curves") dock->raise();
+    QTest::qWait(300);
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  std::filesystem::remove_all(dir);
+
+  // Cancel: the computation stops after the run in progress, keeps what finished, and the window
+  // stays responsive meanwhile.
+  curves->setRange(1024, 16384);
+  curves->setSeeds(3);
+  ASSERT_TRUE(curves->start());
+  QTest::qWait(50);
+  EXPECT_TRUE(window.setParameter("window", 32)) << "the GUI answers while curves compute";
+  curves->cancel();
+  ASSERT_TRUE(curves->waitUntilDone(k_timeout_ms));
+  EXPECT_FALSE(curves->result().complete);
+  EXPECT_LT(curves->result().points.size(), 15u);
+  EXPECT_NE(curves->status().indexOf("cancelled"), -1) << curves->status().toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+}
+
+TEST_F(MainWindowTest, FiguresOfTheCurrentComparisonExportThroughTheFigureLayer) {
+  MainWindow window(options("bigbird"));
+  showAndWait(window);
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-export-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  for (const auto& [view, file, magic] : std::vector<std::tuple<std::string, std::string, QByteArray>>{
+           {"weights", "w.svg", "<?xml"}, {"pattern", "p.pdf", "%PDF-"}, {"diff", "d.png", "\x89PNG"},
+           {"groups", "g.svg", "<?xml"}, {"tokens", "t.png", "\x89PNG"}}) {
+    QString error;
+    ASSERT_TRUE(window.exportFigure(view, dir + "/" + file, &error)) << view << ": " << error.toStdString();
+    QFile f(QString::fromStdString(dir + "/" + file));
+    ASSERT_TRUE(f.open(QIODevice::ReadOnly));
+    EXPECT_TRUE(f.read(8).startsWith(magic)) << view;
+  }
+  QImage png;
+  ASSERT_TRUE(png.load(QString::fromStdString(dir + "/d.png")));
+  EXPECT_GT(png.width(), 1000) << "144 DPI";
+  // A view the mechanism does not have: a message, no file.
+  ASSERT_TRUE(window.selectMechanism("performer"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  QString error;
+  EXPECT_FALSE(window.exportFigure("pattern", dir + "/none.svg", &error));
+  EXPECT_NE(error.indexOf("no sparsity pattern"), -1) << error.toStdString();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/none.svg"));
+  EXPECT_FALSE(window.exportFigure("weights", dir + "/x.gif", &error));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(MainWindowTest, TheNewestRequestWins) {

@@ -1,0 +1,435 @@
+#include "app/gui/curves_panel.h"
+
+#include <QApplication>
+#include <QComboBox>
+#include <QCursor>
+#include <QElapsedTimer>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QListWidget>
+#include <QMessageBox>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QToolTip>
+#include <QVBoxLayout>
+#include <QtCharts/QChart>
+#include <QtCharts/QChartView>
+#include <QtCharts/QLegendMarker>
+#include <QtCharts/QLineSeries>
+#include <QtCharts/QLogValueAxis>
+#include <QtCharts/QScatterSeries>
+#include <QtConcurrent/QtConcurrentRun>
+#include <cmath>
+#include <optional>
+
+namespace attnlab::gui {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+QString tokensText(double n) {
+  if (n >= 1024 && std::fmod(n, 1024) == 0) return QString::number(n / 1024) + "K";
+  return QString::number(n, 'g', 6);
+}
+
+QString bytesText(double b) {
+  if (!std::isfinite(b)) return QStringLiteral("—");
+  const char* units[] = {"B", "KB", "MB", "GB"};
+  int u = 0;
+  while (b >= 1000 && u < 3) {
+    b /= 1000;
+    ++u;
+  }
+  return QString::number(b, 'g', 3) + " " + units[u];
+}
+
+}  // namespace
+
+CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
+  list_ = new QListWidget;
+  list_->setToolTip(tr("Mechanisms to compute (exact attention is always computed: it is the baseline)"));
+  for (const auto& m : attn::mechanisms()) {
+    if (m->info().id == "exact") continue;
+    auto* item = new QListWidgetItem(QString::fromStdString(m->info().id));
+    item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
+    item->setCheckState(Qt::Unchecked);
+    item->setToolTip(QString::fromStdString(m->info().title + " · " + attn::familyShort(m->info().family) + " · " +
+                                            m->info().complexity));
+    list_->addItem(item);
+  }
+  list_->setMaximumWidth(210);
+  connect(list_, &QListWidget::itemChanged, this, [this] { updateButtons(); });
+
+  from_ = new QComboBox;
+  to_ = new QComboBox;
+  for (attn::Index n = 64; n <= 65536; n *= 2) {
+    from_->addItem(tokensText(double(n)), QVariant::fromValue<qlonglong>(n));
+    to_->addItem(tokensText(double(n)), QVariant::fromValue<qlonglong>(n));
+  }
+  from_->setCurrentIndex(from_->findData(QVariant::fromValue<qlonglong>(256)));
+  to_->setCurrentIndex(to_->findData(QVariant::fromValue<qlonglong>(4096)));
+  from_->setToolTip(tr("Smallest N (powers of two up to the largest)"));
+  to_->setToolTip(tr("Largest N"));
+  seeds_ = new QSpinBox;
+  seeds_->setRange(1, 20);
+  seeds_->setValue(2);
+  seeds_->setPrefix(tr("seeds "));
+  seeds_->setToolTip(tr("Input, rotation and feature draws: errors are mean ± std over them"));
+  repeats_ = new QSpinBox;
+  repeats_->setRange(1, 20);
+  repeats_->setValue(3);
+  repeats_->setPrefix(tr("repeats "));
+  repeats_->setToolTip(tr("Timed runs per seed after a warm-up; the curve shows their median"));
+  curve_ = new QComboBox;
+  curve_->addItem(tr("time"), int(fig::Curve::Time));
+  curve_->addItem(tr("speed-up vs exact"), int(fig::Curve::Speedup));
+  curve_->addItem(tr("peak memory"), int(fig::Curve::Memory));
+  curve_->addItem(tr("error"), int(fig::Curve::Error));
+  connect(curve_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
+  start_ = new QPushButton(tr("\xE2\x96\xB6 Compute"));
+  start_->setToolTip(tr("Compute the curves in the background on the window's input and backend"));
+  connect(start_, &QPushButton::clicked, this, [this] { start(); });
+  cancel_ = new QPushButton(tr("Cancel"));
+  cancel_->setToolTip(tr("Stop after the run in progress; finished points stay"));
+  connect(cancel_, &QPushButton::clicked, this, &CurvesPanel::cancel);
+  export_ = new QPushButton(tr("Export\xE2\x80\xA6"));
+  export_->setToolTip(tr("Save this curve as PNG, SVG or PDF (the figure layer: like the report's figures)"));
+  connect(export_, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export curve"), QStringLiteral("attnlab-curve.svg"),
+                                                      tr("Figures (*.svg *.pdf *.png)"));
+    if (path.isEmpty()) return;
+    try {
+      exportTo(path.toStdString());
+    } catch (const std::exception& e) {
+      QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
+    }
+  });
+  progress_ = new QProgressBar;
+  progress_->setRange(0, 1000);
+  progress_->setTextVisible(false);
+  progress_->setMaximumHeight(10);
+  status_ = new QLabel(tr("Tick mechanisms and press Compute."));
+  status_->setTextFormat(Qt::PlainText);
+  status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+
+  auto* chart = new QChart;
+  chart->setTheme(QChart::ChartThemeDark);  // the window's dark theme; series keep the figures' colours
+  chart->setBackgroundBrush(QColor(32, 33, 38));
+  chart->setMargins(QMargins(4, 4, 4, 4));
+  chart->legend()->setAlignment(Qt::AlignRight);
+  chart_view_ = new QChartView(chart);
+  chart_view_->setRenderHint(QPainter::Antialiasing);
+  chart_view_->setMinimumHeight(220);
+
+  auto* controls = new QHBoxLayout;
+  controls->addWidget(new QLabel(tr("N")));
+  controls->addWidget(from_);
+  controls->addWidget(new QLabel(QString::fromUtf8("\xE2\x80\xA6")));
+  controls->addWidget(to_);
+  controls->addWidget(seeds_);
+  controls->addWidget(repeats_);
+  controls->addSpacing(12);
+  controls->addWidget(curve_);
+  controls->addStretch(1);
+  controls->addWidget(start_);
+  controls->addWidget(cancel_);
+  controls->addWidget(export_);
+  auto* right = new QVBoxLayout;
+  right->addLayout(controls);
+  right->addWidget(progress_);
+  right->addWidget(status_);
+  right->addWidget(chart_view_, 1);
+  auto* layout = new QHBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addWidget(list_);
+  layout->addLayout(right, 1);
+
+  connect(&watcher_, &QFutureWatcher<SweepOutcome>::finished, this, &CurvesPanel::onFinished);
+  updateButtons();
+}
+
+CurvesPanel::~CurvesPanel() {
+  if (cancel_flag_) *cancel_flag_ = true;
+  watcher_.waitForFinished();
+}
+
+void CurvesPanel::setInput(const attn::InputSpec& spec, bool causal, attn::gpu::BackendChoice backend) {
+  input_ = spec;
+  causal_ = causal;
+  backend_ = backend;
+}
+
+void CurvesPanel::checkMechanism(const std::string& id) {
+  for (int i = 0; i < list_->count(); ++i)
+    if (list_->item(i)->text().toStdString() == id) list_->item(i)->setCheckState(Qt::Checked);
+}
+
+void CurvesPanel::setMechanisms(const std::vector<std::string>& ids) {
+  for (int i = 0; i < list_->count(); ++i) {
+    const bool on = std::find(ids.begin(), ids.end(), list_->item(i)->text().toStdString()) != ids.end();
+    list_->item(i)->setCheckState(on ? Qt::Checked : Qt::Unchecked);
+  }
+}
+
+std::vector<std::string> CurvesPanel::mechanisms() const {
+  std::vector<std::string> ids;
+  for (int i = 0; i < list_->count(); ++i)
+    if (list_->item(i)->checkState() == Qt::Checked) ids.push_back(list_->item(i)->text().toStdString());
+  return ids;
+}
+
+void CurvesPanel::setRange(attn::Index from, attn::Index to) {
+  auto pick = [](QComboBox* box, attn::Index n) {
+    int best = 0;
+    for (int i = 0; i < box->count(); ++i)
+      if (box->itemData(i).toLongLong() <= n) best = i;
+    box->setCurrentIndex(best);
+  };
+  pick(from_, from);
+  pick(to_, to);
+}
+
+void CurvesPanel::setSeeds(int seeds) { seeds_->setValue(seeds); }
+void CurvesPanel::setRepeats(int repeats) { repeats_->setValue(repeats); }
+void CurvesPanel::setCurve(fig::Curve c) { curve_->setCurrentIndex(curve_->findData(int(c))); }
+fig::Curve CurvesPanel::curve() const { return fig::Curve(curve_->currentData().toInt()); }
+
+QString CurvesPanel::status() const { return status_->text(); }
+
+bool CurvesPanel::start() {
+  if (running()) return false;
+  const auto ids = mechanisms();
+  if (ids.empty()) {
+    status_->setText(tr("Tick at least one mechanism."));
+    return false;
+  }
+  attn::SweepSpec spec;
+  spec.mechanisms = ids;
+  const attn::Index from = from_->currentData().toLongLong(), to = to_->currentData().toLongLong();
+  for (attn::Index n = from; n <= std::max(from, to); n *= 2) spec.ns.push_back(n);
+  spec.seeds = seeds_->value();
+  spec.repeats = repeats_->value();
+  spec.d = input_.d;
+  spec.generator = input_.generator;
+  spec.temperature = input_.temperature;
+  spec.causal = causal_;
+  spec.first_seed = input_.seed;
+  result_ = {};
+  result_.spec = spec;
+  result_.spec.mechanisms.insert(result_.spec.mechanisms.begin(), "exact");
+  result_.spec.backends = {};
+  error_.clear();
+  cancel_flag_ = std::make_shared<std::atomic<bool>>(false);
+  auto flag = cancel_flag_;
+  const auto choice = backend_;
+  progress_->setValue(0);
+  status_->setText(tr("starting\xE2\x80\xA6"));
+  watcher_.setFuture(QtConcurrent::run([this, spec, flag, choice]() {
+    SweepOutcome out;
+    try {
+      auto selection = attn::gpu::makeBackend(choice);
+      attn::SweepSpec s = spec;
+      s.backends = {selection.backend->info().name};
+      attn::Backend* backend = selection.backend.get();
+      out.result = attn::runSweep(
+          s, [backend](const std::string&) -> attn::Backend& { return *backend; },
+          [this](const attn::SweepProgress& p, const attn::SweepPoint* point) {
+            std::optional<attn::SweepPoint> copy;
+            if (point) copy = *point;
+            // Queued to the GUI thread; dropped if the panel is gone (it waits for this thread anyway).
+            QMetaObject::invokeMethod(
+                this, [this, p, copy] { onProgress(p, copy ? &*copy : nullptr); }, Qt::QueuedConnection);
+          },
+          flag.get());
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+    return out;
+  }));
+  updateButtons();
+  return true;
+}
+
+void CurvesPanel::cancel() {
+  if (cancel_flag_) *cancel_flag_ = true;
+  if (running()) status_->setText(tr("cancelling after the run in progress\xE2\x80\xA6"));
+}
+
+bool CurvesPanel::waitUntilDone(int timeout_ms) {
+  QElapsedTimer clock;
+  clock.start();
+  while (running()) {
+    if (clock.elapsed() > timeout_ms) return false;
+    QApplication::processEvents(QEventLoop::AllEvents, 20);
+  }
+  QApplication::processEvents();  // the last queued progress reports
+  return true;
+}
+
+void CurvesPanel::onProgress(const attn::SweepProgress& p, const attn::SweepPoint* point) {
+  if (!cancel_flag_) return;  // a report that arrived after the computation ended
+  progress_->setValue(p.work_total > 0 ? int(1000 * std::min(1.0, p.work_done / p.work_total)) : 0);
+  const double eta = p.etaSeconds();
+  status_->setText(tr("%1/%2 points · %3 · %4 s%5")
+                       .arg(p.points_done)
+                       .arg(p.points_total)
+                       .arg(QString::fromStdString(p.current))
+                       .arg(p.elapsed_s, 0, 'f', 0)
+                       .arg(std::isfinite(eta) ? tr(" · about %1 s left").arg(eta, 0, 'f', 0) : QString()));
+  if (point) {
+    if (result_.spec.backends.empty()) result_.spec.backends = {point->backend};
+    backend_name_ = point->backend;
+    result_.points.push_back(*point);
+    redraw();
+    emit pointAdded();
+  }
+}
+
+void CurvesPanel::onFinished() {
+  const SweepOutcome out = watcher_.result();
+  cancel_flag_.reset();
+  if (!out.error.empty()) {
+    error_ = QString::fromStdString(out.error);
+    status_->setText(tr("Could not compute the curves: %1").arg(error_));
+  } else {
+    result_ = out.result;
+    if (!result_.spec.backends.empty()) backend_name_ = result_.spec.backends.front();
+    int failed = 0;
+    for (const auto& p : result_.points) failed += p.status != "ok";
+    const int total = int(result_.spec.ns.size() * result_.spec.mechanisms.size());
+    status_->setText(result_.complete
+                         ? tr("%1 points in %2 s on the %3 backend%4")
+                               .arg(result_.points.size())
+                               .arg(result_.seconds, 0, 'g', 2)
+                               .arg(QString::fromStdString(backend_name_))
+                               .arg(failed ? tr(" (%1 not measured: hover the legend)").arg(failed) : QString())
+                         : tr("cancelled: %1 of %2 points kept").arg(result_.points.size()).arg(total));
+    progress_->setValue(result_.complete ? 1000 : progress_->value());
+  }
+  redraw();
+  updateButtons();
+  emit finished();
+}
+
+void CurvesPanel::updateButtons() {
+  const bool busy = running();
+  start_->setEnabled(!busy && !mechanisms().empty());
+  cancel_->setEnabled(busy);
+  export_->setEnabled(!result_.points.empty());
+}
+
+void CurvesPanel::exportTo(const std::string& path) const {
+  if (result_.points.empty()) throw attn::UserError("there are no curves to export yet: press Compute first");
+  fig::saveFigure(fig::sweepFigure(result_, curve(), result_.spec.mechanisms, backend_name_, "Curves"), path, 144);
+}
+
+void CurvesPanel::redraw() {
+  QChart* chart = chart_view_->chart();
+  chart->removeAllSeries();
+  for (QAbstractAxis* axis : chart->axes()) {
+    chart->removeAxis(axis);
+    delete axis;
+  }
+  updateButtons();
+  if (result_.points.empty()) {
+    chart->setTitle(QString());
+    return;
+  }
+  const fig::CurveFigure f = fig::sweepFigure(result_, curve(), result_.spec.mechanisms, backend_name_, "Curves");
+  chart->setTitle(f.title.mid(f.title.indexOf(':') + 2) + "  \xC2\xB7  " + f.subtitle);
+  double xmin = INFINITY, xmax = 0, ymin = INFINITY, ymax = 0;
+  for (const auto& s : f.series)
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i]) && s.y[i] > 0) {
+        xmin = std::min(xmin, s.x[i]);
+        xmax = std::max(xmax, s.x[i]);
+        ymin = std::min(ymin, s.y[i]);
+        ymax = std::max(ymax, s.y[i]);
+      }
+  if (std::isfinite(f.hline)) {
+    ymin = std::min(ymin, f.hline);
+    ymax = std::max(ymax, f.hline);
+  }
+  if (!(xmax > 0) || !(ymax > 0)) return;
+  if (xmax <= xmin) xmax = xmin * 2;
+  if (ymax <= ymin) ymax = ymin * 10;
+  auto* ax = new QLogValueAxis;
+  ax->setBase(2);
+  ax->setLabelFormat("%g");
+  ax->setTitleText(f.xlabel);
+  ax->setRange(xmin / 1.2, xmax * 1.2);
+  auto* ay = new QLogValueAxis;
+  ay->setBase(10);
+  ay->setLabelFormat("%g");
+  ay->setTitleText(f.ylabel);
+  ay->setMinorTickCount(-1);
+  ay->setRange(std::pow(10.0, std::floor(std::log10(ymin))), std::pow(10.0, std::ceil(std::log10(ymax))));
+  chart->addAxis(ax, Qt::AlignBottom);
+  chart->addAxis(ay, Qt::AlignLeft);
+  auto attach = [&](QAbstractSeries* s) {
+    chart->addSeries(s);
+    s->attachAxis(ax);
+    s->attachAxis(ay);
+  };
+  for (const auto& s : f.series) {
+    const QColor colour = fig::seriesColour(s.style);
+    auto* line = new QLineSeries;
+    line->setName(s.name);
+    line->setPen(QPen(colour, 2, s.dashed ? Qt::DashLine : Qt::SolidLine));
+    auto* dots = new QScatterSeries;
+    dots->setColor(colour);
+    dots->setBorderColor(colour);
+    dots->setMarkerSize(7);
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i]) && s.y[i] > 0) {
+        line->append(s.x[i], s.y[i]);
+        dots->append(s.x[i], s.y[i]);
+      }
+    attach(line);
+    attach(dots);
+    for (QLegendMarker* marker : chart->legend()->markers(dots)) marker->setVisible(false);
+    // The series' mechanism id is the first word of its name.
+    const std::string id = s.name.section(' ', 0, 0).toStdString();
+    connect(dots, &QScatterSeries::hovered, this, [this, id](const QPointF& at, bool on) {
+      if (!on) {
+        QToolTip::hideText();
+        return;
+      }
+      const attn::SweepPoint* p = result_.find(id, backend_name_, attn::Index(std::llround(at.x())));
+      if (!p) return;
+      QString text = QString("<b>%1</b>, N = %2<br>time %3 ms (quartiles %4–%5)<br>peak %6 · %7 scored pairs")
+                         .arg(QString::fromStdString(id))
+                         .arg(p->n)
+                         .arg(p->time_median, 0, 'g', 4)
+                         .arg(p->time_p25, 0, 'g', 3)
+                         .arg(p->time_p75, 0, 'g', 3)
+                         .arg(bytesText(p->peak_bytes))
+                         .arg(p->scored_pairs, 0, 'g', 3);
+      if (p->approximates && std::isfinite(p->rel_error.mean))
+        text += QString("<br>e_out %1 ± %2 over %3 seed(s)").arg(p->rel_error.mean, 0, 'g', 3).arg(p->rel_error.std, 0, 'g', 2).arg(p->rel_error.count);
+      if (std::isfinite(p->device_ms)) text += QString("<br>device time %1 ms").arg(p->device_ms, 0, 'g', 4);
+      QToolTip::showText(QCursor::pos(), text);
+    });
+  }
+  if (std::isfinite(f.hline)) {
+    auto* h = new QLineSeries;
+    h->setName(tr("as fast as exact"));
+    h->setPen(QPen(Qt::gray, 1, Qt::DashLine));
+    h->append(xmin / 1.2, f.hline);
+    h->append(xmax * 1.2, f.hline);
+    attach(h);
+  }
+  for (const auto& m : f.marks) {
+    auto* v = new QLineSeries;
+    v->setName(tr("crossover ") + m.label);
+    v->setPen(QPen(fig::seriesColour(m.style), 1.2, Qt::DashDotLine));
+    v->append(m.x, ay->min());
+    v->append(m.x, ay->max());
+    attach(v);
+  }
+}
+
+}  // namespace attnlab::gui
