@@ -8,7 +8,8 @@ namespace attn::heap {
 
 /// Whether allocations are being counted in this build (false under sanitizers).
 bool available();
-/// Live heap bytes of the whole process (usable sizes of the blocks allocated and not yet freed).
+/// Live heap bytes of the whole process (usable sizes of the blocks allocated and not yet freed). Every
+/// thread counts: work running beside a measured run (a GUI rerun beside a Curves sweep) adds to its peak.
 std::int64_t liveBytes();
 /// Highest liveBytes() since the last resetPeak().
 std::int64_t peakBytes();

@@ -301,6 +301,7 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
           point.n = n;
           point.approximates = mechanism->info().approximates_softmax;
           Backend& backend = backend_for(backend_name);
+          const double work_before = prog.work_done;
           try {
             point.params = sweepParams(spec, id, n, &point.scaled);
             const Params params = Params::resolve(mechanism->params(), point.params);
@@ -398,7 +399,7 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
             point.status = "error";
             point.message = e.what();
           }
-          if (point.status != "ok") prog.work_done += workOf(n);
+          prog.work_done = work_before + workOf(n);  // whatever the point did, its share is done
           result.points.push_back(std::move(point));
           ++prog.points_done;
           report(&result.points.back());

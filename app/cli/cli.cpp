@@ -20,6 +20,7 @@
 #include "app/cli/sweep_report.h"
 #include "app/figures/views.h"
 #include "app/gui/gui.h"
+#include "attention/array_files.h"
 #include "attention/npy.h"
 #include "attention/runner.h"
 #include "render/gpu/backend_factory.h"
@@ -57,7 +58,7 @@ struct RunArgs {
   long n = 256, d = 64, seed = 1;
   double temperature = 1.0;
   std::string input = "clustered";
-  std::string q, k, v;
+  std::string q, k, v, qkv;
   std::string backend = "auto";
   bool causal = false;
   std::string out, weights;
@@ -77,6 +78,12 @@ std::map<std::string, std::string> parseSets(const std::vector<std::string>& set
 
 attn::Inputs loadInputs(const RunArgs& a) {
   const int files = int(!a.q.empty()) + int(!a.k.empty()) + int(!a.v.empty());
+  if (!a.qkv.empty()) {
+    if (files) throw attn::UserError("give either --qkv or --q/--k/--v, not both");
+    attn::Inputs in = attn::arrays::loadQkv(a.qkv).value();
+    in.spec.seed = static_cast<std::uint64_t>(a.seed);
+    return in;
+  }
   if (files == 0) {
     attn::InputSpec spec;
     spec.n = a.n;
@@ -242,6 +249,7 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--q", a.q, "Queries from a .npy file (N×d)");
   cmd->add_option("--k", a.k, "Keys from a .npy file (M×d)");
   cmd->add_option("--v", a.v, "Values from a .npy file (M×dv)");
+  cmd->add_option("--qkv", a.qkv, "Q, K and V from one .npz or .safetensors file (arrays q, k, v or query, key, value)");
   cmd->add_option("--backend", a.backend, "cpu|vulkan|auto")->capture_default_str();
   cmd->add_flag("--causal", a.causal, "Causal attention (key j ≤ query i)");
 }

@@ -96,7 +96,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       }
       if (!backend.backend) throw attn::UserError("no backend could be created");
       attn::Params params = attn::Params::resolveNumbers(request.mechanism->params(), request.params);
-      attn::Inputs inputs = attn::generate(request.input);
+      attn::Inputs inputs = request.imported ? *request.imported : attn::generate(request.input);
+      inputs.spec.seed = request.input.seed;
       attn::CompareOptions options;
       options.run.causal = request.causal;
       options.run.seed = request.input.seed;

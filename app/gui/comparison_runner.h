@@ -25,6 +25,9 @@ struct RunRequest {
   std::shared_ptr<const attn::Mechanism> mechanism;
   std::map<std::string, double> params;  ///< control values by name (choices as indices)
   attn::InputSpec input;
+  /// Inputs imported from a file: used instead of generating from `input` (whose seed still seeds the
+  /// mechanism's random choices).
+  std::shared_ptr<const attn::Inputs> imported;
   bool causal = false;
   attn::gpu::BackendChoice backend = attn::gpu::BackendChoice::Auto;
   attn::Index max_pixels = 512;  ///< pooled images are at most this many pixels a side

@@ -1,6 +1,14 @@
 // InputPanel: the controls of attn::InputSpec that matter for exploring, plus causal and backend.
 #include "app/gui/input_panel.h"
 
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPushButton>
+
+#include "attention/array_files.h"
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QFormLayout>
@@ -62,6 +70,26 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Seed"), seed_);
   form->addRow(QString(), causal_);
   form->addRow(tr("Backend"), backend_);
+  import_ = new QPushButton(tr("Import Q, K, V\xE2\x80\xA6"));
+  import_->setToolTip(tr("Run on one head of a real model: a .npz or .safetensors file with arrays q, k, v "
+                         "(or query, key, value), or a .npy"));
+  clear_import_ = new QPushButton(tr("Use generator"));
+  clear_import_->setToolTip(tr("Forget the imported file and generate Q, K, V again"));
+  clear_import_->setVisible(false);
+  file_ = new QLabel;
+  file_->setWordWrap(true);
+  file_->setVisible(false);
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(import_);
+  buttons->addWidget(clear_import_);
+  form->addRow(tr("File"), buttons);
+  form->addRow(QString(), file_);
+  connect(import_, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Import Q, K, V"), QString(),
+                                                      tr("Arrays (*.npz *.safetensors *.npy);;All files (*)"));
+    if (!path.isEmpty()) importFile(path);
+  });
+  connect(clear_import_, &QPushButton::clicked, this, &InputPanel::clearImport);
 
   auto changed = [this] {
     if (!quiet_) emit inputChanged();
@@ -95,6 +123,44 @@ attn::InputSpec InputPanel::spec() const {
   spec.dv = d_->value();
   spec.seed = static_cast<std::uint64_t>(seed_->value());
   return spec;
+}
+
+bool InputPanel::importFile(const QString& path, QString* error) {
+  auto loaded = attn::arrays::loadQkv(path.toStdString());
+  if (!loaded) {
+    const QString message = QString::fromStdString(loaded.error());
+    if (error) *error = message;
+    emit importFailed(message);
+    return false;
+  }
+  imported_ = std::make_shared<const attn::Inputs>(std::move(loaded).value());
+  quiet_ = true;
+  n_->setValue(int(std::min<attn::Index>(imported_->n(), n_->maximum())));
+  d_->setValue(int(std::min<attn::Index>(imported_->q.cols(), d_->maximum())));
+  quiet_ = false;
+  for (QWidget* w : {static_cast<QWidget*>(generator_), static_cast<QWidget*>(n_), static_cast<QWidget*>(d_)})
+    w->setEnabled(false);
+  file_->setText(tr("%1: N = %2, M = %3, d = %4, dv = %5")
+                     .arg(QFileInfo(path).fileName())
+                     .arg(imported_->n())
+                     .arg(imported_->m())
+                     .arg(imported_->q.cols())
+                     .arg(imported_->v.cols()));
+  file_->setVisible(true);
+  clear_import_->setVisible(true);
+  emit inputChanged();
+  return true;
+}
+
+void InputPanel::clearImport() {
+  if (!imported_) return;
+  imported_.reset();
+  for (QWidget* w : {static_cast<QWidget*>(generator_), static_cast<QWidget*>(n_), static_cast<QWidget*>(d_)})
+    w->setEnabled(true);
+  file_->setVisible(false);
+  clear_import_->setVisible(false);
+  setSpec(base_);
+  emit inputChanged();
 }
 
 bool InputPanel::causal() const { return causal_->isChecked(); }

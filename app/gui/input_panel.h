@@ -2,6 +2,7 @@
 // run (backend cpu / vulkan / auto).
 #pragma once
 #include <QWidget>
+#include <memory>
 #include <string>
 
 #include "attention/inputs.h"
@@ -9,6 +10,8 @@
 
 class QCheckBox;
 class QComboBox;
+class QLabel;
+class QPushButton;
 class QSpinBox;
 
 namespace attnlab::gui {
@@ -28,8 +31,17 @@ class InputPanel : public QWidget {
   attn::gpu::BackendChoice backend() const;
   /// "cpu", "vulkan" or "auto"; false (and nothing changed) for anything else.
   bool setBackend(const std::string& name);
+  /// Runs on Q, K, V from a .npz, .safetensors or .npy file from now on (the generator controls are
+  /// off). On failure nothing changes, `error` gets the reason, and importFailed is emitted.
+  bool importFile(const QString& path, QString* error = nullptr);
+  /// Back to the generator.
+  void clearImport();
+  /// The imported inputs, or null when the generator is used.
+  std::shared_ptr<const attn::Inputs> imported() const { return imported_; }
 
  signals:
+  /// An import failed: the message says which file and what is wrong.
+  void importFailed(const QString& message);
   /// Generator, N, d, seed or causal changed.
   void inputChanged();
   /// The backend choice changed.
@@ -43,6 +55,10 @@ class InputPanel : public QWidget {
   QSpinBox* seed_;
   QCheckBox* causal_;
   QComboBox* backend_;
+  QPushButton* import_;
+  QPushButton* clear_import_;
+  QLabel* file_;
+  std::shared_ptr<const attn::Inputs> imported_;
   bool quiet_ = false;
 };
 

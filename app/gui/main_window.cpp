@@ -203,6 +203,7 @@ void MainWindow::buildDocks() {
   connect(parameters_, &ParameterPanel::changed, this, &MainWindow::scheduleRun);
   connect(input_, &InputPanel::inputChanged, this, &MainWindow::scheduleRun);
   connect(input_, &InputPanel::backendChanged, this, &MainWindow::scheduleRun);
+  connect(input_, &InputPanel::importFailed, this, [this](const QString& message) { showError(message); });
 }
 
 void MainWindow::buildToolBar() {
@@ -339,6 +340,7 @@ RunRequest MainWindow::baseRequest() const {
   request.mechanism = mechanism_;
   request.params = parameters_->values();
   request.input = input_->spec();
+  request.imported = input_->imported();
   request.causal = input_->causal();
   request.backend = input_->backend();
   request.max_pixels = panelPixels();
@@ -371,6 +373,10 @@ attn::Index MainWindow::panelPixels() const {
                                                      static_cast<float>(viewport_container_->height()), probe);
   const double side = layout.panels.empty() ? 512 : layout.panels.front().w * viewport_->devicePixelRatio();
   return std::clamp<attn::Index>(static_cast<attn::Index>(side), 64, k_max_pool_pixels);
+}
+
+bool MainWindow::importInputs(const std::string& path, QString* error) {
+  return input_->importFile(QString::fromStdString(path), error);
 }
 
 bool MainWindow::exportFigure(const std::string& view_name, const std::string& path, QString* error) {
@@ -540,9 +546,9 @@ void MainWindow::showOutcome() {
 
   const attn::InputSpec& spec = c.inputs.spec;
   std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);
-  footer += "   \xC2\xB7   " + attn::generatorName(spec.generator) + " input, N = " + std::to_string(c.inputs.n()) +
-            ", d = " + std::to_string(spec.d) + ", seed " + std::to_string(spec.seed) +
-            (outcome_->causal ? ", causal" : "");
+  footer += "   \xC2\xB7   " + (spec.source.empty() ? attn::generatorName(spec.generator) + " input" : spec.source) +
+            ", N = " + std::to_string(c.inputs.n()) + ", d = " + std::to_string(c.inputs.q.cols()) + ", seed " +
+            std::to_string(spec.seed) + (outcome_->causal ? ", causal" : "");
   if (!outcome_->order.empty()) footer += "   \xC2\xB7   tokens sorted by " + outcome_->order;
   scene.footer = footer;
   if (viewport_) viewport_->setScene(std::move(scene));

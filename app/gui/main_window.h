@@ -79,6 +79,9 @@ class MainWindow : public QMainWindow {
   /// the figure layer to a .png, .svg or .pdf file, with the viewport's scale and pooling; false with a
   /// message for a person when that view does not exist for this mechanism or the file cannot be written.
   bool exportFigure(const std::string& view, const std::string& path, QString* error = nullptr);
+  /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
+  /// status line and the error box when the file cannot be used.
+  bool importInputs(const std::string& path, QString* error = nullptr);
   /// The Curves dock's panel (time, memory, error vs N).
   CurvesPanel* curvesPanel() const { return curves_; }
 

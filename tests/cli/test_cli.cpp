@@ -310,6 +310,42 @@ TEST_F(Cli, InterruptedSweepLeavesAPartialReportAndAnEarlierOneUntouched) {
   EXPECT_NE(o.err.find("nothing was written"), std::string::npos) << o.err;
 }
 
+TEST_F(Cli, OneSafetensorsFileGivesQKVAndABadOneOneLine) {
+  Rng rng(7);
+  const Matrix q = rng.gaussian(120, 16, 1.2), k = rng.gaussian(120, 16, 1.2), v = rng.gaussian(120, 8);
+  auto write = [&](const std::string& file, const std::vector<std::pair<std::string, const Matrix*>>& tensors) {
+    nlohmann::json header = nlohmann::json::object();
+    std::string data;
+    for (const auto& [name, m] : tensors) {
+      const std::size_t begin = data.size();
+      for (Index r = 0; r < m->rows(); ++r)
+        for (Index c = 0; c < m->cols(); ++c) data.append(reinterpret_cast<const char*>(&(*m)(r, c)), 4);
+      header[name] = {{"dtype", "F32"}, {"shape", {1, m->rows(), m->cols()}}, {"data_offsets", {begin, data.size()}}};
+    }
+    const std::string h = header.dump();
+    std::ofstream out(path(file), std::ios::binary);
+    const std::uint64_t size = h.size();
+    out.write(reinterpret_cast<const char*>(&size), 8);
+    out << h << data;
+  };
+  write("head.safetensors", {{"q", &q}, {"k", &k}, {"v", &v}});
+  const Outcome o = runAttnlab("run --mechanism exact --backend cpu --qkv " + path("head.safetensors") + " --out " + path("o.npy"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  const MatrixD ref = referenceAttention(q.cast<double>(), k.cast<double>(), v.cast<double>(), {});
+  const Matrix got = npy::load(path("o.npy")).value();
+  EXPECT_LT((got.cast<double>() - ref).norm() / ref.norm(), 1e-5);
+  EXPECT_NE(o.out.find("file head.safetensors"), std::string::npos) << o.out;
+
+  write("qk.safetensors", {{"q", &q}, {"k", &k}});
+  const Outcome bad = runAttnlab("run --mechanism exact --qkv " + path("qk.safetensors"));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("needs arrays named q, k and v"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << "one line";
+  const Outcome both = runAttnlab("run --mechanism exact --qkv " + path("head.safetensors") + " --q " + path("head.safetensors"));
+  EXPECT_EQ(both.code, 1);
+  EXPECT_NE(both.err.find("either --qkv or --q/--k/--v"), std::string::npos) << both.err;
+}
+
 TEST_F(Cli, RenderWritesEveryViewAndFormatOrOneClearError) {
   const std::string base = "render --mechanism bigbird --n 128 --input local --backend cpu --dpi 72";
   for (const char* view : {"weights", "pattern", "groups", "diff", "tokens"}) {

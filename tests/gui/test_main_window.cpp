@@ -7,6 +7,8 @@
 #include <QDockWidget>
 #include <QFile>
 #include <QLineEdit>
+#include <QMessageBox>
+#include <fstream>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
 #include <QtCharts/QLineSeries>
@@ -24,6 +26,7 @@
 
 #include "app/gui/curves_panel.h"
 #include "app/gui/main_window.h"
+#include "attention/random.h"
 #include "render/view/colormap.h"
 #include "render/view/heatmap_window.h"
 #include "tests/gui/gui_test_util.h"
@@ -357,6 +360,66 @@ TEST_F(MainWindowTest, FiguresOfTheCurrentComparisonExportThroughTheFigureLayer)
   EXPECT_NE(error.indexOf("no sparsity pattern"), -1) << error.toStdString();
   EXPECT_FALSE(std::filesystem::exists(dir + "/none.svg"));
   EXPECT_FALSE(window.exportFigure("weights", dir + "/x.gif", &error));
+  std::filesystem::remove_all(dir);
+}
+
+// A .safetensors file of F32 tensors (what safetensors.numpy.save_file writes).
+void writeSafetensors(const std::string& path, const std::vector<std::pair<std::string, attn::Matrix>>& tensors) {
+  std::string header = "{";
+  std::string data;
+  for (const auto& [name, m] : tensors) {
+    const std::size_t begin = data.size();
+    for (attn::Index r = 0; r < m.rows(); ++r)
+      for (attn::Index c = 0; c < m.cols(); ++c) data.append(reinterpret_cast<const char*>(&m(r, c)), 4);
+    header += (header.size() > 1 ? "," : "") + std::string("\"") + name + "\":{\"dtype\":\"F32\",\"shape\":[" +
+              std::to_string(m.rows()) + "," + std::to_string(m.cols()) + "],\"data_offsets\":[" + std::to_string(begin) +
+              "," + std::to_string(data.size()) + "]}";
+  }
+  header += "}";
+  std::ofstream out(path, std::ios::binary);
+  const std::uint64_t size = header.size();
+  out.write(reinterpret_cast<const char*>(&size), 8);
+  out << header << data;
+}
+
+TEST_F(MainWindowTest, RealQKVFromAFileAndABadFileGivesAMessage) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-import-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  attn::Rng rng(4);
+  const attn::Matrix q = rng.gaussian(300, 24), k = rng.gaussian(300, 24), v = rng.gaussian(300, 12);
+  writeSafetensors(dir + "/head.safetensors", {{"query", q}, {"key", k}, {"value", v}});
+  QString error;
+  ASSERT_TRUE(window.importInputs(dir + "/head.safetensors", &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  auto outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  EXPECT_EQ(outcome->comparison->inputs.n(), 300);
+  EXPECT_TRUE(outcome->comparison->inputs.q == q) << "the file's values, not generated ones";
+  EXPECT_EQ(outcome->comparison->inputs.v.cols(), 12);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_IMPORT")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+
+  // A file without v: a message naming what is there; the window keeps the imported inputs and works on.
+  writeSafetensors(dir + "/two.safetensors", {{"q", q}, {"k", k}});
+  EXPECT_FALSE(window.importInputs(dir + "/two.safetensors", &error));
+  EXPECT_NE(error.indexOf("needs arrays named q, k and v"), -1) << error.toStdString();
+  EXPECT_EQ(window.lastError(), error) << "shown in the status line and the message box";
+  for (QMessageBox* box : window.findChildren<QMessageBox*>())
+    if (box->isVisible()) box->hide();
+  {
+    std::ofstream junk(dir + "/junk.npz", std::ios::binary);
+    junk << "not a zip at all";
+  }
+  EXPECT_FALSE(window.importInputs(dir + "/junk.npz", &error));
+  EXPECT_NE(error.indexOf("not a readable .npz"), -1) << error.toStdString();
+  EXPECT_TRUE(window.setParameter("window", 32));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok);
+  EXPECT_EQ(outcome->comparison->inputs.n(), 300) << "still the imported file";
   std::filesystem::remove_all(dir);
 }
 
