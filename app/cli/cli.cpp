@@ -505,6 +505,7 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--mechanism,-m", gui_options.mechanism, "Mechanism to show first")->capture_default_str();
   gui_cmd->add_option("--n", gui_n, "Tokens N")->capture_default_str();
   gui_cmd->add_option("--backend", gui_options.backend, "cpu|vulkan|auto")->capture_default_str();
+  gui_cmd->add_option("--session", gui_options.session, "Open this session file (saved with File → Save session)");
   gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))
       ->capture_default_str();
 
@@ -537,6 +538,10 @@ int run(int argc, char** argv) {
       ensureRuntimeDir();
       gui_options.input.n = gui_n;
       gui_options.input.generator = attn::parseGenerator(gui_input);
+      // Without options the window comes back as it was closed (the autosaved session).
+      gui_options.restore_session = gui_options.session.empty() && gui_cmd->get_option("--mechanism")->count() == 0 &&
+                                    gui_cmd->get_option("--n")->count() == 0 && gui_cmd->get_option("--input")->count() == 0 &&
+                                    gui_cmd->get_option("--backend")->count() == 0;
       return gui::runGui(argc, argv, gui_options);
     }
     std::printf("attnlab: no display found, so rendering the default figures instead of opening the GUI\n");

@@ -321,6 +321,31 @@ void CurvesPanel::updateButtons() {
   export_->setEnabled(!result_.points.empty());
 }
 
+nlohmann::json CurvesPanel::config() const {
+  return {{"mechanisms", mechanisms()},
+          {"from", from_->currentData().toLongLong()},
+          {"to", to_->currentData().toLongLong()},
+          {"seeds", seeds_->value()},
+          {"repeats", repeats_->value()},
+          {"curve", curve_->currentIndex()}};
+}
+
+void CurvesPanel::setConfig(const nlohmann::json& j) {
+  if (!j.is_object()) return;
+  if (j.contains("mechanisms") && j["mechanisms"].is_array()) {
+    std::vector<std::string> ids;
+    for (const auto& id : j["mechanisms"])
+      if (id.is_string()) ids.push_back(id.get<std::string>());
+    setMechanisms(ids);
+  }
+  if (j.contains("from") && j["from"].is_number_integer() && j.contains("to") && j["to"].is_number_integer())
+    setRange(j["from"].get<attn::Index>(), j["to"].get<attn::Index>());
+  if (j.contains("seeds") && j["seeds"].is_number_integer()) seeds_->setValue(j["seeds"].get<int>());
+  if (j.contains("repeats") && j["repeats"].is_number_integer()) repeats_->setValue(j["repeats"].get<int>());
+  if (j.contains("curve") && j["curve"].is_number_integer() && j["curve"].get<int>() >= 0 && j["curve"].get<int>() < curve_->count())
+    curve_->setCurrentIndex(j["curve"].get<int>());
+}
+
 void CurvesPanel::exportTo(const std::string& path) const {
   if (result_.points.empty()) throw attn::UserError("there are no curves to export yet: press Compute first");
   fig::saveFigure(fig::sweepFigure(result_, curve(), result_.spec.mechanisms, backend_name_, "Curves"), path, 144);

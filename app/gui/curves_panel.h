@@ -7,6 +7,7 @@
 #include <QFutureWatcher>
 #include <QWidget>
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ class CurvesPanel : public QWidget {
   QString status() const;
   /// Writes the current curve through the figure layer: .png, .svg or .pdf; UserError on failure.
   void exportTo(const std::string& path) const;
+  /// The controls as JSON (for sessions), and back (unknown or bad fields are left as they are).
+  nlohmann::json config() const;
+  void setConfig(const nlohmann::json& j);
 
  signals:
   void finished();

@@ -44,6 +44,7 @@ void applyTheme() {
 int runGui(int& argc, char** argv, const GuiOptions& options) {
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("attnlab"));
+  QApplication::setOrganizationName(QStringLiteral("attnlab"));
   QApplication::setApplicationVersion(QStringLiteral(ATTNLAB_VERSION));
   applyTheme();
   try {

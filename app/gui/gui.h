@@ -13,6 +13,10 @@ struct GuiOptions {
   std::string mechanism = "longformer";  ///< a registry id; unknown ids fall back to the first mechanism
   attn::InputSpec input;                 ///< N, d, seed, generator, ...
   std::string backend = "auto";          ///< cpu | vulkan | auto
+  /// Start from the session saved when the window last closed (when there is one); the options above
+  /// are then only the fallback.
+  bool restore_session = false;
+  std::string session;                   ///< a session file to open at start ("" for none)
 };
 
 /// Creates the QApplication, shows the main window and runs the event loop; returns its exit code.

@@ -134,6 +134,7 @@ bool InputPanel::importFile(const QString& path, QString* error) {
     return false;
   }
   imported_ = std::make_shared<const attn::Inputs>(std::move(loaded).value());
+  imported_path_ = path.toStdString();
   quiet_ = true;
   n_->setValue(int(std::min<attn::Index>(imported_->n(), n_->maximum())));
   d_->setValue(int(std::min<attn::Index>(imported_->q.cols(), d_->maximum())));
@@ -155,6 +156,7 @@ bool InputPanel::importFile(const QString& path, QString* error) {
 void InputPanel::clearImport() {
   if (!imported_) return;
   imported_.reset();
+  imported_path_.clear();
   for (QWidget* w : {static_cast<QWidget*>(generator_), static_cast<QWidget*>(n_), static_cast<QWidget*>(d_)})
     w->setEnabled(true);
   file_->setVisible(false);

@@ -38,6 +38,8 @@ class InputPanel : public QWidget {
   void clearImport();
   /// The imported inputs, or null when the generator is used.
   std::shared_ptr<const attn::Inputs> imported() const { return imported_; }
+  /// The imported file's path ("" when the generator is used).
+  std::string importedPath() const { return imported_path_; }
 
  signals:
   /// An import failed: the message says which file and what is wrong.
@@ -59,6 +61,7 @@ class InputPanel : public QWidget {
   QPushButton* clear_import_;
   QLabel* file_;
   std::shared_ptr<const attn::Inputs> imported_;
+  std::string imported_path_;
   bool quiet_ = false;
 };
 

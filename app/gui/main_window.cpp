@@ -3,8 +3,15 @@
 
 #include "app/gui/curves_panel.h"
 #include "app/figures/views.h"
+#include "attention/npy.h"
 
 #include <QAction>
+#include <QCloseEvent>
+#include <QDir>
+#include <QFile>
+#include <QSettings>
+#include <QStandardPaths>
+#include <fstream>
 #include <QApplication>
 #include <QComboBox>
 #include <QDockWidget>
@@ -137,6 +144,16 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
       }
     if (!mechanism_ && !attn::mechanisms().empty()) selectMechanism(attn::mechanisms().front()->info().id);
   }
+  if (!options.session.empty()) {
+    QString error;
+    if (!loadSession(options.session, &error)) startup_notices_ << error;
+  } else if (options.restore_session && QFile::exists(QString::fromStdString(autosavePath()))) {
+    QSettings settings;
+    restoreGeometry(settings.value(QStringLiteral("geometry")).toByteArray());
+    restoreState(settings.value(QStringLiteral("windowState")).toByteArray());
+    QString error;
+    if (!loadSession(autosavePath(), &error)) startup_notices_ << tr("the last session was not restored: %1").arg(error);
+  }
   scheduleRun();
 }
 
@@ -178,6 +195,29 @@ void MainWindow::buildDocks() {
     if (!path.isEmpty() && !image.save(path)) showError(tr("Could not write %1.").arg(path));
   });
   save->setShortcut(QKeySequence::Save);
+  file->addSeparator();
+  QAction* open_session = file->addAction(tr("Open session\xE2\x80\xA6"), this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open session"), QString(), tr("attnlab sessions (*.json)"));
+    if (!path.isEmpty()) loadSession(path.toStdString());
+  });
+  open_session->setShortcut(QKeySequence::Open);
+  QAction* save_session = file->addAction(tr("Save session as\xE2\x80\xA6"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Save session"),
+                                                      QString::fromStdString("attnlab-" + mechanism_id_ + ".json"),
+                                                      tr("attnlab sessions (*.json)"));
+    QString error;
+    if (!path.isEmpty() && !saveSession(path.toStdString(), &error)) showError(error);
+  });
+  save_session->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
+  QMenu* recent = file->addMenu(tr("Recent sessions"));
+  connect(recent, &QMenu::aboutToShow, this, [this, recent] {
+    recent->clear();
+    const QStringList paths = QSettings().value(QStringLiteral("recentSessions")).toStringList();
+    for (const QString& path : paths)
+      recent->addAction(path, this, [this, path] { loadSession(path.toStdString()); });
+    if (paths.isEmpty()) recent->addAction(tr("(none yet)"))->setEnabled(false);
+  });
+  file->addSeparator();
   // Figures of the current comparison through the figure layer (the report's drawing code): vectors in
   // SVG and PDF, any resolution in PNG.
   QMenu* export_menu = file->addMenu(tr("Export figure"));
@@ -375,6 +415,166 @@ attn::Index MainWindow::panelPixels() const {
   return std::clamp<attn::Index>(static_cast<attn::Index>(side), 64, k_max_pool_pixels);
 }
 
+// ---- sessions ----------------------------------------------------------------------------------------
+
+nlohmann::json MainWindow::session() const {
+  const attn::InputSpec s = input_->spec();
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& [name, value] : parameters_->values()) params[name] = value;
+  nlohmann::json j{{"format", "attnlab-session"},
+                   {"version", 1},
+                   {"mechanism", mechanism_id_},
+                   {"params", params},
+                   {"input",
+                    {{"generator", attn::generatorName(s.generator)},
+                     {"n", s.n},
+                     {"d", s.d},
+                     {"seed", s.seed},
+                     {"temperature", s.temperature},
+                     {"clusters", s.clusters},
+                     {"noise", s.noise},
+                     {"length_scale", s.length_scale},
+                     {"period", s.period},
+                     {"heavy_hitters", s.heavy_hitters},
+                     {"position_weight", s.position_weight}}},
+                   {"causal", input_->causal()},
+                   {"backend", attn::gpu::backendChoiceName(input_->backend())},
+                   {"view",
+                    {{"scale", scale_->currentText().toStdString()},
+                     {"floor", floor_->currentData().toDouble()},
+                     {"pooling", pooling_->currentText().toStdString()},
+                     {"order", order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string()}}},
+                   {"curves", curves_->config()}};
+  if (input_->importedPath().size()) j["imported"] = input_->importedPath();
+  return j;
+}
+
+bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
+  auto fail = [&](const QString& message) {
+    if (error) *error = message;
+    return false;
+  };
+  // Check everything before changing anything.
+  if (!j.is_object() || j.value("format", std::string()) != "attnlab-session")
+    return fail(tr("not an attnlab session (its \"format\" is not \"attnlab-session\")"));
+  if (j.value("version", 0) != 1) return fail(tr("session version %1 is not one this attnlab reads (1)").arg(j.value("version", 0)));
+  const std::string id = j.value("mechanism", std::string());
+  if (!attn::findMechanism(id)) return fail(tr("the session's mechanism \"%1\" is not in this attnlab (see attnlab list)").arg(QString::fromStdString(id)));
+  attn::InputSpec spec = input_->spec();
+  bool causal = false;
+  std::string backend = "auto";
+  try {
+    const auto& in = j.at("input");
+    spec.generator = attn::parseGenerator(in.at("generator").get<std::string>());
+    spec.n = in.at("n").get<attn::Index>();
+    spec.d = spec.dv = in.at("d").get<attn::Index>();
+    spec.seed = in.at("seed").get<std::uint64_t>();
+    spec.temperature = in.value("temperature", spec.temperature);
+    spec.clusters = in.value("clusters", spec.clusters);
+    spec.noise = in.value("noise", spec.noise);
+    spec.length_scale = in.value("length_scale", spec.length_scale);
+    spec.period = in.value("period", spec.period);
+    spec.heavy_hitters = in.value("heavy_hitters", spec.heavy_hitters);
+    spec.position_weight = in.value("position_weight", spec.position_weight);
+    causal = j.value("causal", false);
+    backend = j.value("backend", std::string("auto"));
+    if (!j.at("params").is_object()) throw attn::UserError("\"params\" is not an object");
+  } catch (const nlohmann::json::exception& e) {
+    return fail(tr("the session's input is incomplete or malformed: %1").arg(QString::fromUtf8(e.what())));
+  } catch (const attn::UserError& e) {
+    return fail(QString::fromUtf8(e.what()));
+  }
+  selectMechanism(id);
+  QStringList skipped;
+  for (const auto& [name, value] : j.at("params").items())
+    if (!value.is_number() || !parameters_->setValue(name, value.get<double>())) skipped << QString::fromStdString(name);
+  input_->clearImport();
+  input_->setSpec(spec);
+  input_->setCausal(causal);
+  input_->setBackend(backend);
+  if (j.contains("imported") && j["imported"].is_string()) {
+    QString import_error;
+    if (!input_->importFile(QString::fromStdString(j["imported"].get<std::string>()), &import_error))
+      skipped << tr("the imported file (%1)").arg(import_error);
+  }
+  if (j.contains("view") && j["view"].is_object()) {
+    const auto& v = j["view"];
+    auto pick = [](QComboBox* box, const std::string& text) {
+      const int i = box->findText(QString::fromStdString(text));
+      if (i >= 0) box->setCurrentIndex(i);
+    };
+    pick(scale_, v.value("scale", std::string()));
+    pick(pooling_, v.value("pooling", std::string()));
+    if (v.contains("floor") && v["floor"].is_number()) {
+      const int i = floor_->findData(v["floor"].get<double>());
+      if (i >= 0) floor_->setCurrentIndex(i);
+    }
+    pending_order_ = v.value("order", std::string());
+  }
+  if (j.contains("curves")) curves_->setConfig(j["curves"]);
+  if (!skipped.isEmpty()) status_notice_->setText(tr("session restored without: %1").arg(skipped.join(QStringLiteral(", "))));
+  scheduleRun();
+  return true;
+}
+
+bool MainWindow::saveSession(const std::string& path, QString* error) {
+  try {
+    attn::writeFileAtomically(path, session().dump(2) + "\n");
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromUtf8(e.what());
+    return false;
+  }
+  if (path != autosavePath()) rememberRecent(QString::fromStdString(path));
+  return true;
+}
+
+bool MainWindow::loadSession(const std::string& path, QString* error) {
+  QString message;
+  nlohmann::json j;
+  std::ifstream in(path);
+  if (!in) {
+    message = tr("cannot open the session file %1").arg(QString::fromStdString(path));
+  } else {
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      message = tr("%1 is not valid JSON: %2").arg(QString::fromStdString(path), QString::fromUtf8(e.what()));
+    }
+  }
+  if (message.isEmpty() && !applySession(j, &message)) message = QString::fromStdString(path) + ": " + message;
+  if (!message.isEmpty()) {
+    if (error) *error = message;
+    showError(message);
+    return false;
+  }
+  if (path != autosavePath()) rememberRecent(QString::fromStdString(path));
+  return true;
+}
+
+void MainWindow::rememberRecent(const QString& path) {
+  QSettings settings;
+  QStringList paths = settings.value(QStringLiteral("recentSessions")).toStringList();
+  paths.removeAll(path);
+  paths.prepend(path);
+  while (paths.size() > 8) paths.removeLast();
+  settings.setValue(QStringLiteral("recentSessions"), paths);
+}
+
+std::string MainWindow::autosavePath() {
+  const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+  QDir().mkpath(dir);
+  return (dir + QStringLiteral("/autosave.json")).toStdString();
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  QString error;
+  saveSession(autosavePath(), &error);  // best effort: a read-only home must not stop the window closing
+  QSettings settings;
+  settings.setValue(QStringLiteral("geometry"), saveGeometry());
+  settings.setValue(QStringLiteral("windowState"), saveState());
+  QMainWindow::closeEvent(event);
+}
+
 bool MainWindow::importInputs(const std::string& path, QString* error) {
   return input_->importFile(QString::fromStdString(path), error);
 }
@@ -427,6 +627,11 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
   status_error_->setStyleSheet(QString());
   error_box_->hide();
   showOutcome();
+  if (!pending_order_.empty()) {  // a restored session's order, now that the groupings exist
+    const std::string order = std::move(pending_order_);
+    pending_order_.clear();
+    setOrder(order);
+  }
   emit runFinished();
 }
 

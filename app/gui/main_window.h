@@ -8,6 +8,7 @@
 #include <QStringList>
 #include <QTimer>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "app/gui/comparison_runner.h"
@@ -82,6 +83,18 @@ class MainWindow : public QMainWindow {
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
   bool importInputs(const std::string& path, QString* error = nullptr);
+  /// The whole state a person set up, as JSON: mechanism, parameters, input (or the imported file),
+  /// causal, backend, the display controls and the Curves dock's controls.
+  nlohmann::json session() const;
+  /// Restores a session (as session() writes it); false with a message when it cannot be used, and then
+  /// nothing changes. Parameters the mechanism no longer has are skipped with a notice.
+  bool applySession(const nlohmann::json& session, QString* error = nullptr);
+  /// Writes session() to a file (atomically) and lists it under File → Recent sessions.
+  bool saveSession(const std::string& path, QString* error = nullptr);
+  /// Reads and applies a session file; false with a message (shown too) when it cannot be used.
+  bool loadSession(const std::string& path, QString* error = nullptr);
+  /// Where the session is saved when the window closes (and restored from at the next start).
+  static std::string autosavePath();
   /// The Curves dock's panel (time, memory, error vs N).
   CurvesPanel* curvesPanel() const { return curves_; }
 
@@ -91,6 +104,8 @@ class MainWindow : public QMainWindow {
 
  protected:
   void resizeEvent(QResizeEvent* event) override;
+  /// Autosaves the session and the window layout.
+  void closeEvent(QCloseEvent* event) override;
 
  private:
   void buildDocks();
@@ -142,6 +157,8 @@ class MainWindow : public QMainWindow {
   attn::Index pooled_pixels_ = 0;
   QString last_error_;
   QStringList startup_notices_;  // about the options the window was opened with
+  std::string pending_order_;    // a restored session's token order, applied when its result arrives
+  void rememberRecent(const QString& path);
 };
 
 }  // namespace attnlab::gui

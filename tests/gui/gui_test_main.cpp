@@ -6,6 +6,7 @@
 
 #include <QApplication>
 #include <QByteArray>
+#include <QStandardPaths>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
   }
   attnlab::gui::test::g_previous = qInstallMessageHandler(attnlab::gui::test::handler);
   QApplication app(argc, argv);
+  // Settings, recent sessions and the autosave go to a test location, never the user's own.
+  QStandardPaths::setTestModeEnabled(true);
+  QApplication::setOrganizationName(QStringLiteral("attnlab-tests"));
+  QApplication::setApplicationName(QStringLiteral("attnlab-tests"));
   attnlab::gui::applyTheme();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

@@ -9,6 +9,7 @@
 #include <QLineEdit>
 #include <QMessageBox>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
 #include <QtCharts/QLineSeries>
@@ -420,6 +421,71 @@ TEST_F(MainWindowTest, RealQKVFromAFileAndABadFileGivesAMessage) {
   outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok);
   EXPECT_EQ(outcome->comparison->inputs.n(), 300) << "still the imported file";
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-session-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  const std::string file = dir + "/reformer.json";
+  nlohmann::json saved;
+  {
+    MainWindow window(options("reformer"));
+    showAndWait(window);
+    ASSERT_TRUE(window.setParameter("rounds", 4));
+    window.setCausal(true);
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(window.lastOutcome() && !window.lastOutcome()->orders.empty());
+    ASSERT_TRUE(window.setOrder(window.lastOutcome()->orders.front()));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    window.curvesPanel()->setMechanisms({"reformer", "performer"});
+    window.curvesPanel()->setRange(512, 2048);
+    QString error;
+    ASSERT_TRUE(window.saveSession(file, &error)) << error.toStdString();
+    saved = window.session();
+    window.close();  // autosaves
+  }
+  EXPECT_EQ(saved["mechanism"], "reformer");
+  EXPECT_EQ(saved["params"]["rounds"], 4);
+  EXPECT_TRUE(std::filesystem::exists(MainWindow::autosavePath()));
+
+  MainWindow other(options("longformer"));
+  showAndWait(other);
+  QString error;
+  ASSERT_TRUE(other.loadSession(file, &error)) << error.toStdString();
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));  // the restored order repools once the result is in
+  EXPECT_EQ(other.mechanismId(), "reformer");
+  EXPECT_EQ(other.session(), saved) << other.session().dump(1) << "\nvs\n" << saved.dump(1);
+  ASSERT_TRUE(other.lastOutcome());
+  EXPECT_TRUE(other.lastOutcome()->causal);
+  EXPECT_FALSE(other.lastOutcome()->order.empty());
+
+  // Damaged or foreign sessions: a message, and the window stays as it was.
+  {
+    std::ofstream(dir + "/broken.json") << "{ not json";
+    nlohmann::json unknown = saved;
+    unknown["mechanism"] = "no-such-mechanism";
+    std::ofstream(dir + "/unknown.json") << unknown.dump();
+    nlohmann::json foreign = {{"format", "something else"}};
+    std::ofstream(dir + "/foreign.json") << foreign.dump();
+  }
+  for (const auto& [name, words] : std::vector<std::pair<std::string, std::string>>{
+           {"broken.json", "not valid JSON"}, {"unknown.json", "no-such-mechanism"}, {"foreign.json", "not an attnlab session"},
+           {"missing.json", "cannot open"}}) {
+    EXPECT_FALSE(other.loadSession(dir + "/" + name, &error)) << name;
+    EXPECT_NE(error.indexOf(QString::fromStdString(words)), -1) << error.toStdString();
+    EXPECT_EQ(other.mechanismId(), "reformer") << name;
+  }
+  for (QMessageBox* box : other.findChildren<QMessageBox*>())
+    if (box->isVisible()) box->hide();
+
+  // A window opened without options comes back as the last one closed.
+  GuiOptions restore = options("longformer");
+  restore.restore_session = true;
+  MainWindow restored(restore);
+  showAndWait(restored);
+  EXPECT_EQ(restored.mechanismId(), "reformer");
   std::filesystem::remove_all(dir);
 }
 
