@@ -393,7 +393,8 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
     } else if (finished && !a.quiet) {
       std::fprintf(stderr, "attnlab: [%d/%d] %s N=%lld %s: %s%s  (ETA %s)\n", p.points_done, p.points_total,
                    finished->mechanism.c_str(), (long long)finished->n, finished->backend.c_str(),
-                   finished->status == "ok" ? (std::to_string(finished->time_median) + " ms").c_str() : finished->status.c_str(),
+                   finished->status == "ok" ? (QString::number(finished->time_median, 'g', 4).toStdString() + " ms").c_str()
+                                            : finished->status.c_str(),
                    finished->message.empty() ? "" : (" — " + finished->message).c_str(), duration(p.etaSeconds()).c_str());
     }
   };

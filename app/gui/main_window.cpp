@@ -6,6 +6,8 @@
 #include "attention/npy.h"
 
 #include <QAction>
+#include <QFont>
+#include <functional>
 #include <QCloseEvent>
 #include <QDir>
 #include <QFile>
@@ -97,6 +99,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
 
   buildDocks();
   buildToolBar();
+  buildShortcuts();
 
   status_notice_ = new QLabel;
   status_notice_->setTextFormat(Qt::PlainText);
@@ -234,9 +237,9 @@ void MainWindow::buildDocks() {
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
-  QMenu* view_menu = menuBar()->addMenu(tr("&View"));
+  view_menu_ = menuBar()->addMenu(tr("&View"));
   for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock})
-    view_menu->addAction(dock->toggleViewAction());
+    view_menu_->addAction(dock->toggleViewAction());
 
   connect(browser_, &MechanismBrowser::mechanismSelected, this,
           [this](const QString& id) { selectMechanism(id.toStdString()); });
@@ -270,6 +273,12 @@ void MainWindow::buildToolBar() {
   bar->addWidget(floor_);
   bar->addWidget(new QLabel(tr("  Pooling ")));
   bar->addWidget(pooling_);
+  colormap_ = new QComboBox;
+  for (const std::string& name : view::colormapNames()) colormap_->addItem(QString::fromStdString(name));
+  colormap_->setToolTip(tr("Colours of the weights: viridis (default), magma (the widest lightness range: best on "
+                           "a projector), cividis (colour-vision friendly), diverging"));
+  bar->addWidget(new QLabel(tr("  Colours ")));
+  bar->addWidget(colormap_);
   pattern_view_ = new QComboBox;
   pattern_view_->setToolTip(tr("The third panel: the pairs the mechanism scores, or the pattern of one of its "
                                "steps (each layer's mask, what two hops reach, the coverage of summary nodes)"));
@@ -314,6 +323,7 @@ void MainWindow::buildToolBar() {
   };
   connect(scale_, &QComboBox::currentIndexChanged, this, restyle);
   connect(floor_, &QComboBox::currentIndexChanged, this, restyle);
+  connect(colormap_, &QComboBox::currentIndexChanged, this, restyle);
   connect(pooling_, &QComboBox::currentIndexChanged, this, [this] {
     if (run_timer_.isActive() || runner_.busy())
       scheduleRun();
@@ -328,6 +338,106 @@ bool MainWindow::setOrder(const std::string& name) {
   if (order_->currentIndex() == index) return true;
   order_->setCurrentIndex(index);  // repools
   return true;
+}
+
+void MainWindow::buildShortcuts() {
+  view_menu_->addSeparator();
+  auto add = [this](const QString& text, const QKeySequence& keys, auto&& fn) {
+    QAction* a = view_menu_->addAction(text, this, fn);
+    a->setShortcut(keys);
+    a->setShortcutContext(Qt::WindowShortcut);
+    return a;
+  };
+  add(tr("Play / pause steps"), QKeySequence(Qt::Key_P), [this] {
+    if (play_->isEnabled()) play_->toggle();
+  });
+  add(tr("Next step"), QKeySequence(Qt::Key_BracketRight), [this] { advanceStep(); });
+  add(tr("Previous step"), QKeySequence(Qt::Key_BracketLeft), [this] {
+    const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;
+    const int count = pattern_view_->count();
+    if (count - first <= 0) return;
+    const int previous = pattern_view_->currentIndex() - 1;
+    pattern_view_->setCurrentIndex(previous < first ? count - 1 : previous);
+  });
+  add(tr("Log / linear scale"), QKeySequence(Qt::Key_L), [this] { scale_->setCurrentIndex(1 - scale_->currentIndex()); });
+  add(tr("Max / mean pooling"), QKeySequence(Qt::Key_M), [this] { pooling_->setCurrentIndex(1 - pooling_->currentIndex()); });
+  add(tr("Next token order"), QKeySequence(Qt::Key_O), [this] {
+    if (order_->isEnabled() && order_->count() > 1) order_->setCurrentIndex((order_->currentIndex() + 1) % order_->count());
+  });
+  add(tr("Compute curves"), QKeySequence(Qt::CTRL | Qt::Key_R), [this] {
+    for (QDockWidget* dock : findChildren<QDockWidget*>())
+      if (dock->objectName() == QLatin1String("curves")) {
+        dock->show();
+        dock->raise();
+      }
+    curves_->start();
+  });
+  add(tr("Presenter mode"), QKeySequence(Qt::Key_F5), [this] { setPresenterMode(!presenter_); })->setCheckable(true);
+  add(tr("Keyboard shortcuts"), QKeySequence(Qt::Key_F1), [this] { showShortcuts(); });
+  // The window holds every menu action too, so their keys keep working while presenter mode hides the
+  // menu bar (actions only in a hidden menu bar get no shortcut events).
+  std::function<void(const QMenu*)> adopt = [&](const QMenu* menu) {
+    for (QAction* a : menu->actions()) {
+      if (a->menu()) adopt(a->menu());
+      else if (!a->shortcut().isEmpty()) addAction(a);
+    }
+  };
+  for (QAction* top : menuBar()->actions())
+    if (top->menu()) adopt(top->menu());
+}
+
+QStringList MainWindow::shortcutList() const {
+  QStringList lines;
+  std::function<void(const QMenu*)> walk = [&](const QMenu* menu) {
+    for (QAction* a : menu->actions()) {
+      if (a->menu()) walk(a->menu());
+      else if (!a->shortcut().isEmpty())
+        lines << a->shortcut().toString(QKeySequence::NativeText) + QStringLiteral("\t") + a->text().remove(QLatin1Char('&'));
+    }
+  };
+  for (QAction* top : menuBar()->actions())
+    if (top->menu()) walk(top->menu());
+  return lines;
+}
+
+void MainWindow::showShortcuts() {
+  if (!shortcuts_) {
+    shortcuts_ = new QMessageBox(QMessageBox::Information, tr("Keyboard shortcuts"), QString(), QMessageBox::Close, this);
+    shortcuts_->setWindowModality(Qt::NonModal);
+  }
+  QString html = QStringLiteral("<table cellpadding=3>");
+  for (const QString& line : shortcutList()) {
+    const QStringList parts = line.split(QLatin1Char('\t'));
+    html += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>").arg(parts.value(0).toHtmlEscaped(), parts.value(1).toHtmlEscaped());
+  }
+  html += QStringLiteral("</table><p>In the viewport: wheel to zoom, drag to pan, hover for a weight.</p>");
+  shortcuts_->setText(html);
+  shortcuts_->show();
+}
+
+void MainWindow::setPresenterMode(bool on) {
+  if (on == presenter_) return;
+  presenter_ = on;
+  if (on) {
+    saved_layout_ = saveState();
+    saved_font_ = QApplication::font();
+    QFont big = saved_font_;
+    big.setPointSizeF(saved_font_.pointSizeF() * 1.5);
+    QApplication::setFont(big);
+    for (QDockWidget* dock : findChildren<QDockWidget*>()) dock->hide();
+    menuBar()->hide();
+    saved_colormap_ = colormap_->currentIndex();
+    colormap_->setCurrentIndex(static_cast<int>(view::Colormap::Magma));  // black to near white: the most contrast
+    status_notice_->setText(tr("presenter mode: F5 to leave"));
+  } else {
+    QApplication::setFont(saved_font_);
+    menuBar()->show();
+    colormap_->setCurrentIndex(saved_colormap_);
+    restoreState(saved_layout_);
+    status_notice_->clear();
+  }
+  for (QAction* a : view_menu_->actions())
+    if (a->isCheckable() && a->text() == tr("Presenter mode")) a->setChecked(on);
 }
 
 void MainWindow::advanceStep() {
@@ -443,6 +553,7 @@ nlohmann::json MainWindow::session() const {
                     {{"scale", scale_->currentText().toStdString()},
                      {"floor", floor_->currentData().toDouble()},
                      {"pooling", pooling_->currentText().toStdString()},
+                     {"colormap", colormap_->currentText().toStdString()},
                      {"order", order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string()}}},
                    {"curves", curves_->config()}};
   if (input_->importedPath().size()) j["imported"] = input_->importedPath();
@@ -505,6 +616,7 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     };
     pick(scale_, v.value("scale", std::string()));
     pick(pooling_, v.value("pooling", std::string()));
+    pick(colormap_, v.value("colormap", std::string()));
     if (v.contains("floor") && v["floor"].is_number()) {
       const int i = floor_->findData(v["floor"].get<double>());
       if (i >= 0) floor_->setCurrentIndex(i);
@@ -591,6 +703,7 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   o.view = *v;
   o.values.scale = colorScale().mode == view::ScaleMode::Log10 ? fig::Scale::Log : fig::Scale::Linear;
   o.values.log_floor = floor_->currentData().toDouble();
+  o.values.map = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));
   try {
@@ -674,6 +787,7 @@ void MainWindow::showOutcome() {
   approx.captions.push_back(timing);
 
   scene.scale = colorScale();
+  scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
   approx.marks = outcome_->marks;

@@ -3,6 +3,8 @@
 // notices. Every change of a control reruns the comparison off the GUI thread (ComparisonRunner);
 // the newest result is pooled to the viewport's resolution and shown exact | mechanism side by side.
 #pragma once
+#include <QByteArray>
+#include <QFont>
 #include <QImage>
 #include <QMainWindow>
 #include <QStringList>
@@ -16,6 +18,7 @@
 #include "render/view/heatmap_scene.h"
 
 class QComboBox;
+class QMenu;
 class QToolButton;
 class QLabel;
 class QMessageBox;
@@ -95,6 +98,11 @@ class MainWindow : public QMainWindow {
   bool loadSession(const std::string& path, QString* error = nullptr);
   /// Where the session is saved when the window closes (and restored from at the next start).
   static std::string autosavePath();
+  /// Every menu action that has a keyboard shortcut, as "keys<TAB>what" (what the F1 help lists).
+  QStringList shortcutList() const;
+  /// Presenter mode: panels and menu hidden, fonts 1.5× (F5 toggles); off restores the layout.
+  void setPresenterMode(bool on);
+  bool presenterMode() const { return presenter_; }
   /// The Curves dock's panel (time, memory, error vs N).
   CurvesPanel* curvesPanel() const { return curves_; }
 
@@ -110,6 +118,9 @@ class MainWindow : public QMainWindow {
  private:
   void buildDocks();
   void buildToolBar();
+  /// Keyboard actions in the View menu (steps, scale, pooling, order, curves, presenter mode, help).
+  void buildShortcuts();
+  void showShortcuts();
   /// Coalesces control changes: the comparison reruns once the controls are quiet for a moment.
   void scheduleRun();
   void startRun();
@@ -138,6 +149,7 @@ class MainWindow : public QMainWindow {
   QComboBox* scale_ = nullptr;
   QComboBox* floor_ = nullptr;
   QComboBox* pooling_ = nullptr;
+  QComboBox* colormap_ = nullptr;
   QComboBox* pattern_view_ = nullptr;
   QToolButton* play_ = nullptr;  ///< plays the steps (the Pattern selector's step entries) in turn
   QTimer step_timer_;
@@ -158,6 +170,12 @@ class MainWindow : public QMainWindow {
   QString last_error_;
   QStringList startup_notices_;  // about the options the window was opened with
   std::string pending_order_;    // a restored session's token order, applied when its result arrives
+  QMenu* view_menu_ = nullptr;
+  QMessageBox* shortcuts_ = nullptr;
+  bool presenter_ = false;
+  QByteArray saved_layout_;  // the docks before presenter mode
+  QFont saved_font_;
+  int saved_colormap_ = 0;
   void rememberRecent(const QString& path);
 };
 

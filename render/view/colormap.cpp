@@ -420,10 +420,13 @@ std::optional<Colormap> parseColormap(const std::string& name) {
 
 const std::string& colormapName(Colormap map) { return colormapNames()[static_cast<std::size_t>(map)]; }
 
-std::array<std::uint8_t, 256 * 4> viridisRgba8() {
+std::array<std::uint8_t, 256 * 4> viridisRgba8() { return rgba8(Colormap::Viridis); }
+
+std::array<std::uint8_t, 256 * 4> rgba8(Colormap map) {
   std::array<std::uint8_t, 256 * 4> out{};
-  for (std::size_t i = 0; i < k_viridis.size(); ++i) {
-    const Rgb& c = k_viridis[i];
+  const auto& lut = table(map);
+  for (std::size_t i = 0; i < lut.size(); ++i) {
+    const Rgb& c = lut[i];
     out[i * 4 + 0] = static_cast<std::uint8_t>(std::lround(c.r * 255.0f));
     out[i * 4 + 1] = static_cast<std::uint8_t>(std::lround(c.g * 255.0f));
     out[i * 4 + 2] = static_cast<std::uint8_t>(std::lround(c.b * 255.0f));

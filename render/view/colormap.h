@@ -42,5 +42,7 @@ const std::string& colormapName(Colormap map);
 
 /// The LUT as 256 RGBA8 texels (R, G, B, 255), the layout of the viewport's R8G8B8A8_UNORM texture.
 std::array<std::uint8_t, 256 * 4> viridisRgba8();
+/// Any colormap's LUT in the same layout.
+std::array<std::uint8_t, 256 * 4> rgba8(Colormap map);
 
 }  // namespace attnlab::view

@@ -62,8 +62,8 @@ void textCentred(ImDrawList* dl, Face f, float x, float y, ImU32 colour, const s
   text(dl, f, ImVec2(x - textSize(f, shown).x / 2, y), colour, shown);
 }
 
-ImU32 colourAt(double t) {
-  const Rgb c = viridisAt(t);
+ImU32 colourAt(Colormap map, double t) {
+  const Rgb c = colormapAt(map, t);
   return IM_COL32(static_cast<int>(std::lround(c.r * 255)), static_cast<int>(std::lround(c.g * 255)),
                   static_cast<int>(std::lround(c.b * 255)), 255);
 }
@@ -181,7 +181,7 @@ void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, cons
   for (int s = 0; s < k_slices; ++s) {
     const double t0 = static_cast<double>(s) / k_slices, t1 = static_cast<double>(s + 1) / k_slices;
     const float y0 = bottom - static_cast<float>(t1) * bar.h, y1 = bottom - static_cast<float>(t0) * bar.h;
-    const ImU32 top = colourAt(t1), low = colourAt(t0);
+    const ImU32 top = colourAt(scene.colormap, t1), low = colourAt(scene.colormap, t0);
     dl->AddRectFilledMultiColor(ImVec2(bar.x, std::floor(y0)), ImVec2(bar.x + bar.w, std::ceil(y1)), top, top, low,
                                 low);
   }

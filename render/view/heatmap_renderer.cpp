@@ -310,12 +310,12 @@ void HeatmapRenderer::initResources() {
   ok = ok && vkOk(df_->vkCreateDescriptorPool(device_, &pool, nullptr, &panel_pool_), "vkCreateDescriptorPool");
   ok = ok && createPipeline();
 
-  // The colormap LUT, uploaded once.
-  if (ok) {
-    const auto lut = viridisRgba8();
+  // The colormap LUTs, uploaded once; a scene picks one when its textures are bound.
+  for (std::size_t m = 0; ok && m < luts_.size(); ++m) {
+    const auto lut = rgba8(static_cast<Colormap>(m));
     Staging staging;
-    ok = createImage(VK_FORMAT_R8G8B8A8_UNORM, 256, 1, lut_) && createStaging(lut.data(), lut.size(), staging) &&
-         runOnce([&](VkCommandBuffer cb) { recordUpload(cb, staging, lut_); });
+    ok = createImage(VK_FORMAT_R8G8B8A8_UNORM, 256, 1, luts_[m]) && createStaging(lut.data(), lut.size(), staging) &&
+         runOnce([&](VkCommandBuffer cb) { recordUpload(cb, staging, luts_[m]); });
     destroyStaging(staging);
   }
   ready_ = ok;
@@ -400,7 +400,7 @@ void HeatmapRenderer::releaseResources() {
   for (PanelTexture& p : panels_) retired_.push_back({p, Staging{}, 0});
   panels_.clear();
   collectRetired(true);
-  destroyImage(lut_);
+  for (Image& lut : luts_) destroyImage(lut);
   if (imgui_pool_) df_->vkDestroyDescriptorPool(device_, imgui_pool_, nullptr);
   if (panel_pool_) df_->vkDestroyDescriptorPool(device_, panel_pool_, nullptr);
   if (pipeline_) df_->vkDestroyPipeline(device_, pipeline_, nullptr);
@@ -435,7 +435,8 @@ void HeatmapRenderer::uploadScene(VkCommandBuffer cb) {
       if (vkOk(df_->vkAllocateDescriptorSets(device_, &alloc, &texture.set), "vkAllocateDescriptorSets")) {
         const std::array<VkDescriptorImageInfo, 2> images{{
             {nearest_sampler_, texture.image.view, VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL},
-            {linear_sampler_, lut_.view, VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL},
+            {linear_sampler_, luts_[std::size_t(window_->scene().colormap) % luts_.size()].view,
+             VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL},
         }};
         std::array<VkWriteDescriptorSet, 2> writes{};
         for (std::uint32_t b = 0; b < 2; ++b) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <QElapsedTimer>
 #include <QVulkanWindowRenderer>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -76,7 +77,7 @@ class HeatmapRenderer : public QVulkanWindowRenderer {
   VkDescriptorPool panel_pool_ = VK_NULL_HANDLE;
   VkSampler nearest_sampler_ = VK_NULL_HANDLE;  // weights: one texel per pooled cell
   VkSampler linear_sampler_ = VK_NULL_HANDLE;   // LUT: interpolate between colormap entries
-  Image lut_;
+  std::array<Image, 4> luts_;  ///< one per Colormap, in enum order
 
   std::vector<PanelTexture> panels_;
   std::vector<Retired> retired_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/types.h"
+#include "render/view/colormap.h"
 
 namespace attnlab::view {
 
@@ -65,6 +66,7 @@ struct HeatmapImage {
 struct HeatmapScene {
   std::vector<HeatmapImage> panels;  ///< 1–4 panels, side by side, left to right
   ColorScale scale;                  ///< one scale for all panels, so colours compare across them
+  Colormap colormap = Colormap::Viridis;  ///< the colours of the continuous panels and the legend
   std::string legend_title = "weight";
   std::string footer;       ///< one line at the bottom left: backend, device, notices
   std::string placeholder;  ///< shown centred when there are no panels ("running…", an error)
