@@ -16,8 +16,8 @@
 #include <map>
 
 #include "app/cli/demo.h"
-#include "app/cli/summary.h"
-#include "app/cli/sweep_report.h"
+#include "app/report/summary.h"
+#include "app/report/sweep_report.h"
 #include "app/figures/views.h"
 #include "app/gui/gui.h"
 #include "attention/array_files.h"
@@ -26,6 +26,8 @@
 #include "render/gpu/backend_factory.h"
 
 namespace attnlab::cli {
+
+using namespace attnlab::report;  // JSON descriptions, the machine, sweep reports
 
 std::string describeInputsText(const attn::Comparison& c);
 

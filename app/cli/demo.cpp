@@ -8,11 +8,13 @@
 #include <filesystem>
 
 #include "app/figures/views.h"
-#include "app/cli/summary.h"
+#include "app/report/summary.h"
 #include "attention/npy.h"
 #include "render/gpu/backend_factory.h"
 
 namespace attnlab::cli {
+
+using namespace attnlab::report;  // JSON descriptions, the machine, sweep reports
 
 namespace {
 

@@ -84,6 +84,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
   outcome.pooling = request.pooling;
   outcome.max_pixels = request.max_pixels;
   outcome.causal = request.causal;
+  outcome.window = request.window;
+  outcome.repooled = static_cast<bool>(request.repool);
   try {
     std::shared_ptr<const attn::Comparison> comparison = request.repool;
     if (!comparison) {
@@ -121,11 +123,17 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     for (const attn::Grouping& g : orders)
       if (g.name == request.order) order = &g;
     outcome.order = order ? order->name : std::string();
+    // The window on a matrix of rows × cols.
+    const view::ViewWindow& window = request.window;
+    auto shownOf = [&](attn::Index rows, attn::Index cols) {
+      return RunOutcome::Shown{view::viewRange(window.row0, window.row1, rows), view::viewRange(window.col0, window.col1, cols)};
+    };
+    const RunOutcome::Shown whole_square = shownOf(n, m);
     if (order) {  // the group strip: one label per pixel row of the images pooled below
       std::vector<attn::Index> rs, re;
-      attn::tilePixelSpans(n, std::min(n, request.max_pixels), rs, re);
+      attn::tilePixelSpans(whole_square.rows.size(), std::min(whole_square.rows.size(), request.max_pixels), rs, re);
       for (size_t q = 0; q < rs.size(); ++q)
-        outcome.row_groups.push_back(order->label[size_t(order->order[size_t(rs[q])])]);
+        outcome.row_groups.push_back(order->label[size_t(order->order[size_t(whole_square.rows.begin + rs[q])])]);
     }
     auto weightsOf = [&](const attn::ImpliedWeights& w) {
       // Only N×N matrices are sorted (a memory's reference, product-key memory, has n² columns).
@@ -134,13 +142,27 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     auto patternOf = [&](const attn::Pattern& p) {
       return order && p.rows == n && p.cols == n ? attn::permutePattern(p, order->order) : p;
     };
-    outcome.exact_pooled = pool(weightsOf(comparison->exact.explanation.weights), request.max_pixels, request.pooling,
-                                 backend.backend.get());
+    auto poolWindow = [&](const attn::ImpliedWeights& weights, RunOutcome::Shown& shown) {
+      if (!weights) return attn::Matrix();
+      shown = shownOf(weights.rows(), weights.cols());
+      return pool(weightsOf(weights), shown.rows, shown.cols, request.max_pixels, request.pooling, backend.backend.get());
+    };
+    outcome.exact_pooled = poolWindow(comparison->exact.explanation.weights, outcome.exact_shown);
     if (cancel.load()) throw attn::Cancelled();
-    outcome.approx_pooled = pool(weightsOf(comparison->approx.explanation.weights), request.max_pixels,
-                                  request.pooling, backend.backend.get());
+    outcome.approx_pooled = poolWindow(comparison->approx.explanation.weights, outcome.approx_shown);
+    if (!window.full()) {  // the whole matrix, small, for the minimap
+      const attn::ImpliedWeights& whole = comparison->approx.explanation.weights ? comparison->approx.explanation.weights
+                                                                                 : comparison->exact.explanation.weights;
+      if (whole) {
+        outcome.minimap = pool(weightsOf(whole), RunOutcome::k_minimap_pixels, request.pooling, backend.backend.get());
+        outcome.minimap_rows = whole.rows();
+        outcome.minimap_cols = whole.cols();
+      }
+    }
     if (const auto& pattern = comparison->approx.explanation.pattern) {
-      outcome.pattern_pooled = poolPattern(patternOf(*pattern), request.max_pixels);
+      outcome.pattern_shown = shownOf(pattern->rows, pattern->cols);
+      outcome.pattern_pooled =
+          poolPattern(patternOf(*pattern), outcome.pattern_shown.rows, outcome.pattern_shown.cols, request.max_pixels);
       outcome.pattern_components = pattern->components;
       if (outcome.pattern_components.empty()) outcome.pattern_components.push_back("scored");
     }
@@ -156,11 +178,12 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       // The step's own order (the "sort" stage) wins over the user's; only square N×N images are sorted.
       const attn::Grouping* step_order = step.sorted_by.empty() ? order : findGrouping(step, step.sorted_by);
       if (step_order && attn::Index(step_order->order.size()) != n) step_order = nullptr;
-      RunOutcome::StepPattern sp{step.title, step.caption, {}, {}, 0, 0, {}};
+      RunOutcome::StepPattern sp{step.title, step.caption, {}, {}, 0, 0, {}, {}, true};
       if (const auto& p = step.view->pattern) {
         const bool square = p->rows == n && p->cols == n;
-        sp.pooled = poolPattern(square && step_order ? attn::permutePattern(*p, step_order->order) : *p,
-                                request.max_pixels);
+        sp.shown = shownOf(p->rows, p->cols);
+        sp.pooled = poolPattern(square && step_order ? attn::permutePattern(*p, step_order->order) : *p, sp.shown.rows,
+                                sp.shown.cols, request.max_pixels);
         sp.components = p->components;
         if (sp.components.empty()) sp.components.push_back("scored");
         sp.rows = p->rows;
@@ -168,7 +191,9 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         sp.what = "pattern";
       } else if (!step.view->groupings.empty() && attn::Index(step.view->groupings.front().label.size()) == n) {
         const attn::Grouping& g = step.view->groupings.front();
-        sp.pooled = poolGrouping(g, step_order ? &step_order->order : nullptr, request.max_pixels);
+        sp.shown = shownOf(n, n);
+        sp.pooled = poolGrouping(g, step_order ? &step_order->order : nullptr, sp.shown.rows, sp.shown.cols,
+                                 request.max_pixels);
         sp.components = attn::mech::groupColourNames(g.groups, "group");
         sp.rows = sp.cols = n;
         sp.what = "same group: " + g.name;
@@ -180,6 +205,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         sp.pooled = pool(values, request.max_pixels, request.pooling, nullptr);
         sp.rows = f->rows();
         sp.cols = f->cols();
+        sp.shown = {{0, sp.rows}, {0, sp.cols}};
+        sp.zoomable = false;  // a small factor: shown whole
         sp.what = step.view->factors.front().name;
       } else {
         continue;

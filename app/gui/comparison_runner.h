@@ -17,6 +17,7 @@
 
 #include "attention/runner.h"
 #include "render/gpu/backend_factory.h"
+#include "render/view/heatmap_scene.h"
 
 namespace attnlab::gui {
 
@@ -35,7 +36,9 @@ struct RunRequest {
   /// Token order of the images: "" (by position) or the name of a grouping of the mechanism
   /// ("round 1 buckets", …) or "input clusters"; unknown names fall back to position.
   std::string order;
-  /// When set, nothing is run: the weights of this comparison are pooled again (new size or pooling).
+  /// The zoomed part of the matrices (fractions of rows and columns): only it is pooled, at max_pixels.
+  view::ViewWindow window;
+  /// When set, nothing is run: the weights of this comparison are pooled again (new size, pooling or window).
   std::shared_ptr<const attn::Comparison> repool;
 };
 
@@ -45,6 +48,18 @@ struct RunOutcome {
   std::string error;  ///< a message for a person when !ok
   std::shared_ptr<const attn::Comparison> comparison;
   attn::Matrix exact_pooled, approx_pooled;  ///< empty when that side implies no weights
+  /// The entries each image pools (the request's window on that matrix).
+  struct Shown {
+    attn::Range rows, cols;
+  };
+  Shown exact_shown, approx_shown, pattern_shown;
+  view::ViewWindow window;  ///< the request's window
+  bool repooled = false;    ///< the request pooled an earlier comparison again (nothing ran)
+  /// The mechanism's whole matrix (exact's when it implies none) at most k_minimap_pixels a side, while
+  /// the window is not the whole matrix; empty otherwise.
+  attn::Matrix minimap;
+  attn::Index minimap_rows = 0, minimap_cols = 0;
+  static constexpr attn::Index k_minimap_pixels = 128;
   /// The mechanism's pattern pooled like the weights: component + 1 per pixel (the first component
   /// present wins), 0 where no pair is scored; empty when the mechanism has no pattern.
   attn::Matrix pattern_pooled;
@@ -59,6 +74,8 @@ struct RunOutcome {
     std::vector<std::string> components;
     attn::Index rows = 0, cols = 0;
     std::string what;  ///< "pattern", "groups: query clusters", "S after 3 iteration(s)"
+    Shown shown;       ///< the entries pooled (the window, for N×N images; all of a factor)
+    bool zoomable = true;
   };
   std::vector<StepPattern> step_patterns;
   /// The orders this outcome can be shown in (grouping names, "input clusters") and the one used ("" by

@@ -1,5 +1,8 @@
 #include "app/gui/curves_panel.h"
 
+#include "app/report/summary.h"
+#include "app/report/sweep_report.h"
+
 #include <QApplication>
 #include <QComboBox>
 #include <QCursor>
@@ -107,6 +110,18 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
       QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
     }
   });
+  report_ = new QPushButton(tr("Reportâ¦"));
+  report_->setToolTip(tr("Write the sweep as a report into a folder: results.json and .csv, figures (SVG, PNG), "
+                         "a self-contained report.html and report.md, as `attnlab sweep` does"));
+  connect(report_, &QPushButton::clicked, this, [this] {
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Write the report into"));
+    if (dir.isEmpty()) return;
+    try {
+      writeReport(dir.toStdString());
+    } catch (const std::exception& e) {
+      QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
+    }
+  });
   progress_ = new QProgressBar;
   progress_->setRange(0, 1000);
   progress_->setTextVisible(false);
@@ -137,6 +152,7 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   controls->addWidget(start_);
   controls->addWidget(cancel_);
   controls->addWidget(export_);
+  controls->addWidget(report_);
   auto* right = new QVBoxLayout;
   right->addLayout(controls);
   right->addWidget(progress_);
@@ -319,6 +335,15 @@ void CurvesPanel::updateButtons() {
   start_->setEnabled(!busy && !mechanisms().empty());
   cancel_->setEnabled(busy);
   export_->setEnabled(!result_.points.empty());
+  report_->setEnabled(!busy && !result_.points.empty());
+}
+
+void CurvesPanel::writeReport(const std::string& dir) const {
+  if (result_.points.empty()) throw attn::UserError("there are no curves to report yet: press Compute first");
+  attn::SweepResult r = result_;
+  r.machine = report::machineJson();
+  r.command = "attnlab gui, Curves dock: " + std::to_string(r.points.size()) + " points";
+  report::writeSweepReport(dir, r);
 }
 
 nlohmann::json CurvesPanel::config() const {

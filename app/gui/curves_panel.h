@@ -66,6 +66,9 @@ class CurvesPanel : public QWidget {
   QString status() const;
   /// Writes the current curve through the figure layer: .png, .svg or .pdf; UserError on failure.
   void exportTo(const std::string& path) const;
+  /// Writes the last result as a report into `dir` (the data, figures, report.html, report.md: what
+  /// `attnlab sweep --out dir` writes), with this machine's description; UserError on failure.
+  void writeReport(const std::string& dir) const;
   /// The controls as JSON (for sessions), and back (unknown or bad fields are left as they are).
   nlohmann::json config() const;
   void setConfig(const nlohmann::json& j);
@@ -91,6 +94,7 @@ class CurvesPanel : public QWidget {
   QPushButton* start_ = nullptr;
   QPushButton* cancel_ = nullptr;
   QPushButton* export_ = nullptr;
+  QPushButton* report_ = nullptr;
   QProgressBar* progress_ = nullptr;
   QLabel* status_ = nullptr;
   QChartView* chart_view_ = nullptr;

@@ -2,10 +2,14 @@
 #include "app/gui/main_window.h"
 
 #include "app/gui/curves_panel.h"
+#include "app/gui/log_panel.h"
 #include "app/figures/views.h"
 #include "attention/npy.h"
 
 #include <QAction>
+#include <QClipboard>
+#include <QGuiApplication>
+#include <cstring>
 #include <QFont>
 #include <functional>
 #include <QCloseEvent>
@@ -45,6 +49,7 @@ namespace {
 constexpr int k_run_delay_ms = 60;      // controls quiet this long → rerun (coalesces Reset, typing)
 constexpr int k_repool_delay_ms = 200;  // after the last resize step
 constexpr attn::Index k_max_pool_pixels = 1024;
+constexpr int k_zoom_delay_ms = 30;  // after the last wheel notch or drag step
 
 QString ms(double v) { return QString::number(v, 'f', v < 10 ? 2 : 1) + QStringLiteral(" ms"); }
 
@@ -56,8 +61,19 @@ float finiteMax(const attn::Matrix& m) {
   return best;
 }
 
-std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index cols, const char* pooling) {
-  char buf[128];
+std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index cols, const char* pooling,
+                     attn::Range shown_rows = {}, attn::Range shown_cols = {}) {
+  char buf[160];
+  if (shown_rows.size() > 0 && shown_cols.size() > 0 && (shown_rows.size() < rows || shown_cols.size() < cols)) {
+    // Zoomed: which block of the matrix, and how it is pooled.
+    const bool exact = pooled.rows() == shown_rows.size() && pooled.cols() == shown_cols.size();
+    std::snprintf(buf, sizeof buf, "i %lld\xE2\x80\x93%lld, j %lld\xE2\x80\x93%lld of %lld\xC3\x97%lld%s%s",
+                  static_cast<long long>(shown_rows.begin), static_cast<long long>(shown_rows.end - 1),
+                  static_cast<long long>(shown_cols.begin), static_cast<long long>(shown_cols.end - 1),
+                  static_cast<long long>(rows), static_cast<long long>(cols), exact ? "" : ", ", exact ? "" : pooling);
+    if (!exact) std::snprintf(buf + std::strlen(buf), sizeof buf - std::strlen(buf), "-pooled");
+    return buf;
+  }
   if (pooled.rows() == rows && pooled.cols() == cols)
     std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld weights", static_cast<long long>(rows),
                   static_cast<long long>(cols));
@@ -131,6 +147,36 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
     scheduleRepool();
   });
   connect(&runner_, &ComparisonRunner::finished, this, &MainWindow::onRunFinished);
+  // Zoom and pan: the viewport stretches what it has at once; the new window is pooled sharp shortly after.
+  zoom_timer_.setSingleShot(true);
+  zoom_timer_.setInterval(k_zoom_delay_ms);
+  connect(&zoom_timer_, &QTimer::timeout, this, [this] {
+    if (!outcome_ || !outcome_->ok || run_timer_.isActive() || runner_.busy()) return;  // pooled when it lands
+    if (viewport_ && outcome_->window == viewport_->view()) return;
+    scheduleRepool();
+  });
+  connect(curves_, &CurvesPanel::finished, this, [this] { log_->info(tr("curves: %1").arg(curves_->status())); });
+  if (viewport_) {
+    connect(viewport_, &view::HeatmapWindow::viewChanged, this, [this] { zoom_timer_.start(); });
+    connect(viewport_, &view::HeatmapWindow::stepAction, this, [this](view::StepAction action) {
+      switch (action) {
+        case view::StepAction::First:
+          stepBy(0);
+          break;
+        case view::StepAction::Previous:
+          stepBy(-1);
+          break;
+        case view::StepAction::Play:
+          if (play_->isEnabled()) play_->toggle();
+          break;
+        case view::StepAction::Next:
+          stepBy(1);
+          break;
+        default:
+          break;
+      }
+    });
+  }
 
   input_->setSpec(options.input);
   if (!input_->setBackend(options.backend))
@@ -174,6 +220,8 @@ void MainWindow::buildDocks() {
   QDockWidget* info_dock = makeDock(tr("About this mechanism"), QStringLiteral("about"), info_, this);
   curves_ = new CurvesPanel;
   QDockWidget* curves_dock = makeDock(tr("Curves"), QStringLiteral("curves"), curves_, this);
+  log_ = new LogPanel;
+  QDockWidget* log_dock = makeDock(tr("Log"), QStringLiteral("log"), log_, this);
 
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   addDockWidget(Qt::LeftDockWidgetArea, browser_dock);
@@ -181,6 +229,7 @@ void MainWindow::buildDocks() {
   splitDockWidget(params_dock, input_dock, Qt::Vertical);
   addDockWidget(Qt::BottomDockWidgetArea, info_dock);
   tabifyDockWidget(info_dock, curves_dock);
+  tabifyDockWidget(curves_dock, log_dock);
   info_dock->raise();
   resizeDocks({browser_dock}, {330}, Qt::Horizontal);
   resizeDocks({browser_dock, params_dock, input_dock}, {330, 190, 250}, Qt::Vertical);
@@ -238,8 +287,19 @@ void MainWindow::buildDocks() {
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
   view_menu_ = menuBar()->addMenu(tr("&View"));
-  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock})
+  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock, log_dock})
     view_menu_->addAction(dock->toggleViewAction());
+  // Edit: copy what is on screen, as a picture or as numbers.
+  QMenu* edit = new QMenu(tr("&Edit"), this);
+  menuBar()->insertMenu(view_menu_->menuAction(), edit);
+  edit->addAction(tr("Copy view as image"), this, [this] {
+    QString error;
+    if (!copyView(&error)) showError(error);
+  })->setShortcut(QKeySequence::Copy);
+  edit->addAction(tr("Copy numbers as text"), this, [this] {
+    QString error;
+    if (!copyNumbers(&error)) showError(error);
+  })->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
 
   connect(browser_, &MechanismBrowser::mechanismSelected, this,
           [this](const QString& id) { selectMechanism(id.toStdString()); });
@@ -298,10 +358,11 @@ void MainWindow::buildToolBar() {
   connect(play_, &QToolButton::toggled, this, [this](bool on) {
     play_->setText(on ? tr("\xE2\x8F\xB8 Pause") : tr("\xE2\x96\xB6 Play steps"));
     if (on) {
-      advanceStep();
       step_timer_.start();
+      advanceStep();
     } else {
       step_timer_.stop();
+      showOutcome();  // the step bar's button turns back into "play"
     }
   });
   order_ = new QComboBox;
@@ -352,13 +413,8 @@ void MainWindow::buildShortcuts() {
     if (play_->isEnabled()) play_->toggle();
   });
   add(tr("Next step"), QKeySequence(Qt::Key_BracketRight), [this] { advanceStep(); });
-  add(tr("Previous step"), QKeySequence(Qt::Key_BracketLeft), [this] {
-    const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;
-    const int count = pattern_view_->count();
-    if (count - first <= 0) return;
-    const int previous = pattern_view_->currentIndex() - 1;
-    pattern_view_->setCurrentIndex(previous < first ? count - 1 : previous);
-  });
+  add(tr("Previous step"), QKeySequence(Qt::Key_BracketLeft), [this] { stepBy(-1); });
+  add(tr("First step"), QKeySequence(Qt::CTRL | Qt::Key_BracketLeft), [this] { stepBy(0); });
   add(tr("Log / linear scale"), QKeySequence(Qt::Key_L), [this] { scale_->setCurrentIndex(1 - scale_->currentIndex()); });
   add(tr("Max / mean pooling"), QKeySequence(Qt::Key_M), [this] { pooling_->setCurrentIndex(1 - pooling_->currentIndex()); });
   add(tr("Next token order"), QKeySequence(Qt::Key_O), [this] {
@@ -372,6 +428,18 @@ void MainWindow::buildShortcuts() {
       }
     curves_->start();
   });
+  if (viewport_) {
+    view_menu_->addSeparator();
+    add(tr("Zoom in"), QKeySequence(Qt::Key_Plus), [this] { viewport_->zoomAt(1.5, QPointF(-1, -1)); });
+    add(tr("Zoom out"), QKeySequence(Qt::Key_Minus), [this] { viewport_->zoomAt(1 / 1.5, QPointF(-1, -1)); });
+    add(tr("Fit to window"), QKeySequence(Qt::Key_0), [this] { viewport_->fitView(); });
+    auto pan = [this](double dx, double dy) { viewport_->setView(view::panView(viewport_->view(), dx, dy)); };
+    add(tr("Pan left"), QKeySequence(Qt::SHIFT | Qt::Key_Left), [pan] { pan(-0.2, 0); });
+    add(tr("Pan right"), QKeySequence(Qt::SHIFT | Qt::Key_Right), [pan] { pan(0.2, 0); });
+    add(tr("Pan up"), QKeySequence(Qt::SHIFT | Qt::Key_Up), [pan] { pan(0, -0.2); });
+    add(tr("Pan down"), QKeySequence(Qt::SHIFT | Qt::Key_Down), [pan] { pan(0, 0.2); });
+    view_menu_->addSeparator();
+  }
   add(tr("Presenter mode"), QKeySequence(Qt::Key_F5), [this] { setPresenterMode(!presenter_); })->setCheckable(true);
   add(tr("Keyboard shortcuts"), QKeySequence(Qt::Key_F1), [this] { showShortcuts(); });
   // The window holds every menu action too, so their keys keep working while presenter mode hides the
@@ -440,12 +508,17 @@ void MainWindow::setPresenterMode(bool on) {
     if (a->isCheckable() && a->text() == tr("Presenter mode")) a->setChecked(on);
 }
 
-void MainWindow::advanceStep() {
+void MainWindow::advanceStep() { stepBy(1); }
+
+void MainWindow::stepBy(int delta) {
   const int count = pattern_view_->count();
   const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;  // entry 0 may be "pattern"
   if (count - first <= 0) return;
-  const int next = pattern_view_->currentIndex() + 1;
-  pattern_view_->setCurrentIndex(next >= count || next < first ? first : next);  // loops
+  const int at = pattern_view_->currentIndex();
+  int to = first;  // delta 0: the first step
+  if (delta > 0) to = at + 1 >= count || at + 1 < first ? first : at + 1;  // loops
+  if (delta < 0) to = at - 1 < first ? count - 1 : at - 1;
+  pattern_view_->setCurrentIndex(to);
 }
 
 bool MainWindow::playSteps(bool on) {
@@ -496,6 +569,7 @@ RunRequest MainWindow::baseRequest() const {
   request.max_pixels = panelPixels();
   request.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   request.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
+  if (viewport_) request.window = viewport_->view();
   return request;
 }
 
@@ -554,6 +628,9 @@ nlohmann::json MainWindow::session() const {
                      {"floor", floor_->currentData().toDouble()},
                      {"pooling", pooling_->currentText().toStdString()},
                      {"colormap", colormap_->currentText().toStdString()},
+                     {"zoom", viewport_ ? nlohmann::json::array({viewport_->view().row0, viewport_->view().row1,
+                                                                 viewport_->view().col0, viewport_->view().col1})
+                                        : nlohmann::json::array({0, 1, 0, 1})},
                      {"order", order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string()}}},
                    {"curves", curves_->config()}};
   if (input_->importedPath().size()) j["imported"] = input_->importedPath();
@@ -617,6 +694,15 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     pick(scale_, v.value("scale", std::string()));
     pick(pooling_, v.value("pooling", std::string()));
     pick(colormap_, v.value("colormap", std::string()));
+    const nlohmann::json zoom = v.value("zoom", nlohmann::json());
+    if (viewport_ && zoom.is_array() && zoom.size() == 4 && std::all_of(zoom.begin(), zoom.end(), [](const auto& x) { return x.is_number(); })) {
+      view::ViewWindow w{zoom[0].get<double>(), zoom[1].get<double>(), zoom[2].get<double>(), zoom[3].get<double>()};
+      // Kept inside the matrix, so a hand-edited file still gives a usable window.
+      const double fr = w.row1 - w.row0, fc = w.col1 - w.col0;
+      if (fr > 0 && fc > 0 && fr <= 1 && fc <= 1)
+        viewport_->setView({std::clamp(w.row0, 0.0, 1 - fr), std::clamp(w.row0, 0.0, 1 - fr) + fr,
+                            std::clamp(w.col0, 0.0, 1 - fc), std::clamp(w.col0, 0.0, 1 - fc) + fc});
+    }
     if (v.contains("floor") && v["floor"].is_number()) {
       const int i = floor_->findData(v["floor"].get<double>());
       if (i >= 0) floor_->setCurrentIndex(i);
@@ -637,6 +723,7 @@ bool MainWindow::saveSession(const std::string& path, QString* error) {
     return false;
   }
   if (path != autosavePath()) rememberRecent(QString::fromStdString(path));
+  log_->info(tr("saved the session to %1").arg(QString::fromStdString(path)));
   return true;
 }
 
@@ -660,6 +747,7 @@ bool MainWindow::loadSession(const std::string& path, QString* error) {
     return false;
   }
   if (path != autosavePath()) rememberRecent(QString::fromStdString(path));
+  log_->info(tr("opened the session %1").arg(QString::fromStdString(path)));
   return true;
 }
 
@@ -691,6 +779,50 @@ bool MainWindow::importInputs(const std::string& path, QString* error) {
   return input_->importFile(QString::fromStdString(path), error);
 }
 
+bool MainWindow::copyView(QString* error) {
+  const QImage image = viewportImage();
+  if (image.isNull()) {
+    if (error) *error = tr("The viewport cannot be read back right now (is the window visible?).");
+    return false;
+  }
+  QGuiApplication::clipboard()->setImage(image);
+  log_->info(tr("copied the view (%1\xC3\x97%2 pixels) to the clipboard").arg(image.width()).arg(image.height()));
+  return true;
+}
+
+QString MainWindow::numbersText() const {
+  if (!outcome_ || !outcome_->ok || !outcome_->comparison) return {};
+  const attn::Comparison& c = *outcome_->comparison;
+  const attn::InputSpec& spec = c.inputs.spec;
+  QStringList lines;
+  auto row = [&](const QString& name, const QString& value) { lines << name + QLatin1Char('\t') + value; };
+  row(tr("mechanism"), QString::fromStdString(c.mechanism->info().id + " (" + c.mechanism->info().title + ")"));
+  for (const auto& [name, value] : parameters_->values()) row(QString::fromStdString(name), QString::number(value, 'g', 6));
+  row(tr("input"), QString::fromStdString(spec.source.empty() ? attn::generatorName(spec.generator) : spec.source));
+  row(QStringLiteral("N"), QString::number(c.inputs.n()));
+  row(QStringLiteral("d"), QString::number(c.inputs.q.cols()));
+  row(tr("seed"), QString::number(spec.seed));
+  row(tr("causal"), outcome_->causal ? tr("yes") : tr("no"));
+  row(tr("backend"), QString::fromStdString(outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label));
+  row(tr("relative error"), QString::number(c.relative_error, 'g', 6));
+  if (c.row_tv >= 0) row(tr("row TV"), QString::number(c.row_tv, 'g', 6));
+  row(tr("exact ms"), QString::number(c.exact_ms, 'g', 6));
+  row(tr("mechanism ms"), QString::number(c.approx_ms, 'g', 6));
+  row(tr("summary"), QString::fromStdString(attn::describeError(c)));
+  return lines.join(QLatin1Char('\n')) + QLatin1Char('\n');
+}
+
+bool MainWindow::copyNumbers(QString* error) {
+  const QString text = numbersText();
+  if (text.isEmpty()) {
+    if (error) *error = tr("There is no result to copy yet.");
+    return false;
+  }
+  QGuiApplication::clipboard()->setText(text);
+  log_->info(tr("copied the numbers of %1 to the clipboard").arg(QString::fromStdString(mechanism_id_)));
+  return true;
+}
+
 bool MainWindow::exportFigure(const std::string& view_name, const std::string& path, QString* error) {
   auto fail = [&](const QString& message) {
     if (error) *error = message;
@@ -711,6 +843,7 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   } catch (const std::exception& e) {
     return fail(QString::fromUtf8(e.what()));
   }
+  log_->info(tr("exported the %1 view to %2").arg(QString::fromStdString(view_name), QString::fromStdString(path)));
   return true;
 }
 
@@ -745,6 +878,8 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     pending_order_.clear();
     setOrder(order);
   }
+  // Zoomed or panned while this was computed: pool the window now on screen.
+  if (viewport_ && outcome_->window != viewport_->view()) zoom_timer_.start();
   emit runFinished();
 }
 
@@ -761,7 +896,9 @@ void MainWindow::showOutcome() {
   exact.source_rows = c.exact.explanation.weights.rows();
   exact.source_cols = c.exact.explanation.weights.cols();
   exact.pooling = pooling;
-  exact.subtitle = sizeText(exact.values, exact.source_rows, exact.source_cols, pooling);
+  exact.shown_rows = outcome_->exact_shown.rows;
+  exact.shown_cols = outcome_->exact_shown.cols;
+  exact.subtitle = sizeText(exact.values, exact.source_rows, exact.source_cols, pooling, exact.shown_rows, exact.shown_cols);
   exact.empty_text = "exact attention implies no weights here";
   exact.captions.push_back("softmax attention \xC2\xB7 " + ms(c.exact_ms).toStdString());
 
@@ -771,8 +908,11 @@ void MainWindow::showOutcome() {
   approx.source_rows = c.approx.explanation.weights ? c.approx.explanation.weights.rows() : c.inputs.n();
   approx.source_cols = c.approx.explanation.weights ? c.approx.explanation.weights.cols() : c.inputs.m();
   approx.pooling = pooling;
+  approx.shown_rows = outcome_->approx_shown.rows;
+  approx.shown_cols = outcome_->approx_shown.cols;
   approx.subtitle = c.approx.explanation.weights
-                        ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling)
+                        ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling, approx.shown_rows,
+                                   approx.shown_cols)
                         : std::string("no implied weight matrix");
   approx.empty_text = info.title + " does not imply an N\xC3\x97N weight matrix";
   // describeError joins its metrics with ", ": one per line reads better under a panel.
@@ -838,6 +978,8 @@ void MainWindow::showOutcome() {
     pattern.source_rows = c.approx.explanation.pattern->rows;
     pattern.source_cols = c.approx.explanation.pattern->cols;
     pattern.categories = outcome_->pattern_components;
+    pattern.shown_rows = outcome_->pattern_shown.rows;
+    pattern.shown_cols = outcome_->pattern_shown.cols;
   } else if (chosen >= 0 && !outcome_->step_patterns.empty()) {
     const auto& step = outcome_->step_patterns[static_cast<size_t>(std::min<int>(
         chosen - (own ? 1 : 0), static_cast<int>(outcome_->step_patterns.size()) - 1))];
@@ -846,22 +988,40 @@ void MainWindow::showOutcome() {
     pattern.source_rows = step.rows;
     pattern.source_cols = step.cols;
     pattern.categories = step.components;
+    pattern.shown_rows = step.shown.rows;
+    pattern.shown_cols = step.shown.cols;
+    pattern.zoomable = step.zoomable;
     if (step.what != "pattern") pattern.captions.push_back(step.what);
     pattern.captions.push_back(step.caption);
   }
   if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor: values on the shared scale
     pattern.pooling = pooling;
-    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pooling);
+    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pooling, pattern.shown_rows,
+                                pattern.shown_cols);
     scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
     scene.panels.push_back(std::move(pattern));
   } else if (pattern.values.size() > 0) {
     pattern.pooling = "first component";
-    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any");
+    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any", pattern.shown_rows,
+                                pattern.shown_cols);
     pattern.marks = outcome_->marks;
     if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows())) pattern.row_groups = outcome_->row_groups;
     scene.panels.push_back(std::move(pattern));
   }
   panel_count_ = static_cast<int>(scene.panels.size());
+  if (!outcome_->step_patterns.empty()) {  // the step bar
+    scene.steps.count = static_cast<int>(outcome_->step_patterns.size());
+    scene.steps.current = chosen - (own ? 1 : 0);
+    if (scene.steps.current >= 0 && scene.steps.current < scene.steps.count)
+      scene.steps.title = outcome_->step_patterns[size_t(scene.steps.current)].title;
+    scene.steps.playing = step_timer_.isActive();
+  }
+  if (outcome_->minimap.size() > 0) {
+    scene.minimap.title = "minimap";
+    scene.minimap.values = outcome_->minimap;
+    scene.minimap.source_rows = outcome_->minimap_rows;
+    scene.minimap.source_cols = outcome_->minimap_cols;
+  }
 
   const attn::InputSpec& spec = c.inputs.spec;
   std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);
@@ -878,11 +1038,23 @@ void MainWindow::showOutcome() {
   QStringList notices = startup_notices_;
   if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
   for (const std::string& note : outcome_->notes) notices << QString::fromStdString(note);
+  if (outcome_ != logged_outcome_ && !outcome_->repooled) {  // a new run (not a repool): into the log
+    logged_outcome_ = outcome_;
+    log_->info(tr("%1 on %2: exact %3, %4 %5; %6")
+                   .arg(QString::fromStdString(info.id), QString::fromStdString(footer), ms(c.exact_ms),
+                        QString::fromStdString(info.title), ms(c.approx_ms), QString::fromStdString(attn::describeError(c))));
+    for (const QString& notice : notices)
+      if (!logged_notices_.contains(notice)) {
+        logged_notices_ << notice;
+        log_->notice(notice);
+      }
+  }
   status_notice_->setText(notices.join(QStringLiteral("; ")));
   status_notice_->setToolTip(notices.join(QLatin1Char('\n')));
 }
 
 void MainWindow::showError(const QString& message) {
+  if (log_->lines().isEmpty() || !log_->lines().last().endsWith(message)) log_->error(message);
   last_error_ = message;
   status_error_->setText(message);
   status_error_->setStyleSheet(QStringLiteral("color: #ff6b6b; font-weight: 600;"));
@@ -900,7 +1072,7 @@ bool MainWindow::waitForIdle(int timeout_ms) {
   clock.start();
   while (clock.elapsed() < timeout_ms) {
     QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
-    const bool computing = run_timer_.isActive() || repool_timer_.isActive() || runner_.busy();
+    const bool computing = run_timer_.isActive() || repool_timer_.isActive() || zoom_timer_.isActive() || runner_.busy();
     const bool drawn =
         !viewport_ || !viewport_->isExposed() || viewport_->renderedVersion() >= viewport_->sceneVersion();
     if (!computing && drawn) return true;

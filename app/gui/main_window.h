@@ -30,6 +30,7 @@ class HeatmapWindow;
 namespace attnlab::gui {
 
 class CurvesPanel;
+class LogPanel;
 class InfoCard;
 class InputPanel;
 class MechanismBrowser;
@@ -105,6 +106,16 @@ class MainWindow : public QMainWindow {
   bool presenterMode() const { return presenter_; }
   /// The Curves dock's panel (time, memory, error vs N).
   CurvesPanel* curvesPanel() const { return curves_; }
+  /// The Log dock's panel (runs, notices, errors).
+  LogPanel* logPanel() const { return log_; }
+  /// Edit → Copy view as image: the viewport as on screen, to the clipboard. false with a message when
+  /// there is nothing to copy.
+  bool copyView(QString* error = nullptr);
+  /// Edit → Copy numbers as text: mechanism, parameters, input, errors and times of the current result, as
+  /// tab-separated lines a spreadsheet or a paper's table takes as they are.
+  bool copyNumbers(QString* error = nullptr);
+  /// The text copyNumbers() puts on the clipboard (empty before a result).
+  QString numbersText() const;
 
  signals:
   /// A run finished and its result (or error) is shown.
@@ -132,6 +143,8 @@ class MainWindow : public QMainWindow {
   void showError(const QString& message);
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
+  /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
+  void stepBy(int delta);
   /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).
   attn::Index panelPixels() const;
   view::ColorScale colorScale() const;
@@ -144,6 +157,7 @@ class MainWindow : public QMainWindow {
   InputPanel* input_ = nullptr;
   InfoCard* info_ = nullptr;
   CurvesPanel* curves_ = nullptr;
+  LogPanel* log_ = nullptr;
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;
@@ -163,6 +177,7 @@ class MainWindow : public QMainWindow {
   ComparisonRunner runner_;
   QTimer run_timer_;
   QTimer repool_timer_;
+  QTimer zoom_timer_;  ///< pools the zoomed window once zooming pauses
   int panel_count_ = 2;  ///< panels of the last scene (exact, mechanism[, pattern])
   quint64 latest_id_ = 0;
   std::shared_ptr<const RunOutcome> outcome_;
@@ -171,6 +186,8 @@ class MainWindow : public QMainWindow {
   QStringList startup_notices_;  // about the options the window was opened with
   std::string pending_order_;    // a restored session's token order, applied when its result arrives
   QMenu* view_menu_ = nullptr;
+  std::shared_ptr<const RunOutcome> logged_outcome_;  // the last run written to the log
+  QStringList logged_notices_;                        // notices already in the log
   QMessageBox* shortcuts_ = nullptr;
   bool presenter_ = false;
   QByteArray saved_layout_;  // the docks before presenter mode

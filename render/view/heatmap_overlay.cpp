@@ -68,25 +68,48 @@ ImU32 colourAt(Colormap map, double t) {
                   static_cast<int>(std::lround(c.b * 255)), 255);
 }
 
-/// Token positions worth a tick on an axis of `count` entries: 1-2-5 steps, at most ~5 intervals,
-/// plus the end.
-std::vector<attn::Index> axisTicks(attn::Index count) {
+/// Token positions worth a tick on an axis showing entries lo to hi (of `count`): 1-2-5 steps, at most
+/// ~5 intervals; the whole axis also labels its end.
+std::vector<attn::Index> axisTicks(double lo, double hi, attn::Index count) {
   std::vector<attn::Index> ticks;
-  if (count <= 0) return ticks;
+  if (count <= 0 || !(hi > lo)) return ticks;
+  const double span = hi - lo;
   attn::Index step = 1;
-  for (attn::Index mag = 1; step * 5 < count; mag *= 10) {
+  for (attn::Index mag = 1; double(step * 5) < span; mag *= 10) {
     for (attn::Index m : {1, 2, 5}) {
       step = m * mag;
-      if (step * 5 >= count) break;
+      if (double(step * 5) >= span) break;
     }
   }
-  for (attn::Index v = 0; v <= count; v += step) ticks.push_back(v);
-  // Keep the end label, dropping the last regular tick when it would crowd it.
-  if (ticks.back() != count) {
+  const attn::Index first = static_cast<attn::Index>(std::ceil(lo / double(step) - 1e-9)) * step;
+  for (attn::Index v = first; double(v) <= hi + 1e-9; v += step) ticks.push_back(v);
+  // The whole axis: keep the end label, dropping the last regular tick when it would crowd it.
+  if (lo <= 0 && hi >= double(count) && !ticks.empty() && ticks.back() != count) {
     if (count - ticks.back() < step / 2) ticks.pop_back();
     ticks.push_back(count);
   }
   return ticks;
+}
+
+/// Where entries of a panel land on screen (its span may be a zoomed part of the matrix).
+struct PanelAxes {
+  Rect r;
+  PanelSpan s;
+  float y(double entry) const { return r.y + r.h * static_cast<float>((entry - s.row0) / std::max(1e-12, s.row1 - s.row0)); }
+  float x(double entry) const { return r.x + r.w * static_cast<float>((entry - s.col0) / std::max(1e-12, s.col1 - s.col0)); }
+};
+
+/// The entries (continuous) texture pixel `pixel` of `pixels` covers in `shown` (the GPU's nearest sampling).
+std::pair<double, double> pixelEntries(int pixel, attn::Index pixels, attn::Range shown) {
+  const double per = static_cast<double>(shown.size()) / static_cast<double>(std::max<attn::Index>(1, pixels));
+  return {static_cast<double>(shown.begin) + per * pixel, static_cast<double>(shown.begin) + per * (pixel + 1)};
+}
+
+attn::Range shownRows(const HeatmapImage& p) {
+  return p.shown_rows.size() > 0 ? p.shown_rows : attn::Range{0, p.source_rows > 0 ? p.source_rows : p.values.rows()};
+}
+attn::Range shownCols(const HeatmapImage& p) {
+  return p.shown_cols.size() > 0 ? p.shown_cols : attn::Range{0, p.source_cols > 0 ? p.source_cols : p.values.cols()};
 }
 
 std::string rangeText(const char* name, attn::Range r) {
@@ -99,7 +122,9 @@ std::string rangeText(const char* name, attn::Range r) {
   return buf;
 }
 
-void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const OverlayFonts& fonts) {
+void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts) {
+  const HeatmapImage& panel = scene.panels[index];
+  const PanelAxes axes{r, panelSpan(scene, index)};
   const Face title = face(fonts.title), body = face(fonts.body), small = face(fonts.small);
   const float cx = r.x + r.w / 2;
   // Titles may use the gap beside the panel; the subtitle stays clear of the query-axis label.
@@ -116,15 +141,15 @@ void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const O
   // Axes: queries i down the left edge, keys j along the bottom; tick t marks the start of entry t.
   const attn::Index rows = panel.source_rows > 0 ? panel.source_rows : panel.values.rows();
   const attn::Index cols = panel.source_cols > 0 ? panel.source_cols : panel.values.cols();
-  for (attn::Index t : axisTicks(rows)) {
-    const float y = std::round(r.y + r.h * static_cast<float>(t) / static_cast<float>(rows));
+  for (attn::Index t : axisTicks(axes.s.row0, axes.s.row1, rows)) {
+    const float y = std::round(axes.y(static_cast<double>(t)));
     dl->AddLine(ImVec2(r.x - 5, y), ImVec2(r.x - 1, y), k_tick);
     const std::string label = std::to_string(t);
     const ImVec2 s = textSize(small, label);
     text(dl, small, ImVec2(r.x - 8 - s.x, y - s.y / 2), k_dim, label);
   }
-  for (attn::Index t : axisTicks(cols)) {
-    const float x = std::round(r.x + r.w * static_cast<float>(t) / static_cast<float>(cols));
+  for (attn::Index t : axisTicks(axes.s.col0, axes.s.col1, cols)) {
+    const float x = std::round(axes.x(static_cast<double>(t)));
     dl->AddLine(ImVec2(x, r.y + r.h + 1), ImVec2(x, r.y + r.h + 5), k_tick);
     textCentred(dl, small, x, r.y + r.h + 7, k_dim, std::to_string(t));
   }
@@ -133,11 +158,14 @@ void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const O
   text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
   // Group strip: the group of each pixel row in categorical colours, just left of the image.
   if (!panel.row_groups.empty() && panel.values.rows() > 0) {
-    const float py = r.h / static_cast<float>(panel.row_groups.size());
+    const attn::Index strip = static_cast<attn::Index>(panel.row_groups.size());
     for (size_t k = 0; k < panel.row_groups.size(); ++k) {
       if (panel.row_groups[k] < 0) continue;
+      const auto [a, b] = pixelEntries(static_cast<int>(k), strip, shownRows(panel));
+      const float y0 = std::max(r.y, axes.y(a)), y1 = std::min(r.y + r.h, axes.y(b));
+      if (y1 <= y0) continue;
       const Rgb c = categoricalPalette()[size_t(panel.row_groups[k]) % categoricalPalette().size()];
-      dl->AddRectFilled(ImVec2(r.x - 5, r.y + py * float(k)), ImVec2(r.x - 1, r.y + py * float(k + 1)),
+      dl->AddRectFilled(ImVec2(r.x - 5, y0), ImVec2(r.x - 1, y1),
                         IM_COL32(int(c.r * 255 + 0.5f), int(c.g * 255 + 0.5f), int(c.b * 255 + 0.5f), 255));
     }
   }
@@ -145,10 +173,11 @@ void drawPanel(ImDrawList* dl, const HeatmapImage& panel, const Rect& r, const O
   const size_t most_marks = 512;
   for (size_t k = 0; k < panel.marks.size() && k < most_marks; ++k) {
     const attn::Index t = panel.marks[k];
-    const float x = r.x + r.w * (static_cast<float>(t) + 0.5f) / static_cast<float>(std::max<attn::Index>(cols, 1));
-    const float y = r.y + r.h * (static_cast<float>(t) + 0.5f) / static_cast<float>(std::max<attn::Index>(rows, 1));
-    if (t < cols) dl->AddTriangleFilled(ImVec2(x - 4, r.y - 9), ImVec2(x + 4, r.y - 9), ImVec2(x, r.y - 2), k_highlight);
-    if (t < rows) dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
+    const float x = axes.x(static_cast<double>(t) + 0.5), y = axes.y(static_cast<double>(t) + 0.5);
+    if (t < cols && x >= r.x && x <= r.x + r.w)
+      dl->AddTriangleFilled(ImVec2(x - 4, r.y - 9), ImVec2(x + 4, r.y - 9), ImVec2(x, r.y - 2), k_highlight);
+    if (t < rows && y >= r.y && y <= r.y + r.h)
+      dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
   }
   float y = r.y + r.h + 46;
   for (const std::string& line : panel.captions) {
@@ -202,11 +231,14 @@ void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, cons
 }
 
 /// Outlines pixel (row, col) of a panel (at least 7 px wide so it stays visible at any zoom).
-void highlightPixel(ImDrawList* dl, const Rect& r, const HeatmapImage& panel, int row, int col) {
-  const float px = r.w / static_cast<float>(panel.values.cols());
-  const float py = r.h / static_cast<float>(panel.values.rows());
-  float x0 = r.x + px * static_cast<float>(col), y0 = r.y + py * static_cast<float>(row);
-  float x1 = x0 + px, y1 = y0 + py;
+void highlightPixel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, const Rect& r, int row, int col) {
+  const HeatmapImage& panel = scene.panels[index];
+  const PanelAxes axes{r, panelSpan(scene, index)};
+  const auto [i0, i1] = pixelEntries(row, panel.values.rows(), shownRows(panel));
+  const auto [j0, j1] = pixelEntries(col, panel.values.cols(), shownCols(panel));
+  float x0 = std::max(r.x, axes.x(j0)), y0 = std::max(r.y, axes.y(i0));
+  float x1 = std::min(r.x + r.w, axes.x(j1)), y1 = std::min(r.y + r.h, axes.y(i1));
+  const float px = x1 - x0, py = y1 - y0;
   const float grow_x = std::max(0.0f, (7 - px) / 2), grow_y = std::max(0.0f, (7 - py) / 2);
   x0 -= grow_x, x1 += grow_x, y0 -= grow_y, y1 += grow_y;
   dl->AddRect(ImVec2(std::floor(x0) - 1, std::floor(y0) - 1), ImVec2(std::ceil(x1) + 1, std::ceil(y1) + 1),
@@ -229,8 +261,10 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   // The value in every panel at the same pixel (they share the grid when they share the shape).
   for (std::size_t k = 0; k < scene.panels.size(); ++k) {
     const HeatmapImage& p = scene.panels[k];
-    if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols()) continue;
-    highlightPixel(dl, layout.panels[k], p, hit.pixel_row, hit.pixel_col);
+    if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols() ||
+        p.shown_rows.begin != here.shown_rows.begin || p.shown_cols.begin != here.shown_cols.begin)
+      continue;
+    highlightPixel(dl, scene, k, layout.panels[k], hit.pixel_row, hit.pixel_col);
     if (!p.categories.empty()) {
       const int c = static_cast<int>(std::lround(p.values(hit.pixel_row, hit.pixel_col)));
       lines.push_back({p.title, c >= 1 && c <= static_cast<int>(p.categories.size()) ? p.categories[size_t(c - 1)] : "—",
@@ -300,8 +334,58 @@ OverlayFonts loadOverlayFonts(float pixel_ratio) {
   return fonts;
 }
 
+void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+                 const OverlayFonts& fonts) {
+  const Face body = face(fonts.body);
+  const StepAction hovered = pointer.inside ? stepActionAt(layout, float(pointer.pos.x()), float(pointer.pos.y()))
+                                            : StepAction::None;
+  static constexpr StepAction k_actions[] = {StepAction::First, StepAction::Previous, StepAction::Play, StepAction::Next};
+  for (std::size_t k = 0; k < layout.step_buttons.size(); ++k) {
+    const Rect& b = layout.step_buttons[k];
+    const bool hot = hovered == k_actions[k];
+    dl->AddRectFilled(ImVec2(b.x, b.y), ImVec2(b.x + b.w, b.y + b.h), hot ? IM_COL32(70, 78, 92, 255) : k_box, 4.0f);
+    dl->AddRect(ImVec2(b.x, b.y), ImVec2(b.x + b.w, b.y + b.h), k_frame, 4.0f);
+    const float cx = b.x + b.w / 2, cy = b.y + b.h / 2, s = 6;
+    auto left = [&](float x) { dl->AddTriangleFilled(ImVec2(x + s, cy - s), ImVec2(x + s, cy + s), ImVec2(x, cy), k_text); };
+    auto right = [&](float x) { dl->AddTriangleFilled(ImVec2(x, cy - s), ImVec2(x, cy + s), ImVec2(x + s, cy), k_text); };
+    switch (k_actions[k]) {
+      case StepAction::First:
+        dl->AddRectFilled(ImVec2(cx - s - 2, cy - s), ImVec2(cx - s, cy + s), k_text);
+        left(cx - s + 1);
+        break;
+      case StepAction::Previous:
+        left(cx - s / 2 - 2);
+        break;
+      case StepAction::Play:
+        if (scene.steps.playing) {  // pause: two bars
+          dl->AddRectFilled(ImVec2(cx - 5, cy - s), ImVec2(cx - 2, cy + s), k_text);
+          dl->AddRectFilled(ImVec2(cx + 2, cy - s), ImVec2(cx + 5, cy + s), k_text);
+        } else {
+          right(cx - s / 2);
+        }
+        break;
+      case StepAction::Next:
+        right(cx - s / 2);
+        break;
+      default:
+        break;
+    }
+  }
+  // Where the step-through is, left of the buttons.
+  char where[64];
+  if (scene.steps.current >= 0)
+    std::snprintf(where, sizeof where, "step %d / %d", scene.steps.current + 1, scene.steps.count);
+  else
+    std::snprintf(where, sizeof where, "%d steps", scene.steps.count);
+  std::string label = where;
+  if (scene.steps.current >= 0 && !scene.steps.title.empty()) label += ": " + scene.steps.title;
+  const Rect& first = layout.step_buttons[0];
+  const std::string shown = elided(body, label, 320);
+  text(dl, body, ImVec2(first.x - 10 - textSize(body, shown).x, first.y + (first.h - body.size) / 2), k_text, shown);
+}
+
 void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
-                 const OverlayFonts& fonts, float width, float height) {
+                 const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
   ImDrawList* dl = ImGui::GetBackgroundDrawList();
   const Face body = face(fonts.body), small = face(fonts.small);
   if (scene.panels.empty()) {
@@ -312,7 +396,20 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
                 k_text, s.c_str(), nullptr, wrap);
   }
   for (std::size_t k = 0; k < scene.panels.size() && k < layout.panels.size(); ++k)
-    drawPanel(dl, scene.panels[k], layout.panels[k], fonts);
+    drawPanel(dl, scene, k, layout.panels[k], fonts);
+  // The minimap (its image is drawn by the renderer): a frame, and the window's outline.
+  if (layout.minimap.w > 0) {
+    const Rect& m = layout.minimap;
+    dl->AddRect(ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + m.w + 1, m.y + m.h + 1), k_frame);
+    const ViewWindow& v = scene.view;
+    const ImVec2 a(std::floor(m.x + m.w * float(v.col0)), std::floor(m.y + m.h * float(v.row0)));
+    const ImVec2 b(std::max(a.x + 3, std::ceil(m.x + m.w * float(v.col1))), std::max(a.y + 3, std::ceil(m.y + m.h * float(v.row1))));
+    dl->AddRect(ImVec2(a.x - 1, a.y - 1), ImVec2(b.x + 1, b.y + 1), IM_COL32(0, 0, 0, 220), 0, 0, 3.0f);
+    dl->AddRect(a, b, k_highlight, 0, 0, 1.5f);
+    char zoom[48];
+    std::snprintf(zoom, sizeof zoom, "zoom %.3g\xC3\x97", 1.0 / std::max(1e-9, std::max(v.row1 - v.row0, v.col1 - v.col0)));
+    text(dl, small, ImVec2(m.x, m.y - small.size - 4), k_dim, zoom);
+  }
 
   std::optional<HoverHit> hit;
   if (pointer.inside)
@@ -321,8 +418,20 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
   if (hit && !std::isnan(hit->value) && scene.panels[static_cast<std::size_t>(hit->panel)].categories.empty())
     marker = static_cast<float>(scene.scale.normalise(hit->value));
   if (!scene.panels.empty()) drawLegend(dl, scene, layout.legend_bar, fonts, marker);
+  // The footer leaves room for the step bar on its line.
+  const float footer_room = layout.step_buttons[0].w > 0 ? layout.step_buttons[0].x - 360 : width - 12;
   if (!scene.footer.empty())
-    text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, width - 24));
+    text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, std::max(120.0f, footer_room - 12)));
+  if (scene.steps.count > 0) drawStepBar(dl, scene, layout, pointer, fonts);
+  // Frame time, top right: what the last frame cost the CPU, and the rate while frames follow each other.
+  {
+    char frame[64];
+    if (stats.fps > 0)
+      std::snprintf(frame, sizeof frame, "frame %.1f ms \xC2\xB7 %.0f fps", stats.draw_ms, stats.fps);
+    else
+      std::snprintf(frame, sizeof frame, "frame %.1f ms", stats.draw_ms);
+    text(dl, small, ImVec2(width - 12 - textSize(small, frame).x, 8), k_dim, frame);
+  }
   if (hit) drawReadout(dl, scene, layout, *hit, pointer, fonts, width, height);
 }
 

@@ -21,8 +21,15 @@ struct OverlayFonts {
 /// ImGui's built-in font otherwise). Call before the font texture is built.
 OverlayFonts loadOverlayFonts(float pixel_ratio);
 
+/// How fast the viewport draws: the CPU time of the last frame (recording, uploads, overlay), and the
+/// frame rate while frames follow each other (a drag, a zoom), 0 when idle.
+struct FrameStats {
+  double draw_ms = 0;
+  double fps = 0;
+};
+
 /// Draws the overlay for a width × height (logical pixels) viewport.
 void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
-                 const OverlayFonts& fonts, float width, float height);
+                 const OverlayFonts& fonts, const FrameStats& stats, float width, float height);
 
 }  // namespace attnlab::view

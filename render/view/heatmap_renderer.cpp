@@ -42,6 +42,7 @@ void imguiCheck(VkResult result) { vkOk(result, "ImGui Vulkan backend"); }
 struct PanelPush {
   float rect[4];   // x0, y0, x1, y1 in NDC
   float range[4];  // lo, hi, floor, mode (0 linear, 1 log10)
+  float uv[4];     // texture coordinates of the top-left and bottom-right corners (panelUv)
 };
 
 VkShaderModule makeShader(QVulkanDeviceFunctions* df, VkDevice device, std::string_view name) {
@@ -420,7 +421,12 @@ void HeatmapRenderer::uploadScene(VkCommandBuffer cb) {
   // The old textures may still be read by frames in flight: retire them, do not destroy them.
   for (PanelTexture& p : panels_) retired_.push_back({p, Staging{}, frame_});
   panels_.clear();
-  for (const HeatmapImage& panel : window_->scene().panels) {
+  // The panels, then the minimap (always last, when it has values).
+  std::vector<const HeatmapImage*> sources;
+  for (const HeatmapImage& panel : window_->scene().panels) sources.push_back(&panel);
+  if (window_->scene().minimap.values.size() > 0) sources.push_back(&window_->scene().minimap);
+  for (const HeatmapImage* image : sources) {
+    const HeatmapImage& panel = *image;
     PanelTexture texture;
     const auto rows = static_cast<std::uint32_t>(panel.values.rows());
     const auto cols = static_cast<std::uint32_t>(panel.values.cols());
@@ -475,8 +481,29 @@ void HeatmapRenderer::feedImGuiInput(float width, float height, float pixel_rati
   io.MouseWheel = window_->takeWheel();
 }
 
+void HeatmapRenderer::drawQuad(VkCommandBuffer cb, VkDescriptorSet set, const Rect& r, float width, float height,
+                               const ColorScale& scale, bool categorical, const std::array<float, 4>& uv) {
+  PanelPush push{
+      {2 * r.x / width - 1, 2 * r.y / height - 1, 2 * (r.x + r.w) / width - 1, 2 * (r.y + r.h) / height - 1},
+      {scale.lo, scale.hi, scale.floor, categorical ? 2.0f : scale.mode == ScaleMode::Log10 ? 1.0f : 0.0f},
+      {uv[0], uv[1], uv[2], uv[3]}};
+  df_->vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_GRAPHICS, pipeline_layout_, 0, 1, &set, 0, nullptr);
+  df_->vkCmdPushConstants(cb, pipeline_layout_, VK_SHADER_STAGE_VERTEX_BIT | VK_SHADER_STAGE_FRAGMENT_BIT, 0,
+                          sizeof(PanelPush), &push);
+  df_->vkCmdDraw(cb, 4, 1, 0, 0);
+}
+
 void HeatmapRenderer::startNextFrame() {
   ++frame_;
+  // Frame statistics: the rate while frames follow each other (< 250 ms apart), smoothed.
+  const qint64 now_ns = frame_clock_.isValid() ? frame_clock_.nsecsElapsed() : 0;
+  if (!frame_clock_.isValid()) frame_clock_.start();
+  const double gap_ms = double(now_ns - last_frame_ns_) * 1e-6;
+  last_frame_ns_ = now_ns;
+  if (gap_ms > 0 && gap_ms < 250)
+    stats_.fps = stats_.fps > 0 ? 0.8 * stats_.fps + 0.2 * (1000.0 / gap_ms) : 1000.0 / gap_ms;
+  else
+    stats_.fps = 0;
   collectRetired(false);
   VkCommandBuffer cb = window_->currentCommandBuffer();
   const QSize pixels = window_->swapChainImageSize();
@@ -493,7 +520,7 @@ void HeatmapRenderer::startNextFrame() {
     ImGui_ImplVulkan_NewFrame();
     feedImGuiInput(width, height, pixel_ratio);
     ImGui::NewFrame();
-    drawOverlay(scene, layout, window_->pointer(), fonts_, width, height);
+    drawOverlay(scene, layout, window_->pointer(), fonts_, stats_, width, height);
     ImGui::Render();
   }
 
@@ -517,23 +544,23 @@ void HeatmapRenderer::startNextFrame() {
     const VkRect2D scissor{{0, 0}, begin.renderArea.extent};
     df_->vkCmdSetScissor(cb, 0, 1, &scissor);
     const ColorScale& scale = scene.scale;
-    for (std::size_t k = 0; k < panels_.size() && k < layout.panels.size(); ++k) {
+    for (std::size_t k = 0; k < scene.panels.size() && k < panels_.size() && k < layout.panels.size(); ++k) {
       if (!panels_[k].set) continue;
       const Rect& r = layout.panels[k];
       const bool categorical = k < scene.panels.size() && !scene.panels[k].categories.empty();
-      PanelPush push{
-          {2 * r.x / width - 1, 2 * r.y / height - 1, 2 * (r.x + r.w) / width - 1, 2 * (r.y + r.h) / height - 1},
-          {scale.lo, scale.hi, scale.floor, categorical ? 2.0f : scale.mode == ScaleMode::Log10 ? 1.0f : 0.0f}};
-      df_->vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_GRAPHICS, pipeline_layout_, 0, 1, &panels_[k].set, 0,
-                                   nullptr);
-      df_->vkCmdPushConstants(cb, pipeline_layout_, VK_SHADER_STAGE_VERTEX_BIT | VK_SHADER_STAGE_FRAGMENT_BIT, 0,
-                              sizeof(PanelPush), &push);
-      df_->vkCmdDraw(cb, 4, 1, 0, 0);
+      const std::array<float, 4> uv = k < scene.panels.size() ? panelUv(scene, k) : std::array<float, 4>{0, 0, 1, 1};
+      drawQuad(cb, panels_[k].set, r, width, height, scale, categorical, uv);
     }
+    // The minimap (the last texture) while zoomed in.
+    if (layout.minimap.w > 0 && panels_.size() == scene.panels.size() + 1 && panels_.back().set)
+      drawQuad(cb, panels_.back().set, layout.minimap, width, height, scale, false, {0, 0, 1, 1});
   }
   if (imgui_ && ready_) ImGui_ImplVulkan_RenderDrawData(ImGui::GetDrawData(), cb);
   df_->vkCmdEndRenderPass(cb);
 
+  stats_.draw_ms = double(frame_clock_.nsecsElapsed() - now_ns) * 1e-6;
+  window_->frame_stats_ = stats_;
+  ++window_->frames_;
   window_->frameReady();
   // A renderer that failed to initialise shows nothing, but it must not keep waiters waiting.
   window_->notifyFrameRendered(ready_ ? uploaded_version_ : window_->sceneVersion());

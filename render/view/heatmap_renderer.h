@@ -28,6 +28,9 @@ class HeatmapRenderer : public QVulkanWindowRenderer {
   void startNextFrame() override;
 
  private:
+  /// Draws one texture as a quad on rectangle r (logical pixels) with the scale and texture corners uv.
+  void drawQuad(VkCommandBuffer cb, VkDescriptorSet set, const Rect& r, float width, float height,
+                const ColorScale& scale, bool categorical, const std::array<float, 4>& uv);
   struct Image {
     VkImage image = VK_NULL_HANDLE;
     VkDeviceMemory memory = VK_NULL_HANDLE;
@@ -89,6 +92,9 @@ class HeatmapRenderer : public QVulkanWindowRenderer {
   VkDescriptorPool imgui_pool_ = VK_NULL_HANDLE;
   OverlayFonts fonts_;
   QElapsedTimer clock_;
+  QElapsedTimer frame_clock_;  // frame statistics
+  qint64 last_frame_ns_ = 0;
+  FrameStats stats_;
   int extra_frames_ = 0;  // ImGui settles over a frame or two after input
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <tuple>
 
 namespace attnlab::view {
 
@@ -99,7 +100,8 @@ SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
   SceneLayout layout;
   const std::size_t n = scene.panels.size();
   const float room_w = width - k_margin_left - k_legend_room;
-  const float room_h = height - k_margin_top - k_margin_bottom;
+  // The step bar takes a line of its own under the captions.
+  const float room_h = height - k_margin_top - k_margin_bottom - (scene.steps.count > 0 ? 40.0f : 0.0f);
   float aspect_sum = 0;  // Σ width/height of the panels
   std::vector<float> aspects;
   for (const HeatmapImage& p : scene.panels) {
@@ -126,7 +128,89 @@ SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
   const float legend_x = n > 0 ? x - k_gap + 28 : width - k_legend_room + 28;
   layout.legend_bar = {std::floor(legend_x), std::floor(n > 0 ? y : (height - legend_h) / 2), k_legend_bar_width,
                        std::floor(legend_h)};
+  if (scene.steps.count > 0) {  // bottom right, on the footer's line
+    constexpr float k_button = 30, k_button_gap = 4;
+    float bx = width - 12 - 4 * k_button - 3 * k_button_gap;
+    for (Rect& b : layout.step_buttons) {
+      b = {std::floor(bx), std::floor(height - 36), k_button, 26};
+      bx += k_button + k_button_gap;
+    }
+  }
+  // While zoomed in, the minimap takes the lower part of the legend's column.
+  if (n > 0 && !scene.view.full() && scene.minimap.values.size() > 0 && legend_h > 160) {
+    const float side = std::floor(std::min(k_legend_room - 36, legend_h * 0.4f));
+    layout.legend_bar.h = std::floor(legend_h - side - 40);
+    layout.minimap = {std::floor(legend_x - 4), std::floor(y + legend_h - side), side, side};
+  }
   return layout;
+}
+
+ViewWindow zoomView(const ViewWindow& v, double factor, double fx, double fy, double min_rows, double min_cols) {
+  if (!(factor > 0) || !std::isfinite(factor)) return v;
+  auto axis = [&](double a, double b, double f, double min_span) -> std::pair<double, double> {
+    f = std::clamp(f, 0.0, 1.0);
+    const double anchor = a + f * (b - a);
+    const double span = std::clamp((b - a) / factor, std::clamp(min_span, 1e-9, 1.0), 1.0);
+    double lo = anchor - f * span;
+    lo = std::clamp(lo, 0.0, 1.0 - span);
+    return {lo, lo + span};
+  };
+  ViewWindow out;
+  std::tie(out.row0, out.row1) = axis(v.row0, v.row1, fy, min_rows);
+  std::tie(out.col0, out.col1) = axis(v.col0, v.col1, fx, min_cols);
+  return out;
+}
+
+ViewWindow panView(const ViewWindow& v, double dx, double dy) {
+  auto axis = [](double a, double b, double d) -> std::pair<double, double> {
+    const double span = b - a;
+    const double lo = std::clamp(a + d * span, 0.0, std::max(0.0, 1.0 - span));
+    return {lo, lo + span};
+  };
+  ViewWindow out;
+  std::tie(out.row0, out.row1) = axis(v.row0, v.row1, dy);
+  std::tie(out.col0, out.col1) = axis(v.col0, v.col1, dx);
+  return out;
+}
+
+attn::Range viewRange(double f0, double f1, attn::Index count) {
+  if (count <= 0) return {0, 0};
+  const double c = static_cast<double>(count);
+  attn::Index b = std::clamp<attn::Index>(static_cast<attn::Index>(std::floor(f0 * c + 1e-9)), 0, count - 1);
+  attn::Index e = std::clamp<attn::Index>(static_cast<attn::Index>(std::ceil(f1 * c - 1e-9)), b + 1, count);
+  return {b, e};
+}
+
+PanelSpan panelSpan(const HeatmapScene& scene, std::size_t k) {
+  const HeatmapImage& p = scene.panels[k];
+  const double rows = static_cast<double>(p.source_rows > 0 ? p.source_rows : p.values.rows());
+  const double cols = static_cast<double>(p.source_cols > 0 ? p.source_cols : p.values.cols());
+  if (!p.zoomable) return {0, rows, 0, cols};
+  const ViewWindow& v = scene.view;
+  return {v.row0 * rows, v.row1 * rows, v.col0 * cols, v.col1 * cols};
+}
+
+namespace {
+/// The entries a panel's texture pools along one axis.
+attn::Range shownOr(attn::Range shown, attn::Index total) { return shown.size() > 0 ? shown : attn::Range{0, total}; }
+}  // namespace
+
+std::array<float, 4> panelUv(const HeatmapScene& scene, std::size_t k) {
+  const HeatmapImage& p = scene.panels[k];
+  const PanelSpan s = panelSpan(scene, k);
+  const attn::Range r = shownOr(p.shown_rows, p.source_rows > 0 ? p.source_rows : p.values.rows());
+  const attn::Range c = shownOr(p.shown_cols, p.source_cols > 0 ? p.source_cols : p.values.cols());
+  auto uv = [](double entry, attn::Range range) {
+    return static_cast<float>((entry - static_cast<double>(range.begin)) / std::max<double>(1, static_cast<double>(range.size())));
+  };
+  return {uv(s.col0, c), uv(s.row0, r), uv(s.col1, c), uv(s.row1, r)};
+}
+
+StepAction stepActionAt(const SceneLayout& layout, float x, float y) {
+  static constexpr StepAction k_actions[] = {StepAction::First, StepAction::Previous, StepAction::Play, StepAction::Next};
+  for (std::size_t k = 0; k < layout.step_buttons.size(); ++k)
+    if (layout.step_buttons[k].w > 0 && layout.step_buttons[k].contains(x, y)) return k_actions[k];
+  return StepAction::None;
 }
 
 std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& layout, float x, float y) {
@@ -137,10 +221,18 @@ std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& la
     HoverHit hit;
     hit.panel = static_cast<int>(k);
     const attn::Index rows = p.values.rows(), cols = p.values.cols();
-    hit.pixel_row = static_cast<int>(
-        std::clamp<attn::Index>(static_cast<attn::Index>((y - r.y) / r.h * static_cast<float>(rows)), 0, rows - 1));
-    hit.pixel_col = static_cast<int>(
-        std::clamp<attn::Index>(static_cast<attn::Index>((x - r.x) / r.w * static_cast<float>(cols)), 0, cols - 1));
+    // The entry under the pointer, then the texture pixel that pools it.
+    const PanelSpan s = panelSpan(scene, k);
+    const double i = s.row0 + (y - r.y) / r.h * (s.row1 - s.row0), j = s.col0 + (x - r.x) / r.w * (s.col1 - s.col0);
+    const attn::Range sr = shownOr(p.shown_rows, p.source_rows > 0 ? p.source_rows : rows);
+    const attn::Range sc = shownOr(p.shown_cols, p.source_cols > 0 ? p.source_cols : cols);
+    if (i < static_cast<double>(sr.begin) || i >= static_cast<double>(sr.end) || j < static_cast<double>(sc.begin) ||
+        j >= static_cast<double>(sc.end))
+      continue;  // zoomed past what the texture holds (until the new pooling arrives)
+    hit.pixel_row = static_cast<int>(std::clamp<attn::Index>(
+        static_cast<attn::Index>((i - static_cast<double>(sr.begin)) / static_cast<double>(sr.size()) * static_cast<double>(rows)), 0, rows - 1));
+    hit.pixel_col = static_cast<int>(std::clamp<attn::Index>(
+        static_cast<attn::Index>((j - static_cast<double>(sc.begin)) / static_cast<double>(sc.size()) * static_cast<double>(cols)), 0, cols - 1));
     hit.value = p.values(hit.pixel_row, hit.pixel_col);
     // Pixel p of `out` covers entries [⌊p·N/out⌋, ⌊(p+1)·N/out⌋), at least one of them.
     auto cover = [](attn::Index pixel, attn::Index out, attn::Index total) {
@@ -149,8 +241,9 @@ std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& la
       const attn::Index e = std::max(b + 1, (pixel + 1) * total / out);
       return attn::Range{b, std::min(e, total)};
     };
-    hit.rows = cover(hit.pixel_row, rows, p.source_rows);
-    hit.cols = cover(hit.pixel_col, cols, p.source_cols);
+    const attn::Range pr = cover(hit.pixel_row, rows, sr.size()), pc = cover(hit.pixel_col, cols, sc.size());
+    hit.rows = {sr.begin + pr.begin, sr.begin + pr.end};
+    hit.cols = {sc.begin + pc.begin, sc.begin + pc.end};
     return hit;
   }
   return std::nullopt;

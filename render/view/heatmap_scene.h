@@ -3,6 +3,7 @@
 // the layout and hover arithmetic here are shared by the Vulkan quads and the ImGui overlay so the
 // two always agree. No Qt, no Vulkan, no ImGui in this header.
 #pragma once
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,23 @@ std::vector<LegendTick> legendTicks(const ColorScale& scale);
 /// Short text for a weight or a bound with `digits` significant digits: "0.25", "3.1e-05", "0".
 std::string formatValue(double value, int digits = 4);
 
+/// The part of the N×M matrices on screen, as fractions of their rows and columns (each in [0, 1]). Every
+/// zoomable panel of a scene shows the same window: zoom and pan are synchronised.
+struct ViewWindow {
+  double row0 = 0, row1 = 1, col0 = 0, col1 = 1;
+  bool full() const { return row0 <= 0 && col0 <= 0 && row1 >= 1 && col1 >= 1; }
+  bool operator==(const ViewWindow&) const = default;
+};
+/// Zooms by `factor` (> 1: in) about the point (fx, fy) of the window (fractions of its width and height
+/// from the top-left), which stays where it is. The result lies in [0, 1]² and spans at least min_rows ×
+/// min_cols (fractions); zooming out never goes past the whole matrix.
+ViewWindow zoomView(const ViewWindow& v, double factor, double fx, double fy, double min_rows = 0,
+                    double min_cols = 0);
+/// Moves the window by (dx, dy) of its own width and height (+: towards larger j and i), kept inside.
+ViewWindow panView(const ViewWindow& v, double dx, double dy);
+/// The whole entries a window's [f0, f1) covers in `count`: [⌊f0·count⌋, ⌈f1·count⌉), at least one.
+attn::Range viewRange(double f0, double f1, attn::Index count);
+
 /// One heatmap panel: an N×M weight matrix pooled to `values` (rows × cols pixels; row 0 at the top).
 struct HeatmapImage {
   std::string title;                  ///< drawn above the panel: "exact", "Longformer"
@@ -60,7 +78,21 @@ struct HeatmapImage {
   /// Group of each pixel row (bucket, cluster, block…; −1 none): drawn as a strip of categorical colours
   /// along the left edge, so sorted groups read as coloured runs. Empty: no strip.
   std::vector<int> row_groups;
+  /// The entries of the N×M matrix that `values` pools (after a zoom, a part of it); empty: all of them.
+  attn::Range shown_rows, shown_cols;
+  /// false: the scene's zoom does not apply (an image of another shape, e.g. a step's factor).
+  bool zoomable = true;
 };
+
+/// The step bar under the panels for mechanisms with steps: where the step-through is.
+struct StepBar {
+  int count = 0;       ///< steps of the mechanism (0: no bar)
+  int current = -1;    ///< the step shown (−1: none, the mechanism's own pattern)
+  bool playing = false;
+  std::string title;   ///< of the current step
+};
+/// What a step-bar button asks for.
+enum class StepAction { None, First, Previous, Play, Next };
 
 /// Everything the viewport draws.
 struct HeatmapScene {
@@ -70,7 +102,21 @@ struct HeatmapScene {
   std::string legend_title = "weight";
   std::string footer;       ///< one line at the bottom left: backend, device, notices
   std::string placeholder;  ///< shown centred when there are no panels ("running…", an error)
+  ViewWindow view;          ///< what the zoomable panels show (fit: the whole matrix)
+  /// The whole matrix, small, shown with the window's outline beside the panels while zoomed in.
+  HeatmapImage minimap;
+  StepBar steps;
 };
+
+/// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),
+/// columns col0 (left) to col1 (right); the whole matrix for a panel that is not zoomable.
+struct PanelSpan {
+  double row0 = 0, row1 = 0, col0 = 0, col1 = 0;
+};
+PanelSpan panelSpan(const HeatmapScene& scene, std::size_t panel);
+/// Texture coordinates of the panel's top-left (u0, v0) and bottom-right (u1, v1) corners: where its span
+/// lies in the entries the texture pools. Outside [0, 1] there is no data (drawn as empty).
+std::array<float, 4> panelUv(const HeatmapScene& scene, std::size_t panel);
 
 /// An axis-aligned rectangle in logical pixels (origin top-left).
 struct Rect {
@@ -82,7 +128,12 @@ struct Rect {
 struct SceneLayout {
   std::vector<Rect> panels;  ///< one per scene panel: the image itself (titles above, ticks around)
   Rect legend_bar;           ///< the colour bar (ticks and labels to its right)
+  Rect minimap;              ///< under the colour bar while zoomed in (and the scene has a minimap), else empty
+  /// The step bar's buttons, bottom right: first, previous, play/pause, next (empty when no steps).
+  std::array<Rect, 4> step_buttons{};
 };
+/// The step-bar button at (x, y), or None.
+StepAction stepActionAt(const SceneLayout& layout, float x, float y);
 
 /// Panels share one height and keep their matrix's aspect ratio (N×N is square); the group is centred
 /// in the room the titles, tick labels, captions and legend leave.

@@ -1,7 +1,9 @@
 // HeatmapWindow: the Qt side of the viewport (Vulkan instance, validation, input, grab).
 #include "render/view/heatmap_window.h"
 
+#include <QKeyEvent>
 #include <QMouseEvent>
+#include <cmath>
 #include <QVersionNumber>
 #include <QVulkanInstance>
 #include <QWheelEvent>
@@ -79,7 +81,9 @@ bool HeatmapWindow::vulkanReady() const { return instance_ && instance_->isValid
 QVulkanWindowRenderer* HeatmapWindow::createRenderer() { return new HeatmapRenderer(this); }
 
 void HeatmapWindow::setScene(HeatmapScene scene) {
+  const ViewWindow view = scene_.view;  // the window owns zoom and pan (setView)
   scene_ = std::move(scene);
+  scene_.view = view;
   ++scene_version_;
   requestUpdate();
 }
@@ -109,30 +113,128 @@ QImage HeatmapWindow::grabImage() {
   return image;
 }
 
+void HeatmapWindow::setView(const ViewWindow& v) {
+  if (v == scene_.view) return;
+  scene_.view = v;
+  requestUpdate();
+  emit viewChanged(v);
+}
+
+std::pair<double, double> HeatmapWindow::minimumSpan() const {
+  for (const HeatmapImage& p : scene_.panels)
+    if (p.zoomable && p.source_rows > 0 && p.source_cols > 0)
+      return {std::min(1.0, 8.0 / double(p.source_rows)), std::min(1.0, 8.0 / double(p.source_cols))};
+  return {1.0, 1.0};
+}
+
+int HeatmapWindow::zoomablePanelAt(QPointF at) const {
+  const SceneLayout layout = layoutScene(float(width()), float(height()), scene_);
+  for (std::size_t k = 0; k < layout.panels.size() && k < scene_.panels.size(); ++k)
+    if (scene_.panels[k].zoomable && layout.panels[k].contains(float(at.x()), float(at.y()))) return int(k);
+  return -1;
+}
+
+void HeatmapWindow::zoomAt(double factor, QPointF at) {
+  const SceneLayout layout = layoutScene(float(width()), float(height()), scene_);
+  double fx = 0.5, fy = 0.5;
+  const int k = zoomablePanelAt(at);
+  if (k >= 0) {
+    const Rect& r = layout.panels[std::size_t(k)];
+    fx = (at.x() - r.x) / std::max(1.0f, r.w);
+    fy = (at.y() - r.y) / std::max(1.0f, r.h);
+  }
+  const auto [min_rows, min_cols] = minimumSpan();
+  setView(zoomView(scene_.view, factor, fx, fy, min_rows, min_cols));
+}
+
 void HeatmapWindow::mouseMoveEvent(QMouseEvent* event) {
   pointer_.pos = event->position();
   pointer_.inside = true;
+  if (dragging_) {  // pan: the point under the pointer stays under it
+    const SceneLayout layout = layoutScene(float(width()), float(height()), scene_);
+    for (std::size_t k = 0; k < layout.panels.size() && k < scene_.panels.size(); ++k) {
+      if (!scene_.panels[k].zoomable || layout.panels[k].w <= 0) continue;
+      const QPointF d = event->position() - drag_from_;
+      setView(panView(drag_view_, -d.x() / layout.panels[k].w, -d.y() / layout.panels[k].h));
+      break;
+    }
+  }
   requestUpdate();
+}
+
+void HeatmapWindow::mouseDoubleClickEvent(QMouseEvent* event) {
+  if (event->button() == Qt::LeftButton && zoomablePanelAt(event->position()) >= 0) fitView();
+}
+
+void HeatmapWindow::keyPressEvent(QKeyEvent* event) {
+  const double step = 0.1;
+  switch (event->key()) {
+    case Qt::Key_Plus:
+    case Qt::Key_Equal:
+      zoomAt(1.5, QPointF(-1, -1));
+      break;
+    case Qt::Key_Minus:
+      zoomAt(1 / 1.5, QPointF(-1, -1));
+      break;
+    case Qt::Key_0:
+    case Qt::Key_Home:
+      fitView();
+      break;
+    case Qt::Key_Left:
+      setView(panView(scene_.view, -step, 0));
+      break;
+    case Qt::Key_Right:
+      setView(panView(scene_.view, step, 0));
+      break;
+    case Qt::Key_Up:
+      setView(panView(scene_.view, 0, -step));
+      break;
+    case Qt::Key_Down:
+      setView(panView(scene_.view, 0, step));
+      break;
+    default:
+      QVulkanWindow::keyPressEvent(event);
+      return;
+  }
+  event->accept();
 }
 
 void HeatmapWindow::mousePressEvent(QMouseEvent* event) {
   pointer_.pos = event->position();
-  if (event->button() == Qt::LeftButton) pointer_.buttons[0] = true;
+  if (event->button() == Qt::LeftButton && zoomablePanelAt(event->position()) >= 0) {
+    dragging_ = true;
+    drag_from_ = event->position();
+    drag_view_ = scene_.view;
+  }
+  if (event->button() == Qt::LeftButton) {
+    pointer_.buttons[0] = true;
+    press_at_ = event->position();
+  }
   if (event->button() == Qt::RightButton) pointer_.buttons[1] = true;
   if (event->button() == Qt::MiddleButton) pointer_.buttons[2] = true;
   requestUpdate();
 }
 
 void HeatmapWindow::mouseReleaseEvent(QMouseEvent* event) {
-  if (event->button() == Qt::LeftButton) pointer_.buttons[0] = false;
+  if (event->button() == Qt::LeftButton) {
+    pointer_.buttons[0] = false;
+    dragging_ = false;
+    // A click on a step-bar button: pressed and released on the same one.
+    const SceneLayout layout = layoutScene(float(width()), float(height()), scene_);
+    const StepAction action = stepActionAt(layout, float(event->position().x()), float(event->position().y()));
+    if (action != StepAction::None && action == stepActionAt(layout, float(press_at_.x()), float(press_at_.y())))
+      emit stepAction(action);
+  }
   if (event->button() == Qt::RightButton) pointer_.buttons[1] = false;
   if (event->button() == Qt::MiddleButton) pointer_.buttons[2] = false;
   requestUpdate();
 }
 
 void HeatmapWindow::wheelEvent(QWheelEvent* event) {
-  pointer_.wheel += static_cast<float>(event->angleDelta().y()) / 120.0f;
-  requestUpdate();
+  // The wheel zooms about the pointer: 1.25× a notch (touchpads send fractions of a notch).
+  const double notches = static_cast<double>(event->angleDelta().y()) / 120.0;
+  if (notches != 0) zoomAt(std::pow(1.25, notches), event->position());
+  event->accept();
 }
 
 bool HeatmapWindow::event(QEvent* event) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "render/view/heatmap_overlay.h"
 #include "render/view/heatmap_scene.h"
 
 class QVulkanInstance;
@@ -24,7 +25,7 @@ struct PointerState {
   QPointF pos;
   bool inside = false;
   bool buttons[3] = {false, false, false};  ///< left, right, middle
-  float wheel = 0;                          ///< accumulated vertical wheel steps since the last frame
+  float wheel = 0;                          ///< accumulated vertical wheel steps since the last frame (unused: the wheel zooms)
 };
 
 class HeatmapWindow : public QVulkanWindow {
@@ -41,10 +42,19 @@ class HeatmapWindow : public QVulkanWindow {
   bool vulkanReady() const;
   QString vulkanError() const { return vulkan_error_; }
 
-  /// Replaces what is shown. Textures are re-uploaded on the next frame.
+  /// Replaces what is shown (but not the view window, which stays as setView and the mouse left it).
+  /// Textures are re-uploaded on the next frame.
   void setScene(HeatmapScene scene);
   /// Changes only the colour scale (no upload).
   void setColorScale(const ColorScale& scale);
+  /// Zoom and pan: the part of the matrices the zoomable panels show (no upload: the textures are
+  /// stretched until the caller pools the new window). Emits viewChanged when it changes.
+  void setView(const ViewWindow& view);
+  const ViewWindow& view() const { return scene_.view; }
+  /// Zooms by `factor` about the point (x, y) in window coordinates (the panels' centre when outside them).
+  void zoomAt(double factor, QPointF at);
+  /// Fits the whole matrix (zoom 1×).
+  void fitView() { setView(ViewWindow{}); }
   const HeatmapScene& scene() const { return scene_; }
   /// Increases with every setScene(); the renderer compares it with what it uploaded.
   std::uint64_t sceneVersion() const { return scene_version_; }
@@ -57,6 +67,10 @@ class HeatmapWindow : public QVulkanWindow {
   QImage grabImage();
 
   const PointerState& pointer() const { return pointer_; }
+  /// The last frame's CPU time and the frame rate while drawing continuously (shown top right).
+  FrameStats frameStats() const { return frame_stats_; }
+  /// Frames drawn since the window was made.
+  std::uint64_t framesDrawn() const { return frames_; }
   /// Consumes the accumulated wheel steps (the renderer feeds them to ImGui once).
   float takeWheel();
 
@@ -74,12 +88,18 @@ class HeatmapWindow : public QVulkanWindow {
  signals:
   /// Emitted after a frame showing scene `version` was submitted.
   void frameRendered(quint64 version);
+  /// The view window changed (wheel, drag, keys, setView).
+  void viewChanged(attnlab::view::ViewWindow view);
+  /// A step-bar button was clicked.
+  void stepAction(attnlab::view::StepAction action);
 
  protected:
   void mouseMoveEvent(QMouseEvent* event) override;
   void mousePressEvent(QMouseEvent* event) override;
   void mouseReleaseEvent(QMouseEvent* event) override;
   void wheelEvent(QWheelEvent* event) override;
+  void mouseDoubleClickEvent(QMouseEvent* event) override;
+  void keyPressEvent(QKeyEvent* event) override;
   bool event(QEvent* event) override;
 
  private:
@@ -95,6 +115,17 @@ class HeatmapWindow : public QVulkanWindow {
   std::uint64_t scene_version_ = 0;
   std::uint64_t rendered_version_ = 0;
   PointerState pointer_;
+  FrameStats frame_stats_;
+  std::uint64_t frames_ = 0;
+  QPointF press_at_;  // where the left button went down (a click on a step button is a press and release on it)
+  /// A drag in progress: where it started and the window then.
+  bool dragging_ = false;
+  QPointF drag_from_;
+  ViewWindow drag_view_;
+  /// The smallest window: a few entries of the first zoomable panel a side.
+  std::pair<double, double> minimumSpan() const;
+  /// The zoomable panel under (x, y), or −1.
+  int zoomablePanelAt(QPointF at) const;
 };
 
 }  // namespace attnlab::view

@@ -10,6 +10,7 @@ layout(push_constant) uniform Panel {
   vec4 rect;   // read by heatmap.vert
   vec4 range;  // lo, hi, floor, mode: 0 = linear over [lo, hi], 1 = log10 over [max(lo, floor), hi],
                // 2 = categorical (the value is category + 1, 0 = none)
+  vec4 uv;     // read by heatmap.vert
 } panel;
 
 // render/view/colormap.cpp categoricalPalette() and k_categorical_empty: keep equal.
@@ -24,6 +25,11 @@ layout(location = 0) out vec4 color;
 const vec4 k_nan_color = vec4(1.0, 0.0, 1.0, 1.0);  // never hide a NaN: magenta stands out of viridis
 
 void main() {
+  // Zoomed past the entries the texture pools (until the view is pooled again): no data there.
+  if (any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
+    color = vec4(k_empty, 1.0);
+    return;
+  }
   float w = texture(weights, uv).r;
   if (isnan(w)) {
     color = k_nan_color;

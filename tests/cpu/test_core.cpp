@@ -7,6 +7,7 @@
 #include "attention/inputs.h"
 #include "attention/metrics.h"
 #include "attention/params.h"
+#include "attention/pooling.h"
 #include "test_util.h"
 
 namespace attn {
@@ -130,6 +131,53 @@ TEST(ImpliedWeights, TilesPoolWithMaxAndMean) {
   sparse(517, 333) = 1;
   const Matrix spike = denseWeights(sparse).tile({0, 1000}, {0, 1000}, {16, 16}, Pooling::Max);
   EXPECT_FLOAT_EQ(spike.maxCoeff(), 1.f);
+}
+
+TEST(Pooling, AZoomedWindowPoolsOnlyItsBlock) {
+  // Weights: a block of the whole matrix, pooled like the whole matrix's pixels over that block.
+  Rng rng(2);
+  const Matrix m = rng.gaussian(300, 200);
+  const Matrix window = pool(denseWeights(m), {100, 160}, {50, 80}, 1024, Pooling::Max, nullptr);
+  ASSERT_EQ(window.rows(), 60);
+  ASSERT_EQ(window.cols(), 30);
+  EXPECT_TRUE(window == m.block(100, 50, 60, 30));
+  const Matrix pooled = pool(denseWeights(m), {100, 160}, {50, 80}, 15, Pooling::Max, nullptr);
+  EXPECT_FLOAT_EQ(pooled(2, 7), m.block(108, 64, 4, 2).maxCoeff());  // 4 rows, 2 columns a pixel
+  // A pattern: the band |i − j| ≤ 2 of 100×100 ("window") plus column 0 ("global").
+  Pattern p;
+  p.rows = p.cols = 100;
+  p.components = {"window", "global"};
+  p.row_ptr.push_back(0);
+  for (Index i = 0; i < 100; ++i) {
+    for (Index j = 0; j < 100; ++j)
+      if (j == 0 || std::abs(i - j) <= 2) {
+        p.col.push_back(std::int32_t(j));
+        p.component.push_back(j == 0 && std::abs(i - j) > 2 ? 1 : 0);
+      }
+    p.row_ptr.push_back(Index(p.col.size()));
+  }
+  const Matrix block = poolPattern(p, {40, 60}, {0, 50}, 1024);  // one pixel per pair
+  ASSERT_EQ(block.rows(), 20);
+  ASSERT_EQ(block.cols(), 50);
+  for (Index i = 40; i < 60; ++i)
+    for (Index j = 0; j < 50; ++j)
+      EXPECT_EQ(block(i - 40, j), j == 0 ? 2.f : std::abs(i - j) <= 2 ? 1.f : 0.f) << i << ", " << j;
+  // Pixels of a pooled window cover only the window's pairs: rows 90–99 × columns 0–9 in 5×5 pixels
+  // holds the global column in pixel column 0 and nothing of the band (which is at columns 88–99).
+  const Matrix corner = poolPattern(p, {90, 100}, {0, 10}, 5);
+  EXPECT_EQ(corner.col(0).minCoeff(), 2.f);
+  EXPECT_EQ(corner.rightCols(4).maxCoeff(), 0.f);
+  // A grouping: tokens share a group when their labels match; a window of rows × columns of it.
+  const Grouping g = Grouping::fromLabels("halves", [] {
+    std::vector<std::int32_t> l(40);
+    for (size_t t = 0; t < l.size(); ++t) l[t] = t < 20 ? 0 : 1;
+    return l;
+  }(), 2);
+  const Matrix groups = poolGrouping(g, nullptr, {15, 25}, {18, 22}, 1024);
+  ASSERT_EQ(groups.rows(), 10);
+  ASSERT_EQ(groups.cols(), 4);
+  for (Index a = 0; a < 10; ++a)
+    for (Index b = 0; b < 4; ++b) EXPECT_EQ(groups(a, b), ((15 + a < 20) == (18 + b < 20)) ? float((15 + a < 20 ? 0 : 1) + 1) : 0.f);
 }
 
 TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {

@@ -68,6 +68,74 @@ TEST(HeatmapScene, HitTestFindsTheEntriesAPixelCovers) {
   EXPECT_FALSE(hitTest(scene, layout, 1, 1));
 }
 
+TEST(HeatmapScene, ZoomKeepsThePointUnderThePointerAndStaysInside) {
+  // Zoom 2× about the point 3/4 across and 1/4 down: that point (entry fraction 0.75, 0.25) stays put.
+  const ViewWindow z = zoomView({}, 2, 0.75, 0.25);
+  EXPECT_DOUBLE_EQ(z.col1 - z.col0, 0.5);
+  EXPECT_DOUBLE_EQ(z.row1 - z.row0, 0.5);
+  EXPECT_DOUBLE_EQ(z.col0 + 0.75 * (z.col1 - z.col0), 0.75);
+  EXPECT_DOUBLE_EQ(z.row0 + 0.25 * (z.row1 - z.row0), 0.25);
+  // Zooming out past the whole matrix gives the whole matrix; a corner zoom is clamped inside.
+  EXPECT_TRUE(zoomView(z, 0.1, 0.5, 0.5).full());
+  const ViewWindow corner = zoomView({}, 4, 1.0, 1.0);
+  EXPECT_DOUBLE_EQ(corner.row1, 1.0);
+  EXPECT_DOUBLE_EQ(corner.col0, 0.75);
+  // The smallest window: min_rows × min_cols.
+  const ViewWindow tight = zoomView({}, 1e6, 0.5, 0.5, 0.01, 0.02);
+  EXPECT_NEAR(tight.row1 - tight.row0, 0.01, 1e-12);
+  EXPECT_NEAR(tight.col1 - tight.col0, 0.02, 1e-12);
+  // Pan by half a window, and against the edge.
+  const ViewWindow moved = panView(z, 0.5, -0.5);
+  EXPECT_DOUBLE_EQ(moved.col0, 0.5);  // 0.375 + 0.25 = 0.625, clamped to 1 − 0.5
+  EXPECT_DOUBLE_EQ(moved.row0, 0.0);
+  EXPECT_DOUBLE_EQ(moved.row1 - moved.row0, 0.5);
+  // Whole entries of a window.
+  EXPECT_EQ(viewRange(0.25, 0.5, 1000), (attn::Range{250, 500}));
+  EXPECT_EQ(viewRange(0.2501, 0.2502, 1000), (attn::Range{250, 251}));
+  EXPECT_EQ(viewRange(0, 1, 7), (attn::Range{0, 7}));
+}
+
+TEST(HeatmapScene, AZoomedPanelMapsPointerToEntriesAndTexture) {
+  // N = 1000, the view shows rows 500–1000 and columns 250–750; the texture pools exactly that block
+  // into 50×50 pixels (10 entries a pixel).
+  HeatmapScene scene;
+  scene.panels.resize(1);
+  HeatmapImage& p = scene.panels[0];
+  p.values = attn::Matrix::Zero(50, 50);
+  p.values(10, 20) = 0.5f;  // rows 600–609, columns 450–459
+  p.source_rows = p.source_cols = 1000;
+  p.shown_rows = {500, 1000};
+  p.shown_cols = {250, 750};
+  scene.view = {0.5, 1.0, 0.25, 0.75};
+  const SceneLayout layout = layoutScene(800, 600, scene);
+  const Rect& r = layout.panels[0];
+  const auto uv = panelUv(scene, 0);
+  EXPECT_FLOAT_EQ(uv[0], 0.0f);
+  EXPECT_FLOAT_EQ(uv[3], 1.0f);
+  const auto hit = hitTest(scene, layout, r.x + r.w * (20.5f / 50), r.y + r.h * (10.5f / 50));
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->rows, (attn::Range{600, 610}));
+  EXPECT_EQ(hit->cols, (attn::Range{450, 460}));
+  EXPECT_FLOAT_EQ(hit->value, 0.5f);
+  // Panned further than the texture reaches (before it is pooled again): no data, no hit, and the
+  // texture coordinates leave [0, 1] on that side.
+  scene.view = {0.5, 1.0, 0.5, 1.0};
+  const auto beyond = panelUv(scene, 0);
+  EXPECT_FLOAT_EQ(beyond[0], 0.5f);
+  EXPECT_FLOAT_EQ(beyond[2], 1.5f);
+  EXPECT_FALSE(hitTest(scene, layout, r.x + r.w * 0.9f, r.y + r.h * 0.5f));
+  EXPECT_TRUE(hitTest(scene, layout, r.x + r.w * 0.1f, r.y + r.h * 0.5f));
+  // A panel that is not zoomable ignores the view.
+  p.zoomable = false;
+  p.shown_rows = p.shown_cols = {};
+  EXPECT_EQ(panelUv(scene, 0), (std::array<float, 4>{0, 0, 1, 1}));
+  // The minimap takes room under the legend only while zoomed and when there is one.
+  scene.minimap.values = attn::Matrix::Zero(8, 8);
+  EXPECT_GT(layoutScene(800, 600, scene).minimap.w, 0);
+  scene.view = {};
+  EXPECT_EQ(layoutScene(800, 600, scene).minimap.w, 0);
+}
+
 TEST(Colormap, IsMatplotlibViridis) {
   const auto& v = viridis();
   EXPECT_NEAR(v.front().r, 0.267004f, 1e-6f);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <QAction>
+#include <QClipboard>
+#include <QGuiApplication>
 #include <QApplication>
 #include <QDockWidget>
 #include <QFile>
@@ -22,12 +24,15 @@
 #include <QTest>
 #include <QTreeWidget>
 #include <QVulkanWindow>
+#include <QWheelEvent>
+#include <cmath>
 #include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <set>
 
 #include "app/gui/curves_panel.h"
+#include "app/gui/log_panel.h"
 #include "app/gui/main_window.h"
 #include "attention/random.h"
 #include "render/view/colormap.h"
@@ -321,6 +326,20 @@ TEST_F(MainWindowTest, CurvesAreComputedInTheBackgroundDrawnAndExported) {
     QTest::qWait(300);
     EXPECT_TRUE(window.windowImage().save(path));
   }
+  // The sweep as a report, as `attnlab sweep` writes it: data that parses, a self-contained page.
+  const std::string report_dir = dir + "/report";
+  curves->writeReport(report_dir);
+  {
+    std::ifstream json(report_dir + "/results.json");
+    const nlohmann::json results = nlohmann::json::parse(json);
+    EXPECT_EQ(results.at("points").size(), curves->result().points.size());
+    EXPECT_TRUE(results.at("machine").contains("cpu"));
+    std::ifstream html_file(report_dir + "/report.html");
+    const std::string html((std::istreambuf_iterator<char>(html_file)), std::istreambuf_iterator<char>());
+    EXPECT_NE(html.find("<svg"), std::string::npos);
+    EXPECT_EQ(html.find("<script"), std::string::npos);
+    EXPECT_TRUE(std::filesystem::exists(report_dir + "/report.md"));
+  }
   std::filesystem::remove_all(dir);
 
   // Cancel: the computation stops after the run in progress, keeps what finished, and the window
@@ -585,6 +604,159 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
   EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 64);
+}
+
+/// Sends `notches` wheel notches (positive: zoom in) at `at` to the viewport.
+void wheel(view::HeatmapWindow* viewport, QPointF at, int notches) {
+  for (int k = 0; k < std::abs(notches); ++k) {
+    QWheelEvent event(at, viewport->mapToGlobal(at), QPoint(), QPoint(0, notches > 0 ? 120 : -120), Qt::NoButton,
+                      Qt::NoModifier, Qt::NoScrollPhase, false);
+    QCoreApplication::sendEvent(viewport, &event);
+  }
+}
+
+TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
+  GuiOptions o = options("longformer");
+  o.input.n = 2048;
+  MainWindow window(o);
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  const QImage whole = window.viewportImage();
+  ASSERT_TRUE(window.lastOutcome()->window.full());
+  EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
+  const view::Rect r =
+      view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+  // Twelve wheel notches about the point a quarter across and down: 1.25^12 ≈ 14.6×.
+  wheel(viewport, QPointF(r.x + r.w * 0.25, r.y + r.h * 0.25), 12);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::ViewWindow v = viewport->view();
+  EXPECT_NEAR(v.row1 - v.row0, std::pow(1.25, -12), 1e-9);
+  EXPECT_NEAR(v.row0 + 0.25 * (v.row1 - v.row0), 0.25, 2e-3);  // the point under the pointer stayed (to a pixel)
+  EXPECT_NEAR(v.col0 + 0.25 * (v.col1 - v.col0), 0.25, 2e-3);
+  auto out = window.lastOutcome();
+  ASSERT_TRUE(out && out->ok);
+  EXPECT_EQ(out->window, v);  // pooled again for the new window
+  // ~140 rows on a ~240-pixel panel: one pixel per entry, so the panel holds the weights themselves.
+  // Check them against softmax(q_i · k_j / √d) computed here in double precision.
+  const attn::Range rows = out->exact_shown.rows, cols = out->exact_shown.cols;
+  EXPECT_NEAR(double(rows.begin), 0.25 * 2048 - 0.25 * rows.size(), 2);
+  ASSERT_EQ(out->exact_pooled.rows(), rows.size());
+  ASSERT_EQ(out->exact_pooled.cols(), cols.size());
+  const attn::Inputs& in = out->comparison->inputs;
+  const double scale = 1.0 / std::sqrt(double(in.q.cols()));
+  for (attn::Index i : {rows.begin, (rows.begin + rows.end) / 2, rows.end - 1}) {
+    std::vector<double> logits(size_t(in.k.rows()));
+    double top = -1e300, sum = 0;
+    for (attn::Index j = 0; j < in.k.rows(); ++j) {
+      logits[size_t(j)] = scale * in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>());
+      top = std::max(top, logits[size_t(j)]);
+    }
+    for (double& l : logits) sum += (l = std::exp(l - top));
+    for (attn::Index j : {cols.begin, i, cols.end - 1}) {
+      if (j < cols.begin || j >= cols.end) continue;
+      const double w = logits[size_t(j)] / sum;
+      EXPECT_NEAR(out->exact_pooled(i - rows.begin, j - cols.begin), w, 1e-6 + 1e-4 * w) << i << ", " << j;
+    }
+  }
+  // The picture changed, and the minimap (the whole matrix with the window outlined) is there.
+  const QImage zoomed = window.viewportImage();
+  EXPECT_GT(differingShare(whole, zoomed), 0.1);
+  EXPECT_GT(viewport->scene().minimap.values.size(), 0);
+  EXPECT_GT(view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).minimap.w, 0);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_ZOOM")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  // Drag half a panel to the left: the window moves half its width towards larger j.
+  const QPoint from(int(r.x + r.w * 0.6), int(r.y + r.h * 0.5));
+  QTest::mousePress(viewport, Qt::LeftButton, {}, from);
+  QTest::mouseMove(viewport, from - QPoint(int(r.w / 4), 0));
+  QTest::mouseMove(viewport, from - QPoint(int(r.w / 2), 0));
+  QTest::mouseRelease(viewport, Qt::LeftButton, {}, from - QPoint(int(r.w / 2), 0));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::ViewWindow panned = viewport->view();
+  EXPECT_NEAR(panned.col0 - v.col0, 0.5 * (v.col1 - v.col0), 0.01 * (v.col1 - v.col0));
+  EXPECT_DOUBLE_EQ(panned.row0, v.row0);
+  EXPECT_EQ(window.lastOutcome()->window, panned);
+  EXPECT_GT(window.lastOutcome()->exact_shown.cols.begin, cols.begin);
+  // A parameter change keeps the zoom; Fit (key 0, or a double click) shows the whole matrix again.
+  ASSERT_TRUE(window.setParameter("window", 64));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.lastOutcome()->window, panned);
+  QTest::mouseDClick(viewport, Qt::LeftButton, {}, from);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(viewport->view().full());
+  EXPECT_TRUE(window.lastOutcome()->window.full());
+  EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
+}
+
+TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork) {
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  // The overlay's step bar: Next shows step 1, Next again step 2, Previous step 1, First step 1.
+  ASSERT_GT(viewport->scene().steps.count, 2);
+  EXPECT_EQ(viewport->scene().steps.current, -1);
+  const view::SceneLayout layout = view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+  auto click = [&](int button) {
+    const view::Rect& b = layout.step_buttons[size_t(button)];
+    QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(b.x + b.w / 2), int(b.y + b.h / 2)));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  };
+  const QImage before = window.viewportImage();
+  click(3);
+  EXPECT_EQ(viewport->scene().steps.current, 0);
+  EXPECT_EQ(viewport->scene().panels.back().title, viewport->scene().steps.title);
+  click(3);
+  EXPECT_EQ(viewport->scene().steps.current, 1);
+  click(1);
+  EXPECT_EQ(viewport->scene().steps.current, 0);
+  click(3);
+  click(0);
+  EXPECT_EQ(viewport->scene().steps.current, 0);
+  EXPECT_GT(differingShare(before, window.viewportImage()), 0.01);
+  click(2);
+  EXPECT_TRUE(window.playingSteps());
+  EXPECT_TRUE(viewport->scene().steps.playing);
+  click(2);
+  EXPECT_FALSE(window.playingSteps());
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_STEPBAR")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  // The frame time is measured (and drawn top right).
+  EXPECT_GT(viewport->frameStats().draw_ms, 0);
+  EXPECT_GT(viewport->framesDrawn(), 3u);
+
+  // Copy: the view as an image, the numbers as tab-separated text.
+  ASSERT_TRUE(window.copyView());
+  const QImage copied = QGuiApplication::clipboard()->image();
+  EXPECT_EQ(copied.size(), window.viewportImage().size());
+  ASSERT_TRUE(window.copyNumbers());
+  const QString numbers = QGuiApplication::clipboard()->text();
+  EXPECT_TRUE(numbers.startsWith("mechanism\treformer")) << numbers.toStdString();
+  EXPECT_TRUE(numbers.contains("\nN\t256\n")) << numbers.toStdString();
+  EXPECT_TRUE(numbers.contains("relative error\t")) << numbers.toStdString();
+
+  // The log: the runs, and an error that the status line showed.
+  LogPanel* log = window.logPanel();
+  ASSERT_NE(log, nullptr);
+  const QStringList lines = log->lines();
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const QString& l) { return l.contains("reformer on"); }))
+      << lines.join("\n").toStdString();
+  const int errors = log->errorCount();
+  QString error;
+  EXPECT_FALSE(window.loadSession("/nonexistent/session.json", &error));
+  EXPECT_FALSE(window.exportFigure("weights", "/nonexistent/dir/x.png", &error));
+  window.setParameter("rounds", 3);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const std::string log_path = testing::TempDir() + "attnlab-log.txt";
+  ASSERT_TRUE(log->saveTo(QString::fromStdString(log_path)));
+  std::ifstream saved(log_path);
+  const std::string text((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("copied the view"), std::string::npos);
+  EXPECT_GT(log->errorCount(), errors) << text;  // the session that could not be opened
+  std::filesystem::remove(log_path);
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {

@@ -1,15 +1,15 @@
-#include "app/cli/sweep_report.h"
+#include "app/report/sweep_report.h"
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "app/cli/summary.h"
+#include "app/report/summary.h"
 #include "app/figures/views.h"
 #include "attention/npy.h"
 
-namespace attnlab::cli {
+namespace attnlab::report {
 
 namespace fs = std::filesystem;
 
@@ -362,4 +362,4 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
   attn::writeFileAtomically((fs::path(dir) / "report.html").string(), html.str());
 }
 
-}  // namespace attnlab::cli
+}  // namespace attnlab::report

@@ -1,4 +1,4 @@
-#include "app/cli/summary.h"
+#include "app/report/summary.h"
 
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 
 #include "render/vk/instance.h"
 
-namespace attnlab::cli {
+namespace attnlab::report {
 
 using nlohmann::json;
 
@@ -116,4 +116,4 @@ json machineJson() {
   return j;
 }
 
-}  // namespace attnlab::cli
+}  // namespace attnlab::report

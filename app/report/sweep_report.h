@@ -7,7 +7,7 @@
 
 #include "attention/sweep.h"
 
-namespace attnlab::cli {
+namespace attnlab::report {
 
 /// results.json and results.csv only (after each finished point of a running sweep).
 void writeSweepData(const std::string& dir, const attn::SweepResult& r);
@@ -19,4 +19,4 @@ attn::SweepResult readSweep(const std::string& dir);
 /// The mechanisms of a sweep grouped for figures: by catalog family, one group when there are few.
 std::vector<std::pair<std::string, std::vector<std::string>>> sweepGroups(const attn::SweepResult& r);
 
-}  // namespace attnlab::cli
+}  // namespace attnlab::report

@@ -6,7 +6,7 @@
 #include "attention/mechanism.h"
 #include "attention/runner.h"
 
-namespace attnlab::cli {
+namespace attnlab::report {
 
 nlohmann::json mechanismJson(const attn::Mechanism& m);
 nlohmann::json comparisonJson(const attn::Comparison& c);
@@ -15,4 +15,4 @@ std::string htmlEscape(const std::string& s);
 /// Versions, CPU, and the Vulkan devices with their drivers.
 nlohmann::json machineJson();
 
-}  // namespace attnlab::cli
+}  // namespace attnlab::report
