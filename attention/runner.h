@@ -20,17 +20,30 @@ struct Comparison {
   double exact_ms = 0, approx_ms = 0;
   std::string backend_name;
   std::string reference_label;  ///< "exact", or "exact (shared-QK)" for Reformer
+  /// The inputs exact attention ran on (the mechanism's referenceInputs: e.g. shared-QK for Reformer).
+  std::shared_ptr<const Inputs> reference_inputs;
+  bool reference_causal = false;
+  bool reused_reference = false;  ///< exact and reference were taken from CompareOptions::reuse
+  bool weight_metrics = false;    ///< row_tv and mass_recall were computed (or skipped for a large N)
 };
 
 struct CompareOptions {
   RunOptions run;
   bool with_weight_metrics = true;  ///< row TV and mass recall (O(N²) work; skipped above max_metric_n)
   Index max_metric_n = 4096;
+  /// An earlier comparison whose exact result and float64 reference are reused when they are the same
+  /// computation: identical reference inputs (Q, K, V), causal setting, reference label and backend. Only
+  /// the mechanism runs then — what a parameter change in the GUI needs. Anything else: ignored.
+  std::shared_ptr<const Comparison> reuse;
 };
 
 /// Runs `mechanism` and exact attention on `inputs` with `backend` and measures the error.
 Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
                    const CompareOptions& options);
+
+/// Row TV and mass recall of a comparison made with with_weight_metrics = false (O(N²): the GUI shows the
+/// picture first and adds these after); nothing above max_metric_n.
+void addWeightMetrics(Comparison& c, Index max_metric_n = 4096);
 
 /// Float64 reference output of exact attention on the CPU (for errors); Cancelled when `cancel` is set.
 MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr);

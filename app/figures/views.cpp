@@ -56,6 +56,37 @@ QString describeInputs(const attn::InputSpec& spec) {
   return s + QString(", seed %1").arg(spec.seed);
 }
 
+MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options) {
+  if (comparisons.empty() || !comparisons.front()) throw attn::UserError("nothing to compare");
+  const attn::Comparison& first = *comparisons.front();
+  MatrixFigure f;
+  f.theme = options.theme;
+  f.values = options.values;
+  QStringList names;
+  for (const attn::Comparison* c : comparisons)
+    if (c) names << q(c->mechanism->info().title);
+  f.title = names.join(QStringLiteral("  vs  ")) + QStringLiteral("  vs  exact");
+  f.subtitle = describeInputs(first.inputs.spec) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
+                                                      .arg(q(first.backend_name))
+                                                      .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
+                                                      .arg(options.max_pixels);
+  auto panel = [&](const attn::ImpliedWeights& w, const QString& title) {
+    Panel p;
+    p.title = title;
+    p.pixels = w ? attn::pool(w, options.max_pixels, options.pooling, nullptr) : attn::Matrix();
+    return p;
+  };
+  f.panels.push_back(panel(first.exact.explanation.weights,
+                           q(first.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(first.exact_ms, 0, 'f', 1) : QString())));
+  for (const attn::Comparison* c : comparisons) {
+    if (!c) continue;
+    QString title = q(c->mechanism->info().id) + QString("  e_out %1").arg(c->relative_error, 0, 'g', 3);
+    if (options.show_times) title += QString("  (%1 ms)").arg(c->approx_ms, 0, 'f', 1);
+    f.panels.push_back(panel(c->approx.explanation.weights, title));
+  }
+  return f;
+}
+
 MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& options) {
   const auto& info = c.mechanism->info();
   const auto& ex = c.approx.explanation;

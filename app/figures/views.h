@@ -29,6 +29,10 @@ struct ViewOptions {
 /// dense mechanism, a groups view without buckets) with a message naming the views that exist.
 MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& options);
 
+/// Compare mode's grid: exact attention, then the implied weights of each comparison's mechanism (all on
+/// the same inputs), titled with its error and time, on one shared colour scale. `comparisons` must not be
+/// empty; entries without weights show as empty panels.
+MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options);
 /// One line describing the inputs: "N=256, d=64, clustered input, seed 1".
 QString describeInputs(const attn::InputSpec& spec);
 

@@ -18,6 +18,20 @@ struct ComparisonRunner::Backend {
   std::unique_ptr<attn::Backend> backend;
   std::optional<attn::gpu::BackendChoice> choice;
   std::string notice;
+  /// The last comparison: a parameter change on the same input reuses its exact result and float64
+  /// reference (only the mechanism runs again).
+  std::shared_ptr<const attn::Comparison> last;
+  /// The exact weights pooled for the last outcome, reused while exact, window, pooling, size and order
+  /// are the same.
+  struct ExactPool {
+    std::shared_ptr<const attn::Inputs> reference;  // held, so its address cannot be reused by another
+    view::ViewWindow window;
+    attn::Pooling pooling = attn::Pooling::Max;
+    attn::Index max_pixels = 0;
+    std::string order;
+    attn::Matrix pooled;
+    RunOutcome::Shown shown;
+  } exact_pool;
 };
 
 ComparisonRunner::ComparisonRunner(QObject* parent) : QObject(parent), backend_(std::make_shared<Backend>()) {
@@ -52,8 +66,18 @@ void ComparisonRunner::launch() {
   cancel_ = std::make_shared<std::atomic<bool>>(false);
   auto cancel = cancel_;
   auto backend = backend_;
-  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel]() {
-    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel));
+  const quint64 id = running_id_;
+  // The picture before the metrics: posted to the GUI thread, shown when this is still the newest request.
+  auto early = [this, id](std::shared_ptr<const RunOutcome> outcome) {
+    QMetaObject::invokeMethod(
+        this,
+        [this, id, outcome] {
+          if (running_ && running_id_ == id && !pending_) emit finished(id, outcome);
+        },
+        Qt::QueuedConnection);
+  };
+  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel, early]() {
+    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel, early));
   }));
 }
 
@@ -79,7 +103,8 @@ double msSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel) {
+RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
+                                     const std::function<void(std::shared_ptr<const RunOutcome>)>& early) {
   RunOutcome outcome;
   outcome.pooling = request.pooling;
   outcome.max_pixels = request.max_pixels;
@@ -91,6 +116,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     if (!comparison) {
       if (!backend.backend || backend.choice != request.backend) {
         backend.backend.reset();  // one backend at a time (a GPU one holds a device)
+        backend.last.reset();
+        backend.exact_pool = {};
         attn::gpu::BackendSelection selection = attn::gpu::makeBackend(request.backend);
         backend.backend = std::move(selection.backend);
         backend.notice = std::move(selection.notice);
@@ -104,8 +131,11 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       options.run.causal = request.causal;
       options.run.seed = request.input.seed;
       options.run.cancel = &cancel;
+      options.with_weight_metrics = false;  // after the picture (below)
+      options.reuse = backend.last;
       comparison = std::make_shared<const attn::Comparison>(
           attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
+      backend.last = comparison;
     }
     const auto start = std::chrono::steady_clock::now();
     // Token orders: the mechanism's groupings, and the input's clusters when the generator has them.
@@ -147,7 +177,19 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       shown = shownOf(weights.rows(), weights.cols());
       return pool(weightsOf(weights), shown.rows, shown.cols, request.max_pixels, request.pooling, backend.backend.get());
     };
-    outcome.exact_pooled = poolWindow(comparison->exact.explanation.weights, outcome.exact_shown);
+    {
+      Backend::ExactPool& cache = backend.exact_pool;
+      const std::shared_ptr<const attn::Inputs>& reference = comparison->reference_inputs;
+      if (reference && cache.reference == reference && cache.window == request.window &&
+          cache.pooling == request.pooling && cache.max_pixels == request.max_pixels && cache.order == outcome.order) {
+        outcome.exact_pooled = cache.pooled;  // exact did not change: no need to pool it again
+        outcome.exact_shown = cache.shown;
+      } else {
+        outcome.exact_pooled = poolWindow(comparison->exact.explanation.weights, outcome.exact_shown);
+        cache = {reference, request.window, request.pooling, request.max_pixels, outcome.order, outcome.exact_pooled,
+                 outcome.exact_shown};
+      }
+    }
     if (cancel.load()) throw attn::Cancelled();
     outcome.approx_pooled = poolWindow(comparison->approx.explanation.weights, outcome.approx_shown);
     if (!window.full()) {  // the whole matrix, small, for the minimap
@@ -215,6 +257,45 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       outcome.step_patterns.push_back(std::move(sp));
       if (cancel.load()) throw attn::Cancelled();
     }
+    // Compare mode: the other mechanisms on the same inputs (a failure stays in its own panel).
+    const size_t other_count = request.repool ? request.repool_others.size() : request.others.size();
+    for (size_t k = 0; k < other_count; ++k) {
+      RunOutcome::OtherOutcome other;
+      std::shared_ptr<const attn::Comparison> c;
+      if (request.repool) {
+        c = request.repool_others[k].comparison;
+        other.id = request.repool_others[k].id;
+        other.error = request.repool_others[k].error;
+      } else {
+        other.id = request.others[k].mechanism->info().id;
+      }
+      try {
+        if (!c && !request.repool) {
+          const RunRequest::Other& o = request.others[k];
+          attn::CompareOptions options;
+          options.run.causal = request.causal;
+          options.run.seed = request.input.seed;
+          options.run.cancel = &cancel;
+          options.with_weight_metrics = false;
+          options.reuse = comparison;  // same inputs: exact and its reference are shared when they agree
+          c = std::make_shared<const attn::Comparison>(
+              attn::compare(comparison->inputs, o.mechanism, attn::Params::resolveNumbers(o.mechanism->params(), o.params),
+                            *backend.backend, options));
+        }
+        if (c) {
+          other.pooled = poolWindow(c->approx.explanation.weights, other.shown);
+          if (other.pooled.size() == 0) other.error = c->mechanism->info().title + " implies no N\xC3\x97N weight matrix";
+        }
+      } catch (const attn::Cancelled&) {
+        throw;
+      } catch (const std::exception& e) {
+        other.error = e.what();
+        c.reset();
+      }
+      other.comparison = std::move(c);
+      outcome.others.push_back(std::move(other));
+      if (cancel.load()) throw attn::Cancelled();
+    }
     std::vector<std::int32_t> position(order ? order->order.size() : 0);  // token → sorted position
     for (size_t k = 0; k < position.size(); ++k) position[size_t(order->order[k])] = std::int32_t(k);
     for (const attn::TokenSet& set : comparison->approx.explanation.special)
@@ -230,6 +311,23 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     outcome.backend_notice = backend.notice;
     outcome.comparison = std::move(comparison);
     outcome.ok = true;
+    // Row TV and mass recall (O(N²)) once the picture is on its way.
+    bool pending = !outcome.comparison->weight_metrics;
+    for (const RunOutcome::OtherOutcome& other : outcome.others) pending = pending || (other.comparison && !other.comparison->weight_metrics);
+    if (pending) {
+      auto first = std::make_shared<RunOutcome>(outcome);
+      first->metrics_pending = true;
+      early(std::move(first));
+      auto withMetrics = [&](std::shared_ptr<const attn::Comparison>& c) {
+        if (!c || c->weight_metrics) return;
+        auto full = std::make_shared<attn::Comparison>(*c);
+        attn::addWeightMetrics(*full);
+        c = std::move(full);
+        if (cancel.load()) throw attn::Cancelled();
+      };
+      withMetrics(outcome.comparison);
+      for (RunOutcome::OtherOutcome& other : outcome.others) withMetrics(other.comparison);
+    }
   } catch (const attn::Cancelled&) {
     outcome.error = "cancelled";
   } catch (const attn::UserError& e) {

@@ -9,6 +9,7 @@
 #include <QFutureWatcher>
 #include <QObject>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +21,12 @@
 #include "render/view/heatmap_scene.h"
 
 namespace attnlab::gui {
+
+/// A mechanism run beside the main one in compare mode: its comparison, or why it could not run.
+struct OtherRun {
+  std::shared_ptr<const attn::Comparison> comparison;
+  std::string id, error;
+};
 
 /// One thing to compute.
 struct RunRequest {
@@ -36,6 +43,15 @@ struct RunRequest {
   /// Token order of the images: "" (by position) or the name of a grouping of the mechanism
   /// ("round 1 buckets", …) or "input clusters"; unknown names fall back to position.
   std::string order;
+  /// Compare mode: more mechanisms run on the same inputs beside `mechanism` (at most 3), each shown as
+  /// one more panel with its own error and time.
+  struct Other {
+    std::shared_ptr<const attn::Mechanism> mechanism;
+    std::map<std::string, double> params;
+  };
+  std::vector<Other> others;
+  /// With `repool`: the others' comparisons to pool again (nothing runs).
+  std::vector<OtherRun> repool_others;
   /// The zoomed part of the matrices (fractions of rows and columns): only it is pooled, at max_pixels.
   view::ViewWindow window;
   /// When set, nothing is run: the weights of this comparison are pooled again (new size, pooling or window).
@@ -53,8 +69,18 @@ struct RunOutcome {
     attn::Range rows, cols;
   };
   Shown exact_shown, approx_shown, pattern_shown;
+  /// Compare mode: each other mechanism's comparison (on the same inputs) and its weights pooled like
+  /// approx_pooled, or why it could not run (then comparison is null and the other panels still show).
+  struct OtherOutcome : OtherRun {
+    attn::Matrix pooled;
+    Shown shown;
+  };
+  std::vector<OtherOutcome> others;
   view::ViewWindow window;  ///< the request's window
   bool repooled = false;    ///< the request pooled an earlier comparison again (nothing ran)
+  /// The picture is ready but row TV and mass recall are still being computed: a second outcome with
+  /// them follows for the same request (the window shows this one at once).
+  bool metrics_pending = false;
   /// The mechanism's whole matrix (exact's when it implies none) at most k_minimap_pixels a side, while
   /// the window is not the whole matrix; empty otherwise.
   attn::Matrix minimap;
@@ -109,14 +135,17 @@ class ComparisonRunner : public QObject {
   bool busy() const;
 
  signals:
-  /// The newest request finished (successfully or not). Superseded requests never report.
+  /// The newest request finished (successfully or not). Superseded requests never report. A request may
+  /// report twice: first with metrics_pending (the picture), then complete.
   void finished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
 
  private:
   struct Backend;
   void launch();
   void onJobFinished();
-  static RunOutcome execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel);
+  /// `early` receives the outcome as soon as it can be drawn, before the O(N²) weight metrics.
+  static RunOutcome execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
+                            const std::function<void(std::shared_ptr<const RunOutcome>)>& early);
 
   std::shared_ptr<Backend> backend_;  // touched by the worker only while a job runs
   QFutureWatcher<std::shared_ptr<const RunOutcome>> watcher_;

@@ -110,7 +110,7 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
       QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
     }
   });
-  report_ = new QPushButton(tr("Reportâ¦"));
+  report_ = new QPushButton(tr("Report\xE2\x80\xA6"));
   report_->setToolTip(tr("Write the sweep as a report into a folder: results.json and .csv, figures (SVG, PNG), "
                          "a self-contained report.html and report.md, as `attnlab sweep` does"));
   connect(report_, &QPushButton::clicked, this, [this] {

@@ -24,6 +24,7 @@
 #include <QElapsedTimer>
 #include <QFileDialog>
 #include <QLabel>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPainter>
@@ -46,7 +47,7 @@ namespace attnlab::gui {
 
 namespace {
 
-constexpr int k_run_delay_ms = 60;      // controls quiet this long → rerun (coalesces Reset, typing)
+constexpr int k_run_delay_ms = 20;      // controls quiet this long → rerun (coalesces Reset, typing; a stale run is cancelled anyway)
 constexpr int k_repool_delay_ms = 200;  // after the last resize step
 constexpr attn::Index k_max_pool_pixels = 1024;
 constexpr int k_zoom_delay_ms = 30;  // after the last wheel notch or drag step
@@ -273,7 +274,9 @@ void MainWindow::buildDocks() {
   // Figures of the current comparison through the figure layer (the report's drawing code): vectors in
   // SVG and PDF, any resolution in PNG.
   QMenu* export_menu = file->addMenu(tr("Export figure"));
-  for (const std::string& name : fig::viewNames()) {
+  std::vector<std::string> export_views = fig::viewNames();
+  export_views.push_back("compare");  // compare mode's grid
+  for (const std::string& name : export_views) {
     QAction* a = export_menu->addAction(QString::fromStdString(name) + QString::fromUtf8("\xE2\x80\xA6"), this, [this, name] {
       const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"),
                                                         QString::fromStdString("attnlab-" + mechanism_id_ + "-" + name + ".svg"),
@@ -365,6 +368,40 @@ void MainWindow::buildToolBar() {
       showOutcome();  // the step bar's button turns back into "play"
     }
   });
+  // Compare mode: up to three more mechanisms beside the selected one, on the same input.
+  compare_ = new QToolButton;
+  compare_->setText(tr("Compare \xE2\x96\xBE"));
+  compare_->setPopupMode(QToolButton::InstantPopup);
+  compare_->setToolTip(tr("Show up to three more mechanisms beside this one on the same input, each with its error and "
+                          "time; zoom and pan move all panels together. They run with the parameters you last gave "
+                          "them (select one to tune it), else their defaults."));
+  auto* compare_menu = new QMenu(compare_);
+  compare_->setMenu(compare_menu);
+  connect(compare_menu, &QMenu::aboutToShow, this, [this, compare_menu] {
+    compare_menu->clear();
+    std::map<attn::Family, QMenu*> families;
+    for (const auto& m : attn::mechanisms()) {
+      const attn::MechanismInfo& info = m->info();
+      if (info.id == mechanism_id_) continue;
+      QMenu*& sub = families[info.family];
+      if (!sub) sub = compare_menu->addMenu(QString::fromStdString(attn::familyName(info.family)));
+      QAction* a = sub->addAction(QString::fromStdString(info.title));
+      a->setCheckable(true);
+      a->setChecked(std::find(compare_ids_.begin(), compare_ids_.end(), info.id) != compare_ids_.end());
+      const std::string id = info.id;
+      connect(a, &QAction::triggered, this, [this, id](bool on) {
+        std::vector<std::string> ids = compare_ids_;
+        if (on) ids.push_back(id);
+        else ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+        QString error;
+        if (!setCompare(ids, &error)) showError(error);
+      });
+    }
+    compare_menu->addSeparator();
+    compare_menu->addAction(tr("Clear the comparison"), this, [this] { setCompare({}); })->setEnabled(!compare_ids_.empty());
+  });
+  bar->addWidget(new QLabel(QStringLiteral("  ")));
+  bar->addWidget(compare_);
   order_ = new QComboBox;
   order_->addItem(tr("position"));
   order_->setToolTip(tr("Token order of every panel: by position, or sorted by the mechanism's buckets / "
@@ -561,6 +598,13 @@ void MainWindow::scheduleRun() { run_timer_.start(); }
 RunRequest MainWindow::baseRequest() const {
   RunRequest request;
   request.mechanism = mechanism_;
+  for (const std::string& id : compare_ids_) {
+    if (id == mechanism_id_) continue;
+    const auto other = attn::findMechanism(id);
+    if (!other) continue;
+    const auto remembered = params_by_id_.find(id);  // the values last set while it was selected
+    request.others.push_back({other, remembered != params_by_id_.end() ? remembered->second : std::map<std::string, double>{}});
+  }
   request.params = parameters_->values();
   request.input = input_->spec();
   request.imported = input_->imported();
@@ -575,6 +619,7 @@ RunRequest MainWindow::baseRequest() const {
 
 void MainWindow::startRun() {
   if (!mechanism_) return;
+  params_by_id_[mechanism_id_] = parameters_->values();
   curves_->setInput(input_->spec(), input_->causal(), input_->backend());
   latest_id_ = runner_.submit(baseRequest());
   status_time_->setText(tr("running\xE2\x80\xA6"));
@@ -583,6 +628,17 @@ void MainWindow::startRun() {
 void MainWindow::scheduleRepool() {
   if (!outcome_ || !outcome_->ok) return;
   RunRequest request = baseRequest();
+  // Pooling again needs the comparisons of the same mechanisms; after a change of the list, run.
+  std::vector<std::string> ids;
+  for (const RunRequest::Other& o : request.others) ids.push_back(o.mechanism->info().id);
+  std::vector<std::string> had;
+  for (const RunOutcome::OtherOutcome& o : outcome_->others) had.push_back(o.id);
+  if (ids != had) {
+    scheduleRun();
+    return;
+  }
+  request.others.clear();
+  for (const RunOutcome::OtherOutcome& o : outcome_->others) request.repool_others.push_back(o);
   request.repool = outcome_->comparison;
   latest_id_ = runner_.submit(std::move(request));
 }
@@ -632,7 +688,8 @@ nlohmann::json MainWindow::session() const {
                                                                  viewport_->view().col0, viewport_->view().col1})
                                         : nlohmann::json::array({0, 1, 0, 1})},
                      {"order", order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string()}}},
-                   {"curves", curves_->config()}};
+                   {"curves", curves_->config()},
+                   {"compare", compare_ids_}};
   if (input_->importedPath().size()) j["imported"] = input_->importedPath();
   return j;
 }
@@ -684,6 +741,14 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     QString import_error;
     if (!input_->importFile(QString::fromStdString(j["imported"].get<std::string>()), &import_error))
       skipped << tr("the imported file (%1)").arg(import_error);
+  }
+  {  // a session without "compare" (older files) is not in compare mode
+    std::vector<std::string> ids;
+    if (j.contains("compare") && j["compare"].is_array())
+      for (const auto& entry : j["compare"])
+        if (entry.is_string()) ids.push_back(entry.get<std::string>());
+    QString compare_error;
+    if (!setCompare(ids, &compare_error)) skipped << tr("the comparison (%1)").arg(compare_error);
   }
   if (j.contains("view") && j["view"].is_object()) {
     const auto& v = j["view"];
@@ -775,6 +840,26 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   QMainWindow::closeEvent(event);
 }
 
+bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error) {
+  std::vector<std::string> clean;
+  for (const std::string& id : ids) {
+    if (!attn::findMechanism(id)) {
+      if (error) *error = tr("Unknown mechanism \"%1\" (attnlab list shows the ids).").arg(QString::fromStdString(id));
+      return false;
+    }
+    if (id != mechanism_id_ && std::find(clean.begin(), clean.end(), id) == clean.end()) clean.push_back(id);
+  }
+  if (clean.size() > k_max_compared) {
+    if (error)
+      *error = tr("Compare mode shows at most %1 mechanisms beside the selected one: untick one first.").arg(k_max_compared);
+    return false;
+  }
+  compare_ids_ = clean;
+  compare_->setText(clean.empty() ? tr("Compare \xE2\x96\xBE") : tr("Compare (%1) \xE2\x96\xBE").arg(clean.size() + 1));
+  scheduleRun();
+  return true;
+}
+
 bool MainWindow::importInputs(const std::string& path, QString* error) {
   return input_->importFile(QString::fromStdString(path), error);
 }
@@ -829,7 +914,10 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
     return false;
   };
   if (!outcome_ || !outcome_->ok || !outcome_->comparison) return fail(tr("There is no result to export yet."));
-  const auto v = fig::parseView(view_name);
+  const bool grid = view_name == "compare";
+  if (grid && outcome_->others.empty())
+    return fail(tr("The compare grid needs compare mode: tick mechanisms under Compare first."));
+  const auto v = fig::parseView(grid ? std::string("weights") : view_name);
   if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
   fig::ViewOptions o;
   o.view = *v;
@@ -839,7 +927,14 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));
   try {
-    fig::saveFigure(fig::comparisonFigure(*outcome_->comparison, o), path, 144);
+    if (grid) {
+      std::vector<const attn::Comparison*> all{outcome_->comparison.get()};
+      for (const RunOutcome::OtherOutcome& other : outcome_->others)
+        if (other.comparison) all.push_back(other.comparison.get());
+      fig::saveFigure(fig::compareFigure(all, o), path, 144);
+    } else {
+      fig::saveFigure(fig::comparisonFigure(*outcome_->comparison, o), path, 144);
+    }
   } catch (const std::exception& e) {
     return fail(QString::fromUtf8(e.what()));
   }
@@ -919,6 +1014,7 @@ void MainWindow::showOutcome() {
   const QStringList metrics = QString::fromStdString(attn::describeError(c)).split(QStringLiteral(", "));
   for (const QString& metric : metrics) approx.captions.push_back(metric.toStdString());
   std::string timing = ms(c.approx_ms).toStdString();
+  if (outcome_->metrics_pending) timing += " \xC2\xB7 row TV\xE2\x80\xA6";
   if (c.row_tv >= 0) {
     char buf[64];
     std::snprintf(buf, sizeof buf, " \xC2\xB7 row TV %.3g", c.row_tv);
@@ -994,7 +1090,35 @@ void MainWindow::showOutcome() {
     if (step.what != "pattern") pattern.captions.push_back(step.what);
     pattern.captions.push_back(step.caption);
   }
-  if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor: values on the shared scale
+  if (!outcome_->others.empty()) {  // compare mode: the other mechanisms instead of the pattern panel
+    for (const RunOutcome::OtherOutcome& other : outcome_->others) {
+      view::HeatmapImage panel;
+      const auto mechanism = attn::findMechanism(other.id);
+      panel.title = mechanism ? mechanism->info().title : other.id;
+      panel.pooling = pooling;
+      panel.source_rows = c.inputs.n();
+      panel.source_cols = c.inputs.m();
+      if (other.comparison) {
+        const attn::Comparison& oc = *other.comparison;
+        panel.values = other.pooled;
+        if (oc.approx.explanation.weights) {
+          panel.source_rows = oc.approx.explanation.weights.rows();
+          panel.source_cols = oc.approx.explanation.weights.cols();
+        }
+        panel.shown_rows = other.shown.rows;
+        panel.shown_cols = other.shown.cols;
+        panel.subtitle = sizeText(panel.values, panel.source_rows, panel.source_cols, pooling, panel.shown_rows, panel.shown_cols);
+        for (const QString& metric : QString::fromStdString(attn::describeError(oc)).split(QStringLiteral(", ")))
+          panel.captions.push_back(metric.toStdString());
+        panel.captions.push_back(ms(oc.approx_ms).toStdString());
+        scene.scale.hi = std::max(scene.scale.hi, finiteMax(panel.values));
+      }
+      panel.empty_text = other.error.empty() ? panel.title + " implies no weights" : other.error;
+      if (panel.values.rows() > 0 && outcome_->row_groups.size() == static_cast<size_t>(panel.values.rows()))
+        panel.row_groups = outcome_->row_groups;
+      scene.panels.push_back(std::move(panel));
+    }
+  } else if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor: values on the shared scale
     pattern.pooling = pooling;
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pooling, pattern.shown_rows,
                                 pattern.shown_cols);
@@ -1038,7 +1162,7 @@ void MainWindow::showOutcome() {
   QStringList notices = startup_notices_;
   if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
   for (const std::string& note : outcome_->notes) notices << QString::fromStdString(note);
-  if (outcome_ != logged_outcome_ && !outcome_->repooled) {  // a new run (not a repool): into the log
+  if (outcome_ != logged_outcome_ && !outcome_->repooled && !outcome_->metrics_pending) {  // a new run (not a repool): into the log
     logged_outcome_ = outcome_;
     log_->info(tr("%1 on %2: exact %3, %4 %5; %6")
                    .arg(QString::fromStdString(info.id), QString::fromStdString(footer), ms(c.exact_ms),

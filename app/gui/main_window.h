@@ -9,7 +9,9 @@
 #include <QMainWindow>
 #include <QStringList>
 #include <QTimer>
+#include <map>
 #include <memory>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -84,6 +86,12 @@ class MainWindow : public QMainWindow {
   /// the figure layer to a .png, .svg or .pdf file, with the viewport's scale and pooling; false with a
   /// message for a person when that view does not exist for this mechanism or the file cannot be written.
   bool exportFigure(const std::string& view, const std::string& path, QString* error = nullptr);
+  /// Compare mode: these mechanisms (at most k_max_compared, the selected one excluded) run beside the
+  /// selected one on the same input, one panel each; {} leaves compare mode. false with a message for an
+  /// unknown id or too many.
+  bool setCompare(const std::vector<std::string>& ids, QString* error = nullptr);
+  const std::vector<std::string>& compareIds() const { return compare_ids_; }
+  static constexpr size_t k_max_compared = 3;
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
   bool importInputs(const std::string& path, QString* error = nullptr);
@@ -168,7 +176,10 @@ class MainWindow : public QMainWindow {
   QToolButton* play_ = nullptr;  ///< plays the steps (the Pattern selector's step entries) in turn
   QTimer step_timer_;
   static constexpr int k_step_interval_ms = 1200;
-  QComboBox* order_ = nullptr;  ///< token order of the images: position, or a grouping of the outcome  ///< which pattern the third panel shows: the mechanism's or a step's
+  QComboBox* order_ = nullptr;
+  QToolButton* compare_ = nullptr;
+  std::vector<std::string> compare_ids_;                                 // compare mode's other mechanisms
+  std::map<std::string, std::map<std::string, double>> params_by_id_;  // each mechanism's last parameters  ///< token order of the images: position, or a grouping of the outcome  ///< which pattern the third panel shows: the mechanism's or a step's
   QLabel* status_time_ = nullptr;
   QLabel* status_error_ = nullptr;
   QLabel* status_notice_ = nullptr;

@@ -324,5 +324,40 @@ TEST(Sweep, BadSpecsFailBeforeAnythingRuns) {
   EXPECT_THROW(runSweep(s, cpuFactory(cpu)), UserError);
 }
 
+TEST(Compare, ReusesExactAndItsReferenceOnlyWhenTheyAreTheSameComputation) {
+  CpuBackend cpu;
+  InputSpec in;
+  in.n = 96;
+  in.d = in.dv = 16;
+  in.seed = 5;
+  const auto performer = requireMechanism("performer");
+  CompareOptions o;
+  o.run.seed = in.seed;
+  auto params = [&](double features) { return Params::resolveNumbers(performer->params(), {{"features", features}}); };
+  const auto first = std::make_shared<const Comparison>(compare(generate(in), performer, params(32), cpu, o));
+  EXPECT_FALSE(first->reused_reference);
+  // A parameter change on the same inputs: exact and the float64 reference are taken over, and the error
+  // is what a fresh comparison gives.
+  CompareOptions reuse = o;
+  reuse.reuse = first;
+  const Comparison again = compare(generate(in), performer, params(64), cpu, reuse);
+  const Comparison fresh = compare(generate(in), performer, params(64), cpu, o);
+  EXPECT_TRUE(again.reused_reference);
+  EXPECT_EQ(again.relative_error, fresh.relative_error);
+  EXPECT_TRUE(again.reference == fresh.reference);
+  EXPECT_TRUE(again.exact.output == fresh.exact.output);
+  // Other inputs, another causal setting, or another reference (Reformer's shared-QK): computed anew.
+  InputSpec other = in;
+  other.seed = 6;
+  EXPECT_FALSE(compare(generate(other), performer, params(64), cpu, reuse).reused_reference);
+  CompareOptions causal = reuse;
+  causal.run.causal = true;
+  EXPECT_FALSE(compare(generate(in), performer, params(64), cpu, causal).reused_reference);
+  const auto reformer = requireMechanism("reformer");
+  const Comparison shared_qk = compare(generate(in), reformer, Params::resolve(reformer->params(), {}), cpu, reuse);
+  EXPECT_FALSE(shared_qk.reused_reference);
+  EXPECT_NE(shared_qk.reference_label, first->reference_label);
+}
+
 }  // namespace
 }  // namespace attn

@@ -759,6 +759,75 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
   std::filesystem::remove(log_path);
 }
 
+TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndExportsTheGrid) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  QString error;
+  EXPECT_FALSE(window.setCompare({"performer", "bigbird", "nystromformer", "reformer"}, &error));  // 5 mechanisms
+  EXPECT_NE(error.indexOf("at most"), -1) << error.toStdString();
+  EXPECT_FALSE(window.setCompare({"no-such-thing"}, &error));
+  ASSERT_TRUE(window.setCompare({"performer", "bigbird", "nystromformer"}, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  // exact | Longformer | Performer | BigBird | Nyströmformer, each with its own error and time.
+  const view::HeatmapScene& scene = viewport->scene();
+  ASSERT_EQ(scene.panels.size(), 5u);
+  auto out = window.lastOutcome();
+  ASSERT_EQ(out->others.size(), 3u);
+  for (size_t k = 1; k < 5; ++k) {
+    EXPECT_GT(scene.panels[k].values.size(), 0) << scene.panels[k].title;
+    ASSERT_FALSE(scene.panels[k].captions.empty());
+    EXPECT_EQ(scene.panels[k].captions.front().rfind("rel. error", 0), 0u) << scene.panels[k].captions.front();
+  }
+  // The others' errors are their own comparisons' (on the same inputs as the main one).
+  for (const auto& other : out->others) {
+    ASSERT_TRUE(other.comparison) << other.id << ": " << other.error;
+    EXPECT_TRUE(other.comparison->inputs.q == out->comparison->inputs.q);
+    EXPECT_GT(other.comparison->relative_error, 0);
+    EXPECT_TRUE(other.comparison->reused_reference) << other.id << ": exact is computed once";
+  }
+  EXPECT_NE(out->others[0].comparison->relative_error, out->others[1].comparison->relative_error);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_COMPARE")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  // Synchronised zoom: every panel is pooled for the same window.
+  const view::Rect r = view::layoutScene(float(viewport->width()), float(viewport->height()), scene).panels.at(2);
+  wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 6);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  out = window.lastOutcome();
+  ASSERT_FALSE(out->window.full());
+  ASSERT_EQ(out->others.size(), 3u);
+  for (const auto& other : out->others) {
+    EXPECT_EQ(other.shown.rows, out->exact_shown.rows) << other.id;
+    EXPECT_EQ(other.shown.cols, out->exact_shown.cols) << other.id;
+  }
+  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_EQ(p.shown_rows, out->exact_shown.rows) << p.title;
+  // A parameter change of the main mechanism reruns it alone: exact is reused, the others stay.
+  ASSERT_TRUE(window.setParameter("window", 48));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(window.lastOutcome()->comparison->reused_reference);
+  EXPECT_EQ(window.lastOutcome()->others.size(), 3u);
+  // The grid through the figure layer, in the three formats; without compare mode it is refused.
+  const std::string dir = testing::TempDir() + "attnlab-compare";
+  std::filesystem::create_directories(dir);
+  for (const char* ext : {"png", "svg", "pdf"}) {
+    const std::string path = dir + "/grid." + ext;
+    ASSERT_TRUE(window.exportFigure("compare", path, &error)) << error.toStdString();
+    EXPECT_GT(std::filesystem::file_size(path), 1000u) << path;
+  }
+  QImage grid(QString::fromStdString(dir + "/grid.png"));
+  ASSERT_FALSE(grid.isNull());
+  EXPECT_GT(grid.width(), 2 * grid.height()) << "five panels side by side";
+  // The session keeps the comparison.
+  EXPECT_EQ(window.session().at("compare").size(), 3u);
+  ASSERT_TRUE(window.setCompare({}));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_LE(viewport->scene().panels.size(), 3u);
+  EXPECT_FALSE(window.exportFigure("compare", dir + "/none.png", &error));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(MainWindowTest, HoverShowsAReadout) {
   MainWindow window(options("longformer"));
   showAndWait(window);
