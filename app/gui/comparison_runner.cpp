@@ -153,6 +153,21 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     for (const attn::Grouping& g : orders)
       if (g.name == request.order) order = &g;
     outcome.order = order ? order->name : std::string();
+    // An order change: where each pixel row of the new images was in the old order (for the animation).
+    if (request.previous_order && *request.previous_order != outcome.order && n == m && request.window.full()) {
+      const attn::Grouping* previous = nullptr;
+      for (const attn::Grouping& g : orders)
+        if (g.name == *request.previous_order) previous = &g;
+      std::vector<std::int32_t> rank(static_cast<size_t>(n));  // token → position in the previous order
+      for (attn::Index k = 0; k < n; ++k) rank[size_t(previous ? previous->order[size_t(k)] : k)] = std::int32_t(k);
+      std::vector<attn::Index> s, e;
+      attn::tilePixelSpans(n, std::min(n, request.max_pixels), s, e);
+      for (size_t q = 0; q < s.size(); ++q) {
+        double sum = 0;
+        for (attn::Index pos = s[q]; pos < e[q]; ++pos) sum += rank[size_t(order ? order->order[size_t(pos)] : pos)];
+        outcome.moved_from.push_back(float((sum / double(e[q] - s[q]) + 0.5) / double(n)));
+      }
+    }
     // The window on a matrix of rows × cols.
     const view::ViewWindow& window = request.window;
     auto shownOf = [&](attn::Index rows, attn::Index cols) {

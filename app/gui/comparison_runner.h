@@ -52,6 +52,9 @@ struct RunRequest {
   std::vector<Other> others;
   /// With `repool`: the others' comparisons to pool again (nothing runs).
   std::vector<OtherRun> repool_others;
+  /// The order shown before this request (when it changes the order): the outcome then says where each
+  /// pixel row was, so the window can animate the permutation.
+  std::optional<std::string> previous_order;
   /// The zoomed part of the matrices (fractions of rows and columns): only it is pooled, at max_pixels.
   view::ViewWindow window;
   /// When set, nothing is run: the weights of this comparison are pooled again (new size, pooling or window).
@@ -81,6 +84,9 @@ struct RunOutcome {
   /// The picture is ready but row TV and mass recall are still being computed: a second outcome with
   /// them follows for the same request (the window shows this one at once).
   bool metrics_pending = false;
+  /// After an order change (request.previous_order): for each pixel row (and column) of the square images,
+  /// the centre of the tokens it covers in the previous order, as a fraction of N; empty otherwise.
+  std::vector<float> moved_from;
   /// The mechanism's whole matrix (exact's when it implies none) at most k_minimap_pixels a side, while
   /// the window is not the whole matrix; empty otherwise.
   attn::Matrix minimap;

@@ -3,6 +3,7 @@
 
 #include "app/gui/curves_panel.h"
 #include "app/gui/log_panel.h"
+#include "app/gui/row_panel.h"
 #include "app/figures/views.h"
 #include "attention/npy.h"
 
@@ -35,6 +36,7 @@
 #include <QToolButton>
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <cstdio>
 
 #include "app/gui/info_card.h"
@@ -148,6 +150,11 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
     scheduleRepool();
   });
   connect(&runner_, &ComparisonRunner::finished, this, &MainWindow::onRunFinished);
+  sort_timer_.setInterval(k_sort_frame_ms);
+  connect(&sort_timer_, &QTimer::timeout, this, [this] {
+    if (++sort_frame_ >= k_sort_frames) sort_timer_.stop();
+    showOutcome();
+  });
   // Zoom and pan: the viewport stretches what it has at once; the new window is pooled sharp shortly after.
   zoom_timer_.setSingleShot(true);
   zoom_timer_.setInterval(k_zoom_delay_ms);
@@ -159,6 +166,10 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   connect(curves_, &CurvesPanel::finished, this, [this] { log_->info(tr("curves: %1").arg(curves_->status())); });
   if (viewport_) {
     connect(viewport_, &view::HeatmapWindow::viewChanged, this, [this] { zoom_timer_.start(); });
+    connect(viewport_, &view::HeatmapWindow::rowClicked, this, [this](qint64 row) {
+      QString error;
+      if (!selectRow(row, &error)) showError(error);
+    });
     connect(viewport_, &view::HeatmapWindow::stepAction, this, [this](view::StepAction action) {
       switch (action) {
         case view::StepAction::First:
@@ -223,6 +234,8 @@ void MainWindow::buildDocks() {
   QDockWidget* curves_dock = makeDock(tr("Curves"), QStringLiteral("curves"), curves_, this);
   log_ = new LogPanel;
   QDockWidget* log_dock = makeDock(tr("Log"), QStringLiteral("log"), log_, this);
+  row_ = new RowPanel;
+  QDockWidget* row_dock = makeDock(tr("Row"), QStringLiteral("row"), row_, this);
 
   setCorner(Qt::BottomLeftCorner, Qt::LeftDockWidgetArea);
   addDockWidget(Qt::LeftDockWidgetArea, browser_dock);
@@ -230,7 +243,8 @@ void MainWindow::buildDocks() {
   splitDockWidget(params_dock, input_dock, Qt::Vertical);
   addDockWidget(Qt::BottomDockWidgetArea, info_dock);
   tabifyDockWidget(info_dock, curves_dock);
-  tabifyDockWidget(curves_dock, log_dock);
+  tabifyDockWidget(curves_dock, row_dock);
+  tabifyDockWidget(row_dock, log_dock);
   info_dock->raise();
   resizeDocks({browser_dock}, {330}, Qt::Horizontal);
   resizeDocks({browser_dock, params_dock, input_dock}, {330, 190, 250}, Qt::Vertical);
@@ -290,7 +304,7 @@ void MainWindow::buildDocks() {
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
   view_menu_ = menuBar()->addMenu(tr("&View"));
-  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock, log_dock})
+  for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock, row_dock, log_dock})
     view_menu_->addAction(dock->toggleViewAction());
   // Edit: copy what is on screen, as a picture or as numbers.
   QMenu* edit = new QMenu(tr("&Edit"), this);
@@ -410,6 +424,7 @@ void MainWindow::buildToolBar() {
   bar->addWidget(new QLabel(tr("  Order ")));
   bar->addWidget(order_);
   connect(order_, &QComboBox::currentIndexChanged, this, [this] {
+    if (outcome_ && outcome_->ok) previous_order_ = outcome_->order;  // animate from what is on screen
     if (run_timer_.isActive() || runner_.busy())
       scheduleRun();
     else
@@ -614,6 +629,7 @@ RunRequest MainWindow::baseRequest() const {
   request.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   request.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
   if (viewport_) request.window = viewport_->view();
+  request.previous_order = previous_order_;
   return request;
 }
 
@@ -622,6 +638,7 @@ void MainWindow::startRun() {
   params_by_id_[mechanism_id_] = parameters_->values();
   curves_->setInput(input_->spec(), input_->causal(), input_->backend());
   latest_id_ = runner_.submit(baseRequest());
+  previous_order_.reset();
   status_time_->setText(tr("running\xE2\x80\xA6"));
 }
 
@@ -641,6 +658,7 @@ void MainWindow::scheduleRepool() {
   for (const RunOutcome::OtherOutcome& o : outcome_->others) request.repool_others.push_back(o);
   request.repool = outcome_->comparison;
   latest_id_ = runner_.submit(std::move(request));
+  previous_order_.reset();
 }
 
 attn::Index MainWindow::panelPixels() const {
@@ -860,6 +878,72 @@ bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error)
   return true;
 }
 
+bool MainWindow::selectRow(attn::Index row, QString* error) {
+  auto fail = [&](const QString& message) {
+    if (error) *error = message;
+    return false;
+  };
+  if (!outcome_ || !outcome_->ok || !outcome_->comparison) return fail(tr("There is no result to pick a row from yet."));
+  const attn::Comparison& c = *outcome_->comparison;
+  const attn::Index n = c.inputs.n(), m = c.inputs.m();
+  if (row < 0 || row >= n) return fail(tr("Row %1 is outside the %2 queries.").arg(row).arg(n));
+  // The row as displayed: when tokens are sorted by a grouping, row k is the k-th token in that order.
+  attn::Index query = row;
+  QString note;
+  if (!outcome_->order.empty()) {
+    const attn::Grouping* g = nullptr;
+    for (const attn::Grouping& candidate : c.approx.explanation.groupings)
+      if (candidate.name == outcome_->order && attn::Index(candidate.order.size()) == n) g = &candidate;
+    std::optional<attn::Grouping> clusters;
+    if (!g && outcome_->order == "input clusters" && !c.inputs.cluster.empty()) {
+      clusters = attn::Grouping::fromLabels("input clusters", c.inputs.cluster, std::int32_t(c.inputs.spec.clusters));
+      g = &*clusters;
+    }
+    if (g) {
+      query = g->order[size_t(row)];
+      note = tr("sorted position %1 is token %2; keys by position").arg(row).arg(query);
+    }
+  }
+  const attn::Index bins = std::min(m, RowPanel::k_max_bins);
+  auto rowOf = [&](const attn::ImpliedWeights& w) -> std::vector<double> {
+    if (!w || w.rows() != n || w.cols() != m) return {};
+    const attn::Matrix full = w.tile({query, query + 1}, {0, m}, {1, m}, attn::Pooling::Max);
+    return std::vector<double>(full.data(), full.data() + full.size());
+  };
+  auto binned = [&](const std::vector<double>& full) {
+    std::vector<double> out(size_t(bins), 0.0);
+    std::vector<attn::Index> s, e;
+    attn::tilePixelSpans(m, bins, s, e);
+    for (attn::Index b = 0; b < bins; ++b)
+      for (attn::Index j = s[size_t(b)]; j < e[size_t(b)]; ++j) out[size_t(b)] = std::max(out[size_t(b)], full[size_t(j)]);
+    return out;
+  };
+  const std::vector<double> exact = rowOf(c.exact.explanation.weights);
+  if (exact.empty()) return fail(tr("Exact attention implies no weights to compare a row with."));
+  std::vector<RowSeries> series;
+  series.push_back({c.reference_label.empty() ? std::string("exact") : c.reference_label, binned(exact), -1});
+  auto add = [&](const attn::Comparison& other) {
+    const std::vector<double> values = rowOf(other.approx.explanation.weights);
+    if (values.empty()) return;
+    double tv = 0;
+    for (size_t j = 0; j < values.size(); ++j) tv += std::fabs(values[j] - exact[j]);
+    series.push_back({other.mechanism->info().id, binned(values), tv / 2});
+  };
+  add(c);
+  for (const RunOutcome::OtherOutcome& other : outcome_->others)
+    if (other.comparison) add(*other.comparison);
+  if (series.size() < 2) note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + tr("%1 implies no NÃN weights").arg(QString::fromStdString(c.mechanism->info().title));
+  row_->setRow(query, m, std::move(series), note);
+  selected_row_ = row;
+  for (QDockWidget* dock : findChildren<QDockWidget*>())
+    if (dock->objectName() == QLatin1String("row")) {
+      dock->show();
+      dock->raise();
+    }
+  showOutcome();  // the marker on the heatmaps
+  return true;
+}
+
 bool MainWindow::importInputs(const std::string& path, QString* error) {
   return input_->importFile(QString::fromStdString(path), error);
 }
@@ -963,7 +1047,14 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     emit runFinished();
     return;
   }
+  // An order change: animate the permutation (once per request: not again when its metrics arrive).
+  const bool animate = !outcome->moved_from.empty() && !(outcome_ && outcome_->moved_from == outcome->moved_from &&
+                                                          outcome_->order == outcome->order);
   outcome_ = std::move(outcome);
+  if (animate) {
+    sort_frame_ = 0;
+    sort_timer_.start();
+  }
   last_error_.clear();
   status_error_->setStyleSheet(QString());
   error_box_->hide();
@@ -1133,6 +1224,31 @@ void MainWindow::showOutcome() {
     scene.panels.push_back(std::move(pattern));
   }
   panel_count_ = static_cast<int>(scene.panels.size());
+  if (sort_timer_.isActive() && !outcome_->moved_from.empty()) {
+    // The order animation: every pixel row and column slides from where its tokens were to where they
+    // are now (smoothstep in time); where several land on one pixel the largest value shows.
+    const double t0 = std::clamp(double(sort_frame_) / k_sort_frames, 0.0, 1.0), t = t0 * t0 * (3 - 2 * t0);
+    const std::vector<float>& from = outcome_->moved_from;
+    const attn::Index p = attn::Index(from.size());
+    std::vector<attn::Index> to(from.size());
+    for (attn::Index k = 0; k < p; ++k)
+      to[size_t(k)] = std::clamp<attn::Index>(
+          attn::Index(std::lround((1 - t) * (double(from[size_t(k)]) * double(p) - 0.5) + t * double(k))), 0, p - 1);
+    for (view::HeatmapImage& panel : scene.panels) {
+      if (panel.values.rows() != p || panel.values.cols() != p) continue;
+      attn::Matrix moved = attn::Matrix::Zero(p, p);
+      for (attn::Index a = 0; a < p; ++a)
+        for (attn::Index b = 0; b < p; ++b) {
+          float& v = moved(to[size_t(a)], to[size_t(b)]);
+          v = std::max(v, panel.values(a, b));
+        }
+      panel.values = std::move(moved);
+      panel.row_groups.clear();  // the strip and the marks return when the tokens have arrived
+      panel.marks.clear();
+    }
+  }
+  if (selected_row_ >= c.inputs.n()) selected_row_ = -1;
+  scene.selected_row = selected_row_;
   if (!outcome_->step_patterns.empty()) {  // the step bar
     scene.steps.count = static_cast<int>(outcome_->step_patterns.size());
     scene.steps.current = chosen - (own ? 1 : 0);
@@ -1196,7 +1312,8 @@ bool MainWindow::waitForIdle(int timeout_ms) {
   clock.start();
   while (clock.elapsed() < timeout_ms) {
     QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
-    const bool computing = run_timer_.isActive() || repool_timer_.isActive() || zoom_timer_.isActive() || runner_.busy();
+    const bool computing = run_timer_.isActive() || repool_timer_.isActive() || zoom_timer_.isActive() ||
+                           sort_timer_.isActive() || runner_.busy();
     const bool drawn =
         !viewport_ || !viewport_->isExposed() || viewport_->renderedVersion() >= viewport_->sceneVersion();
     if (!computing && drawn) return true;

@@ -10,6 +10,7 @@
 #include <QStringList>
 #include <QTimer>
 #include <map>
+#include <optional>
 #include <memory>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,7 @@ namespace attnlab::gui {
 
 class CurvesPanel;
 class LogPanel;
+class RowPanel;
 class InfoCard;
 class InputPanel;
 class MechanismBrowser;
@@ -64,6 +66,8 @@ class MainWindow : public QMainWindow {
   /// looping. false when the last outcome has no steps.
   bool playSteps(bool on);
   bool playingSteps() const { return step_timer_.isActive(); }
+  /// true while a change of the token order is being animated.
+  bool sortAnimating() const { return sort_timer_.isActive(); }
   /// Turns causal masking on or off (reruns).
   void setCausal(bool causal);
   /// Processes events until no run is scheduled or in flight and the viewport has drawn the newest
@@ -92,6 +96,10 @@ class MainWindow : public QMainWindow {
   bool setCompare(const std::vector<std::string>& ids, QString* error = nullptr);
   const std::vector<std::string>& compareIds() const { return compare_ids_; }
   static constexpr size_t k_max_compared = 3;
+  /// Picks query row `row` (as displayed: a sorted position when tokens are sorted), as a click on a heatmap
+  /// row does: the Row dock shows its weights for exact and every mechanism on screen, and the row is marked.
+  bool selectRow(attn::Index row, QString* error = nullptr);
+  RowPanel* rowPanel() const { return row_; }
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
   bool importInputs(const std::string& path, QString* error = nullptr);
@@ -166,6 +174,8 @@ class MainWindow : public QMainWindow {
   InfoCard* info_ = nullptr;
   CurvesPanel* curves_ = nullptr;
   LogPanel* log_ = nullptr;
+  RowPanel* row_ = nullptr;
+  attn::Index selected_row_ = -1;  // the picked query row (as displayed), −1 none
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;
@@ -189,6 +199,10 @@ class MainWindow : public QMainWindow {
   QTimer run_timer_;
   QTimer repool_timer_;
   QTimer zoom_timer_;  ///< pools the zoomed window once zooming pauses
+  QTimer sort_timer_;  ///< frames of the order animation
+  int sort_frame_ = 0;
+  static constexpr int k_sort_frames = 16, k_sort_frame_ms = 40;  // 0.64 s
+  std::optional<std::string> previous_order_;  // the order on screen when the order was changed
   int panel_count_ = 2;  ///< panels of the last scene (exact, mechanism[, pattern])
   quint64 latest_id_ = 0;
   std::shared_ptr<const RunOutcome> outcome_;

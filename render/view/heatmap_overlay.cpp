@@ -169,6 +169,14 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
                         IM_COL32(int(c.r * 255 + 0.5f), int(c.g * 255 + 0.5f), int(c.b * 255 + 0.5f), 255));
     }
   }
+  // The picked query row: a line across the panel and a marker outside its left edge.
+  if (scene.selected_row >= 0 && panel.zoomable && scene.selected_row < rows) {
+    const float y = std::round(axes.y(static_cast<double>(scene.selected_row) + 0.5));
+    if (y >= r.y && y <= r.y + r.h) {
+      dl->AddLine(ImVec2(r.x, y), ImVec2(r.x + r.w, y), IM_COL32(255, 255, 255, 150), 1.0f);
+      dl->AddTriangleFilled(ImVec2(r.x - 14, y - 5), ImVec2(r.x - 14, y + 5), ImVec2(r.x - 6, y), IM_COL32(255, 80, 80, 255));
+    }
+  }
   // Marked tokens (global tokens, …): small triangles outside the top and left edges.
   const size_t most_marks = 512;
   for (size_t k = 0; k < panel.marks.size() && k < most_marks; ++k) {

@@ -106,6 +106,8 @@ struct HeatmapScene {
   /// The whole matrix, small, shown with the window's outline beside the panels while zoomed in.
   HeatmapImage minimap;
   StepBar steps;
+  /// The query row picked by a click (marked across the zoomable panels), −1 for none.
+  attn::Index selected_row = -1;
 };
 
 /// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),

@@ -224,6 +224,14 @@ void HeatmapWindow::mouseReleaseEvent(QMouseEvent* event) {
     const StepAction action = stepActionAt(layout, float(event->position().x()), float(event->position().y()));
     if (action != StepAction::None && action == stepActionAt(layout, float(press_at_.x()), float(press_at_.y())))
       emit stepAction(action);
+    // A click on a panel (pressed and released within a few pixels): that query's row.
+    const QPointF moved = event->position() - press_at_;
+    if (action == StepAction::None && std::abs(moved.x()) + std::abs(moved.y()) < 4) {
+      const int panel = zoomablePanelAt(event->position());
+      if (const auto hit = panel >= 0 ? hitTest(scene_, layout, float(event->position().x()), float(event->position().y()))
+                                      : std::nullopt)
+        emit rowClicked(qint64(hit->rows.begin));
+    }
   }
   if (event->button() == Qt::RightButton) pointer_.buttons[1] = false;
   if (event->button() == Qt::MiddleButton) pointer_.buttons[2] = false;

@@ -92,6 +92,8 @@ class HeatmapWindow : public QVulkanWindow {
   void viewChanged(attnlab::view::ViewWindow view);
   /// A step-bar button was clicked.
   void stepAction(attnlab::view::StepAction action);
+  /// A click (not a drag) on a zoomable panel picked query row `row` (of the matrix as displayed).
+  void rowClicked(qint64 row);
 
  protected:
   void mouseMoveEvent(QMouseEvent* event) override;

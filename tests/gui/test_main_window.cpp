@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <QAction>
+#include <QElapsedTimer>
 #include <QClipboard>
 #include <QGuiApplication>
 #include <QApplication>
@@ -33,6 +34,7 @@
 
 #include "app/gui/curves_panel.h"
 #include "app/gui/log_panel.h"
+#include "app/gui/row_panel.h"
 #include "app/gui/main_window.h"
 #include "attention/random.h"
 #include "render/view/colormap.h"
@@ -258,7 +260,21 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   EXPECT_TRUE(before->order.empty());
   const QImage by_position = window.viewportImage();
   ASSERT_TRUE(window.setOrder(before->orders.front()));
+  // The permutation is animated: frames between the two orders differ from both.
+  QElapsedTimer clock;
+  clock.start();
+  while (!window.sortAnimating() && clock.elapsed() < k_timeout_ms) QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+  ASSERT_TRUE(window.sortAnimating());
+  QTest::qWait(300);
+  const QImage midway = window.viewportImage();
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_SORTING")) {
+    EXPECT_TRUE(midway.save(path));
+  }
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_FALSE(window.sortAnimating());
+  EXPECT_EQ(window.lastOutcome()->moved_from.size(), size_t(window.lastOutcome()->exact_pooled.rows()));
+  EXPECT_GT(differingShare(midway, by_position), 0.01);
+  EXPECT_GT(differingShare(midway, window.viewportImage()), 0.01);
   const auto sorted = window.lastOutcome();
   ASSERT_TRUE(sorted && sorted->ok);
   EXPECT_EQ(sorted->order, before->orders.front());
@@ -826,6 +842,59 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   EXPECT_LE(viewport->scene().panels.size(), 3u);
   EXPECT_FALSE(window.exportFigure("compare", dir + "/none.png", &error));
   std::filesystem::remove_all(dir);
+}
+
+TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  // Click the middle of the mechanism's panel: row ≈ N/2.
+  const view::Rect r =
+      view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+  QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.5)));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  RowPanel* row = window.rowPanel();
+  ASSERT_NE(row, nullptr);
+  EXPECT_NEAR(double(row->query()), 128, 2);
+  EXPECT_EQ(viewport->scene().selected_row, row->query());
+  ASSERT_EQ(row->series().size(), 2u);  // exact and Longformer
+  // The exact row is softmax(q_i · K / √d): check it here in double precision; N = 256 keys: one bin each.
+  auto out = window.lastOutcome();
+  const attn::Inputs& in = out->comparison->inputs;
+  const attn::Index i = row->query();
+  std::vector<double> logits(size_t(in.k.rows()));
+  double top = -1e300, sum = 0;
+  for (attn::Index j = 0; j < in.k.rows(); ++j) {
+    logits[size_t(j)] = in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>()) / std::sqrt(double(in.q.cols()));
+    top = std::max(top, logits[size_t(j)]);
+  }
+  for (double& l : logits) sum += (l = std::exp(l - top));
+  const std::vector<double>& exact = row->series()[0].values;
+  ASSERT_EQ(exact.size(), 256u);
+  for (size_t j = 0; j < exact.size(); j += 17) EXPECT_NEAR(exact[j], logits[j] / sum, 1e-6 + 1e-4 * exact[j]) << j;
+  // Longformer's row: zero outside the window and the global tokens, and its TV from exact in (0, 1).
+  const RowSeries& mech = row->series()[1];
+  EXPECT_EQ(mech.values[size_t(i) + 100], 0.0);
+  EXPECT_GT(mech.values[size_t(i)], 0.0);
+  EXPECT_GT(mech.tv, 0.0);
+  EXPECT_LT(mech.tv, 1.0);
+  double mass = 0;
+  for (double v : mech.values) mass += v;
+  EXPECT_NEAR(mass, 1.0, 1e-4);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_ROW")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  // A row outside the matrix is refused with a message; a drag is not a click.
+  QString error;
+  EXPECT_FALSE(window.selectRow(9999, &error));
+  EXPECT_FALSE(error.isEmpty());
+  const attn::Index before = row->query();
+  QTest::mousePress(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.8)));
+  QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.3) + 30, int(r.y + r.h * 0.8)));
+  QTest::mouseRelease(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3) + 30, int(r.y + r.h * 0.8)));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(row->query(), before);
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
