@@ -482,4 +482,11 @@ void CurvesPanel::redraw() {
   }
 }
 
+void CurvesPanel::setLight(bool light) {
+  QChart* chart = chart_view_->chart();
+  chart->setTheme(light ? QChart::ChartThemeLight : QChart::ChartThemeDark);
+  chart->setBackgroundBrush(light ? QColor(252, 252, 253) : QColor(32, 33, 38));
+  redraw();  // the theme resets the series' colours: draw them again
+}
+
 }  // namespace attnlab::gui

@@ -72,6 +72,8 @@ class CurvesPanel : public QWidget {
   /// The controls as JSON (for sessions), and back (unknown or bad fields are left as they are).
   nlohmann::json config() const;
   void setConfig(const nlohmann::json& j);
+  /// Light or dark chart theme (the window's).
+  void setLight(bool light);
 
  signals:
   void finished();

@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QMessageBox>
 #include <QPalette>
+#include <QStyle>
 #include <QStyleFactory>
 #include <exception>
 
@@ -11,8 +12,12 @@
 
 namespace attnlab::gui {
 
-void applyTheme() {
+void applyTheme(bool light) {
   QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+  if (light) {  // Fusion's own light palette; the viewport turns light too (HeatmapScene::light)
+    QApplication::setPalette(QApplication::style()->standardPalette());
+    return;
+  }
   // Dark greys around the viewport's own background (24, 27, 33), so the heatmaps are the brightest
   // thing on screen.
   QPalette p;

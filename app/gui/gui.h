@@ -24,7 +24,7 @@ int runGui(int& argc, char** argv, const GuiOptions& options);
 
 /// Fusion style with a dark palette that matches the viewport's background. runGui() applies it;
 /// tests that want to look like the app call it after creating their QApplication.
-void applyTheme();
+void applyTheme(bool light = false);
 
 class MainWindow;
 

@@ -1,6 +1,8 @@
 // InfoCard: MechanismInfo as rich text.
 #include "app/gui/info_card.h"
 
+#include <QApplication>
+
 namespace attnlab::gui {
 
 namespace {
@@ -25,11 +27,15 @@ InfoCard::InfoCard(QWidget* parent) : QTextBrowser(parent) {
   setOpenExternalLinks(true);
   setFrameShape(QFrame::NoFrame);
   setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  restyle();
+  document()->setDocumentMargin(8);
+}
+
+void InfoCard::restyle() {
   // Blend into the dock instead of looking like an input field.
-  QPalette p = palette();
+  QPalette p = QApplication::palette();
   p.setColor(QPalette::Base, p.color(QPalette::Window));
   setPalette(p);
-  document()->setDocumentMargin(8);
 }
 
 void InfoCard::showMechanism(const attn::MechanismInfo& info) {

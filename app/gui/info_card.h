@@ -14,6 +14,8 @@ class InfoCard : public QTextBrowser {
  public:
   explicit InfoCard(QWidget* parent = nullptr);
   /// Shows `info` (the widget's own visibility is untouched).
+  /// Takes the application palette again (after a theme change).
+  void restyle();
   void showMechanism(const attn::MechanismInfo& info);
 };
 

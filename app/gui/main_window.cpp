@@ -119,6 +119,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   buildDocks();
   buildToolBar();
   buildShortcuts();
+  if (QSettings().value(QStringLiteral("lightTheme")).toBool()) setLightTheme(true);  // the theme last chosen
 
   status_notice_ = new QLabel;
   status_notice_->setTextFormat(Qt::PlainText);
@@ -384,7 +385,7 @@ void MainWindow::buildToolBar() {
   });
   // Compare mode: up to three more mechanisms beside the selected one, on the same input.
   compare_ = new QToolButton;
-  compare_->setText(tr("Compare \xE2\x96\xBE"));
+  compare_->setText(tr("Compare"));
   compare_->setPopupMode(QToolButton::InstantPopup);
   compare_->setToolTip(tr("Show up to three more mechanisms beside this one on the same input, each with its error and "
                           "time; zoom and pan move all panels together. They run with the parameters you last gave "
@@ -492,6 +493,9 @@ void MainWindow::buildShortcuts() {
     add(tr("Pan down"), QKeySequence(Qt::SHIFT | Qt::Key_Down), [pan] { pan(0, 0.2); });
     view_menu_->addSeparator();
   }
+  QAction* light = add(tr("Light theme"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_L), [this] { setLightTheme(!light_); });
+  light->setCheckable(true);
+  light->setObjectName(QStringLiteral("lightTheme"));
   add(tr("Presenter mode"), QKeySequence(Qt::Key_F5), [this] { setPresenterMode(!presenter_); })->setCheckable(true);
   add(tr("Keyboard shortcuts"), QKeySequence(Qt::Key_F1), [this] { showShortcuts(); });
   // The window holds every menu action too, so their keys keep working while presenter mode hides the
@@ -533,6 +537,18 @@ void MainWindow::showShortcuts() {
   html += QStringLiteral("</table><p>In the viewport: wheel to zoom, drag to pan, hover for a weight.</p>");
   shortcuts_->setText(html);
   shortcuts_->show();
+}
+
+void MainWindow::setLightTheme(bool light) {
+  light_ = light;
+  applyTheme(light);
+  info_->restyle();
+  curves_->setLight(light);
+  row_->setLight(light);
+  for (QAction* a : findChildren<QAction*>())
+    if (a->objectName() == QLatin1String("lightTheme")) a->setChecked(light);
+  QSettings().setValue(QStringLiteral("lightTheme"), light);
+  showOutcome();  // the viewport's background and overlay
 }
 
 void MainWindow::setPresenterMode(bool on) {
@@ -873,7 +889,7 @@ bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error)
     return false;
   }
   compare_ids_ = clean;
-  compare_->setText(clean.empty() ? tr("Compare \xE2\x96\xBE") : tr("Compare (%1) \xE2\x96\xBE").arg(clean.size() + 1));
+  compare_->setText(clean.empty() ? tr("Compare") : tr("Compare (%1)").arg(clean.size() + 1));
   scheduleRun();
   return true;
 }
@@ -1042,6 +1058,7 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     if (viewport_) {
       view::HeatmapScene scene;
       scene.placeholder = (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
+      scene.light = light_;
       viewport_->setScene(std::move(scene));
     }
     emit runFinished();
@@ -1114,6 +1131,7 @@ void MainWindow::showOutcome() {
   approx.captions.push_back(timing);
 
   scene.scale = colorScale();
+  scene.light = light_;
   scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});

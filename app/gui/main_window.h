@@ -120,6 +120,9 @@ class MainWindow : public QMainWindow {
   /// Presenter mode: panels and menu hidden, fonts 1.5× (F5 toggles); off restores the layout.
   void setPresenterMode(bool on);
   bool presenterMode() const { return presenter_; }
+  /// The light theme (widgets, viewport, charts) or the dark one; remembered in the settings.
+  void setLightTheme(bool light);
+  bool lightTheme() const { return light_; }
   /// The Curves dock's panel (time, memory, error vs N).
   CurvesPanel* curvesPanel() const { return curves_; }
   /// The Log dock's panel (runs, notices, errors).
@@ -215,6 +218,7 @@ class MainWindow : public QMainWindow {
   QStringList logged_notices_;                        // notices already in the log
   QMessageBox* shortcuts_ = nullptr;
   bool presenter_ = false;
+  bool light_ = false;
   QByteArray saved_layout_;  // the docks before presenter mode
   QFont saved_font_;
   int saved_colormap_ = 0;

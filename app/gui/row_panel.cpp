@@ -143,4 +143,11 @@ void RowPanel::redraw() {
   }
 }
 
+void RowPanel::setLight(bool light) {
+  QChart* chart = view_->chart();
+  chart->setTheme(light ? QChart::ChartThemeLight : QChart::ChartThemeDark);
+  chart->setBackgroundBrush(light ? QColor(252, 252, 253) : QColor(32, 33, 38));
+  redraw();  // the theme resets the series' colours: draw them again
+}
+
 }  // namespace attnlab::gui

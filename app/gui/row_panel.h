@@ -30,6 +30,8 @@ class RowPanel : public QWidget {
   /// Shows query `query` of an N × `keys` matrix; series[0] is exact. Bars when keys ≤ k_max_bars.
   void setRow(attn::Index query, attn::Index keys, std::vector<RowSeries> series, const QString& note = {});
   void clear(const QString& message);
+  /// Light or dark chart theme (the window's).
+  void setLight(bool light);
   attn::Index query() const { return query_; }
   const std::vector<RowSeries>& series() const { return series_; }
   QChartView* chartView() const { return view_; }

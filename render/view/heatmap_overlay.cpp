@@ -18,12 +18,20 @@ namespace attnlab::view {
 
 namespace {
 
-const ImU32 k_text = IM_COL32(228, 231, 236, 255);
-const ImU32 k_dim = IM_COL32(150, 156, 168, 255);
-const ImU32 k_frame = IM_COL32(92, 98, 110, 255);
-const ImU32 k_tick = IM_COL32(120, 126, 138, 255);
-const ImU32 k_highlight = IM_COL32(255, 255, 255, 235);
-const ImU32 k_box = IM_COL32(18, 20, 25, 238);
+/// The overlay's colours for a dark or a light viewport (HeatmapScene::light).
+struct OverlayPalette {
+  ImU32 text, dim, frame, tick, highlight, box;
+};
+const OverlayPalette k_dark_palette{IM_COL32(228, 231, 236, 255), IM_COL32(150, 156, 168, 255), IM_COL32(92, 98, 110, 255),
+                                    IM_COL32(120, 126, 138, 255), IM_COL32(255, 255, 255, 235), IM_COL32(18, 20, 25, 238)};
+const OverlayPalette k_light_palette{IM_COL32(28, 31, 38, 255),   IM_COL32(92, 98, 110, 255),  IM_COL32(150, 156, 166, 255),
+                                     IM_COL32(130, 136, 146, 255), IM_COL32(20, 20, 24, 235),   IM_COL32(255, 255, 255, 245)};
+// The colours of the frame being drawn (drawOverlay picks the palette; the GUI thread draws one at a time).
+ImU32 k_text = k_dark_palette.text, k_dim = k_dark_palette.dim, k_frame = k_dark_palette.frame,
+      k_tick = k_dark_palette.tick, k_highlight = k_dark_palette.highlight, k_box = k_dark_palette.box;
+void usePalette(const OverlayPalette& p) {
+  k_text = p.text, k_dim = p.dim, k_frame = p.frame, k_tick = p.tick, k_highlight = p.highlight, k_box = p.box;
+}
 
 /// A font and the logical size to draw it at.
 struct Face {
@@ -394,6 +402,7 @@ void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
 
 void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
+  usePalette(scene.light ? k_light_palette : k_dark_palette);
   ImDrawList* dl = ImGui::GetBackgroundDrawList();
   const Face body = face(fonts.body), small = face(fonts.small);
   if (scene.panels.empty()) {

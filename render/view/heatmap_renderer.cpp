@@ -524,7 +524,7 @@ void HeatmapRenderer::startNextFrame() {
     ImGui::Render();
   }
 
-  const auto bg = HeatmapWindow::k_background_rgb;
+  const std::uint8_t* bg = window_->background();
   std::array<VkClearValue, 3> clear{};
   clear[0].color = {{bg[0] / 255.0f, bg[1] / 255.0f, bg[2] / 255.0f, 1.0f}};
   clear[1].depthStencil = {1.0f, 0};

@@ -108,6 +108,7 @@ struct HeatmapScene {
   StepBar steps;
   /// The query row picked by a click (marked across the zoomable panels), −1 for none.
   attn::Index selected_row = -1;
+  bool light = false;  ///< the light theme: a light background and dark text
 };
 
 /// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),

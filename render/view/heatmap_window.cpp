@@ -107,7 +107,7 @@ QImage HeatmapWindow::grabImage() {
   // The top-left pixel is always background (the layout keeps a margin there). If it reads back
   // with red and blue exchanged, the whole image did.
   const QRgb corner = image.pixel(0, 0);
-  const auto bg = k_background_rgb;
+  const std::uint8_t* bg = background();
   if (qRed(corner) == bg[2] && qBlue(corner) == bg[0] && qRed(corner) != qBlue(corner))
     image = std::move(image).rgbSwapped();
   return image;

@@ -76,6 +76,9 @@ class HeatmapWindow : public QVulkanWindow {
 
   /// Background colour the renderer clears to (also used to detect channel order in grabImage()).
   static constexpr std::uint8_t k_background_rgb[3] = {24, 27, 33};
+  static constexpr std::uint8_t k_light_background_rgb[3] = {246, 247, 250};  ///< HeatmapScene::light
+  /// The background of the scene shown now.
+  const std::uint8_t* background() const { return scene_.light ? k_light_background_rgb : k_background_rgb; }
 
   /// Whether instances are created with the validation layer (ATTNLAB_VALIDATION=1 and the layer exists).
   static bool validationEnabled();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <QAction>
+#include <QSettings>
 #include <QElapsedTimer>
 #include <QClipboard>
 #include <QGuiApplication>
@@ -566,6 +567,20 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     EXPECT_TRUE(window.windowImage().save(path));
   }
+  // The light theme: light widgets, a light viewport with dark text, light charts; remembered.
+  window.setLightTheme(true);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const QImage light = window.viewportImage();
+  EXPECT_EQ(light.pixel(2, 2) & 0xffffff, 0xf6f7faU) << std::hex << light.pixel(2, 2);
+  EXPECT_GT(QApplication::palette().color(QPalette::Window).lightness(), 180);
+  EXPECT_TRUE(QSettings().value("lightTheme").toBool());
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_LIGHT")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  window.setLightTheme(false);  // (the settings are shared by the tests that follow)
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.viewportImage().pixel(2, 2) & 0xffffff, 0x181b21U);
+  EXPECT_LT(QApplication::palette().color(QPalette::Window).lightness(), 80);
   press(Qt::Key_F5, "Presenter mode");
   QTest::qWait(100);
   EXPECT_FALSE(window.presenterMode());
