@@ -30,6 +30,7 @@
 #include <cmath>
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -41,6 +42,7 @@
 #include "render/view/colormap.h"
 #include "render/view/heatmap_window.h"
 #include "tests/gui/gui_test_util.h"
+#include "tests/image_diff.h"
 
 namespace attnlab::gui::test {
 namespace {
@@ -910,6 +912,65 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   QTest::mouseRelease(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3) + 30, int(r.y + r.h * 0.8)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(row->query(), before);
+}
+
+/// The viewport's drawing between the panel titles and the tick labels under the panels (captions and
+/// the frame time carry run times, which vary) against tests/gui/golden/NAME.png, within tolerances.
+/// ATTNLAB_UPDATE_GOLDEN=1 rewrites the golden image (look at it first).
+void expectViewportMatchesGolden(MainWindow& window, const std::string& name) {
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  view::HeatmapWindow* viewport = window.viewport();
+  const QImage image = window.viewportImage();
+  ASSERT_FALSE(image.isNull());
+  const view::SceneLayout layout = view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+  ASSERT_FALSE(layout.panels.empty());
+  const int top = std::max(24, int(layout.panels[0].y) - 52);
+  const int bottom = std::min(image.height(), int(layout.panels[0].y + layout.panels[0].h) + 22);
+  const QImage got = image.copy(0, top, image.width(), bottom - top);
+  const std::string golden = std::string(ATTNLAB_GUI_GOLDEN_DIR) + "/" + name + ".png";
+  if (const char* update = std::getenv("ATTNLAB_UPDATE_GOLDEN"); update && std::string(update) == "1") {
+    ASSERT_TRUE(got.save(QString::fromStdString(golden)));
+    std::printf("rewrote %s: look at it before committing\n", golden.c_str());
+    return;
+  }
+  QImage want;
+  ASSERT_TRUE(want.load(QString::fromStdString(golden))) << "missing golden image " << golden;
+  const std::string actual = testing::TempDir() + "attnlab-gui-" + name + ".png";
+  got.save(QString::fromStdString(actual));
+  ASSERT_EQ(got.size(), want.size()) << name << ": see " << actual;
+  const attnlab::test::Difference d = attnlab::test::compareImages(got, want);
+  EXPECT_LT(d.mean, 2.0) << name << ": see " << actual;
+  EXPECT_LT(d.far_share, 0.01) << name << ": see " << actual;
+}
+
+TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
+  {  // weights, exact vs mechanism, and the pattern by component, with global tokens marked
+    MainWindow window(options("longformer"));
+    showAndWait(window);
+    expectViewportMatchesGolden(window, "viewport-longformer");
+    // The hover readout over the mechanism's panel.
+    view::HeatmapWindow* viewport = window.viewport();
+    const view::Rect r =
+        view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+    QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.2), int(r.y + r.h * 0.2)));
+    expectViewportMatchesGolden(window, "viewport-hover");
+    // Zoomed 4x about the centre, with the minimap.
+    QTest::mouseMove(viewport, QPoint(2, 2));
+    viewport->zoomAt(4, QPointF(r.x + r.w / 2, r.y + r.h / 2));
+    expectViewportMatchesGolden(window, "viewport-zoom");
+  }
+  {  // groupings: tokens sorted by Reformer's buckets (after the animation)
+    MainWindow window(options("reformer"));
+    showAndWait(window);
+    ASSERT_TRUE(window.setOrder(window.lastOutcome()->orders.front()));
+    expectViewportMatchesGolden(window, "viewport-reformer-sorted");
+  }
+  {  // compare mode
+    MainWindow window(options("longformer"));
+    showAndWait(window);
+    ASSERT_TRUE(window.setCompare({"performer", "bigbird"}));
+    expectViewportMatchesGolden(window, "viewport-compare");
+  }
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
