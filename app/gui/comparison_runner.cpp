@@ -168,6 +168,12 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         outcome.moved_from.push_back(float((sum / double(e[q] - s[q]) + 0.5) / double(n)));
       }
     }
+    if (const attn::Grouping* g = order ? order : (orders.empty() ? nullptr : &orders.front())) {
+      outcome.token_group_name = g->name;
+      outcome.token_groups.resize(size_t(n));
+      for (attn::Index pos = 0; pos < n; ++pos)
+        outcome.token_groups[size_t(pos)] = g->label[size_t(order ? order->order[size_t(pos)] : pos)];
+    }
     // The window on a matrix of rows × cols.
     const view::ViewWindow& window = request.window;
     auto shownOf = [&](attn::Index rows, attn::Index cols) {
@@ -207,6 +213,18 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     }
     if (cancel.load()) throw attn::Cancelled();
     outcome.approx_pooled = poolWindow(comparison->approx.explanation.weights, outcome.approx_shown);
+    if (request.difference && comparison->approx.explanation.weights && comparison->exact.explanation.weights &&
+        comparison->approx.explanation.weights.rows() == n && comparison->approx.explanation.weights.cols() == m &&
+        comparison->exact.explanation.weights.rows() == n && comparison->exact.explanation.weights.cols() == m) {
+      // Mean pooling keeps the sign: a pixel shows the average of what the mechanism adds or drops there.
+      const RunOutcome::Shown& s = whole_square;
+      outcome.difference_pooled =
+          pool(weightsOf(comparison->approx.explanation.weights), s.rows, s.cols, request.max_pixels, attn::Pooling::Mean,
+               backend.backend.get()) -
+          pool(weightsOf(comparison->exact.explanation.weights), s.rows, s.cols, request.max_pixels, attn::Pooling::Mean,
+               backend.backend.get());
+      if (cancel.load()) throw attn::Cancelled();
+    }
     if (!window.full()) {  // the whole matrix, small, for the minimap
       const attn::ImpliedWeights& whole = comparison->approx.explanation.weights ? comparison->approx.explanation.weights
                                                                                  : comparison->exact.explanation.weights;

@@ -52,6 +52,8 @@ struct RunRequest {
   std::vector<Other> others;
   /// With `repool`: the others' comparisons to pool again (nothing runs).
   std::vector<OtherRun> repool_others;
+  /// Pool the difference mechanism − exact too (the Pattern selector's "difference" entry is chosen).
+  bool difference = false;
   /// The order shown before this request (when it changes the order): the outcome then says where each
   /// pixel row was, so the window can animate the permutation.
   std::optional<std::string> previous_order;
@@ -72,6 +74,8 @@ struct RunOutcome {
     attn::Range rows, cols;
   };
   Shown exact_shown, approx_shown, pattern_shown;
+  /// mean-pooled mechanism − mean-pooled exact over the window (request.difference, same shapes); else empty.
+  attn::Matrix difference_pooled;
   /// Compare mode: each other mechanism's comparison (on the same inputs) and its weights pooled like
   /// approx_pooled, or why it could not run (then comparison is null and the other panels still show).
   struct OtherOutcome : OtherRun {
@@ -117,6 +121,10 @@ struct RunOutcome {
   /// When sorted by a grouping: the group label of each pixel row of the pooled images (the label of
   /// the first token the row covers), for the group strip; empty otherwise.
   std::vector<int> row_groups;
+  /// For the hover readout: each token's group (in the displayed order) under the grouping the tokens are
+  /// sorted by, else the mechanism's first (or the input's clusters); empty when there is none.
+  std::string token_group_name;
+  std::vector<int> token_groups;
   std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)

@@ -137,7 +137,7 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   chart->legend()->setAlignment(Qt::AlignRight);
   chart_view_ = new QChartView(chart);
   chart_view_->setRenderHint(QPainter::Antialiasing);
-  chart_view_->setMinimumHeight(220);
+  chart_view_->setMinimumHeight(120);  // the bottom docks stay short; drag the splitter up for a bigger chart
 
   auto* controls = new QHBoxLayout;
   controls->addWidget(new QLabel(tr("N")));

@@ -249,7 +249,7 @@ void MainWindow::buildDocks() {
   info_dock->raise();
   resizeDocks({browser_dock}, {330}, Qt::Horizontal);
   resizeDocks({browser_dock, params_dock, input_dock}, {330, 190, 250}, Qt::Vertical);
-  resizeDocks({info_dock}, {140}, Qt::Vertical);
+  resizeDocks({info_dock}, {190}, Qt::Vertical);
 
   QMenu* file = menuBar()->addMenu(tr("&File"));
   QAction* save = file->addAction(tr("Save viewport image\xE2\x80\xA6"), this, [this] {
@@ -578,8 +578,17 @@ void MainWindow::setPresenterMode(bool on) {
 
 void MainWindow::advanceStep() { stepBy(1); }
 
+bool MainWindow::differenceAvailable() const {
+  if (!outcome_ || !outcome_->comparison) return false;
+  const attn::Comparison& c = *outcome_->comparison;
+  const attn::ImpliedWeights &a = c.approx.explanation.weights, &e = c.exact.explanation.weights;
+  return a && e && a.rows() == e.rows() && a.cols() == e.cols();
+}
+
 void MainWindow::stepBy(int delta) {
-  const int count = pattern_view_->count();
+  // The selector lists the pattern, the steps, then the difference: steps are the entries in between.
+  const int count = (outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0) +
+                    (outcome_ ? static_cast<int>(outcome_->step_patterns.size()) : 0);
   const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;  // entry 0 may be "pattern"
   if (count - first <= 0) return;
   const int at = pattern_view_->currentIndex();
@@ -590,7 +599,7 @@ void MainWindow::stepBy(int delta) {
 }
 
 bool MainWindow::playSteps(bool on) {
-  if (on && pattern_view_->count() <= (outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0)) return false;
+  if (on && (!outcome_ || outcome_->step_patterns.empty())) return false;
   play_->setChecked(on);
   return true;
 }
@@ -646,6 +655,7 @@ RunRequest MainWindow::baseRequest() const {
   request.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
   if (viewport_) request.window = viewport_->view();
   request.previous_order = previous_order_;
+  request.difference = pattern_view_->currentText() == QLatin1String(k_difference_view);
   return request;
 }
 
@@ -1132,6 +1142,8 @@ void MainWindow::showOutcome() {
 
   scene.scale = colorScale();
   scene.light = light_;
+  scene.group_name = outcome_->token_group_name;
+  scene.token_groups = outcome_->token_groups;
   scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
@@ -1160,6 +1172,10 @@ void MainWindow::showOutcome() {
     QStringList views;
     if (outcome_->pattern_pooled.size() > 0) views << QStringLiteral("pattern");
     for (const auto& step : outcome_->step_patterns) views << QString::fromStdString(step.title);
+    if (differenceAvailable()) {
+      if (views.isEmpty()) views << QString::fromLatin1(k_no_third_panel);  // the difference only on request
+      views << QString::fromLatin1(k_difference_view);
+    }
     const QString current = pattern_view_->currentText();
     QStringList existing;
     for (int i = 0; i < pattern_view_->count(); ++i) existing << pattern_view_->itemText(i);
@@ -1177,7 +1193,31 @@ void MainWindow::showOutcome() {
   const int chosen = pattern_view_->currentIndex();
   const bool own = outcome_->pattern_pooled.size() > 0;
   view::HeatmapImage pattern;
-  if (own && chosen <= 0) {  // which pairs the mechanism scores, by component
+  if (pattern_view_->currentText() == QLatin1String(k_difference_view)) {  // mechanism − exact, signed
+    pattern.title = "difference";
+    pattern.values = outcome_->difference_pooled;
+    pattern.source_rows = c.inputs.n();
+    pattern.source_cols = c.inputs.m();
+    pattern.shown_rows = outcome_->exact_shown.rows;
+    pattern.shown_cols = outcome_->exact_shown.cols;
+    pattern.signed_values = true;
+    pattern.pooling = "mean";
+    if (pattern.values.size() > 0) {
+      const float range = std::max(pattern.values.maxCoeff(), -pattern.values.minCoeff());
+      pattern.signed_range = range;
+      pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "mean", pattern.shown_rows,
+                                  pattern.shown_cols);
+      pattern.captions.push_back(info.title + " \xE2\x88\x92 exact, mean per pixel");
+      pattern.captions.push_back("blue: less weight than exact \xC2\xB7 red: more \xC2\xB7 \xC2\xB1" +
+                                 view::formatValue(range, 3));
+    } else {
+      pattern.empty_text = "pooling the difference\xE2\x80\xA6";
+      if (!runner_.busy() && !run_timer_.isActive()) scheduleRepool();  // it is pooled on request
+    }
+    pattern.marks = outcome_->marks;
+    scene.panels.push_back(std::move(pattern));
+    pattern = {};
+  } else if (own && chosen <= 0) {  // which pairs the mechanism scores, by component
     pattern.title = "pattern";
     pattern.values = outcome_->pattern_pooled;
     pattern.source_rows = c.approx.explanation.pattern->rows;
@@ -1269,7 +1309,7 @@ void MainWindow::showOutcome() {
   scene.selected_row = selected_row_;
   if (!outcome_->step_patterns.empty()) {  // the step bar
     scene.steps.count = static_cast<int>(outcome_->step_patterns.size());
-    scene.steps.current = chosen - (own ? 1 : 0);
+    scene.steps.current = pattern_view_->currentText() == QLatin1String(k_difference_view) ? -1 : chosen - (own ? 1 : 0);
     if (scene.steps.current >= 0 && scene.steps.current < scene.steps.count)
       scene.steps.title = outcome_->step_patterns[size_t(scene.steps.current)].title;
     scene.steps.playing = step_timer_.isActive();

@@ -164,6 +164,10 @@ class MainWindow : public QMainWindow {
   void advanceStep();
   /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
   void stepBy(int delta);
+  /// Whether the mechanism's implied weights have exact's shape (the "difference" view exists).
+  bool differenceAvailable() const;
+  static constexpr const char* k_difference_view = "difference";
+  static constexpr const char* k_no_third_panel = "\xE2\x80\x94";  // "—": a mechanism without a pattern or steps
   /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).
   attn::Index panelPixels() const;
   view::ColorScale colorScale() const;

@@ -39,7 +39,7 @@ RowPanel::RowPanel(QWidget* parent) : QWidget(parent) {
   chart->legend()->setAlignment(Qt::AlignRight);
   view_ = new QChartView(chart);
   view_->setRenderHint(QPainter::Antialiasing);
-  view_->setMinimumHeight(200);
+  view_->setMinimumHeight(120);
   auto* top = new QHBoxLayout;
   top->addWidget(title_, 1);
   top->addWidget(new QLabel(tr("Axis")));

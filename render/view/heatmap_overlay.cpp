@@ -274,6 +274,13 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   std::vector<Line> lines;
   lines.push_back({rangeText("query i", hit.rows), "", false});
   lines.push_back({rangeText("key j", hit.cols), "", false});
+  // The groups (bucket, cluster) of i and j; for a pooled pixel, of its first query and key.
+  const attn::Index groups = static_cast<attn::Index>(scene.token_groups.size());
+  if (here.zoomable && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {
+    const int gi = scene.token_groups[size_t(hit.rows.begin)], gj = scene.token_groups[size_t(hit.cols.begin)];
+    lines.push_back({scene.group_name + (pooled ? " (first)" : ""),
+                     "i: " + std::to_string(gi) + ", j: " + std::to_string(gj) + (gi == gj ? "  same" : ""), false});
+  }
   // The value in every panel at the same pixel (they share the grid when they share the shape).
   for (std::size_t k = 0; k < scene.panels.size(); ++k) {
     const HeatmapImage& p = scene.panels[k];
@@ -432,7 +439,8 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
   if (pointer.inside)
     hit = hitTest(scene, layout, static_cast<float>(pointer.pos.x()), static_cast<float>(pointer.pos.y()));
   std::optional<float> marker;
-  if (hit && !std::isnan(hit->value) && scene.panels[static_cast<std::size_t>(hit->panel)].categories.empty())
+  if (hit && !std::isnan(hit->value) && scene.panels[static_cast<std::size_t>(hit->panel)].categories.empty() &&
+      !scene.panels[static_cast<std::size_t>(hit->panel)].signed_values)
     marker = static_cast<float>(scene.scale.normalise(hit->value));
   if (!scene.panels.empty()) drawLegend(dl, scene, layout.legend_bar, fonts, marker);
   // The footer leaves room for the step bar on its line.

@@ -441,7 +441,8 @@ void HeatmapRenderer::uploadScene(VkCommandBuffer cb) {
       if (vkOk(df_->vkAllocateDescriptorSets(device_, &alloc, &texture.set), "vkAllocateDescriptorSets")) {
         const std::array<VkDescriptorImageInfo, 2> images{{
             {nearest_sampler_, texture.image.view, VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL},
-            {linear_sampler_, luts_[std::size_t(window_->scene().colormap) % luts_.size()].view,
+            {linear_sampler_,
+             luts_[std::size_t(panel.signed_values ? Colormap::Diverging : window_->scene().colormap) % luts_.size()].view,
              VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL},
         }};
         std::array<VkWriteDescriptorSet, 2> writes{};
@@ -549,7 +550,12 @@ void HeatmapRenderer::startNextFrame() {
       const Rect& r = layout.panels[k];
       const bool categorical = k < scene.panels.size() && !scene.panels[k].categories.empty();
       const std::array<float, 4> uv = k < scene.panels.size() ? panelUv(scene, k) : std::array<float, 4>{0, 0, 1, 1};
-      drawQuad(cb, panels_[k].set, r, width, height, scale, categorical, uv);
+      ColorScale own = scale;
+      if (scene.panels[k].signed_values) {  // linear over ±range on the diverging LUT
+        const float range = std::max(scene.panels[k].signed_range, 1e-30f);
+        own = {ScaleMode::Linear, -range, range, scale.floor};
+      }
+      drawQuad(cb, panels_[k].set, r, width, height, own, categorical, uv);
     }
     // The minimap (the last texture) while zoomed in.
     if (layout.minimap.w > 0 && panels_.size() == scene.panels.size() + 1 && panels_.back().set)

@@ -78,6 +78,10 @@ struct HeatmapImage {
   /// Group of each pixel row (bucket, cluster, block…; −1 none): drawn as a strip of categorical colours
   /// along the left edge, so sorted groups read as coloured runs. Empty: no strip.
   std::vector<int> row_groups;
+  /// A signed panel (a difference): drawn on the diverging colormap over [−signed_range, signed_range],
+  /// outside the shared scale.
+  bool signed_values = false;
+  float signed_range = 0;
   /// The entries of the N×M matrix that `values` pools (after a zoom, a part of it); empty: all of them.
   attn::Range shown_rows, shown_cols;
   /// false: the scene's zoom does not apply (an image of another shape, e.g. a step's factor).
@@ -109,6 +113,10 @@ struct HeatmapScene {
   /// The query row picked by a click (marked across the zoomable panels), −1 for none.
   attn::Index selected_row = -1;
   bool light = false;  ///< the light theme: a light background and dark text
+  /// The hover readout names the group of i and of j (bucket, cluster) under this grouping: one label per
+  /// token in the displayed order; empty: none.
+  std::string group_name;
+  std::vector<int> token_groups;
 };
 
 /// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),

@@ -283,6 +283,11 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   EXPECT_EQ(sorted->order, before->orders.front());
   ASSERT_EQ(sorted->row_groups.size(), static_cast<size_t>(sorted->exact_pooled.rows()));
   EXPECT_TRUE(std::is_sorted(sorted->row_groups.begin(), sorted->row_groups.end())) << "groups run in order";
+  // The hover readout names the groups of i and j: one label per token, in the displayed order.
+  const view::HeatmapScene& scene = window.viewport()->scene();
+  EXPECT_EQ(scene.group_name, sorted->order);
+  ASSERT_EQ(scene.token_groups.size(), 256u);
+  EXPECT_TRUE(std::is_sorted(scene.token_groups.begin(), scene.token_groups.end()));
   EXPECT_EQ(sorted->comparison, before->comparison) << "sorting repools, it does not rerun";
   EXPECT_GT(differingShare(by_position, window.viewportImage()), 0.01) << "the viewport did not change";
   // The same weights, permuted: the sums of the pooled exact images agree.
@@ -964,6 +969,12 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     showAndWait(window);
     ASSERT_TRUE(window.setOrder(window.lastOutcome()->orders.front()));
     expectViewportMatchesGolden(window, "viewport-reformer-sorted");
+    // The readout names the buckets of i and j.
+    view::HeatmapWindow* viewport = window.viewport();
+    const view::Rect r =
+        view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+    QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.25)));
+    expectViewportMatchesGolden(window, "viewport-reformer-hover");
   }
   {  // compare mode
     MainWindow window(options("longformer"));
@@ -971,6 +982,51 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     ASSERT_TRUE(window.setCompare({"performer", "bigbird"}));
     expectViewportMatchesGolden(window, "viewport-compare");
   }
+}
+
+TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
+  GuiOptions o = options("performer");
+  o.input.n = 128;  // fewer entries than panel pixels: one pixel per weight
+  MainWindow window(o);
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_FALSE(p.signed_values) << "only on request";
+  EXPECT_EQ(window.lastOutcome()->difference_pooled.size(), 0) << "pooled only when chosen";
+  ASSERT_TRUE(window.setPatternView("difference"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::HeatmapScene& scene = viewport->scene();
+  ASSERT_EQ(scene.panels.size(), 3u);
+  const view::HeatmapImage& diff = scene.panels[2];
+  EXPECT_TRUE(diff.signed_values);
+  ASSERT_EQ(diff.values.rows(), 128);
+  // Entry (i, j) is Performer's implied weight minus softmax(q_i · k_j / √d), computed here.
+  auto out = window.lastOutcome();
+  const attn::Inputs& in = out->comparison->inputs;
+  const attn::ImpliedWeights& approx = out->comparison->approx.explanation.weights;
+  for (attn::Index i : {0, 37, 127}) {
+    std::vector<double> logits(size_t(in.k.rows()));
+    double top = -1e300, sum = 0;
+    for (attn::Index j = 0; j < in.k.rows(); ++j) {
+      logits[size_t(j)] = in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>()) / std::sqrt(double(in.q.cols()));
+      top = std::max(top, logits[size_t(j)]);
+    }
+    for (double& l : logits) sum += (l = std::exp(l - top));
+    for (attn::Index j : {0, 64, 127}) {
+      const double a = approx.tile({i, i + 1}, {j, j + 1}, {1, 1}, attn::Pooling::Mean)(0, 0);
+      EXPECT_NEAR(diff.values(i, j), a - logits[size_t(j)] / sum, 1e-5) << i << ", " << j;
+    }
+  }
+  EXPECT_NEAR(diff.signed_range, std::max(diff.values.maxCoeff(), -diff.values.minCoeff()), 1e-7);
+  EXPECT_LT(diff.values.minCoeff(), 0);
+  EXPECT_GT(diff.values.maxCoeff(), 0);
+  if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_DIFF")) {
+    EXPECT_TRUE(window.windowImage().save(path));
+  }
+  // Back to the first entry (a step, or none for a mechanism without a pattern or steps).
+  ASSERT_TRUE(window.setPatternView(""));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_FALSE(p.signed_values);
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
