@@ -644,6 +644,19 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 64);
 }
 
+/// Row i of exact softmax attention, softmax(q_i · K / √d), in double precision (computed here, not by attnlab).
+std::vector<double> softmaxRow(const attn::Inputs& in, attn::Index i) {
+  std::vector<double> w(size_t(in.k.rows()));
+  double top = -1e300, sum = 0;
+  for (attn::Index j = 0; j < in.k.rows(); ++j) {
+    w[size_t(j)] = in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>()) / std::sqrt(double(in.q.cols()));
+    top = std::max(top, w[size_t(j)]);
+  }
+  for (double& l : w) sum += (l = std::exp(l - top));
+  for (double& l : w) l /= sum;
+  return w;
+}
+
 /// Sends `notches` wheel notches (positive: zoom in) at `at` to the viewport.
 void wheel(view::HeatmapWindow* viewport, QPointF at, int notches) {
   for (int k = 0; k < std::abs(notches); ++k) {
@@ -682,18 +695,11 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   ASSERT_EQ(out->exact_pooled.rows(), rows.size());
   ASSERT_EQ(out->exact_pooled.cols(), cols.size());
   const attn::Inputs& in = out->comparison->inputs;
-  const double scale = 1.0 / std::sqrt(double(in.q.cols()));
   for (attn::Index i : {rows.begin, (rows.begin + rows.end) / 2, rows.end - 1}) {
-    std::vector<double> logits(size_t(in.k.rows()));
-    double top = -1e300, sum = 0;
-    for (attn::Index j = 0; j < in.k.rows(); ++j) {
-      logits[size_t(j)] = scale * in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>());
-      top = std::max(top, logits[size_t(j)]);
-    }
-    for (double& l : logits) sum += (l = std::exp(l - top));
+    const std::vector<double> softmax = softmaxRow(in, i);
     for (attn::Index j : {cols.begin, i, cols.end - 1}) {
       if (j < cols.begin || j >= cols.end) continue;
-      const double w = logits[size_t(j)] / sum;
+      const double w = softmax[size_t(j)];
       EXPECT_NEAR(out->exact_pooled(i - rows.begin, j - cols.begin), w, 1e-6 + 1e-4 * w) << i << ", " << j;
     }
   }
@@ -885,16 +891,10 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   auto out = window.lastOutcome();
   const attn::Inputs& in = out->comparison->inputs;
   const attn::Index i = row->query();
-  std::vector<double> logits(size_t(in.k.rows()));
-  double top = -1e300, sum = 0;
-  for (attn::Index j = 0; j < in.k.rows(); ++j) {
-    logits[size_t(j)] = in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>()) / std::sqrt(double(in.q.cols()));
-    top = std::max(top, logits[size_t(j)]);
-  }
-  for (double& l : logits) sum += (l = std::exp(l - top));
+  const std::vector<double> softmax = softmaxRow(in, i);
   const std::vector<double>& exact = row->series()[0].values;
   ASSERT_EQ(exact.size(), 256u);
-  for (size_t j = 0; j < exact.size(); j += 17) EXPECT_NEAR(exact[j], logits[j] / sum, 1e-6 + 1e-4 * exact[j]) << j;
+  for (size_t j = 0; j < exact.size(); j += 17) EXPECT_NEAR(exact[j], softmax[j], 1e-6 + 1e-4 * exact[j]) << j;
   // Longformer's row: zero outside the window and the global tokens, and its TV from exact in (0, 1).
   const RowSeries& mech = row->series()[1];
   EXPECT_EQ(mech.values[size_t(i) + 100], 0.0);
@@ -1005,16 +1005,10 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   const attn::Inputs& in = out->comparison->inputs;
   const attn::ImpliedWeights& approx = out->comparison->approx.explanation.weights;
   for (attn::Index i : {0, 37, 127}) {
-    std::vector<double> logits(size_t(in.k.rows()));
-    double top = -1e300, sum = 0;
-    for (attn::Index j = 0; j < in.k.rows(); ++j) {
-      logits[size_t(j)] = in.q.row(i).cast<double>().dot(in.k.row(j).cast<double>()) / std::sqrt(double(in.q.cols()));
-      top = std::max(top, logits[size_t(j)]);
-    }
-    for (double& l : logits) sum += (l = std::exp(l - top));
+    const std::vector<double> softmax = softmaxRow(in, i);
     for (attn::Index j : {0, 64, 127}) {
       const double a = approx.tile({i, i + 1}, {j, j + 1}, {1, 1}, attn::Pooling::Mean)(0, 0);
-      EXPECT_NEAR(diff.values(i, j), a - logits[size_t(j)] / sum, 1e-5) << i << ", " << j;
+      EXPECT_NEAR(diff.values(i, j), a - softmax[size_t(j)], 1e-5) << i << ", " << j;
     }
   }
   EXPECT_NEAR(diff.signed_range, std::max(diff.values.maxCoeff(), -diff.values.minCoeff()), 1e-7);
