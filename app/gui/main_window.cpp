@@ -334,6 +334,7 @@ void MainWindow::buildToolBar() {
   scale_ = new QComboBox;
   scale_->addItem(tr("log10"), static_cast<int>(view::ScaleMode::Log10));
   scale_->addItem(tr("linear"), static_cast<int>(view::ScaleMode::Linear));
+  scale_->addItem(tr("rank"), static_cast<int>(view::ScaleMode::Rank));
   scale_->setToolTip(tr("Colour scale of the weights. log10 shows small weights (and where they are zero)."));
   floor_ = new QComboBox;
   for (int e = -2; e >= -8; --e) floor_->addItem(QStringLiteral("1e%1").arg(e), std::pow(10.0, e));
@@ -446,6 +447,13 @@ void MainWindow::buildToolBar() {
   });
 }
 
+bool MainWindow::setScale(const std::string& name) {
+  const int index = scale_->findText(QString::fromStdString(name));
+  if (index < 0) return false;
+  scale_->setCurrentIndex(index);
+  return true;
+}
+
 bool MainWindow::setOrder(const std::string& name) {
   const int index = name.empty() || name == "position" ? 0 : order_->findText(QString::fromStdString(name));
   if (index < 0) return false;
@@ -468,7 +476,8 @@ void MainWindow::buildShortcuts() {
   add(tr("Next step"), QKeySequence(Qt::Key_BracketRight), [this] { advanceStep(); });
   add(tr("Previous step"), QKeySequence(Qt::Key_BracketLeft), [this] { stepBy(-1); });
   add(tr("First step"), QKeySequence(Qt::CTRL | Qt::Key_BracketLeft), [this] { stepBy(0); });
-  add(tr("Log / linear scale"), QKeySequence(Qt::Key_L), [this] { scale_->setCurrentIndex(1 - scale_->currentIndex()); });
+  add(tr("Next colour scale (log10, linear, rank)"), QKeySequence(Qt::Key_L),
+      [this] { scale_->setCurrentIndex((scale_->currentIndex() + 1) % scale_->count()); });
   add(tr("Max / mean pooling"), QKeySequence(Qt::Key_M), [this] { pooling_->setCurrentIndex(1 - pooling_->currentIndex()); });
   add(tr("Next token order"), QKeySequence(Qt::Key_O), [this] {
     if (order_->isEnabled() && order_->count() > 1) order_->setCurrentIndex((order_->currentIndex() + 1) % order_->count());
@@ -537,6 +546,38 @@ void MainWindow::showShortcuts() {
   html += QStringLiteral("</table><p>In the viewport: wheel to zoom, drag to pan, hover for a weight.</p>");
   shortcuts_->setText(html);
   shortcuts_->show();
+}
+
+void MainWindow::applyRankScale(view::HeatmapScene& scene) {
+  // One ranking over every weight shown (all continuous panels together), so colours still compare across
+  // panels: a weight's colour is the share of the shown weights below it (ties take their middle).
+  std::vector<float> all;
+  for (const view::HeatmapImage& p : scene.panels)
+    if (p.categories.empty() && !p.signed_values)
+      for (attn::Index k = 0; k < p.values.size(); ++k)
+        if (!std::isnan(p.values.data()[k])) all.push_back(p.values.data()[k]);
+  if (all.empty()) return;
+  std::sort(all.begin(), all.end());
+  const double last = std::max<double>(1, double(all.size() - 1));
+  auto rank = [&](float v) -> float {
+    if (std::isnan(v)) return v;
+    const auto lo = std::lower_bound(all.begin(), all.end(), v), hi = std::upper_bound(all.begin(), all.end(), v);
+    return float((double(lo - all.begin()) + double(std::max<std::ptrdiff_t>(0, hi - lo - 1)) / 2) / last);
+  };
+  auto ranked = [&](const attn::Matrix& values) {
+    attn::Matrix r(values.rows(), values.cols());
+    for (attn::Index k = 0; k < values.size(); ++k) r.data()[k] = rank(values.data()[k]);
+    return r;
+  };
+  for (view::HeatmapImage& p : scene.panels)
+    if (p.categories.empty() && !p.signed_values && p.values.size() > 0) {
+      p.raw_values = p.values;
+      p.values = ranked(p.raw_values);
+    }
+  if (scene.minimap.values.size() > 0) scene.minimap.values = ranked(scene.minimap.values);
+  scene.scale.lo = 0;
+  scene.scale.hi = 1;
+  scene.legend_title = "weight rank";
 }
 
 void MainWindow::setLightTheme(bool light) {
@@ -1031,7 +1072,9 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
   fig::ViewOptions o;
   o.view = *v;
-  o.values.scale = colorScale().mode == view::ScaleMode::Log10 ? fig::Scale::Log : fig::Scale::Linear;
+  o.values.scale = colorScale().mode == view::ScaleMode::Log10  ? fig::Scale::Log
+                   : colorScale().mode == view::ScaleMode::Rank ? fig::Scale::Rank
+                                                                : fig::Scale::Linear;
   o.values.log_floor = floor_->currentData().toDouble();
   o.values.map = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
@@ -1320,6 +1363,7 @@ void MainWindow::showOutcome() {
     scene.minimap.source_rows = outcome_->minimap_rows;
     scene.minimap.source_cols = outcome_->minimap_cols;
   }
+  if (scene.scale.mode == view::ScaleMode::Rank) applyRankScale(scene);  // after the animation's scatter
 
   const attn::InputSpec& spec = c.inputs.spec;
   std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);

@@ -62,6 +62,8 @@ class MainWindow : public QMainWindow {
   /// Orders the tokens of every panel by the grouping named `name` ("" or "position": by position);
   /// repools. false when the last outcome has no such grouping.
   bool setOrder(const std::string& name);
+  /// The colour scale: "log10", "linear" or "rank"; false for another name.
+  bool setScale(const std::string& name);
   /// Starts (or stops) playing the steps in the third panel: the next step every k_step_interval_ms,
   /// looping. false when the last outcome has no steps.
   bool playSteps(bool on);
@@ -162,6 +164,8 @@ class MainWindow : public QMainWindow {
   void showError(const QString& message);
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
+  /// ScaleMode::Rank: replaces the continuous panels' values by their ranks among all shown weights.
+  static void applyRankScale(view::HeatmapScene& scene);
   /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
   void stepBy(int delta);
   /// Whether the mechanism's implied weights have exact's shape (the "difference" view exists).

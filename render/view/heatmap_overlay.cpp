@@ -238,7 +238,7 @@ void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, cons
   }
   text(dl, body, ImVec2(bar.x - 2, bar.y - 46), k_text, scene.legend_title);
   text(dl, small, ImVec2(bar.x - 2, bar.y - 24), k_dim,
-       scene.scale.mode == ScaleMode::Log10 ? "log10 scale" : "linear scale");
+       scene.scale.mode == ScaleMode::Log10 ? "log10 scale" : scene.scale.mode == ScaleMode::Rank ? "rank (percentile)" : "linear scale");
   if (marker) {
     // A small arrow on the bar's left edge at the hovered value.
     const float y = std::round(bottom - *marker * bar.h);
@@ -295,7 +295,8 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
       continue;
     }
     const std::string name = p.title + (pooled ? " (" + p.pooling + ")" : "");
-    lines.push_back({name, formatValue(p.values(hit.pixel_row, hit.pixel_col)), static_cast<int>(k) == hit.panel});
+    const attn::Matrix& weights = p.raw_values.size() == p.values.size() && p.raw_values.size() > 0 ? p.raw_values : p.values;
+    lines.push_back({name, formatValue(weights(hit.pixel_row, hit.pixel_col)), static_cast<int>(k) == hit.panel});
   }
   float left_w = 0, right_w = 0;
   for (const Line& l : lines) {

@@ -25,6 +25,7 @@ double log10Safe(double v) { return std::log10(std::max(v, std::numeric_limits<d
 }  // namespace
 
 std::pair<double, double> ColorScale::span() const {
+  if (mode == ScaleMode::Rank) return {0.0, 1.0};
   if (mode == ScaleMode::Linear) return {lo, hi};
   const double f = std::max<double>(floor, std::numeric_limits<float>::min());
   return {std::max<double>(lo, f), std::max<double>(hi, f)};
@@ -37,6 +38,8 @@ double ColorScale::normalise(double value) const {
     const auto [a, b] = span();
     const double f = std::max<double>(floor, std::numeric_limits<float>::min());
     t = (log10Safe(std::max(value, f)) - log10Safe(a)) / std::max(log10Safe(b) - log10Safe(a), 1e-12);
+  } else if (mode == ScaleMode::Rank) {
+    t = value;
   } else {
     t = (value - lo) / std::max<double>(hi - lo, 1e-30);
   }
@@ -61,6 +64,10 @@ std::vector<LegendTick> legendTicks(const ColorScale& scale) {
   auto add = [&](double v) { ticks.push_back({scale.normalise(v), v, formatValue(v, 3)}); };
   if (!(b > a)) {
     add(a);
+    return ticks;
+  }
+  if (scale.mode == ScaleMode::Rank) {  // quartiles of the weights shown
+    for (int q = 0; q <= 4; ++q) ticks.push_back({q / 4.0, q / 4.0, std::to_string(q * 25) + "%"});
     return ticks;
   }
   if (scale.mode == ScaleMode::Log10) {

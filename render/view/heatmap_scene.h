@@ -13,7 +13,9 @@
 
 namespace attnlab::view {
 
-enum class ScaleMode { Linear, Log10 };
+/// Rank: the panels hold each weight's rank among all weights shown (0 smallest, 1 largest), drawn linearly:
+/// every colour is used equally often, whatever the distribution (the figures' rank scale).
+enum class ScaleMode { Linear, Log10, Rank };
 
 /// How a weight becomes a colour: t = (w − lo)/(hi − lo) (Linear), or
 /// t = (log10 max(w, floor) − log10 max(lo, floor)) / (log10 max(hi, floor) − log10 max(lo, floor)) (Log10),
@@ -78,6 +80,8 @@ struct HeatmapImage {
   /// Group of each pixel row (bucket, cluster, block…; −1 none): drawn as a strip of categorical colours
   /// along the left edge, so sorted groups read as coloured runs. Empty: no strip.
   std::vector<int> row_groups;
+  /// With ScaleMode::Rank, `values` hold ranks and these the weights themselves (the readout shows them).
+  attn::Matrix raw_values;
   /// A signed panel (a difference): drawn on the diverging colormap over [−signed_range, signed_range],
   /// outside the shared scale.
   bool signed_values = false;

@@ -539,7 +539,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   showAndWait(window);
   const QStringList shortcuts = window.shortcutList();
   EXPECT_GE(shortcuts.size(), 12) << shortcuts.join("\n").toStdString();
-  for (const char* what : {"Play / pause steps", "Log / linear scale", "Presenter mode", "Keyboard shortcuts", "Open session",
+  for (const char* what : {"Play / pause steps", "Next colour scale (log10, linear, rank)", "Presenter mode", "Keyboard shortcuts", "Open session",
                            "Compute curves"})
     EXPECT_TRUE(std::any_of(shortcuts.begin(), shortcuts.end(), [&](const QString& l) { return l.contains(what); })) << what;
   // Keys reach the window's shortcuts once it is active (Xvfb has no window manager to activate it; if
@@ -556,7 +556,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   };
   // A key changes the picture: L switches the colour scale.
   const QImage log_image = window.viewportImage();
-  press(Qt::Key_L, "Log / linear scale");
+  press(Qt::Key_L, "Next colour scale (log10, linear, rank)");
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_GT(differingShare(log_image, window.viewportImage()), 0.01);
   // Presenter mode: panels and menu hidden, larger text; leaving it restores them.
@@ -1021,6 +1021,92 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   ASSERT_TRUE(window.setPatternView(""));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_FALSE(p.signed_values);
+}
+
+TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  const QImage log_image = window.viewportImage();
+  ASSERT_TRUE(window.setScale("rank"));
+  EXPECT_FALSE(window.setScale("sqrt"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::HeatmapScene& scene = viewport->scene();
+  EXPECT_EQ(scene.scale.mode, view::ScaleMode::Rank);
+  const auto out = window.lastOutcome();
+  // Values are ranks in [0, 1] over both weight panels; raw_values keep the weights for the readout.
+  const view::HeatmapImage& exact = scene.panels[0];
+  ASSERT_EQ(exact.raw_values.size(), out->exact_pooled.size());
+  EXPECT_TRUE(exact.raw_values == out->exact_pooled);
+  EXPECT_GE(exact.values.minCoeff(), 0.0f);
+  EXPECT_LE(exact.values.maxCoeff(), 1.0f);
+  // Ranks follow the weights: the order of any two pixels is kept.
+  for (attn::Index k = 1; k < exact.values.size(); k += 97) {
+    const float a = exact.raw_values.data()[k - 1], b = exact.raw_values.data()[k];
+    if (a < b) {
+      EXPECT_LT(exact.values.data()[k - 1], exact.values.data()[k]);
+    } else if (a > b) {
+      EXPECT_GT(exact.values.data()[k - 1], exact.values.data()[k]);
+    }
+  }
+  // About half of the shown weights (both panels) sit below rank 0.5.
+  double below = 0, count = 0;
+  for (size_t p = 0; p < 2; ++p)
+    for (attn::Index k = 0; k < scene.panels[p].values.size(); ++k) {
+      below += scene.panels[p].values.data()[k] < 0.5f;
+      ++count;
+    }
+  EXPECT_NEAR(below / count, 0.5, 0.1);
+  const auto ticks = view::legendTicks(scene.scale);
+  ASSERT_EQ(ticks.size(), 5u);
+  EXPECT_EQ(ticks[2].label, "50%");
+  EXPECT_GT(differingShare(log_image, window.viewportImage()), 0.05);
+  // Exported figures use the same scale.
+  const std::string path = testing::TempDir() + "attnlab-rank.png";
+  QString error;
+  ASSERT_TRUE(window.exportFigure("weights", path, &error)) << error.toStdString();
+  std::filesystem::remove(path);
+  ASSERT_TRUE(window.setScale("log10"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+}
+
+TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
+  GuiOptions o = options("longformer");
+  o.input.generator = attn::Generator::Clustered;  // clusters give every content-based mechanism structure
+  MainWindow window(o);
+  showAndWait(window);
+  view::HeatmapWindow* viewport = window.viewport();
+  ASSERT_NE(viewport, nullptr);
+  int drawn = 0;
+  for (const auto& m : attn::mechanisms()) {
+    const std::string id = m->info().id;
+    viewport->fitView();
+    ASSERT_TRUE(window.selectMechanism(id)) << id;
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
+    const auto out = window.lastOutcome();
+    ASSERT_TRUE(out) << id;
+    if (!out->ok) {  // a mechanism may refuse an input, with a message for a person, never a crash
+      EXPECT_FALSE(out->error.empty()) << id;
+      ADD_FAILURE() << id << " does not run on N = 256 clustered input: " << out->error;
+      continue;
+    }
+    EXPECT_EQ(out->comparison->mechanism->info().id, id);
+    const view::HeatmapScene& scene = viewport->scene();
+    ASSERT_GE(scene.panels.size(), 2u) << id;
+    EXPECT_GT(scene.panels[0].values.size(), 0) << id << ": exact draws";
+    // The mechanism's panel draws its implied weights, or says why there are none.
+    EXPECT_TRUE(scene.panels[1].values.size() > 0 || !scene.panels[1].empty_text.empty()) << id;
+    // Zoom 4x about the centre: the visible block is pooled again for every panel that zooms.
+    viewport->zoomAt(4, QPointF(-1, -1));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
+    const auto zoomed = window.lastOutcome();
+    ASSERT_TRUE(zoomed && zoomed->ok) << id << ": " << (zoomed ? zoomed->error : std::string());
+    EXPECT_FALSE(zoomed->window.full()) << id;
+    EXPECT_EQ(zoomed->exact_shown.rows.size(), 64) << id;
+    ++drawn;
+  }
+  EXPECT_EQ(drawn, int(attn::mechanisms().size()));
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
