@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <cstdio>
 
 #include "attention/metrics.h"
@@ -55,7 +57,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   const Comparison* reuse = options.reuse.get();
   const bool reusable = reuse && reuse->reference_inputs && reuse->reference_causal == reference_run.causal &&
                         reuse->reference_label == c.reference_label && reuse->backend_name == c.backend_name &&
-                        reuse->reference.size() > 0 && same(reuse->reference_inputs->q, reference_inputs.q) &&
+                        same(reuse->reference_inputs->q, reference_inputs.q) &&
                         same(reuse->reference_inputs->k, reference_inputs.k) && same(reuse->reference_inputs->v, reference_inputs.v);
   auto t0 = std::chrono::steady_clock::now();
   if (reusable) {
@@ -77,10 +79,22 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   c.approx_ms = millisecondsSince(t0);
   options.run.checkCancel();
 
-  c.reference = reusable ? reuse->reference : referenceOutput(reference_inputs, reference_run.causal, options.run.cancel);
-  c.relative_error = relativeError(c.approx.output, c.reference);
+  if (reusable && reuse->reference.size() > 0) {
+    c.reference = reuse->reference;
+    c.relative_error = relativeError(c.approx.output, c.reference);
+  } else if (options.with_reference) {
+    addReference(c, options.run.cancel);
+  } else {
+    c.relative_error = std::numeric_limits<double>::quiet_NaN();  // addReference() later
+  }
   if (options.with_weight_metrics) addWeightMetrics(c, options.max_metric_n);
   return c;
+}
+
+void addReference(Comparison& c, const std::atomic<bool>* cancel) {
+  if (c.reference.size() == 0)
+    c.reference = referenceOutput(c.reference_inputs ? *c.reference_inputs : c.inputs, c.reference_causal, cancel);
+  c.relative_error = relativeError(c.approx.output, c.reference);
 }
 
 void addWeightMetrics(Comparison& c, Index max_metric_n) {
@@ -93,7 +107,10 @@ void addWeightMetrics(Comparison& c, Index max_metric_n) {
 std::string describeError(const Comparison& c) {
   if (!c.mechanism->info().approximates_softmax) return "N/A — a different operator";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "rel. error %.3g vs %s", c.relative_error, c.reference_label.c_str());
+  if (std::isnan(c.relative_error))
+    std::snprintf(buf, sizeof buf, "rel. error vs %s: computing…", c.reference_label.c_str());
+  else
+    std::snprintf(buf, sizeof buf, "rel. error %.3g vs %s", c.relative_error, c.reference_label.c_str());
   std::string s = buf;
   if (c.mass_recall >= 0) {
     std::snprintf(buf, sizeof buf, ", mass recall %.3f", c.mass_recall);

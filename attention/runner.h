@@ -35,11 +35,17 @@ struct CompareOptions {
   /// computation: identical reference inputs (Q, K, V), causal setting, reference label and backend. Only
   /// the mechanism runs then — what a parameter change in the GUI needs. Anything else: ignored.
   std::shared_ptr<const Comparison> reuse;
+  /// false: skip the float64 reference (O(N²·d) on the CPU) and leave relative_error NaN; addReference()
+  /// adds it later (the GUI draws first). A reference taken over from `reuse` is used either way.
+  bool with_reference = true;
 };
 
 /// Runs `mechanism` and exact attention on `inputs` with `backend` and measures the error.
 Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
                    const CompareOptions& options);
+
+/// The float64 reference and the relative error of a comparison made with with_reference = false.
+void addReference(Comparison& c, const std::atomic<bool>* cancel = nullptr);
 
 /// Row TV and mass recall of a comparison made with with_weight_metrics = false (O(N²): the GUI shows the
 /// picture first and adds these after); nothing above max_metric_n.

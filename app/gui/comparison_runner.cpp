@@ -132,6 +132,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       options.run.seed = request.input.seed;
       options.run.cancel = &cancel;
       options.with_weight_metrics = false;  // after the picture (below)
+      options.with_reference = false;       // likewise: the float64 reference is O(N²·d) on the CPU
       options.reuse = backend.last;
       comparison = std::make_shared<const attn::Comparison>(
           attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
@@ -310,6 +311,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
           options.run.seed = request.input.seed;
           options.run.cancel = &cancel;
           options.with_weight_metrics = false;
+          options.with_reference = false;
           options.reuse = comparison;  // same inputs: exact and its reference are shared when they agree
           c = std::make_shared<const attn::Comparison>(
               attn::compare(comparison->inputs, o.mechanism, attn::Params::resolveNumbers(o.mechanism->params(), o.params),
@@ -344,22 +346,33 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     outcome.backend_notice = backend.notice;
     outcome.comparison = std::move(comparison);
     outcome.ok = true;
-    // Row TV and mass recall (O(N²)) once the picture is on its way.
-    bool pending = !outcome.comparison->weight_metrics;
-    for (const RunOutcome::OtherOutcome& other : outcome.others) pending = pending || (other.comparison && !other.comparison->weight_metrics);
+    // The float64 reference (the relative error), row TV and mass recall once the picture is on its way.
+    auto incomplete = [](const std::shared_ptr<const attn::Comparison>& c) {
+      return c && (!c->weight_metrics || c->reference.size() == 0);
+    };
+    bool pending = incomplete(outcome.comparison);
+    for (const RunOutcome::OtherOutcome& other : outcome.others) pending = pending || incomplete(other.comparison);
     if (pending) {
       auto first = std::make_shared<RunOutcome>(outcome);
       first->metrics_pending = true;
       early(std::move(first));
-      auto withMetrics = [&](std::shared_ptr<const attn::Comparison>& c) {
-        if (!c || c->weight_metrics) return;
+      const attn::Comparison* main = nullptr;  // the others share its reference when they ran on the same
+      auto complete = [&](std::shared_ptr<const attn::Comparison>& c) {
+        if (!incomplete(c)) return;
         auto full = std::make_shared<attn::Comparison>(*c);
-        attn::addWeightMetrics(*full);
+        if (full->reference.size() == 0 && main && main->reference_inputs == full->reference_inputs &&
+            main->reference_causal == full->reference_causal)
+          full->reference = main->reference;
+        attn::addReference(*full, &cancel);
+        if (cancel.load()) throw attn::Cancelled();
+        if (!full->weight_metrics) attn::addWeightMetrics(*full);
         c = std::move(full);
         if (cancel.load()) throw attn::Cancelled();
       };
-      withMetrics(outcome.comparison);
-      for (RunOutcome::OtherOutcome& other : outcome.others) withMetrics(other.comparison);
+      complete(outcome.comparison);
+      main = outcome.comparison.get();
+      if (!request.repool) backend.last = outcome.comparison;  // the next parameter change reuses its reference
+      for (RunOutcome::OtherOutcome& other : outcome.others) complete(other.comparison);
     }
   } catch (const attn::Cancelled&) {
     outcome.error = "cancelled";

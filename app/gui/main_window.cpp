@@ -507,6 +507,9 @@ void MainWindow::buildShortcuts() {
   light->setObjectName(QStringLiteral("lightTheme"));
   add(tr("Presenter mode"), QKeySequence(Qt::Key_F5), [this] { setPresenterMode(!presenter_); })->setCheckable(true);
   add(tr("Keyboard shortcuts"), QKeySequence(Qt::Key_F1), [this] { showShortcuts(); });
+  add(tr("Close the shortcut list"), QKeySequence(Qt::Key_Escape), [this] {
+    if (help_visible_) setHelpVisible(false);
+  });
   // The window holds every menu action too, so their keys keep working while presenter mode hides the
   // menu bar (actions only in a hidden menu bar get no shortcut events).
   std::function<void(const QMenu*)> adopt = [&](const QMenu* menu) {
@@ -521,19 +524,24 @@ void MainWindow::buildShortcuts() {
 
 QStringList MainWindow::shortcutList() const {
   QStringList lines;
-  std::function<void(const QMenu*)> walk = [&](const QMenu* menu) {
+  // Actions of a submenu are named with it ("Export figure: weights…").
+  std::function<void(const QMenu*, const QString&)> walk = [&](const QMenu* menu, const QString& prefix) {
     for (QAction* a : menu->actions()) {
-      if (a->menu()) walk(a->menu());
+      if (a->menu()) walk(a->menu(), a->text().remove(QLatin1Char('&')) + QStringLiteral(": "));
       else if (!a->shortcut().isEmpty())
-        lines << a->shortcut().toString(QKeySequence::NativeText) + QStringLiteral("\t") + a->text().remove(QLatin1Char('&'));
+        lines << a->shortcut().toString(QKeySequence::NativeText) + QStringLiteral("\t") + prefix + a->text().remove(QLatin1Char('&'));
     }
   };
   for (QAction* top : menuBar()->actions())
-    if (top->menu()) walk(top->menu());
+    if (top->menu()) walk(top->menu(), QString());
   return lines;
 }
 
 void MainWindow::showShortcuts() {
+  if (viewport_) {  // an overlay over the viewport, toggled by F1 (Esc closes it)
+    setHelpVisible(!help_visible_);
+    return;
+  }
   if (!shortcuts_) {
     shortcuts_ = new QMessageBox(QMessageBox::Information, tr("Keyboard shortcuts"), QString(), QMessageBox::Close, this);
     shortcuts_->setWindowModality(Qt::NonModal);
@@ -546,6 +554,31 @@ void MainWindow::showShortcuts() {
   html += QStringLiteral("</table><p>In the viewport: wheel to zoom, drag to pan, hover for a weight.</p>");
   shortcuts_->setText(html);
   shortcuts_->show();
+}
+
+void MainWindow::setHelpVisible(bool on) {
+  help_visible_ = on && viewport_;
+  showOutcome();
+  if (viewport_ && (!outcome_ || !outcome_->ok)) {  // no result to redraw: put the help on what is shown
+    view::HeatmapScene scene = viewport_->scene();
+    scene.help = helpLines();
+    viewport_->setScene(std::move(scene));
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> MainWindow::helpLines() const {
+  std::vector<std::pair<std::string, std::string>> lines;
+  if (!help_visible_) return lines;
+  for (const QString& line : shortcutList()) {
+    const QStringList parts = line.split(QLatin1Char('\t'));
+    lines.emplace_back(parts.value(0).toStdString(), parts.value(1).toStdString());
+  }
+  lines.emplace_back("wheel", "zoom about the pointer");
+  lines.emplace_back("drag", "pan");
+  lines.emplace_back("double click", "fit the whole matrix");
+  lines.emplace_back("click", "that query's row in the Row dock");
+  lines.emplace_back("hover", "read a weight, exact's, and the groups of i and j");
+  return lines;
 }
 
 void MainWindow::applyRankScale(view::HeatmapScene& scene) {
@@ -1185,6 +1218,7 @@ void MainWindow::showOutcome() {
 
   scene.scale = colorScale();
   scene.light = light_;
+  scene.help = helpLines();
   scene.group_name = outcome_->token_group_name;
   scene.token_groups = outcome_->token_groups;
   scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));

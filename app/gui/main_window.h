@@ -119,6 +119,9 @@ class MainWindow : public QMainWindow {
   static std::string autosavePath();
   /// Every menu action that has a keyboard shortcut, as "keys<TAB>what" (what the F1 help lists).
   QStringList shortcutList() const;
+  /// The shortcut list as an overlay over the viewport (F1 toggles, Esc closes).
+  void setHelpVisible(bool on);
+  bool helpVisible() const { return help_visible_; }
   /// Presenter mode: panels and menu hidden, fonts 1.5× (F5 toggles); off restores the layout.
   void setPresenterMode(bool on);
   bool presenterMode() const { return presenter_; }
@@ -226,6 +229,8 @@ class MainWindow : public QMainWindow {
   QStringList logged_notices_;                        // notices already in the log
   QMessageBox* shortcuts_ = nullptr;
   bool presenter_ = false;
+  bool help_visible_ = false;
+  std::vector<std::pair<std::string, std::string>> helpLines() const;
   bool light_ = false;
   QByteArray saved_layout_;  // the docks before presenter mode
   QFont saved_font_;

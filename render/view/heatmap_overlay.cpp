@@ -408,6 +408,33 @@ void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   text(dl, body, ImVec2(first.x - 10 - textSize(body, shown).x, first.y + (first.h - body.size) / 2), k_text, shown);
 }
 
+/// The help: a centred box of keys and what they do, in as many columns as fit.
+void drawHelp(ImDrawList* dl, const HeatmapScene& scene, const OverlayFonts& fonts, float width, float height) {
+  const Face title = face(fonts.title), body = face(fonts.body);
+  float keys_w = 0, what_w = 0;
+  for (const auto& [keys, what] : scene.help) {
+    keys_w = std::max(keys_w, textSize(body, keys).x);
+    what_w = std::max(what_w, textSize(body, what).x);
+  }
+  const float pad = 16, line_h = body.size + 5, column_w = keys_w + 18 + what_w, gap = 32;
+  const int rows_fit = std::max(1, int((height - 2 * pad - title.size - 40) / line_h));
+  const int columns = std::min(3, std::max(1, int((scene.help.size() + size_t(rows_fit) - 1) / size_t(rows_fit))));
+  const int rows = int((scene.help.size() + size_t(columns) - 1) / size_t(columns));
+  const float box_w = std::min(width - 16, 2 * pad + float(columns) * column_w + float(columns - 1) * gap);
+  const float box_h = std::min(height - 16, 2 * pad + title.size + 14 + float(rows) * line_h);
+  const float x0 = std::round((width - box_w) / 2), y0 = std::round((height - box_h) / 2);
+  dl->AddRectFilled(ImVec2(x0, y0), ImVec2(x0 + box_w, y0 + box_h), k_box, 6.0f);
+  dl->AddRect(ImVec2(x0, y0), ImVec2(x0 + box_w, y0 + box_h), k_frame, 6.0f);
+  text(dl, title, ImVec2(x0 + pad, y0 + pad), k_text, "Keyboard and mouse  (F1 or Esc closes)");
+  for (size_t k = 0; k < scene.help.size(); ++k) {
+    const int column = int(k) / rows, row = int(k) % rows;
+    const float x = x0 + pad + float(column) * (column_w + gap), y = y0 + pad + title.size + 14 + float(row) * line_h;
+    if (y + line_h > y0 + box_h) continue;
+    text(dl, body, ImVec2(x, y), k_text, scene.help[k].first);
+    text(dl, body, ImVec2(x + keys_w + 18, y), k_dim, scene.help[k].second);
+  }
+}
+
 void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
   usePalette(scene.light ? k_light_palette : k_dark_palette);
@@ -458,7 +485,8 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
       std::snprintf(frame, sizeof frame, "frame %.1f ms", stats.draw_ms);
     text(dl, small, ImVec2(width - 12 - textSize(small, frame).x, 8), k_dim, frame);
   }
-  if (hit) drawReadout(dl, scene, layout, *hit, pointer, fonts, width, height);
+  if (hit && scene.help.empty()) drawReadout(dl, scene, layout, *hit, pointer, fonts, width, height);
+  if (!scene.help.empty()) drawHelp(dl, scene, fonts, width, height);
 }
 
 }  // namespace attnlab::view

@@ -121,6 +121,8 @@ struct HeatmapScene {
   /// token in the displayed order; empty: none.
   std::string group_name;
   std::vector<int> token_groups;
+  /// Non-empty: the keyboard and mouse help drawn over everything, (keys, what) per line.
+  std::vector<std::pair<std::string, std::string>> help;
 };
 
 /// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),

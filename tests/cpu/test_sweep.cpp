@@ -357,6 +357,18 @@ TEST(Compare, ReusesExactAndItsReferenceOnlyWhenTheyAreTheSameComputation) {
   const Comparison shared_qk = compare(generate(in), reformer, Params::resolve(reformer->params(), {}), cpu, reuse);
   EXPECT_FALSE(shared_qk.reused_reference);
   EXPECT_NE(shared_qk.reference_label, first->reference_label);
+  // The reference and the weight metrics deferred (the GUI draws first): the same numbers once added.
+  CompareOptions later = o;
+  later.with_reference = false;
+  later.with_weight_metrics = false;
+  Comparison deferred = compare(generate(in), performer, params(64), cpu, later);
+  EXPECT_TRUE(std::isnan(deferred.relative_error));
+  EXPECT_EQ(deferred.reference.size(), 0);
+  EXPECT_NE(describeError(deferred).find("computing"), std::string::npos);
+  addReference(deferred);
+  addWeightMetrics(deferred);
+  EXPECT_EQ(deferred.relative_error, fresh.relative_error);
+  EXPECT_EQ(deferred.row_tv, fresh.row_tv);
 }
 
 }  // namespace

@@ -554,6 +554,22 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
     for (QAction* a : window.findChildren<QAction*>())
       if (a->text() == action_text) a->trigger();
   };
+  // F1: the shortcut list as an overlay over the viewport; F1 again closes it.
+  {
+    const QImage plain = window.viewportImage();
+    press(Qt::Key_F1, "Keyboard shortcuts");
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    EXPECT_TRUE(window.helpVisible());
+    EXPECT_GE(window.viewport()->scene().help.size(), shortcuts.size());
+    EXPECT_GT(differingShare(plain, window.viewportImage()), 0.05);
+    if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_HELP")) {
+      EXPECT_TRUE(window.windowImage().save(path));
+    }
+    press(Qt::Key_F1, "Keyboard shortcuts");
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    EXPECT_FALSE(window.helpVisible());
+    EXPECT_TRUE(window.viewport()->scene().help.empty());
+  }
   // A key changes the picture: L switches the colour scale.
   const QImage log_image = window.viewportImage();
   press(Qt::Key_L, "Next colour scale (log10, linear, rank)");
