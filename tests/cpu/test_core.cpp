@@ -7,6 +7,7 @@
 #include "attention/inputs.h"
 #include "attention/metrics.h"
 #include "attention/params.h"
+#include "attention/mechanisms/pattern_engine.h"
 #include "attention/pooling.h"
 #include "test_util.h"
 
@@ -178,6 +179,40 @@ TEST(Pooling, AZoomedWindowPoolsOnlyItsBlock) {
   ASSERT_EQ(groups.cols(), 4);
   for (Index a = 0; a < 10; ++a)
     for (Index b = 0; b < 4; ++b) EXPECT_EQ(groups(a, b), ((15 + a < 20) == (18 + b < 20)) ? float((15 + a < 20 ? 0 : 1) + 1) : 0.f);
+}
+
+TEST(Patterns, TwoHopsIsTheBooleanProductOfThePatterns) {
+  // Random sparse p (70×50) and q (50×60): (p∘q)(i, j) iff some k has p(i, k) and q(k, j); residual adds
+  // the identity to both (a path may stay put). Checked against the dense boolean product.
+  Rng rng(9);
+  auto randomPattern = [&](Index rows, Index cols, double density) {
+    Pattern p;
+    p.rows = rows;
+    p.cols = cols;
+    p.row_ptr.push_back(0);
+    for (Index i = 0; i < rows; ++i) {
+      for (Index j = 0; j < cols; ++j)
+        if (rng.uniform() < density) p.col.push_back(std::int32_t(j));
+      p.row_ptr.push_back(Index(p.col.size()));
+    }
+    p.component.assign(p.col.size(), 0);
+    return p;
+  };
+  const Pattern p = randomPattern(70, 50, 0.08), q = randomPattern(50, 60, 0.05);
+  for (bool residual : {false, true}) {
+    const auto r = mech::composePatterns(p, q, 1 << 20, residual);
+    ASSERT_TRUE(r);
+    for (Index i = 0; i < 70; ++i)
+      for (Index j = 0; j < 60; ++j) {
+        bool want = residual && i < 50 && (q.contains(i, j) || i == j);
+        for (Index k = 0; k < 50 && !want; ++k)
+          want = p.contains(i, k) && (q.contains(k, j) || (residual && k == j));
+        EXPECT_EQ(r->contains(i, j), want) << i << ", " << j << (residual ? " residual" : "");
+      }
+    for (Index i = 0; i < 70; ++i)
+      EXPECT_TRUE(std::is_sorted(r->col.begin() + r->row_ptr[size_t(i)], r->col.begin() + r->row_ptr[size_t(i + 1)]));
+  }
+  EXPECT_FALSE(mech::composePatterns(p, q, 10));  // over the entry budget: no answer, not a huge one
 }
 
 TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {
