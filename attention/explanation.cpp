@@ -1,6 +1,7 @@
 #include "attention/explanation.h"
 
 #include "attention/backend.h"
+#include "attention/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +24,7 @@ void tilePixelSpans(Index len, Index out, std::vector<Index>& start, std::vector
 namespace {
 
 constexpr Index kColumnChunk = 4096;
+constexpr Index kRowChunk = 64;  // source rows evaluated in one block (64 × 4096 floats: 1 MB)
 
 }  // namespace
 
@@ -39,12 +41,20 @@ Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling poolin
   tilePixelSpans(rows.size(), out.rows, rs, re);
   tilePixelSpans(cols.size(), out.cols, cs, ce);
 
-  for (Index r = 0; r < out.rows; ++r) {
-    if (r > 0 && rs[size_t(r)] == rs[size_t(r - 1)] && re[size_t(r)] == re[size_t(r - 1)]) {
-      result.row(r) = result.row(r - 1);  // zoomed in: the same source rows
-      continue;
-    }
-    const Range band{rows.begin + rs[size_t(r)], rows.begin + re[size_t(r)]};
+  // Consecutive pixel rows are evaluated together (up to kRowChunk source rows: one block, one GEMM for a
+  // factored form, instead of a thin one per pixel row), and the groups run in parallel. Block functions
+  // are pure (they own what they read), so they may be called from several threads.
+  std::vector<std::pair<Index, Index>> groups;  // [first, last) pixel rows
+  for (Index r = 0; r < out.rows;) {
+    Index r1 = r + 1;
+    while (r1 < out.rows && re[size_t(r1)] - rs[size_t(r)] <= kRowChunk) ++r1;
+    groups.emplace_back(r, r1);
+    r = r1;
+  }
+  parallelFor(Index(groups.size()), 0, [&](Index g) {
+    const auto [r0, r1] = groups[size_t(g)];
+    const Index band_begin = rs[size_t(r0)];
+    const Range band{rows.begin + band_begin, rows.begin + re[size_t(r1 - 1)]};
     Index c = 0;
     while (c < out.cols) {
       const Index chunk_begin = cs[size_t(c)];
@@ -52,14 +62,17 @@ Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling poolin
       while (c_end < out.cols && ce[size_t(c_end)] - chunk_begin <= kColumnChunk) ++c_end;
       const Index chunk_end = ce[size_t(c_end - 1)];
       const Matrix block = block_(band, Range{cols.begin + chunk_begin, cols.begin + chunk_end});
-      for (Index p = c; p < c_end; ++p) {
-        const Index a = cs[size_t(p)] - chunk_begin, b = ce[size_t(p)] - chunk_begin;
-        const auto part = block.middleCols(a, b - a);
-        result(r, p) = pooling == Pooling::Max ? part.maxCoeff() : part.mean();
+      for (Index r = r0; r < r1; ++r) {
+        const auto rows_of_pixel = block.middleRows(rs[size_t(r)] - band_begin, re[size_t(r)] - rs[size_t(r)]);
+        for (Index p = c; p < c_end; ++p) {
+          const Index a = cs[size_t(p)] - chunk_begin, b = ce[size_t(p)] - chunk_begin;
+          const auto part = rows_of_pixel.middleCols(a, b - a);
+          result(r, p) = pooling == Pooling::Max ? part.maxCoeff() : part.mean();
+        }
       }
       c = c_end;
     }
-  }
+  });
   return result;
 }
 
