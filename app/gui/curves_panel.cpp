@@ -1,5 +1,6 @@
 #include "app/gui/curves_panel.h"
 
+#include "app/gui/chart_style.h"
 #include "app/report/summary.h"
 #include "app/report/sweep_report.h"
 
@@ -130,11 +131,7 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   status_->setTextFormat(Qt::PlainText);
   status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
 
-  auto* chart = new QChart;
-  chart->setTheme(QChart::ChartThemeDark);  // the window's dark theme; series keep the figures' colours
-  chart->setBackgroundBrush(QColor(32, 33, 38));
-  chart->setMargins(QMargins(4, 4, 4, 4));
-  chart->legend()->setAlignment(Qt::AlignRight);
+  QChart* chart = makeDockChart();
   chart_view_ = new QChartView(chart);
   chart_view_->setRenderHint(QPainter::Antialiasing);
   chart_view_->setMinimumHeight(120);  // the bottom docks stay short; drag the splitter up for a bigger chart
@@ -483,9 +480,7 @@ void CurvesPanel::redraw() {
 }
 
 void CurvesPanel::setLight(bool light) {
-  QChart* chart = chart_view_->chart();
-  chart->setTheme(light ? QChart::ChartThemeLight : QChart::ChartThemeDark);
-  chart->setBackgroundBrush(light ? QColor(252, 252, 253) : QColor(32, 33, 38));
+  styleChart(chart_view_->chart(), light);
   redraw();  // the theme resets the series' colours: draw them again
 }
 

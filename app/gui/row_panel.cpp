@@ -1,6 +1,8 @@
 // RowPanel: Qt Charts bars or step lines of one attention row per mechanism.
 #include "app/gui/row_panel.h"
 
+#include "app/gui/chart_style.h"
+
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -32,11 +34,7 @@ RowPanel::RowPanel(QWidget* parent) : QWidget(parent) {
   scale_->addItems({tr("linear"), tr("log10")});
   scale_->setToolTip(tr("Weight axis: linear shows where the mass is; log10 shows the small weights a mechanism drops"));
   connect(scale_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
-  auto* chart = new QChart;
-  chart->setTheme(QChart::ChartThemeDark);
-  chart->setBackgroundBrush(QColor(32, 33, 38));
-  chart->setMargins(QMargins(4, 4, 4, 4));
-  chart->legend()->setAlignment(Qt::AlignRight);
+  QChart* chart = makeDockChart();
   view_ = new QChartView(chart);
   view_->setRenderHint(QPainter::Antialiasing);
   view_->setMinimumHeight(120);
@@ -144,9 +142,7 @@ void RowPanel::redraw() {
 }
 
 void RowPanel::setLight(bool light) {
-  QChart* chart = view_->chart();
-  chart->setTheme(light ? QChart::ChartThemeLight : QChart::ChartThemeDark);
-  chart->setBackgroundBrush(light ? QColor(252, 252, 253) : QColor(32, 33, 38));
+  styleChart(view_->chart(), light);
   redraw();  // the theme resets the series' colours: draw them again
 }
 
