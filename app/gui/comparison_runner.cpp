@@ -110,6 +110,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
   outcome.max_pixels = request.max_pixels;
   outcome.causal = request.causal;
   outcome.window = request.window;
+  outcome.difference_requested = request.difference;
   outcome.repooled = static_cast<bool>(request.repool);
   try {
     std::shared_ptr<const attn::Comparison> comparison = request.repool;

@@ -76,6 +76,7 @@ struct RunOutcome {
   Shown exact_shown, approx_shown, pattern_shown;
   /// mean-pooled mechanism − mean-pooled exact over the window (request.difference, same shapes); else empty.
   attn::Matrix difference_pooled;
+  bool difference_requested = false;  ///< the request asked for the difference
   /// Compare mode: each other mechanism's comparison (on the same inputs) and its weights pooled like
   /// approx_pooled, or why it could not run (then comparison is null and the other panels still show).
   struct OtherOutcome : OtherRun {

@@ -656,7 +656,9 @@ bool MainWindow::differenceAvailable() const {
   if (!outcome_ || !outcome_->comparison) return false;
   const attn::Comparison& c = *outcome_->comparison;
   const attn::ImpliedWeights &a = c.approx.explanation.weights, &e = c.exact.explanation.weights;
-  return a && e && a.rows() == e.rows() && a.cols() == e.cols();
+  // The runner's condition for pooling it (both N×M, the inputs' shape), so asking always gets it.
+  const attn::Index n = c.inputs.n(), m = c.inputs.m();
+  return a && e && a.rows() == n && a.cols() == m && e.rows() == n && e.cols() == m;
 }
 
 void MainWindow::stepBy(int delta) {
@@ -1289,7 +1291,8 @@ void MainWindow::showOutcome() {
                                  view::formatValue(range, 3));
     } else {
       pattern.empty_text = "pooling the difference\xE2\x80\xA6";
-      if (!runner_.busy() && !run_timer_.isActive()) scheduleRepool();  // it is pooled on request
+      // Pooled on request; a repool that already asked for it and came back without does not ask again.
+      if (!runner_.busy() && !run_timer_.isActive() && !outcome_->difference_requested) scheduleRepool();
     }
     pattern.marks = outcome_->marks;
     scene.panels.push_back(std::move(pattern));
