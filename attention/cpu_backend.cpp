@@ -13,6 +13,7 @@ namespace attn {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr Index kFeatureRows = 256;  // feature maps: rows per parallel block
 constexpr Index kQueryBlock = 64;
 constexpr Index kKeyBlock = 256;
 
@@ -199,46 +200,79 @@ AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, co
   const float scale = resolveScale(scale_in, q.cols());
   AttentionOutput result{Matrix::Zero(n, dv), Vector::Constant(n, -kInf)};
   const Index blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  const Index d = q.cols();
+  const std::int32_t* col = pattern.col.data();
   parallelFor(blocks, threads_, [&](Index b) {
-    std::vector<float> logits;
-    Eigen::RowVectorXf acc(dv);
-    for (Index i = b * kQueryBlock; i < std::min(n, (b + 1) * kQueryBlock); ++i) {
-      const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)];
-      logits.resize(size_t(e1 - e0));
-      float mx = -kInf;
-      bool special = false;
-      for (Index e = e0; e < e1; ++e) {
-        float x = scale * q.row(i).dot(k.row(pattern.col[size_t(e)]));
-        if (entry_bias) x += (*entry_bias)[size_t(e)];
-        logits[size_t(e - e0)] = x;
-        if (std::isnan(x) || x == kInf) special = true;
-        mx = std::max(mx, x);
-      }
-      if (special) {
-        std::vector<double> row(static_cast<size_t>(dv));
-        const double l = rowAttentionDouble(
-            e1 - e0,
-            [&](Index t) {
-              const Index j = pattern.col[size_t(e0 + t)];
-              double s = 0;
-              for (Index c = 0; c < q.cols(); ++c) s += double(q(i, c)) * double(k(j, c));
-              return s * double(scale) + (entry_bias ? double((*entry_bias)[size_t(e0 + t)]) : 0.0);
-            },
-            [&](Index t) { return Index(pattern.col[size_t(e0 + t)]); }, v, row.data(), dv);
-        for (Index c = 0; c < dv; ++c) result.out(i, c) = float(row[size_t(c)]);
-        result.lse(i) = float(l);
+    const Index i_end = std::min(n, (b + 1) * kQueryBlock);
+    Matrix gathered_k, gathered_v, logits;
+    Eigen::RowVectorXf p;
+    for (Index i = b * kQueryBlock; i < i_end;) {
+      const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)], count = e1 - e0;
+      // Rows i … g−1 score the same keys (every row of a BigBird block, say): one GEMM for their logits
+      // and one for their outputs, over the keys gathered once (or read in place when they are a run).
+      Index g = i + 1;
+      while (g < i_end && pattern.row_ptr[size_t(g + 1)] - pattern.row_ptr[size_t(g)] == count &&
+             std::equal(col + pattern.row_ptr[size_t(g)], col + pattern.row_ptr[size_t(g + 1)], col + e0))
+        ++g;
+      if (count == 0) {  // no key: zeros, lse −inf
+        i = g;
         continue;
       }
-      if (mx == -kInf) continue;  // no visible key: zeros, lse −inf
-      acc.setZero();
-      float sum = 0;
-      for (Index e = e0; e < e1; ++e) {
-        const float p = std::exp(logits[size_t(e - e0)] - mx);
-        sum += p;
-        acc += p * v.row(pattern.col[size_t(e)]);
+      const bool run = col[e1 - 1] - col[e0] == count - 1;  // ascending and distinct: a contiguous run
+      const bool alone = !run && g - i == 1;  // scattered keys of one row: read in place, entry by entry
+      if (!run && !alone) {
+        gathered_k.resize(count, d);
+        gathered_v.resize(count, dv);
+        for (Index t = 0; t < count; ++t) {
+          gathered_k.row(t) = k.row(col[e0 + t]);
+          gathered_v.row(t) = v.row(col[e0 + t]);
+        }
       }
-      result.out.row(i) = acc / sum;
-      result.lse(i) = mx + std::log(sum);
+      const Eigen::Ref<const Matrix> keys = run ? Eigen::Ref<const Matrix>(k.middleRows(col[e0], count))
+                                                : Eigen::Ref<const Matrix>(gathered_k);
+      const Eigen::Ref<const Matrix> values = run ? Eigen::Ref<const Matrix>(v.middleRows(col[e0], count))
+                                                  : Eigen::Ref<const Matrix>(gathered_v);
+      if (alone) {
+        logits.resize(1, count);
+        for (Index t = 0; t < count; ++t) logits(0, t) = q.row(i).dot(k.row(col[e0 + t]));
+      } else {
+        logits.noalias() = q.middleRows(i, g - i) * keys.transpose();
+      }
+      logits *= scale;
+      for (Index row = i; row < g; ++row) {
+        auto l = logits.row(row - i);
+        const Index r0 = pattern.row_ptr[size_t(row)];
+        if (entry_bias) l += Eigen::Map<const Eigen::RowVectorXf>(entry_bias->data() + r0, count);
+        if (!(l.array() < kInf).all()) {  // NaN or +inf: the row in double, as exact attention treats it
+          std::vector<double> out_row(static_cast<size_t>(dv));
+          const double lse = rowAttentionDouble(
+              count,
+              [&](Index t) {
+                const Index j = col[r0 + t];
+                double s = 0;
+                for (Index c = 0; c < d; ++c) s += double(q(row, c)) * double(k(j, c));
+                return s * double(scale) + (entry_bias ? double((*entry_bias)[size_t(r0 + t)]) : 0.0);
+              },
+              [&](Index t) { return Index(col[r0 + t]); }, v, out_row.data(), dv);
+          for (Index c = 0; c < dv; ++c) result.out(row, c) = float(out_row[size_t(c)]);
+          result.lse(row) = float(lse);
+          continue;
+        }
+        const float mx = l.maxCoeff();
+        if (mx == -kInf) continue;  // no visible key: zeros, lse −inf
+        p = (l.array() - mx).exp().matrix();  // vectorised exp
+        p = (l.array() == -kInf).select(0.0f, p.array()).matrix();  // masked keys weigh exactly 0
+        const float sum = p.sum();
+        if (alone) {
+          auto out_row = result.out.row(row);
+          for (Index t = 0; t < count; ++t) out_row += p(t) * v.row(col[e0 + t]);
+          out_row /= sum;
+        } else {
+          result.out.row(row).noalias() = (p * values) / sum;
+        }
+        result.lse(row) = mx + std::log(sum);
+      }
+      i = g;
     }
   });
   return result;
@@ -272,42 +306,50 @@ Matrix CpuBackend::featureMap(const Matrix& x_in, const FeatureMapOptions& o) {
     case FeatureMap::EluPlusOne:
       return x.unaryExpr([](float t) { return t > 0 ? t + 1.0f : std::exp(t); });
     case FeatureMap::PositiveRandom: {
-      const Index m = o.projection->rows();
-      Matrix u = x * o.projection->transpose();  // N×m exponents
-      const Vector half_norm = 0.5f * x.rowwise().squaredNorm();
-      u.colwise() -= half_norm;
-      auto rowMax = [&](Index i) {
-        float mx = -kInf;
-        for (Index r = 0; r < m; ++r)
-          if (!std::isnan(u(i, r))) mx = std::max(mx, u(i, r));
-        return mx;
-      };
-      float global = -kInf;
-      if (o.shift == FeatureShift::Global)
-        for (Index i = 0; i < u.rows(); ++i) global = std::max(global, rowMax(i));
+      // Blocks of rows in parallel; exp over whole rows with Eigen's vectorised exp (≈ 8 per instruction).
+      const Index m = o.projection->rows(), n = x.rows();
+      const Index blocks = (n + kFeatureRows - 1) / kFeatureRows;
+      Matrix u(n, m);  // N×m exponents ω·x − ‖x‖²/2
+      Vector row_max(n);
+      auto rowsOf = [&](Index b) { return Range{b * kFeatureRows, std::min(n, (b + 1) * kFeatureRows)}; };
+      parallelFor(blocks, 0, [&](Index b) {
+        const Range r = rowsOf(b);
+        auto ub = u.middleRows(r.begin, r.size());
+        ub.noalias() = x.middleRows(r.begin, r.size()) * o.projection->transpose();
+        ub.colwise() -= Vector(0.5f * x.middleRows(r.begin, r.size()).rowwise().squaredNorm());
+        for (Index i = r.begin; i < r.end; ++i) {
+          float mx = -kInf;
+          for (Index c = 0; c < m; ++c)
+            if (!std::isnan(u(i, c))) mx = std::max(mx, u(i, c));
+          row_max(i) = mx;
+        }
+      });
+      const float global = n > 0 ? row_max.maxCoeff() : -kInf;
       const float norm = 1.0f / std::sqrt(float(m));
-      for (Index i = 0; i < u.rows(); ++i) {
-        float shift = 0;
-        if (o.shift == FeatureShift::PerRow) shift = rowMax(i);
-        if (o.shift == FeatureShift::Global) shift = global;
-        if (!std::isfinite(shift)) shift = 0;  // nothing finite to subtract
-        for (Index r = 0; r < m; ++r) u(i, r) = std::exp(u(i, r) - shift) * norm;
-      }
+      parallelFor(blocks, 0, [&](Index b) {
+        const Range r = rowsOf(b);
+        for (Index i = r.begin; i < r.end; ++i) {
+          float shift = o.shift == FeatureShift::PerRow ? row_max(i) : o.shift == FeatureShift::Global ? global : 0.0f;
+          if (!std::isfinite(shift)) shift = 0;  // nothing finite to subtract
+          u.row(i) = (u.row(i).array() - shift).exp() * norm;
+        }
+      });
       notePeak(u.size() * Index(sizeof(float)));
       return u;
     }
     case FeatureMap::Trigonometric: {
-      const Index m = o.projection->rows();
-      const Matrix u = x * o.projection->transpose();
-      Matrix phi(x.rows(), 2 * m);
+      const Index m = o.projection->rows(), n = x.rows();
+      Matrix phi(n, 2 * m);
       const float norm = 1.0f / std::sqrt(float(m));
-      for (Index i = 0; i < x.rows(); ++i) {
-        const float g = std::exp(0.5f * x.row(i).squaredNorm()) * norm;
-        for (Index r = 0; r < m; ++r) {
-          phi(i, r) = g * std::sin(u(i, r));
-          phi(i, m + r) = g * std::cos(u(i, r));
+      parallelFor((n + kFeatureRows - 1) / kFeatureRows, 0, [&](Index b) {
+        const Index r0 = b * kFeatureRows, rows = std::min(kFeatureRows, n - r0);
+        const Matrix u = x.middleRows(r0, rows) * o.projection->transpose();
+        for (Index k = 0; k < rows; ++k) {
+          const float g = std::exp(0.5f * x.row(r0 + k).squaredNorm()) * norm;
+          phi.row(r0 + k).head(m) = u.row(k).array().sin() * g;
+          phi.row(r0 + k).tail(m) = u.row(k).array().cos() * g;
         }
-      }
+      });
       notePeak(phi.size() * Index(sizeof(float)));
       return phi;
     }

@@ -43,6 +43,8 @@ struct InputSpec {
   Index heavy_hitters = 4;   ///< Peaked: keys with large norm
   double position_weight = 4; ///< Image: λ, the weight of the pixel position (x, y) beside its colour
   std::string source;        ///< non-empty when loaded from files (description for reports)
+  /// Same spec → same inputs (generate() is deterministic).
+  bool operator==(const InputSpec&) const = default;
 };
 
 /// Q, K (N×d) and V (N×dv). Keys and values may have a different count M than queries.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "attention/backend.h"
+#include "attention/parallel.h"
 
 namespace attn {
 
@@ -43,14 +44,19 @@ Matrix poolPattern(const Pattern& p, Range rows, Range cols, Index max_pixels) {
     for (Index i = rs[size_t(q)]; i < re[size_t(q)]; ++i) row_pixel[size_t(i)] = q;
   for (Index q = 0; q < out_cols; ++q)
     for (Index j = cs[size_t(q)]; j < ce[size_t(q)]; ++j) col_pixel[size_t(cols.begin + j)] = q;
-  for (Index i = rows.begin; i < rows.end; ++i)
-    for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
-      const Index q = col_pixel[size_t(p.col[size_t(e)])];
-      if (q < 0) continue;
-      const float c = float((p.component.empty() ? 0 : p.component[size_t(e)]) + 1);
-      float& v = pooled(row_pixel[size_t(i - rows.begin)], q);
-      if (v == 0 || c < v) v = c;
-    }
+  // Pixel rows in parallel, 16 at a time: each owns its source rows, so no two threads write one pixel.
+  constexpr Index kPixelRows = 16;
+  parallelFor((out_rows + kPixelRows - 1) / kPixelRows, 0, [&](Index b) {
+    const Index first = rs[size_t(b * kPixelRows)], last = re[size_t(std::min(out_rows, (b + 1) * kPixelRows) - 1)];
+    for (Index i = rows.begin + first; i < rows.begin + last; ++i)
+      for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
+        const Index q = col_pixel[size_t(p.col[size_t(e)])];
+        if (q < 0) continue;
+        const float c = float((p.component.empty() ? 0 : p.component[size_t(e)]) + 1);
+        float& v = pooled(row_pixel[size_t(i - rows.begin)], q);
+        if (v == 0 || c < v) v = c;
+      }
+  });
   return pooled;
 }
 

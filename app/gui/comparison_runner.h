@@ -134,6 +134,7 @@ struct RunOutcome {
   std::string backend_notice;      ///< e.g. "no Vulkan device: running on the CPU"
   std::string backend_label;       ///< "vulkan · llvmpipe (LLVM 15.0.6, 256 bits)"
   double pool_ms = 0;
+  double compare_ms = 0;  ///< attn::compare() (inputs made, exact reused or run, the mechanism run): 0 on a repool
 };
 
 class ComparisonRunner : public QObject {

@@ -49,7 +49,7 @@ namespace attnlab::gui {
 
 namespace {
 
-constexpr int k_run_delay_ms = 20;      // controls quiet this long → rerun (coalesces Reset, typing; a stale run is cancelled anyway)
+constexpr int k_run_delay_ms = 0;  // controls quiet for one event-loop turn → rerun (coalesces Reset and several signals of one edit; a stale run is cancelled anyway)
 constexpr int k_repool_delay_ms = 200;  // after the last resize step
 constexpr attn::Index k_max_pool_pixels = 1024;
 constexpr int k_zoom_delay_ms = 30;  // after the last wheel notch or drag step

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "attention/explanation.h"
 #include "attention/inputs.h"
@@ -9,6 +10,7 @@
 #include "attention/params.h"
 #include "attention/mechanisms/pattern_engine.h"
 #include "attention/pooling.h"
+#include "attention/parallel.h"
 #include "test_util.h"
 
 namespace attn {
@@ -213,6 +215,66 @@ TEST(Patterns, TwoHopsIsTheBooleanProductOfThePatterns) {
       EXPECT_TRUE(std::is_sorted(r->col.begin() + r->row_ptr[size_t(i)], r->col.begin() + r->row_ptr[size_t(i + 1)]));
   }
   EXPECT_FALSE(mech::composePatterns(p, q, 10));  // over the entry budget: no answer, not a huge one
+}
+
+TEST(Patterns, TwoHopsOfBlockRowsAcrossManyRows) {
+  // 400 rows in runs that share their keys (as BigBird's blocks do; runs cross the 128-row blocks that
+  // are composed in parallel), against the boolean product; and the entry budget with it.
+  Rng rng(4);
+  Pattern p;
+  p.rows = 400;
+  p.cols = 90;
+  p.row_ptr.push_back(0);
+  std::vector<std::int32_t> keys;
+  for (Index i = 0; i < p.rows; ++i) {
+    if (i == 0 || rng.uniform() < 0.05) {  // a new run
+      keys.clear();
+      for (Index j = 0; j < p.cols; ++j)
+        if (rng.uniform() < 0.03) keys.push_back(std::int32_t(j));
+    }
+    p.col.insert(p.col.end(), keys.begin(), keys.end());
+    p.row_ptr.push_back(Index(p.col.size()));
+  }
+  p.component.assign(p.col.size(), 0);
+  Pattern q;
+  q.rows = 90;
+  q.cols = 130;
+  q.row_ptr.push_back(0);
+  for (Index k = 0; k < q.rows; ++k) {
+    for (Index j = 0; j < q.cols; ++j)
+      if (rng.uniform() < 0.04) q.col.push_back(std::int32_t(j));
+    q.row_ptr.push_back(Index(q.col.size()));
+  }
+  q.component.assign(q.col.size(), 0);
+  Index entries = 0;
+  for (bool residual : {false, true}) {
+    const auto r = mech::composePatterns(p, q, 1 << 22, residual);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->rows, p.rows);
+    for (Index i = 0; i < p.rows; ++i)
+      for (Index j = 0; j < q.cols; ++j) {
+        bool want = residual && i < q.rows && (q.contains(i, j) || i == j);
+        for (Index k = 0; k < q.rows && !want; ++k) want = p.contains(i, k) && (q.contains(k, j) || (residual && k == j));
+        ASSERT_EQ(r->contains(i, j), want) << i << ", " << j << (residual ? " residual" : "");
+      }
+    if (!residual) entries = r->nnz();
+  }
+  ASSERT_GT(entries, 0);
+  EXPECT_TRUE(mech::composePatterns(p, q, entries));
+  EXPECT_FALSE(mech::composePatterns(p, q, entries - 1));
+}
+
+TEST(Denormals, FlushedInsideTheScopeAndRestoredAfter) {
+  volatile float tiny = 1e-30f, factor = 1e-10f;  // the product, 1e-40, is subnormal
+  EXPECT_GT(tiny * factor, 0.0f);
+  {
+    const ScopedFlushDenormals flush;
+    EXPECT_EQ(tiny * factor, 0.0f);
+    float seen = -1;  // a thread started inside the scope inherits the mode
+    std::thread([&] { seen = tiny * factor; }).join();
+    EXPECT_EQ(seen, 0.0f);
+  }
+  EXPECT_GT(tiny * factor, 0.0f);
 }
 
 TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {

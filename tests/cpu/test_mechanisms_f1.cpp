@@ -228,6 +228,51 @@ TEST(PatternEngine, FirstComponentWinsAndCausalDropsTheFuture) {
   EXPECT_EQ(p.componentOf(1, 3), -1);
 }
 
+TEST(PatternEngine, ManyRowsDenseAndSparseMatchTheRule) {
+  // 700 rows (several blocks built in parallel): sparse rows (a few random keys, duplicates, keys out of
+  // range) and dense ones (every key from a later component). Each row must hold exactly the valid keys,
+  // ascending, each tagged with the first component that named it.
+  const Index rows = 700, cols = 300;
+  for (bool causal : {false, true}) {
+    mech::PatternBuilder b(rows, cols, causal);
+    auto randomKeys = [](Index i, std::uint64_t stream, Index count, std::vector<Index>& out) {
+      Rng rng(i + 1, stream);
+      for (Index t = 0; t < count; ++t) out.push_back(Index(rng.below(cols + 20)) - 10);
+    };
+    b.add("first", [&](Index i, std::vector<Index>& out) { randomKeys(i, 1, 12, out); });
+    b.add("second", [&](Index i, std::vector<Index>& out) { randomKeys(i, 2, i % 3 == 0 ? 2 : 40, out); });
+    b.add("dense", [](Index i, std::vector<Index>& out) {
+      if (i % 5 == 0)
+        for (Index j = cols - 1; j >= 0; --j) out.push_back(j);
+    });
+    const Pattern p = b.build({});
+    ASSERT_EQ(p.rows, rows);
+    ASSERT_EQ(Index(p.row_ptr.size()), rows + 1);
+    for (Index i = 0; i < rows; ++i) {
+      std::vector<int> want(static_cast<size_t>(cols), -1);
+      for (int c = 0; c < 3; ++c) {
+        std::vector<Index> keys;
+        if (c < 2) randomKeys(i, std::uint64_t(c + 1), c == 0 ? 12 : (i % 3 == 0 ? 2 : 40), keys);
+        else if (i % 5 == 0)
+          for (Index j = 0; j < cols; ++j) keys.push_back(j);
+        for (Index j : keys)
+          if (j >= 0 && j < cols && (!causal || j <= i) && want[size_t(j)] < 0) want[size_t(j)] = c;
+      }
+      std::vector<std::int32_t> want_cols;
+      std::vector<std::uint8_t> want_components;
+      for (Index j = 0; j < cols; ++j)
+        if (want[size_t(j)] >= 0) {
+          want_cols.push_back(std::int32_t(j));
+          want_components.push_back(std::uint8_t(want[size_t(j)]));
+        }
+      const auto b0 = p.row_ptr[size_t(i)], b1 = p.row_ptr[size_t(i + 1)];
+      ASSERT_EQ(std::vector<std::int32_t>(p.col.begin() + b0, p.col.begin() + b1), want_cols) << "row " << i;
+      ASSERT_EQ(std::vector<std::uint8_t>(p.component.begin() + b0, p.component.begin() + b1), want_components)
+          << "row " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace attn
 

@@ -20,6 +20,39 @@ Pattern randomPattern(Rng& rng, Index n, Index m, double density) {
   return mech::patternFromRows(n, m, cols, comps, {"random"});
 }
 
+/// Sparse attention over `p` with the entry biases bias_of(i, e) against dense attention in double with
+/// those biases on the pattern and −inf elsewhere: outputs, log-normalisers, and zero rows where
+/// every entry is masked.
+template <class BiasFn>
+void expectSparseMatchesDense(CpuBackend& cpu, const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& p,
+                              BiasFn bias_of, const std::string& what) {
+  const Index n = q.rows();
+  Matrix bias = Matrix::Constant(n, k.rows(), -std::numeric_limits<float>::infinity());
+  std::vector<float> entry_bias;
+  for (Index i = 0; i < n; ++i)
+    for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
+      const float b = bias_of(i, e);
+      entry_bias.push_back(b);
+      bias(i, p.col[size_t(e)]) = b;
+    }
+  DenseAttentionOptions o;
+  o.bias = &bias;
+  VectorD lse;
+  const MatrixD ref = test::refAttention(q, k, v, o, &lse);
+  const AttentionOutput got = cpu.sparseAttention(q, k, v, p, 0, &entry_bias);
+  EXPECT_LT(test::relDiff(got.out, ref), 2e-6) << what;
+  for (Index i = 0; i < n; ++i) {
+    if (std::isinf(lse(i))) {
+      EXPECT_EQ(got.lse(i), float(lse(i))) << what << ", row " << i;
+      if (lse(i) < 0) {
+        EXPECT_EQ(got.out.row(i).cwiseAbs().maxCoeff(), 0.0f) << what << ", row " << i;
+      }
+    } else {
+      EXPECT_NEAR(got.lse(i), lse(i), 1e-4) << what << ", row " << i;
+    }
+  }
+}
+
 TEST(SparseAttention, EqualsDenseAttentionWithMinusInfinityOutsideThePattern) {
   CpuBackend cpu(2);
   Rng rng(11);
@@ -27,27 +60,52 @@ TEST(SparseAttention, EqualsDenseAttentionWithMinusInfinityOutsideThePattern) {
     const Index n = 1 + Index(rng.below(150)), m = 1 + Index(rng.below(150)), d = 16, dv = 5;
     const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, dv);
     const Pattern p = randomPattern(rng, n, m, 0.2);
-    Matrix bias = Matrix::Constant(n, m, -std::numeric_limits<float>::infinity());
-    std::vector<float> entry_bias;
-    for (Index i = 0; i < n; ++i)
-      for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) {
-        const float b = float(rng.normal());
-        entry_bias.push_back(b);
-        bias(i, p.col[size_t(e)]) = b;
-      }
-    DenseAttentionOptions o;
-    o.bias = &bias;
-    VectorD lse;
-    const MatrixD ref = test::refAttention(q, k, v, o, &lse);
-    const AttentionOutput got = cpu.sparseAttention(q, k, v, p, 0, &entry_bias);
-    EXPECT_LT(test::relDiff(got.out, ref), 2e-6);
+    expectSparseMatchesDense(cpu, q, k, v, p, [&](Index, Index) { return float(rng.normal()); },
+                             "trial " + std::to_string(trial));
+  }
+}
+
+TEST(SparseAttention, RowsSharingKeysRunsAndMaskedKeysEqualDenseAttention) {
+  // Runs of rows with the same keys (one GEMM per run), as a contiguous run of keys or scattered; runs
+  // that cross the 64-row query blocks; biases of −inf on some entries (weight exactly 0) and rows whose
+  // every entry is −inf (zero output, lse −inf); a +inf bias (the row in double).
+  CpuBackend cpu(2);
+  Rng rng(23);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 12; ++trial) {
+    const Index n = 100 + Index(rng.below(200)), m = 50 + Index(rng.below(150)), d = 16, dv = 7;
+    const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, dv);
+    std::vector<std::vector<std::int32_t>> cols(static_cast<size_t>(n));
+    std::vector<std::vector<std::uint8_t>> comps(static_cast<size_t>(n));
+    std::vector<std::int32_t> keys;
     for (Index i = 0; i < n; ++i) {
-      if (std::isinf(lse(i))) {
-        EXPECT_EQ(got.lse(i), float(lse(i)));
-      } else {
-        EXPECT_NEAR(got.lse(i), lse(i), 1e-4);
+      if (i == 0 || rng.uniform() < 0.04) {  // a new run of rows
+        keys.clear();
+        if (rng.uniform() < 0.5) {
+          const Index a = Index(rng.below(std::uint64_t(m))), len = 1 + Index(rng.below(std::uint64_t(m - a)));
+          for (Index j = a; j < a + len; ++j) keys.push_back(std::int32_t(j));
+        } else {
+          for (Index j = 0; j < m; ++j)
+            if (rng.uniform() < 0.3) keys.push_back(std::int32_t(j));
+        }
       }
+      cols[size_t(i)] = keys;
+      comps[size_t(i)].assign(keys.size(), 0);
     }
+    const Pattern p = mech::patternFromRows(n, m, cols, comps, {"runs"});
+    std::vector<char> all_masked(static_cast<size_t>(n));
+    for (char& a : all_masked) a = rng.uniform() < 0.03;
+    Index special_row = -1;
+    expectSparseMatchesDense(
+        cpu, q, k, v, p,
+        [&](Index i, Index) {
+          if (special_row < 0 && trial % 2 == 0 && i > 70 && !all_masked[size_t(i)]) {
+            special_row = i;
+            return inf;
+          }
+          return all_masked[size_t(i)] || rng.uniform() < 0.1 ? -inf : float(rng.normal());
+        },
+        "trial " + std::to_string(trial));
   }
 }
 
