@@ -19,8 +19,10 @@ class PatternBuilder {
   PatternBuilder(Index rows, Index cols, bool causal) : rows_(rows), cols_(cols), causal_(causal) {}
   /// Component `name`: keys(i, out) appends the keys of row i (any order; duplicates and keys outside
   /// 0..cols−1 are ignored). A pair added by several components is tagged with the first one added.
+  /// build() calls keys from several threads at once: it must be a pure function of i (random keys are
+  /// drawn beforehand, as BigBird's blocks are, or from a generator seeded by the row, as SCRAM's).
   void add(std::string name, std::function<void(Index, std::vector<Index>&)> keys);
-  /// The CSR pattern (columns ascending). Polls cancellation every few thousand rows.
+  /// The CSR pattern (columns ascending), blocks of rows in parallel. Polls cancellation per block.
   Pattern build(const RunOptions& options) const;
 
  private:
