@@ -49,6 +49,7 @@ namespace attnlab::gui {
 
 namespace {
 
+constexpr float k_presenter_scale = 1.5f;  // presenter mode: Qt fonts and the viewport's overlay
 constexpr int k_run_delay_ms = 0;  // controls quiet for one event-loop turn → rerun (coalesces Reset and several signals of one edit; a stale run is cancelled anyway)
 constexpr int k_repool_delay_ms = 200;  // after the last resize step
 constexpr attn::Index k_max_pool_pixels = 1024;
@@ -632,7 +633,7 @@ void MainWindow::setPresenterMode(bool on) {
     saved_layout_ = saveState();
     saved_font_ = QApplication::font();
     QFont big = saved_font_;
-    big.setPointSizeF(saved_font_.pointSizeF() * 1.5);
+    big.setPointSizeF(saved_font_.pointSizeF() * k_presenter_scale);
     QApplication::setFont(big);
     for (QDockWidget* dock : findChildren<QDockWidget*>()) dock->hide();
     menuBar()->hide();
@@ -648,6 +649,8 @@ void MainWindow::setPresenterMode(bool on) {
   }
   for (QAction* a : view_menu_->actions())
     if (a->isCheckable() && a->text() == tr("Presenter mode")) a->setChecked(on);
+  showOutcome();  // the overlay at its new scale
+  repool_timer_.start();  // the panels' new size in pixels
 }
 
 void MainWindow::advanceStep() { stepBy(1); }
@@ -769,6 +772,7 @@ attn::Index MainWindow::panelPixels() const {
   view::HeatmapScene probe;
   probe.panels.resize(static_cast<size_t>(panel_count_));
   for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
+  probe.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
   const view::SceneLayout layout = view::layoutScene(static_cast<float>(viewport_container_->width()),
                                                      static_cast<float>(viewport_container_->height()), probe);
   const double side = layout.panels.empty() ? 512 : layout.panels.front().w * viewport_->devicePixelRatio();
@@ -1147,6 +1151,7 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
       view::HeatmapScene scene;
       scene.placeholder = (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
       scene.light = light_;
+      scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
       viewport_->setScene(std::move(scene));
     }
     emit runFinished();
@@ -1220,6 +1225,7 @@ void MainWindow::showOutcome() {
 
   scene.scale = colorScale();
   scene.light = light_;
+  scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
   scene.help = helpLines();
   scene.group_name = outcome_->token_group_name;
   scene.token_groups = outcome_->token_groups;

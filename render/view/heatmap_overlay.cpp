@@ -38,9 +38,9 @@ struct Face {
   ImFont* font;
   float size;
 };
-Face face(ImFont* font) {
+Face face(const OverlayFonts& fonts, ImFont* font) {
   ImFont* f = font ? font : ImGui::GetFont();
-  return {f, f->FontSize * ImGui::GetIO().FontGlobalScale};
+  return {f, f->FontSize * fonts.scale};
 }
 
 ImVec2 textSize(Face f, const std::string& text) { return f.font->CalcTextSizeA(f.size, FLT_MAX, 0.0f, text.c_str()); }
@@ -133,7 +133,7 @@ std::string rangeText(const char* name, attn::Range r) {
 void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts) {
   const HeatmapImage& panel = scene.panels[index];
   const PanelAxes axes{r, panelSpan(scene, index)};
-  const Face title = face(fonts.title), body = face(fonts.body), small = face(fonts.small);
+  const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   const float cx = r.x + r.w / 2;
   // Titles may use the gap beside the panel; the subtitle stays clear of the query-axis label.
   textCentred(dl, title, cx, r.y - 46, k_text, panel.title, r.w + 48);
@@ -219,7 +219,7 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
 void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, const OverlayFonts& fonts,
                 const std::optional<float>& marker) {
   if (bar.h <= 8) return;
-  const Face body = face(fonts.body), small = face(fonts.small);
+  const Face body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   // The bar: bottom = 0, top = 1, in slices that interpolate between LUT entries like the shader.
   constexpr int k_slices = 64;
   const float bottom = bar.y + bar.h;
@@ -264,7 +264,7 @@ void highlightPixel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index
 
 void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const HoverHit& hit,
                  const PointerState& pointer, const OverlayFonts& fonts, float width, float height) {
-  const Face title = face(fonts.title), body = face(fonts.body);
+  const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body);
   const HeatmapImage& here = scene.panels[static_cast<std::size_t>(hit.panel)];
   const bool pooled = hit.rows.size() > 1 || hit.cols.size() > 1;
   struct Line {
@@ -323,7 +323,7 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
 
 }  // namespace
 
-OverlayFonts loadOverlayFonts(float pixel_ratio) {
+OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
   ImGuiIO& io = ImGui::GetIO();
   // Latin, Greek (τ, φ), general punctuation (–, …), arrows and maths operators (≤, ×).
   static const ImWchar k_ranges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2010, 0x205E, 0x2190, 0x21FF, 0x2200, 0x22FF, 0};
@@ -341,7 +341,7 @@ OverlayFonts loadOverlayFonts(float pixel_ratio) {
   const char* regular = first(regular_paths);
   const char* bold = first(bold_paths);
   OverlayFonts fonts;
-  const float ratio = std::max(1.0f, pixel_ratio);
+  const float ratio = std::max(1.0f, pixel_ratio) * std::max(1.0f, oversize);
   ImFontConfig config;
   config.OversampleH = 2;
   config.OversampleV = 1;
@@ -350,17 +350,19 @@ OverlayFonts loadOverlayFonts(float pixel_ratio) {
     fonts.small = io.Fonts->AddFontFromFileTTF(regular, 12.0f * ratio, &config, k_ranges);
     fonts.title = io.Fonts->AddFontFromFileTTF(bold ? bold : regular, 16.0f * ratio, &config, k_ranges);
   }
-  if (!fonts.body) {
+  if (!fonts.body) {  // ImGui's own 13 px font (not oversized: it is a bitmap font)
     fonts = OverlayFonts{};
-    io.Fonts->AddFontDefault();
+    if (io.Fonts->Fonts.empty()) io.Fonts->AddFontDefault();
+    fonts.scale = 1.0f / std::max(1.0f, pixel_ratio);
+    return fonts;
   }
-  io.FontGlobalScale = 1.0f / ratio;
+  fonts.scale = 1.0f / ratio;
   return fonts;
 }
 
 void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts) {
-  const Face body = face(fonts.body);
+  const Face body = face(fonts, fonts.body);
   const StepAction hovered = pointer.inside ? stepActionAt(layout, float(pointer.pos.x()), float(pointer.pos.y()))
                                             : StepAction::None;
   static constexpr StepAction k_actions[] = {StepAction::First, StepAction::Previous, StepAction::Play, StepAction::Next};
@@ -410,7 +412,7 @@ void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
 
 /// The help: a centred box of keys and what they do, in as many columns as fit.
 void drawHelp(ImDrawList* dl, const HeatmapScene& scene, const OverlayFonts& fonts, float width, float height) {
-  const Face title = face(fonts.title), body = face(fonts.body);
+  const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body);
   float keys_w = 0, what_w = 0;
   for (const auto& [keys, what] : scene.help) {
     keys_w = std::max(keys_w, textSize(body, keys).x);
@@ -439,7 +441,7 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
   usePalette(scene.light ? k_light_palette : k_dark_palette);
   ImDrawList* dl = ImGui::GetBackgroundDrawList();
-  const Face body = face(fonts.body), small = face(fonts.small);
+  const Face body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   if (scene.panels.empty()) {
     const std::string& s = scene.placeholder.empty() ? std::string("nothing to show yet") : scene.placeholder;
     const float wrap = std::clamp(width - 80, 120.0f, 640.0f);

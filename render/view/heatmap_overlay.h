@@ -15,11 +15,14 @@ struct OverlayFonts {
   ImFont* body = nullptr;   ///< tick labels, captions, readout
   ImFont* title = nullptr;  ///< panel titles
   ImFont* small = nullptr;  ///< subtitles, footer
+  float scale = 1;          ///< drawn size per atlas pixel (the atlas holds them at pixel ratio × oversize)
 };
 
 /// Adds the overlay fonts to the current context's atlas (a system sans-serif TTF when one is found,
 /// ImGui's built-in font otherwise). Call before the font texture is built.
-OverlayFonts loadOverlayFonts(float pixel_ratio);
+/// `oversize` rasterises them larger than they are drawn, for an overlay that is scaled up afterwards
+/// (presenter mode draws at 14 px and scales by 1.5: glyphs rasterised at 21 px stay sharp).
+OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize = 1);
 
 /// How fast the viewport draws: the CPU time of the last frame (recording, uploads, overlay), and the
 /// frame rate while frames follow each other (a drag, a zoom), 0 when idle.

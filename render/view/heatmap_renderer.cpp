@@ -336,6 +336,7 @@ void HeatmapRenderer::initImGui() {
   io.BackendPlatformName = "attnlab-qt";
   ImGui::StyleColorsDark();
   fonts_ = loadOverlayFonts(static_cast<float>(window_->devicePixelRatio()));
+  presenter_fonts_ = loadOverlayFonts(static_cast<float>(window_->devicePixelRatio()), k_presenter_scale);
 
   const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER, 4};
   VkDescriptorPoolCreateInfo pool{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
@@ -521,8 +522,22 @@ void HeatmapRenderer::startNextFrame() {
     ImGui_ImplVulkan_NewFrame();
     feedImGuiInput(width, height, pixel_ratio);
     ImGui::NewFrame();
-    drawOverlay(scene, layout, window_->pointer(), fonts_, stats_, width, height);
+    // The overlay is drawn in units of 1/s window pixels, then its vertices are scaled by s.
+    const float s = uiScale(scene);
+    PointerState pointer = window_->pointer();
+    pointer.pos /= double(s);
+    drawOverlay(scene, s == 1 ? layout : layoutSceneUnscaled(width / s, height / s, scene), pointer,
+                s > 1 ? presenter_fonts_ : fonts_, stats_, width / s, height / s);
     ImGui::Render();
+    if (s != 1) {
+      ImDrawData* data = ImGui::GetDrawData();
+      for (int l = 0; l < data->CmdListsCount; ++l) {
+        ImDrawList* list = data->CmdLists[l];
+        for (ImDrawVert& v : list->VtxBuffer) v.pos = ImVec2(v.pos.x * s, v.pos.y * s);
+        for (ImDrawCmd& cmd : list->CmdBuffer)
+          cmd.ClipRect = ImVec4(cmd.ClipRect.x * s, cmd.ClipRect.y * s, cmd.ClipRect.z * s, cmd.ClipRect.w * s);
+      }
+    }
   }
 
   const std::uint8_t* bg = window_->background();

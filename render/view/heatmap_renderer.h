@@ -91,6 +91,8 @@ class HeatmapRenderer : public QVulkanWindowRenderer {
   ImGuiContext* imgui_ = nullptr;
   VkDescriptorPool imgui_pool_ = VK_NULL_HANDLE;
   OverlayFonts fonts_;
+  OverlayFonts presenter_fonts_;  ///< rasterised k_presenter_scale× larger, for a scaled-up overlay
+  static constexpr float k_presenter_scale = 1.5f;
   QElapsedTimer clock_;
   QElapsedTimer frame_clock_;  // frame statistics
   qint64 last_frame_ns_ = 0;

@@ -103,7 +103,7 @@ std::vector<LegendTick> legendTicks(const ColorScale& scale) {
   return ticks;
 }
 
-SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
+SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& scene) {
   SceneLayout layout;
   const std::size_t n = scene.panels.size();
   const float room_w = width - k_margin_left - k_legend_room;
@@ -149,6 +149,22 @@ SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
     layout.legend_bar.h = std::floor(legend_h - side - 40);
     layout.minimap = {std::floor(legend_x - 4), std::floor(y + legend_h - side), side, side};
   }
+  return layout;
+}
+
+float uiScale(const HeatmapScene& scene) {
+  return std::isfinite(scene.ui_scale) ? std::clamp(scene.ui_scale, 0.5f, 4.0f) : 1.0f;
+}
+
+SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
+  const float s = uiScale(scene);
+  SceneLayout layout = layoutSceneUnscaled(width / s, height / s, scene);
+  if (s == 1) return layout;
+  auto scale = [s](Rect& r) { r = {r.x * s, r.y * s, r.w * s, r.h * s}; };
+  for (Rect& r : layout.panels) scale(r);
+  scale(layout.legend_bar);
+  scale(layout.minimap);
+  for (Rect& r : layout.step_buttons) scale(r);
   return layout;
 }
 

@@ -123,6 +123,9 @@ struct HeatmapScene {
   std::vector<int> token_groups;
   /// Non-empty: the keyboard and mouse help drawn over everything, (keys, what) per line.
   std::vector<std::pair<std::string, std::string>> help;
+  /// Every size of the overlay and the layout (text, margins, buttons) times this: 1.5 in presenter
+  /// mode, for a projector at the back of a room.
+  float ui_scale = 1;
 };
 
 /// What a panel's edges show, in source entries (continuous): rows row0 (top edge) to row1 (bottom),
@@ -153,8 +156,13 @@ struct SceneLayout {
 StepAction stepActionAt(const SceneLayout& layout, float x, float y);
 
 /// Panels share one height and keep their matrix's aspect ratio (N×N is square); the group is centred
-/// in the room the titles, tick labels, captions and legend leave.
+/// in the room the titles, tick labels, captions and legend leave. In window coordinates: the layout
+/// of a width/s × height/s viewport, scaled by s = scene.ui_scale.
 SceneLayout layoutScene(float width, float height, const HeatmapScene& scene);
+/// The same layout before the scaling (the overlay draws in these units, then scales what it drew).
+SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& scene);
+/// scene.ui_scale, kept within [0.5, 4].
+float uiScale(const HeatmapScene& scene);
 
 /// What the mouse is over: a panel pixel and the block of matrix entries it pools.
 struct HoverHit {

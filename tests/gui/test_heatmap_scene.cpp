@@ -49,6 +49,31 @@ TEST(HeatmapScene, PanelsKeepTheirAspectAndFit) {
   EXPECT_LE(layout.panels[0].y + layout.panels[0].h, 700);
 }
 
+TEST(HeatmapScene, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
+  // ui_scale s lays the scene out in a viewport s times smaller and scales it back: margins and buttons
+  // grow by s, so the panels get less room, and everything stays inside the viewport.
+  HeatmapScene scene;
+  scene.panels.resize(2);
+  for (HeatmapImage& p : scene.panels) p.source_rows = p.source_cols = 512;
+  scene.steps.count = 3;
+  const SceneLayout plain = layoutScene(1200, 800, scene);
+  scene.ui_scale = 1.5f;
+  const SceneLayout big = layoutScene(1200, 800, scene);
+  const SceneLayout small = layoutSceneUnscaled(800, 800 / 1.5f, scene);
+  ASSERT_EQ(big.panels.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_FLOAT_EQ(big.panels[k].x, 1.5f * small.panels[k].x);
+    EXPECT_FLOAT_EQ(big.panels[k].y, 1.5f * small.panels[k].y);
+    EXPECT_FLOAT_EQ(big.panels[k].w, 1.5f * small.panels[k].w);
+    EXPECT_LT(big.panels[k].w, plain.panels[k].w);
+  }
+  EXPECT_GT(big.panels[0].y, plain.panels[0].y);  // more room for the larger titles
+  EXPECT_FLOAT_EQ(big.step_buttons[0].w, 1.5f * plain.step_buttons[0].w);
+  EXPECT_LE(big.step_buttons[3].x + big.step_buttons[3].w, 1200);
+  EXPECT_LE(big.legend_bar.x + big.legend_bar.w, 1200);
+  EXPECT_EQ(stepActionAt(big, big.step_buttons[3].x + 2, big.step_buttons[3].y + 2), StepAction::Next);
+}
+
 TEST(HeatmapScene, HitTestFindsTheEntriesAPixelCovers) {
   HeatmapScene scene;
   scene.panels.resize(1);

@@ -85,6 +85,24 @@ class MainWindowTest : public ::testing::Test {
   }
 };
 
+/// How many pixel rows of `region` hold ink: a pixel farther than 80 (largest channel) from the colour
+/// at the region's top-left corner, the background.
+int inkRows(const QImage& image, const QRect& region) {
+  const QRect r = region.intersected(image.rect());
+  if (r.isEmpty()) return 0;
+  const QRgb bg = image.pixel(r.topLeft());
+  int rows = 0;
+  for (int y = r.top(); y <= r.bottom(); ++y) {
+    bool ink = false;
+    for (int x = r.left(); x <= r.right() && !ink; ++x) {
+      const QRgb c = image.pixel(x, y);
+      ink = std::max({std::abs(qRed(c) - qRed(bg)), std::abs(qGreen(c) - qGreen(bg)), std::abs(qBlue(c) - qBlue(bg))}) > 80;
+    }
+    rows += ink;
+  }
+  return rows;
+}
+
 /// Largest per-channel distance from `colour` to the nearest viridis entry.
 int distanceToViridis(QRgb colour) {
   int best = 255;
@@ -575,8 +593,20 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   press(Qt::Key_L, "Next colour scale (log10, linear, rank)");
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_GT(differingShare(log_image, window.viewportImage()), 0.01);
-  // Presenter mode: panels and menu hidden, larger text; leaving it restores them.
+  // Presenter mode: panels and menu hidden, larger text (Qt's and the overlay's); leaving it restores them.
   const double font = QApplication::font().pointSizeF();
+  // The overlay's text: the first panel's title line (46 to 30 units above the panel) holds ink that many
+  // rows high; in presenter mode every unit is 1.5 pixels.
+  auto titleInk = [&] {
+    const QImage image = window.viewportImage();
+    const view::Rect r = view::layoutScene(float(window.viewport()->width()), float(window.viewport()->height()),
+                                           window.viewport()->scene()).panels.at(0);
+    const float s = view::uiScale(window.viewport()->scene());
+    const double ratio = double(image.width()) / window.viewport()->width();
+    return inkRows(image, QRect(int(r.x * ratio), int((r.y - 50 * s) * ratio), int(r.w * ratio), int(26 * s * ratio)));
+  };
+  const int plain_title = titleInk();
+  EXPECT_GE(plain_title, 8);
   window.setPresenterMode(true);
   QTest::qWait(100);
   int visible = 0;
@@ -586,6 +616,9 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_NE(window.viewport(), nullptr);
   EXPECT_EQ(window.viewport()->scene().colormap, view::Colormap::Magma);  // the high-contrast map
+  EXPECT_FLOAT_EQ(window.viewport()->scene().ui_scale, 1.5f);
+  const int presenter_title = titleInk();
+  EXPECT_GE(presenter_title, plain_title * 1.3) << plain_title << " rows of title text before";
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_PRESENTER")) {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     EXPECT_TRUE(window.windowImage().save(path));
@@ -607,6 +640,9 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   press(Qt::Key_F5, "Presenter mode");
   QTest::qWait(100);
   EXPECT_FALSE(window.presenterMode());
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_FLOAT_EQ(window.viewport()->scene().ui_scale, 1.0f);
+  EXPECT_EQ(titleInk(), plain_title);
   visible = 0;
   for (QDockWidget* dock : window.findChildren<QDockWidget*>()) visible += dock->isVisible();
   EXPECT_GE(visible, 4);
