@@ -142,6 +142,35 @@ void primitive(benchmark::State& state, const std::string& backend_name, const s
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// What the viewport asks for on a zoom or pan step (the GUI's pan/zoom target, measurable without Qt):
+// the block now on screen of the exact softmax weights (N×N, the factored form the GUI pools on the
+// backend), max-pooled to a 768×768 panel. zoom 1: the whole matrix; zoom 8: an N/8 × N/8 block in the
+// middle. A sharp frame after each step needs this within a frame's time (33 ms for 30 fps); the step
+// itself is drawn at once by stretching the textures already there.
+void viewportRepool(benchmark::State& state, const std::string& backend_name) {
+  attn::Backend* backend = backendNamed(backend_name);
+  if (!backend) {
+    state.SkipWithError("no Vulkan device");
+    return;
+  }
+  const attn::Index n = state.range(0), zoom = state.range(1), d = 64;
+  const attn::Inputs in = inputsFor(n, d);
+  attn::WeightKernel kernel;
+  kernel.a = std::make_shared<const attn::Matrix>(in.q);
+  kernel.b = std::make_shared<const attn::Matrix>(in.k);
+  kernel.scale = 0.125f;
+  kernel.row_term = attn::Vector::Constant(n, -std::log(float(n)));
+  const attn::Index span = n / zoom, begin = (n - span) / 2;
+  const attn::Range window{begin, begin + span};
+  const attn::TileSize px{std::min<attn::Index>(span, 768), std::min<attn::Index>(span, 768)};
+  auto* gpu = dynamic_cast<attn::gpu::VulkanBackend*>(backend);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(backend->weightTile(kernel, window, window, px, attn::Pooling::Max).data());
+    if (gpu) state.SetIterationTime(gpu->lastDeviceMs() * 1e-3);
+  }
+  state.counters["frames/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void runMechanism(benchmark::State& state, const std::string& id, const std::string& backend_name) {
   attn::Backend* backend = backendNamed(backend_name);
   if (!backend) {
@@ -224,6 +253,16 @@ void registerAll() {
       if (backend == "vulkan") b->UseManualTime();
       else b->UseRealTime();
     }
+  for (const std::string backend : {"cpu", "vulkan"}) {
+    auto* b = benchmark::RegisterBenchmark(("viewport/repool/" + backend).c_str(),
+                                           [backend](benchmark::State& s) { viewportRepool(s, backend); });
+    b->ArgNames({"N", "zoom"})->Unit(benchmark::kMillisecond);
+    for (long n : {2048, 16384})
+      for (long zoom : {1, 8}) b->Args({n, zoom});
+    b->Repetitions(3)->ReportAggregatesOnly(true);
+    if (backend == "vulkan") b->UseManualTime();
+    else b->UseRealTime();
+  }
   for (const auto& m : attn::mechanisms())
     for (const std::string backend : {"cpu", "vulkan"}) {
       const std::string id = m->info().id;

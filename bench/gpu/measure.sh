@@ -23,6 +23,8 @@ fi
 .gl/attnlab-bench --benchmark_filter='^dense/vulkan.*/N:(1024|2048|4096|8192|16384)/' --benchmark_min_time=0.2 \
   --benchmark_out="$out/bench.json" --benchmark_out_format=json | tee "$out/bench.txt"
 python3 bench/gpu/compare.py "$out/bench.json" | tee "$out/table.md"
+# The viewport's re-pool on a zoom or pan step at N = 16384 (the GUI's pan/zoom target without Qt).
+.gl/attnlab-bench --no-check --benchmark_filter='^viewport/repool/vulkan/' --benchmark_min_time=0.2 | tee "$out/viewport.txt"
 timeout "${MECHANISMS_TIMEOUT:-150}" .gl/attnlab-bench --no-check --benchmark_filter='^mechanism/.*/vulkan/N:(1024|4096)/' \
   --benchmark_min_time=0.1 > "$out/mechanisms.txt" 2>&1 || true
 tail -60 "$out/mechanisms.txt"
