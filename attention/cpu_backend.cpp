@@ -1,5 +1,6 @@
 // CPU backend: fused, blocked exact attention with an online softmax (N×M never materialised),
 // index-sparse attention, linear attention with chunked prefix sums, hashing, k-means assignment.
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -366,11 +367,23 @@ Matrix CpuBackend::linearAttention(const Matrix& phi_q, const Matrix& phi_k, con
     else out.row(i).setZero();
   };
   if (!causal) {
-    const Matrix state = phi_k.transpose() * v;                 // m×dv
-    const Eigen::RowVectorXf z = phi_k.colwise().sum();          // m
-    const Matrix num = phi_q * state;
-    const Vector den = phi_q * z.transpose();
-    for (Index i = 0; i < n; ++i) finish(i, num.row(i), den(i));
+    // S = φKᵀV and z = Σφk in two halves over the keys (one per core), then the rows of φQ·S in blocks.
+    const Index m = phi_k.rows(), half = (m + 1) / 2;
+    std::array<Matrix, 2> part;
+    std::array<Eigen::RowVectorXf, 2> zpart;
+    parallelFor(2, threads_, [&](Index h) {
+      const Index b = h * half, len = std::max<Index>(0, std::min(m, b + half) - b);
+      part[size_t(h)].noalias() = phi_k.middleRows(b, len).transpose() * v.middleRows(b, len);  // m×dv
+      zpart[size_t(h)] = phi_k.middleRows(b, len).colwise().sum();
+    });
+    const Matrix state = part[0] + part[1];
+    const Eigen::RowVectorXf z = zpart[0] + zpart[1];
+    parallelFor((n + kQueryBlock * 4 - 1) / (kQueryBlock * 4), threads_, [&](Index b) {
+      const Index i0 = b * kQueryBlock * 4, rows = std::min(kQueryBlock * 4, n - i0);
+      const Matrix num = phi_q.middleRows(i0, rows) * state;
+      const Vector den = phi_q.middleRows(i0, rows) * z.transpose();
+      for (Index r = 0; r < rows; ++r) finish(i0 + r, num.row(r), den(r));
+    });
     notePeak((feat * dv + feat + n * dv) * Index(sizeof(float)));
     return out;
   }

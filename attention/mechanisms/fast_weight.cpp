@@ -28,6 +28,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/parallel.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -110,6 +111,33 @@ Programmed program(const Matrix& fq, const Matrix& fk, const Matrix& v, Rule rul
     options.checkCancel();
   }
   return out;
+}
+
+/// The delta rule's implied matrix C (y = C·V): the recurrence run on V = I. The rule is linear in V
+/// and acts on each column of V alone, so blocks of columns run independently; and column j is 0 until
+/// token j writes it, so a block starting at column c0 starts at token c0 (half the work). On the CPU
+/// the blocks run in parallel, each with its own single-threaded backend.
+Matrix probeDelta(const Matrix& fq, const Matrix& fk, float beta, Backend& backend, const RunOptions& options) {
+  const Index n = fq.rows();
+  constexpr Index kProbeColumns = 256;
+  Matrix c = Matrix::Zero(n, n);
+  auto block = [&](Index b, Backend& on) {
+    const Index c0 = b * kProbeColumns, cols = std::min(kProbeColumns, n - c0), rows = n - c0;
+    Matrix v = Matrix::Zero(rows, cols);
+    v.topRows(cols).setIdentity();
+    c.block(c0, c0, rows, cols) =
+        program(fq.bottomRows(rows), fk.bottomRows(rows), v, Rule::Delta, beta, on, {}, options).y;
+  };
+  const Index blocks = (n + kProbeColumns - 1) / kProbeColumns;
+  if (dynamic_cast<CpuBackend*>(&backend)) {
+    parallelFor(blocks, 0, [&](Index b) {
+      CpuBackend local(1);
+      block(b, local);
+    });
+  } else {
+    for (Index b = 0; b < blocks; ++b) block(b, backend);  // one device, one thread
+  }
+  return c;
 }
 
 Step factorStep(std::string title, std::string caption, NamedMatrix factor) {
@@ -224,7 +252,7 @@ class FastWeight final : public Mechanism {
     if (rule == Rule::Delta) {
       if (n <= kMaxProbeN) {
         auto c = std::make_shared<Matrix>(timedStage(r.cost, options, "implied weights (V = I probe)", [&] {
-          return program(*phi_q, *phi_k, Matrix::Identity(n, n), rule, beta, backend, {}, options).y;
+          return probeDelta(*phi_q, *phi_k, beta, backend, options);
         }));
         for (Index i = 0; i < n; ++i) c->row(i).tail(n - i - 1).setZero();  // exact zeros above the diagonal
         r.explanation.weights = ImpliedWeights(n, n, [c](Range rows, Range cols) {

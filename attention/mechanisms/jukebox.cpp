@@ -78,8 +78,10 @@ class Jukebox final : public Mechanism {
       r.explanation.steps.push_back(patternStep("Row", "layer 1: along the row", row));
       r.explanation.steps.push_back(patternStep("Column", "layer 2: down the column (stride L)", column));
       r.explanation.steps.push_back(patternStep("Previous row", "layer 3: the whole preceding row", previous));
-      if (auto two = composePatterns(row, column, Index(1) << 25, true))
-        if (auto three = composePatterns(*two, previous, Index(1) << 25, true)) {
+      // (I∨row)·(I∨column)·(I∨previous), composed from the right: the product's cost grows with the
+      // entries of its left factor, and row has ≈ L a row where row·column has ≈ L² (4× faster).
+      if (auto later = composePatterns(column, previous, Index(1) << 25, true))
+        if (auto three = composePatterns(row, *later, Index(1) << 25, true)) {
           three->components = {"3 layers"};
           r.explanation.steps.push_back(patternStep(
               "Three layers", "row, then column, then previous row (with residual connections): every earlier "

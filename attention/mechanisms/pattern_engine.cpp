@@ -1,7 +1,6 @@
 #include "attention/mechanisms/pattern_engine.h"
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <stdexcept>
@@ -122,7 +121,7 @@ std::optional<Pattern> composePatterns(const Pattern& p, const Pattern& q, Index
   // through (N·k·N/64 word operations instead of N·k² marks: 20× faster for BigBird at N = 2048), and
   // reading the bits back gives the columns already sorted.
   const Index words = (q.cols + 63) / 64;
-  if (q.rows > 0 && words > 0 && q.rows * words <= (Index(1) << 23)) {
+  if (q.rows > 0 && words > 0 && q.rows * words <= (Index(1) << 23) && p.rows * words <= (Index(1) << 23)) {
     std::vector<std::uint64_t> bits(size_t(q.rows * words), 0);
     for (Index k = 0; k < q.rows; ++k) {
       std::uint64_t* row_bits = bits.data() + k * words;
@@ -139,43 +138,46 @@ std::optional<Pattern> composePatterns(const Pattern& p, const Pattern& q, Index
       const Index b0 = p.row_ptr[size_t(i - 1)], b1 = p.row_ptr[size_t(i)], e1 = p.row_ptr[size_t(i + 1)];
       return e1 - b1 == b1 - b0 && std::equal(p.col.begin() + b1, p.col.begin() + e1, p.col.begin() + b0);
     };
-    std::vector<RowSegment> segments(static_cast<size_t>((p.rows + kSegmentRows - 1) / kSegmentRows));
-    std::atomic<Index> total{0};
-    std::atomic<bool> too_many{false};
-    parallelFor(Index(segments.size()), 0, [&](Index s) {
-      RowSegment& seg = segments[size_t(s)];
-      std::vector<std::uint64_t> acc(static_cast<size_t>(words));
-      auto hop = [&](Index k) {
-        if (k < 0 || k >= q.rows) return;
-        const std::uint64_t* row_bits = bits.data() + k * words;
-        for (Index w = 0; w < words; ++w) acc[size_t(w)] |= row_bits[w];
-      };
-      const Index first = s * kSegmentRows;
-      for (Index i = first; i < std::min(p.rows, (s + 1) * kSegmentRows) && !too_many; ++i) {
+    // Pass 1: each row's reachable set as a bitset (p.rows × words; the same bound as q's bitsets), in
+    // parallel blocks of rows. Pass 2: the exact size, checked against the budget before allocating.
+    // Pass 3: the bits read back into their final place, in parallel (no growing, no concatenating).
+    std::vector<std::uint64_t> reach(size_t(p.rows * words), 0);
+    std::vector<Index> count(static_cast<size_t>(p.rows), 0);
+    const Index blocks = (p.rows + kSegmentRows - 1) / kSegmentRows;
+    parallelFor(blocks, 0, [&](Index b) {
+      const Index first = b * kSegmentRows, last = std::min(p.rows, (b + 1) * kSegmentRows);
+      for (Index i = first; i < last; ++i) {
+        std::uint64_t* acc = reach.data() + i * words;
         if (i > first && sameKeysAsPrevious(i)) {
-          const Index count = seg.count.back();
-          if ((total += count) > max_entries) too_many = true;
-          seg.col.resize(seg.col.size() + size_t(count));
-          std::copy_n(seg.col.end() - 2 * count, count, seg.col.end() - count);
-          seg.count.push_back(count);
-          continue;
+          std::copy_n(acc - words, words, acc);
+        } else {
+          auto hop = [&](Index k) {
+            if (k < 0 || k >= q.rows) return;
+            const std::uint64_t* row_bits = bits.data() + k * words;
+            for (Index w = 0; w < words; ++w) acc[w] |= row_bits[w];
+          };
+          if (residual) hop(i);
+          for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) hop(p.col[size_t(e)]);
         }
-        std::fill(acc.begin(), acc.end(), 0);
-        if (residual) hop(i);
-        for (Index e = p.row_ptr[size_t(i)]; e < p.row_ptr[size_t(i + 1)]; ++e) hop(p.col[size_t(e)]);
-        Index count = 0;
-        for (std::uint64_t x : acc) count += std::popcount(x);
-        if ((total += count) > max_entries) too_many = true;
-        if (too_many) break;
-        size_t at = seg.col.size();
-        seg.col.resize(at + size_t(count));
-        for (Index w = 0; w < words; ++w)
-          for (std::uint64_t x = acc[size_t(w)]; x; x &= x - 1) seg.col[at++] = std::int32_t(w * 64 + std::countr_zero(x));
-        seg.count.push_back(count);
+        Index c = 0;
+        for (Index w = 0; w < words; ++w) c += std::popcount(acc[w]);
+        count[size_t(i)] = c;
       }
     });
-    if (too_many) return std::nullopt;
-    appendSegments(out, segments, false);
+    out.row_ptr.resize(size_t(p.rows + 1));
+    for (Index i = 0; i < p.rows; ++i) {
+      out.row_ptr[size_t(i + 1)] = out.row_ptr[size_t(i)] + count[size_t(i)];
+      if (out.row_ptr[size_t(i + 1)] > max_entries) return std::nullopt;
+    }
+    out.col.resize(size_t(out.row_ptr.back()));
+    parallelFor(blocks, 0, [&](Index b) {
+      for (Index i = b * kSegmentRows; i < std::min(p.rows, (b + 1) * kSegmentRows); ++i) {
+        const std::uint64_t* acc = reach.data() + i * words;
+        std::int32_t* at = out.col.data() + out.row_ptr[size_t(i)];
+        for (Index w = 0; w < words; ++w)
+          for (std::uint64_t x = acc[w]; x; x &= x - 1) *at++ = std::int32_t(w * 64 + std::countr_zero(x));
+      }
+    });
     out.component.assign(out.col.size(), 0);
     return out;
   }

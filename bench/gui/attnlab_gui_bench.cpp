@@ -73,12 +73,14 @@ int main(int argc, char** argv) {
   attn::Index big_n = 16384;
   std::string big_backend = "vulkan";
   std::string only;
+  bool all = false;
   for (int k = 1; k + 1 < argc; k += 2) {
     const std::string a = argv[k];
     if (a == "--repeats") repeats = std::max(1, std::atoi(argv[k + 1]));
     if (a == "--big-n") big_n = std::max<attn::Index>(256, std::atoll(argv[k + 1]));
     if (a == "--big-backend") big_backend = argv[k + 1];
     if (a == "--only") only = argv[k + 1];  // "change" or "pan"
+    if (a == "--all") all = std::string(argv[k + 1]) == "1";  // every F1 and F3 mechanism, not only seven
   }
 
   // ---- 1. parameter change → redrawn view, N = 2048, CPU ----
@@ -86,10 +88,17 @@ int main(int argc, char** argv) {
   std::printf("## Parameter change -> redrawn view (N = 2048, d = 64, CPU backend, %d changes each)\n\n", repeats);
   std::printf("| mechanism | family | parameter | redrawn: median ms | min ms | max ms | with row TV / mass recall: median ms | mechanism run ms | compare ms | pool ms | report → frame ms |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-  const std::vector<std::pair<std::string, std::string>> cases = {
+  std::vector<std::pair<std::string, std::string>> cases = {
       {"rfa", "features"}, {"performer", "features"}, {"nystromformer", "landmarks"},
       {"linformer", "k"},                    {"longformer", "window"},  {"bigbird", "block"},
       {"sparse-transformer", "stride"}};
+  if (all) {  // every mechanism of the two families the target names (F1 fixed patterns, F3 low rank / kernels)
+    for (const auto& m : attn::mechanisms()) {
+      const std::string family = attn::familyShort(m->info().family), id = m->info().id;
+      const bool listed = std::any_of(cases.begin(), cases.end(), [&](const auto& c) { return c.first == id; });
+      if ((family == "F1" || family == "F3") && !listed) cases.emplace_back(id, "");
+    }
+  }
   for (const auto& [id, parameter] : cases) {
     const std::shared_ptr<const attn::Mechanism> mechanism = attn::findMechanism(id);
     if (!mechanism) continue;

@@ -110,6 +110,13 @@ TEST(FastWeight, ImpliedWeightsReproduceTheOutputForEveryMapAndRule) {
       EXPECT_TRUE(upper.isZero(0)) << map << " " << rule;
       EXPECT_FALSE(r.output.hasNaN()) << map << " " << rule;
     }
+  // The delta rule's V = I probe runs in blocks of 256 columns, each from its first token: N = 600 has three.
+  const Inputs big = inputs(Generator::Clustered, 600);
+  const Result r = run("fast-weight", big, {{"rule", "delta"}, {"beta", "0.7"}}, true);
+  ASSERT_TRUE(r.explanation.weights);
+  const Matrix w = r.explanation.weights.dense();
+  EXPECT_LT(relativeError(Matrix(w * big.v), MatrixD(r.output.cast<double>())), 1e-5);
+  EXPECT_TRUE(Matrix(w.triangularView<Eigen::StrictlyUpper>()).isZero(0));
 }
 
 TEST(FastWeight, LinearRuleWithEluIsTheLinearTransformer) {
