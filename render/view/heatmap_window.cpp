@@ -1,6 +1,7 @@
 // HeatmapWindow: the Qt side of the viewport (Vulkan instance, validation, input, grab).
 #include "render/view/heatmap_window.h"
 
+#include <QCoreApplication>
 #include <QKeyEvent>
 #include <QMouseEvent>
 #include <cmath>
@@ -85,7 +86,11 @@ void HeatmapWindow::setScene(HeatmapScene scene) {
   scene_ = std::move(scene);
   scene_.view = view;
   ++scene_version_;
-  requestUpdate();
+  // A new result is drawn on the next turn of the event loop: requestUpdate() alone waits for the
+  // platform's update timer first (5 ms on xcb), which a parameter change would feel. A frame already
+  // pending makes the extra request a no-op.
+  if (isExposed()) QCoreApplication::postEvent(this, new QEvent(QEvent::UpdateRequest));
+  else requestUpdate();
 }
 
 void HeatmapWindow::setColorScale(const ColorScale& scale) {
