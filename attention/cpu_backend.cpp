@@ -219,7 +219,8 @@ AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, co
         i = g;
         continue;
       }
-      const bool run = col[e1 - 1] - col[e0] == count - 1;  // ascending and distinct: a contiguous run
+      bool run = col[e1 - 1] - col[e0] == count - 1;  // a contiguous run of keys, read in place
+      for (Index t = 1; run && t < count; ++t) run = col[e0 + t] == col[e0] + t;  // (not e.g. {0, 0, 2})
       const bool alone = !run && g - i == 1;  // scattered keys of one row: read in place, entry by entry
       if (!run && !alone) {
         gathered_k.resize(count, d);
@@ -313,7 +314,7 @@ Matrix CpuBackend::featureMap(const Matrix& x_in, const FeatureMapOptions& o) {
       Matrix u(n, m);  // N×m exponents ω·x − ‖x‖²/2
       Vector row_max(n);
       auto rowsOf = [&](Index b) { return Range{b * kFeatureRows, std::min(n, (b + 1) * kFeatureRows)}; };
-      parallelFor(blocks, 0, [&](Index b) {
+      parallelFor(blocks, threads_, [&](Index b) {
         const Range r = rowsOf(b);
         auto ub = u.middleRows(r.begin, r.size());
         ub.noalias() = x.middleRows(r.begin, r.size()) * o.projection->transpose();
@@ -327,7 +328,7 @@ Matrix CpuBackend::featureMap(const Matrix& x_in, const FeatureMapOptions& o) {
       });
       const float global = n > 0 ? row_max.maxCoeff() : -kInf;
       const float norm = 1.0f / std::sqrt(float(m));
-      parallelFor(blocks, 0, [&](Index b) {
+      parallelFor(blocks, threads_, [&](Index b) {
         const Range r = rowsOf(b);
         for (Index i = r.begin; i < r.end; ++i) {
           float shift = o.shift == FeatureShift::PerRow ? row_max(i) : o.shift == FeatureShift::Global ? global : 0.0f;
@@ -342,7 +343,7 @@ Matrix CpuBackend::featureMap(const Matrix& x_in, const FeatureMapOptions& o) {
       const Index m = o.projection->rows(), n = x.rows();
       Matrix phi(n, 2 * m);
       const float norm = 1.0f / std::sqrt(float(m));
-      parallelFor((n + kFeatureRows - 1) / kFeatureRows, 0, [&](Index b) {
+      parallelFor((n + kFeatureRows - 1) / kFeatureRows, threads_, [&](Index b) {
         const Index r0 = b * kFeatureRows, rows = std::min(kFeatureRows, n - r0);
         const Matrix u = x.middleRows(r0, rows) * o.projection->transpose();
         for (Index k = 0; k < rows; ++k) {

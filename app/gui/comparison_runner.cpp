@@ -131,12 +131,19 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       if (!backend.backend) throw attn::UserError("no backend could be created");
       const auto compare_start = std::chrono::steady_clock::now();
       attn::Params params = attn::Params::resolveNumbers(request.mechanism->params(), request.params);
-      if (!request.imported && (!backend.generated || backend.generated_spec != request.input)) {
+      // Kept only while small (≤ 128 MB: N = 2048 takes 1.5 MB): the comparison holds its own copy.
+      const attn::InputSpec& spec = request.input;
+      const bool cacheable = !request.imported && spec.n * (2 * spec.d + spec.dv) <= (attn::Index(1) << 25);
+      if (!cacheable) {
+        backend.generated.reset();
+      } else if (!backend.generated || backend.generated_spec != spec) {
         backend.generated.reset();  // one set at a time
-        backend.generated = std::make_shared<const attn::Inputs>(attn::generate(request.input));
-        backend.generated_spec = request.input;
+        backend.generated = std::make_shared<const attn::Inputs>(attn::generate(spec));
+        backend.generated_spec = spec;
       }
-      attn::Inputs inputs = request.imported ? *request.imported : *backend.generated;
+      attn::Inputs inputs = request.imported ? *request.imported
+                            : cacheable      ? *backend.generated
+                                             : attn::generate(spec);
       inputs.spec.seed = request.input.seed;
       attn::CompareOptions options;
       options.run.causal = request.causal;

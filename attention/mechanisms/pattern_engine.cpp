@@ -55,14 +55,17 @@ Pattern PatternBuilder::build(const RunOptions& options) const {
   // of rows are built in parallel: components are pure functions of the row.
   constexpr std::uint8_t kUnset = 0xFF;
   if (components_.size() >= kUnset) throw std::logic_error("PatternBuilder: too many components");
-  std::vector<RowSegment> segments(static_cast<size_t>((rows_ + kSegmentRows - 1) / kSegmentRows));
+  // At most 32 segments (each allocates a byte per column: 32·M bytes in all, however large N is).
+  const Index segment_rows = std::max(kSegmentRows, (rows_ + 31) / 32);
+  std::vector<RowSegment> segments(static_cast<size_t>((rows_ + segment_rows - 1) / segment_rows));
   parallelFor(Index(segments.size()), 0, [&](Index s) {
     options.checkCancel();
     RowSegment& out = segments[size_t(s)];
     std::vector<std::uint8_t> mark(static_cast<size_t>(cols_), kUnset);
     std::vector<Index> keys;
     std::vector<std::int32_t> touched;
-    for (Index i = s * kSegmentRows; i < std::min(rows_, (s + 1) * kSegmentRows); ++i) {
+    for (Index i = s * segment_rows; i < std::min(rows_, (s + 1) * segment_rows); ++i) {
+      if (((i - s * segment_rows) & 4095) == 4095) options.checkCancel();
       touched.clear();
       const Index visible = causal_ ? std::min(cols_, i + 1) : cols_;
       for (size_t c = 0; c < components_.size(); ++c) {

@@ -33,6 +33,9 @@ void usePalette(const OverlayPalette& p) {
   k_text = p.text, k_dim = p.dim, k_frame = p.frame, k_tick = p.tick, k_highlight = p.highlight, k_box = p.box;
 }
 
+/// Screen pixels per overlay unit (the scene's ui_scale), for snapping text to whole screen pixels.
+float g_pixel = 1;
+
 /// A font and the logical size to draw it at.
 struct Face {
   ImFont* font;
@@ -46,7 +49,9 @@ Face face(const OverlayFonts& fonts, ImFont* font) {
 ImVec2 textSize(Face f, const std::string& text) { return f.font->CalcTextSizeA(f.size, FLT_MAX, 0.0f, text.c_str()); }
 
 void text(ImDrawList* dl, Face f, ImVec2 pos, ImU32 colour, const std::string& s) {
-  dl->AddText(f.font, f.size, ImVec2(std::round(pos.x), std::round(pos.y)), colour, s.c_str());
+  // On the screen's pixel grid: the overlay is drawn in units of 1/g_pixel screen pixels.
+  dl->AddText(f.font, f.size, ImVec2(std::round(pos.x * g_pixel) / g_pixel, std::round(pos.y * g_pixel) / g_pixel),
+              colour, s.c_str());
 }
 
 /// `s` shortened with an ellipsis to at most `max_width` pixels (UTF-8 aware).
@@ -440,6 +445,7 @@ void drawHelp(ImDrawList* dl, const HeatmapScene& scene, const OverlayFonts& fon
 void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
   usePalette(scene.light ? k_light_palette : k_dark_palette);
+  g_pixel = uiScale(scene);
   ImDrawList* dl = ImGui::GetBackgroundDrawList();
   const Face body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   if (scene.panels.empty()) {

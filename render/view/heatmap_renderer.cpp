@@ -526,8 +526,15 @@ void HeatmapRenderer::startNextFrame() {
     const float s = uiScale(scene);
     PointerState pointer = window_->pointer();
     pointer.pos /= double(s);
-    drawOverlay(scene, s == 1 ? layout : layoutSceneUnscaled(width / s, height / s, scene), pointer,
-                s > 1 ? presenter_fonts_ : fonts_, stats_, width / s, height / s);
+    SceneLayout units = layout;  // the screen layout in overlay units, so both meet on whole pixels
+    if (s != 1) {
+      auto unscale = [s](Rect& r) { r = {r.x / s, r.y / s, r.w / s, r.h / s}; };
+      for (Rect& r : units.panels) unscale(r);
+      unscale(units.legend_bar);
+      unscale(units.minimap);
+      for (Rect& r : units.step_buttons) unscale(r);
+    }
+    drawOverlay(scene, units, pointer, s > 1 ? presenter_fonts_ : fonts_, stats_, width / s, height / s);
     ImGui::Render();
     if (s != 1) {
       ImDrawData* data = ImGui::GetDrawData();

@@ -160,7 +160,10 @@ SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
   const float s = uiScale(scene);
   SceneLayout layout = layoutSceneUnscaled(width / s, height / s, scene);
   if (s == 1) return layout;
-  auto scale = [s](Rect& r) { r = {r.x * s, r.y * s, r.w * s, r.h * s}; };
+  auto scale = [s](Rect& r) {  // edges on whole screen pixels (sharp image edges in presenter mode)
+    const float x0 = std::round(r.x * s), y0 = std::round(r.y * s);
+    r = {x0, y0, std::round((r.x + r.w) * s) - x0, std::round((r.y + r.h) * s) - y0};
+  };
   for (Rect& r : layout.panels) scale(r);
   scale(layout.legend_bar);
   scale(layout.minimap);

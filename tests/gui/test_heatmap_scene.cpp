@@ -62,13 +62,15 @@ TEST(HeatmapScene, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
   const SceneLayout small = layoutSceneUnscaled(800, 800 / 1.5f, scene);
   ASSERT_EQ(big.panels.size(), 2u);
   for (size_t k = 0; k < 2; ++k) {
-    EXPECT_FLOAT_EQ(big.panels[k].x, 1.5f * small.panels[k].x);
-    EXPECT_FLOAT_EQ(big.panels[k].y, 1.5f * small.panels[k].y);
-    EXPECT_FLOAT_EQ(big.panels[k].w, 1.5f * small.panels[k].w);
+    EXPECT_NEAR(big.panels[k].x, 1.5f * small.panels[k].x, 0.5f);  // edges on whole pixels
+    EXPECT_NEAR(big.panels[k].y, 1.5f * small.panels[k].y, 0.5f);
+    EXPECT_NEAR(big.panels[k].w, 1.5f * small.panels[k].w, 1.0f);
+    EXPECT_EQ(big.panels[k].x, std::round(big.panels[k].x));
+    EXPECT_EQ(big.panels[k].w, std::round(big.panels[k].w));
     EXPECT_LT(big.panels[k].w, plain.panels[k].w);
   }
   EXPECT_GT(big.panels[0].y, plain.panels[0].y);  // more room for the larger titles
-  EXPECT_FLOAT_EQ(big.step_buttons[0].w, 1.5f * plain.step_buttons[0].w);
+  EXPECT_NEAR(big.step_buttons[0].w, 1.5f * plain.step_buttons[0].w, 1.0f);
   EXPECT_LE(big.step_buttons[3].x + big.step_buttons[3].w, 1200);
   EXPECT_LE(big.legend_bar.x + big.legend_bar.w, 1200);
   EXPECT_EQ(stepActionAt(big, big.step_buttons[3].x + 2, big.step_buttons[3].y + 2), StepAction::Next);
