@@ -49,6 +49,11 @@ namespace {
 
 constexpr int k_timeout_ms = 120000;
 
+/// Where the viewport's current scene puts everything, in its window coordinates.
+view::SceneLayout layoutOf(const view::HeatmapWindow* viewport) {
+  return view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+}
+
 class MainWindowTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -74,6 +79,12 @@ class MainWindowTest : public ::testing::Test {
     window.show();
     ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  }
+
+  /// showAndWait(window), then its viewport (nullptr when it has none: the caller asserts).
+  static view::HeatmapWindow* showViewport(MainWindow& window) {
+    showAndWait(window);
+    return window.viewport();
   }
 
   /// The `count` panels of the viewport as the layout places them (N×N inputs: square panels).
@@ -599,8 +610,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   // rows high; in presenter mode every unit is 1.5 pixels.
   auto titleInk = [&] {
     const QImage image = window.viewportImage();
-    const view::Rect r = view::layoutScene(float(window.viewport()->width()), float(window.viewport()->height()),
-                                           window.viewport()->scene()).panels.at(0);
+    const view::Rect r = layoutOf(window.viewport()).panels.at(0);
     const float s = view::uiScale(window.viewport()->scene());
     const double ratio = double(image.width()) / window.viewport()->width();
     return inkRows(image, QRect(int(r.x * ratio), int((r.y - 50 * s) * ratio), int(r.w * ratio), int(26 * s * ratio)));
@@ -722,14 +732,12 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   GuiOptions o = options("longformer");
   o.input.n = 2048;
   MainWindow window(o);
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage whole = window.viewportImage();
   ASSERT_TRUE(window.lastOutcome()->window.full());
   EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
-  const view::Rect r =
-      view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+  const view::Rect r = layoutOf(viewport).panels.at(1);
   // Twelve wheel notches about the point a quarter across and down: 1.25^12 ≈ 14.6×.
   wheel(viewport, QPointF(r.x + r.w * 0.25, r.y + r.h * 0.25), 12);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
@@ -759,7 +767,7 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   const QImage zoomed = window.viewportImage();
   EXPECT_GT(differingShare(whole, zoomed), 0.1);
   EXPECT_GT(viewport->scene().minimap.values.size(), 0);
-  EXPECT_GT(view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).minimap.w, 0);
+  EXPECT_GT(layoutOf(viewport).minimap.w, 0);
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_ZOOM")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
@@ -788,13 +796,12 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
 
 TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork) {
   MainWindow window(options("reformer"));
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   // The overlay's step bar: Next shows step 1, Next again step 2, Previous step 1, First step 1.
   ASSERT_GT(viewport->scene().steps.count, 2);
   EXPECT_EQ(viewport->scene().steps.current, -1);
-  const view::SceneLayout layout = view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+  const view::SceneLayout layout = layoutOf(viewport);
   auto click = [&](int button) {
     const view::Rect& b = layout.step_buttons[size_t(button)];
     QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(b.x + b.w / 2), int(b.y + b.h / 2)));
@@ -857,8 +864,7 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
 
 TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndExportsTheGrid) {
   MainWindow window(options("longformer"));
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   QString error;
   EXPECT_FALSE(window.setCompare({"performer", "bigbird", "nystromformer", "reformer"}, &error));  // 5 mechanisms
@@ -926,12 +932,10 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
 
 TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   MainWindow window(options("longformer"));
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   // Click the middle of the mechanism's panel: row ≈ N/2.
-  const view::Rect r =
-      view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+  const view::Rect r = layoutOf(viewport).panels.at(1);
   QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.5)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   RowPanel* row = window.rowPanel();
@@ -979,7 +983,7 @@ void expectViewportMatchesGolden(MainWindow& window, const std::string& name) {
   view::HeatmapWindow* viewport = window.viewport();
   const QImage image = window.viewportImage();
   ASSERT_FALSE(image.isNull());
-  const view::SceneLayout layout = view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+  const view::SceneLayout layout = layoutOf(viewport);
   ASSERT_FALSE(layout.panels.empty());
   const int top = std::max(24, int(layout.panels[0].y) - 52);
   const int bottom = std::min(image.height(), int(layout.panels[0].y + layout.panels[0].h) + 22);
@@ -1007,8 +1011,7 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     expectViewportMatchesGolden(window, "viewport-longformer");
     // The hover readout over the mechanism's panel.
     view::HeatmapWindow* viewport = window.viewport();
-    const view::Rect r =
-        view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+    const view::Rect r = layoutOf(viewport).panels.at(1);
     QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.2), int(r.y + r.h * 0.2)));
     expectViewportMatchesGolden(window, "viewport-hover");
     // Zoomed 4x about the centre, with the minimap.
@@ -1023,8 +1026,7 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     expectViewportMatchesGolden(window, "viewport-reformer-sorted");
     // The readout names the buckets of i and j.
     view::HeatmapWindow* viewport = window.viewport();
-    const view::Rect r =
-        view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene()).panels.at(1);
+    const view::Rect r = layoutOf(viewport).panels.at(1);
     QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.25)));
     expectViewportMatchesGolden(window, "viewport-reformer-hover");
   }
@@ -1040,8 +1042,7 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   GuiOptions o = options("performer");
   o.input.n = 128;  // fewer entries than panel pixels: one pixel per weight
   MainWindow window(o);
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_FALSE(p.signed_values) << "only on request";
   EXPECT_EQ(window.lastOutcome()->difference_pooled.size(), 0) << "pooled only when chosen";
@@ -1077,8 +1078,7 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
 
 TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights) {
   MainWindow window(options("longformer"));
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage log_image = window.viewportImage();
   ASSERT_TRUE(window.setScale("rank"));
@@ -1127,8 +1127,7 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
   GuiOptions o = options("longformer");
   o.input.generator = attn::Generator::Clustered;  // clusters give every content-based mechanism structure
   MainWindow window(o);
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   int drawn = 0;
   for (const auto& m : attn::mechanisms()) {
@@ -1163,8 +1162,7 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
   MainWindow window(options("longformer"));
-  showAndWait(window);
-  view::HeatmapWindow* viewport = window.viewport();
+  view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage plain = window.viewportImage();
   const view::Rect r = panels(plain).panels.at(1);
