@@ -27,14 +27,14 @@ struct RowSegment {
 constexpr Index kSegmentRows = 128;
 
 /// Concatenates segments of consecutive rows into `p` (row_ptr starting at 0 already there).
-void appendSegments(Pattern& p, std::vector<RowSegment>& segments, bool with_components) {
+void appendSegments(Pattern& p, std::vector<RowSegment>& segments) {
   size_t total = p.col.size();
   for (const RowSegment& s : segments) total += s.col.size();
   p.col.reserve(total);
-  if (with_components) p.component.reserve(total);
+  p.component.reserve(total);
   for (RowSegment& s : segments) {
     p.col.insert(p.col.end(), s.col.begin(), s.col.end());
-    if (with_components) p.component.insert(p.component.end(), s.component.begin(), s.component.end());
+    p.component.insert(p.component.end(), s.component.begin(), s.component.end());
     for (Index c : s.count) p.row_ptr.push_back(p.row_ptr.back() + c);
     s = RowSegment{};  // release as we go
   }
@@ -95,7 +95,7 @@ Pattern PatternBuilder::build(const RunOptions& options) const {
       out.count.push_back(Index(touched.size()));
     }
   });
-  appendSegments(p, segments, true);
+  appendSegments(p, segments);
   return p;
 }
 

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     window.resize(1400, 900);
     window.show();
     if (!window.waitForIdle(120000)) return 1;
-    std::vector<double> ms, full_ms, run_ms, exact_ms, compare_ms, pool_ms, shown_ms;
+    std::vector<double> ms, full_ms, run_ms, compare_ms, pool_ms, shown_ms;
     int results = 0;
     QElapsedTimer clock;
     double result_at = 0;  // when the runner's first report reached the window
@@ -147,7 +147,6 @@ int main(int argc, char** argv) {
       full_ms.push_back(double(clock.nsecsElapsed()) * 1e-6);
       if (auto out = window.lastOutcome(); out && out->comparison) {
         run_ms.push_back(out->comparison->approx_ms);
-        exact_ms.push_back(out->comparison->exact_ms);
       }
     }
     std::printf("| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f |\n", id.c_str(),
