@@ -1,6 +1,7 @@
 #include "attention/explanation.h"
 
 #include "attention/backend.h"
+#include "attention/multiply.h"
 #include "attention/parallel.h"
 
 #include <algorithm>
@@ -92,7 +93,7 @@ ImpliedWeights::ImpliedWeights(std::shared_ptr<const WeightKernel> kernel) : ker
 }
 
 Matrix WeightKernel::block(Range rows, Range cols) const {
-  Matrix w = (a->middleRows(rows.begin, rows.size()) * b->middleRows(cols.begin, cols.size()).transpose());
+  Matrix w = multiplyTransposed(a->middleRows(rows.begin, rows.size()), b->middleRows(cols.begin, cols.size()));
   const Index m = b->rows();
   for (Index i = 0; i < w.rows(); ++i) {
     const Index row = rows.begin + i;

@@ -13,11 +13,13 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <random>
 #include <vector>
 #include <memory>
 
 #include "attention/mechanism.h"
 #include "attention/metrics.h"
+#include "attention/multiply.h"
 #include "attention/random.h"
 #include "render/gpu/backend_factory.h"
 
@@ -171,6 +173,23 @@ void viewportRepool(benchmark::State& state, const std::string& backend_name) {
   state.counters["frames/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One weight tile's product, a·bᵀ (256 rows of a rank-k factor against 2048 columns), on one core with
+// each instruction set: pictures of factored mechanisms (Performer's, Linformer's) are made of these.
+void multiplyTransposed(benchmark::State& state, attn::Isa isa) {
+  if (isa == attn::Isa::Avx512 && !attn::avx512Available()) {
+    state.SkipWithError("no AVX-512 on this CPU");
+    return;
+  }
+  const attn::Index m = 256, n = 2048, k = state.range(0);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  attn::Matrix a(m, k), b(n, k);
+  for (attn::Index i = 0; i < a.size(); ++i) a.data()[i] = normal(rng);
+  for (attn::Index i = 0; i < b.size(); ++i) b.data()[i] = normal(rng);
+  for (auto _ : state) benchmark::DoNotOptimize(attn::multiplyTransposed(a, b, isa).data());
+  state.counters["GMAC/s"] = benchmark::Counter(double(m * n * k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void runMechanism(benchmark::State& state, const std::string& id, const std::string& backend_name) {
   attn::Backend* backend = backendNamed(backend_name);
   if (!backend) {
@@ -263,6 +282,16 @@ void registerAll() {
     if (backend == "vulkan") b->UseManualTime();
     else b->UseRealTime();
   }
+  for (const auto& [isa, name] : {std::pair{attn::Isa::Avx2, "avx2"}, std::pair{attn::Isa::Avx512, "avx512"}})
+    benchmark::RegisterBenchmark((std::string("kernel/multiply-transposed/") + name).c_str(),
+                                 [isa = isa](benchmark::State& s) { multiplyTransposed(s, isa); })
+        ->ArgName("k")
+        ->Arg(64)
+        ->Arg(1024)
+        ->Unit(benchmark::kMillisecond)
+        ->Repetitions(3)
+        ->ReportAggregatesOnly(true)
+        ->UseRealTime();
   for (const auto& m : attn::mechanisms())
     for (const std::string backend : {"cpu", "vulkan"}) {
       const std::string id = m->info().id;

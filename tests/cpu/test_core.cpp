@@ -1,12 +1,15 @@
 // Parameters, generators, implied-weight tiles, metrics, and the purity of attention/.
+#include <array>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <thread>
 
 #include "attention/explanation.h"
 #include "attention/inputs.h"
 #include "attention/metrics.h"
+#include "attention/multiply.h"
 #include "attention/params.h"
 #include "attention/mechanisms/pattern_engine.h"
 #include "attention/pooling.h"
@@ -275,6 +278,39 @@ TEST(Denormals, FlushedInsideTheScopeAndRestoredAfter) {
     EXPECT_EQ(seen, 0.0f);
   }
   EXPECT_GT(tiny * factor, 0.0f);
+}
+
+TEST(Multiply, BothInstructionSetsMatchTheProductInDouble) {
+  // Row blocks in place (a row stride larger than the width) and sizes that are no multiple of any
+  // vector width; the larger case goes through the products' cache blocking.
+  for (const auto [m, n, k] : {std::array<Index, 3>{37, 53, 129}, std::array<Index, 3>{130, 260, 600}}) {
+    std::mt19937 rng(static_cast<unsigned>(m + n + k));
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    Matrix a_all(m + 7, k), b_all(n + 4, k);
+    for (Index i = 0; i < a_all.size(); ++i) a_all.data()[i] = uniform(rng);
+    for (Index i = 0; i < b_all.size(); ++i) b_all.data()[i] = uniform(rng);
+    const auto a = a_all.middleRows(3, m);
+    const auto b = b_all.middleRows(2, n);
+    const MatrixD expected = a.cast<double>() * b.cast<double>().transpose();
+    ASSERT_GT(expected.cwiseAbs().maxCoeff(), 1.0);
+    std::vector<Isa> isas{Isa::Avx2};
+    if (avx512Available()) isas.push_back(Isa::Avx512);
+    for (const Isa isa : isas) {
+      const Matrix c = multiplyTransposed(a, b, isa);
+      ASSERT_EQ(c.rows(), m);
+      ASSERT_EQ(c.cols(), n);
+      EXPECT_LT((c.cast<double>() - expected).cwiseAbs().maxCoeff(), 1e-4) << "isa " << int(isa) << ", k " << k;
+    }
+    const Matrix automatic = multiplyTransposed(a, b);  // Auto resolves to the widest available
+    EXPECT_EQ(automatic, multiplyTransposed(a, b, avx512Available() ? Isa::Avx512 : Isa::Avx2));
+  }
+  if (!avx512Available()) GTEST_SKIP() << "this CPU has no AVX-512: only the AVX2 product was checked";
+}
+
+TEST(Multiply, MismatchedOrEmptyFactors) {
+  EXPECT_THROW(multiplyTransposed(Matrix::Ones(2, 3), Matrix::Ones(2, 4)), std::logic_error);
+  EXPECT_EQ(multiplyTransposed(Matrix::Ones(2, 0), Matrix::Ones(3, 0)), Matrix(Matrix::Zero(2, 3)));
+  EXPECT_EQ(multiplyTransposed(Matrix::Ones(0, 5), Matrix::Ones(3, 5)).size(), 0);
 }
 
 TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {
