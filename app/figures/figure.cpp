@@ -29,6 +29,37 @@ QFont font(double pt, bool bold = false) {
 // scale point sizes, so every device is set to 72 DPI and the painter is scaled instead.
 void setFont(QPainter& p, double pt, bool bold = false) { p.setFont(font(pt, bold)); }
 
+// Lines broken at spaces to fit `width` points in a font of `pt` points; a word wider than that alone
+// is elided. Measured on a 72-DPI device, where a point is a painter unit.
+std::vector<QString> wrapped(const std::vector<QString>& lines, double pt, double width) {
+  static const QImage device = [] {
+    QImage image(1, 1, QImage::Format_ARGB32);
+    image.setDotsPerMeterX(int(std::lround(72.0 / 0.0254)));
+    image.setDotsPerMeterY(int(std::lround(72.0 / 0.0254)));
+    return image;
+  }();
+  const QFontMetricsF metrics(font(pt), &device);
+  std::vector<QString> out;
+  for (const QString& line : lines) {
+    if (metrics.horizontalAdvance(line) <= width) {
+      out.push_back(line);
+      continue;
+    }
+    QString current;
+    for (const QString& word : line.split(' ')) {
+      const QString candidate = current.isEmpty() ? word : current + ' ' + word;
+      if (current.isEmpty() || metrics.horizontalAdvance(candidate) <= width) {
+        current = candidate;
+        continue;
+      }
+      out.push_back(metrics.elidedText(current, Qt::ElideRight, width));
+      current = word;
+    }
+    out.push_back(metrics.elidedText(current, Qt::ElideRight, width));
+  }
+  return out;
+}
+
 QString compact(double v) {
   if (!std::isfinite(v)) return "—";
   const double a = std::fabs(v);
@@ -249,8 +280,9 @@ QSizeF MatrixFigure::size() const {
   }
   const double side = (has_values ? 84 : 0) + (diff ? 84 : 0) + (cat ? 30 + 6.2 * double(std::min<std::size_t>(longest, 28)) : 0);
   const double w = kMargin * 2 + 14 + panels_w + (side > 0 ? 22 + side : 0);
-  const double h = kHeader + kLabel + panel_pt + 22 + 15 * double(footer.size()) + kMargin;
-  return {std::max(w, 360.0), h};
+  const double width = std::max(w, 360.0);
+  const double h = kHeader + kLabel + panel_pt + 22 + 15 * double(wrapped(footer, 8.5, width - 2 * kMargin).size()) + kMargin;
+  return {width, h};
 }
 
 void MatrixFigure::paint(QPainter& p) const {
@@ -411,7 +443,7 @@ void MatrixFigure::paint(QPainter& p) const {
   setFont(p, 8.5);
   p.setPen(theme.ink);
   double fy = top + panel_pt + 20;
-  for (const auto& line : footer) {
+  for (const auto& line : wrapped(footer, 8.5, sz.width() - 2 * kMargin)) {
     p.drawText(QRectF(kMargin, fy, sz.width() - 2 * kMargin, 14), Qt::AlignLeft | Qt::AlignVCenter, line);
     fy += 15;
   }
@@ -486,7 +518,8 @@ void drawMarker(QPainter& p, QPointF c, int style, const QColor& colour) {
 }  // namespace
 
 QSizeF CurveFigure::size() const {
-  return {kPlotLeft + plot_size.width() + 16 + kLegend, kPlotTop + plot_size.height() + 40 + 14 * double(footer.size()) + 10};
+  const double width = kPlotLeft + plot_size.width() + 16 + kLegend;
+  return {width, kPlotTop + plot_size.height() + 40 + 14 * double(wrapped(footer, 8, width - 28).size()) + 10};
 }
 
 void CurveFigure::paint(QPainter& p) const {
@@ -639,7 +672,7 @@ void CurveFigure::paint(QPainter& p) const {
   setFont(p, 8);
   p.setPen(theme.muted);
   double fy = plot.bottom() + 34;
-  for (const auto& line : footer) {
+  for (const auto& line : wrapped(footer, 8, sz.width() - 28)) {
     p.drawText(QRectF(14, fy, sz.width() - 28, 13), Qt::AlignLeft | Qt::AlignVCenter, line);
     fy += 14;
   }

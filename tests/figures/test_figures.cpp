@@ -114,6 +114,29 @@ TEST(Figures, PngFollowsTheDpiAndCarriesIt) {
   EXPECT_THROW(saveFigure(f, (fs::temp_directory_path() / "x.gif").string()), attn::UserError);
 }
 
+TEST(Figures, LongFooterLinesWrapInsideTheFigure) {
+  const MatrixFigure plain = weightsFigure();
+  MatrixFigure wordy = plain;
+  QString line;
+  for (int k = 0; k < 80; ++k) line += QString("word%1 ").arg(k);
+  wordy.footer.push_back(line.trimmed());
+  const double extra = wordy.size().height() - plain.size().height();
+  EXPECT_GE(extra, 2 * 15.0) << "80 words fit on one line of " << wordy.size().width() << " pt?";
+  EXPECT_EQ(wordy.size().width(), plain.size().width());
+  const QImage img = renderImage(wordy, 72);
+  const QRgb background = img.pixel(img.width() - 1, img.height() - 1);
+  const int footer_top = int(plain.size().height()) - 20;
+  int ink_right = 0, ink_bottom = 0;
+  for (int y = footer_top; y < img.height(); ++y)
+    for (int x = 0; x < img.width(); ++x) {
+      if (img.pixel(x, y) == background) continue;
+      if (x >= img.width() - 8) ++ink_right;  // the margin stays empty: nothing runs off the edge
+      if (y >= img.height() - 34) ++ink_bottom;  // the last line sits above the bottom margin (16 pt)
+    }
+  EXPECT_EQ(ink_right, 0);
+  EXPECT_GT(ink_bottom, 20) << "the wrapped lines' last one is drawn";
+}
+
 TEST(Figures, SvgIsXmlWithVectorTextAndDrawsLikeThePng) {
   const MatrixFigure matrix = patternFigure();
   const CurveFigure curves = sweepFigure(syntheticSweep(), Curve::Speedup, {"longformer", "performer"}, "cpu", "Synthetic");
