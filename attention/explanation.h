@@ -145,6 +145,9 @@ struct Explanation {
   std::vector<NamedMatrix> factors;     ///< small matrices worth showing
   std::vector<Step> steps;              ///< ordered stages
   std::vector<std::string> notes;       ///< facts the user should see (parameter clamps, stand-ins used)
+  /// Why `weights` is empty though the mechanism forms them at smaller N (a size limit, with the limit);
+  /// "" when they are there or the mechanism implies none at any N. Views show it in place of the picture.
+  std::string weights_withheld;
 };
 
 /// The weights with rows and columns permuted by `order` (order[k] = token at sorted position k, as

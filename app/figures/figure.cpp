@@ -368,7 +368,7 @@ void MatrixFigure::paint(QPainter& p) const {
       p.setPen(QPen(theme.muted, 0.6, Qt::DashLine));
       p.drawRect(box);
       setFont(p, 9);
-      p.drawText(box, Qt::AlignCenter | Qt::TextWordWrap, "no implied weights");
+      p.drawText(box.adjusted(12, 0, -12, 0), Qt::AlignCenter | Qt::TextWordWrap, panel.empty_text);
     }
     x += panel_pt + kGap;
   }

@@ -60,6 +60,7 @@ struct Panel {
   std::vector<double> marks;        ///< special tokens, as fractions of the axis: drawn on both edges
   std::vector<int> row_groups;      ///< optional group label per pixel row (a coloured strip at the left)
   QString xlabel = "key j →", ylabel = "← query i";
+  QString empty_text = "no implied weights";  ///< shown in place of an empty panel
 };
 
 struct ColourScale {

@@ -108,6 +108,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
     Panel p;
     p.title = title;
     p.pixels = w ? pooled(w, options.pooling) : attn::Matrix();
+    if (!w && &w == &ex.weights && !ex.weights_withheld.empty()) p.empty_text = "no implied weights: " + q(ex.weights_withheld);
     return p;
   };
 

@@ -338,7 +338,10 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         }
         if (c) {
           other.pooled = poolWindow(c->approx.explanation.weights, other.shown);
-          if (other.pooled.size() == 0) other.error = c->mechanism->info().title + " implies no N\xC3\x97N weight matrix";
+          if (other.pooled.size() == 0)
+            other.error = c->mechanism->info().title + (c->approx.explanation.weights_withheld.empty()
+                                                            ? std::string(" implies no N\xC3\x97N weight matrix")
+                                                            : ": " + c->approx.explanation.weights_withheld);
         }
       } catch (const attn::Cancelled&) {
         throw;

@@ -35,7 +35,7 @@ namespace attn::mech {
 namespace {
 
 constexpr Index kChunk = 64;
-constexpr Index kMaxProbeN = 2048;  // the delta rule's V = I probe is O(N²·F) time and N² memory
+constexpr Index kMaxProbeN = 4096;  // the delta rule's V = I probe is O(N²·F) time and N² memory
 
 enum class Rule { Sum, Delta, Linear };
 
@@ -260,8 +260,9 @@ class FastWeight final : public Mechanism {
         });
         probed = true;
       } else {
-        r.explanation.notes.push_back("the delta rule's effective matrix (V = I probe, O(N²·F)) is formed up to N = " +
-                                      std::to_string(kMaxProbeN));
+        r.explanation.weights_withheld = "the delta rule's effective matrix (V = I probe, O(N²·F) time, N² memory) is formed up to N = " +
+                                         std::to_string(kMaxProbeN);
+        r.explanation.notes.push_back(r.explanation.weights_withheld);
       }
     } else {
       auto kernel = std::make_shared<WeightKernel>();

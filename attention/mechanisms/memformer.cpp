@@ -107,8 +107,10 @@ class Memformer final : public Mechanism {
       r.explanation.weights = ImpliedWeights(n, n, [a](Range rows, Range cols) {
         return Matrix(a->block(rows.begin, cols.begin, rows.size(), cols.size()));
       });
-    else if (options.explain)
-      r.explanation.notes.push_back("the effective matrix is formed up to N = " + std::to_string(kMaxDenseWeights));
+    else if (options.explain) {
+      r.explanation.weights_withheld = "the effective N×N matrix is formed up to N = " + std::to_string(kMaxDenseWeights);
+      r.explanation.notes.push_back(r.explanation.weights_withheld);
+    }
     std::vector<std::int32_t> segment(static_cast<size_t>(n));
     for (Index i = 0; i < n; ++i) segment[size_t(i)] = std::int32_t(i / seg);
     r.explanation.groupings.push_back(Grouping::fromLabels("segments", std::move(segment), std::int32_t(segments)));

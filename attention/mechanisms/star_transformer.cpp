@@ -127,7 +127,8 @@ class StarTransformer final : public Mechanism {
         return Matrix(a->block(rows.begin, cols.begin, rows.size(), cols.size()));
       });
     } else {
-      r.explanation.notes.push_back("the effective matrix is formed up to N = " + std::to_string(kMaxDenseWeights));
+      r.explanation.weights_withheld = "the effective N×N matrix is formed up to N = " + std::to_string(kMaxDenseWeights);
+      r.explanation.notes.push_back(r.explanation.weights_withheld);
     }
     r.explanation.pattern = [&] {  // coverage of one round over the tokens: the ring (the relay reaches all)
       Pattern band;

@@ -375,6 +375,26 @@ TEST(AllMechanisms, RunsWithoutExplanationGiveTheSameOutputAndCost) {
     }
 }
 
+TEST(AllMechanisms, WeightsLeftOutAboveASizeLimitSayWhy) {
+  // Three mechanisms form their effective N×N matrix densely, up to N = 4096; above it the picture's
+  // place shows why it is empty (Explanation::weights_withheld), and below it that reason is absent.
+  for (const std::string id : {"fast-weight", "memformer", "star-transformer"}) {
+    const Result small = test::runMechanism(id, test::mechanismInputs(Generator::Clustered, 64), {}, false);
+    EXPECT_TRUE(small.explanation.weights) << id;
+    EXPECT_EQ(small.explanation.weights_withheld, "") << id;
+    const Result large = test::runMechanism(id, test::mechanismInputs(Generator::Clustered, 4097), {}, false);
+    EXPECT_FALSE(large.explanation.weights) << id;
+    EXPECT_NE(large.explanation.weights_withheld.find("formed up to N = 4096"), std::string::npos)
+        << id << ": '" << large.explanation.weights_withheld << "'";
+  }
+  int others = 0;  // every other mechanism either forms its weights at N = 64 or implies none, with no reason
+  for (const auto& m : mechanisms()) {
+    const Result r = test::runMechanism(m->info().id, test::mechanismInputs(Generator::Clustered, 64), {}, false);
+    if (r.explanation.weights_withheld.empty()) ++others;
+  }
+  EXPECT_EQ(others, int(mechanisms().size()));
+}
+
 TEST(AllMechanisms, ReformerSeedChangesTheBuckets) {
   const Inputs in = makeInputs(Generator::Gaussian, 100);
   const Result a = runMech("reformer", in, {}, false, 1);
