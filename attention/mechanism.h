@@ -42,9 +42,12 @@ struct Cost {
   struct Stage {
     std::string name;
     double ms = 0;
+    /// Built only to be seen (RunOptions::explain): a spectrum, a V = I probe. Not the attention's time.
+    bool display_only = false;
   };
   std::vector<Stage> stages;
   double total_ms() const;
+  double display_ms() const;  ///< the display-only stages' time
 };
 
 struct RunOptions {

@@ -39,6 +39,13 @@ double Cost::total_ms() const {
   return t;
 }
 
+double Cost::display_ms() const {
+  double t = 0;
+  for (const auto& s : stages)
+    if (s.display_only) t += s.ms;
+  return t;
+}
+
 const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   static const std::vector<std::shared_ptr<const Mechanism>> all = {
       mech::makeExact(),

@@ -17,7 +17,9 @@ struct Comparison {
   double relative_error = 0;  ///< e_out vs the float64 reference
   double row_tv = -1;         ///< mean row TV between implied and exact weights (−1: not computed)
   double mass_recall = -1;    ///< −1 when the mechanism has no pattern
-  double exact_ms = 0, approx_ms = 0;
+  double exact_ms = 0, approx_ms = 0;  ///< wall time of each run, with what it builds to be seen
+  /// The mechanism's time without its display-only stages (Cost::Stage::display_only): what views show.
+  double attentionMs() const { return std::max(0.0, approx_ms - approx.cost.display_ms()); }
   std::string backend_name;
   std::string reference_label;  ///< "exact", or "exact (shared-QK)" for Reformer
   /// The inputs exact attention ran on (the mechanism's referenceInputs: e.g. shared-QK for Reformer).

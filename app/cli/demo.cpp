@@ -85,7 +85,7 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
     const auto& info = mechanism->info();
     rows += "<tr><td><b>" + htmlEscape(info.title) + "</b><br><code>" + info.id + "</code></td><td>" +
             htmlEscape(attn::generatorName(demo.input)) + "</td><td>" + fmt(c.relative_error) + "</td><td>" +
-            (c.mass_recall >= 0 ? fmt(c.mass_recall, "%.3f") : "—") + "</td><td>" + fmt(c.approx_ms, "%.2f") +
+            (c.mass_recall >= 0 ? fmt(c.mass_recall, "%.3f") : "—") + "</td><td>" + fmt(c.attentionMs(), "%.2f") +
             "</td><td>" + fmt(c.exact_ms, "%.2f") + "</td><td>" + fmt(c.approx.cost.scored_pairs) + "</td><td>" +
             fmt(c.approx.cost.flops) + "</td></tr>\n";
     figures += "<figure><img alt=\"" + htmlEscape(info.title) + "\" src=\"data:image/png;base64," +

@@ -81,7 +81,7 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
   for (const attn::Comparison* c : comparisons) {
     if (!c) continue;
     QString title = q(c->mechanism->info().id) + QString("  e_out %1").arg(c->relative_error, 0, 'g', 3);
-    if (options.show_times) title += QString("  (%1 ms)").arg(c->approx_ms, 0, 'f', 1);
+    if (options.show_times) title += QString("  (%1 ms)").arg(c->attentionMs(), 0, 'f', 1);
     f.panels.push_back(panel(c->approx.explanation.weights, title));
   }
   return f;
@@ -102,7 +102,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
   auto pooled = [&](const attn::ImpliedWeights& w, attn::Pooling pooling) {
     return attn::pool(w, px, pooling, nullptr);
   };
-  const QString approx_title = q(info.id) + (options.show_times ? QString("  (%1 ms)").arg(c.approx_ms, 0, 'f', 1) : QString());
+  const QString approx_title = q(info.id) + (options.show_times ? QString("  (%1 ms)").arg(c.attentionMs(), 0, 'f', 1) : QString());
   const QString exact_title = q(c.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(c.exact_ms, 0, 'f', 1) : QString());
   auto weightsPanel = [&](const attn::ImpliedWeights& w, const QString& title) {
     Panel p;

@@ -254,7 +254,9 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         outcome.minimap_cols = whole.cols();
       }
     }
-    if (const auto& pattern = comparison->approx.explanation.pattern) {
+    // A pattern with no entry (every key reached through a summary, as in memory-compressed attention)
+    // draws an empty square: the selector starts at the steps instead (their coverage shows the summaries).
+    if (const auto& pattern = comparison->approx.explanation.pattern; pattern && pattern->nnz() > 0) {
       outcome.pattern_shown = shownOf(pattern->rows, pattern->cols);
       outcome.pattern_pooled =
           poolPattern(patternOf(*pattern), outcome.pattern_shown.rows, outcome.pattern_shown.cols, request.max_pixels);

@@ -57,6 +57,15 @@ constexpr int k_zoom_delay_ms = 30;  // after the last wheel notch or drag step
 
 QString ms(double v) { return QString::number(v, 'f', v < 10 ? 2 : 1) + QStringLiteral(" ms"); }
 
+// The mechanism's time without what it built only to be seen (a spectrum, a V = I probe), and that
+// part after it when it is noticeable: "12.3 ms (+612 ms view)".
+QString mechanismMs(const attn::Comparison& c) {
+  QString text = ms(c.attentionMs());
+  const double view = c.approx.cost.display_ms();
+  if (view >= 1) text += QStringLiteral(" (+%1 view)").arg(ms(view));
+  return text;
+}
+
 /// Largest finite value of a matrix (0 when there is none): the top of the colour range.
 float finiteMax(const attn::Matrix& m) {
   float best = 0;
@@ -1082,7 +1091,8 @@ QString MainWindow::numbersText() const {
   row(tr("relative error"), QString::number(c.relative_error, 'g', 6));
   if (c.row_tv >= 0) row(tr("row TV"), QString::number(c.row_tv, 'g', 6));
   row(tr("exact ms"), QString::number(c.exact_ms, 'g', 6));
-  row(tr("mechanism ms"), QString::number(c.approx_ms, 'g', 6));
+  row(tr("mechanism ms"), QString::number(c.attentionMs(), 'g', 6));
+  row(tr("view-only stages ms"), QString::number(c.approx.cost.display_ms(), 'g', 6));
   row(tr("summary"), QString::fromStdString(attn::describeError(c)));
   return lines.join(QLatin1Char('\n')) + QLatin1Char('\n');
 }
@@ -1216,7 +1226,7 @@ void MainWindow::showOutcome() {
   // describeError joins its metrics with ", ": one per line reads better under a panel.
   const QStringList metrics = QString::fromStdString(attn::describeError(c)).split(QStringLiteral(", "));
   for (const QString& metric : metrics) approx.captions.push_back(metric.toStdString());
-  std::string timing = ms(c.approx_ms).toStdString();
+  std::string timing = ms(c.attentionMs()).toStdString();
   if (outcome_->metrics_pending) timing += " \xC2\xB7 row TV\xE2\x80\xA6";
   if (c.row_tv >= 0) {
     char buf[64];
@@ -1224,6 +1234,8 @@ void MainWindow::showOutcome() {
     timing += buf;
   }
   approx.captions.push_back(timing);
+  if (c.approx.cost.display_ms() >= 1)
+    approx.captions.push_back("+" + ms(c.approx.cost.display_ms()).toStdString() + " building this view");
 
   scene.scale = colorScale();
   scene.light = light_;
@@ -1347,7 +1359,7 @@ void MainWindow::showOutcome() {
         panel.subtitle = sizeText(panel.values, panel.source_rows, panel.source_cols, pooling, panel.shown_rows, panel.shown_cols);
         for (const QString& metric : QString::fromStdString(attn::describeError(oc)).split(QStringLiteral(", ")))
           panel.captions.push_back(metric.toStdString());
-        panel.captions.push_back(ms(oc.approx_ms).toStdString());
+        panel.captions.push_back(mechanismMs(oc).toStdString());
         scene.scale.hi = std::max(scene.scale.hi, finiteMax(panel.values));
       }
       panel.empty_text = other.error.empty() ? panel.title + " implies no weights" : other.error;
@@ -1420,7 +1432,7 @@ void MainWindow::showOutcome() {
   if (viewport_) viewport_->setScene(std::move(scene));
 
   status_time_->setText(
-      tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), ms(c.approx_ms)));
+      tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), mechanismMs(c)));
   status_error_->setText(QString::fromStdString(attn::describeError(c)));
   QStringList notices = startup_notices_;
   if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
@@ -1429,7 +1441,7 @@ void MainWindow::showOutcome() {
     logged_outcome_ = outcome_;
     log_->info(tr("%1 on %2: exact %3, %4 %5; %6")
                    .arg(QString::fromStdString(info.id), QString::fromStdString(footer), ms(c.exact_ms),
-                        QString::fromStdString(info.title), ms(c.approx_ms), QString::fromStdString(attn::describeError(c))));
+                        QString::fromStdString(info.title), mechanismMs(c), QString::fromStdString(attn::describeError(c))));
     for (const QString& notice : notices)
       if (!logged_notices_.contains(notice)) {
         logged_notices_ << notice;

@@ -52,7 +52,8 @@ json comparisonJson(const attn::Comparison& c) {
     else params[spec.name] = c.params.number(spec.name);
   }
   json stages = json::array();
-  for (const auto& s : c.approx.cost.stages) stages.push_back({{"name", s.name}, {"ms", s.ms}});
+  for (const auto& s : c.approx.cost.stages)
+    stages.push_back({{"name", s.name}, {"ms", s.ms}, {"view_only", s.display_only}});
   json notes = c.params.notes();
   for (const auto& n : c.approx.explanation.notes) notes.push_back(n);
   const auto& s = c.inputs.spec;
@@ -62,7 +63,8 @@ json comparisonJson(const attn::Comparison& c) {
                     {"seed", s.seed}, {"generator", s.source.empty() ? attn::generatorName(s.generator) : "files"},
                     {"source", s.source}}},
          {"backend", c.backend_name},
-         {"time_ms", c.approx_ms},
+         {"time_ms", c.attentionMs()},
+         {"view_only_ms", c.approx.cost.display_ms()},
          {"exact_time_ms", c.exact_ms},
          {"reference", c.reference_label},
          {"relative_error", c.relative_error},

@@ -105,7 +105,8 @@ class BigBird final : public Mechanism {
     r.explanation.groupings.push_back(Grouping::fromLabels("blocks of " + std::to_string(b), std::move(block_label),
                                                            std::int32_t(query_blocks)));
     if (!options.explain) return r;
-    if (auto two = composePatterns(*pattern, *pattern, Index(1) << 24))
+    if (auto two = displayStage(r.cost, options, "two hops",
+                                [&] { return composePatterns(*pattern, *pattern, Index(1) << 24); }))
       r.explanation.steps.push_back(patternStep("Two hops", "Pairs linked through one intermediate token: the "
                                                 "global and random blocks give the graph a small diameter.",
                                                 std::move(*two)));

@@ -10,18 +10,24 @@ namespace attn::mech {
 
 /// Times a stage into cost.stages and polls cancellation after it.
 template <class Fn>
-auto timedStage(Cost& cost, const RunOptions& options, const std::string& name, Fn&& fn) {
+auto timedStage(Cost& cost, const RunOptions& options, const std::string& name, Fn&& fn, bool display_only = false) {
   const auto start = std::chrono::steady_clock::now();
   if constexpr (std::is_void_v<decltype(fn())>) {
     fn();
-    cost.stages.push_back({name, millisecondsSince(start)});
+    cost.stages.push_back({name, millisecondsSince(start), display_only});
     options.checkCancel();
   } else {
     auto value = fn();
-    cost.stages.push_back({name, millisecondsSince(start)});
+    cost.stages.push_back({name, millisecondsSince(start), display_only});
     options.checkCancel();
     return value;
   }
+}
+
+/// A stage run only to be seen (under RunOptions::explain): views report the mechanism's time without it.
+template <class Fn>
+auto displayStage(Cost& cost, const RunOptions& options, const std::string& name, Fn&& fn) {
+  return timedStage(cost, options, name, std::forward<Fn>(fn), true);
 }
 
 /// 1/√d, the logit scale every mechanism here uses.

@@ -247,19 +247,18 @@ class FastWeight final : public Mechanism {
       r.output = std::move(programmed.y);
     }
 
-    // Implied weights c_ij (y_i = Σ_{j≤i} c_ij v_j).
-    bool probed = false;
+    // Implied weights c_ij (y_i = Σ_{j≤i} c_ij v_j). The delta rule's probe is a view (O(N²·F)): only when
+    // explaining, and not in the cost.
     if (rule == Rule::Delta) {
-      if (n <= kMaxProbeN) {
-        auto c = std::make_shared<Matrix>(timedStage(r.cost, options, "implied weights (V = I probe)", [&] {
+      if (options.explain && n <= kMaxProbeN) {
+        auto c = std::make_shared<Matrix>(displayStage(r.cost, options, "implied weights (V = I probe)", [&] {
           return probeDelta(*phi_q, *phi_k, beta, backend, options);
         }));
         for (Index i = 0; i < n; ++i) c->row(i).tail(n - i - 1).setZero();  // exact zeros above the diagonal
         r.explanation.weights = ImpliedWeights(n, n, [c](Range rows, Range cols) {
           return Matrix(c->block(rows.begin, cols.begin, rows.size(), cols.size()));
         });
-        probed = true;
-      } else {
+      } else if (options.explain) {
         r.explanation.weights_withheld = "the delta rule's effective matrix (V = I probe, O(N²·F) time, N² memory) is formed up to N = " +
                                          std::to_string(kMaxProbeN);
         r.explanation.notes.push_back(r.explanation.weights_withheld);
@@ -362,11 +361,9 @@ class FastWeight final : public Mechanism {
     r.cost.scored_pairs = 0;  // no pair is scored: the memory is a dv×F matrix
     const double per_token = rule == Rule::Delta ? 6.0 * f * vd : 4.0 * f * vd;
     r.cost.flops = nd * per_token + 2.0 * nd * double(std::min(n, kChunk)) * (f + vd) +
-                   (map_name == "favor" ? 4.0 * nd * double(m) * double(d) : 2.0 * nd * f) +
-                   (probed ? 3.0 * nd * nd * (f + double(kChunk)) : 0.0);
-    r.cost.peak_bytes = backend.peakBytes() +
-                        (2 * n * feat + feat * dv + kChunk * kChunk + n * dv + (probed ? n * n + feat * n : 0)) *
-                            Index(sizeof(float));
+                   (map_name == "favor" ? 4.0 * nd * double(m) * double(d) : 2.0 * nd * f);
+    r.cost.peak_bytes =
+        backend.peakBytes() + (2 * n * feat + feat * dv + kChunk * kChunk + n * dv) * Index(sizeof(float));
     return r;
   }
 };

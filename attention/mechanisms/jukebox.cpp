@@ -71,24 +71,26 @@ class Jukebox final : public Mechanism {
     r.explanation.groupings.push_back(
         Grouping::fromLabels("rows of " + std::to_string(len), std::move(rows), std::int32_t((n + len - 1) / len)));
     // The three masks and their composite coverage (row → column → previous row, with residuals).
-    if (options.explain && n == m && n <= 8192) {
-      const Pattern row = jukeboxMask("row", n, m, len, options.causal, options);
-      const Pattern column = jukeboxMask("column", n, m, len, options.causal, options);
-      const Pattern previous = jukeboxMask("previous-row", n, m, len, options.causal, options);
-      r.explanation.steps.push_back(patternStep("Row", "layer 1: along the row", row));
-      r.explanation.steps.push_back(patternStep("Column", "layer 2: down the column (stride L)", column));
-      r.explanation.steps.push_back(patternStep("Previous row", "layer 3: the whole preceding row", previous));
-      // (I∨row)·(I∨column)·(I∨previous), composed from the right: the product's cost grows with the
-      // entries of its left factor, and row has ≈ L a row where row·column has ≈ L² (4× faster).
-      if (auto later = composePatterns(column, previous, Index(1) << 25, true))
-        if (auto three = composePatterns(row, *later, Index(1) << 25, true)) {
-          three->components = {"3 layers"};
-          r.explanation.steps.push_back(patternStep(
-              "Three layers", "row, then column, then previous row (with residual connections): every earlier "
-                              "token is reached",
-              std::move(*three)));
-        }
-    }
+    if (options.explain && n == m && n <= 8192)
+      displayStage(r.cost, options, "masks and three layers", [&] {
+        const Pattern row = jukeboxMask("row", n, m, len, options.causal, options);
+        const Pattern column = jukeboxMask("column", n, m, len, options.causal, options);
+        const Pattern previous = jukeboxMask("previous-row", n, m, len, options.causal, options);
+        r.explanation.steps.push_back(patternStep("Row", "layer 1: along the row", row));
+        r.explanation.steps.push_back(patternStep("Column", "layer 2: down the column (stride L)", column));
+        r.explanation.steps.push_back(patternStep("Previous row", "layer 3: the whole preceding row", previous));
+        // (I∨row)·(I∨column)·(I∨previous), composed from the right: the product's cost grows with the
+        // entries of its left factor, and row has ≈ L a row where row·column has ≈ L² (4× faster).
+        if (auto later = composePatterns(column, previous, Index(1) << 25, true))
+          if (auto three = composePatterns(row, *later, Index(1) << 25, true)) {
+            three->components = {"3 layers"};
+            r.explanation.steps.push_back(
+                patternStep("Three layers",
+                            "row, then column, then previous row (with residual connections): every earlier "
+                            "token is reached",
+                            std::move(*three)));
+          }
+      });
     return r;
   }
 };

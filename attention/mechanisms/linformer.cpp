@@ -74,14 +74,17 @@ class Linformer final : public Mechanism {
     const std::string projection = p.choice("projection");
     const bool oracle = projection == "svd-oracle";
     const float scale = defaultScale(d);
-    const bool want_spectrum = oracle || (p.flag("spectrum") && n <= kMaxSpectrumTokens && mk <= kMaxSpectrumTokens);
+    // The spectrum is a view: only when explaining (the output is the same either way).
+    const bool want_spectrum =
+        oracle || (options.explain && p.flag("spectrum") && n <= kMaxSpectrumTokens && mk <= kMaxSpectrumTokens);
 
     // The exact matrix, when the oracle or the spectrum needs it (float64).
     MatrixD astar;
     if (want_spectrum)
-      astar = timedStage(r.cost, options, "exact A*", [&] {
-        return exactAttentionMatrixD(in.q, in.k, scale, kMaxExactTokens, "Linformer's svd-oracle");
-      });
+      astar = timedStage(
+          r.cost, options, "exact A*",
+          [&] { return exactAttentionMatrixD(in.q, in.k, scale, kMaxExactTokens, "Linformer's svd-oracle"); },
+          !oracle);  // the oracle's projection needs it; otherwise only the spectrum does
 
     std::shared_ptr<const Matrix> wa, wb;  // A_eff = wa·wbᵀ
     std::optional<Spectrum> spectrum;
@@ -182,7 +185,7 @@ class Linformer final : public Mechanism {
 
     // Spectrum of A* and how far this A_eff is from the best rank-k matrix.
     if (want_spectrum) {
-      timedStage(r.cost, options, "spectrum", [&] {
+      displayStage(r.cost, options, "spectrum", [&] {
         if (!spectrum) spectrum = singularSpectrum(astar);
         const Spectrum& s = *spectrum;
         r.explanation.factors.push_back({"spectrum of exact A*", "normalised cumulative singular values Σ_{i≤r}σ_i/Σσ_i "
@@ -214,11 +217,10 @@ class Linformer final : public Mechanism {
       r.cost.flops = 2.0 * dn * dm * dd + 4.0 * dn * dm * std::min(dn, dm) + 2.0 * dk * dm * ddv + 2.0 * dn * dk * ddv;
     } else {
       r.cost.scored_pairs = dn * dk;
-      r.cost.flops = 2.0 * dk * dm * (dd + ddv) + 2.0 * dn * dk * (dd + ddv);
-      if (want_spectrum) r.cost.flops += 2.0 * dn * dm * dd + 4.0 * dn * dm * std::min(dn, dm);
+      r.cost.flops = 2.0 * dk * dm * (dd + ddv) + 2.0 * dn * dk * (dd + ddv);  // the spectrum is a view: not counted
     }
     r.cost.peak_bytes = backend.peakBytes() + (2 * k * mk + n * k + k * (d + dv)) * Index(sizeof(float)) +
-                        (want_spectrum ? 2 * n * mk * Index(sizeof(double)) : 0);
+                        (oracle ? 2 * n * mk * Index(sizeof(double)) : 0);
     return r;
   }
 };

@@ -77,7 +77,8 @@ Result SparseTransformer::run(const Inputs& in, const Params& p, Backend& backen
   const std::string s1 = strided ? "band" : "block", s2 = strided ? "every l-th" : "summary";
   r.explanation.notes.push_back("stride l = " + std::to_string(l) + (strided ? "" : ", summary c = " + std::to_string(c)));
   if (!options.explain) return r;
-  if (auto two = composePatterns(*pattern, *pattern, Index(1) << 24))
+  if (auto two = displayStage(r.cost, options, "two hops",
+                              [&] { return composePatterns(*pattern, *pattern, Index(1) << 24); }))
     r.explanation.steps.push_back(patternStep(
         "Two hops", "Pairs reachable through one intermediate token (two layers of this pattern): " +
                         std::string(causal ? "every earlier position." : "every position."),

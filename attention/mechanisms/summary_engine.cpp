@@ -137,31 +137,35 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
     r.explanation.pattern = std::move(direct);
   }
   if (options.explain && n * m <= max_coverage) {
-    Pattern cover;
-    cover.rows = n;
-    cover.cols = m;
-    cover.components = sp->level_names;
-    cover.row_ptr.push_back(0);
-    std::vector<int> level(size_t(m), -1);
-    for (Index i = 0; i < n; ++i) {
-      std::fill(level.begin(), level.end(), -1);
-      for (std::int32_t j : sp->token_keys[size_t(i)]) level[size_t(j)] = 0;
-      for (std::int32_t t : sp->node_keys[size_t(i)]) {
-        const SummaryNode& node = sp->nodes[size_t(t)];
-        for (Index j = node.span.begin; j < node.span.end; ++j)
-          if (level[size_t(j)] < 0) level[size_t(j)] = node.level;
-      }
-      for (Index j = 0; j < m; ++j)
-        if (level[size_t(j)] >= 0) {
-          cover.col.push_back(std::int32_t(j));
-          cover.component.push_back(std::uint8_t(level[size_t(j)]));
+    displayStage(r.cost, options, "coverage", [&] {
+      Pattern cover;
+      cover.rows = n;
+      cover.cols = m;
+      cover.components = sp->level_names;
+      cover.row_ptr.push_back(0);
+      std::vector<int> level(size_t(m), -1);
+      for (Index i = 0; i < n; ++i) {
+        std::fill(level.begin(), level.end(), -1);
+        for (std::int32_t j : sp->token_keys[size_t(i)]) level[size_t(j)] = 0;
+        for (std::int32_t t : sp->node_keys[size_t(i)]) {
+          const SummaryNode& node = sp->nodes[size_t(t)];
+          for (Index j = node.span.begin; j < node.span.end; ++j)
+            if (level[size_t(j)] < 0) level[size_t(j)] = node.level;
         }
-      cover.row_ptr.push_back(Index(cover.col.size()));
-    }
-    auto view = std::make_shared<Explanation>();
-    view->pattern = std::move(cover);
-    r.explanation.steps.push_back(Step{"Coverage", "each token or summary node shades the tokens it covers, "
-                                       "coloured by its level", std::move(view)});
+        for (Index j = 0; j < m; ++j)
+          if (level[size_t(j)] >= 0) {
+            cover.col.push_back(std::int32_t(j));
+            cover.component.push_back(std::uint8_t(level[size_t(j)]));
+          }
+        cover.row_ptr.push_back(Index(cover.col.size()));
+      }
+      auto view = std::make_shared<Explanation>();
+      view->pattern = std::move(cover);
+      r.explanation.steps.push_back(Step{"Coverage",
+                                         "each token or summary node shades the tokens it covers, "
+                                         "coloured by its level",
+                                         std::move(view)});
+    });
   } else if (options.explain) {
     r.explanation.notes.push_back("coverage view skipped: N·M is above " + std::to_string(max_coverage));
   }

@@ -94,21 +94,23 @@ class TransformerOnADiet final : public Mechanism {
     });
     attendPattern(in, pattern, backend, options, r);
     r.explanation.notes.push_back("layer " + std::to_string(layer) + " of " + std::to_string(layers));
-    if (n == m && n <= 8192) {
-      std::optional<Pattern> reach;
-      for (Index l = 0; l < layers; ++l) {
-        Pattern mask = dietMask(s, l, n, m, options.causal, options);
-        reach = reach ? composePatterns(*reach, mask, Index(1) << 25, true) : std::optional<Pattern>(mask);
-        r.explanation.steps.push_back(patternStep("Layer " + std::to_string(l), s.variant + " mask", std::move(mask)));
-        if (!reach) break;
-      }
-      if (reach) {
-        reach->components = {"receptive field"};
-        r.explanation.steps.push_back(patternStep(
-            "Receptive field", "what the stack of " + std::to_string(layers) + " layers reaches (with residuals)",
-            std::move(*reach)));
-      }
-    }
+    if (options.explain && n == m && n <= 8192)
+      displayStage(r.cost, options, "receptive field", [&] {
+        std::optional<Pattern> reach;
+        for (Index l = 0; l < layers; ++l) {
+          Pattern mask = dietMask(s, l, n, m, options.causal, options);
+          reach = reach ? composePatterns(*reach, mask, Index(1) << 25, true) : std::optional<Pattern>(mask);
+          r.explanation.steps.push_back(
+              patternStep("Layer " + std::to_string(l), s.variant + " mask", std::move(mask)));
+          if (!reach) break;
+        }
+        if (reach) {
+          reach->components = {"receptive field"};
+          r.explanation.steps.push_back(patternStep(
+              "Receptive field", "what the stack of " + std::to_string(layers) + " layers reaches (with residuals)",
+              std::move(*reach)));
+        }
+      });
     return r;
   }
 };

@@ -407,7 +407,7 @@ void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   if (scene.steps.current >= 0)
     std::snprintf(where, sizeof where, "step %d / %d", scene.steps.current + 1, scene.steps.count);
   else
-    std::snprintf(where, sizeof where, "%d steps", scene.steps.count);
+    std::snprintf(where, sizeof where, "%d step%s", scene.steps.count, scene.steps.count == 1 ? "" : "s");
   std::string label = where;
   if (scene.steps.current >= 0 && !scene.steps.title.empty()) label += ": " + scene.steps.title;
   const Rect& first = layout.step_buttons[0];

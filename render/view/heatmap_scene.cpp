@@ -115,7 +115,9 @@ SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& s
     float a = 1;
     if (p.source_rows > 0 && p.source_cols > 0)
       a = static_cast<float>(p.source_cols) / static_cast<float>(p.source_rows);
-    a = std::clamp(a, 0.25f, 4.0f);  // keep extreme N×M shapes usable
+    // Keep extreme shapes usable: a wide factor (Linformer's k×N projection, 1 : 8) beside two N×N panels
+    // would otherwise leave them a sixth of the width each.
+    a = std::clamp(a, 0.5f, 2.0f);
     aspects.push_back(a);
     aspect_sum += a;
   }

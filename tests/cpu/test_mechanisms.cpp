@@ -372,7 +372,33 @@ TEST(AllMechanisms, RunsWithoutExplanationGiveTheSameOutputAndCost) {
       EXPECT_TRUE(full.output == bare.output) << m->info().id << (causal ? " causal" : "");
       EXPECT_EQ(full.cost.flops, bare.cost.flops) << m->info().id;
       EXPECT_EQ(full.cost.scored_pairs, bare.cost.scored_pairs) << m->info().id;
+      // What runs only to be seen is marked so (views leave it out of the mechanism's time): the stages
+      // of the two runs differ by the display-only ones alone.
+      std::vector<std::string> full_stages, bare_stages;
+      for (const Cost::Stage& s : full.cost.stages)
+        if (!s.display_only) full_stages.push_back(s.name);
+      for (const Cost::Stage& s : bare.cost.stages) {
+        EXPECT_FALSE(s.display_only) << m->info().id << ": " << s.name;
+        bare_stages.push_back(s.name);
+      }
+      EXPECT_EQ(full_stages, bare_stages) << m->info().id << (causal ? " causal" : "");
     }
+}
+
+TEST(AllMechanisms, ViewOnlyStagesAreLeftOutOfTheMechanismsTime) {
+  // Linformer's teaching spectrum (a float64 SVD of exact A*, O(N³)) and the fast weights' V = I probe are
+  // views: Comparison::attentionMs() leaves them out, and a run without explanation does not build them.
+  CpuBackend cpu(1);
+  for (const std::string id : {"linformer", "fast-weight", "bigbird", "jukebox"}) {
+    const auto m = requireMechanism(id);
+    attn::CompareOptions o;
+    o.run.causal = id == "fast-weight";
+    const Comparison c = compare(makeInputs(Generator::Clustered, 512), m, Params::resolve(m->params(), {}), cpu, o);
+    const double view = c.approx.cost.display_ms();
+    EXPECT_GT(view, 0) << id;
+    EXPECT_LE(view, c.approx_ms) << id;
+    EXPECT_NEAR(c.attentionMs(), c.approx_ms - view, 1e-9) << id;
+  }
 }
 
 TEST(AllMechanisms, WeightsLeftOutAboveASizeLimitSayWhy) {
