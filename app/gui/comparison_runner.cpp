@@ -299,7 +299,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         const attn::ImpliedWeights values(f->rows(), f->cols(), [f](attn::Range rows, attn::Range cols) {
           return attn::Matrix(f->block(rows.begin, cols.begin, rows.size(), cols.size()));
         });
-        sp.pooled = pool(values, request.max_pixels, request.pooling, nullptr);
+        sp.signed_values = f->size() > 0 && f->minCoeff() < 0;
+        sp.pooled = pool(values, request.max_pixels, sp.signed_values ? attn::Pooling::Mean : request.pooling, nullptr);
         sp.rows = f->rows();
         sp.cols = f->cols();
         sp.shown = {{0, sp.rows}, {0, sp.cols}};

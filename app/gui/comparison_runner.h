@@ -113,6 +113,9 @@ struct RunOutcome {
     std::string what;  ///< "pattern", "groups: query clusters", "S after 3 iteration(s)"
     Shown shown;       ///< the entries pooled (the window, for N×N images; all of a factor)
     bool zoomable = true;
+    /// A factor with negative entries (a rotation, a fast-weight matrix, logits): mean-pooled and drawn
+    /// with the diverging colormap on its own ± range, not on the weights' scale.
+    bool signed_values = false;
   };
   std::vector<StepPattern> step_patterns;
   /// The orders this outcome can be shown in (grouping names, "input clusters") and the one used ("" by

@@ -1336,6 +1336,7 @@ void MainWindow::showOutcome() {
     pattern.shown_rows = step.shown.rows;
     pattern.shown_cols = step.shown.cols;
     pattern.zoomable = step.zoomable;
+    pattern.signed_values = step.signed_values;
     if (step.what != "pattern") pattern.captions.push_back(step.what);
     pattern.captions.push_back(step.caption);
   }
@@ -1367,11 +1368,20 @@ void MainWindow::showOutcome() {
         panel.row_groups = outcome_->row_groups;
       scene.panels.push_back(std::move(panel));
     }
-  } else if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor: values on the shared scale
-    pattern.pooling = pooling;
-    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pooling, pattern.shown_rows,
-                                pattern.shown_cols);
-    scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
+  } else if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor
+    if (pattern.signed_values) {  // diverging, on its own ± range (the weights' colour bar does not apply)
+      pattern.pooling = "mean";
+      const float range = std::max(pattern.values.maxCoeff(), -pattern.values.minCoeff());
+      pattern.signed_range = range;
+      pattern.captions.push_back("blue: negative \xC2\xB7 red: positive \xC2\xB7 \xC2\xB1" + view::formatValue(range, 3));
+    } else {  // non-negative (a transport plan, a kernel, templates): on the weights' scale
+      pattern.pooling = pooling;
+      scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
+    }
+    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pattern.pooling.c_str(),
+                                pattern.shown_rows, pattern.shown_cols);
+    if (const std::string w = " weights"; pattern.subtitle.ends_with(w))  // a factor holds values, not weights
+      pattern.subtitle.replace(pattern.subtitle.size() - w.size(), w.size(), " values");
     scene.panels.push_back(std::move(pattern));
   } else if (pattern.values.size() > 0) {
     pattern.pooling = "first component";

@@ -283,6 +283,40 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   }
 }
 
+TEST_F(MainWindowTest, SignedFactorsAreDivergingOnTheirOwnRangeAndLeaveTheWeightScale) {
+  // Fast weights' W (values × features) has negative entries: it is drawn with the diverging colormap on
+  // its own ± range, and the weights' colour bar keeps the weights' maximum (≤ 1), not W's.
+  MainWindow window(options("fast-weight"));
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  const auto outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
+  const RunOutcome::StepPattern* w = nullptr;
+  for (const auto& step : outcome->step_patterns)
+    if (step.title.rfind("W after token", 0) == 0) w = &step;
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->signed_values);
+  ASSERT_LT(w->pooled.minCoeff(), 0);
+  ASSERT_GT(w->pooled.maxCoeff(), 1) << "W's entries exceed every weight: the test would not tell the scales apart";
+  ASSERT_TRUE(window.setPatternView(w->title));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::HeatmapScene& scene = viewport->scene();
+  ASSERT_EQ(scene.panels.size(), 3u);
+  const view::HeatmapImage& panel = scene.panels[2];
+  EXPECT_TRUE(panel.signed_values);
+  EXPECT_FLOAT_EQ(panel.signed_range, std::max(w->pooled.maxCoeff(), -w->pooled.minCoeff()));
+  EXPECT_LE(scene.scale.hi, 1.0f + 1e-6f);
+  EXPECT_NE(panel.subtitle.find("values"), std::string::npos) << panel.subtitle;
+  // A non-negative factor (Sinkhorn's doubly-stochastic S) stays on the weights' scale.
+  MainWindow sinkhorn(options("sinkhorn"));
+  view::HeatmapWindow* other = showViewport(sinkhorn);
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(sinkhorn.setPatternView("Sinkhorn 7"));
+  ASSERT_TRUE(sinkhorn.waitForIdle(k_timeout_ms));
+  ASSERT_EQ(other->scene().panels.size(), 3u);
+  EXPECT_FALSE(other->scene().panels[2].signed_values);
+}
+
 TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   MainWindow window(options("reformer"));
   showAndWait(window);
