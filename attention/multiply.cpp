@@ -8,7 +8,9 @@ namespace attn {
 
 bool avx512Available() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  // libgcc's probe also checks that the OS saves the 512-bit state (XCR0).
+  // libgcc's probe also checks that the OS saves the 512-bit state (XCR0). Initialised here in case this
+  // runs during static initialisation, before libgcc's own constructor.
+  __builtin_cpu_init();
   static const bool available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
   return available;

@@ -70,10 +70,11 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
                                                       .arg(q(first.backend_name))
                                                       .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
                                                       .arg(options.max_pixels);
-  auto panel = [&](const attn::ImpliedWeights& w, const QString& title) {
+  auto panel = [&](const attn::ImpliedWeights& w, const QString& title, const std::string& withheld = {}) {
     Panel p;
     p.title = title;
     p.pixels = w ? attn::pool(w, options.max_pixels, options.pooling, nullptr) : attn::Matrix();
+    if (!w && !withheld.empty()) p.empty_text = "no implied weights: " + q(withheld);
     return p;
   };
   f.panels.push_back(panel(first.exact.explanation.weights,
@@ -82,7 +83,7 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
     if (!c) continue;
     QString title = q(c->mechanism->info().id) + QString("  e_out %1").arg(c->relative_error, 0, 'g', 3);
     if (options.show_times) title += QString("  (%1 ms)").arg(c->attentionMs(), 0, 'f', 1);
-    f.panels.push_back(panel(c->approx.explanation.weights, title));
+    f.panels.push_back(panel(c->approx.explanation.weights, title, c->approx.explanation.weights_withheld));
   }
   return f;
 }
@@ -104,18 +105,19 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
   };
   const QString approx_title = q(info.id) + (options.show_times ? QString("  (%1 ms)").arg(c.attentionMs(), 0, 'f', 1) : QString());
   const QString exact_title = q(c.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(c.exact_ms, 0, 'f', 1) : QString());
-  auto weightsPanel = [&](const attn::ImpliedWeights& w, const QString& title) {
+  // `mine`: the mechanism's weights (or a sorted copy), which it may have withheld above a size limit.
+  auto weightsPanel = [&](const attn::ImpliedWeights& w, const QString& title, bool mine = false) {
     Panel p;
     p.title = title;
     p.pixels = w ? pooled(w, options.pooling) : attn::Matrix();
-    if (!w && &w == &ex.weights && !ex.weights_withheld.empty()) p.empty_text = "no implied weights: " + q(ex.weights_withheld);
+    if (mine && !w && !ex.weights_withheld.empty()) p.empty_text = "no implied weights: " + q(ex.weights_withheld);
     return p;
   };
 
   switch (options.view) {
     case View::Weights:
       f.panels.push_back(weightsPanel(c.exact.explanation.weights, exact_title));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title));
+      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
       break;
     case View::Pattern: {
       if (!ex.pattern)
@@ -126,7 +128,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       p.pixels = attn::poolPattern(*ex.pattern, px);
       p.categories = componentNames(*ex.pattern);
       f.panels.push_back(std::move(p));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title));
+      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
       break;
     }
     case View::Groups: {
@@ -146,7 +148,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       for (std::int32_t k = 0; k < std::min<std::int32_t>(g->groups, 8); ++k)
         same.categories.push_back(QString("group %1%2").arg(k).arg(g->groups > 8 ? QString(", %1, …").arg(k + 8) : QString()));
       Panel e = weightsPanel(permuted(c.exact.explanation.weights), exact_title);
-      Panel a = weightsPanel(permuted(ex.weights), approx_title);
+      Panel a = weightsPanel(permuted(ex.weights), approx_title, true);
       // The strip: each pixel row's group (the first token it covers, in sorted order).
       std::vector<attn::Index> s, end;
       const attn::Index rows = same.pixels.rows();
@@ -166,7 +168,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       if (ex.weights.rows() != c.exact.explanation.weights.rows() || ex.weights.cols() != c.exact.explanation.weights.cols())
         throw attn::UserError(info.id + "'s weights have another shape than its reference's; try --view weights");
       f.panels.push_back(weightsPanel(c.exact.explanation.weights, exact_title));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title));
+      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
       Panel d;
       d.title = "difference (mean per pixel)";
       d.kind = Panel::Kind::Signed;
@@ -175,7 +177,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       break;
     }
     case View::Tokens: {
-      Panel p = weightsPanel(ex.weights, approx_title);
+      Panel p = weightsPanel(ex.weights, approx_title, true);
       std::vector<QString> roles;
       for (const auto& set : ex.special) {
         for (attn::Index t : set.indices) p.marks.push_back((double(t) + 0.5) / double(std::max<attn::Index>(1, c.inputs.n())));

@@ -1047,7 +1047,11 @@ bool MainWindow::selectRow(attn::Index row, QString* error) {
   add(c);
   for (const RunOutcome::OtherOutcome& other : outcome_->others)
     if (other.comparison) add(*other.comparison);
-  if (series.size() < 2) note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + tr("%1 implies no N×N weights").arg(QString::fromStdString(c.mechanism->info().title));
+  if (series.size() < 2)
+    note += (note.isEmpty() ? QString() : QStringLiteral("; ")) +
+            (c.approx.explanation.weights_withheld.empty()
+                 ? tr("%1 implies no N×N weights").arg(QString::fromStdString(c.mechanism->info().title))
+                 : QString::fromStdString(c.mechanism->info().title + ": " + c.approx.explanation.weights_withheld));
   row_->setRow(query, m, std::move(series), note);
   selected_row_ = row;
   for (QDockWidget* dock : findChildren<QDockWidget*>())

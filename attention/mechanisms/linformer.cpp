@@ -184,7 +184,7 @@ class Linformer final : public Mechanism {
                                               r.explanation.weights, "A_eff"));
 
     // Spectrum of A* and how far this A_eff is from the best rank-k matrix.
-    if (want_spectrum) {
+    if (want_spectrum && options.explain) {
       displayStage(r.cost, options, "spectrum", [&] {
         if (!spectrum) spectrum = singularSpectrum(astar);
         const Spectrum& s = *spectrum;
@@ -204,7 +204,7 @@ class Linformer final : public Mechanism {
         }
         r.explanation.notes.push_back(std::move(note));
       });
-    } else if (p.flag("spectrum")) {
+    } else if (options.explain && p.flag("spectrum")) {
       r.explanation.notes.push_back("spectrum of A* not computed: N = " + std::to_string(std::max(n, mk)) +
                                     " is above " + std::to_string(kMaxSpectrumTokens) +
                                     " (a dense float64 SVD, O(N³); the svd-oracle projection computes it up to " +

@@ -88,45 +88,47 @@ class StarTransformer final : public Mechanism {
     // The weights are the same every round (keys and queries do not change): propagate the linear maps
     // with V = I to get the effective matrix A (h = A·V) exactly.
     if (options.explain && n <= kMaxDenseWeights) {
-      Matrix alpha(n, 5);  // per satellite: left, self, right, input, relay (0 where absent)
-      for (Index i = 0; i < n; ++i) {
-        float mx = -std::numeric_limits<float>::infinity();
-        float x[5];
-        bool has[5] = {i > 0, true, i + 1 < n, true, true};
-        const Index key_of[5] = {i - 1, i, i + 1, n + i, 2 * n};
-        for (int c = 0; c < 5; ++c) {
-          x[c] = has[c] ? scale * in.q.row(i).dot(keys.row(key_of[c])) : -std::numeric_limits<float>::infinity();
-          mx = std::max(mx, x[c]);
-        }
-        float sum = 0;
-        for (int c = 0; c < 5; ++c) sum += has[c] ? std::exp(x[c] - mx) : 0.0f;
-        for (int c = 0; c < 5; ++c) alpha(i, c) = has[c] ? std::exp(x[c] - mx) / sum : 0.0f;
-      }
-      Vector beta(n + 1);
-      {
-        const Vector x = (relay_keys * relay_query.transpose()) * scale;
-        const float mx = x.maxCoeff();
-        beta = (x.array() - mx).exp().matrix();
-        beta /= beta.sum();
-      }
-      auto a = std::make_shared<Matrix>(Matrix::Identity(n, n));  // h⁰ = I·V
-      Eigen::RowVectorXf as = Eigen::RowVectorXf::Constant(n, 1.0f / float(n));
-      for (Index t = 0; t < rounds; ++t) {
-        Matrix next(n, n);
+      displayStage(r.cost, options, "effective matrix (V = I)", [&] {
+        Matrix alpha(n, 5);  // per satellite: left, self, right, input, relay (0 where absent)
         for (Index i = 0; i < n; ++i) {
-          next.row(i) = alpha(i, 1) * a->row(i) + alpha(i, 4) * as;
-          next(i, i) += alpha(i, 3);
-          if (i > 0) next.row(i) += alpha(i, 0) * a->row(i - 1);
-          if (i + 1 < n) next.row(i) += alpha(i, 2) * a->row(i + 1);
+          float mx = -std::numeric_limits<float>::infinity();
+          float x[5];
+          bool has[5] = {i > 0, true, i + 1 < n, true, true};
+          const Index key_of[5] = {i - 1, i, i + 1, n + i, 2 * n};
+          for (int c = 0; c < 5; ++c) {
+            x[c] = has[c] ? scale * in.q.row(i).dot(keys.row(key_of[c])) : -std::numeric_limits<float>::infinity();
+            mx = std::max(mx, x[c]);
+          }
+          float sum = 0;
+          for (int c = 0; c < 5; ++c) sum += has[c] ? std::exp(x[c] - mx) : 0.0f;
+          for (int c = 0; c < 5; ++c) alpha(i, c) = has[c] ? std::exp(x[c] - mx) / sum : 0.0f;
         }
-        *a = std::move(next);
-        as = beta(0) * as + beta.tail(n).transpose() * *a;
-        options.checkCancel();
-      }
-      r.explanation.weights = ImpliedWeights(n, n, [a](Range rows, Range cols) {
-        return Matrix(a->block(rows.begin, cols.begin, rows.size(), cols.size()));
+        Vector beta(n + 1);
+        {
+          const Vector x = (relay_keys * relay_query.transpose()) * scale;
+          const float mx = x.maxCoeff();
+          beta = (x.array() - mx).exp().matrix();
+          beta /= beta.sum();
+        }
+        auto a = std::make_shared<Matrix>(Matrix::Identity(n, n));  // h⁰ = I·V
+        Eigen::RowVectorXf as = Eigen::RowVectorXf::Constant(n, 1.0f / float(n));
+        for (Index t = 0; t < rounds; ++t) {
+          Matrix next(n, n);
+          for (Index i = 0; i < n; ++i) {
+            next.row(i) = alpha(i, 1) * a->row(i) + alpha(i, 4) * as;
+            next(i, i) += alpha(i, 3);
+            if (i > 0) next.row(i) += alpha(i, 0) * a->row(i - 1);
+            if (i + 1 < n) next.row(i) += alpha(i, 2) * a->row(i + 1);
+          }
+          *a = std::move(next);
+          as = beta(0) * as + beta.tail(n).transpose() * *a;
+          options.checkCancel();
+        }
+        r.explanation.weights = ImpliedWeights(n, n, [a](Range rows, Range cols) {
+          return Matrix(a->block(rows.begin, cols.begin, rows.size(), cols.size()));
+        });
       });
-    } else {
+    } else if (options.explain) {
       r.explanation.weights_withheld = "the effective N×N matrix is formed up to N = " + std::to_string(kMaxDenseWeights);
       r.explanation.notes.push_back(r.explanation.weights_withheld);
     }
@@ -146,8 +148,8 @@ class StarTransformer final : public Mechanism {
     r.explanation.notes.push_back("a different operator: the ring and the relay, not an approximation of softmax");
     r.cost.scored_pairs = double(rounds) * double(ring.nnz() + n + 1);
     r.cost.flops = 2 * r.cost.scored_pairs * double(d + dv);
-    r.cost.peak_bytes = backend.peakBytes() + (3 * n + 2) * (d + dv) * Index(sizeof(float)) +
-                        (options.explain && n <= kMaxDenseWeights ? 2 * n * n * Index(sizeof(float)) : 0);
+    r.cost.peak_bytes =
+        backend.peakBytes() + (3 * n + 2) * (d + dv) * Index(sizeof(float));  // the view's N×N: not counted
     return r;
   }
 };

@@ -382,6 +382,7 @@ TEST(AllMechanisms, RunsWithoutExplanationGiveTheSameOutputAndCost) {
         bare_stages.push_back(s.name);
       }
       EXPECT_EQ(full_stages, bare_stages) << m->info().id << (causal ? " causal" : "");
+      EXPECT_EQ(bare.explanation.weights_withheld, "") << m->info().id << ": nothing was withheld, nothing was asked";
     }
 }
 
