@@ -12,6 +12,11 @@
 
 namespace attnlab::gui {
 
+std::string noWeightsText(const attn::Comparison& c) {
+  const std::string& why = c.approx.explanation.weights_withheld;
+  return c.mechanism->info().title + (why.empty() ? std::string(" implies no N\xC3\x97N weight matrix") : ": " + why);
+}
+
 /// The backend and the choice it was made for. Lives on the heap, shared with the job that uses it,
 /// so a runner destroyed mid-run cannot pull it from under the worker.
 struct ComparisonRunner::Backend {
@@ -341,10 +346,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         }
         if (c) {
           other.pooled = poolWindow(c->approx.explanation.weights, other.shown);
-          if (other.pooled.size() == 0)
-            other.error = c->mechanism->info().title + (c->approx.explanation.weights_withheld.empty()
-                                                            ? std::string(" implies no N\xC3\x97N weight matrix")
-                                                            : ": " + c->approx.explanation.weights_withheld);
+          if (other.pooled.size() == 0) other.error = noWeightsText(*c);
         }
       } catch (const attn::Cancelled&) {
         throw;

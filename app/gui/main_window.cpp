@@ -1048,10 +1048,7 @@ bool MainWindow::selectRow(attn::Index row, QString* error) {
   for (const RunOutcome::OtherOutcome& other : outcome_->others)
     if (other.comparison) add(*other.comparison);
   if (series.size() < 2)
-    note += (note.isEmpty() ? QString() : QStringLiteral("; ")) +
-            (c.approx.explanation.weights_withheld.empty()
-                 ? tr("%1 implies no N×N weights").arg(QString::fromStdString(c.mechanism->info().title))
-                 : QString::fromStdString(c.mechanism->info().title + ": " + c.approx.explanation.weights_withheld));
+    note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + QString::fromStdString(noWeightsText(c));
   row_->setRow(query, m, std::move(series), note);
   selected_row_ = row;
   for (QDockWidget* dock : findChildren<QDockWidget*>())
@@ -1224,9 +1221,7 @@ void MainWindow::showOutcome() {
                         ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling, approx.shown_rows,
                                    approx.shown_cols)
                         : std::string("no implied weight matrix");
-  approx.empty_text = c.approx.explanation.weights_withheld.empty()
-                          ? info.title + " does not imply an N\xC3\x97N weight matrix"
-                          : info.title + ": " + c.approx.explanation.weights_withheld;
+  approx.empty_text = noWeightsText(c);
   // describeError joins its metrics with ", ": one per line reads better under a panel.
   const QStringList metrics = QString::fromStdString(attn::describeError(c)).split(QStringLiteral(", "));
   for (const QString& metric : metrics) approx.captions.push_back(metric.toStdString());
