@@ -74,8 +74,9 @@ float finiteMax(const attn::Matrix& m) {
   return best;
 }
 
+// `what` the entries are: "weights", or "values" for a step's factor.
 std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index cols, const char* pooling,
-                     attn::Range shown_rows = {}, attn::Range shown_cols = {}) {
+                     attn::Range shown_rows = {}, attn::Range shown_cols = {}, const char* what = "weights") {
   char buf[160];
   if (shown_rows.size() > 0 && shown_cols.size() > 0 && (shown_rows.size() < rows || shown_cols.size() < cols)) {
     // Zoomed: which block of the matrix, and how it is pooled.
@@ -88,8 +89,8 @@ std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index c
     return buf;
   }
   if (pooled.rows() == rows && pooled.cols() == cols)
-    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld weights", static_cast<long long>(rows),
-                  static_cast<long long>(cols));
+    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld %s", static_cast<long long>(rows), static_cast<long long>(cols),
+                  what);
   else
     std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld, %s-pooled to %lld\xC3\x97%lld", static_cast<long long>(rows),
                   static_cast<long long>(cols), pooling, static_cast<long long>(pooled.rows()),
@@ -1378,9 +1379,7 @@ void MainWindow::showOutcome() {
       scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
     }
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pattern.pooling.c_str(),
-                                pattern.shown_rows, pattern.shown_cols);
-    if (const std::string w = " weights"; pattern.subtitle.ends_with(w))  // a factor holds values, not weights
-      pattern.subtitle.replace(pattern.subtitle.size() - w.size(), w.size(), " values");
+                                pattern.shown_rows, pattern.shown_cols, "values");
     scene.panels.push_back(std::move(pattern));
   } else if (pattern.values.size() > 0) {
     pattern.pooling = "first component";
