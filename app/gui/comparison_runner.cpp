@@ -38,6 +38,8 @@ struct ComparisonRunner::Backend {
     attn::Pooling pooling = attn::Pooling::Max;
     attn::Index max_pixels = 0;
     std::string order;
+    std::vector<std::int32_t>
+        permutation;  // the order's tokens: a grouping of the same name changes with the parameters
     attn::Matrix pooled;
     RunOutcome::Shown shown;
   } exact_pool;
@@ -226,14 +228,16 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     {
       Backend::ExactPool& cache = backend.exact_pool;
       const std::shared_ptr<const attn::Inputs>& reference = comparison->reference_inputs;
+      std::vector<std::int32_t> permutation = order ? order->order : std::vector<std::int32_t>();
       if (reference && cache.reference == reference && cache.window == request.window &&
-          cache.pooling == request.pooling && cache.max_pixels == request.max_pixels && cache.order == outcome.order) {
+          cache.pooling == request.pooling && cache.max_pixels == request.max_pixels && cache.order == outcome.order &&
+          cache.permutation == permutation) {
         outcome.exact_pooled = cache.pooled;  // exact did not change: no need to pool it again
         outcome.exact_shown = cache.shown;
       } else {
         outcome.exact_pooled = poolWindow(comparison->exact.explanation.weights, outcome.exact_shown);
-        cache = {reference, request.window, request.pooling, request.max_pixels, outcome.order, outcome.exact_pooled,
-                 outcome.exact_shown};
+        cache = {reference,     request.window,         request.pooling,      request.max_pixels,
+                 outcome.order, std::move(permutation), outcome.exact_pooled, outcome.exact_shown};
       }
     }
     if (cancel.load()) throw attn::Cancelled();
@@ -314,7 +318,10 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       } else {
         continue;
       }
-      if (step_order && step_order != order) sp.what += " \xC2\xB7 sorted by " + step_order->name;
+      if (step_order && step_order != order) {
+        sp.what += " \xC2\xB7 sorted by " + step_order->name;
+        sp.own_order = true;
+      }
       outcome.step_patterns.push_back(std::move(sp));
       if (cancel.load()) throw attn::Cancelled();
     }
@@ -415,6 +422,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     outcome.error = "internal error (unknown exception)";
     backend.backend.reset();
   }
+  // A failure after the picture went out early (in the float64 reference or the metrics) is a failure too.
+  if (!outcome.error.empty()) outcome.ok = false;
   return outcome;
 }
 

@@ -120,6 +120,9 @@ struct RunOutcome {
     /// A factor with negative entries (a rotation, a fast-weight matrix, logits): mean-pooled and drawn
     /// with the diverging colormap on its own ± range, not on the weights' scale.
     bool signed_values = false;
+    /// Its N×N image is in the step's own token order (Reformer's "sort"), not the one the other panels
+    /// are shown in: nothing on screen may pair its pixels with theirs.
+    bool own_order = false;
   };
   std::vector<StepPattern> step_patterns;
   /// The orders this outcome can be shown in (grouping names, "input clusters") and the one used ("" by

@@ -240,6 +240,7 @@ bool CurvesPanel::start() {
   const auto choice = backend_;
   progress_->setValue(0);
   status_->setText(tr("starting\xE2\x80\xA6"));
+  redraw();  // the previous curves go now, not when the first new point arrives
   watcher_.setFuture(QtConcurrent::run([this, spec, flag, choice]() {
     SweepOutcome out;
     try {
@@ -286,12 +287,13 @@ void CurvesPanel::onProgress(const attn::SweepProgress& p, const attn::SweepPoin
   if (!cancel_flag_) return;  // a report that arrived after the computation ended
   progress_->setValue(p.work_total > 0 ? int(1000 * std::min(1.0, p.work_done / p.work_total)) : 0);
   const double eta = p.etaSeconds();
-  status_->setText(tr("%1/%2 points · %3 · %4 s%5")
-                       .arg(p.points_done)
-                       .arg(p.points_total)
-                       .arg(QString::fromStdString(p.current))
-                       .arg(p.elapsed_s, 0, 'f', 0)
-                       .arg(std::isfinite(eta) ? tr(" · about %1 s left").arg(eta, 0, 'f', 0) : QString()));
+  if (!*cancel_flag_)  // after Cancel, the status keeps saying so until the run in progress ends
+    status_->setText(tr("%1/%2 points · %3 · %4 s%5")
+                         .arg(p.points_done)
+                         .arg(p.points_total)
+                         .arg(QString::fromStdString(p.current))
+                         .arg(p.elapsed_s, 0, 'f', 0)
+                         .arg(std::isfinite(eta) ? tr(" · about %1 s left").arg(eta, 0, 'f', 0) : QString()));
   if (point) {
     if (result_.spec.backends.empty()) result_.spec.backends = {point->backend};
     backend_name_ = point->backend;

@@ -1,22 +1,21 @@
-// InputPanel: the controls of attn::InputSpec that matter for exploring, plus causal and backend.
+// InputPanel: the controls of attn::InputSpec, plus causal and backend.
 #include "app/gui/input_panel.h"
-
-#include <QFileDialog>
-#include <QFileInfo>
-#include <QHBoxLayout>
-#include <QLabel>
-#include <QPushButton>
-
-#include "attention/array_files.h"
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPushButton>
 #include <QSpinBox>
 #include <algorithm>
 #include <climits>
 
 #include "app/gui/spin_boxes.h"
+#include "attention/array_files.h"
 
 namespace attnlab::gui {
 
@@ -33,10 +32,32 @@ constexpr BackendName k_backends[] = {
     {attn::gpu::BackendChoice::Cpu, "cpu", "cpu"},
 };
 
+/// Which generators read a knob of attn::InputSpec (generate() in attention/inputs.cpp).
+bool uses(attn::Generator g, const char* knob) {
+  using G = attn::Generator;
+  const std::string k = knob;
+  if (k == "clusters") return g == G::Clustered;
+  if (k == "noise") return g == G::Clustered || g == G::Periodic || g == G::Copy || g == G::Image;
+  if (k == "length_scale") return g == G::Local;
+  if (k == "period") return g == G::Periodic;
+  if (k == "heavy_hitters") return g == G::Peaked;
+  if (k == "position_weight") return g == G::Image;
+  return true;  // temperature
+}
+
+QDoubleSpinBox* realBox(double lo, double hi, int decimals, const QString& tip) {
+  auto* box = new QDoubleSpinBox;
+  box->setRange(lo, hi);
+  box->setDecimals(decimals);
+  box->setStepType(QAbstractSpinBox::AdaptiveDecimalStepType);  // steps of a tenth of the value's decade
+  box->setToolTip(tip);
+  return box;
+}
+
 }  // namespace
 
 InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
-  auto* form = new QFormLayout(this);
+  auto* form = form_ = new QFormLayout(this);
   form->setContentsMargins(8, 6, 8, 8);
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
   form->setLabelAlignment(Qt::AlignRight | Qt::AlignVCenter);
@@ -62,9 +83,42 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   backend_->setToolTip(
       tr("Where mechanisms run. auto uses Vulkan when a device exists and says when it "
          "falls back to the CPU."));
-  for (QSpinBox* box : {n_, d_, seed_}) box->setKeyboardTracking(false);
+  temperature_ = realBox(0.01, 100, 3,
+                         tr("Temperature τ: Q is scaled by 1/τ, so a small τ gives peaky rows, a large one flat rows"));
+  clusters_ = new DoublingSpinBox;
+  clusters_->setRange(1, 4096);
+  clusters_->setToolTip(tr("Number of cluster centres the tokens are drawn around"));
+  noise_ = realBox(0, 10, 2,
+                   tr("Noise around the structure, relative: around the centres (clustered), the "
+                      "sinusoids (periodic), the copies (copy), the texture of the picture (image)"));
+  length_scale_ = realBox(0.1, 65536, 1, tr("Correlation length of the random walk in tokens: the width of the band"));
+  period_ = new DoublingSpinBox;
+  period_->setRange(1, 16384);
+  period_->setToolTip(tr("Period P in tokens: the stripes repeat every P tokens"));
+  heavy_hitters_ = new QSpinBox;
+  heavy_hitters_->setRange(0, 4096);
+  heavy_hitters_->setToolTip(
+      tr("Keys with a large norm along the queries' common direction: the columns every row attends to"));
+  position_weight_ = realBox(0, 100, 2,
+                             tr("λ, the weight of a pixel's position (x, y) beside its colour: 0 attends by "
+                                "colour alone, a large λ to the neighbourhood alone"));
+  knobs_ = {{temperature_, "temperature"},        {clusters_, "clusters"}, {noise_, "noise"},
+            {length_scale_, "length_scale"},      {period_, "period"},     {heavy_hitters_, "heavy_hitters"},
+            {position_weight_, "position_weight"}};
+  for (const auto& [box, knob] : knobs_) box->setObjectName(QStringLiteral("input_") + QLatin1String(knob));
+  generator_->setObjectName(QStringLiteral("input_generator"));
+  n_->setObjectName(QStringLiteral("input_n"));
+  for (QSpinBox* box : {n_, d_, seed_, clusters_, period_, heavy_hitters_}) box->setKeyboardTracking(false);
+  for (QDoubleSpinBox* box : {temperature_, noise_, length_scale_, position_weight_}) box->setKeyboardTracking(false);
 
   form->addRow(tr("Generator"), generator_);
+  form->addRow(tr("Temperature τ"), temperature_);
+  form->addRow(tr("Clusters"), clusters_);
+  form->addRow(tr("Noise"), noise_);
+  form->addRow(tr("Length scale"), length_scale_);
+  form->addRow(tr("Period P"), period_);
+  form->addRow(tr("Heavy hitters"), heavy_hitters_);
+  form->addRow(tr("Position weight λ"), position_weight_);
   form->addRow(tr("Tokens N"), n_);
   form->addRow(tr("Head size d"), d_);
   form->addRow(tr("Seed"), seed_);
@@ -94,7 +148,13 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   auto changed = [this] {
     if (!quiet_) emit inputChanged();
   };
-  connect(generator_, &QComboBox::currentIndexChanged, this, changed);
+  connect(generator_, &QComboBox::currentIndexChanged, this, [this, changed] {
+    showKnobs();
+    changed();
+  });
+  for (QSpinBox* box : {clusters_, period_, heavy_hitters_}) connect(box, &QSpinBox::valueChanged, this, changed);
+  for (QDoubleSpinBox* box : {temperature_, noise_, length_scale_, position_weight_})
+    connect(box, &QDoubleSpinBox::valueChanged, this, changed);
   connect(n_, &QSpinBox::valueChanged, this, changed);
   connect(d_, &QSpinBox::valueChanged, this, changed);
   connect(seed_, &QSpinBox::valueChanged, this, changed);
@@ -112,7 +172,25 @@ void InputPanel::setSpec(const attn::InputSpec& spec) {
   n_->setValue(static_cast<int>(std::clamp<attn::Index>(spec.n, n_->minimum(), n_->maximum())));
   d_->setValue(static_cast<int>(std::clamp<attn::Index>(spec.d, d_->minimum(), d_->maximum())));
   seed_->setValue(static_cast<int>(std::min<std::uint64_t>(spec.seed, INT_MAX)));
+  temperature_->setValue(spec.temperature);
+  clusters_->setValue(
+      static_cast<int>(std::clamp<attn::Index>(spec.clusters, clusters_->minimum(), clusters_->maximum())));
+  noise_->setValue(spec.noise);
+  length_scale_->setValue(spec.length_scale);
+  period_->setValue(static_cast<int>(std::clamp<attn::Index>(spec.period, period_->minimum(), period_->maximum())));
+  heavy_hitters_->setValue(static_cast<int>(
+      std::clamp<attn::Index>(spec.heavy_hitters, heavy_hitters_->minimum(), heavy_hitters_->maximum())));
+  position_weight_->setValue(spec.position_weight);
+  showKnobs();
   quiet_ = false;
+}
+
+void InputPanel::showKnobs() {
+  const auto g = static_cast<attn::Generator>(generator_->currentData().toInt());
+  for (const auto& [box, knob] : knobs_) {
+    form_->setRowVisible(box, uses(g, knob));
+    box->setEnabled(!imported_);
+  }
 }
 
 attn::InputSpec InputPanel::spec() const {
@@ -122,6 +200,13 @@ attn::InputSpec InputPanel::spec() const {
   spec.d = d_->value();
   spec.dv = d_->value();
   spec.seed = static_cast<std::uint64_t>(seed_->value());
+  spec.temperature = temperature_->value();
+  spec.clusters = clusters_->value();
+  spec.noise = noise_->value();
+  spec.length_scale = length_scale_->value();
+  spec.period = period_->value();
+  spec.heavy_hitters = heavy_hitters_->value();
+  spec.position_weight = position_weight_->value();
   return spec;
 }
 
@@ -133,6 +218,7 @@ bool InputPanel::importFile(const QString& path, QString* error) {
     emit importFailed(message);
     return false;
   }
+  if (!imported_) base_ = spec();  // what "Use generator" goes back to: the input as the user left it
   imported_ = std::make_shared<const attn::Inputs>(std::move(loaded).value());
   imported_path_ = path.toStdString();
   quiet_ = true;
@@ -141,6 +227,7 @@ bool InputPanel::importFile(const QString& path, QString* error) {
   quiet_ = false;
   for (QWidget* w : {static_cast<QWidget*>(generator_), static_cast<QWidget*>(n_), static_cast<QWidget*>(d_)})
     w->setEnabled(false);
+  showKnobs();
   file_->setText(tr("%1: N = %2, M = %3, d = %4, dv = %5")
                      .arg(QFileInfo(path).fileName())
                      .arg(imported_->n())
@@ -159,9 +246,12 @@ void InputPanel::clearImport() {
   imported_path_.clear();
   for (QWidget* w : {static_cast<QWidget*>(generator_), static_cast<QWidget*>(n_), static_cast<QWidget*>(d_)})
     w->setEnabled(true);
+  showKnobs();
   file_->setVisible(false);
   clear_import_->setVisible(false);
-  setSpec(base_);
+  attn::InputSpec back = base_;
+  back.seed = static_cast<std::uint64_t>(seed_->value());  // the seed stays editable while a file is shown
+  setSpec(back);
   emit inputChanged();
 }
 

@@ -1,15 +1,19 @@
-// The input panel: which Q, K, V to run on (generator, N, d, seed), causal masking, and where to
-// run (backend cpu / vulkan / auto).
+// The input panel: which Q, K, V to run on (generator and its knobs, N, d, seed), causal masking, and
+// where to run (backend cpu / vulkan / auto).
 #pragma once
 #include <QWidget>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "attention/inputs.h"
 #include "render/gpu/backend_factory.h"
 
 class QCheckBox;
 class QComboBox;
+class QDoubleSpinBox;
+class QFormLayout;
 class QLabel;
 class QPushButton;
 class QSpinBox;
@@ -44,14 +48,27 @@ class InputPanel : public QWidget {
  signals:
   /// An import failed: the message says which file and what is wrong.
   void importFailed(const QString& message);
-  /// Generator, N, d, seed or causal changed.
+  /// Generator, a knob of it, N, d, seed or causal changed.
   void inputChanged();
   /// The backend choice changed.
   void backendChanged();
 
  private:
+  /// Shows the knobs the current generator uses (all of them off while a file is shown).
+  void showKnobs();
+
   attn::InputSpec base_;
+  QFormLayout* form_;
   QComboBox* generator_;
+  // The generators' knobs (attn::InputSpec): τ for all, the others for the generators that read them.
+  QDoubleSpinBox* temperature_;
+  QSpinBox* clusters_;
+  QDoubleSpinBox* noise_;
+  QDoubleSpinBox* length_scale_;
+  QSpinBox* period_;
+  QSpinBox* heavy_hitters_;
+  QDoubleSpinBox* position_weight_;
+  std::vector<std::pair<QWidget*, const char*>> knobs_;  // each with the InputSpec field it sets
   QSpinBox* n_;
   QSpinBox* d_;
   QSpinBox* seed_;

@@ -1,48 +1,52 @@
 // MainWindow: the window shell, its docks and the run → pool → show cycle.
 #include "app/gui/main_window.h"
 
-#include "app/gui/curves_panel.h"
-#include "app/gui/log_panel.h"
-#include "app/gui/row_panel.h"
-#include "app/figures/views.h"
-#include "attention/npy.h"
-
 #include <QAction>
-#include <QClipboard>
-#include <QGuiApplication>
-#include <cstring>
-#include <QFont>
-#include <functional>
-#include <QCloseEvent>
-#include <QDir>
-#include <QFile>
-#include <QSettings>
-#include <QStandardPaths>
-#include <fstream>
 #include <QApplication>
+#include <QClipboard>
+#include <QCloseEvent>
 #include <QComboBox>
+#include <QDir>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
+#include <QFont>
+#include <QGuiApplication>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPainter>
-#include <QStatusBar>
-#include <QThread>
+#include <QPlainTextEdit>
+#include <QSettings>
 #include <QSignalBlocker>
+#include <QStandardPaths>
+#include <QStatusBar>
+#include <QTextEdit>
+#include <QThread>
 #include <QToolBar>
 #include <QToolButton>
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
 
+#include "app/figures/views.h"
+#include "app/gui/curves_panel.h"
+#include "app/gui/elided_label.h"
 #include "app/gui/info_card.h"
 #include "app/gui/input_panel.h"
+#include "app/gui/log_panel.h"
 #include "app/gui/mechanism_browser.h"
 #include "app/gui/parameter_panel.h"
+#include "app/gui/row_panel.h"
+#include "attention/npy.h"
 #include "render/view/heatmap_window.h"
 
 namespace attnlab::gui {
@@ -131,10 +135,11 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   buildToolBar();
   buildShortcuts();
   if (QSettings().value(QStringLiteral("lightTheme")).toBool()) setLightTheme(true);  // the theme last chosen
+  qApp->installEventFilter(this);  // see eventFilter: Ctrl+C over selected text
 
-  status_notice_ = new QLabel;
+  status_notice_ = new ElidedLabel;
   status_notice_->setTextFormat(Qt::PlainText);
-  // Long notices are clipped here and shown whole in the tooltip; they never push the rest away.
+  // Long notices end in "…" here and are shown whole in the tooltip; they never push the rest away.
   status_notice_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   status_error_ = new QLabel;
   status_time_ = new QLabel;
@@ -269,9 +274,11 @@ void MainWindow::buildDocks() {
       showError(tr("The viewport cannot be read back right now."));
       return;
     }
-    const QString path = QFileDialog::getSaveFileName(this, tr("Save viewport image"), QStringLiteral("attnlab.png"),
-                                                      tr("PNG images (*.png)"));
-    if (!path.isEmpty() && !image.save(path)) showError(tr("Could not write %1.").arg(path));
+    QString path = QFileDialog::getSaveFileName(this, tr("Save viewport image"), QStringLiteral("attnlab.png"),
+                                                tr("PNG images (*.png)"));
+    if (!path.isEmpty() && QFileInfo(path).suffix().isEmpty()) path += QStringLiteral(".png");  // a name typed bare
+    if (!path.isEmpty() && !image.save(path))
+      showError(tr("Could not write %1: check that its folder exists and is writable.").arg(path));
   });
   save->setShortcut(QKeySequence::Save);
   file->addSeparator();
@@ -321,6 +328,14 @@ void MainWindow::buildDocks() {
   // Edit: copy what is on screen, as a picture or as numbers.
   QMenu* edit = new QMenu(tr("&Edit"), this);
   menuBar()->insertMenu(view_menu_->menuAction(), edit);
+  edit->addAction(tr("Find mechanism…"), this,
+                  [this, browser_dock] {
+                    browser_dock->show();
+                    browser_dock->raise();
+                    browser_->focusFilter();
+                  })
+      ->setShortcut(QKeySequence::Find);
+  edit->addSeparator();
   edit->addAction(tr("Copy view as image"), this, [this] {
     QString error;
     if (!copyView(&error)) showError(error);
@@ -708,7 +723,10 @@ bool MainWindow::selectMechanism(const std::string& id) {
   if (mechanism_) startup_notices_.clear();  // the user has moved on
   mechanism_ = mechanism;
   mechanism_id_ = id;
-  parameters_->setSpecs(mechanism->params());
+  // The values it had when last selected (what compare mode runs it with), else its defaults.
+  const auto remembered = params_by_id_.find(id);
+  parameters_->setSpecs(mechanism->params(),
+                        remembered != params_by_id_.end() ? remembered->second : std::map<std::string, double>{});
   info_->showMechanism(mechanism->info());
   if (curves_->mechanisms().size() <= 1 && id != "exact") curves_->setMechanisms({id});  // unless the user made a set
   browser_->select(QString::fromStdString(id));  // re-emits mechanismSelected: a no-op now
@@ -824,6 +842,11 @@ nlohmann::json MainWindow::session() const {
                      {"order", order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string()}}},
                    {"curves", curves_->config()},
                    {"compare", compare_ids_}};
+  // The compared mechanisms run with the values they were last given: those come back with the session.
+  nlohmann::json compare_params = nlohmann::json::object();
+  for (const std::string& id : compare_ids_)
+    if (const auto it = params_by_id_.find(id); it != params_by_id_.end()) compare_params[id] = it->second;
+  if (!compare_params.empty()) j["compare_params"] = compare_params;
   if (input_->importedPath().size()) j["imported"] = input_->importedPath();
   return j;
 }
@@ -833,11 +856,18 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     if (error) *error = message;
     return false;
   };
+  // A key of the wrong type reads as missing (nlohmann's value() would throw for it).
+  auto text = [](const nlohmann::json& object, const char* key) {
+    return object.is_object() && object.contains(key) && object[key].is_string() ? object[key].get<std::string>()
+                                                                                 : std::string();
+  };
   // Check everything before changing anything.
-  if (!j.is_object() || j.value("format", std::string()) != "attnlab-session")
+  if (!j.is_object() || text(j, "format") != "attnlab-session")
     return fail(tr("not an attnlab session (its \"format\" is not \"attnlab-session\")"));
-  if (j.value("version", 0) != 1) return fail(tr("session version %1 is not one this attnlab reads (1)").arg(j.value("version", 0)));
-  const std::string id = j.value("mechanism", std::string());
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<std::int64_t>() != 1)
+    return fail(tr("session version %1 is not one this attnlab reads (1)")
+                    .arg(QString::fromStdString(j.contains("version") ? j["version"].dump() : std::string("(none)"))));
+  const std::string id = text(j, "mechanism");
   if (!attn::findMechanism(id)) return fail(tr("the session's mechanism \"%1\" is not in this attnlab (see attnlab list)").arg(QString::fromStdString(id)));
   attn::InputSpec spec = input_->spec();
   bool causal = false;
@@ -857,12 +887,22 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     spec.position_weight = in.value("position_weight", spec.position_weight);
     causal = j.value("causal", false);
     backend = j.value("backend", std::string("auto"));
+    if (j.contains("view") && !j["view"].is_object()) throw attn::UserError("\"view\" is not an object");
     if (!j.at("params").is_object()) throw attn::UserError("\"params\" is not an object");
   } catch (const nlohmann::json::exception& e) {
     return fail(tr("the session's input is incomplete or malformed: %1").arg(QString::fromUtf8(e.what())));
   } catch (const attn::UserError& e) {
     return fail(QString::fromUtf8(e.what()));
   }
+  // Before the mechanism is selected: it may be one of them, its own "params" then win below.
+  if (j.contains("compare_params") && j["compare_params"].is_object())
+    for (const auto& [other, values] : j["compare_params"].items()) {
+      if (!values.is_object() || !attn::findMechanism(other)) continue;
+      std::map<std::string, double> numbers;
+      for (const auto& [name, value] : values.items())
+        if (value.is_number()) numbers[name] = value.get<double>();
+      params_by_id_[other] = numbers;
+    }
   selectMechanism(id);
   QStringList skipped;
   for (const auto& [name, value] : j.at("params").items())
@@ -886,13 +926,13 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
   }
   if (j.contains("view") && j["view"].is_object()) {
     const auto& v = j["view"];
-    auto pick = [](QComboBox* box, const std::string& text) {
-      const int i = box->findText(QString::fromStdString(text));
+    auto pick = [](QComboBox* box, const std::string& wanted) {
+      const int i = box->findText(QString::fromStdString(wanted));
       if (i >= 0) box->setCurrentIndex(i);
     };
-    pick(scale_, v.value("scale", std::string()));
-    pick(pooling_, v.value("pooling", std::string()));
-    pick(colormap_, v.value("colormap", std::string()));
+    pick(scale_, text(v, "scale"));
+    pick(pooling_, text(v, "pooling"));
+    pick(colormap_, text(v, "colormap"));
     const nlohmann::json zoom = v.value("zoom", nlohmann::json());
     if (viewport_ && zoom.is_array() && zoom.size() == 4 && std::all_of(zoom.begin(), zoom.end(), [](const auto& x) { return x.is_number(); })) {
       view::ViewWindow w{zoom[0].get<double>(), zoom[1].get<double>(), zoom[2].get<double>(), zoom[3].get<double>()};
@@ -906,7 +946,8 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
       const int i = floor_->findData(v["floor"].get<double>());
       if (i >= 0) floor_->setCurrentIndex(i);
     }
-    pending_order_ = v.value("order", std::string());
+    pending_order_ = text(v, "order");
+    if (pending_order_.empty()) pending_order_ = "position";  // saved unsorted: not kept sorted by an earlier order
   }
   if (j.contains("curves")) curves_->setConfig(j["curves"]);
   if (!skipped.isEmpty()) status_notice_->setText(tr("session restored without: %1").arg(skipped.join(QStringLiteral(", "))));
@@ -965,7 +1006,25 @@ std::string MainWindow::autosavePath() {
   return (dir + QStringLiteral("/autosave.json")).toStdString();
 }
 
+bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+  if (event->type() == QEvent::ShortcutOverride) {
+    auto* key = static_cast<QKeyEvent*>(event);
+    auto* widget = qobject_cast<QWidget*>(watched);
+    if (key->matches(QKeySequence::Copy) && widget && widget->window() == this) {
+      // Read-only text does not claim the key itself, so the window's "Copy view as image" would take it.
+      bool selection = false;
+      if (auto* text = qobject_cast<QTextEdit*>(widget)) selection = text->textCursor().hasSelection();
+      if (auto* plain = qobject_cast<QPlainTextEdit*>(widget)) selection = plain->textCursor().hasSelection();
+      if (auto* label = qobject_cast<QLabel*>(widget)) selection = label->hasSelectedText();
+      if (selection) event->accept();  // delivered to the widget as a key press: it copies its selection
+    }
+  }
+  return QMainWindow::eventFilter(watched, event);
+}
+
 void MainWindow::closeEvent(QCloseEvent* event) {
+  // Presenter mode is for the talk: the layout, fonts and colours saved are the ones it borrowed.
+  if (presenter_) setPresenterMode(false);
   QString error;
   saveSession(autosavePath(), &error);  // best effort: a read-only home must not stop the window closing
   QSettings settings;
@@ -994,7 +1053,30 @@ bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error)
   return true;
 }
 
-bool MainWindow::selectRow(attn::Index row, QString* error) {
+std::optional<attn::Grouping> MainWindow::displayedOrder() const {
+  if (!outcome_ || !outcome_->comparison || outcome_->order.empty()) return std::nullopt;
+  const attn::Comparison& c = *outcome_->comparison;
+  const attn::Index n = c.inputs.n();
+  for (const attn::Grouping& candidate : c.approx.explanation.groupings)
+    if (candidate.name == outcome_->order && attn::Index(candidate.order.size()) == n) return candidate;
+  if (outcome_->order == "input clusters" && !c.inputs.cluster.empty())
+    return attn::Grouping::fromLabels("input clusters", c.inputs.cluster, std::int32_t(c.inputs.spec.clusters));
+  return std::nullopt;
+}
+
+void MainWindow::refreshSelectedRow() {
+  if (selected_token_ < 0 || !outcome_ || !outcome_->comparison) return;
+  const attn::Index n = outcome_->comparison->inputs.n();
+  attn::Index row = selected_token_ < n ? selected_token_ : -1;
+  if (const std::optional<attn::Grouping> g = displayedOrder(); g && row >= 0)
+    row = attn::Index(std::find(g->order.begin(), g->order.end(), std::int32_t(row)) - g->order.begin());
+  if (row < 0 || row >= n || !selectRow(row, nullptr, false)) {
+    selected_row_ = selected_token_ = -1;
+    row_->clear();
+  }
+}
+
+bool MainWindow::selectRow(attn::Index row, QString* error, bool show) {
   auto fail = [&](const QString& message) {
     if (error) *error = message;
     return false;
@@ -1006,19 +1088,9 @@ bool MainWindow::selectRow(attn::Index row, QString* error) {
   // The row as displayed: when tokens are sorted by a grouping, row k is the k-th token in that order.
   attn::Index query = row;
   QString note;
-  if (!outcome_->order.empty()) {
-    const attn::Grouping* g = nullptr;
-    for (const attn::Grouping& candidate : c.approx.explanation.groupings)
-      if (candidate.name == outcome_->order && attn::Index(candidate.order.size()) == n) g = &candidate;
-    std::optional<attn::Grouping> clusters;
-    if (!g && outcome_->order == "input clusters" && !c.inputs.cluster.empty()) {
-      clusters = attn::Grouping::fromLabels("input clusters", c.inputs.cluster, std::int32_t(c.inputs.spec.clusters));
-      g = &*clusters;
-    }
-    if (g) {
-      query = g->order[size_t(row)];
-      note = tr("sorted position %1 is token %2; keys by position").arg(row).arg(query);
-    }
+  if (const std::optional<attn::Grouping> g = displayedOrder()) {
+    query = g->order[size_t(row)];
+    note = tr("sorted position %1 is token %2; keys by position").arg(row).arg(query);
   }
   const attn::Index bins = std::min(m, RowPanel::k_max_bins);
   auto rowOf = [&](const attn::ImpliedWeights& w) -> std::vector<double> {
@@ -1052,6 +1124,8 @@ bool MainWindow::selectRow(attn::Index row, QString* error) {
     note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + QString::fromStdString(noWeightsText(c));
   row_->setRow(query, m, std::move(series), note);
   selected_row_ = row;
+  selected_token_ = query;
+  if (!show) return true;  // a refresh for a new result, which is drawn next
   for (QDockWidget* dock : findChildren<QDockWidget*>())
     if (dock->objectName() == QLatin1String("row")) {
       dock->show();
@@ -1083,7 +1157,7 @@ QString MainWindow::numbersText() const {
   QStringList lines;
   auto row = [&](const QString& name, const QString& value) { lines << name + QLatin1Char('\t') + value; };
   row(tr("mechanism"), QString::fromStdString(c.mechanism->info().id + " (" + c.mechanism->info().title + ")"));
-  for (const auto& [name, value] : parameters_->values()) row(QString::fromStdString(name), QString::number(value, 'g', 6));
+  for (const auto& [name, value] : c.params.values()) row(QString::fromStdString(name), QString::number(value, 'g', 6));
   row(tr("input"), QString::fromStdString(spec.source.empty() ? attn::generatorName(spec.generator) : spec.source));
   row(QStringLiteral("N"), QString::number(c.inputs.n()));
   row(QStringLiteral("d"), QString::number(c.inputs.q.cols()));
@@ -1180,6 +1254,7 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
   last_error_.clear();
   status_error_->setStyleSheet(QString());
   error_box_->hide();
+  refreshSelectedRow();  // the picked query's weights in this result, at its place in this order
   showOutcome();
   if (!pending_order_.empty()) {  // a restored session's order, now that the groupings exist
     const std::string order = std::move(pending_order_);
@@ -1337,6 +1412,7 @@ void MainWindow::showOutcome() {
     pattern.shown_cols = step.shown.cols;
     pattern.zoomable = step.zoomable;
     pattern.signed_values = step.signed_values;
+    pattern.own_order = step.own_order;
     if (step.what != "pattern") pattern.captions.push_back(step.what);
     pattern.captions.push_back(step.caption);
   }
@@ -1386,7 +1462,8 @@ void MainWindow::showOutcome() {
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any", pattern.shown_rows,
                                 pattern.shown_cols);
     pattern.marks = outcome_->marks;
-    if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows())) pattern.row_groups = outcome_->row_groups;
+    if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows()) && !pattern.own_order)
+      pattern.row_groups = outcome_->row_groups;  // the groups of the scene's rows
     scene.panels.push_back(std::move(pattern));
   }
   panel_count_ = static_cast<int>(scene.panels.size());

@@ -100,7 +100,8 @@ class MainWindow : public QMainWindow {
   static constexpr size_t k_max_compared = 3;
   /// Picks query row `row` (as displayed: a sorted position when tokens are sorted), as a click on a heatmap
   /// row does: the Row dock shows its weights for exact and every mechanism on screen, and the row is marked.
-  bool selectRow(attn::Index row, QString* error = nullptr);
+  /// `show` raises the dock and redraws (a refresh for a new result does neither).
+  bool selectRow(attn::Index row, QString* error = nullptr, bool show = true);
   RowPanel* rowPanel() const { return row_; }
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
@@ -149,6 +150,8 @@ class MainWindow : public QMainWindow {
   void resizeEvent(QResizeEvent* event) override;
   /// Autosaves the session and the window layout.
   void closeEvent(QCloseEvent* event) override;
+  /// Ctrl+C over selected text (the log, the info card) copies that text, not the view.
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
   void buildDocks();
@@ -164,6 +167,10 @@ class MainWindow : public QMainWindow {
   RunRequest baseRequest() const;
   void onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
   void showOutcome();
+  /// The grouping the tokens are displayed in, or none (by position).
+  std::optional<attn::Grouping> displayedOrder() const;
+  /// After a new result: the picked token's row again, at its place in the displayed order.
+  void refreshSelectedRow();
   void showError(const QString& message);
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
@@ -189,7 +196,8 @@ class MainWindow : public QMainWindow {
   CurvesPanel* curves_ = nullptr;
   LogPanel* log_ = nullptr;
   RowPanel* row_ = nullptr;
-  attn::Index selected_row_ = -1;  // the picked query row (as displayed), −1 none
+  attn::Index selected_row_ = -1;            // the picked query row (as displayed), −1 none
+  attn::Index selected_token_ = -1;          // the token at that row: kept through new results and orders
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;

@@ -2,6 +2,7 @@
 #include "app/gui/mechanism_browser.h"
 
 #include <QHeaderView>
+#include <QKeyEvent>
 #include <QLineEdit>
 #include <QTreeWidget>
 #include <QVBoxLayout>
@@ -66,6 +67,11 @@ MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
   }
 
   connect(filter_, &QLineEdit::textChanged, this, &MechanismBrowser::applyFilter);
+  // Enter in the filter opens the first match; Down moves into the list.
+  connect(filter_, &QLineEdit::returnPressed, this, [this] {
+    if (QTreeWidgetItem* item = firstMatch()) tree_->setCurrentItem(item);
+  });
+  filter_->installEventFilter(this);
   connect(tree_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* current) {
     if (!current) return;
     const QString id = current->data(0, k_id_role).toString();
@@ -88,6 +94,36 @@ void MechanismBrowser::applyFilter(const QString& text) {
     }
     family->setHidden(shown == 0);
   }
+}
+
+QTreeWidgetItem* MechanismBrowser::firstMatch() const {
+  for (int f = 0; f < tree_->topLevelItemCount(); ++f) {
+    const QTreeWidgetItem* family = tree_->topLevelItem(f);
+    if (family->isHidden()) continue;
+    for (int c = 0; c < family->childCount(); ++c)
+      if (!family->child(c)->isHidden()) return family->child(c);
+  }
+  return nullptr;
+}
+
+void MechanismBrowser::focusFilter() {
+  filter_->setFocus(Qt::ShortcutFocusReason);
+  filter_->selectAll();
+}
+
+bool MechanismBrowser::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == filter_ && event->type() == QEvent::KeyPress &&
+      static_cast<QKeyEvent*>(event)->key() == Qt::Key_Down) {
+    // Into the list at the current mechanism when it is a match, else at the first match.
+    QTreeWidgetItem* current = tree_->currentItem();
+    QTreeWidgetItem* item = current && !current->isHidden() ? current : firstMatch();
+    if (item) {
+      tree_->setFocus(Qt::TabFocusReason);
+      if (item != current) tree_->setCurrentItem(item);
+    }
+    return true;
+  }
+  return QWidget::eventFilter(watched, event);
 }
 
 QTreeWidgetItem* MechanismBrowser::itemFor(const QString& id) const {

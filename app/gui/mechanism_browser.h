@@ -19,6 +19,12 @@ class MechanismBrowser : public QWidget {
   bool select(const QString& id);
   /// Id of the selected mechanism, or an empty string.
   QString selectedId() const;
+  /// Puts the keyboard in the filter with its text selected (Edit → Find mechanism).
+  void focusFilter();
+
+ protected:
+  /// Down in the filter moves into the list of matches.
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
  signals:
   void mechanismSelected(const QString& id);
@@ -26,6 +32,8 @@ class MechanismBrowser : public QWidget {
  private:
   void applyFilter(const QString& text);
   QTreeWidgetItem* itemFor(const QString& id) const;
+  /// The first mechanism the filter leaves visible, or null.
+  QTreeWidgetItem* firstMatch() const;
 
   QLineEdit* filter_;
   QTreeWidget* tree_;

@@ -9,6 +9,7 @@
 #include <QPushButton>
 #include <QSpinBox>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -46,7 +47,7 @@ ParameterPanel::ParameterPanel(QWidget* parent) : QWidget(parent) {
   connect(reset_, &QPushButton::clicked, this, &ParameterPanel::reset);
 }
 
-void ParameterPanel::setSpecs(const std::vector<attn::ParamSpec>& specs) {
+void ParameterPanel::setSpecs(const std::vector<attn::ParamSpec>& specs, const std::map<std::string, double>& values) {
   while (form_->rowCount() > 0) form_->removeRow(0);
   controls_.clear();
   quiet_ = true;
@@ -104,7 +105,8 @@ void ParameterPanel::setSpecs(const std::vector<attn::ParamSpec>& specs) {
     label->setBuddy(widget);
     form_->addRow(label, widget);
     controls_.push_back({spec, widget});
-    setControl(controls_.back(), spec.def);
+    const auto given = values.find(spec.name);
+    setControl(controls_.back(), given != values.end() ? given->second : spec.def);
   }
   quiet_ = false;
   empty_->setVisible(controls_.empty());
@@ -133,9 +135,11 @@ void ParameterPanel::setControl(const Control& control, double value) {
     case attn::ParamKind::Real:
       static_cast<QDoubleSpinBox*>(control.widget)->setValue(value);
       break;
-    case attn::ParamKind::Choice:
-      static_cast<QComboBox*>(control.widget)->setCurrentIndex(toInt(value));
+    case attn::ParamKind::Choice: {  // an index out of range (a hand-edited session) picks the nearest choice
+      auto* box = static_cast<QComboBox*>(control.widget);
+      box->setCurrentIndex(std::clamp(toInt(value), 0, box->count() - 1));
       break;
+    }
     case attn::ParamKind::Flag:
       static_cast<QCheckBox*>(control.widget)->setChecked(value != 0);
       break;

@@ -21,8 +21,8 @@ class ParameterPanel : public QWidget {
  public:
   explicit ParameterPanel(QWidget* parent = nullptr);
 
-  /// Rebuilds the controls for `specs`, at their defaults (no changed() signal).
-  void setSpecs(const std::vector<attn::ParamSpec>& specs);
+  /// Rebuilds the controls for `specs`, at their defaults except those in `values` (no changed() signal).
+  void setSpecs(const std::vector<attn::ParamSpec>& specs, const std::map<std::string, double>& values = {});
   /// Current values by name.
   std::map<std::string, double> values() const;
   /// Sets one control (clamped by the control to its range); false when no such parameter.

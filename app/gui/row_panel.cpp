@@ -27,7 +27,7 @@ constexpr double k_log_floor = 1e-6;  // log axis: smaller weights (and zeros) s
 }
 
 RowPanel::RowPanel(QWidget* parent) : QWidget(parent) {
-  title_ = new QLabel(tr("Click a row of a heatmap to see that query's weights here."));
+  title_ = new QLabel(prompt());
   title_->setTextFormat(Qt::PlainText);
   title_->setWordWrap(true);
   scale_ = new QComboBox;
@@ -48,12 +48,22 @@ RowPanel::RowPanel(QWidget* parent) : QWidget(parent) {
   layout->addWidget(view_, 1);
 }
 
+QString RowPanel::prompt() { return tr("Click a row of a heatmap to see that query's weights here."); }
+
 void RowPanel::clear(const QString& message) {
   query_ = -1;
   series_.clear();
   title_->setText(message);
   view_->chart()->removeAllSeries();
-  for (QAbstractAxis* axis : view_->chart()->axes()) view_->chart()->removeAxis(axis);
+  removeAxes();
+}
+
+void RowPanel::removeAxes() {
+  // removeAxis hands an axis back to its caller: deleted here, or every redraw would leak two.
+  for (QAbstractAxis* axis : view_->chart()->axes()) {
+    view_->chart()->removeAxis(axis);
+    delete axis;
+  }
 }
 
 void RowPanel::setRow(attn::Index query, attn::Index keys, std::vector<RowSeries> series, const QString& note) {
@@ -73,7 +83,7 @@ void RowPanel::setRow(attn::Index query, attn::Index keys, std::vector<RowSeries
 void RowPanel::redraw() {
   QChart* chart = view_->chart();
   chart->removeAllSeries();
-  for (QAbstractAxis* axis : chart->axes()) chart->removeAxis(axis);
+  removeAxes();
   if (series_.empty()) return;
   const bool log = scale_->currentIndex() == 1;
   const attn::Index bins = attn::Index(series_.front().values.size());

@@ -29,7 +29,9 @@ class RowPanel : public QWidget {
 
   /// Shows query `query` of an N × `keys` matrix; series[0] is exact. Bars when keys ≤ k_max_bars.
   void setRow(attn::Index query, attn::Index keys, std::vector<RowSeries> series, const QString& note = {});
-  void clear(const QString& message);
+  void clear(const QString& message = prompt());
+  /// What the dock says before a row is picked.
+  static QString prompt();
   /// Light or dark chart theme (the window's).
   void setLight(bool light);
   attn::Index query() const { return query_; }
@@ -41,6 +43,7 @@ class RowPanel : public QWidget {
 
  private:
   void redraw();
+  void removeAxes();
 
   QLabel* title_ = nullptr;
   QComboBox* scale_ = nullptr;

@@ -183,7 +183,7 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
     }
   }
   // The picked query row: a line across the panel and a marker outside its left edge.
-  if (scene.selected_row >= 0 && panel.zoomable && scene.selected_row < rows) {
+  if (scene.selected_row >= 0 && panel.zoomable && !panel.own_order && scene.selected_row < rows) {
     const float y = std::round(axes.y(static_cast<double>(scene.selected_row) + 0.5));
     if (y >= r.y && y <= r.y + r.h) {
       dl->AddLine(ImVec2(r.x, y), ImVec2(r.x + r.w, y), IM_COL32(255, 255, 255, 150), 1.0f);
@@ -192,7 +192,7 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
   }
   // Marked tokens (global tokens, …): small triangles outside the top and left edges.
   const size_t most_marks = 512;
-  for (size_t k = 0; k < panel.marks.size() && k < most_marks; ++k) {
+  for (size_t k = 0; k < panel.marks.size() && k < most_marks && !panel.own_order; ++k) {
     const attn::Index t = panel.marks[k];
     const float x = axes.x(static_cast<double>(t) + 0.5), y = axes.y(static_cast<double>(t) + 0.5);
     if (t < cols && x >= r.x && x <= r.x + r.w)
@@ -281,7 +281,7 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   lines.push_back({rangeText("key j", hit.cols), "", false});
   // The groups (bucket, cluster) of i and j; for a pooled pixel, of its first query and key.
   const attn::Index groups = static_cast<attn::Index>(scene.token_groups.size());
-  if (here.zoomable && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {
+  if (here.zoomable && !here.own_order && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {
     const int gi = scene.token_groups[size_t(hit.rows.begin)], gj = scene.token_groups[size_t(hit.cols.begin)];
     lines.push_back({scene.group_name + (pooled ? " (first)" : ""),
                      "i: " + std::to_string(gi) + ", j: " + std::to_string(gj) + (gi == gj ? "  same" : ""), false});
@@ -289,6 +289,7 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   // The value in every panel at the same pixel (they share the grid when they share the shape).
   for (std::size_t k = 0; k < scene.panels.size(); ++k) {
     const HeatmapImage& p = scene.panels[k];
+    if (static_cast<int>(k) != hit.panel && (p.own_order || here.own_order)) continue;  // another token order
     if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols() ||
         p.shown_rows.begin != here.shown_rows.begin || p.shown_cols.begin != here.shown_cols.begin)
       continue;
@@ -355,10 +356,10 @@ OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
     fonts.small = io.Fonts->AddFontFromFileTTF(regular, 12.0f * ratio, &config, k_ranges);
     fonts.title = io.Fonts->AddFontFromFileTTF(bold ? bold : regular, 16.0f * ratio, &config, k_ranges);
   }
-  if (!fonts.body) {  // ImGui's own 13 px font (not oversized: it is a bitmap font)
+  if (!fonts.body) {  // ImGui's own 13 px bitmap font, drawn 13 logical pixels high (blurrier on HiDPI)
     fonts = OverlayFonts{};
     if (io.Fonts->Fonts.empty()) io.Fonts->AddFontDefault();
-    fonts.scale = 1.0f / std::max(1.0f, pixel_ratio);
+    fonts.scale = 1.0f;
     return fonts;
   }
   fonts.scale = 1.0f / ratio;

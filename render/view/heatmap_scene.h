@@ -90,6 +90,10 @@ struct HeatmapImage {
   attn::Range shown_rows, shown_cols;
   /// false: the scene's zoom does not apply (an image of another shape, e.g. a step's factor).
   bool zoomable = true;
+  /// The tokens are in an order of the panel's own (a step that sorts them), not the scene's: the readout
+  /// pairs it with no other panel and names no groups, and the picked row, the marks and a click's row
+  /// (all in the scene's order) do not apply to it.
+  bool own_order = false;
 };
 
 /// The step bar under the panels for mechanisms with steps: where the step-through is.

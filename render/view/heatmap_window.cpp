@@ -4,11 +4,12 @@
 #include <QCoreApplication>
 #include <QKeyEvent>
 #include <QMouseEvent>
-#include <cmath>
 #include <QVersionNumber>
 #include <QVulkanInstance>
 #include <QWheelEvent>
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -86,6 +87,14 @@ void HeatmapWindow::setScene(HeatmapScene scene) {
   scene_ = std::move(scene);
   scene_.view = view;
   ++scene_version_;
+  // A smaller N than the view was zoomed for: widen it to the closest zoom allowed (8 entries a side),
+  // as a wheel notch would. A scene without matrices (a message) keeps the view for the next one.
+  const bool matrices = std::any_of(scene_.panels.begin(), scene_.panels.end(), [](const HeatmapImage& p) {
+    return p.zoomable && p.source_rows > 0 && p.source_cols > 0;
+  });
+  if (const auto [min_rows, min_cols] = minimumSpan();
+      matrices && (view.row1 - view.row0 < min_rows * (1 - 1e-9) || view.col1 - view.col0 < min_cols * (1 - 1e-9)))
+    setView(zoomView(view, 1.0, 0.5, 0.5, min_rows, min_cols));
   // A new result is drawn on the next turn of the event loop: requestUpdate() alone waits for the
   // platform's update timer first (5 ms on xcb), which a parameter change would feel. A frame already
   // pending makes the extra request a no-op.
@@ -150,6 +159,10 @@ void HeatmapWindow::zoomAt(double factor, QPointF at) {
   }
   const auto [min_rows, min_cols] = minimumSpan();
   setView(zoomView(scene_.view, factor, fx, fy, min_rows, min_cols));
+  if (dragging_) {  // zoomed while the button is held: the drag goes on from the new view
+    drag_view_ = scene_.view;
+    drag_from_ = pointer_.pos;
+  }
 }
 
 void HeatmapWindow::mouseMoveEvent(QMouseEvent* event) {
@@ -168,7 +181,10 @@ void HeatmapWindow::mouseMoveEvent(QMouseEvent* event) {
 }
 
 void HeatmapWindow::mouseDoubleClickEvent(QMouseEvent* event) {
-  if (event->button() == Qt::LeftButton && zoomablePanelAt(event->position()) >= 0) fitView();
+  if (event->button() == Qt::LeftButton && zoomablePanelAt(event->position()) >= 0) {
+    dragging_ = false;  // the second press started a drag: a jitter before release must not undo the fit
+    fitView();
+  }
 }
 
 void HeatmapWindow::keyPressEvent(QKeyEvent* event) {
@@ -233,8 +249,10 @@ void HeatmapWindow::mouseReleaseEvent(QMouseEvent* event) {
     const QPointF moved = event->position() - press_at_;
     if (action == StepAction::None && std::abs(moved.x()) + std::abs(moved.y()) < 4) {
       const int panel = zoomablePanelAt(event->position());
-      if (const auto hit = panel >= 0 ? hitTest(scene_, layout, float(event->position().x()), float(event->position().y()))
-                                      : std::nullopt)
+      // A panel in its own token order (a step's sort) has no row of the scene's order under the pointer.
+      if (const auto hit = panel >= 0 && !scene_.panels[std::size_t(panel)].own_order
+                               ? hitTest(scene_, layout, float(event->position().x()), float(event->position().y()))
+                               : std::nullopt)
         emit rowClicked(qint64(hit->rows.begin));
     }
   }

@@ -143,6 +143,23 @@ TEST(Sweep, CancelKeepsEveryFinishedPoint) {
   }
 }
 
+TEST(Sweep, ACancelAfterTheLastPointLeavesTheSweepComplete) {
+  CpuBackend cpu;
+  std::atomic<bool> cancel{false};
+  std::size_t total = 0;
+  const SweepResult r = runSweep(
+      smallSpec(), cpuFactory(cpu),
+      [&](const SweepProgress& p, const SweepPoint* done) {
+        total = std::size_t(p.points_total);
+        if (done && p.points_done == p.points_total) cancel = true;  // Cancel pressed as the last point lands
+      },
+      &cancel);
+  EXPECT_TRUE(cancel);
+  EXPECT_GE(total, 4u);
+  EXPECT_EQ(r.points.size(), total);
+  EXPECT_TRUE(r.complete);
+}
+
 TEST(Sweep, PointsOverTheMemoryBudgetAreSkippedAndMarked) {
   CpuBackend cpu;
   SweepSpec s = smallSpec();

@@ -3,41 +3,46 @@
 // To look at the GUI: ATTNLAB_GUI_SCREENSHOT=/tmp/attnlab-gui.png (and ATTNLAB_GUI_HOVER_SCREENSHOT)
 // save the whole window as the tests see it.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <QAction>
-#include <QSettings>
-#include <QElapsedTimer>
-#include <QClipboard>
-#include <QGuiApplication>
 #include <QApplication>
+#include <QClipboard>
+#include <QComboBox>
 #include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QElapsedTimer>
 #include <QFile>
+#include <QGuiApplication>
 #include <QLineEdit>
 #include <QMessageBox>
-#include <fstream>
-#include <nlohmann/json.hpp>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSettings>
+#include <QSpinBox>
+#include <QTest>
+#include <QTextCursor>
+#include <QTreeWidget>
+#include <QVulkanWindow>
+#include <QWheelEvent>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QScatterSeries>
-#include <unistd.h>
-#include <filesystem>
-#include <QPushButton>
-#include <QTest>
-#include <QTreeWidget>
-#include <QVulkanWindow>
-#include <QWheelEvent>
-#include <cmath>
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "app/gui/curves_panel.h"
 #include "app/gui/log_panel.h"
-#include "app/gui/row_panel.h"
 #include "app/gui/main_window.h"
+#include "app/gui/row_panel.h"
 #include "attention/random.h"
 #include "render/view/colormap.h"
 #include "render/view/heatmap_window.h"
@@ -358,6 +363,27 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_SORTED")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
+  // A parameter change regroups the tokens under the same order's name: the exact panel is sorted by
+  // the new groups too (as a window that starts with them sorts it), not by the previous run's.
+  ASSERT_TRUE(window.setParameter("buckets", 16));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const auto regrouped = window.lastOutcome();
+  ASSERT_TRUE(regrouped && regrouped->ok);
+  ASSERT_EQ(regrouped->order, sorted->order);
+  {
+    MainWindow fresh(options("reformer"));
+    showAndWait(fresh);
+    ASSERT_TRUE(fresh.setParameter("buckets", 16));
+    ASSERT_TRUE(fresh.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(fresh.setOrder(sorted->order));
+    ASSERT_TRUE(fresh.waitForIdle(k_timeout_ms));
+    const auto expected = fresh.lastOutcome();
+    ASSERT_TRUE(expected && expected->ok && expected->order == sorted->order);
+    ASSERT_EQ(regrouped->exact_pooled.rows(), expected->exact_pooled.rows());
+    EXPECT_EQ(regrouped->exact_pooled, expected->exact_pooled);
+    EXPECT_NE(regrouped->exact_pooled, sorted->exact_pooled) << "16 buckets sort the tokens as 8 did";
+  }
   EXPECT_FALSE(window.setOrder("no such grouping"));
   EXPECT_TRUE(window.setOrder("position"));
 }
@@ -577,16 +603,48 @@ TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
     std::ofstream(dir + "/unknown.json") << unknown.dump();
     nlohmann::json foreign = {{"format", "something else"}};
     std::ofstream(dir + "/foreign.json") << foreign.dump();
+    // Keys of the wrong type: a message, not an exception out of the event loop.
+    nlohmann::json typed = saved;
+    typed["version"] = "1";
+    std::ofstream(dir + "/version.json") << typed.dump();
+    typed = saved;
+    typed["format"] = 2;
+    std::ofstream(dir + "/format.json") << typed.dump();
+    typed = saved;
+    typed["mechanism"] = nlohmann::json::array({"reformer"});
+    std::ofstream(dir + "/mechanism.json") << typed.dump();
+    typed = saved;
+    typed["view"] = "sorted";
+    std::ofstream(dir + "/view.json") << typed.dump();
   }
-  for (const auto& [name, words] : std::vector<std::pair<std::string, std::string>>{
-           {"broken.json", "not valid JSON"}, {"unknown.json", "no-such-mechanism"}, {"foreign.json", "not an attnlab session"},
-           {"missing.json", "cannot open"}}) {
+  for (const auto& [name, words] :
+       std::vector<std::pair<std::string, std::string>>{{"broken.json", "not valid JSON"},
+                                                        {"unknown.json", "no-such-mechanism"},
+                                                        {"foreign.json", "not an attnlab session"},
+                                                        {"missing.json", "cannot open"},
+                                                        {"version.json", "version \"1\""},
+                                                        {"format.json", "not an attnlab session"},
+                                                        {"mechanism.json", "mechanism"},
+                                                        {"view.json", "\"view\" is not an object"}}) {
     EXPECT_FALSE(other.loadSession(dir + "/" + name, &error)) << name;
     EXPECT_NE(error.indexOf(QString::fromStdString(words)), -1) << error.toStdString();
     EXPECT_EQ(other.mechanismId(), "reformer") << name;
   }
   for (QMessageBox* box : other.findChildren<QMessageBox*>())
     if (box->isVisible()) box->hide();
+  {  // view entries of the wrong type are skipped; a session saved unsorted is shown unsorted
+    nlohmann::json odd = saved;
+    odd["view"]["scale"] = nullptr;
+    odd["view"]["colormap"] = 7;
+    odd["view"]["order"] = "";
+    std::ofstream(dir + "/odd.json") << odd.dump();
+    ASSERT_TRUE(other.loadSession(dir + "/odd.json", &error)) << error.toStdString();
+    ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(other.lastOutcome());
+    EXPECT_TRUE(other.lastOutcome()->order.empty()) << other.lastOutcome()->order;
+    EXPECT_EQ(other.session()["view"]["scale"], saved["view"]["scale"]);
+  }
 
   // A window opened without options comes back as the last one closed.
   GuiOptions restore = options("longformer");
@@ -730,6 +788,32 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   filter->clear();
   EXPECT_EQ(visibleLeaves().size(), all);
 
+  // From the keyboard: Ctrl+F puts the keys in the filter (a letter there is text, not the L shortcut),
+  // Enter opens the first match, Down moves into the list.
+  // (Xvfb has no window manager: when the window stays inactive, the action the key is bound to is
+  // triggered instead, and focus is checked as the window's focus widget.)
+  window.activateWindow();
+  if (QTest::qWaitForWindowActive(&window, 2000)) {
+    QTest::keyClick(&window, Qt::Key_F, Qt::ControlModifier);
+  } else {
+    for (QAction* a : window.findChildren<QAction*>())
+      if (a->shortcut() == QKeySequence::Find) a->trigger();
+  }
+  EXPECT_EQ(window.focusWidget(), filter);
+  QTest::keyClicks(filter, QStringLiteral("lsh"));
+  EXPECT_EQ(filter->text(), QStringLiteral("lsh"));
+  const QStringList matches = visibleLeaves();
+  ASSERT_FALSE(matches.isEmpty());
+  QTest::keyClick(filter, Qt::Key_Return);
+  ASSERT_TRUE(tree->currentItem());
+  EXPECT_EQ(tree->currentItem()->text(0), matches.front());
+  EXPECT_EQ(window.mechanismId(), tree->currentItem()->data(0, Qt::UserRole).toString().toStdString());
+  QTest::keyClick(filter, Qt::Key_Down);
+  EXPECT_EQ(window.focusWidget(), tree);
+  filter->clear();
+  ASSERT_TRUE(window.selectMechanism("longformer"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+
   ASSERT_TRUE(window.setParameter("window", 8));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   auto* reset = window.findChild<QPushButton*>(QStringLiteral("reset_parameters"));
@@ -738,6 +822,114 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
   EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 64);
+}
+
+TEST_F(MainWindowTest, CtrlCOverSelectedTextCopiesTheTextNotTheView) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  window.activateWindow();
+  ASSERT_TRUE(QTest::qWaitForWindowActive(&window, 2000)) << "the window's shortcuts need an active window";
+  auto* log = window.logPanel()->findChild<QPlainTextEdit*>();
+  ASSERT_NE(log, nullptr);
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+    if (dock->objectName() == QLatin1String("log")) {
+      dock->show();
+      dock->raise();
+    }
+  ASSERT_FALSE(log->toPlainText().isEmpty());
+  log->setFocus();
+  QTextCursor cursor = log->textCursor();
+  cursor.movePosition(QTextCursor::Start);
+  cursor.movePosition(QTextCursor::EndOfLine, QTextCursor::KeepAnchor);
+  log->setTextCursor(cursor);
+  const QString selected = cursor.selectedText();
+  ASSERT_FALSE(selected.isEmpty());
+  QGuiApplication::clipboard()->clear();
+  QTest::keyClick(log, Qt::Key_C, Qt::ControlModifier);
+  EXPECT_EQ(QGuiApplication::clipboard()->text(), selected);
+  EXPECT_TRUE(QGuiApplication::clipboard()->image().isNull()) << "the view was copied instead";
+  // Without a selection the key is the window's again: the view as an image.
+  cursor.clearSelection();
+  log->setTextCursor(cursor);
+  QTest::keyClick(log, Qt::Key_C, Qt::ControlModifier);
+  EXPECT_FALSE(QGuiApplication::clipboard()->image().isNull());
+}
+
+TEST_F(MainWindowTest, AStepInItsOwnTokenOrderIsNotPairedWithThePanelsInTheScenesOrder) {
+  MainWindow window(options("reformer"));
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  const auto out = window.lastOutcome();
+  ASSERT_TRUE(out && out->ok && out->order.empty()) << "tokens by position";
+  // Reformer's "sort" steps show the tokens in bucket order.
+  const auto sorted = std::find_if(out->step_patterns.begin(), out->step_patterns.end(),
+                                   [](const RunOutcome::StepPattern& p) { return p.own_order; });
+  ASSERT_NE(sorted, out->step_patterns.end());
+  ASSERT_TRUE(window.setPatternView(sorted->title));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const view::HeatmapScene& scene = viewport->scene();
+  ASSERT_EQ(scene.panels.size(), 3u);
+  EXPECT_TRUE(scene.panels[2].own_order);
+  EXPECT_FALSE(scene.panels[0].own_order || scene.panels[1].own_order);
+  EXPECT_TRUE(scene.panels[2].row_groups.empty());
+  // A click on it picks no row (its rows are other tokens than the scene's); on exact it does.
+  const view::SceneLayout layout = layoutOf(viewport);
+  const view::Rect step = layout.panels.at(2), exact = layout.panels.at(0);
+  QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(step.x + step.w * 0.5), int(step.y + step.h * 0.5)));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.rowPanel()->query(), -1);
+  QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(exact.x + exact.w * 0.5), int(exact.y + exact.h * 0.5)));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_NEAR(double(window.rowPanel()->query()), 128, 2);
+}
+
+TEST_F(MainWindowTest, EachGeneratorShowsItsKnobsAndTheyChangeTheInput) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  auto* generator = window.findChild<QComboBox*>(QStringLiteral("input_generator"));
+  auto* temperature = window.findChild<QDoubleSpinBox*>(QStringLiteral("input_temperature"));
+  auto* clusters = window.findChild<QSpinBox*>(QStringLiteral("input_clusters"));
+  auto* period = window.findChild<QSpinBox*>(QStringLiteral("input_period"));
+  auto* lambda = window.findChild<QDoubleSpinBox*>(QStringLiteral("input_position_weight"));
+  ASSERT_TRUE(generator && temperature && clusters && period && lambda);
+  auto choose = [&](const char* name) {
+    const int index = generator->findText(QString::fromLatin1(name));
+    ASSERT_GE(index, 0) << name;
+    generator->setCurrentIndex(index);
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  };
+  choose("clustered");
+  EXPECT_FALSE(clusters->isHidden());
+  EXPECT_TRUE(period->isHidden());
+  EXPECT_TRUE(lambda->isHidden());
+  EXPECT_FALSE(temperature->isHidden()) << "every generator has a temperature";
+  clusters->setValue(2);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  auto outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok);
+  const attn::Inputs& in = outcome->comparison->inputs;
+  EXPECT_EQ(in.spec.clusters, 2);
+  ASSERT_FALSE(in.cluster.empty());
+  EXPECT_EQ(*std::max_element(in.cluster.begin(), in.cluster.end()), 1) << "tokens drawn around two centres";
+  EXPECT_EQ(window.session()["input"]["clusters"], 2);
+
+  choose("periodic");
+  EXPECT_TRUE(clusters->isHidden());
+  EXPECT_FALSE(period->isHidden());
+  period->setValue(16);
+  temperature->setValue(0.5);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  outcome = window.lastOutcome();
+  ASSERT_TRUE(outcome && outcome->ok);
+  EXPECT_EQ(outcome->comparison->inputs.spec.period, 16);
+  EXPECT_DOUBLE_EQ(outcome->comparison->inputs.spec.temperature, 0.5);
+  // The same spec generated here: the panel's knobs are what the run used.
+  attn::InputSpec expected = outcome->comparison->inputs.spec;
+  EXPECT_TRUE(attn::generate(expected).q == outcome->comparison->inputs.q);
+
+  choose("image");
+  EXPECT_FALSE(lambda->isHidden());
+  EXPECT_TRUE(period->isHidden());
 }
 
 /// Row i of exact softmax attention, softmax(q_i · K / √d), in double precision (computed here, not by attnlab).
@@ -826,6 +1018,34 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   EXPECT_TRUE(viewport->view().full());
   EXPECT_TRUE(window.lastOutcome()->window.full());
   EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
+  // A double click with a hand's jitter before the release still fits (the second press is no drag).
+  wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 4);
+  ASSERT_FALSE(viewport->view().full());
+  QTest::mousePress(viewport, Qt::LeftButton, {}, from);
+  QTest::mouseRelease(viewport, Qt::LeftButton, {}, from);
+  QTest::mousePress(viewport, Qt::LeftButton, {}, from);
+  {
+    QMouseEvent twice(QEvent::MouseButtonDblClick, QPointF(from), viewport->mapToGlobal(QPointF(from)), Qt::LeftButton,
+                      Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(viewport, &twice);
+  }
+  QTest::mouseMove(viewport, from + QPoint(3, 2));
+  QTest::mouseRelease(viewport, Qt::LeftButton, {}, from + QPoint(3, 2));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(viewport->view().full());
+  // Zoomed in as far as N = 2048 allows (8 entries a side), then N = 256: the view widens to the closest
+  // zoom N = 256 allows instead of magnifying a fraction of one entry.
+  wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 40);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_NEAR(viewport->view().row1 - viewport->view().row0, 8.0 / 2048, 1e-9);
+  auto* n = window.findChild<QSpinBox*>(QStringLiteral("input_n"));
+  ASSERT_NE(n, nullptr);
+  n->setValue(256);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_NEAR(viewport->view().row1 - viewport->view().row0, 8.0 / 256, 1e-9);
+  EXPECT_NEAR(viewport->view().col1 - viewport->view().col0, 8.0 / 256, 1e-9);
+  EXPECT_EQ(window.lastOutcome()->window, viewport->view());
 }
 
 TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork) {
@@ -894,6 +1114,46 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
   EXPECT_NE(text.find("copied the view"), std::string::npos);
   EXPECT_GT(log->errorCount(), errors) << text;  // the session that could not be opened
   std::filesystem::remove(log_path);
+}
+
+TEST_F(MainWindowTest, AComparedMechanismKeepsTheValuesItWasTunedToAndTheSessionToo) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("attnlab-tuned-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  ASSERT_TRUE(window.setCompare({"performer"}));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  // Select Performer to tune it, then go back: the comparison runs it with the tuned value.
+  ASSERT_TRUE(window.selectMechanism("performer"));
+  ASSERT_TRUE(window.setParameter("features", 32));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.selectMechanism("longformer"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  auto performerFeatures = [](const MainWindow& w) -> attn::Index {
+    const auto out = w.lastOutcome();
+    if (!out) return -1;
+    for (const auto& other : out->others)
+      if (other.id == "performer" && other.comparison) return other.comparison->params.integer("features");
+    return -1;
+  };
+  EXPECT_EQ(performerFeatures(window), 32);
+  // Selected again, it shows that value rather than its default.
+  ASSERT_TRUE(window.selectMechanism("performer"));
+  EXPECT_EQ(window.session()["params"]["features"], 32);
+  ASSERT_TRUE(window.selectMechanism("longformer"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const nlohmann::json saved = window.session();
+  EXPECT_EQ(saved["compare_params"]["performer"]["features"], 32);
+  QString error;
+  ASSERT_TRUE(window.saveSession(dir + "/tuned.json", &error)) << error.toStdString();
+  MainWindow other(options("bigbird"));
+  showAndWait(other);
+  ASSERT_TRUE(other.loadSession(dir + "/tuned.json", &error)) << error.toStdString();
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(performerFeatures(other), 32) << "the comparison comes back with Performer as tuned";
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndExportsTheGrid) {
@@ -1007,6 +1267,15 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   QTest::mouseRelease(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3) + 30, int(r.y + r.h * 0.8)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(row->query(), before);
+  // A new result (a narrower window) shows the same query's new weights, not the old ones.
+  const double old_tv = row->series().at(1).tv;
+  ASSERT_TRUE(window.setParameter("window", 8));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(row->query(), before);
+  EXPECT_EQ(viewport->scene().selected_row, before);
+  ASSERT_EQ(row->series().size(), 2u);
+  EXPECT_EQ(row->series()[1].values[size_t(before) + 8], 0.0) << "outside the new window";
+  EXPECT_GT(row->series()[1].tv, old_tv) << "a narrower window drops more of exact's mass";
 }
 
 /// The viewport's drawing between the panel titles and the tick labels under the panels (captions and
