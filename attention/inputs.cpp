@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
+#include <utility>
 
 #include "attention/random.h"
 
@@ -41,6 +43,60 @@ std::string generatorNames(const std::string& separator) {
   std::string out;
   for (const auto& g : generators()) out += (out.empty() ? "" : separator) + g.name;
   return out;
+}
+
+std::vector<std::string> generatorKnobs(Generator g) {
+  switch (g) {
+    case Generator::Gaussian:
+      return {};
+    case Generator::Clustered:
+      return {"clusters", "noise"};
+    case Generator::Local:
+      return {"length_scale"};
+    case Generator::Periodic:
+      return {"noise", "period"};
+    case Generator::Peaked:
+      return {"heavy_hitters"};
+    case Generator::Copy:
+      return {"noise"};
+    case Generator::Image:
+      return {"noise", "position_weight"};
+  }
+  return {};
+}
+
+namespace {
+/// A knob's value in `s` and its printed name.
+std::pair<double, const char*> knob(const InputSpec& s, const std::string& name) {
+  if (name == "clusters") return {double(s.clusters), "clusters"};
+  if (name == "noise") return {s.noise, "noise"};
+  if (name == "length_scale") return {s.length_scale, "length scale"};
+  if (name == "period") return {double(s.period), "period"};
+  if (name == "heavy_hitters") return {double(s.heavy_hitters), "heavy hitters"};
+  return {s.position_weight, "\xCE\xBB"};  // position_weight
+}
+}  // namespace
+
+std::string describeKnobs(const InputSpec& spec) {
+  const InputSpec defaults;
+  std::string out;
+  for (const std::string& name : generatorKnobs(spec.generator)) {
+    const auto [value, label] = knob(spec, name);
+    if (value == knob(defaults, name).first) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s %g", label, value);
+    out += (out.empty() ? "" : ", ") + std::string(buf);
+  }
+  return out;
+}
+
+void copyKnobs(const InputSpec& from, InputSpec& to) {
+  to.clusters = from.clusters;
+  to.noise = from.noise;
+  to.length_scale = from.length_scale;
+  to.period = from.period;
+  to.heavy_hitters = from.heavy_hitters;
+  to.position_weight = from.position_weight;
 }
 
 Index gridWidth(Index n) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attention/heap_counter.h"
+#include "attention/inputs_json.h"
 #include "attention/metrics.h"
 #include "attention/runner.h"
 
@@ -289,6 +290,7 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
         in.seed = spec.first_seed + std::uint64_t(s);
         in.generator = spec.generator;
         in.temperature = spec.temperature;
+        copyKnobs(spec.knobs, in);
         caches[std::size_t(s)].inputs = generate(in);
       }
       for (const auto& id : ids) {
@@ -561,6 +563,7 @@ nlohmann::json toJson(const SweepResult& r) {
             {"d", s.d},
             {"input", generatorName(s.generator)},
             {"temperature", s.temperature},
+            {"knobs", knobsToJson(s.knobs)},
             {"causal", s.causal},
             {"scale_with_n", s.scale_with_n},
             {"params", s.params},
@@ -630,6 +633,7 @@ SweepResult sweepFromJson(const nlohmann::json& j) {
   r.spec.d = required<Index>(s, "d", "spec");
   r.spec.generator = parseGenerator(required<std::string>(s, "input", "spec"));
   r.spec.temperature = required<double>(s, "temperature", "spec");
+  if (s.contains("knobs")) knobsFromJson(s["knobs"], r.spec.knobs);  // results written before the knobs were kept have none
   r.spec.causal = required<bool>(s, "causal", "spec");
   r.spec.scale_with_n = required<bool>(s, "scale_with_n", "spec");
   r.spec.params = required<std::map<std::string, std::map<std::string, std::string>>>(s, "params", "spec");

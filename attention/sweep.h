@@ -30,6 +30,9 @@ struct SweepSpec {
   Index d = 64;
   Generator generator = Generator::Clustered;
   double temperature = 1.0;
+  /// The generator's other knobs (clusters, noise, length scale, period, heavy hitters, λ: copyKnobs());
+  /// N, d, seed, generator and temperature come from the fields above.
+  InputSpec knobs;
   bool causal = false;
   /// Scale hyper-parameters with N where the paper does (CATALOG.md §0); otherwise they keep the value
   /// the rule gives at the smallest N.

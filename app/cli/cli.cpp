@@ -59,6 +59,7 @@ struct RunArgs {
   std::vector<std::string> sets;
   long n = 256, d = 64, seed = 1;
   double temperature = 1.0;
+  attn::InputSpec knobs;  // the generator's other knobs (--clusters, --noise, …)
   std::string input = "clustered";
   std::string q, k, v, qkv;
   std::string backend = "auto";
@@ -94,6 +95,7 @@ attn::Inputs loadInputs(const RunArgs& a) {
     spec.seed = static_cast<std::uint64_t>(a.seed);
     spec.generator = attn::parseGenerator(a.input);
     spec.temperature = a.temperature;
+    attn::copyKnobs(a.knobs, spec);
     return attn::generate(spec);
   }
   if (files != 3) throw attn::UserError("give all three of --q, --k and --v (or none, to generate inputs)");
@@ -240,6 +242,21 @@ int commandDemo(const DemoOptions& options) {
   return 0;
 }
 
+// The generators' knobs beyond the temperature (each generator reads some: attn::generatorKnobs).
+void addKnobOptions(CLI::App* cmd, attn::InputSpec& k) {
+  cmd->add_option("--clusters", k.clusters, "clustered input: number of centres")->capture_default_str();
+  cmd->add_option("--noise", k.noise, "clustered, periodic, copy, image input: relative noise around the structure")
+      ->capture_default_str();
+  cmd->add_option("--length-scale", k.length_scale, "local input: correlation length in tokens (the band's width)")
+      ->capture_default_str();
+  cmd->add_option("--period", k.period, "periodic input: the period in tokens")->capture_default_str();
+  cmd->add_option("--heavy-hitters", k.heavy_hitters, "peaked input: keys every query attends to")
+      ->capture_default_str();
+  cmd->add_option("--position-weight", k.position_weight,
+                  "image input: λ, the weight of a pixel's position beside its colour")
+      ->capture_default_str();
+}
+
 // The options of one run (mechanism, parameters, inputs, backend), shared by `run` and `render`.
 void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--mechanism,-m", a.mechanism, "Mechanism id (see `attnlab list`)")->required();
@@ -250,6 +267,7 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
       ->capture_default_str();
+  addKnobOptions(cmd, a.knobs);
   cmd->add_option("--q", a.q, "Queries from a .npy file (N×d)");
   cmd->add_option("--k", a.k, "Keys from a .npy file (M×d)");
   cmd->add_option("--v", a.v, "Values from a .npy file (M×dv)");
@@ -310,6 +328,7 @@ struct SweepArgs {
   std::vector<std::string> sets;
   long d = 64, repeats = 3, seeds = 3;
   double temperature = 1.0, budget_gb = 0;
+  attn::InputSpec knobs;
   bool causal = false, fixed_params = false, quiet = false;
 };
 
@@ -352,6 +371,7 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
   spec.d = a.d;
   spec.generator = attn::parseGenerator(a.input);
   spec.temperature = a.temperature;
+  spec.knobs = a.knobs;
   spec.causal = a.causal;
   spec.scale_with_n = !a.fixed_params;
   spec.memory_budget = std::int64_t(a.budget_gb * 1e9);
@@ -485,6 +505,7 @@ int run(int argc, char** argv) {
   sweep->add_option("--seeds", sa.seeds, "Input/rotation/feature draws; errors are mean ± std over them")->capture_default_str();
   sweep->add_option("--input", sa.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   sweep->add_option("--temperature", sa.temperature, "Logit temperature τ of the inputs")->capture_default_str();
+  addKnobOptions(sweep, sa.knobs);
   sweep->add_flag("--causal", sa.causal, "Causal attention");
   sweep->add_option("--set", sa.sets, "Fixed parameter ID.NAME=VALUE (repeatable), e.g. performer.features=64")->allow_extra_args(false);
   sweep->add_flag("--fixed-params", sa.fixed_params, "Do not scale parameters with N (stride, clusters, buckets keep their value at the smallest N)");
@@ -564,6 +585,8 @@ std::string describeInputsText(const attn::Comparison& c) {
   const auto& s = c.inputs.spec;
   std::string text = "N=" + std::to_string(c.inputs.n()) + ", d=" + std::to_string(c.inputs.q.cols()) + ", ";
   text += s.source.empty() ? attn::generatorName(s.generator) + " input, seed " + std::to_string(s.seed) : s.source;
+  if (s.source.empty() && s.temperature != 1.0) text += ", temperature " + std::to_string(s.temperature);
+  if (s.source.empty() && !attn::describeKnobs(s).empty()) text += ", " + attn::describeKnobs(s);
   return text;
 }
 

@@ -53,6 +53,7 @@ QString describeInputs(const attn::InputSpec& spec) {
   QString s = QString("N=%1, d=%2, ").arg(spec.n).arg(spec.d);
   s += spec.source.empty() ? q(attn::generatorName(spec.generator)) + " input" : q(spec.source);
   if (spec.source.empty() && spec.temperature != 1.0) s += QString(", τ = %1").arg(spec.temperature);
+  if (spec.source.empty() && !attn::describeKnobs(spec).empty()) s += ", " + q(attn::describeKnobs(spec));
   return s + QString(", seed %1").arg(spec.seed);
 }
 
@@ -211,8 +212,13 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
   for (const auto& id : ids)
     if (id != "exact") all.push_back(id);
   const auto& s = r.spec;
-  f.subtitle = QString("%1 input, d = %2, %3%4 backend, median of %5 run(s) × %6 seed(s)")
-                   .arg(q(attn::generatorName(s.generator)))
+  attn::InputSpec input = s.knobs;
+  input.generator = s.generator;
+  QString generator = q(attn::generatorName(s.generator)) + " input";
+  if (s.temperature != 1.0) generator += QString(", τ = %1").arg(s.temperature);
+  if (!attn::describeKnobs(input).empty()) generator += ", " + q(attn::describeKnobs(input));
+  f.subtitle = QString("%1, d = %2, %3%4 backend, median of %5 run(s) × %6 seed(s)")
+                   .arg(generator)
                    .arg(s.d)
                    .arg(s.causal ? "causal, " : "")
                    .arg(q(backend))

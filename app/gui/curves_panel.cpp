@@ -228,6 +228,7 @@ bool CurvesPanel::start() {
   spec.d = input_.d;
   spec.generator = input_.generator;
   spec.temperature = input_.temperature;
+  spec.knobs = input_;  // the input panel's clusters, noise, period, …
   spec.causal = causal_;
   spec.first_seed = input_.seed;
   result_ = {};

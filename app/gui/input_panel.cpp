@@ -32,17 +32,10 @@ constexpr BackendName k_backends[] = {
     {attn::gpu::BackendChoice::Cpu, "cpu", "cpu"},
 };
 
-/// Which generators read a knob of attn::InputSpec (generate() in attention/inputs.cpp).
+/// Whether generator `g` reads `knob` (every generator reads the temperature).
 bool uses(attn::Generator g, const char* knob) {
-  using G = attn::Generator;
-  const std::string k = knob;
-  if (k == "clusters") return g == G::Clustered;
-  if (k == "noise") return g == G::Clustered || g == G::Periodic || g == G::Copy || g == G::Image;
-  if (k == "length_scale") return g == G::Local;
-  if (k == "period") return g == G::Periodic;
-  if (k == "heavy_hitters") return g == G::Peaked;
-  if (k == "position_weight") return g == G::Image;
-  return true;  // temperature
+  const std::vector<std::string> knobs = attn::generatorKnobs(g);
+  return std::string(knob) == "temperature" || std::find(knobs.begin(), knobs.end(), knob) != knobs.end();
 }
 
 QDoubleSpinBox* realBox(double lo, double hi, int decimals, const QString& tip) {

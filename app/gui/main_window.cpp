@@ -46,6 +46,7 @@
 #include "app/gui/mechanism_browser.h"
 #include "app/gui/parameter_panel.h"
 #include "app/gui/row_panel.h"
+#include "attention/inputs_json.h"
 #include "attention/npy.h"
 #include "render/view/heatmap_window.h"
 
@@ -822,13 +823,7 @@ nlohmann::json MainWindow::session() const {
                      {"n", s.n},
                      {"d", s.d},
                      {"seed", s.seed},
-                     {"temperature", s.temperature},
-                     {"clusters", s.clusters},
-                     {"noise", s.noise},
-                     {"length_scale", s.length_scale},
-                     {"period", s.period},
-                     {"heavy_hitters", s.heavy_hitters},
-                     {"position_weight", s.position_weight}}},
+                     {"temperature", s.temperature}}},
                    {"causal", input_->causal()},
                    {"backend", attn::gpu::backendChoiceName(input_->backend())},
                    {"view",
@@ -847,6 +842,7 @@ nlohmann::json MainWindow::session() const {
   for (const std::string& id : compare_ids_)
     if (const auto it = params_by_id_.find(id); it != params_by_id_.end()) compare_params[id] = it->second;
   if (!compare_params.empty()) j["compare_params"] = compare_params;
+  j["input"].update(attn::knobsToJson(s));
   if (input_->importedPath().size()) j["imported"] = input_->importedPath();
   return j;
 }
@@ -879,12 +875,7 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     spec.d = spec.dv = in.at("d").get<attn::Index>();
     spec.seed = in.at("seed").get<std::uint64_t>();
     spec.temperature = in.value("temperature", spec.temperature);
-    spec.clusters = in.value("clusters", spec.clusters);
-    spec.noise = in.value("noise", spec.noise);
-    spec.length_scale = in.value("length_scale", spec.length_scale);
-    spec.period = in.value("period", spec.period);
-    spec.heavy_hitters = in.value("heavy_hitters", spec.heavy_hitters);
-    spec.position_weight = in.value("position_weight", spec.position_weight);
+    attn::knobsFromJson(in, spec);
     causal = j.value("causal", false);
     backend = j.value("backend", std::string("auto"));
     if (j.contains("view") && !j["view"].is_object()) throw attn::UserError("\"view\" is not an object");

@@ -6,6 +6,7 @@
 #include <QtGlobal>
 #include <thread>
 
+#include "attention/inputs_json.h"
 #include "render/vk/instance.h"
 
 namespace attnlab::report {
@@ -71,6 +72,11 @@ json comparisonJson(const attn::Comparison& c) {
          {"cost", {{"scored_pairs", c.approx.cost.scored_pairs}, {"flops", c.approx.cost.flops},
                    {"peak_bytes", c.approx.cost.peak_bytes}, {"stages", stages}}},
          {"notes", notes}};
+  if (s.source.empty()) {  // generated: the generator's temperature and knobs, so the run can be repeated
+    j["input"]["temperature"] = s.temperature;
+    const json all = attn::knobsToJson(s);
+    for (const std::string& knob : attn::generatorKnobs(s.generator)) j["input"][knob] = all.at(knob);
+  }
   if (c.row_tv >= 0) j["row_tv"] = c.row_tv;
   if (c.mass_recall >= 0) j["mass_recall"] = c.mass_recall;
   if (!c.mechanism->info().approximates_softmax) j["relative_error_meaning"] = "N/A - a different operator";

@@ -133,7 +133,11 @@ std::string specLines(const attn::SweepResult& r, bool html) {
   item("mechanisms", mechs);
   item("N", ns);
   item("backends", backends);
-  item("input", attn::generatorName(s.generator) + ", d = " + std::to_string(s.d) + ", temperature " + fmt(s.temperature) +
+  attn::InputSpec knobs = s.knobs;
+  knobs.generator = s.generator;
+  const std::string knob_text = attn::describeKnobs(knobs);
+  item("input", attn::generatorName(s.generator) + ", d = " + std::to_string(s.d) + ", temperature " +
+                    fmt(s.temperature) + (knob_text.empty() ? "" : ", " + knob_text) +
                     (s.causal ? ", causal" : ", not causal"));
   item("seeds", std::to_string(s.seeds) + " (" + std::to_string(s.first_seed) + " … " +
                     std::to_string(s.first_seed + std::uint64_t(s.seeds) - 1) + ")");

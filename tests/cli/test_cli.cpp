@@ -120,6 +120,40 @@ TEST_F(Cli, ListAndInfo) {
   EXPECT_TRUE(j.contains("vulkan_devices"));
 }
 
+TEST_F(Cli, TheGeneratorsKnobsReachTheInputs) {
+  // Two centres instead of eight: the same seed gives other inputs, and the summary says which knobs ran.
+  const Outcome two = runAttnlab(
+      "run --mechanism exact --n 64 --d 8 --input clustered --clusters 2 --noise 0.1 "
+      "--backend cpu --json --out " +
+      path("two.npy"));
+  ASSERT_EQ(two.code, 0) << two.err;
+  const auto j = nlohmann::json::parse(two.out);
+  EXPECT_EQ(j["input"]["clusters"], 2);
+  EXPECT_DOUBLE_EQ(j["input"]["noise"].get<double>(), 0.1);
+  EXPECT_FALSE(j["input"].contains("period")) << "periodic's knob is not clustered's";
+  const Outcome eight =
+      runAttnlab("run --mechanism exact --n 64 --d 8 --input clustered --backend cpu --out " + path("eight.npy"));
+  ASSERT_EQ(eight.code, 0) << eight.err;
+  // Exact attention's output on the generator's inputs, computed here from the same spec.
+  InputSpec spec;
+  spec.n = 64;
+  spec.d = spec.dv = 8;
+  spec.generator = Generator::Clustered;
+  spec.clusters = 2;
+  spec.noise = 0.1;
+  const Inputs in = generate(spec);
+  const Matrix o = npy::load(path("two.npy")).value();
+  MatrixD logits = (in.q.cast<double>() * in.k.cast<double>().transpose()) / std::sqrt(8.0);
+  for (Index i = 0; i < 64; ++i) {
+    const double top = logits.row(i).maxCoeff();
+    logits.row(i) = (logits.row(i).array() - top).exp().matrix();
+    logits.row(i) /= logits.row(i).sum();
+  }
+  const MatrixD expected = logits * in.v.cast<double>();
+  EXPECT_LT((o.cast<double>() - expected).cwiseAbs().maxCoeff(), 1e-4);
+  EXPECT_GT((npy::load(path("eight.npy")).value() - o).cwiseAbs().maxCoeff(), 1e-3);
+}
+
 TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
   struct Case {
     std::string args, words;
@@ -138,12 +172,16 @@ TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
       {"run --mechanism exact --n 0", "N must be between"},
       {"run --mechanism exact --backend gpu", "cpu"},
       {"run --mechanism exact --q " + path("q.npy"), "all three"},
-      {"run --mechanism exact --q " + path("q.npy") + " --k " + path("k5.npy") + " --v " + path("q.npy"), "same number of columns"},
-      {"run --mechanism exact --q " + path("bad.npy") + " --k " + path("q.npy") + " --v " + path("q.npy"), "not a .npy file"},
+      {"run --mechanism exact --q " + path("q.npy") + " --k " + path("k5.npy") + " --v " + path("q.npy"),
+       "same number of columns"},
+      {"run --mechanism exact --q " + path("bad.npy") + " --k " + path("q.npy") + " --v " + path("q.npy"),
+       "not a .npy file"},
       {"run --mechanism exact --q /nonexistent.npy --k " + path("q.npy") + " --v " + path("q.npy"), "cannot open"},
       {"run --mechanism nystromformer --causal", "no causal form"},
       {"run --mechanism exact --n 9000 --weights " + path("w.npy"), "64M entries"},
       {"run --mechanism exact --frobnicate", "frobnicate"},
+      {"run --mechanism exact --input clustered --clusters 0", "clusters must be at least 1"},
+      {"run --mechanism exact --input periodic --period 0", "period must be at least 1"},
   };
   for (const auto& c : cases) {
     const bool sets_backend = c.args.find("--backend") != std::string::npos;

@@ -143,6 +143,22 @@ TEST(Sweep, CancelKeepsEveryFinishedPoint) {
   }
 }
 
+TEST(Sweep, TheGeneratorsKnobsShapeEveryPointsInputs) {
+  // A narrow band (length scale 2) makes a sliding window of 16 nearly exact; a wide one (64) does not.
+  CpuBackend cpu;
+  SweepSpec spec = smallSpec();
+  spec.mechanisms = {"longformer"};
+  spec.params["longformer"] = {{"window", "16"}, {"globals", "0"}};
+  spec.ns = {128};
+  spec.seeds = 1;
+  spec.temperature = 0.5;
+  spec.knobs.length_scale = 2;
+  const double narrow = runSweep(spec, cpuFactory(cpu)).find("longformer", "cpu", 128)->rel_error.mean;
+  spec.knobs.length_scale = 64;
+  const double wide = runSweep(spec, cpuFactory(cpu)).find("longformer", "cpu", 128)->rel_error.mean;
+  EXPECT_LT(narrow, 0.5 * wide) << narrow << " vs " << wide;
+}
+
 TEST(Sweep, ACancelAfterTheLastPointLeavesTheSweepComplete) {
   CpuBackend cpu;
   std::atomic<bool> cancel{false};
@@ -256,11 +272,19 @@ TEST(Sweep, JsonAndCsvReadBack) {
   CpuBackend cpu;
   SweepSpec spec = smallSpec();
   spec.params["performer"]["features"] = "32";
+  spec.knobs.length_scale = 4;  // the local generator's knob
   SweepResult r = runSweep(spec, cpuFactory(cpu));
   r.machine = {{"cpu", "test"}};
   const nlohmann::json j = toJson(r);
   const SweepResult back = sweepFromJson(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(back.complete, r.complete);
+  EXPECT_EQ(back.spec.knobs, r.spec.knobs);
+  EXPECT_EQ(back.spec.knobs.length_scale, 4);
+  {  // results written before the knobs were kept read back with the defaults
+    nlohmann::json older = j;
+    older["spec"].erase("knobs");
+    EXPECT_EQ(sweepFromJson(older).spec.knobs, InputSpec{});
+  }
   EXPECT_EQ(back.spec.mechanisms, r.spec.mechanisms);
   EXPECT_EQ(back.spec.ns, r.spec.ns);
   EXPECT_EQ(back.spec.params, r.spec.params);
