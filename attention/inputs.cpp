@@ -119,7 +119,8 @@ void checkSpec(const InputSpec& s) {
   checkedMul(s.n, std::max(s.d, s.dv), "N × d", Index(1) << 31);
   if (!(s.temperature > 0) || !std::isfinite(s.temperature))
     throw UserError("temperature must be a positive number");
-  if (s.generator == Generator::Clustered && s.clusters < 1) throw UserError("clusters must be at least 1");
+  if (s.generator == Generator::Clustered && (s.clusters < 1 || s.clusters > kMaxTokens))
+    throw UserError("clusters must be between 1 and " + std::to_string(kMaxTokens));
   if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
   if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
   if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");

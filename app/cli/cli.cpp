@@ -534,6 +534,9 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--session", gui_options.session, "Open this session file (saved with File → Save session)");
   gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))
       ->capture_default_str();
+  gui_cmd->add_option("--temperature", gui_options.input.temperature, "Logit temperature τ of the input")
+      ->capture_default_str();
+  addKnobOptions(gui_cmd, gui_options.input);
 
   try {
     app.parse(argc, argv);
@@ -565,9 +568,9 @@ int run(int argc, char** argv) {
       gui_options.input.n = gui_n;
       gui_options.input.generator = attn::parseGenerator(gui_input);
       // Without options the window comes back as it was closed (the autosaved session).
-      gui_options.restore_session = gui_options.session.empty() && gui_cmd->get_option("--mechanism")->count() == 0 &&
-                                    gui_cmd->get_option("--n")->count() == 0 && gui_cmd->get_option("--input")->count() == 0 &&
-                                    gui_cmd->get_option("--backend")->count() == 0;
+      std::size_t given = 0;
+      for (const CLI::Option* option : gui_cmd->get_options()) given += option->count();
+      gui_options.restore_session = given == 0;
       return gui::runGui(argc, argv, gui_options);
     }
     std::printf("attnlab: no display found, so rendering the default figures instead of opening the GUI\n");

@@ -318,7 +318,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       } else {
         continue;
       }
-      if (step_order && step_order != order) {
+      if (step_order && (!order || step_order->name != order->name)) {  // copies of a grouping: compared by name
         sp.what += " \xC2\xB7 sorted by " + step_order->name;
         sp.own_order = true;
       }
@@ -406,7 +406,17 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       complete(outcome.comparison);
       main = outcome.comparison.get();
       if (!request.repool) backend.last = outcome.comparison;  // the next parameter change reuses its reference
-      for (RunOutcome::OtherOutcome& other : outcome.others) complete(other.comparison);
+      for (RunOutcome::OtherOutcome& other : outcome.others) {  // a failure here stays in that panel
+        try {
+          complete(other.comparison);
+        } catch (const attn::Cancelled&) {
+          throw;
+        } catch (const std::bad_alloc&) {
+          other.error = "out of memory for its float64 reference";
+        } catch (const std::exception& e) {
+          other.error = e.what();
+        }
+      }
     }
   } catch (const attn::Cancelled&) {
     outcome.error = "cancelled";

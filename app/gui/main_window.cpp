@@ -886,16 +886,28 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     return fail(QString::fromUtf8(e.what()));
   }
   // Before the mechanism is selected: it may be one of them, its own "params" then win below.
+  // Values this window had for them are not the session's: a mechanism without an entry runs at defaults.
+  QStringList skipped;
+  if (j.contains("compare") && j["compare"].is_array())
+    for (const auto& entry : j["compare"])
+      if (entry.is_string()) params_by_id_.erase(entry.get<std::string>());
   if (j.contains("compare_params") && j["compare_params"].is_object())
     for (const auto& [other, values] : j["compare_params"].items()) {
-      if (!values.is_object() || !attn::findMechanism(other)) continue;
+      const auto mechanism = attn::findMechanism(other);
+      if (!values.is_object() || !mechanism) continue;
       std::map<std::string, double> numbers;
-      for (const auto& [name, value] : values.items())
-        if (value.is_number()) numbers[name] = value.get<double>();
+      for (const auto& [name, value] : values.items()) {
+        const auto specs = mechanism->params();
+        const bool known =
+            std::any_of(specs.begin(), specs.end(), [&](const attn::ParamSpec& p) { return p.name == name; });
+        if (known && value.is_number())
+          numbers[name] = value.get<double>();
+        else
+          skipped << QString::fromStdString(other + "." + name);
+      }
       params_by_id_[other] = numbers;
     }
   selectMechanism(id);
-  QStringList skipped;
   for (const auto& [name, value] : j.at("params").items())
     if (!value.is_number() || !parameters_->setValue(name, value.get<double>())) skipped << QString::fromStdString(name);
   input_->clearImport();
@@ -938,10 +950,19 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
       if (i >= 0) floor_->setCurrentIndex(i);
     }
     pending_order_ = text(v, "order");
-    if (pending_order_.empty()) pending_order_ = "position";  // saved unsorted: not kept sorted by an earlier order
+    if (pending_order_.empty() && order_) {  // saved unsorted: not kept sorted by an earlier order (the run reads it)
+      const QSignalBlocker quiet(order_);
+      order_->setCurrentIndex(0);
+    }
   }
   if (j.contains("curves")) curves_->setConfig(j["curves"]);
-  if (!skipped.isEmpty()) status_notice_->setText(tr("session restored without: %1").arg(skipped.join(QStringLiteral(", "))));
+  const QString restored_without = tr("session restored without: %1");
+  startup_notices_.removeIf(
+      [&](const QString& n) { return n.startsWith(restored_without.left(restored_without.indexOf('%'))); });
+  if (!skipped.isEmpty()) {  // kept in the status line (the run's notices join it) until another mechanism is picked
+    startup_notices_ << restored_without.arg(skipped.join(QStringLiteral(", ")));
+    status_notice_->setText(startup_notices_.join(QStringLiteral("; ")));
+  }
   scheduleRun();
   return true;
 }
@@ -1001,7 +1022,9 @@ bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
   if (event->type() == QEvent::ShortcutOverride) {
     auto* key = static_cast<QKeyEvent*>(event);
     auto* widget = qobject_cast<QWidget*>(watched);
-    if (key->matches(QKeySequence::Copy) && widget && widget->window() == this) {
+    bool mine = false;  // inside this window, floating docks included
+    for (const QWidget* w = widget; w && !mine; w = w->parentWidget()) mine = w == this;
+    if (key->matches(QKeySequence::Copy) && mine) {
       // Read-only text does not claim the key itself, so the window's "Copy view as image" would take it.
       bool selection = false;
       if (auto* text = qobject_cast<QTextEdit*>(widget)) selection = text->textCursor().hasSelection();
@@ -1150,6 +1173,12 @@ QString MainWindow::numbersText() const {
   row(tr("mechanism"), QString::fromStdString(c.mechanism->info().id + " (" + c.mechanism->info().title + ")"));
   for (const auto& [name, value] : c.params.values()) row(QString::fromStdString(name), QString::number(value, 'g', 6));
   row(tr("input"), QString::fromStdString(spec.source.empty() ? attn::generatorName(spec.generator) : spec.source));
+  if (spec.source.empty()) {  // what the generator was given, so the numbers can be made again
+    row(tr("temperature"), QString::number(spec.temperature, 'g', 6));
+    const nlohmann::json knobs = attn::knobsToJson(spec);
+    for (const std::string& knob : attn::generatorKnobs(spec.generator))
+      row(QString::fromStdString(knob), QString::number(knobs.at(knob).get<double>(), 'g', 6));
+  }
   row(QStringLiteral("N"), QString::number(c.inputs.n()));
   row(QStringLiteral("d"), QString::number(c.inputs.q.cols()));
   row(tr("seed"), QString::number(spec.seed));
@@ -1309,6 +1338,7 @@ void MainWindow::showOutcome() {
   scene.help = helpLines();
   scene.group_name = outcome_->token_group_name;
   scene.token_groups = outcome_->token_groups;
+  if (const std::optional<attn::Grouping> g = displayedOrder()) scene.token_at = g->order;
   scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
@@ -1503,6 +1533,12 @@ void MainWindow::showOutcome() {
   footer += "   \xC2\xB7   " + (spec.source.empty() ? attn::generatorName(spec.generator) + " input" : spec.source) +
             ", N = " + std::to_string(c.inputs.n()) + ", d = " + std::to_string(c.inputs.q.cols()) + ", seed " +
             std::to_string(spec.seed) + (outcome_->causal ? ", causal" : "");
+  if (spec.source.empty() && spec.temperature != 1.0) {
+    char tau[32];
+    std::snprintf(tau, sizeof tau, ", \xCF\x84 = %g", spec.temperature);
+    footer += tau;
+  }
+  if (spec.source.empty() && !attn::describeKnobs(spec).empty()) footer += ", " + attn::describeKnobs(spec);
   if (!outcome_->order.empty()) footer += "   \xC2\xB7   tokens sorted by " + outcome_->order;
   scene.footer = footer;
   if (viewport_) viewport_->setScene(std::move(scene));

@@ -277,8 +277,18 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
     bool strong;
   };
   std::vector<Line> lines;
-  lines.push_back({rangeText("query i", hit.rows), "", false});
-  lines.push_back({rangeText("key j", hit.cols), "", false});
+  // Sorted panels: one entry is a token (named) at a sorted position; a pooled pixel is a run of positions.
+  const bool sorted = here.own_order || !scene.token_at.empty();
+  auto axis = [&](const char* name, const char* rows, attn::Range r) {
+    const attn::Index known = here.own_order ? 0 : static_cast<attn::Index>(scene.token_at.size());
+    if (!sorted) return rangeText(name, r);
+    if (r.size() == 1 && r.begin < known)
+      return std::string(name) + " = " + std::to_string(scene.token_at[size_t(r.begin)]) + " (sorted " + rows + " " +
+             std::to_string(r.begin) + ")";
+    return rangeText((std::string("sorted ") + rows).c_str(), r);
+  };
+  lines.push_back({axis("query i", "row", hit.rows), "", false});
+  lines.push_back({axis("key j", "column", hit.cols), "", false});
   // The groups (bucket, cluster) of i and j; for a pooled pixel, of its first query and key.
   const attn::Index groups = static_cast<attn::Index>(scene.token_groups.size());
   if (here.zoomable && !here.own_order && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {

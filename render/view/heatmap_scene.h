@@ -125,6 +125,9 @@ struct HeatmapScene {
   /// token in the displayed order; empty: none.
   std::string group_name;
   std::vector<int> token_groups;
+  /// When the panels show the tokens sorted (by buckets, clusters…): the token at each displayed position,
+  /// so the readout names tokens, not positions; empty when they are in position order.
+  std::vector<std::int32_t> token_at;
   /// Non-empty: the keyboard and mouse help drawn over everything, (keys, what) per line.
   std::vector<std::pair<std::string, std::string>> help;
   /// Every size of the overlay and the layout (text, margins, buttons) times this: 1.5 in presenter

@@ -84,16 +84,19 @@ QVulkanWindowRenderer* HeatmapWindow::createRenderer() { return new HeatmapRende
 
 void HeatmapWindow::setScene(HeatmapScene scene) {
   const ViewWindow view = scene_.view;  // the window owns zoom and pan (setView)
+  const std::pair<double, double> before = minimumSpan();
   scene_ = std::move(scene);
   scene_.view = view;
   ++scene_version_;
-  // A smaller N than the view was zoomed for: widen it to the closest zoom allowed (8 entries a side),
-  // as a wheel notch would. A scene without matrices (a message) keeps the view for the next one.
+  // A matrix of another size, smaller than the view was zoomed for: widen the view to the closest zoom
+  // allowed (8 entries a side), as a wheel notch would. A scene of the same size (a restyle, a step, a
+  // view set for a run still to come) or without matrices (a message) keeps the view as it is.
   const bool matrices = std::any_of(scene_.panels.begin(), scene_.panels.end(), [](const HeatmapImage& p) {
     return p.zoomable && p.source_rows > 0 && p.source_cols > 0;
   });
   if (const auto [min_rows, min_cols] = minimumSpan();
-      matrices && (view.row1 - view.row0 < min_rows * (1 - 1e-9) || view.col1 - view.col0 < min_cols * (1 - 1e-9)))
+      matrices && std::make_pair(min_rows, min_cols) != before &&
+      (view.row1 - view.row0 < min_rows * (1 - 1e-9) || view.col1 - view.col0 < min_cols * (1 - 1e-9)))
     setView(zoomView(view, 1.0, 0.5, 0.5, min_rows, min_cols));
   // A new result is drawn on the next turn of the event loop: requestUpdate() alone waits for the
   // platform's update timer first (5 ms on xcb), which a parameter change would feel. A frame already

@@ -180,7 +180,7 @@ TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
       {"run --mechanism nystromformer --causal", "no causal form"},
       {"run --mechanism exact --n 9000 --weights " + path("w.npy"), "64M entries"},
       {"run --mechanism exact --frobnicate", "frobnicate"},
-      {"run --mechanism exact --input clustered --clusters 0", "clusters must be at least 1"},
+      {"run --mechanism exact --input clustered --clusters 0", "clusters must be between 1 and"},
       {"run --mechanism exact --input periodic --period 0", "period must be at least 1"},
   };
   for (const auto& c : cases) {

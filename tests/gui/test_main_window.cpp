@@ -14,6 +14,7 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QGuiApplication>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QPlainTextEdit>
@@ -871,7 +872,6 @@ TEST_F(MainWindowTest, AStepInItsOwnTokenOrderIsNotPairedWithThePanelsInTheScene
   ASSERT_EQ(scene.panels.size(), 3u);
   EXPECT_TRUE(scene.panels[2].own_order);
   EXPECT_FALSE(scene.panels[0].own_order || scene.panels[1].own_order);
-  EXPECT_TRUE(scene.panels[2].row_groups.empty());
   // A click on it picks no row (its rows are other tokens than the scene's); on exact it does.
   const view::SceneLayout layout = layoutOf(viewport);
   const view::Rect step = layout.panels.at(2), exact = layout.panels.at(0);
@@ -881,6 +881,17 @@ TEST_F(MainWindowTest, AStepInItsOwnTokenOrderIsNotPairedWithThePanelsInTheScene
   QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(exact.x + exact.w * 0.5), int(exact.y + exact.h * 0.5)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_NEAR(double(window.rowPanel()->query()), 128, 2);
+  // With every panel sorted by the step's own grouping, the step is in the scene's order again: its
+  // pixels pair with the others', and the group strip runs beside it.
+  const std::string by = sorted->what.substr(sorted->what.find("sorted by ") + std::string("sorted by ").size());
+  ASSERT_TRUE(window.setOrder(by)) << by;
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.setPatternView(sorted->title));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_EQ(viewport->scene().panels.size(), 3u);
+  EXPECT_FALSE(viewport->scene().panels[2].own_order);
+  EXPECT_FALSE(viewport->scene().panels[2].row_groups.empty());
+  EXPECT_EQ(viewport->scene().token_at.size(), 256u) << "the readout names tokens, not sorted positions";
 }
 
 TEST_F(MainWindowTest, EachGeneratorShowsItsKnobsAndTheyChangeTheInput) {
@@ -924,7 +935,13 @@ TEST_F(MainWindowTest, EachGeneratorShowsItsKnobsAndTheyChangeTheInput) {
   EXPECT_EQ(outcome->comparison->inputs.spec.period, 16);
   EXPECT_DOUBLE_EQ(outcome->comparison->inputs.spec.temperature, 0.5);
   // The same spec generated here: the panel's knobs are what the run used.
-  attn::InputSpec expected = outcome->comparison->inputs.spec;
+  attn::InputSpec expected;  // spelled out here, not read back from the run
+  expected.n = 256;
+  expected.d = expected.dv = 32;
+  expected.seed = 3;
+  expected.generator = attn::Generator::Periodic;
+  expected.period = 16;
+  expected.temperature = 0.5;
   EXPECT_TRUE(attn::generate(expected).q == outcome->comparison->inputs.q);
 
   choose("image");
@@ -1153,6 +1170,25 @@ TEST_F(MainWindowTest, AComparedMechanismKeepsTheValuesItWasTunedToAndTheSession
   ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
   ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
   EXPECT_EQ(performerFeatures(other), 32) << "the comparison comes back with Performer as tuned";
+  // A session that does not tune it (an older file) runs it at its defaults, whatever this window had;
+  // values for parameters it does not have are named in the status line.
+  nlohmann::json plain = saved;
+  plain.erase("compare_params");
+  std::ofstream(dir + "/plain.json") << plain.dump();
+  ASSERT_TRUE(other.loadSession(dir + "/plain.json", &error)) << error.toStdString();
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(performerFeatures(other), 256);
+  nlohmann::json odd = saved;
+  odd["compare_params"]["performer"]["no_such_knob"] = 3;
+  std::ofstream(dir + "/odd.json") << odd.dump();
+  ASSERT_TRUE(other.loadSession(dir + "/odd.json", &error)) << error.toStdString();
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(performerFeatures(other), 32) << "the known value still applies";
+  bool named = false;
+  for (QLabel* label : other.findChildren<QLabel*>()) named = named || label->text().contains("performer.no_such_knob");
+  EXPECT_TRUE(named) << "the skipped value is named";
   std::filesystem::remove_all(dir);
 }
 
