@@ -110,23 +110,7 @@ namespace {
 
 constexpr Index kMaxTokens = Index(1) << 22;  // 4M tokens
 constexpr Index kMaxDim = 4096;
-
-void checkSpec(const InputSpec& s) {
-  if (s.n < 1 || s.n > kMaxTokens)
-    throw UserError("N must be between 1 and " + std::to_string(kMaxTokens) + ", not " + std::to_string(s.n));
-  if (s.d < 1 || s.d > kMaxDim || s.dv < 1 || s.dv > kMaxDim)
-    throw UserError("head sizes d and dv must be between 1 and " + std::to_string(kMaxDim));
-  checkedMul(s.n, std::max(s.d, s.dv), "N × d", Index(1) << 31);
-  if (!(s.temperature > 0) || !std::isfinite(s.temperature))
-    throw UserError("temperature must be a positive number");
-  if (s.generator == Generator::Clustered && (s.clusters < 1 || s.clusters > kMaxTokens))
-    throw UserError("clusters must be between 1 and " + std::to_string(kMaxTokens));
-  if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
-  if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
-  if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
-  if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
-    throw UserError("the position weight λ of the image input must be ≥ 0");
-}
+constexpr Index kMaxClusters = Index(1) << 16;
 
 /// The `image` generator (see the comment at its case in generate()).
 void generateImage(const InputSpec& spec, Inputs& in) {
@@ -212,6 +196,23 @@ void generateImage(const InputSpec& spec, Inputs& in) {
 }
 
 }  // namespace
+
+void checkSpec(const InputSpec& s) {
+  if (s.n < 1 || s.n > kMaxTokens)
+    throw UserError("N must be between 1 and " + std::to_string(kMaxTokens) + ", not " + std::to_string(s.n));
+  if (s.d < 1 || s.d > kMaxDim || s.dv < 1 || s.dv > kMaxDim)
+    throw UserError("head sizes d and dv must be between 1 and " + std::to_string(kMaxDim));
+  checkedMul(s.n, std::max(s.d, s.dv), "N × d", Index(1) << 31);
+  if (!(s.temperature > 0) || !std::isfinite(s.temperature)) throw UserError("temperature must be a positive number");
+  if (s.generator == Generator::Clustered && (s.clusters < 1 || s.clusters > kMaxClusters))
+    throw UserError("clusters must be between 1 and " + std::to_string(kMaxClusters) + ", not " +
+                    std::to_string(s.clusters));
+  if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
+  if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
+  if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
+  if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
+    throw UserError("the position weight λ of the image input must be ≥ 0");
+}
 
 Inputs generate(const InputSpec& spec) {
   checkSpec(spec);

@@ -71,6 +71,10 @@ struct Inputs {
   Index m() const { return k.rows(); }
 };
 
+/// UserError naming the first value of `spec` out of range (N, d, the temperature, the generator's
+/// knobs); generate() checks this first. For front ends that take a spec before generating it.
+void checkSpec(const InputSpec& spec);
+
 /// Deterministic for a given spec (same seed → bit-identical inputs on every machine).
 /// UserError for sizes out of range (N < 1, d < 1, N·d overflowing the memory budget).
 Inputs generate(const InputSpec& spec);

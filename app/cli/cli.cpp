@@ -567,6 +567,7 @@ int run(int argc, char** argv) {
       ensureRuntimeDir();
       gui_options.input.n = gui_n;
       gui_options.input.generator = attn::parseGenerator(gui_input);
+      attn::checkSpec(gui_options.input);  // as run does: a message now, not a value clamped by a spin box
       // Without options the window comes back as it was closed (the autosaved session).
       std::size_t given = 0;
       for (const CLI::Option* option : gui_cmd->get_options()) given += option->count();

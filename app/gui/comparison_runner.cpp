@@ -385,7 +385,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       return c && (!c->weight_metrics || c->reference.size() == 0);
     };
     bool pending = incomplete(outcome.comparison);
-    for (const RunOutcome::OtherOutcome& other : outcome.others) pending = pending || incomplete(other.comparison);
+    for (const RunOutcome::OtherOutcome& other : outcome.others)  // one that failed before is not tried again
+      pending = pending || (other.error.empty() && incomplete(other.comparison));
     if (pending) {
       auto first = std::make_shared<RunOutcome>(outcome);
       first->metrics_pending = true;
@@ -407,6 +408,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       main = outcome.comparison.get();
       if (!request.repool) backend.last = outcome.comparison;  // the next parameter change reuses its reference
       for (RunOutcome::OtherOutcome& other : outcome.others) {  // a failure here stays in that panel
+        if (!other.error.empty()) continue;
         try {
           complete(other.comparison);
         } catch (const attn::Cancelled&) {

@@ -1455,8 +1455,12 @@ void MainWindow::showOutcome() {
         panel.shown_rows = other.shown.rows;
         panel.shown_cols = other.shown.cols;
         panel.subtitle = sizeText(panel.values, panel.source_rows, panel.source_cols, pooling, panel.shown_rows, panel.shown_cols);
-        for (const QString& metric : QString::fromStdString(attn::describeError(oc)).split(QStringLiteral(", ")))
-          panel.captions.push_back(metric.toStdString());
+        if (other.error.empty()) {
+          for (const QString& metric : QString::fromStdString(attn::describeError(oc)).split(QStringLiteral(", ")))
+            panel.captions.push_back(metric.toStdString());
+        } else {  // it ran, but its error against exact could not be measured
+          panel.captions.push_back("no error measured: " + other.error);
+        }
         panel.captions.push_back(mechanismMs(oc).toStdString());
         scene.scale.hi = std::max(scene.scale.hi, finiteMax(panel.values));
       }

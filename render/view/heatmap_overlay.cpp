@@ -277,18 +277,8 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
     bool strong;
   };
   std::vector<Line> lines;
-  // Sorted panels: one entry is a token (named) at a sorted position; a pooled pixel is a run of positions.
-  const bool sorted = here.own_order || !scene.token_at.empty();
-  auto axis = [&](const char* name, const char* rows, attn::Range r) {
-    const attn::Index known = here.own_order ? 0 : static_cast<attn::Index>(scene.token_at.size());
-    if (!sorted) return rangeText(name, r);
-    if (r.size() == 1 && r.begin < known)
-      return std::string(name) + " = " + std::to_string(scene.token_at[size_t(r.begin)]) + " (sorted " + rows + " " +
-             std::to_string(r.begin) + ")";
-    return rangeText((std::string("sorted ") + rows).c_str(), r);
-  };
-  lines.push_back({axis("query i", "row", hit.rows), "", false});
-  lines.push_back({axis("key j", "column", hit.cols), "", false});
+  lines.push_back({readoutAxisText(scene, here, true, hit.rows), "", false});
+  lines.push_back({readoutAxisText(scene, here, false, hit.cols), "", false});
   // The groups (bucket, cluster) of i and j; for a pooled pixel, of its first query and key.
   const attn::Index groups = static_cast<attn::Index>(scene.token_groups.size());
   if (here.zoomable && !here.own_order && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {
@@ -506,6 +496,19 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
   }
   if (hit && scene.help.empty()) drawReadout(dl, scene, layout, *hit, pointer, fonts, width, height);
   if (!scene.help.empty()) drawHelp(dl, scene, fonts, width, height);
+}
+
+std::string readoutAxisText(const HeatmapScene& scene, const HeatmapImage& panel, bool query, attn::Range r) {
+  const char* name = query ? "query i" : "key j";
+  const std::string sorted_name = query ? "sorted row" : "sorted column";
+  if (panel.own_order) return rangeText(sorted_name.c_str(), r);  // its own order: no token list for it
+  // The scene's order applies to the N×N panels the runner sorted (not a factor, nor a memory's N×N²).
+  const attn::Index n = static_cast<attn::Index>(scene.token_at.size());
+  if (n == 0 || !panel.zoomable || panel.source_rows != n || panel.source_cols != n) return rangeText(name, r);
+  if (r.size() == 1 && r.begin >= 0 && r.begin < n)
+    return std::string(name) + " = " + std::to_string(scene.token_at[size_t(r.begin)]) + " (" + sorted_name + " " +
+           std::to_string(r.begin) + ")";
+  return rangeText(sorted_name.c_str(), r);
 }
 
 }  // namespace attnlab::view

@@ -22,6 +22,11 @@ struct OverlayFonts {
 /// ImGui's built-in font otherwise). Call before the font texture is built.
 /// `oversize` rasterises them larger than they are drawn, for an overlay that is scaled up afterwards
 /// (presenter mode draws at 14 px and scales by 1.5: glyphs rasterised at 21 px stay sharp).
+/// The hover readout's line for the query (or key) entries `r` of `panel`: "query i = 5", or in a
+/// sorted view the token and its place, "query i = 57 (sorted row 301)", or "sorted row = 300–302" for
+/// a pooled pixel; a panel in its own order only gives sorted positions.
+std::string readoutAxisText(const HeatmapScene& scene, const HeatmapImage& panel, bool query, attn::Range r);
+
 OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize = 1);
 
 /// How fast the viewport draws: the CPU time of the last frame (recording, uploads, overlay), and the

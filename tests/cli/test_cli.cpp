@@ -152,6 +152,14 @@ TEST_F(Cli, TheGeneratorsKnobsReachTheInputs) {
   const MatrixD expected = logits * in.v.cast<double>();
   EXPECT_LT((o.cast<double>() - expected).cwiseAbs().maxCoeff(), 1e-4);
   EXPECT_GT((npy::load(path("eight.npy")).value() - o).cwiseAbs().maxCoeff(), 1e-3);
+  // The GUI checks them as run does, before a window opens.
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"gui --input clustered --clusters 65537", "clusters must be between 1 and 65536"},
+           {"gui --temperature 0", "temperature must be a positive number"}}) {
+    const Outcome bad = runAttnlab(args);
+    EXPECT_NE(bad.code, 0) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << "\n" << bad.err;
+  }
 }
 
 TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
@@ -180,7 +188,8 @@ TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
       {"run --mechanism nystromformer --causal", "no causal form"},
       {"run --mechanism exact --n 9000 --weights " + path("w.npy"), "64M entries"},
       {"run --mechanism exact --frobnicate", "frobnicate"},
-      {"run --mechanism exact --input clustered --clusters 0", "clusters must be between 1 and"},
+      {"run --mechanism exact --input clustered --clusters 0", "clusters must be between 1 and 65536"},
+      {"run --mechanism exact --input clustered --clusters 65537", "clusters must be between 1 and 65536"},
       {"run --mechanism exact --input periodic --period 0", "period must be at least 1"},
   };
   for (const auto& c : cases) {
