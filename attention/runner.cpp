@@ -48,6 +48,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   c.backend_name = backend.info().name;
   c.inputs = std::move(inputs);
   c.reference_label = c.mechanism->referenceLabel(c.params);
+  c.causal = options.run.causal;
 
   const auto exact = requireMechanism("exact");
   const Inputs reference_inputs = c.mechanism->referenceInputs(c.inputs, c.params);

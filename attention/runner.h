@@ -25,6 +25,7 @@ struct Comparison {
   /// The inputs exact attention ran on (the mechanism's referenceInputs: e.g. shared-QK for Reformer).
   std::shared_ptr<const Inputs> reference_inputs;
   bool reference_causal = false;
+  bool causal = false;            ///< the run was causal (key j ≤ query i)
   bool reused_reference = false;  ///< exact and reference were taken from CompareOptions::reuse
   bool weight_metrics = false;    ///< row_tv and mass_recall were computed (or skipped for a large N)
 };

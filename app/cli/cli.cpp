@@ -564,6 +564,13 @@ int run(int argc, char** argv) {
     }
     if (*report) return commandReport(report_dir);
     if (*gui_cmd || haveDisplay()) {
+      // Without a display Qt would abort with its own message; a platform chosen by hand (offscreen,
+      // vnc) is the user's call.
+      const char* platform = std::getenv("QT_QPA_PLATFORM");
+      if (!haveDisplay() && !(platform && *platform))
+        throw attn::UserError(
+            "there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): "
+            "run it under xvfb-run, or make figures and reports with attnlab render, sweep or demo");
       ensureRuntimeDir();
       gui_options.input.n = gui_n;
       gui_options.input.generator = attn::parseGenerator(gui_input);

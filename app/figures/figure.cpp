@@ -84,10 +84,12 @@ struct Mapper {
       case Scale::Log:
         if (v <= lo || hi <= lo) return 0;
         return std::clamp((std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)), 0.0, 1.0);
-      case Scale::Rank: {
+      case Scale::Rank: {  // ties share their middle rank (as the viewport draws them)
         if (sorted.size() < 2) return 0;
-        const auto it = std::lower_bound(sorted.begin(), sorted.end(), float(v));
-        return double(it - sorted.begin()) / double(sorted.size() - 1);
+        const auto a = std::lower_bound(sorted.begin(), sorted.end(), float(v));
+        const auto b = std::upper_bound(sorted.begin(), sorted.end(), float(v));
+        const double ties = double(std::max<std::ptrdiff_t>(0, b - a - 1));
+        return std::clamp((double(a - sorted.begin()) + ties / 2) / double(sorted.size() - 1), 0.0, 1.0);
       }
     }
     return 0;
@@ -149,7 +151,8 @@ void drawImageSharp(QPainter& p, const QRectF& target, const QImage& img) {
 
 template <class Device>
 void paintOn(Device& device, const Figure& figure, double scale) {
-  QPainter p(&device);
+  QPainter p;
+  if (!p.begin(&device)) throw attn::UserError("could not start drawing the figure (out of memory?)");
   p.setRenderHint(QPainter::Antialiasing);
   p.setRenderHint(QPainter::TextAntialiasing);
   p.scale(scale, scale);
@@ -199,11 +202,15 @@ QImage renderImage(const Figure& figure, double dpi) {
   const QSize px(int(std::ceil(figure.size().width() * scale)), int(std::ceil(figure.size().height() * scale)));
   if (double(px.width()) * px.height() > 400e6) throw attn::UserError("the figure would be over 400 megapixels: lower --dpi");
   QImage img(px, QImage::Format_ARGB32_Premultiplied);
+  if (img.isNull())
+    throw attn::UserError("not enough memory for a " + std::to_string(px.width()) + "×" + std::to_string(px.height()) +
+                          " image: lower --dpi");
   img.setDotsPerMeterX(int(std::lround(72.0 / 0.0254)));  // fonts in points = painter units
   img.setDotsPerMeterY(int(std::lround(72.0 / 0.0254)));
   img.fill(Qt::white);
   paintOn(img, figure, scale);
   QImage out = img.convertToFormat(QImage::Format_RGB32);
+  if (out.isNull()) throw attn::UserError("not enough memory to convert the figure: lower --dpi");
   out.setDotsPerMeterX(int(std::lround(dpi / 0.0254)));  // the PNG carries its real resolution
   out.setDotsPerMeterY(int(std::lround(dpi / 0.0254)));
   return out;
@@ -213,7 +220,7 @@ QByteArray pngBytes(const Figure& figure, double dpi) {
   QByteArray bytes;
   QBuffer buffer(&bytes);
   buffer.open(QIODevice::WriteOnly);
-  renderImage(figure, dpi).save(&buffer, "PNG");
+  if (!renderImage(figure, dpi).save(&buffer, "PNG")) throw attn::UserError("could not encode the figure as PNG");
   return bytes;
 }
 
@@ -248,6 +255,8 @@ QByteArray pdfBytes(const Figure& figure) {
 }
 
 void saveBytes(const std::string& path, const QByteArray& bytes) {
+  // An empty figure is a failure upstream: never put it in place of a good file.
+  if (bytes.isEmpty()) throw attn::UserError("the figure for '" + path + "' came out empty; nothing was written");
   attn::writeFileAtomically(path, std::string(bytes.constData(), std::size_t(bytes.size())));
 }
 
@@ -308,7 +317,7 @@ void MatrixFigure::paint(QPainter& p) const {
   }
   std::sort(map.sorted.begin(), map.sorted.end());
   map.hi = hi > 0 ? hi : 1;
-  map.lo = map.hi * values.log_floor;
+  map.lo = values.absolute_floor && values.log_floor < map.hi ? values.log_floor : map.hi * values.log_floor;
 
   const double top = kHeader + kLabel;
   double x = kMargin + 14;
@@ -437,7 +446,7 @@ void MatrixFigure::paint(QPainter& p) const {
     }
     p.fillRect(QRectF(x, y + 18, 10, 10), theme.empty);
     p.setPen(theme.ink);
-    p.drawText(QRectF(x + 15, y + 16, 200, 14), Qt::AlignLeft | Qt::AlignVCenter, "not scored");
+    p.drawText(QRectF(x + 15, y + 16, 200, 14), Qt::AlignLeft | Qt::AlignVCenter, categorical->empty_label);
   }
 
   setFont(p, 8.5);
@@ -603,7 +612,17 @@ void CurveFigure::paint(QPainter& p) const {
   }
   for (const auto& g : guides) {  // complexity slopes
     p.setPen(QPen(theme.muted, 0.8, Qt::DotLine));
-    const double xa = ax.lo, xb = ax.hi;
+    // Cut to the plot here: Qt 6.4's SVG generator ignores the clip, and a steep guide would cross the
+    // title, labels and legend. y = y0·(x/x0)^slope: the x where it meets the bottom and top of the plot.
+    double xa = ax.lo, xb = ax.hi;
+    if (g.slope != 0 && g.y0 > 0 && g.x0 > 0 && ay.hi > 0) {
+      auto xAt = [&](double y) { return g.x0 * std::pow(y / g.y0, 1 / g.slope); };
+      // A linear axis from 0: every x > 0 is above its bottom.
+      const double at_lo = ay.lo > 0 ? xAt(ay.lo) : (g.slope > 0 ? 0.0 : INFINITY), at_hi = xAt(ay.hi);
+      xa = std::max(xa, std::min(at_lo, at_hi));
+      xb = std::min(xb, std::max(at_lo, at_hi));
+    }
+    if (!(xa < xb)) continue;
     p.drawLine(QPointF(X(xa), Y(g.y0 * std::pow(xa / g.x0, g.slope))), QPointF(X(xb), Y(g.y0 * std::pow(xb / g.x0, g.slope))));
   }
   for (const auto& m : marks) {

@@ -61,6 +61,7 @@ struct Panel {
   std::vector<int> row_groups;      ///< optional group label per pixel row (a coloured strip at the left)
   QString xlabel = "key j →", ylabel = "← query i";
   QString empty_text = "no implied weights";  ///< shown in place of an empty panel
+  QString empty_label = "not scored";         ///< Categorical: the legend's name for the empty colour
 };
 
 struct ColourScale {
@@ -68,6 +69,9 @@ struct ColourScale {
   Scale scale = Scale::Log;
   double log_floor = 1e-4;  ///< Log: the bottom of the scale is max·floor
   QString label = "weight";
+  /// Log: the bottom is log_floor itself, as in the viewport (its Floor control), while it is below the
+  /// largest value; max·floor otherwise.
+  bool absolute_floor = false;
 };
 
 class MatrixFigure : public Figure {

@@ -49,12 +49,12 @@ const std::vector<std::string>& viewNames() {
 
 const char* viewName(View v) { return viewNames()[std::size_t(v)].c_str(); }
 
-QString describeInputs(const attn::InputSpec& spec) {
+QString describeInputs(const attn::InputSpec& spec, bool causal) {
   QString s = QString("N=%1, d=%2, ").arg(spec.n).arg(spec.d);
   s += spec.source.empty() ? q(attn::generatorName(spec.generator)) + " input" : q(spec.source);
   if (spec.source.empty() && spec.temperature != 1.0) s += QString(", τ = %1").arg(spec.temperature);
   if (spec.source.empty() && !attn::describeKnobs(spec).empty()) s += ", " + q(attn::describeKnobs(spec));
-  return s + QString(", seed %1").arg(spec.seed);
+  return s + QString(", seed %1").arg(spec.seed) + (causal ? ", causal" : "");
 }
 
 MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options) {
@@ -66,11 +66,12 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
   QStringList names;
   for (const attn::Comparison* c : comparisons)
     if (c) names << q(c->mechanism->info().title);
-  f.title = names.join(QStringLiteral("  vs  ")) + QStringLiteral("  vs  exact");
-  f.subtitle = describeInputs(first.inputs.spec) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
-                                                      .arg(q(first.backend_name))
-                                                      .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
-                                                      .arg(options.max_pixels);
+  f.title = names.join(QStringLiteral("  vs  ")) + QStringLiteral("  vs  ") + q(first.reference_label);
+  f.subtitle =
+      describeInputs(first.inputs.spec, first.causal) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
+                                                            .arg(q(first.backend_name))
+                                                            .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
+                                                            .arg(options.max_pixels);
   auto panel = [&](const attn::ImpliedWeights& w, const QString& title, const std::string& withheld = {}) {
     Panel p;
     p.title = title;
@@ -82,7 +83,11 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
                            q(first.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(first.exact_ms, 0, 'f', 1) : QString())));
   for (const attn::Comparison* c : comparisons) {
     if (!c) continue;
-    QString title = q(c->mechanism->info().id) + QString("  e_out %1").arg(c->relative_error, 0, 'g', 3);
+    // As describeError says it: a different operator has no error against softmax; one not measured, a dash.
+    const QString e_out = !c->mechanism->info().approximates_softmax ? QString("N/A")
+                          : std::isfinite(c->relative_error)         ? QString::number(c->relative_error, 'g', 3)
+                                                                     : QString("\xE2\x80\x94");
+    QString title = q(c->mechanism->info().id) + "  e_out " + e_out;
     if (options.show_times) title += QString("  (%1 ms)").arg(c->attentionMs(), 0, 'f', 1);
     f.panels.push_back(panel(c->approx.explanation.weights, title, c->approx.explanation.weights_withheld));
   }
@@ -96,10 +101,11 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
   f.theme = options.theme;
   f.values = options.values;
   f.title = q(info.title) + "  vs  " + q(c.reference_label);
-  f.subtitle = describeInputs(c.inputs.spec) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
-                                                  .arg(q(c.backend_name))
-                                                  .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
-                                                  .arg(options.max_pixels);
+  f.subtitle =
+      describeInputs(c.inputs.spec, c.causal) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
+                                                    .arg(q(c.backend_name))
+                                                    .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
+                                                    .arg(options.max_pixels);
   const attn::Index px = options.max_pixels;
   auto pooled = [&](const attn::ImpliedWeights& w, attn::Pooling pooling) {
     return attn::pool(w, px, pooling, nullptr);
@@ -145,6 +151,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       Panel same;
       same.title = "same " + q(g->name);
       same.kind = Panel::Kind::Categorical;
+      same.empty_label = "different groups";
       same.pixels = attn::poolGrouping(*g, &g->order, px);
       for (std::int32_t k = 0; k < std::min<std::int32_t>(g->groups, 8); ++k)
         same.categories.push_back(QString("group %1%2").arg(k).arg(g->groups > 8 ? QString(", %1, …").arg(k + 8) : QString()));
@@ -324,10 +331,15 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
     f.footer.push_back(QString("Bars: quartiles of the timed runs. Dotted: the complexities' slopes (1, %1 2) through exact's first point.")
                            .arg(any_three_halves ? "1.5," : ""));
   }
-  if (curve == Curve::Memory)
-    f.footer.push_back(r.points.empty() || r.points.front().peak_source != "heap"
+  if (curve == Curve::Memory) {
+    // What this figure's backend measured (a sweep over cpu and vulkan has both kinds).
+    const auto measured = std::find_if(r.points.begin(), r.points.end(), [&](const attn::SweepPoint& p) {
+      return p.backend == backend && p.status == "ok" && !p.peak_source.empty();
+    });
+    f.footer.push_back(measured == r.points.end() || measured->peak_source != "heap"
                            ? "Peak bytes: the backend's buffers (GPU) or the mechanism's own estimate."
                            : "Peak bytes: high-water mark of the process heap during the run (counting allocator).");
+  }
   if (curve == Curve::Speedup)
     f.footer.push_back("Dashed line: as fast as exact. Marks: the crossover N, where a mechanism becomes and stays faster.");
   return f;

@@ -34,7 +34,7 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
 /// empty; entries without weights show as empty panels.
 MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options);
 /// One line describing the inputs: "N=256, d=64, clustered input, seed 1".
-QString describeInputs(const attn::InputSpec& spec);
+QString describeInputs(const attn::InputSpec& spec, bool causal = false);
 
 // ---- sweep curves -----------------------------------------------------------------------------------
 

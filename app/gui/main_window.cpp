@@ -1210,6 +1210,8 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
     return false;
   };
   if (!outcome_ || !outcome_->ok || !outcome_->comparison) return fail(tr("There is no result to export yet."));
+  if (outcome_->metrics_pending)  // a figure carries the error: wait for it rather than print "computing"
+    return fail(tr("The error against exact is still being computed: export once the status line shows it."));
   const bool grid = view_name == "compare";
   if (grid && outcome_->others.empty())
     return fail(tr("The compare grid needs compare mode: tick mechanisms under Compare first."));
@@ -1221,6 +1223,7 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
                    : colorScale().mode == view::ScaleMode::Rank ? fig::Scale::Rank
                                                                 : fig::Scale::Linear;
   o.values.log_floor = floor_->currentData().toDouble();
+  o.values.absolute_floor = true;  // the figure's colours as on screen
   o.values.map = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));

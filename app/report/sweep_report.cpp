@@ -56,6 +56,7 @@ struct Summary {
   attn::Stat error_largest, recall_largest;
   attn::Index recall_n = 0;  ///< the N of recall_largest (weight metrics stop at max_metric_n)
   bool approximates = true;
+  bool exact_measured = true;  ///< exact ran (status ok) at some N on this backend: the crossover has a baseline
   std::string problems;
 };
 
@@ -94,10 +95,14 @@ Summary summarise(const attn::SweepResult& r, const std::string& id, const std::
   s.time_slope = attn::logLogSlope(ns, times);
   s.memory_slope = attn::logLogSlope(ns, mems);
   s.crossover = id == "exact" ? NAN : attn::crossoverN(r, id, backend);
+  s.exact_measured = false;
+  for (attn::Index n : r.spec.ns)
+    if (const auto* e = r.find("exact", backend, n); e && e->status == "ok") s.exact_measured = true;
   return s;
 }
 
-std::string crossoverText(double c) {
+std::string crossoverText(double c, bool exact_measured) {
+  if (!exact_measured) return "exact not measured";  // no baseline: not "never"
   if (std::isnan(c)) return "never (in range)";
   if (c < 0) return "faster at every N";
   return "N ≈ " + fmt(c, "%.0f");
@@ -247,17 +252,20 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
       const Summary s = summarise(r, id, backend);
       const std::string err = !s.approximates ? "N/A (different operator)"
                                               : fmt(s.error_largest.mean) + " ± " + fmt(s.error_largest.std, "%.2g");
-      html << "<tr><td><code>" << esc(id) << "</code></td><td>" << esc(s.family) << "</td><td>" << esc(s.complexity) << "</td><td>"
-           << fmt(s.paper_slope, "%.2g") << "</td><td>" << fmt(s.time_slope, "%.2f") << "</td><td>" << fmt(s.memory_slope, "%.2f")
-           << "</td><td>" << (id == "exact" ? "—" : esc(crossoverText(s.crossover))) << "</td><td>" << tokensText(double(s.largest))
-           << "</td><td>" << fmt(s.time_largest) << "</td><td>" << fmt(s.speedup_largest, "%.2f") << "</td><td>"
-           << bytes(s.memory_largest) << "</td><td>" << esc(id == "exact" ? "0 (reference)" : err) << "</td><td>"
-           << fmt(s.recall_largest.mean, "%.3f") << (s.recall_n > 0 && s.recall_n != s.largest ? " (N=" + tokensText(double(s.recall_n)) + ")" : "")
+      html << "<tr><td><code>" << esc(id) << "</code></td><td>" << esc(s.family) << "</td><td>" << esc(s.complexity)
+           << "</td><td>" << fmt(s.paper_slope, "%.2g") << "</td><td>" << fmt(s.time_slope, "%.2f") << "</td><td>"
+           << fmt(s.memory_slope, "%.2f") << "</td><td>"
+           << (id == "exact" ? "—" : esc(crossoverText(s.crossover, s.exact_measured))) << "</td><td>"
+           << tokensText(double(s.largest)) << "</td><td>" << fmt(s.time_largest) << "</td><td>"
+           << fmt(s.speedup_largest, "%.2f") << "</td><td>" << bytes(s.memory_largest) << "</td><td>"
+           << esc(id == "exact" ? "0 (reference)" : err) << "</td><td>" << fmt(s.recall_largest.mean, "%.3f")
+           << (s.recall_n > 0 && s.recall_n != s.largest ? " (N=" + tokensText(double(s.recall_n)) + ")" : "")
            << "</td></tr>\n";
-      md << "| `" << id << "` | " << s.family << " | " << fmt(s.paper_slope, "%.2g") << " / " << fmt(s.time_slope, "%.2f") << " / "
-         << fmt(s.memory_slope, "%.2f") << " | " << (id == "exact" ? "—" : crossoverText(s.crossover)) << " | "
-         << tokensText(double(s.largest)) << " | " << fmt(s.time_largest) << " | " << fmt(s.speedup_largest, "%.2f") << " | "
-         << bytes(s.memory_largest) << " | " << (id == "exact" ? "0" : err) << " |\n";
+      md << "| `" << id << "` | " << s.family << " | " << fmt(s.paper_slope, "%.2g") << " / "
+         << fmt(s.time_slope, "%.2f") << " / " << fmt(s.memory_slope, "%.2f") << " | "
+         << (id == "exact" ? "—" : crossoverText(s.crossover, s.exact_measured)) << " | "
+         << tokensText(double(s.largest)) << " | " << fmt(s.time_largest) << " | " << fmt(s.speedup_largest, "%.2f")
+         << " | " << bytes(s.memory_largest) << " | " << (id == "exact" ? "0" : err) << " |\n";
       if (!s.problems.empty()) problems += "<li><code>" + esc(id) + "</code>: " + esc(s.problems) + "</li>";
     }
     html << "</table>\n<p class=\"note\">Slopes are least-squares fits of log(time) and log(peak bytes) on log N over the measured "

@@ -160,6 +160,11 @@ TEST_F(Cli, TheGeneratorsKnobsReachTheInputs) {
     EXPECT_NE(bad.code, 0) << args;
     EXPECT_NE(bad.err.find(words), std::string::npos) << args << "\n" << bad.err;
   }
+  // No display and no platform chosen: one clear line instead of Qt's abort.
+  const Outcome headless = runAttnlab("gui", "QT_QPA_PLATFORM=");
+  EXPECT_EQ(headless.code, 1);
+  EXPECT_NE(headless.err.find("no display to open the window on"), std::string::npos) << headless.err;
+  EXPECT_EQ(std::count(headless.err.begin(), headless.err.end(), '\n'), 1) << headless.err;
 }
 
 TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {

@@ -3,12 +3,11 @@
 // images within tolerances. ATTNLAB_UPDATE_GOLDEN=1 rewrites the golden images (look at them first).
 #include <gtest/gtest.h>
 
-#include "tests/image_diff.h"
-
 #include <QBuffer>
 #include <QGuiApplication>
 #include <QSvgRenderer>
 #include <QXmlStreamReader>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include "app/figures/views.h"
 #include "attention/mechanism.h"
 #include "attention/runner.h"
+#include "tests/image_diff.h"
 
 namespace attnlab::fig {
 namespace {
@@ -172,6 +172,48 @@ TEST(Figures, SvgIsXmlWithVectorTextAndDrawsLikeThePng) {
     EXPECT_LT(d.mean, 6.0);
     EXPECT_LT(d.far_share, 0.04);
   }
+}
+
+TEST(Figures, SlopeGuidesStayInsideThePlotInSvgToo) {
+  // A slope-3 guide through exact's first point leaves the plot by decades; Qt 6.4's SVG output has no
+  // clipping, so the figure must cut it itself.
+  CurveFigure f = sweepFigure(syntheticSweep(), Curve::Time, {"longformer", "performer"}, "cpu", "Synthetic");
+  f.guides.push_back({"slope 3", 3, 256, 0.5});
+  const QByteArray svg = svgBytes(f);
+  QXmlStreamReader xml(svg);
+  std::vector<std::array<double, 4>> lines;  // x1, y1, x2, y2 of each two-point polyline
+  while (!xml.atEnd()) {
+    if (xml.readNext() != QXmlStreamReader::StartElement || xml.name() != QStringLiteral("polyline")) continue;
+    const QStringList points = xml.attributes().value("points").toString().split(QLatin1Char(' '), Qt::SkipEmptyParts);
+    if (points.size() != 2) continue;
+    const QStringList a = points[0].split(QLatin1Char(',')), b = points[1].split(QLatin1Char(','));
+    ASSERT_TRUE(a.size() == 2 && b.size() == 2);
+    lines.push_back({a[0].toDouble(), a[1].toDouble(), b[0].toDouble(), b[1].toDouble()});
+  }
+  ASSERT_FALSE(xml.hasError()) << xml.errorString().toStdString();
+  // The plot is the box of the horizontal grid lines; the guides are the lines that are neither
+  // horizontal nor vertical.
+  double left = 1e9, right = -1e9, top = 1e9, bottom = -1e9;
+  for (const auto& l : lines)
+    if (l[1] == l[3] && l[2] - l[0] > 100) {
+      left = std::min(left, l[0]), right = std::max(right, l[2]);
+      top = std::min(top, l[1]), bottom = std::max(bottom, l[1]);
+    }
+  ASSERT_LT(top, bottom);
+  int guides = 0;
+  for (const auto& l : lines) {
+    if (l[0] == l[2] || l[1] == l[3]) continue;
+    ++guides;
+    for (double y : {l[1], l[3]}) {
+      EXPECT_GE(y, top - 0.5) << "a guide above the plot";
+      EXPECT_LE(y, bottom + 0.5) << "a guide below the plot";
+    }
+    for (double x : {l[0], l[2]}) {
+      EXPECT_GE(x, left - 0.5);
+      EXPECT_LE(x, right + 0.5);
+    }
+  }
+  EXPECT_GE(guides, 3) << "slopes 1, 2 and 3";
 }
 
 TEST(Figures, PdfIsOnePageOfTheFiguresSize) {
