@@ -80,6 +80,11 @@ std::pair<double, const char*> knob(const InputSpec& s, const std::string& name)
 std::string describeKnobs(const InputSpec& spec) {
   const InputSpec defaults;
   std::string out;
+  if (spec.temperature != defaults.temperature) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "\xCF\x84 = %g", spec.temperature);
+    out = buf;
+  }
   for (const std::string& name : generatorKnobs(spec.generator)) {
     const auto [value, label] = knob(spec, name);
     if (value == knob(defaults, name).first) continue;

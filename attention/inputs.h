@@ -50,8 +50,8 @@ struct InputSpec {
 /// The knobs of InputSpec a generator reads besides N, d, seed and temperature ("clusters", "noise",
 /// "length_scale", "period", "heavy_hitters", "position_weight"), in that order.
 std::vector<std::string> generatorKnobs(Generator g);
-/// Those of them that differ from their defaults, as "clusters 2, noise 0.5" ("" when none): for
-/// captions and reports, so a figure says what it was made from.
+/// The temperature and those knobs that differ from their defaults, as "τ = 0.5, clusters 2, noise 0.5"
+/// ("" when none): for captions and reports, so a figure says what it was made from.
 std::string describeKnobs(const InputSpec& spec);
 /// Copies the knobs (not N, d, seed, generator or temperature) from `from` into `to`.
 void copyKnobs(const InputSpec& from, InputSpec& to);

@@ -596,7 +596,6 @@ std::string describeInputsText(const attn::Comparison& c) {
   const auto& s = c.inputs.spec;
   std::string text = "N=" + std::to_string(c.inputs.n()) + ", d=" + std::to_string(c.inputs.q.cols()) + ", ";
   text += s.source.empty() ? attn::generatorName(s.generator) + " input, seed " + std::to_string(s.seed) : s.source;
-  if (s.source.empty() && s.temperature != 1.0) text += ", temperature " + std::to_string(s.temperature);
   if (s.source.empty() && !attn::describeKnobs(s).empty()) text += ", " + attn::describeKnobs(s);
   return text;
 }

@@ -52,7 +52,6 @@ const char* viewName(View v) { return viewNames()[std::size_t(v)].c_str(); }
 QString describeInputs(const attn::InputSpec& spec, bool causal) {
   QString s = QString("N=%1, d=%2, ").arg(spec.n).arg(spec.d);
   s += spec.source.empty() ? q(attn::generatorName(spec.generator)) + " input" : q(spec.source);
-  if (spec.source.empty() && spec.temperature != 1.0) s += QString(", τ = %1").arg(spec.temperature);
   if (spec.source.empty() && !attn::describeKnobs(spec).empty()) s += ", " + q(attn::describeKnobs(spec));
   return s + QString(", seed %1").arg(spec.seed) + (causal ? ", causal" : "");
 }
@@ -221,8 +220,8 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
   const auto& s = r.spec;
   attn::InputSpec input = s.knobs;
   input.generator = s.generator;
+  input.temperature = s.temperature;
   QString generator = q(attn::generatorName(s.generator)) + " input";
-  if (s.temperature != 1.0) generator += QString(", τ = %1").arg(s.temperature);
   if (!attn::describeKnobs(input).empty()) generator += ", " + q(attn::describeKnobs(input));
   f.subtitle = QString("%1, d = %2, %3%4 backend, median of %5 run(s) × %6 seed(s)")
                    .arg(generator)

@@ -896,8 +896,8 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
       const auto mechanism = attn::findMechanism(other);
       if (!values.is_object() || !mechanism) continue;
       std::map<std::string, double> numbers;
+      const auto specs = mechanism->params();
       for (const auto& [name, value] : values.items()) {
-        const auto specs = mechanism->params();
         const bool known =
             std::any_of(specs.begin(), specs.end(), [&](const attn::ParamSpec& p) { return p.name == name; });
         if (known && value.is_number())
@@ -1540,11 +1540,6 @@ void MainWindow::showOutcome() {
   footer += "   \xC2\xB7   " + (spec.source.empty() ? attn::generatorName(spec.generator) + " input" : spec.source) +
             ", N = " + std::to_string(c.inputs.n()) + ", d = " + std::to_string(c.inputs.q.cols()) + ", seed " +
             std::to_string(spec.seed) + (outcome_->causal ? ", causal" : "");
-  if (spec.source.empty() && spec.temperature != 1.0) {
-    char tau[32];
-    std::snprintf(tau, sizeof tau, ", \xCF\x84 = %g", spec.temperature);
-    footer += tau;
-  }
   if (spec.source.empty() && !attn::describeKnobs(spec).empty()) footer += ", " + attn::describeKnobs(spec);
   if (!outcome_->order.empty()) footer += "   \xC2\xB7   tokens sorted by " + outcome_->order;
   scene.footer = footer;
