@@ -206,6 +206,7 @@ AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, co
   parallelFor(blocks, threads_, [&](Index b) {
     const Index i_end = std::min(n, (b + 1) * kQueryBlock);
     Matrix gathered_k, gathered_v, logits;
+    Eigen::Array<bool, Eigen::Dynamic, 1> finite_dots;
     Eigen::RowVectorXf p;
     for (Index i = b * kQueryBlock; i < i_end;) {
       const Index e0 = pattern.row_ptr[size_t(i)], e1 = pattern.row_ptr[size_t(i + 1)], count = e1 - e0;
@@ -240,12 +241,15 @@ AttentionOutput CpuBackend::sparseAttention(const Matrix& q, const Matrix& k, co
       } else {
         logits.noalias() = q.middleRows(i, g - i) * keys.transpose();
       }
+      // A dot product that overflowed (|q·k| > FLT_MAX) may still give a finite scale·q·k: such rows, like
+      // rows with NaN or +inf logits, are computed in double.
+      finite_dots = (logits.array().abs() < kInf).rowwise().all();
       logits *= scale;
       for (Index row = i; row < g; ++row) {
         auto l = logits.row(row - i);
         const Index r0 = pattern.row_ptr[size_t(row)];
         if (entry_bias) l += Eigen::Map<const Eigen::RowVectorXf>(entry_bias->data() + r0, count);
-        if (!(l.array() < kInf).all()) {  // NaN or +inf: the row in double, as exact attention treats it
+        if (!finite_dots(row - i) || !(l.array() < kInf).all()) {  // the row in double, as exact attention treats it
           std::vector<double> out_row(static_cast<size_t>(dv));
           const double lse = rowAttentionDouble(
               count,

@@ -213,6 +213,7 @@ void checkSpec(const InputSpec& s) {
     throw UserError("clusters must be between 1 and " + std::to_string(kMaxClusters) + ", not " +
                     std::to_string(s.clusters));
   if (s.generator == Generator::Periodic && s.period < 1) throw UserError("period must be at least 1 token");
+  if (s.heavy_hitters < 0) throw UserError("heavy hitters must be ≥ 0, not " + std::to_string(s.heavy_hitters));
   if (s.generator == Generator::Local && !(s.length_scale > 0)) throw UserError("length scale must be positive");
   if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
   if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
@@ -315,6 +316,12 @@ Inputs generate(const InputSpec& spec) {
   if (spec.generator != Generator::Image) {
     Rng vrng(spec.seed, 2);
     in.v = vrng.gaussian(n, spec.dv);
+  }
+  // A tiny τ or a huge noise can push the values past float's range: say which knob, not "Q has inf".
+  if (!in.q.allFinite() || !in.k.allFinite() || !in.v.allFinite()) {
+    const std::string knobs = describeKnobs(spec);
+    throw UserError("the generated Q, K, V overflow 32-bit floats at " + (knobs.empty() ? "these settings" : knobs) +
+                    ": raise the temperature τ or lower the noise");
   }
   return in;
 }

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -88,7 +90,8 @@ Expected<Header> parseDict(const std::string& text, const std::string& what) {
       if (!d || d->size() < 3) return fail("bad descr");
       h.endian = (*d)[0];
       h.kind = (*d)[1];
-      h.item = std::atoi(d->c_str() + 2);
+      const std::string size = d->substr(2);
+      h.item = size.size() == 1 && std::isdigit(static_cast<unsigned char>(size[0])) ? size[0] - '0' : 0;
       if (h.kind != 'f' || (h.item != 4 && h.item != 8) || (h.endian != '<' && h.endian != '>' && h.endian != '='))
         return Expected<Header>::failure(what + ": the array has dtype '" + *d +
                                          "'; attnlab reads float32 or float64 arrays — convert with "
@@ -100,6 +103,7 @@ Expected<Header> parseDict(const std::string& text, const std::string& what) {
       else return fail("fortran_order must be True or False");
       have_order = true;
     } else if (*key == "shape") {
+      if (have_shape) return fail("shape is given twice");
       if (p >= text.size() || text[p] != '(') return fail("shape must be a tuple");
       ++p;
       while (true) {
@@ -144,8 +148,17 @@ T readScalar(const std::byte* p, bool swap) {
 
 }  // namespace
 
-Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what) {
-  using E = Expected<Matrix>;
+namespace {
+
+/// The header and where the data starts, the data's size checked against the shape.
+struct Layout {
+  Header header;
+  std::vector<Index> shape;  ///< leading dimensions of size 1 dropped, down to `keep` dimensions
+  size_t data_at = 0;
+};
+
+Expected<Layout> parseLayout(std::span<const std::byte> bytes, const std::string& what, std::size_t keep) {
+  using E = Expected<Layout>;
   static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (bytes.size() < 10 || std::memcmp(bytes.data(), magic, 6) != 0)
     return E::failure(what + ": not a .npy file (the magic bytes \\x93NUMPY are missing)");
@@ -168,33 +181,48 @@ Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what
   std::string text(reinterpret_cast<const char*>(bytes.data() + offset), header_len);
   auto header = parseDict(text, what);
   if (!header) return E::failure(header.error());
-  const Header& h = header.value();
-
+  Layout layout{header.value(), header.value().shape, offset + header_len};
   // Leading dimensions of size 1 are dropped ((1, N, d) from a model dump is N×d).
-  std::vector<Index> shape = h.shape;
-  while (shape.size() > 2 && shape.front() == 1) shape.erase(shape.begin());
-  if (shape.empty() || shape.size() > 2) {
-    std::string dims;
-    for (auto s : h.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(s);
-    return E::failure(what + ": expected a 2-D array (tokens × features), got shape (" + dims + ")");
-  }
-  const Index rows = shape[0], cols = shape.size() == 2 ? shape[1] : 1;
-  Index count = 0;
+  while (layout.shape.size() > keep && layout.shape.front() == 1) layout.shape.erase(layout.shape.begin());
+  Index count = 1;
   try {
-    count = checkedMul(checkedMul(rows, cols, "shape", Index(1) << 40), h.item, "data size", Index(1) << 40);
+    for (Index dim : layout.shape) count = checkedMul(count, dim, "shape", Index(1) << 40);
+    count = checkedMul(count, layout.header.item, "data size", Index(1) << 40);
   } catch (const UserError& e) {
     return E::failure(what + ": " + e.what());
   }
-  const size_t data_at = offset + header_len;
-  const size_t available = bytes.size() - data_at;
-  if (size_t(count) != available)
-    return E::failure(what + ": the header promises " + std::to_string(count) + " bytes of data for a " +
-                      std::to_string(rows) + "×" + std::to_string(cols) + " array, but the file holds " +
-                      std::to_string(available) + (size_t(count) > available ? " (truncated)" : " (extra bytes)"));
+  const size_t available = bytes.size() - layout.data_at;
+  if (size_t(count) != available) {
+    std::string dims;
+    for (auto d : layout.shape) dims += (dims.empty() ? "" : "×") + std::to_string(d);
+    return E::failure(what + ": the header promises " + std::to_string(count) + " bytes of data for a " + dims +
+                      " array, but the file holds " + std::to_string(available) +
+                      (size_t(count) > available ? " (truncated)" : " (extra bytes)"));
+  }
+  return layout;
+}
+
+std::string shapeText(const std::vector<Index>& shape) {
+  std::string dims;
+  for (auto s : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(s);
+  return "(" + dims + ")";
+}
+
+}  // namespace
+
+Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what) {
+  using E = Expected<Matrix>;
+  auto layout = parseLayout(bytes, what, 2);
+  if (!layout) return E::failure(layout.error());
+  const Layout& l = layout.value();
+  const Header& h = l.header;
+  if (l.shape.empty() || l.shape.size() > 2)
+    return E::failure(what + ": expected a 2-D array (tokens × features), got shape " + shapeText(h.shape));
+  const Index rows = l.shape[0], cols = l.shape.size() == 2 ? l.shape[1] : 1;
   const bool little = std::endian::native == std::endian::little;
   const bool swap = (h.endian == '<' && !little) || (h.endian == '>' && little);
   Matrix m(rows, cols);
-  const std::byte* data = bytes.data() + data_at;
+  const std::byte* data = bytes.data() + l.data_at;
   for (Index e = 0; e < rows * cols; ++e) {
     const Index r = h.fortran ? e % rows : e / cols;
     const Index c = h.fortran ? e / rows : e % cols;
@@ -204,17 +232,55 @@ Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what
   return m;
 }
 
-Expected<Matrix> load(const std::string& path) {
+Expected<std::array<Matrix, 3>> parseStacked(std::span<const std::byte> bytes, const std::string& what) {
+  using E = Expected<std::array<Matrix, 3>>;
+  auto layout = parseLayout(bytes, what, 3);
+  if (!layout) return E::failure(layout.error());
+  const Layout& l = layout.value();
+  const Header& h = l.header;
+  if (l.shape.size() != 3 || l.shape[0] != 3)
+    return E::failure(what + ": expected Q, K, V stacked as one (3, N, d) array, got shape " + shapeText(h.shape));
+  const Index rows = l.shape[1], cols = l.shape[2];
+  const bool little = std::endian::native == std::endian::little;
+  const bool swap = (h.endian == '<' && !little) || (h.endian == '>' && little);
+  std::array<Matrix, 3> out{Matrix(rows, cols), Matrix(rows, cols), Matrix(rows, cols)};
+  const std::byte* data = bytes.data() + l.data_at;
+  for (Index e = 0; e < 3 * rows * cols; ++e) {
+    // C order: (s, r, c) with c fastest; Fortran order: s fastest, then r, then c.
+    const Index s = h.fortran ? e % 3 : e / (rows * cols);
+    const Index r = h.fortran ? (e / 3) % rows : (e / cols) % rows;
+    const Index c = h.fortran ? e / (3 * rows) : e % cols;
+    const std::byte* p = data + e * h.item;
+    out[size_t(s)](r, c) = h.item == 4 ? readScalar<float>(p, swap) : static_cast<float>(readScalar<double>(p, swap));
+  }
+  return out;
+}
+
+Expected<std::vector<std::byte>> readFile(const std::string& path, std::uint64_t limit) {
+  using E = Expected<std::vector<std::byte>>;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec) return E::failure("cannot open '" + path + "': " + ec.message());
+  if (std::filesystem::is_directory(status)) return E::failure("'" + path + "' is a folder: name the file inside it");
+  if (!std::filesystem::is_regular_file(status)) return E::failure("'" + path + "' is not a regular file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Expected<Matrix>::failure("cannot open '" + path + "': " + std::strerror(errno));
+  if (!in) return E::failure("cannot open '" + path + "': " + std::strerror(errno));
   in.seekg(0, std::ios::end);
   const auto size = in.tellg();
-  if (size < 0) return Expected<Matrix>::failure("cannot read '" + path + "'");
+  if (size < 0) return E::failure("cannot read '" + path + "'");
+  if (std::uint64_t(size) > limit)
+    return E::failure("'" + path + "' is larger than " + std::to_string(limit >> 20) +
+                      " MiB: save one head's Q, K, V only");
   in.seekg(0);
   std::vector<std::byte> bytes(static_cast<size_t>(size));
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
-    return Expected<Matrix>::failure("cannot read '" + path + "'");
-  return parse(bytes, path);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) return E::failure("cannot read '" + path + "'");
+  return bytes;
+}
+
+Expected<Matrix> load(const std::string& path) {
+  auto bytes = readFile(path);
+  if (!bytes) return Expected<Matrix>::failure(bytes.error());
+  return parse(bytes.value(), path);
 }
 
 std::vector<std::byte> serialize(const Matrix& m) {

@@ -1,7 +1,9 @@
 // NumPy .npy read/write for float32/float64 2-D (and 1-D) arrays. Parses from memory; the header is
 // capped at 1 MiB; shape products are checked; every failure is a message a person can act on.
 #pragma once
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +17,12 @@ constexpr std::size_t kMaxHeaderBytes = 1 << 20;
 /// Parses .npy bytes into a float matrix (1-D arrays become one column; float64 and little/big
 /// endian are converted; Fortran order is transposed). `what` names the source in messages.
 Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what = "array");
+/// Q, K and V stacked as one (3, N, d) array (np.save("qkv.npy", np.stack([q, k, v])); leading
+/// dimensions of size 1 dropped): the three N×d matrices.
+Expected<std::array<Matrix, 3>> parseStacked(std::span<const std::byte> bytes, const std::string& what = "array");
+/// A regular file's bytes, at most `limit` of them (a folder, a device or a larger file is a failure
+/// that says so).
+Expected<std::vector<std::byte>> readFile(const std::string& path, std::uint64_t limit = std::uint64_t(4) << 30);
 /// Reads a file (UserError-free: the message says what is wrong and with which file).
 Expected<Matrix> load(const std::string& path);
 /// Serialises as little-endian float32, C order, version 1.0.

@@ -81,6 +81,15 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   c.approx = c.mechanism->run(c.inputs, c.params, backend, options.run);
   c.approx_ms = millisecondsSince(t0);
   options.run.checkCancel();
+  // The inputs are finite, so exact attention's output is (a convex combination of V's rows): a mechanism
+  // whose output is not has overflowed at these settings, and no error can be measured against it.
+  if (!c.approx.output.allFinite()) {
+    Index rows = 0;
+    for (Index i = 0; i < c.approx.output.rows(); ++i) rows += c.approx.output.row(i).allFinite() ? 0 : 1;
+    throw UserError(c.mechanism->info().id + " gave NaN or infinite outputs in " + std::to_string(rows) + " of " +
+                    std::to_string(c.approx.output.rows()) +
+                    " rows at these parameter values: its arithmetic overflowed; try other values or a milder input");
+  }
 
   if (reusable && reuse->reference.size() > 0) {
     c.reference = reuse->reference;
@@ -106,7 +115,10 @@ void addWeightMetrics(Comparison& c, Index max_metric_n) {
   c.weight_metrics = true;
   if (c.inputs.n() > max_metric_n || !c.exact.explanation.weights) return;
   if (c.approx.explanation.weights) c.row_tv = rowTotalVariation(c.approx.explanation.weights, c.exact.explanation.weights);
-  if (c.approx.explanation.pattern) c.mass_recall = massRecall(*c.approx.explanation.pattern, c.exact.explanation.weights);
+  // Mass recall is the exact weight on the pairs scored one by one; a mechanism that scores none (it reads
+  // summaries only: memory-compressed attention) has nothing to recall, not a recall of 0.
+  if (c.approx.explanation.pattern && c.approx.explanation.pattern->nnz() > 0)
+    c.mass_recall = massRecall(*c.approx.explanation.pattern, c.exact.explanation.weights);
 }
 
 std::string describeError(const Comparison& c) {

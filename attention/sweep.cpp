@@ -491,6 +491,20 @@ double logLogSlope(const std::vector<double>& x, const std::vector<double>& y) {
   return den == 0 ? kNaN : (k * sxy - sx * sy) / den;
 }
 
+double largeNSlope(const std::vector<double>& x, const std::vector<double>& y, int points) {
+  std::vector<std::pair<double, double>> xy;
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
+    if (x[i] > 0 && y[i] > 0 && std::isfinite(x[i]) && std::isfinite(y[i])) xy.emplace_back(x[i], y[i]);
+  std::sort(xy.begin(), xy.end());
+  if (points > 0 && xy.size() > std::size_t(points)) xy.erase(xy.begin(), xy.end() - points);
+  std::vector<double> xs, ys;
+  for (const auto& [a, b] : xy) {
+    xs.push_back(a);
+    ys.push_back(b);
+  }
+  return logLogSlope(xs, ys);
+}
+
 double crossoverN(const SweepResult& r, const std::string& mechanism, const std::string& backend) {
   // Ratio ρ(N) = time(mechanism) / time(exact) at each N where both ran.
   std::vector<std::pair<double, double>> ratio;

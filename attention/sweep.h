@@ -134,6 +134,11 @@ double complexitySlope(const std::string& complexity);
 
 /// Least-squares slope of log(y) on log(x) over the points with y > 0 (NaN with fewer than two).
 double logLogSlope(const std::vector<double>& x, const std::vector<double>& y);
+/// The growth at large N: logLogSlope over the `points` largest x with y > 0 (all of them when there are
+/// fewer). At small N fixed costs (dispatch, allocation, threads) flatten a curve; the slope a paper
+/// claims is about large N. x need not be sorted.
+constexpr int k_slope_points = 4;
+double largeNSlope(const std::vector<double>& x, const std::vector<double>& y, int points = k_slope_points);
 /// The N where `mechanism`'s median time first drops below exact's and stays below (linear interpolation
 /// in log-log between the two bracketing N); NaN when it never does, −inf when it is faster at every N.
 double crossoverN(const SweepResult& r, const std::string& mechanism, const std::string& backend);

@@ -1,25 +1,28 @@
 #include "app/cli/cli.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <QGuiApplication>
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
-#include <ctime>
-#include <sstream>
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
-#include <iostream>
+#include <ctime>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <map>
+#include <sstream>
 
 #include "app/cli/demo.h"
-#include "app/report/summary.h"
-#include "app/report/sweep_report.h"
 #include "app/figures/views.h"
 #include "app/gui/gui.h"
+#include "app/report/summary.h"
+#include "app/report/sweep_report.h"
 #include "attention/array_files.h"
 #include "attention/npy.h"
 #include "attention/runner.h"
@@ -80,6 +83,7 @@ std::map<std::string, std::string> parseSets(const std::vector<std::string>& set
 }
 
 attn::Inputs loadInputs(const RunArgs& a) {
+  if (a.seed < 0) throw attn::UserError("--seed must be ≥ 0, not " + std::to_string(a.seed));
   const int files = int(!a.q.empty()) + int(!a.k.empty()) + int(!a.v.empty());
   if (!a.qkv.empty()) {
     if (files) throw attn::UserError("give either --qkv or --q/--k/--v, not both");
@@ -263,7 +267,7 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--set", a.sets, "Parameter NAME=VALUE (repeatable)")->allow_extra_args(false);
   cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->capture_default_str();
   cmd->add_option("--d", a.d, "Head size d (generated inputs)")->capture_default_str();
-  cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features (≥ 0)")->capture_default_str();
   cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
       ->capture_default_str();
@@ -271,7 +275,9 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--q", a.q, "Queries from a .npy file (N×d)");
   cmd->add_option("--k", a.k, "Keys from a .npy file (M×d)");
   cmd->add_option("--v", a.v, "Values from a .npy file (M×dv)");
-  cmd->add_option("--qkv", a.qkv, "Q, K and V from one .npz or .safetensors file (arrays q, k, v or query, key, value)");
+  cmd->add_option("--qkv", a.qkv,
+                  "Q, K and V from one .npz or .safetensors file (arrays q, k, v or query, key, value), or a .npy "
+                  "of Q, K, V stacked as (3, N, d)");
   cmd->add_option("--backend", a.backend, "cpu|vulkan|auto")->capture_default_str();
   cmd->add_flag("--causal", a.causal, "Causal attention (key j ≤ query i)");
 }
@@ -301,7 +307,8 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   if (!scale) throw attn::UserError("--scale takes linear|log|rank, not '" + r.scale + "'");
   if (r.pooling != "max" && r.pooling != "mean") throw attn::UserError("--pooling takes max|mean, not '" + r.pooling + "'");
   if (r.pixels < 16 || r.pixels > 4096) throw attn::UserError("--pixels must lie between 16 and 4096");
-  const std::string ext = std::filesystem::path(r.out).extension().string();
+  std::string ext = std::filesystem::path(r.out).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
     throw attn::UserError("--out must name a .png, .svg or .pdf file, not '" + r.out + "'");
   const attn::Comparison c = compareFromArgs(a);

@@ -8,6 +8,7 @@
 #include <QSvgGenerator>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "attention/npy.h"
@@ -197,7 +198,11 @@ Theme Theme::dark() { return {QColor(24, 24, 28), QColor(232, 232, 236), QColor(
 // ---- output ----------------------------------------------------------------------------------------
 
 QImage renderImage(const Figure& figure, double dpi) {
-  if (!(dpi >= 36 && dpi <= 1200)) throw attn::UserError("--dpi must lie between 36 and 1200, not " + std::to_string(dpi));
+  if (!(dpi >= 36 && dpi <= 1200)) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", dpi);
+    throw attn::UserError(std::string("--dpi must lie between 36 and 1200, not ") + value);
+  }
   const double scale = dpi / 72.0;
   const QSize px(int(std::ceil(figure.size().width() * scale)), int(std::ceil(figure.size().height() * scale)));
   if (double(px.width()) * px.height() > 400e6) throw attn::UserError("the figure would be over 400 megapixels: lower --dpi");
@@ -344,8 +349,9 @@ void MatrixFigure::paint(QPainter& p) const {
           categorical = &panel;
           break;
       }
-      // Non-square matrices keep their aspect inside the square box.
-      const double aspect = double(panel.pixels.cols()) / double(panel.pixels.rows());
+      // Non-square matrices keep their aspect inside the square box, within 1:2 … 2:1 as in the viewport (a
+      // 3 × 4096 memory would otherwise be a hairline).
+      const double aspect = std::clamp(double(panel.pixels.cols()) / double(panel.pixels.rows()), 0.5, 2.0);
       QRectF target = box;
       if (aspect > 1.02) target.setHeight(panel_pt / aspect);
       if (aspect < 0.98) target.setWidth(panel_pt * aspect);

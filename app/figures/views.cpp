@@ -203,8 +203,11 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
   }
   QString err = q(attn::describeError(c));
   if (c.row_tv >= 0) err += QString(", row TV %1").arg(c.row_tv, 0, 'g', 3);
-  f.footer.push_back(err + QString("   ·   scored pairs %1 of %2").arg(c.approx.cost.scored_pairs, 0, 'g', 4)
-                               .arg(double(c.inputs.n()) * double(c.inputs.m()), 0, 'g', 4));
+  // Of the pairs exact attention scores: queries × its keys (product-key memory's are the memory slots).
+  const attn::Inputs& scored = c.reference_inputs ? *c.reference_inputs : c.inputs;
+  f.footer.push_back(err + QString("   ·   scored pairs %1 of %2")
+                               .arg(c.approx.cost.scored_pairs, 0, 'g', 4)
+                               .arg(double(scored.n()) * double(scored.m()), 0, 'g', 4));
   f.footer.push_back(q(info.idea));
   return f;
 }
@@ -298,7 +301,7 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
     if (ser.x.empty()) continue;
     QString name = q(id);
     if (curve == Curve::Time || curve == Curve::Memory) {
-      const double slope = attn::logLogSlope(xs, ys);
+      const double slope = attn::largeNSlope(xs, ys);
       if (std::isfinite(slope)) name += QString("  slope %1").arg(slope, 0, 'f', 2);
       if (curve == Curve::Time) name += QString(" (%1)").arg(attn::complexitySlope(mech->info().complexity), 0, 'g', 2);
     }
@@ -326,9 +329,13 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
       if (any_three_halves) f.guides.push_back({"slope 1.5 (N·√N)", 1.5, double(e0->n), e0->time_median});
       f.guides.push_back({"slope 1 (N)", 1, double(e0->n), e0->time_median});
     }
-    f.footer.push_back("Legend: fitted log-log slope of the median time, the complexity's slope in parentheses.");
-    f.footer.push_back(QString("Bars: quartiles of the timed runs. Dotted: the complexities' slopes (1, %1 2) through exact's first point.")
-                           .arg(any_three_halves ? "1.5," : ""));
+    f.footer.push_back(
+        QString("Legend: log-log slope of the median time fitted over the %1 largest N, the complexity's "
+                "slope in parentheses.")
+            .arg(attn::k_slope_points));
+    f.footer.push_back(
+        QString("Bars: quartiles of the timed runs. Dotted: the complexities' slopes (%1) through exact's first point.")
+            .arg(any_three_halves ? "1, 1.5, 2" : "1, 2"));
   }
   if (curve == Curve::Memory) {
     // What this figure's backend measured (a sweep over cpu and vulkan has both kinds).

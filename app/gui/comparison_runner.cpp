@@ -1,14 +1,14 @@
 // ComparisonRunner: attn::compare() and weight pooling on a worker thread, newest request wins.
 #include "app/gui/comparison_runner.h"
 
-#include "attention/pooling.h"
-
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <chrono>
 #include <exception>
 
 #include "attention/mechanisms/bucket_engine.h"
+#include "attention/pooling.h"
+#include "render/gpu/vulkan_backend.h"
 
 namespace attnlab::gui {
 
@@ -378,6 +378,9 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       outcome.backend_label = info.name + (info.device.empty() ? "" : " \xC2\xB7 " + info.device);
     }
     outcome.backend_notice = backend.notice;
+    // Auto on a GPU whose device was lost goes on on the CPU: say so (once lost, every run says it).
+    if (const auto* gpu = dynamic_cast<const attn::gpu::VulkanBackend*>(backend.backend.get()); gpu && gpu->fellBack())
+      outcome.backend_notice += (outcome.backend_notice.empty() ? "" : " ") + gpu->fallbackNotice();
     outcome.comparison = std::move(comparison);
     outcome.ok = true;
     // The float64 reference (the relative error), row TV and mass recall once the picture is on its way.

@@ -77,6 +77,13 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   to_->setCurrentIndex(to_->findData(QVariant::fromValue<qlonglong>(4096)));
   from_->setToolTip(tr("Smallest N (powers of two up to the largest)"));
   to_->setToolTip(tr("Largest N"));
+  // The range stays a range: moving one end past the other takes the other along.
+  connect(from_, &QComboBox::currentIndexChanged, this, [this](int i) {
+    if (i > to_->currentIndex()) to_->setCurrentIndex(i);
+  });
+  connect(to_, &QComboBox::currentIndexChanged, this, [this](int i) {
+    if (i < from_->currentIndex()) from_->setCurrentIndex(i);
+  });
   seeds_ = new QSpinBox;
   seeds_->setRange(1, 20);
   seeds_->setValue(2);
@@ -169,10 +176,26 @@ CurvesPanel::~CurvesPanel() {
   watcher_.waitForFinished();
 }
 
-void CurvesPanel::setInput(const attn::InputSpec& spec, bool causal, attn::gpu::BackendChoice backend) {
+void CurvesPanel::setInput(const attn::InputSpec& spec, bool causal, attn::gpu::BackendChoice backend, bool imported) {
   input_ = spec;
   causal_ = causal;
   backend_ = backend;
+  imported_ = imported;
+}
+
+void CurvesPanel::noteWindowRun() {
+  if (running()) ++window_runs_;
+}
+
+QString CurvesPanel::notMeasuredText(const std::string& id) const {
+  QStringList lines;
+  for (const auto& p : result_.points)
+    if (p.mechanism == id && p.backend == backend_name_ && p.status != "ok")
+      lines << tr("N = %1: %2%3")
+                   .arg(p.n)
+                   .arg(QString::fromStdString(p.status))
+                   .arg(p.message.empty() ? QString() : QStringLiteral(" \u2014 ") + QString::fromStdString(p.message));
+  return lines.join(QLatin1Char('\n'));
 }
 
 void CurvesPanel::checkMechanism(const std::string& id) {
@@ -221,8 +244,8 @@ bool CurvesPanel::start() {
   }
   attn::SweepSpec spec;
   spec.mechanisms = ids;
-  const attn::Index from = from_->currentData().toLongLong(), to = to_->currentData().toLongLong();
-  for (attn::Index n = from; n <= std::max(from, to); n *= 2) spec.ns.push_back(n);
+  const attn::Index a = from_->currentData().toLongLong(), b = to_->currentData().toLongLong();
+  for (attn::Index n = std::min(a, b); n <= std::max(a, b); n *= 2) spec.ns.push_back(n);
   spec.seeds = seeds_->value();
   spec.repeats = repeats_->value();
   spec.d = input_.d;
@@ -236,11 +259,14 @@ bool CurvesPanel::start() {
   result_.spec.mechanisms.insert(result_.spec.mechanisms.begin(), "exact");
   result_.spec.backends = {};
   error_.clear();
+  window_runs_ = 0;
   cancel_flag_ = std::make_shared<std::atomic<bool>>(false);
   auto flag = cancel_flag_;
   const auto choice = backend_;
   progress_->setValue(0);
-  status_->setText(tr("starting\xE2\x80\xA6"));
+  status_->setText(
+      imported_ ? tr("starting on the generator's input (a sweep varies N; the imported file has one)\xE2\x80\xA6")
+                : tr("starting\xE2\x80\xA6"));
   redraw();  // the previous curves go now, not when the first new point arrives
   watcher_.setFuture(QtConcurrent::run([this, spec, flag, choice]() {
     SweepOutcome out;
@@ -316,13 +342,18 @@ void CurvesPanel::onFinished() {
     int failed = 0;
     for (const auto& p : result_.points) failed += p.status != "ok";
     const int total = int(result_.spec.ns.size() * result_.spec.mechanisms.size());
-    status_->setText(result_.complete
-                         ? tr("%1 points in %2 s on the %3 backend%4")
-                               .arg(result_.points.size())
-                               .arg(result_.seconds, 0, 'g', 2)
-                               .arg(QString::fromStdString(backend_name_))
-                               .arg(failed ? tr(" (%1 not measured: hover the legend)").arg(failed) : QString())
-                         : tr("cancelled: %1 of %2 points kept").arg(result_.points.size()).arg(total));
+    QString text = result_.complete
+                       ? tr("%1 points in %2 s on the %3 backend%4")
+                             .arg(result_.points.size())
+                             .arg(result_.seconds, 0, 'f', 1)
+                             .arg(QString::fromStdString(backend_name_))
+                             .arg(failed ? tr(" (%1 not measured: hover the legend)").arg(failed) : QString())
+                       : tr("cancelled: %1 of %2 points kept").arg(result_.points.size()).arg(total);
+    if (imported_) text += tr(" \u00B7 on the generator's input (the imported file has one N)");
+    if (window_runs_ > 0)
+      text += tr(" \u00B7 the window ran %n time(s) meanwhile: times and peaks may include its runs", nullptr,
+                 window_runs_);
+    status_->setText(text);
     progress_->setValue(result_.complete ? 1000 : progress_->value());
   }
   redraw();
@@ -377,6 +408,7 @@ void CurvesPanel::exportTo(const std::string& path) const {
 }
 
 void CurvesPanel::redraw() {
+  QToolTip::hideText();  // the series under the pointer goes now and will not say so
   QChart* chart = chart_view_->chart();
   chart->removeAllSeries();
   for (QAbstractAxis* axis : chart->axes()) {
@@ -405,7 +437,9 @@ void CurvesPanel::redraw() {
   }
   if (!(xmax > 0) || !(ymax > 0)) return;
   if (xmax <= xmin) xmax = xmin * 2;
-  if (ymax <= ymin) ymax = ymin * 10;
+  // Decades with room: a point or the "as fast as exact" line never lies on the frame.
+  ymin /= 1.5;
+  ymax *= 1.5;
   auto* ax = new QLogValueAxis;
   ax->setBase(2);
   ax->setLabelFormat("%g");
@@ -424,6 +458,21 @@ void CurvesPanel::redraw() {
     s->attachAxis(ax);
     s->attachAxis(ay);
   };
+  // Hovering a legend entry lists the points that were not measured, and why.
+  auto showOnHover = [&](QAbstractSeries* series, const QString& id, const QString& missing) {
+    for (QLegendMarker* marker : chart->legend()->markers(series)) {
+      marker->setLabelBrush(QBrush(QColor(0xd0, 0x5a, 0x3c)));
+      connect(marker, &QLegendMarker::hovered, this, [id, missing](bool on) {
+        if (on)
+          QToolTip::showText(QCursor::pos(),
+                             QStringLiteral("<b>%1</b> not measured at<br>").arg(id) +
+                                 missing.toHtmlEscaped().replace(QLatin1Char('\n'), QStringLiteral("<br>")));
+        else
+          QToolTip::hideText();
+      });
+    }
+  };
+  std::vector<std::string> shown;  // ids with a series
   for (const auto& s : f.series) {
     const QColor colour = fig::seriesColour(s.style);
     auto* line = new QLineSeries;
@@ -438,11 +487,27 @@ void CurvesPanel::redraw() {
         line->append(s.x[i], s.y[i]);
         dots->append(s.x[i], s.y[i]);
       }
+    // The series' mechanism id is the first word of its name.
+    const std::string id = s.name.section(' ', 0, 0).toStdString();
+    shown.push_back(id);
+    const QString missing = notMeasuredText(id);
+    if (!missing.isEmpty())
+      line->setName(s.name + tr("  \u00B7 %n N not measured", nullptr, int(missing.count('\n')) + 1));
     attach(line);
     attach(dots);
     for (QLegendMarker* marker : chart->legend()->markers(dots)) marker->setVisible(false);
-    // The series' mechanism id is the first word of its name.
-    const std::string id = s.name.section(' ', 0, 0).toStdString();
+    if (!missing.isEmpty()) showOnHover(line, QString::fromStdString(id), missing);
+    // Bars: the quartiles of the timed runs, or the error's ± std over seeds (as in the exported figure).
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.lo[i]) && std::isfinite(s.hi[i]) && s.lo[i] > 0 && s.hi[i] > s.lo[i]) {
+        auto* bar = new QLineSeries;
+        bar->setObjectName(QStringLiteral("bar"));
+        bar->setPen(QPen(colour, 1.2));
+        bar->append(s.x[i], s.lo[i]);
+        bar->append(s.x[i], s.hi[i]);
+        attach(bar);
+        for (QLegendMarker* marker : chart->legend()->markers(bar)) marker->setVisible(false);
+      }
     connect(dots, &QScatterSeries::hovered, this, [this, id](const QPointF& at, bool on) {
       if (!on) {
         QToolTip::hideText();
@@ -463,6 +528,20 @@ void CurvesPanel::redraw() {
       if (std::isfinite(p->device_ms)) text += QString("<br>device time %1 ms").arg(p->device_ms, 0, 'g', 4);
       QToolTip::showText(QCursor::pos(), text);
     });
+  }
+  // A mechanism none of whose points was measured keeps its place in the legend, with the reasons.
+  for (const std::string& id : result_.spec.mechanisms) {
+    if (std::find(shown.begin(), shown.end(), id) != shown.end()) continue;
+    const bool any_ok = std::any_of(result_.points.begin(), result_.points.end(), [&](const attn::SweepPoint& p) {
+      return p.mechanism == id && p.backend == backend_name_ && p.status == "ok";
+    });
+    const QString missing = notMeasuredText(id);
+    if (any_ok || missing.isEmpty()) continue;  // left out by this curve (exact on speed-up, …), not failed
+    auto* none = new QLineSeries;
+    none->setName(tr("%1: not measured").arg(QString::fromStdString(id)));
+    none->setPen(QPen(Qt::gray, 2, Qt::DotLine));
+    attach(none);
+    showOnHover(none, QString::fromStdString(id), missing);
   }
   if (std::isfinite(f.hline)) {
     auto* h = new QLineSeries;

@@ -41,7 +41,12 @@ class CurvesPanel : public QWidget {
   ~CurvesPanel() override;  ///< cancels a computation in flight and waits for it
 
   /// The input and backend the curves are computed on (the window's current ones).
-  void setInput(const attn::InputSpec& spec, bool causal, attn::gpu::BackendChoice backend);
+  /// `imported`: the window shows an imported file; a sweep varies N, so it runs on the generator's input
+  /// and says so.
+  void setInput(const attn::InputSpec& spec, bool causal, attn::gpu::BackendChoice backend, bool imported = false);
+  /// The window started a run of its own while the curves are computing: the sweep's times and peaks
+  /// may include it, and the status line says so when the sweep ends.
+  void noteWindowRun();
   /// Ticks this mechanism in the list (the one the window shows); others stay as the user left them.
   void checkMechanism(const std::string& id);
   /// Ticks exactly these (exact is always computed: it is the baseline).
@@ -86,6 +91,8 @@ class CurvesPanel : public QWidget {
   void redraw();
   void updateButtons();
   fig::Curve curve() const;
+  /// "N = 8192: skipped (…)" for each point of `id` that was not measured, one a line; empty if none.
+  QString notMeasuredText(const std::string& id) const;
 
   QListWidget* list_ = nullptr;
   QComboBox* from_ = nullptr;
@@ -103,6 +110,8 @@ class CurvesPanel : public QWidget {
 
   attn::InputSpec input_;
   bool causal_ = false;
+  bool imported_ = false;  ///< the window's input is a file: the curves use the generator
+  int window_runs_ = 0;    ///< runs the window started during this sweep
   attn::gpu::BackendChoice backend_ = attn::gpu::BackendChoice::Auto;
   std::string backend_name_ = "cpu";  ///< the backend the last result ran on
 

@@ -20,6 +20,8 @@
 namespace attnlab::gui {
 
 namespace {
+constexpr int k_max_generated_n = 16384;  ///< the largest N the generator offers (an imported file may be larger)
+constexpr int k_max_generated_d = 1024;
 
 struct BackendName {
   attn::gpu::BackendChoice choice;
@@ -62,10 +64,10 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   }
   generator_->setToolTip(tr("How Q, K and V are generated (seeded, deterministic)"));
   n_ = new DoublingSpinBox;
-  n_->setRange(1, 16384);
+  n_->setRange(1, k_max_generated_n);
   n_->setToolTip(tr("Tokens N (queries and keys). Exact attention and the error are O(N²)."));
   d_ = new DoublingSpinBox;
-  d_->setRange(1, 1024);
+  d_->setRange(1, k_max_generated_d);
   d_->setToolTip(tr("Head size d of Q and K (V uses the same)."));
   seed_ = new QSpinBox;
   seed_->setRange(0, INT_MAX);
@@ -118,8 +120,10 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(QString(), causal_);
   form->addRow(tr("Backend"), backend_);
   import_ = new QPushButton(tr("Import Q, K, V\xE2\x80\xA6"));
-  import_->setToolTip(tr("Run on one head of a real model: a .npz or .safetensors file with arrays q, k, v "
-                         "(or query, key, value), or a .npy"));
+  import_->setToolTip(
+      tr("Run on one head of a real model: a .npz or .safetensors file with arrays q, k, v "
+         "(or query, key, value; other arrays are not read), a .npy of Q, K, V stacked as "
+         "(3, N, d), or one of q.npy, k.npy, v.npy side by side"));
   clear_import_ = new QPushButton(tr("Use generator"));
   clear_import_->setToolTip(tr("Forget the imported file and generate Q, K, V again"));
   clear_import_->setVisible(false);
@@ -215,6 +219,9 @@ bool InputPanel::importFile(const QString& path, QString* error) {
   imported_ = std::make_shared<const attn::Inputs>(std::move(loaded).value());
   imported_path_ = path.toStdString();
   quiet_ = true;
+  // The (disabled) boxes show the file's sizes, also past what the generator offers.
+  n_->setMaximum(int(std::clamp<attn::Index>(imported_->n(), k_max_generated_n, INT_MAX)));
+  d_->setMaximum(int(std::clamp<attn::Index>(imported_->q.cols(), k_max_generated_d, INT_MAX)));
   n_->setValue(int(std::min<attn::Index>(imported_->n(), n_->maximum())));
   d_->setValue(int(std::min<attn::Index>(imported_->q.cols(), d_->maximum())));
   quiet_ = false;
@@ -244,6 +251,8 @@ void InputPanel::clearImport() {
   clear_import_->setVisible(false);
   attn::InputSpec back = base_;
   back.seed = static_cast<std::uint64_t>(seed_->value());  // the seed stays editable while a file is shown
+  n_->setMaximum(k_max_generated_n);
+  d_->setMaximum(k_max_generated_d);
   setSpec(back);
   emit inputChanged();
 }

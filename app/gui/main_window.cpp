@@ -721,7 +721,12 @@ bool MainWindow::selectMechanism(const std::string& id) {
   auto mechanism = attn::findMechanism(id);
   if (!mechanism) return false;
   if (mechanism == mechanism_) return true;
-  if (mechanism_) startup_notices_.clear();  // the user has moved on
+  if (mechanism_) {
+    startup_notices_.clear();  // the user has moved on
+    // What the panel holds now, also a value committed since the last run (a spin box that lost focus to
+    // the click in the list schedules a run that comes after this switch).
+    params_by_id_[mechanism_id_] = parameters_->values();
+  }
   mechanism_ = mechanism;
   mechanism_id_ = id;
   // The values it had when last selected (what compare mode runs it with), else its defaults.
@@ -770,7 +775,8 @@ RunRequest MainWindow::baseRequest() const {
 void MainWindow::startRun() {
   if (!mechanism_) return;
   params_by_id_[mechanism_id_] = parameters_->values();
-  curves_->setInput(input_->spec(), input_->causal(), input_->backend());
+  curves_->noteWindowRun();  // a sweep in flight shares the processor (and the heap count) with this run
+  curves_->setInput(input_->spec(), input_->causal(), input_->backend(), input_->imported() != nullptr);
   latest_id_ = runner_.submit(baseRequest());
   previous_order_.reset();
   status_time_->setText(tr("running\xE2\x80\xA6"));

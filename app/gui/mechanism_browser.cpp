@@ -3,6 +3,7 @@
 
 #include <QHeaderView>
 #include <QKeyEvent>
+#include <QLabel>
 #include <QLineEdit>
 #include <QTreeWidget>
 #include <QVBoxLayout>
@@ -25,6 +26,10 @@ MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
   filter_->setPlaceholderText(tr("Filter: name, paper, idea…"));
   filter_->setClearButtonEnabled(true);
   filter_->setObjectName(QStringLiteral("mechanism_filter"));
+  no_match_ = new QLabel;
+  no_match_->setObjectName(QStringLiteral("mechanism_no_match"));
+  no_match_->setWordWrap(true);
+  no_match_->setVisible(false);
   tree_ = new QTreeWidget;
   tree_->setObjectName(QStringLiteral("mechanism_tree"));
   tree_->setColumnCount(2);
@@ -35,6 +40,7 @@ MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
   tree_->header()->setSectionResizeMode(0, QHeaderView::Stretch);
   tree_->header()->setSectionResizeMode(1, QHeaderView::ResizeToContents);
   layout->addWidget(filter_);
+  layout->addWidget(no_match_);
   layout->addWidget(tree_, 1);
 
   // Families in enum order, mechanisms in catalog order within each.
@@ -81,6 +87,13 @@ MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
 
 void MechanismBrowser::applyFilter(const QString& text) {
   const QStringList words = text.toLower().split(QLatin1Char(' '), Qt::SkipEmptyParts);
+  const bool filtering = !words.isEmpty();
+  if (filtering && !filtering_) {  // a filter starts: remember what the user had collapsed
+    collapsed_.clear();
+    for (int f = 0; f < tree_->topLevelItemCount(); ++f)
+      if (!tree_->topLevelItem(f)->isExpanded()) collapsed_.push_back(tree_->topLevelItem(f));
+  }
+  int matches = 0;
   for (int f = 0; f < tree_->topLevelItemCount(); ++f) {
     QTreeWidgetItem* family = tree_->topLevelItem(f);
     int shown = 0;
@@ -93,7 +106,17 @@ void MechanismBrowser::applyFilter(const QString& text) {
       shown += match ? 1 : 0;
     }
     family->setHidden(shown == 0);
+    matches += shown;
+    // A match inside a collapsed family is shown; the family folds again when the filter is cleared.
+    if (filtering && shown > 0) family->setExpanded(true);
+    if (!filtering && filtering_ && collapsed_.contains(family)) family->setExpanded(false);
   }
+  if (!filtering) collapsed_.clear();
+  filtering_ = filtering;
+  no_match_->setText(tr("No mechanism matches \u201C%1\u201D: the filter looks in ids, titles, papers, ideas and "
+                        "families.")
+                         .arg(text.trimmed()));
+  no_match_->setVisible(filtering && matches == 0);
 }
 
 QTreeWidgetItem* MechanismBrowser::firstMatch() const {

@@ -3,6 +3,7 @@
 #pragma once
 #include <QWidget>
 
+class QLabel;
 class QLineEdit;
 class QTreeWidget;
 class QTreeWidgetItem;
@@ -36,7 +37,12 @@ class MechanismBrowser : public QWidget {
   QTreeWidgetItem* firstMatch() const;
 
   QLineEdit* filter_;
+  QLabel* no_match_;
   QTreeWidget* tree_;
+  /// Families the user had collapsed when the filter started: expanded while it shows their matches,
+  /// collapsed again when it is cleared.
+  QList<QTreeWidgetItem*> collapsed_;
+  bool filtering_ = false;
 };
 
 }  // namespace attnlab::gui

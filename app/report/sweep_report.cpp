@@ -92,8 +92,8 @@ Summary summarise(const attn::SweepResult& r, const std::string& id, const std::
     const auto* e = r.find("exact", backend, n);
     s.speedup_largest = e && e->status == "ok" && p->time_median > 0 ? e->time_median / p->time_median : NAN;
   }
-  s.time_slope = attn::logLogSlope(ns, times);
-  s.memory_slope = attn::logLogSlope(ns, mems);
+  s.time_slope = attn::largeNSlope(ns, times);
+  s.memory_slope = attn::largeNSlope(ns, mems);
   s.crossover = id == "exact" ? NAN : attn::crossoverN(r, id, backend);
   s.exact_measured = false;
   for (attn::Index n : r.spec.ns)
@@ -268,12 +268,16 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
          << " | " << bytes(s.memory_largest) << " | " << (id == "exact" ? "0" : err) << " |\n";
       if (!s.problems.empty()) problems += "<li><code>" + esc(id) + "</code>: " + esc(s.problems) + "</li>";
     }
-    html << "</table>\n<p class=\"note\">Slopes are least-squares fits of log(time) and log(peak bytes) on log N over the measured "
-            "points. The crossover is the N from which a mechanism is faster than exact attention and stays faster (interpolated in "
-            "log-log). Peak memory is the high-water mark of the heap during a run above what was live before it (CPU) or the "
+    html << "</table>\n<p class=\"note\">Slopes are least-squares fits of log(time) and log(peak bytes) on log N over "
+            "the "
+         << attn::k_slope_points
+         << " largest measured N (at small N fixed costs flatten the curves). The crossover is the N from which a "
+            "mechanism is faster than exact attention and stays faster (interpolated in "
+            "log-log). Peak memory is the high-water mark of the heap during a run above what was live before it (CPU) "
+            "or the "
             "backend's buffer bytes (GPU).</p>\n";
     if (!problems.empty()) html << "<p>Points not measured:</p><ul>" << problems << "</ul>\n";
-    md << "\n";
+    md << "\nSlopes: least-squares fits on log N over the " << attn::k_slope_points << " largest measured N.\n\n";
   }
 
   // LRA comparison.

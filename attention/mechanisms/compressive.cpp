@@ -78,9 +78,9 @@ class Compressive final : public Mechanism {
     std::vector<std::int32_t> segment(static_cast<size_t>(n));
     for (Index i = 0; i < n; ++i) segment[size_t(i)] = std::int32_t(i / seg);
     r.explanation.groupings.push_back(Grouping::fromLabels("segments", std::move(segment), std::int32_t((n + seg - 1) / seg)));
-    r.explanation.notes.push_back("a segment sees " + std::to_string(mem) + " memory positions and up to " +
-                                  std::to_string(slots) + " compressed slots of " + std::to_string(c) +
-                                  " (covering " + std::to_string(slots * c) + " older positions)");
+    r.explanation.notes.push_back("a segment sees up to " + std::to_string(std::min(mem, n)) +
+                                  " memory positions and up to " + std::to_string(slots) + " compressed slots of " +
+                                  std::to_string(c) + " (covering " + std::to_string(slots * c) + " older positions)");
     return r;
   }
 };

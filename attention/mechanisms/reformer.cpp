@@ -39,12 +39,21 @@ class Reformer final : public Mechanism {
     };
   }
   Inputs referenceInputs(const Inputs& in, const Params&) const override {
+    checkOneSequence(in);  // before the reference is run on keys made from the queries
     Inputs shared = in;
     shared.k = normalisedKeys(in.q);
     shared.mask_self = true;
     return shared;
   }
   std::string referenceLabel(const Params&) const override { return "exact (shared-QK, no self)"; }
+
+  static void checkOneSequence(const Inputs& in) {
+    if (in.m() != in.n())
+      throw UserError(
+          "Reformer shares queries and keys (its keys are the normalised queries): it needs as many keys "
+          "as queries, not N = " +
+          std::to_string(in.n()) + " queries and M = " + std::to_string(in.m()) + " keys");
+  }
 
   static Matrix normalisedKeys(const Matrix& q) {
     Matrix k = q;
@@ -58,7 +67,7 @@ class Reformer final : public Mechanism {
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), d = in.q.cols();
-    if (in.m() != n) throw UserError("Reformer shares queries and keys: it needs as many keys as queries");
+    checkOneSequence(in);
     Index buckets = p.integer("buckets");
     if (buckets > 1 && buckets % 2) {
       ++buckets;

@@ -57,11 +57,15 @@ class Sinkhorn final : public Mechanism {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        ParamSpec::integer("block", "Block size b", "Tokens per block (a divisor of N; otherwise the largest "
-                           "divisor below it is used).", 32, 1, 1 << 20, true),
-        ParamSpec::real("temperature", "Temperature τ", "S = Sinkhorn(exp(R/τ)); small τ: a harder permutation.",
-                        0.75, 0.01, 100, true),
-        ParamSpec::integer("iterations", "Sinkhorn iterations", "Row + column normalisations.", 7, 0, 100),
+        ParamSpec::integer("block", "Block size b",
+                           "Tokens per block (a divisor of N; otherwise the largest "
+                           "divisor below it is used).",
+                           32, 1, 1 << 20, true),
+        ParamSpec::real("temperature", "Temperature τ", "S = Sinkhorn(exp(R/τ)); small τ: a harder permutation.", 0.75,
+                        0.01, 100, true),
+        // At least one: S = exp(R/τ) unbalanced is unbounded (it overflows at small τ), not a soft permutation.
+        ParamSpec::integer("iterations", "Sinkhorn iterations", "Row + column normalisations (at least one).", 7, 1,
+                           100),
     };
   }
 

@@ -74,15 +74,18 @@ class CallBuffers {
   explicit CallBuffers(vk::Context& ctx) : ctx_(ctx) {}
   /// A rows×cols fp32 buffer; returns its handle for operator[].
   std::size_t floats(Index rows, Index cols, std::string what, vk::BufferUse use = vk::BufferUse::DeviceRead) {
-    return declare(floatBytes(ctx_, rows, cols, what), std::move(what), use);
+    const Index bytes = floatBytes(ctx_, rows, cols, what);  // before `what` is moved (argument order is unspecified)
+    return declare(bytes, std::move(what), use);
   }
   /// `count` 32-bit words.
   std::size_t words(Index count, std::string what, vk::BufferUse use = vk::BufferUse::DeviceRead) {
-    return declare(intBytes(ctx_, count, what), std::move(what), use);
+    const Index bytes = intBytes(ctx_, count, what);
+    return declare(bytes, std::move(what), use);
   }
   /// `count` elements of `element` bytes.
   std::size_t elements(Index count, Index element, std::string what) {
-    return declare(ctx_.bufferBytes(std::max<Index>(count, 1), element, what), std::move(what), vk::BufferUse::DeviceRead);
+    const Index bytes = ctx_.bufferBytes(std::max<Index>(count, 1), element, what);
+    return declare(bytes, std::move(what), vk::BufferUse::DeviceRead);
   }
   /// Checks the total against the budget and creates every buffer; returns the bytes they hold.
   Index allocate(const std::string& call) {
@@ -174,6 +177,20 @@ Index VulkanBackend::matmulDepthPerDispatch(const vk::DeviceLimits& limits) {
   // below any limit a driver could sensibly have, so at least one always goes.)
   constexpr Index per_dispatch = 2 + 16, per_tile = 1 + (2 + 2) + (kMatmulTile + 2);
   return std::max<Index>(1, (loopBudget(limits) - per_dispatch) / per_tile) * kMatmulTile;
+}
+
+std::vector<VulkanBackend::DispatchSlice> VulkanBackend::splitEntries(Index total, Index per_dispatch, Index step) {
+  step = std::max<Index>(step, 1);
+  total = std::clamp<Index>(total, 0, Index(1) << 31);
+  const Index whole = std::max(step, (total + step - 1) / step * step);  // ≤ 2^31 + step: fits 32 bits
+  per_dispatch = std::clamp(per_dispatch / step * step, step, whole);
+  const Index count = std::max<Index>(1, (total + per_dispatch - 1) / per_dispatch);
+  std::vector<DispatchSlice> out;
+  for (Index i = 0; i < count; ++i)
+    out.push_back({static_cast<std::uint32_t>(i * per_dispatch),
+                   static_cast<std::uint32_t>(i + 1 == count ? whole : (i + 1) * per_dispatch),
+                   (i == 0 ? kPhaseFirst : 0u) | (i + 1 == count ? kPhaseLast : 0u)});
+  return out;
 }
 
 VulkanBackend::VulkanBackend(VulkanBackendOptions options)
@@ -422,7 +439,16 @@ void VulkanBackend::checkCoopOnce() {
       const Matrix q = rng.gaussian(n, d), k = rng.gaussian(m, d), v = rng.gaussian(m, d);
       DenseAttentionOptions o;
       o.causal = causal;
-      const AttentionOutput got = denseCoop(q, k, v, o);
+      AttentionOutput got;
+      try {
+        got = denseCoop(q, k, v, o);
+      } catch (const vk::DeviceLost&) {
+        throw;                             // the device is gone: the caller's fallback handles it
+      } catch (const std::exception& e) {  // the kernel did not build or run here: the fp32 kernel does the work
+        coop_notice_ = "The tensor-core (fp16) attention kernel could not run on " + context_->description().name +
+                       " (" + e.what() + "); attnlab uses the fp32 kernel instead.";
+        return;
+      }
       const MatrixD ref = referenceAttention(q.cast<double>(), k.cast<double>(), v.cast<double>(), o);
       const double err = (got.out.cast<double>() - ref).norm() / ref.norm();
       worst = std::max(worst, std::isfinite(err) ? err : 1e300);
@@ -537,29 +563,27 @@ constexpr Index kMaxSparseDim = 256;  // d and dv attention_sparse.comp takes (D
 constexpr Index kMaxLinearDv = 256;   // dv attention_linear.comp takes (WMAX − 1)
 constexpr Index kLinearChunk = 64;    // C in attention_linear.comp
 
-/// Budget of loop iterations per invocation, or "unlimited" (a very large number).
+/// Budget of loop iterations per invocation, or "unlimited": 2^40, more than any call can ask for
+/// (pixels and rows hold < 2^31 entries) and small enough that the arithmetic on it cannot overflow.
 Index iterationBudget(const vk::DeviceLimits& limits) {
-  return limits.max_loop_iterations == 0 ? std::numeric_limits<Index>::max() / 4 : loopBudget(limits);
+  return limits.max_loop_iterations == 0 ? Index(1) << 40 : loopBudget(limits);
 }
 
-/// Splits `total` items of per-invocation work into dispatches of at most `per_dispatch` (a multiple
-/// of `step`): the [begin, end) of each and the phase bits.
-struct Slice {
-  std::uint32_t begin, end, phase;
-};
-std::vector<Slice> slices(Index total, Index per_dispatch, Index step) {
-  per_dispatch = std::max(step, per_dispatch / step * step);
-  const Index count = std::max<Index>(1, ceilDiv(total, per_dispatch));
-  std::vector<Slice> out;
-  for (Index i = 0; i < count; ++i)
-    out.push_back({static_cast<std::uint32_t>(i * per_dispatch),
-                   static_cast<std::uint32_t>(i + 1 == count ? std::max(total, (i + 1) * per_dispatch)
-                                                             : (i + 1) * per_dispatch),
-                   (i == 0 ? kPhaseFirst : 0u) | (i + 1 == count ? kPhaseLast : 0u)});
-  return out;
-}
+using Slice = VulkanBackend::DispatchSlice;
 
 }  // namespace
+
+Index VulkanBackend::tileEntriesPerDispatch(Index r, const vk::DeviceLimits& limits) {
+  // weights_tile.comp's loops per thread: one r-long dot product per entry (and the entry loop).
+  return std::max<Index>(1, (iterationBudget(limits) - (kWg + 8)) / (std::max<Index>(r, 0) + 4)) * kWg;
+}
+
+Index VulkanBackend::sparseEntriesPerDispatch(Index d, const vk::DeviceLimits& limits) {
+  // attention_sparse.comp's loops per 64-entry block (see loopBudget): the block loop, the dot
+  // product, thread 0's two passes, the P·V loop; per dispatch the query load and margins.
+  const Index per_block = 1 + (d + 2) + 2 * (kWg + 2) + (kWg + 2);
+  return std::max<Index>(1, (iterationBudget(limits) - (ceilDiv(d, kWg) + 2 + 16)) / per_block) * kWg;
+}
 
 // ---- sparse attention -------------------------------------------------------------------------------
 
@@ -677,7 +701,7 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   Index per_dispatch = tiling.keys_per_dispatch > 0 ? tiling.keys_per_dispatch / tiling.keys : tiles.longest;
   if (options_.sparse_entries_per_dispatch > 0)
     per_dispatch = std::min(per_dispatch, std::max<Index>(1, options_.sparse_entries_per_dispatch / tiling.keys));
-  const auto parts = slices(tiles.longest, std::max<Index>(1, per_dispatch), 1);
+  const auto parts = splitEntries(tiles.longest, std::max<Index>(1, per_dispatch), 1);
   std::vector<DensePush> pushes;
   for (const Slice& sl : parts) {
     DensePush p = push;
@@ -734,14 +758,9 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
   b.upload(C, pattern.col.data());  // nnz ≥ 1 here
   if (has_bias) b.upload(B, entry_bias->data());
 
-  // attention_sparse.comp's loops per 64-entry block (see loopBudget): the block loop, the dot
-  // product, thread 0's two passes, the P·V loop; per dispatch the query load and margins.
-  const Index per_block = 1 + (d + 2) + 2 * (kWg + 2) + (kWg + 2);
-  const Index per_dispatch_entries =
-      std::max<Index>(1, (iterationBudget(ctx.limits()) - (ceilDiv(d, kWg) + 2 + 16)) / per_block) * kWg;
-  Index entries = per_dispatch_entries;
+  Index entries = sparseEntriesPerDispatch(d, ctx.limits());
   if (options_.sparse_entries_per_dispatch > 0) entries = std::min(entries, options_.sparse_entries_per_dispatch);
-  const auto parts = slices(longest, entries, kWg);
+  const auto parts = splitEntries(longest, entries, kWg);
   last_split_dispatches_ = Index(parts.size());
   const auto [gx, gy] = grid(n, ctx.limits(), "sparse attention");
   std::vector<SparsePush> pushes;
@@ -903,7 +922,7 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
   const auto [ox, oy] = grid(n, ctx.limits(), "linear attention");
   Index scan_chunks = std::max<Index>(1, iterationBudget(ctx.limits()) - 16);
   if (options_.linear_chunks_per_dispatch > 0) scan_chunks = std::min(scan_chunks, options_.linear_chunks_per_dispatch);
-  const auto scan = slices(chunks, scan_chunks, 1);
+  const auto scan = splitEntries(chunks, scan_chunks, 1);
   last_split_dispatches_ = Index(scan.size());
   std::vector<LinearPush> scan_pushes;
   for (const Slice& sl : scan) {
@@ -1042,11 +1061,9 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
   b.upload(T, kernel.row_term.data());
   b.upload(RS, rspan.data());
   b.upload(CS, cspan.data());
-  // weights_tile.comp's loops per thread: one r-long dot product per entry (and the entry loop).
-  const Index per_dispatch = std::max<Index>(1, (iterationBudget(ctx.limits()) - (kWg + 8)) / (r + 4)) * kWg;
-  Index entries = per_dispatch;
+  Index entries = tileEntriesPerDispatch(r, ctx.limits());
   if (options_.tile_entries_per_dispatch > 0) entries = std::min(entries, options_.tile_entries_per_dispatch);
-  const auto parts = slices(most, entries, kWg);
+  const auto parts = splitEntries(most, entries, kWg);
   last_split_dispatches_ = Index(parts.size());
   const auto [gx, gy] = grid(out.rows * out.cols, ctx.limits(), "the weight tile");
   std::vector<TilePush> pushes;

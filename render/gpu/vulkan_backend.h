@@ -159,6 +159,19 @@ class VulkanBackend final : public attn::Backend {
   /// 16-wide tile), so that an invocation stays within half of limits.max_loop_iterations; 0 when
   /// the device has no such limit (one dispatch).
   static Index matmulDepthPerDispatch(const vk::DeviceLimits& limits);
+  /// One dispatch's share [begin, end) of the entries each invocation walks, and its phase bits (first,
+  /// last: the shaders' PHASE_FIRST, PHASE_LAST).
+  struct DispatchSlice {
+    std::uint32_t begin, end, phase;
+  };
+  /// Splits `total` entries (< 2^31) into dispatches of at most `per_dispatch` (rounded down to a
+  /// multiple of `step`, at least `step`); the last ends at `total` rounded up to a multiple of `step`.
+  static std::vector<DispatchSlice> splitEntries(Index total, Index per_dispatch, Index step);
+  /// Entries of one pixel a weight-tile dispatch may take at factor rank r, and entries of one row a
+  /// sparse-attention dispatch may take at head size d, within half of limits.max_loop_iterations (a
+  /// multiple of 64; without a loop limit, more than any pixel or row can hold).
+  static Index tileEntriesPerDispatch(Index r, const vk::DeviceLimits& limits);
+  static Index sparseEntriesPerDispatch(Index d, const vk::DeviceLimits& limits);
 
  private:
   AttentionOutput denseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options);

@@ -188,7 +188,9 @@ void main() {
       if (visible) {
         float dotv = 0.0;
         [[dont_unroll]] for (uint c = 0u; c < pc.d; ++c) dotv += sQ[rr * DKS + c] * sK[jj * DKS + c];
-        x = dotv * pc.scale;
+        // Q and K are finite: an infinite dot product overflowed (|q·k| > FLT_MAX) though scale·q·k may
+        // not have. +inf flags the row (bit 1), and the host computes it exactly.
+        x = isinf(dotv) ? posInf() : dotv * pc.scale;
 #ifdef HAS_BIAS
         x += bias[qrow * pc.m + key];
 #endif

@@ -108,7 +108,8 @@ void main() {
       j = col[e0 + t];
       float dotv = 0.0;
       [[dont_unroll]] for (uint c = 0u; c < pc.d; ++c) dotv += sQ[c] * k[uint(j) * pc.d + c];
-      x = dotv * pc.scale;
+      // An infinite dot product of finite Q, K overflowed: +inf flags the row for the host (exact).
+      x = isinf(dotv) ? posInf() : dotv * pc.scale;
 #ifdef HAS_BIAS
       x += ebias[e0 + t];
 #endif

@@ -177,12 +177,39 @@ TEST_F(ArrayFiles, DamagedOrUnsuitableFilesSayWhatIsWrong) {
   cut.resize(cut.size() / 2);
   expectError(arrays::loadQkv(write("cut.npz", cut)), "not a readable .npz");
   expectError(arrays::loadQkv(write("x.npz", std::vector<std::byte>(100, std::byte(7)))), "no zip directory");
-  expectError(arrays::loadQkv(write("ints.safetensors", safetensorsOf({{"q", "I64", {2, 2}, std::vector<std::byte>(32)}}))),
+  // A good k and v beside a q that cannot be used: the message is about q.
+  const auto f32 = [](float x) { return x; };
+  auto withKv = [&](std::tuple<std::string, std::string, std::vector<std::int64_t>, std::vector<std::byte>> q) {
+    return safetensorsOf(
+        {q, {"k", "F32", {40, 8}, encode<float>(k_, f32)}, {"v", "F32", {40, 4}, encode<float>(v_, f32)}});
+  };
+  expectError(arrays::loadQkv(write("ints.safetensors", withKv({"q", "I64", {2, 2}, std::vector<std::byte>(32)}))),
               "attnlab reads F32, F64, F16 and BF16");
-  expectError(arrays::loadQkv(write("short.safetensors", safetensorsOf({{"q", "F32", {4, 4}, std::vector<std::byte>(8)}}))),
+  expectError(arrays::loadQkv(write("short.safetensors", withKv({"q", "F32", {4, 4}, std::vector<std::byte>(8)}))),
               "not what its shape says");
-  expectError(arrays::loadQkv(write("3d.safetensors", safetensorsOf({{"q", "F32", {2, 3, 4}, std::vector<std::byte>(96)}}))),
+  expectError(arrays::loadQkv(write("3d.safetensors", withKv({"q", "F32", {2, 3, 4}, std::vector<std::byte>(96)}))),
               "save one head as N×d");
+  // Only q, k and v are read: another tensor of a type attnlab does not read is no obstacle.
+  {
+    const auto file = safetensorsOf({{"q", "F32", {40, 8}, encode<float>(q_, f32)},
+                                     {"attention_mask", "I64", {1, 40}, std::vector<std::byte>(320)},
+                                     {"hidden_states", "F32", {1, 12, 40, 8}, std::vector<std::byte>(12 * 40 * 8 * 4)},
+                                     {"k", "F32", {40, 8}, encode<float>(k_, f32)},
+                                     {"v", "F32", {40, 4}, encode<float>(v_, f32)}});
+    const auto in = arrays::loadQkv(write("checkpoint.safetensors", file));
+    ASSERT_TRUE(in) << in.error();
+    EXPECT_TRUE(in.value().q == q_);
+    EXPECT_TRUE(in.value().v == v_);
+  }
+  // Many arrays, none of them q, k, v: the message lists a dozen and counts the rest.
+  {
+    std::vector<std::tuple<std::string, std::string, std::vector<std::int64_t>, std::vector<std::byte>>> many;
+    for (int i = 0; i < 30; ++i)
+      many.push_back({"layer" + std::to_string(100 + i), "F32", {2, 2}, std::vector<std::byte>(16)});
+    const auto r = arrays::loadQkv(write("many.safetensors", safetensorsOf(many)));
+    expectError(r, "and 18 more");
+    EXPECT_EQ(r.error().find("layer129"), std::string::npos) << r.error();
+  }
   expectError(arrays::loadQkv(write("a.txt", {})), "reads .npy, .npz and .safetensors");
   expectError(arrays::loadQkv((dir_ / "missing.npz").string()), "cannot open");
   // Mismatched shapes and non-finite values come from the inputs' own validation, with the file named.
@@ -191,6 +218,97 @@ TEST_F(ArrayFiles, DamagedOrUnsuitableFilesSayWhatIsWrong) {
   expectError(arrays::loadQkv(write("nan.npz", zipOf({{"q.npy", npy::serialize(bad)}, {"k.npy", npy::serialize(k_)},
                                                        {"v.npy", npy::serialize(v_)}}, false))),
               "nan.npz");
+}
+
+// Files made by a fuzzer and by hand to break the readers (tests/data/bad_arrays): offsets and sizes
+// near 2^64 that wrap a sum, zip64 fields running past their area, a 114-byte file claiming a 4 GiB
+// member, JSON of the wrong types, shapes whose byte count wraps. Each is a message, never a crash, an
+// exception or a huge allocation (the CPU tests run under ASan and UBSan in CI).
+TEST_F(ArrayFiles, FilesMadeToBreakTheReadersGiveMessages) {
+  const fs::path folder = fs::path(ATTNLAB_SOURCE_DIR) / "tests" / "data" / "bad_arrays";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string path = entry.path().string();
+    ++files;
+    Expected<Inputs> qkv = Expected<Inputs>::failure("not run");
+    ASSERT_NO_THROW(qkv = arrays::loadQkv(path)) << path;
+    EXPECT_FALSE(qkv) << path;
+    if (!qkv) {
+      EXPECT_NE(qkv.error().find(entry.path().filename().string()), std::string::npos) << qkv.error();
+    }
+    Expected<std::map<std::string, Matrix>> all = Expected<std::map<std::string, Matrix>>::failure("not run");
+    ASSERT_NO_THROW(all = arrays::load(path)) << path;  // (a 0-row array is an array: loadQkv refuses it)
+  }
+  EXPECT_GE(files, 20);
+}
+
+TEST_F(ArrayFiles, TwoMembersSharingOneDataBlockAreRefused) {
+  // The same deflated member listed again under another name: a small file that would inflate many times.
+  std::vector<std::byte> zip = zipOf({{"q.npy", npy::serialize(q_)}}, true);
+  const std::size_t eocd = zip.size() - 22;
+  const std::size_t dir_at = std::size_t(zip[eocd + 16]) | std::size_t(zip[eocd + 17]) << 8 |
+                             std::size_t(zip[eocd + 18]) << 16 | std::size_t(zip[eocd + 19]) << 24;
+  std::vector<std::byte> entry(zip.begin() + std::ptrdiff_t(dir_at), zip.begin() + std::ptrdiff_t(eocd));
+  entry[46] = std::byte('k');  // "k.npy"
+  std::vector<std::byte> end(zip.begin() + std::ptrdiff_t(eocd), zip.end());
+  zip.resize(eocd);
+  zip.insert(zip.end(), entry.begin(), entry.end());
+  end[8] = end[10] = std::byte(2);                              // two entries
+  end[12] = std::byte(std::to_integer<unsigned>(end[12]) * 2);  // the directory is twice as long (< 256 here)
+  zip.insert(zip.end(), end.begin(), end.end());
+  const auto r = arrays::load(write("shared.npz", zip));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("share the data"), std::string::npos) << r.error();
+}
+
+TEST_F(ArrayFiles, NpyStackedOrSideBySide) {
+  // One (3, N, d) array: np.save("qkv.npy", np.stack([q, k, v])) (d of V equal to d of Q here).
+  const Matrix v = Rng(4).gaussian(40, 8);
+  std::vector<std::byte> stacked = npy::serialize(q_);
+  {
+    // The header of a (3, 40, 8) float32 array, padded as numpy pads it, then the three blocks in C order.
+    std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 40, 8), }";
+    while ((10 + dict.size() + 1) % 64 != 0) dict += ' ';
+    dict += '\n';
+    stacked.clear();
+    for (int c : {0x93, int('N'), int('U'), int('M'), int('P'), int('Y'), 1, 0}) stacked.push_back(std::byte(c));
+    stacked.push_back(std::byte(dict.size() & 0xFF));
+    stacked.push_back(std::byte(dict.size() >> 8));
+    for (char c : dict) stacked.push_back(std::byte(c));
+    for (const Matrix* m : {static_cast<const Matrix*>(&q_), static_cast<const Matrix*>(&k_), &v})
+      for (Index r = 0; r < 40; ++r)
+        for (Index c = 0; c < 8; ++c) {
+          const float x = (*m)(r, c);
+          const auto* b = reinterpret_cast<const std::byte*>(&x);
+          stacked.insert(stacked.end(), b, b + 4);
+        }
+  }
+  const auto in = arrays::loadQkv(write("qkv.npy", stacked));
+  ASSERT_TRUE(in) << in.error();
+  EXPECT_TRUE(in.value().q == q_);
+  EXPECT_TRUE(in.value().k == k_);
+  EXPECT_TRUE(in.value().v == v);
+  // One 2-D array under another name: the message says how to save Q, K, V.
+  const auto one = arrays::loadQkv(write("head.npy", npy::serialize(q_)));
+  ASSERT_FALSE(one);
+  EXPECT_NE(one.error().find("np.stack([q, k, v])"), std::string::npos) << one.error();
+  // q.npy, k.npy, v.npy side by side: any of them opens the three.
+  fs::create_directories(dir_ / "head");
+  npy::save((dir_ / "head" / "q.npy").string(), q_);
+  npy::save((dir_ / "head" / "k.npy").string(), k_);
+  const auto missing = arrays::loadQkv((dir_ / "head" / "k.npy").string());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("v.npy is missing"), std::string::npos) << missing.error();
+  npy::save((dir_ / "head" / "v.npy").string(), v_);
+  const auto three = arrays::loadQkv((dir_ / "head" / "k.npy").string());
+  ASSERT_TRUE(three) << three.error();
+  EXPECT_TRUE(three.value().q == q_);
+  EXPECT_TRUE(three.value().k == k_);
+  EXPECT_TRUE(three.value().v == v_);
+  // A folder given as a file: a message that says so (it used to be "out of memory").
+  const auto folder = npy::load((dir_ / "head").string());
+  ASSERT_FALSE(folder);
+  EXPECT_NE(folder.error().find("is a folder"), std::string::npos) << folder.error();
 }
 
 }  // namespace

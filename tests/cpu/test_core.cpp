@@ -105,6 +105,21 @@ TEST(Inputs, BadSizesAndValuesAreRejected) {
   }
   EXPECT_THROW(validateInputs(Matrix::Zero(3, 4), Matrix::Zero(3, 5), Matrix::Zero(3, 2)), UserError);
   EXPECT_THROW(validateInputs(Matrix::Zero(3, 4), Matrix::Zero(3, 4), Matrix::Zero(4, 2)), UserError);
+  // A τ so small that Q overflows float names the knob, not "Q has a non-finite value".
+  InputSpec tiny;
+  tiny.n = 7;
+  tiny.d = 5;
+  tiny.temperature = 1e-40;
+  try {
+    generate(tiny);
+    FAIL() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("overflow 32-bit floats at \u03C4 = 1e-40"), std::string::npos) << e.what();
+  }
+  InputSpec peaked;
+  peaked.generator = Generator::Peaked;
+  peaked.heavy_hitters = -1;
+  EXPECT_THROW(generate(peaked), UserError);
 }
 
 ImpliedWeights denseWeights(const Matrix& m) {

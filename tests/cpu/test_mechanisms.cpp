@@ -456,5 +456,55 @@ TEST(Runner, ReferenceInRowBlocksEqualsOnePassAndCancels) {
   EXPECT_THROW(referenceOutput(makeInputs(Generator::Gaussian, 100), false, &cancel), Cancelled);
 }
 
+// A mechanism whose arithmetic overflows (its output holds NaN in one row) is an error that names it and
+// the rows, not a result whose error reads "computing…" for ever.
+class OverflowingMechanism final : public Mechanism {
+ public:
+  const MechanismInfo& info() const override {
+    static const MechanismInfo i{"overflowing", "Overflowing", "test", "", 2026, Family::Reference, "O(N)"};
+    return i;
+  }
+  std::vector<ParamSpec> params() const override { return {}; }
+  Result run(const Inputs& in, const Params&, Backend&, const RunOptions&) const override {
+    Result r;
+    r.output = in.v;
+    r.output(1, 0) = std::numeric_limits<float>::quiet_NaN();
+    return r;
+  }
+};
+
+TEST(Runner, ANonFiniteOutputIsAnErrorNamingTheMechanism) {
+  CpuBackend cpu(1);
+  const auto m = std::make_shared<OverflowingMechanism>();
+  try {
+    compare(makeInputs(Generator::Gaussian, 16), m, Params::resolve(m->params(), {}), cpu, CompareOptions{});
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("overflowing gave NaN or infinite outputs in 1 of 16 rows"), std::string::npos) << what;
+  }
+  // Sinkhorn without balancing was one (exp(R/τ) overflows at small τ): it balances at least once now.
+  const auto sinkhorn = requireMechanism("sinkhorn");
+  const Params p = Params::resolve(sinkhorn->params(), {{"iterations", "0"}, {"temperature", "0.01"}});
+  EXPECT_EQ(p.integer("iterations"), 1);
+  EXPECT_FALSE(p.notes().empty());
+  const Comparison c = compare(makeInputs(Generator::Clustered, 128), sinkhorn, p, cpu, CompareOptions{});
+  EXPECT_TRUE(std::isfinite(c.relative_error));
+}
+
+TEST(Runner, ReformerOnFewerQueriesThanKeysSaysWhy) {
+  // Its reference runs on keys made from the queries: the message is Reformer's, not a shape mismatch.
+  Inputs in = makeInputs(Generator::Gaussian, 64);
+  in.q = Matrix(in.q.topRows(16));
+  CpuBackend cpu(1);
+  const auto m = requireMechanism("reformer");
+  try {
+    compare(in, m, Params::resolve(m->params(), {}), cpu, CompareOptions{});
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("N = 16 queries and M = 64 keys"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace attn

@@ -3,6 +3,7 @@
 // slopes and crossovers, and JSON/CSV that read back.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -247,6 +248,16 @@ TEST(Sweep, SlopesAndCrossoverFromKnownCurves) {
   EXPECT_NEAR(logLogSlope({256, 512, 1024}, {1, 4, 16}), 2.0, 1e-12);
   EXPECT_NEAR(logLogSlope({256, 512, 1024}, {3, 6, 12}), 1.0, 1e-12);
   EXPECT_TRUE(std::isnan(logLogSlope({256}, {1})));
+  // A fixed cost of 1e6 below N = 1024, then N²: the large-N slope is the N² part's, 2, while a fit over
+  // every point is pulled down by the flat start (and the order of the points does not matter).
+  const std::vector<double> ns = {8192, 64, 128, 256, 512, 1024, 2048, 4096};
+  std::vector<double> ms;
+  for (double n : ns) ms.push_back(std::max(1e6, n * n));
+  EXPECT_NEAR(largeNSlope(ns, ms), 2.0, 1e-12);
+  EXPECT_LT(logLogSlope(ns, ms), 1.5);
+  EXPECT_NEAR(largeNSlope({256, 512}, {1, 4}), 2.0, 1e-12);  // fewer points than asked: all of them
+  EXPECT_NEAR(largeNSlope({256, 512, 1024, 2048}, {1, 2, 16, 128}, 2), 3.0, 1e-12);
+  EXPECT_TRUE(std::isnan(largeNSlope({256, 512}, {1, 0})));  // y = 0 is left out: one point
   SweepResult r;
   r.spec.ns = {256, 512, 1024, 2048};
   const double exact_ms[] = {1, 4, 16, 64};

@@ -301,6 +301,18 @@ TEST_F(DenseAttention, LogitsNearFltMaxAreStable) {
   const AttentionOutput got = gpu().denseAttention(q, kneg, v, o);
   EXPECT_LT(got.lse(0), -1e38f);
   EXPECT_NEAR(got.out(0, 0), v.col(0).mean(), 1e-5);
+  // q·k overflows float (4·1e38 > FLT_MAX) but scale·q·k = −2e38·(1 + 0.01j) does not: the row is not
+  // a masked one (zeros); it is key 0's value, the largest logit by 2e36.
+  const Index d4 = 4, m4 = 5;
+  const Matrix q4 = Matrix::Constant(3, d4, 1e19f);
+  Matrix k4(m4, d4);
+  for (Index j = 0; j < m4; ++j) k4.row(j).setConstant(-1e19f * (1.0f + 0.01f * float(j)));
+  const Matrix v4 = rng.gaussian(m4, 3);
+  DenseAttentionOptions standard;  // scale 1/√4
+  check(q4, k4, v4, standard, "q·k overflows, scale·q·k does not");
+  const AttentionOutput over = gpu().denseAttention(q4, k4, v4, standard);
+  EXPECT_NEAR(over.out(1, 2), v4(0, 2), 1e-6);
+  EXPECT_NEAR(CpuBackend(1).denseAttention(q4, k4, v4, standard).out(1, 2), v4(0, 2), 1e-6);
 }
 
 TEST_F(DenseAttention, ScaleAndOffsetSemanticsMatchCpuBackend) {

@@ -128,5 +128,55 @@ TEST_F(Matmul, MismatchAndBudgetAreUserErrors) {
   EXPECT_EQ(ctx().memoryInUse(), 0);
 }
 
+// The dispatch plans of the weight-tile and sparse kernels, as arithmetic (no device): on a GPU without a
+// loop limit (every real one) one dispatch covers the largest pixel or row; with lavapipe's limit the
+// dispatches tile the entries in order and each stays within half of it.
+TEST(DispatchPlan, WithoutALoopLimitOneDispatchTakesEverything) {
+  vk::DeviceLimits none;
+  none.max_loop_iterations = 0;
+  const Index largest = (Index(1) << 31) - 1;  // the largest pixel or row the kernels accept
+  for (Index r : {0, 1, 4, 11, 12, 64, 1024}) {
+    const Index per = gpu::VulkanBackend::tileEntriesPerDispatch(r, none);
+    EXPECT_GE(per, largest) << "rank " << r;
+    const auto parts = gpu::VulkanBackend::splitEntries(largest, per, 64);
+    ASSERT_EQ(parts.size(), 1u) << "rank " << r;
+    EXPECT_EQ(parts[0].begin, 0u);
+    EXPECT_GE(Index(parts[0].end), largest) << "rank " << r;
+    EXPECT_EQ(parts[0].phase, 3u);  // first and last
+  }
+  for (Index d : {1, 64, 256}) {
+    const Index per = gpu::VulkanBackend::sparseEntriesPerDispatch(d, none);
+    EXPECT_GE(per, largest) << "d " << d;
+    const auto parts = gpu::VulkanBackend::splitEntries(100000, per, 64);
+    ASSERT_EQ(parts.size(), 1u);
+    EXPECT_GE(parts[0].end, 100000u);
+  }
+}
+
+TEST(DispatchPlan, WithALoopLimitDispatchesTileTheEntriesInOrder) {
+  vk::DeviceLimits lavapipe;
+  lavapipe.max_loop_iterations = 65535;
+  for (Index r : {1, 16, 64}) {
+    const Index per = gpu::VulkanBackend::tileEntriesPerDispatch(r, lavapipe);
+    EXPECT_EQ(per % 64, 0);
+    EXPECT_LE(per / 64 * (r + 4), 65535 / 2) << "an invocation's dot products stay within half the limit";
+    const Index total = 100000;
+    const auto parts = gpu::VulkanBackend::splitEntries(total, per, 64);
+    ASSERT_EQ(Index(parts.size()), (total + per - 1) / per);
+    std::uint32_t next = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      EXPECT_EQ(parts[i].begin, next);
+      EXPECT_GT(parts[i].end, parts[i].begin);
+      EXPECT_EQ(parts[i].phase, (i == 0 ? 1u : 0u) | (i + 1 == parts.size() ? 2u : 0u));
+      next = parts[i].end;
+    }
+    EXPECT_GE(Index(next), total);
+    EXPECT_LT(Index(next), total + 64);
+  }
+  const auto none = gpu::VulkanBackend::splitEntries(0, 640, 64);  // nothing to walk: one dispatch still ends it
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].phase, 3u);
+}
+
 }  // namespace
 }  // namespace attn::test

@@ -175,6 +175,32 @@ TEST_F(SparseAttention, SpecialRowsFollowTheDefinedSemantics) {
   EXPECT_GT(gpu().lastFixedRows(), 0) << c.what;
 }
 
+TEST_F(SparseAttention, DotProductsThatOverflowBeforeTheScaleAreComputedExactly) {
+  // q·k = −4e38·(1 + 0.01j) overflows float; scale·q·k (scale ½) does not. Every row sees every key:
+  // the largest logit, key 0, takes all the weight, on both backends (and the tile kernel's full blocks).
+  const Index n = 3, m = 5, d = 4;
+  const Matrix q = Matrix::Constant(n, d, 1e19f);
+  Matrix k(m, d);
+  for (Index j = 0; j < m; ++j) k.row(j).setConstant(-1e19f * (1.0f + 0.01f * float(j)));
+  const Matrix v = Rng(5).gaussian(m, 3);
+  Pattern full;
+  full.rows = n;
+  full.cols = m;
+  full.components = {"full"};
+  full.row_ptr.push_back(0);
+  for (Index i = 0; i < n; ++i) {
+    for (Index j = 0; j < m; ++j) {
+      full.col.push_back(std::int32_t(j));
+      full.component.push_back(0);
+    }
+    full.row_ptr.push_back(Index(full.col.size()));
+  }
+  for (const AttentionOutput& got :
+       {gpu().sparseAttention(q, k, v, full, 0, nullptr), CpuBackend(1).sparseAttention(q, k, v, full, 0, nullptr)})
+    for (Index i = 0; i < n; ++i)
+      for (Index c = 0; c < 3; ++c) EXPECT_NEAR(got.out(i, c), v(0, c), 1e-6) << "row " << i;
+}
+
 TEST_F(SparseAttention, LongRowsSplitAcrossDispatches) {
   gpu::VulkanBackendOptions o = testBackendOptions();
   o.sparse_entries_per_dispatch = 64;
