@@ -53,27 +53,46 @@ Matrix ImpliedWeights::tile(Range rows, Range cols, TileSize out, Pooling poolin
     groups.emplace_back(r, r1);
     r = r1;
   }
+  const bool max = pooling == Pooling::Max;
   parallelFor(Index(groups.size()), 0, [&](Index g) {
     const auto [r0, r1] = groups[size_t(g)];
-    const Index band_begin = rs[size_t(r0)];
-    const Range band{rows.begin + band_begin, rows.begin + re[size_t(r1 - 1)]};
+    const Index band_begin = rs[size_t(r0)], band_end = re[size_t(r1 - 1)];
+    // Per pixel: the largest entry, or the sum (divided by the pixel's area at the end).
+    MatrixD acc = MatrixD::Constant(r1 - r0, out.cols, max ? -std::numeric_limits<double>::infinity() : 0.0);
     Index c = 0;
     while (c < out.cols) {
       const Index chunk_begin = cs[size_t(c)];
       Index c_end = c + 1;
       while (c_end < out.cols && ce[size_t(c_end)] - chunk_begin <= kColumnChunk) ++c_end;
       const Index chunk_end = ce[size_t(c_end - 1)];
-      const Matrix block = block_(band, Range{cols.begin + chunk_begin, cols.begin + chunk_end});
-      for (Index r = r0; r < r1; ++r) {
-        const auto rows_of_pixel = block.middleRows(rs[size_t(r)] - band_begin, re[size_t(r)] - rs[size_t(r)]);
-        for (Index p = c; p < c_end; ++p) {
-          const Index a = cs[size_t(p)] - chunk_begin, b = ce[size_t(p)] - chunk_begin;
-          const auto part = rows_of_pixel.middleCols(a, b - a);
-          result(r, p) = pooling == Pooling::Max ? part.maxCoeff() : part.mean();
+      // A pixel larger than a block (zoomed far out on a long input) is evaluated in pieces of at most
+      // kRowChunk × kColumnChunk: memory stays one block per thread at any N.
+      for (Index sb = band_begin; sb < band_end; sb += kRowChunk) {
+        const Index sb_end = std::min(band_end, sb + kRowChunk);
+        for (Index sc = chunk_begin; sc < chunk_end; sc += kColumnChunk) {
+          const Index sc_end = std::min(chunk_end, sc + kColumnChunk);
+          const Matrix block =
+              block_(Range{rows.begin + sb, rows.begin + sb_end}, Range{cols.begin + sc, cols.begin + sc_end});
+          for (Index r = r0; r < r1; ++r) {
+            const Index a0 = std::max(rs[size_t(r)], sb), a1 = std::min(re[size_t(r)], sb_end);
+            if (a0 >= a1) continue;
+            for (Index p = c; p < c_end; ++p) {
+              const Index b0 = std::max(cs[size_t(p)], sc), b1 = std::min(ce[size_t(p)], sc_end);
+              if (b0 >= b1) continue;
+              const auto part = block.block(a0 - sb, b0 - sc, a1 - a0, b1 - b0);
+              double& x = acc(r - r0, p);
+              x = max ? std::max(x, double(part.maxCoeff())) : x + double(part.sum());
+            }
+          }
         }
       }
       c = c_end;
     }
+    for (Index r = r0; r < r1; ++r)
+      for (Index p = 0; p < out.cols; ++p) {
+        const double area = double(re[size_t(r)] - rs[size_t(r)]) * double(ce[size_t(p)] - cs[size_t(p)]);
+        result(r, p) = float(max ? acc(r - r0, p) : acc(r - r0, p) / area);
+      }
   });
   return result;
 }
@@ -98,21 +117,25 @@ Matrix WeightKernel::block(Range rows, Range cols) const {
   for (Index i = 0; i < w.rows(); ++i) {
     const Index row = rows.begin + i;
     const float t = row_term(row);
+    auto line = w.row(i);
     if (!std::isfinite(t)) {
-      w.row(i).setZero();
+      line.setZero();
       continue;
     }
     const Index visible = causal ? std::clamp<Index>(row + causal_offset + 1, 0, m) : m;
     const Index self = row + causal_offset;
     const bool hide_self = mask_self && self >= 0 && self < visible && visible > 1;
-    for (Index j = 0; j < w.cols(); ++j) {
-      const Index col = cols.begin + j;
-      if (col >= visible || (hide_self && col == self)) {
-        w(i, j) = 0;
-        continue;
-      }
-      w(i, j) = kind == Kind::Softmax ? std::exp(scale * w(i, j) + t) : w(i, j) * t;
-    }
+    // The visible columns of this block, [0, shown): one vectorised pass; the rest are 0.
+    const Index shown = std::clamp<Index>(visible - cols.begin, 0, w.cols());
+    auto seen = line.head(shown).array();
+    // A softmax weight is at most 1: a logit a rounding above its row's float lse (huge logits, where the
+    // GEMM here and the attention's own sums round differently) must not paint a weight of 1e5.
+    if (kind == Kind::Softmax)
+      seen = (seen * scale + t).min(0.0f).exp();
+    else
+      seen *= t;
+    line.tail(w.cols() - shown).setZero();
+    if (hide_self && self >= cols.begin && self < cols.begin + shown) line(self - cols.begin) = 0;
   }
   return w;
 }
@@ -215,7 +238,7 @@ ImpliedWeights patternSoftmaxWeights(std::shared_ptr<const Matrix> q, std::share
         const Index j = pattern->col[size_t(t)];
         values(t - b) = dense ? logits(i - r.begin, j - c.begin) : q->row(i).dot(k->row(j));
       }
-      values = (values * scale - l).exp();  // vectorised
+      values = (values * scale - l).min(0.0f).exp();  // vectorised; ≤ 1 (see WeightKernel::block)
       for (Index t = b; t < e; ++t) block(i - r.begin, pattern->col[size_t(t)] - c.begin) = values(t - b);
     }
     return block;

@@ -7,6 +7,18 @@ namespace attn {
 
 namespace {
 constexpr Index kBand = 64;  // rows per band: the N×N matrices are only ever seen 64 rows at a time
+
+/// Rows of exact attention's weights, each divided by its sum (in double). Exact rows sum to 1; in float
+/// they miss it by a factor e^Δ when the logits are huge (Δ: how differently the weights' logits and the
+/// attention's lse round), which would put recall and TV beyond [0, 1]. Rows with no mass stay 0.
+MatrixD exactRows(const ImpliedWeights& exact, Range rows, Index m) {
+  MatrixD w = exact.block(rows, Range{0, m}).cast<double>();
+  for (Index i = 0; i < w.rows(); ++i) {
+    const double sum = w.row(i).sum();
+    if (sum > 0 && std::isfinite(sum)) w.row(i) /= sum;
+  }
+  return w;
+}
 }
 
 double relativeError(const Matrix& output, const MatrixD& reference) {
@@ -31,8 +43,8 @@ double rowTotalVariation(const ImpliedWeights& approx, const ImpliedWeights& exa
   for (Index r = 0; r < n; r += kBand) {
     const Range rows{r, std::min(n, r + kBand)};
     const Matrix a = approx.block(rows, Range{0, m});
-    const Matrix b = exact.block(rows, Range{0, m});
-    total += 0.5 * (a.cast<double>() - b.cast<double>()).cwiseAbs().sum();
+    const MatrixD b = exactRows(exact, rows, m);
+    total += 0.5 * (a.cast<double>() - b).cwiseAbs().sum();
   }
   return total / double(n);
 }
@@ -44,10 +56,10 @@ double massRecall(const Pattern& pattern, const ImpliedWeights& exact) {
   double total = 0;
   for (Index r = 0; r < n; r += kBand) {
     const Range rows{r, std::min(n, r + kBand)};
-    const Matrix w = exact.block(rows, Range{0, m});
+    const MatrixD w = exactRows(exact, rows, m);
     for (Index i = rows.begin; i < rows.end; ++i)
       for (Index e = pattern.row_ptr[size_t(i)]; e < pattern.row_ptr[size_t(i + 1)]; ++e)
-        total += double(w(i - r, pattern.col[size_t(e)]));
+        total += w(i - r, pattern.col[size_t(e)]);
   }
   return total / double(n);
 }

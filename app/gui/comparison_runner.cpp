@@ -285,8 +285,10 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       const attn::Grouping* step_order = step.sorted_by.empty() ? order : findGrouping(step, step.sorted_by);
       if (step_order && attn::Index(step_order->order.size()) != n) step_order = nullptr;
       RunOutcome::StepPattern sp{step.title, step.caption, {}, {}, 0, 0, {}, {}, true};
+      bool permuted = false;  // drawn in step_order (a factor, or a pattern that is not N×N, is not)
       if (const auto& p = step.view->pattern) {
         const bool square = p->rows == n && p->cols == n;
+        permuted = square && step_order;
         sp.shown = shownOf(p->rows, p->cols);
         sp.pooled = poolPattern(square && step_order ? attn::permutePattern(*p, step_order->order) : *p, sp.shown.rows,
                                 sp.shown.cols, request.max_pixels);
@@ -297,6 +299,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         sp.what = "pattern";
       } else if (!step.view->groupings.empty() && attn::Index(step.view->groupings.front().label.size()) == n) {
         const attn::Grouping& g = step.view->groupings.front();
+        permuted = step_order != nullptr;
         sp.shown = shownOf(n, n);
         sp.pooled = poolGrouping(g, step_order ? &step_order->order : nullptr, sp.shown.rows, sp.shown.cols,
                                  request.max_pixels);
@@ -318,7 +321,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       } else {
         continue;
       }
-      if (step_order && (!order || step_order->name != order->name)) {  // copies of a grouping: compared by name
+      if (permuted && (!order || step_order->name != order->name)) {  // copies of a grouping: compared by name
         sp.what += " \xC2\xB7 sorted by " + step_order->name;
         sp.own_order = true;
       }

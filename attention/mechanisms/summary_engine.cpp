@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "attention/mechanisms/common.h"
+#include "attention/parallel.h"
 
 namespace attn::mech {
 
@@ -142,9 +143,9 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
       cover.rows = n;
       cover.cols = m;
       cover.components = sp->level_names;
-      cover.row_ptr.push_back(0);
-      std::vector<int> level(size_t(m), -1);
-      for (Index i = 0; i < n; ++i) {
+      // Each pair of the N×M view is visited (4M at N = 2048): rows in parallel, twice — count, then fill
+      // the pattern's arrays in place (no growing, no joining).
+      auto levelsOf = [&](Index i, std::vector<int>& level) {
         std::fill(level.begin(), level.end(), -1);
         for (std::int32_t j : sp->token_keys[size_t(i)]) level[size_t(j)] = 0;
         for (std::int32_t t : sp->node_keys[size_t(i)]) {
@@ -152,13 +153,32 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
           for (Index j = node.span.begin; j < node.span.end; ++j)
             if (level[size_t(j)] < 0) level[size_t(j)] = node.level;
         }
-        for (Index j = 0; j < m; ++j)
-          if (level[size_t(j)] >= 0) {
-            cover.col.push_back(std::int32_t(j));
-            cover.component.push_back(std::uint8_t(level[size_t(j)]));
-          }
-        cover.row_ptr.push_back(Index(cover.col.size()));
-      }
+      };
+      constexpr Index kRows = 64;
+      const Index blocks = (n + kRows - 1) / kRows;
+      cover.row_ptr.assign(size_t(n + 1), 0);
+      parallelFor(blocks, 0, [&](Index b) {
+        std::vector<int> level(static_cast<size_t>(m));
+        for (Index i = b * kRows; i < std::min(n, (b + 1) * kRows); ++i) {
+          levelsOf(i, level);
+          cover.row_ptr[size_t(i + 1)] = Index(std::count_if(level.begin(), level.end(), [](int l) { return l >= 0; }));
+        }
+      });
+      for (Index i = 0; i < n; ++i) cover.row_ptr[size_t(i + 1)] += cover.row_ptr[size_t(i)];
+      cover.col.resize(size_t(cover.row_ptr.back()));
+      cover.component.resize(size_t(cover.row_ptr.back()));
+      parallelFor(blocks, 0, [&](Index b) {
+        std::vector<int> level(static_cast<size_t>(m));
+        for (Index i = b * kRows; i < std::min(n, (b + 1) * kRows); ++i) {
+          levelsOf(i, level);
+          Index e = cover.row_ptr[size_t(i)];
+          for (Index j = 0; j < m; ++j)
+            if (level[size_t(j)] >= 0) {
+              cover.col[size_t(e)] = std::int32_t(j);
+              cover.component[size_t(e++)] = std::uint8_t(level[size_t(j)]);
+            }
+        }
+      });
       auto view = std::make_shared<Explanation>();
       view->pattern = std::move(cover);
       r.explanation.steps.push_back(Step{"Coverage",

@@ -1047,6 +1047,44 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
     widest = std::max(widest, ce[size_t(p)] - cs[size_t(p)]);
   }
   const Index most = tallest * widest;  // entries of the largest pixel
+  const Index limit = options_.tile_pixel_entries_limit > 0 ? options_.tile_pixel_entries_limit : (Index(1) << 31) - 1;
+  if (most > limit && tallest > 1 && widest > 1) {
+    // Pixels the kernel cannot index in 32 bits (far zoomed out on millions of tokens): a tile twice as
+    // fine in each direction, whose pixels nest exactly in these (tilePixelSpans: ⌊2p·len / 2out⌋ =
+    // ⌊p·len / out⌋), pooled down here — the largest of four, or their mean weighted by area.
+    const Index rows2 = std::min(2 * out.rows, rows.size()), cols2 = std::min(2 * out.cols, cols.size());
+    const Matrix fine = weightTileGpu(kernel, rows, cols, TileSize{rows2, cols2}, pooling);
+    std::vector<Index> frs, fre, fcs, fce;
+    tilePixelSpans(rows.size(), rows2, frs, fre);
+    tilePixelSpans(cols.size(), cols2, fcs, fce);
+    std::vector<Index> row_of(static_cast<size_t>(rows2)),
+        col_of(static_cast<size_t>(cols2));  // each fine pixel's coarse one
+    for (Index p = 0, f = 0; f < rows2; ++f) {
+      while (fre[size_t(f)] > re[size_t(p)]) ++p;
+      row_of[size_t(f)] = p;
+    }
+    for (Index p = 0, f = 0; f < cols2; ++f) {
+      while (fce[size_t(f)] > ce[size_t(p)]) ++p;
+      col_of[size_t(f)] = p;
+    }
+    MatrixD acc =
+        MatrixD::Constant(out.rows, out.cols, pooling == Pooling::Max ? -std::numeric_limits<double>::infinity() : 0.0);
+    for (Index f = 0; f < rows2; ++f)
+      for (Index g = 0; g < cols2; ++g) {
+        double& x = acc(row_of[size_t(f)], col_of[size_t(g)]);
+        if (pooling == Pooling::Max)
+          x = std::max(x, double(fine(f, g)));
+        else
+          x += double(fine(f, g)) * double(fre[size_t(f)] - frs[size_t(f)]) * double(fce[size_t(g)] - fcs[size_t(g)]);
+      }
+    for (Index p = 0; p < out.rows; ++p)
+      for (Index q = 0; q < out.cols; ++q)
+        tile(p, q) =
+            float(pooling == Pooling::Max
+                      ? acc(p, q)
+                      : acc(p, q) / (double(re[size_t(p)] - rs[size_t(p)]) * double(ce[size_t(q)] - cs[size_t(q)])));
+    return tile;
+  }
   if (most >= (Index(1) << 31))
     throw UserError("weight tile: one pixel would cover " + std::to_string(most) +
                     " entries; ask for more pixels or a smaller rectangle");

@@ -83,6 +83,9 @@ struct VulkanBackendOptions {
   /// Tests: at most this many entries of a pixel per weight-tile dispatch (whole 64-entry blocks);
   /// 0: as many as the device allows.
   Index tile_entries_per_dispatch = 0;
+  /// Tests: the most entries one pixel of a weight tile may hold before the tile is computed twice as
+  /// fine and pooled down (the kernel indexes a pixel's entries in 32 bits); 0: 2^31 − 1.
+  Index tile_pixel_entries_limit = 0;
 };
 
 class VulkanBackend final : public attn::Backend {

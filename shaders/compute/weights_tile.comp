@@ -57,7 +57,8 @@ float entry(uint i, uint j) {
   if (pc.mask_self != 0u && int(j) == self_key && self_key >= 0 && visible > 1) return 0.0;
   float s = 0.0;
   [[dont_unroll]] for (uint c = 0u; c < pc.r; ++c) s += a[i * pc.r + c] * b[j * pc.r + c];
-  return pc.kind == 0u ? exp(pc.scale * s + t) : s * t;
+  // A softmax weight is at most 1, also where the logit rounds above the row's lse (as on the CPU).
+  return pc.kind == 0u ? exp(min(pc.scale * s + t, 0.0)) : s * t;
 }
 
 void main() {

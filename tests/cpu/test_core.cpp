@@ -6,14 +6,15 @@
 #include <regex>
 #include <thread>
 
+#include "attention/backend.h"
 #include "attention/explanation.h"
 #include "attention/inputs.h"
+#include "attention/mechanisms/pattern_engine.h"
 #include "attention/metrics.h"
 #include "attention/multiply.h"
-#include "attention/params.h"
-#include "attention/mechanisms/pattern_engine.h"
-#include "attention/pooling.h"
 #include "attention/parallel.h"
+#include "attention/params.h"
+#include "attention/pooling.h"
 #include "test_util.h"
 
 namespace attn {
@@ -343,6 +344,35 @@ TEST(Metrics, RelativeErrorTotalVariationAndMassRecall) {
   pat.col = {0, 1, 2};
   pat.component = {0, 0, 0};
   EXPECT_NEAR(massRecall(pat, denseWeights(p)), (0.5 + 0.8) / 2, 1e-6);
+}
+
+TEST(Metrics, HugeLogitsKeepWeightsAtMostOneAndMetricsInRange) {
+  // Logits of ~1e7: the weights' float GEMM and the attention's float lse round differently by far more
+  // than 1, so raw rows summed to anything from 3e-4 to 1.6e5 and mass recall came out as 639.
+  Rng rng(3);
+  const Index n = 256, d = 64;
+  auto q = std::make_shared<Matrix>(rng.gaussian(n, d) * 3000.0f);
+  auto k = std::make_shared<Matrix>(rng.gaussian(n, d) * 3000.0f);
+  const Matrix v = rng.gaussian(n, 8);
+  CpuBackend cpu(1);
+  const AttentionOutput out = cpu.denseAttention(*q, *k, v, DenseAttentionOptions{});
+  const float scale = 1.0f / std::sqrt(float(d));
+  const ImpliedWeights w = denseSoftmaxWeights(q, k, scale, false, out.lse);
+  EXPECT_LE(w.block({0, n}, {0, n}).maxCoeff(), 1.0f) << "a softmax weight above 1";
+  Pattern full;
+  full.rows = full.cols = n;
+  full.row_ptr.push_back(0);
+  for (Index i = 0; i < n; ++i) {
+    for (Index j = 0; j < n; ++j) {
+      full.col.push_back(std::int32_t(j));
+      full.component.push_back(0);
+    }
+    full.row_ptr.push_back(Index(full.col.size()));
+  }
+  EXPECT_NEAR(massRecall(full, w), 1.0, 1e-9) << "every pair is seen: all of the mass";
+  const double tv = rowTotalVariation(w, w);
+  EXPECT_GE(tv, 0.0);
+  EXPECT_LE(tv, 1.0);
 }
 
 TEST(Purity, AttentionIncludesNoQtVulkanOrImGui) {

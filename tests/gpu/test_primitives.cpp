@@ -628,6 +628,21 @@ TEST_F(WeightTiles, LargePixelsSplitAcrossDispatches) {
   stats.report("weight tiles, split");
 }
 
+TEST_F(WeightTiles, PixelsTooLargeToIndexAreComputedFinerAndPooledDown) {
+  // The kernel indexes a pixel's entries in 32 bits; past that (a limit lowered here to 1000 entries) the
+  // tile is computed twice as fine, as often as needed, and pooled down: same values as in one go.
+  gpu::VulkanBackendOptions o = testBackendOptions();
+  o.tile_pixel_entries_limit = 1000;
+  gpu::VulkanBackend nested(backend_->sharedContext(), o);
+  Stats stats;
+  for (int s = 0; s < 12; ++s) {
+    TileCase c = randomTile(7500 + std::uint64_t(s), 300);
+    c.out = TileSize{1 + s % 3, 2 + s % 4};
+    checkTile(nested, c, stats);
+  }
+  stats.report("weight tiles, nested");
+}
+
 TEST_F(WeightTiles, ImpliedWeightsUseTheBackendWhenGiven) {
   Rng rng(12);
   auto q = std::make_shared<const Matrix>(rng.gaussian(90, 16));
