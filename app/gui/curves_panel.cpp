@@ -31,6 +31,7 @@
 namespace attnlab::gui {
 
 namespace {
+constexpr int k_tall_chart = 260;  ///< chart height (px) from which axis titles and the minor grid are drawn
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -141,7 +142,8 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   QChart* chart = makeDockChart();
   chart_view_ = new QChartView(chart);
   chart_view_->setRenderHint(QPainter::Antialiasing);
-  chart_view_->setMinimumHeight(120);  // the bottom docks stay short; drag the splitter up for a bigger chart
+  chart_view_->setMinimumHeight(120);
+  chart_view_->installEventFilter(this);  // the bottom docks stay short; drag the splitter up for a bigger chart
 
   auto* controls = new QHBoxLayout;
   controls->addWidget(new QLabel(tr("N")));
@@ -440,16 +442,31 @@ void CurvesPanel::redraw() {
   // Decades with room: a point or the "as fast as exact" line never lies on the frame.
   ymin /= 1.5;
   ymax *= 1.5;
+  // The bottom dock is short (about 110 px of chart in a 900-px window): small type, and the minor grid
+  // only when a decade has room for it; otherwise Qt elides every label to "…".
+  const bool tall = chart_view_->height() >= k_tall_chart;
+  tall_ = tall;
+  QFont small = chart_view_->font();
+  small.setPointSizeF(std::max(6.5, small.pointSizeF() * 0.8));
+  QFont title = small;
+  title.setBold(true);
+  chart->setTitleFont(title);
   auto* ax = new QLogValueAxis;
   ax->setBase(2);
   ax->setLabelFormat("%g");
+  ax->setLabelsFont(small);
+  ax->setTitleFont(small);
   ax->setTitleText(f.xlabel);
+  ax->setTitleVisible(tall);
   ax->setRange(xmin / 1.2, xmax * 1.2);
   auto* ay = new QLogValueAxis;
   ay->setBase(10);
   ay->setLabelFormat("%g");
+  ay->setLabelsFont(small);
+  ay->setTitleFont(small);
   ay->setTitleText(f.ylabel);
-  ay->setMinorTickCount(-1);
+  ay->setTitleVisible(tall);  // the chart's title names the quantity
+  ay->setMinorTickCount(tall ? -1 : 0);
   ay->setRange(std::pow(10.0, std::floor(std::log10(ymin))), std::pow(10.0, std::ceil(std::log10(ymax))));
   chart->addAxis(ax, Qt::AlignBottom);
   chart->addAxis(ay, Qt::AlignLeft);
@@ -559,6 +576,13 @@ void CurvesPanel::redraw() {
     v->append(m.x, ay->max());
     attach(v);
   }
+}
+
+bool CurvesPanel::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == chart_view_ && event->type() == QEvent::Resize && (chart_view_->height() >= k_tall_chart) != tall_ &&
+      !result_.points.empty())
+    redraw();
+  return QWidget::eventFilter(watched, event);
 }
 
 void CurvesPanel::setLight(bool light) {

@@ -80,6 +80,10 @@ class CurvesPanel : public QWidget {
   /// Light or dark chart theme (the window's).
   void setLight(bool light);
 
+ protected:
+  /// A chart resized across the "tall" threshold is drawn again (axis titles, minor grid).
+  bool eventFilter(QObject* watched, QEvent* event) override;
+
  signals:
   void finished();
   /// A point finished (the chart was redrawn).
@@ -112,6 +116,7 @@ class CurvesPanel : public QWidget {
   bool causal_ = false;
   bool imported_ = false;  ///< the window's input is a file: the curves use the generator
   int window_runs_ = 0;    ///< runs the window started during this sweep
+  bool tall_ = false;      ///< the chart had room for axis titles and a minor grid when last drawn
   attn::gpu::BackendChoice backend_ = attn::gpu::BackendChoice::Auto;
   std::string backend_name_ = "cpu";  ///< the backend the last result ran on
 
