@@ -3,7 +3,9 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,25 @@ struct MechanismInfo {
   CausalSupport causal = CausalSupport::No;
   std::string idea;        ///< one line
   std::string stand_ins;   ///< what replaces learned weights, or "" when nothing is learned
-  bool approximates_softmax = true;  ///< false: a different operator (error shown as N/A)
+  /// The rule (one for every mechanism, checked by Truth.ApproximationRule for each): true exactly when
+  /// Mechanism::exactLimit names a setting of the parameters at which the mechanism reproduces softmax
+  /// attention of its reference inputs (a window ≥ N, every token a landmark, one bucket, m → ∞ random
+  /// features). false: a different operator; its headline error is "N/A — a different operator" and its
+  /// distance from softmax attention is shown only as that, labelled.
+  bool approximates_softmax = true;
+  /// Where attnlab departs from the paper or from the authors' code, one line each ("logits q·k̂/√d as in
+  /// the paper's equations; the trax code uses q·k̂"). Shown on the info card, by `attnlab list` and in
+  /// figure footers.
+  std::vector<std::string> conventions;
+};
+
+/// A setting of a mechanism's parameters at which it reproduces softmax attention of its reference
+/// inputs (Mechanism::exactLimit): the relative output error there is at most `tolerance` (1e-4 for an
+/// exact identity; larger for an unbiased estimator, whose limit is m → ∞ and is checked at a large m).
+struct ExactLimit {
+  std::map<std::string, std::string> settings;  ///< NAME=VALUE, as `--set`; the rest keep their defaults
+  double tolerance = 1e-4;
+  std::string description;                      ///< "every token is a landmark (m = N)", shown to users
 };
 
 /// Cost of one run: scored pairs, FLOPs (theoretical), peak bytes, time per stage.
@@ -78,15 +98,30 @@ class Mechanism {
   /// landmarks than tokens) with a message that says what to change; Cancelled when cancelled.
   virtual Result run(const Inputs& inputs, const Params& params, Backend& backend,
                      const RunOptions& options) const = 0;
-  /// The inputs of the exact attention this mechanism approximates. Usually the inputs themselves;
-  /// Reformer's shared-QK attention approximates softmax with keys = unit-normalised queries.
+  /// The inputs of the standard exact attention this mechanism is measured against: the inputs
+  /// themselves, for every mechanism whose keys are the tokens. A memory layer's keys are its slots
+  /// (product-key memory: softmax over all n² product keys), so its reference is over those.
   virtual Inputs referenceInputs(const Inputs& inputs, const Params& /*params*/) const { return inputs; }
+  /// The mechanism's own target when it approximates a variant of standard attention on the same tokens
+  /// (Reformer: shared-QK keys with no self-attention; RFA: unit-norm q, k at temperature σ²). Its error
+  /// against this is a second, labelled figure; the headline is against standard exact attention, the
+  /// same for every mechanism. nullopt: no own target. exactLimit reproduces this one when it exists.
+  struct OwnReference {
+    Inputs inputs;
+    std::string label;  ///< "exact (shared-QK, no self)"
+  };
+  virtual std::optional<OwnReference> ownReference(const Inputs& /*inputs*/, const Params& /*params*/) const {
+    return std::nullopt;
+  }
   /// Whether the reference is causal-masked in a causal run: yes, except where its keys are memory slots
   /// rather than tokens (product-key memory: a slot has no position, so j ≤ i means nothing there). The
   /// mechanism's own output must ignore later tokens in a causal run either way.
   virtual bool referenceIsCausal(bool causal) const { return causal; }
   /// How the reference is named in views ("exact", "exact (shared-QK)").
   virtual std::string referenceLabel(const Params& /*params*/) const { return "exact"; }
+  /// Where this mechanism becomes exact softmax attention on `inputs` (MechanismInfo::approximates_softmax):
+  /// of its own reference when it has one, else of referenceInputs. nullopt for a different operator.
+  virtual std::optional<ExactLimit> exactLimit(const Inputs& /*inputs*/) const { return std::nullopt; }
 };
 
 /// Milliseconds since `start` (steady clock), for Cost stages.

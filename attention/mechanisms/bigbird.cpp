@@ -41,6 +41,11 @@ class BigBird final : public Mechanism {
     };
   }
 
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"block", std::to_string(std::min<Index>(4096, std::max(in.n(), in.m())))}, {"form", "itc"}},
+                      1e-4, "one block covering the sequence (b ≥ N)"};
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     if (p.choice("form") == "etc") return runEtc(in, p, backend, options);
     Result r;

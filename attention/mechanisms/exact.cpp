@@ -17,6 +17,8 @@ class Exact final : public Mechanism {
   }
   std::vector<ParamSpec> params() const override { return {}; }
 
+  std::optional<ExactLimit> exactLimit(const Inputs&) const override { return ExactLimit{{}, 1e-5, "always"}; }
+
   Result run(const Inputs& in, const Params&, Backend& backend, const RunOptions& options) const override {
     Result r;
     const float scale = defaultScale(in.q.cols());

@@ -44,6 +44,11 @@ class Longformer final : public Mechanism {
     };
   }
 
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"window", std::to_string(2 * std::max(in.n(), in.m()))}, {"dilation", "1"}}, 1e-4,
+                      "a window covering the sequence (w ≥ 2N)"};
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), m = in.m();

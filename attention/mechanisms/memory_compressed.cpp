@@ -37,6 +37,10 @@ class MemoryCompressed final : public Mechanism {
     };
   }
 
+  std::optional<ExactLimit> exactLimit(const Inputs&) const override {
+    return ExactLimit{{{"layer", "compressed"}, {"compression", "1"}}, 1e-4, "no compression (c = 1)"};
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), m = in.m();

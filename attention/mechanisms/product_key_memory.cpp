@@ -124,6 +124,10 @@ class ProductKeyMemory final : public Mechanism {
   }
   std::string referenceLabel(const Params&) const override { return "exact (softmax over all n² keys)"; }
 
+  std::optional<ExactLimit> exactLimit(const Inputs&) const override {
+    return ExactLimit{{{"n", "8"}, {"topk", "64"}}, 1e-4, "every slot read (k = n²): softmax over the whole memory"};
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Memory mem = memory(in, p);

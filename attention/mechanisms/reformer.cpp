@@ -38,14 +38,13 @@ class Reformer final : public Mechanism {
                         "Each chunk also sees the chunk before it (catches buckets cut by a chunk border).", true),
     };
   }
-  Inputs referenceInputs(const Inputs& in, const Params&) const override {
+  std::optional<OwnReference> ownReference(const Inputs& in, const Params&) const override {
     checkOneSequence(in);  // before the reference is run on keys made from the queries
     Inputs shared = in;
     shared.k = normalisedKeys(in.q);
     shared.mask_self = true;
-    return shared;
+    return OwnReference{std::move(shared), "exact (shared-QK, no self)"};
   }
-  std::string referenceLabel(const Params&) const override { return "exact (shared-QK, no self)"; }
 
   static void checkOneSequence(const Inputs& in) {
     if (in.m() != in.n())

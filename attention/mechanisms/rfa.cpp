@@ -130,17 +130,15 @@ class Rfa final : public Mechanism {
   }
   /// Exact softmax on unit q̂, k̂ with temperature σ²: both scaled by d^{1/4}/σ, so that the reference's
   /// 1/√d gives q̂·k̂/σ².
-  Inputs referenceInputs(const Inputs& in, const Params& p) const override {
+  std::optional<OwnReference> ownReference(const Inputs& in, const Params& p) const override {
     Inputs ref = in;
     const Index d = in.q.cols();
     const float a = static_cast<float>(std::pow(double(d), 0.25) / sigmaFor(p, d));
     ref.q = unitRows(in.q) * a;
     ref.k = unitRows(in.k) * a;
-    return ref;
-  }
-  std::string referenceLabel(const Params& p) const override {
     const double s = p.number("sigma");
-    return "exact on unit q, k, temperature σ² (σ = " + (s > 0 ? formatSigma(s) : std::string("d^(−1/4)")) + ")";
+    return OwnReference{std::move(ref), "exact on unit q, k, temperature σ² (σ = " +
+                                            (s > 0 ? formatSigma(s) : std::string("d^(−1/4)")) + ")"};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

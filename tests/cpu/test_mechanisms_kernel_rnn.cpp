@@ -305,11 +305,11 @@ TEST(Rfa, ReferenceIsSoftmaxOnUnitVectorsAtTemperatureSigmaSquared) {
                                                           : std::map<std::string, std::string>{});
     // auto: d^(−1/4) with d = 32; the default is 1.
     const double s = std::string(sigma) == "0" ? std::pow(32.0, -0.25) : *sigma ? 0.8 : 1.0;
-    const Inputs ref = m->referenceInputs(in, p);
+    const Inputs ref = m->ownReference(in, p).value().inputs;
     const Result exact = run("exact", ref);
     EXPECT_LT(test::relDiff(exact.explanation.weights.dense(), unitSoftmax(in.q, in.k, 1 / (s * s))), 1e-5) << sigma;
   }
-  EXPECT_NE(m->referenceLabel(Params::resolve(m->params(), {})).find("σ²"), std::string::npos);
+  EXPECT_NE(m->ownReference(in, Params::resolve(m->params(), {}))->label.find("σ²"), std::string::npos);
 }
 
 TEST(Rfa, AttentionErrorFallsAsFeaturesGrow) {
