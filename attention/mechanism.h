@@ -51,7 +51,8 @@ struct MechanismInfo {
 struct ExactLimit {
   std::map<std::string, std::string> settings;  ///< NAME=VALUE, as `--set`; the rest keep their defaults
   double tolerance = 1e-4;
-  std::string description;                      ///< "every token is a landmark (m = N)", shown to users
+  std::string description;                      ///< "every token is a landmark (m = N)", shown to users; the same
+                                                ///< words for any input (settings may depend on N)
 };
 
 /// Cost of one run: scored pairs, FLOPs (theoretical), peak bytes, time per stage.
@@ -133,5 +134,11 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms();
 std::shared_ptr<const Mechanism> findMechanism(const std::string& id);
 /// Same, but UserError listing the known ids when unknown.
 std::shared_ptr<const Mechanism> requireMechanism(const std::string& id);
+
+/// The approximation rule in words, for info cards and `attnlab list`: "approximates softmax attention; exact
+/// when a window covering the sequence (w ≥ 2N)", or "a different operator: …".
+std::string describeRelation(const Mechanism& m);
+/// ExactLimit::description of `m` ("" for a different operator).
+std::string describeExactLimit(const Mechanism& m);
 
 }  // namespace attn

@@ -1,5 +1,7 @@
 #include "attention/params.h"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -34,6 +36,15 @@ std::string toString(ParamKind k) {
     case ParamKind::Flag: return "flag";
   }
   return "?";
+}
+
+std::string formatBound(const ParamSpec& spec, double value) {
+  char buf[48];
+  if (spec.kind == ParamKind::Real)
+    std::snprintf(buf, sizeof buf, "%.6g", value);
+  else
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(value));
+  return buf;
 }
 
 double Params::number(const std::string& name) const {

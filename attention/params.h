@@ -29,6 +29,9 @@ struct ParamSpec {
 };
 
 std::string toString(ParamKind);
+/// A bound or value of `spec` as text: integers as integers, reals with up to six significant digits
+/// ("0.05", "1e-06", "100"), never rounded to an integer.
+std::string formatBound(const ParamSpec& spec, double value);
 
 /// Validated parameter values. Every spec has a value (its default unless set).
 /// Choices are stored as the index of the choice.

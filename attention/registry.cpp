@@ -102,4 +102,20 @@ std::shared_ptr<const Mechanism> requireMechanism(const std::string& id) {
   throw UserError("unknown mechanism '" + id + "'; registered: " + known + " (see `attnlab list`)");
 }
 
+std::string describeExactLimit(const Mechanism& m) {
+  // The description does not depend on the input; a small generated one stands for any.
+  InputSpec spec;
+  spec.n = 64;
+  spec.d = 16;
+  spec.dv = 16;
+  const std::optional<ExactLimit> limit = m.exactLimit(generate(spec));
+  return limit ? limit->description : std::string();
+}
+
+std::string describeRelation(const Mechanism& m) {
+  if (!m.info().approximates_softmax)
+    return "a different operator: not an approximation of softmax attention (no setting reproduces it)";
+  return "approximates softmax attention; exact at: " + describeExactLimit(m);
+}
+
 }  // namespace attn

@@ -76,6 +76,26 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   }
   options.run.checkCancel();
 
+  // The mechanism's own target, a second figure: exact attention on its variant of the inputs.
+  if (auto own = c.mechanism->ownReference(c.inputs, c.params)) {
+    Comparison::Own o;
+    o.label = std::move(own->label);
+    const Comparison::Own* old = reuse && reuse->own ? &*reuse->own : nullptr;
+    if (old && old->label == o.label && reuse->reference_causal == reference_run.causal &&
+        reuse->backend_name == c.backend_name && same(old->inputs->q, own->inputs.q) &&
+        same(old->inputs->k, own->inputs.k) && same(old->inputs->v, own->inputs.v) &&
+        old->inputs->mask_self == own->inputs.mask_self) {
+      o.inputs = old->inputs;
+      o.weights = old->weights;
+      o.reference = old->reference;
+    } else {
+      o.weights = exact->run(own->inputs, exact_params, backend, reference_run).explanation.weights;
+      o.inputs = std::make_shared<const Inputs>(std::move(own->inputs));
+    }
+    c.own = std::move(o);
+    options.run.checkCancel();
+  }
+
   backend.resetPeakBytes();
   t0 = std::chrono::steady_clock::now();
   c.approx = c.mechanism->run(c.inputs, c.params, backend, options.run);
@@ -93,47 +113,112 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
 
   if (reusable && reuse->reference.size() > 0) {
     c.reference = reuse->reference;
+    c.uniform_error = reuse->uniform_error;
     c.relative_error = relativeError(c.approx.output, c.reference);
-  } else if (options.with_reference) {
-    addReference(c, options.run.cancel);
-  } else {
-    c.relative_error = std::numeric_limits<double>::quiet_NaN();  // addReference() later
   }
+  const bool own_missing = c.own && c.own->reference.size() == 0;
+  if (c.own && !own_missing) c.own->relative_error = relativeError(c.approx.output, c.own->reference);
+  if (options.with_reference && (c.reference.size() == 0 || own_missing))
+    addReference(c, options.run.cancel);
+  else if (c.reference.size() == 0)
+    c.relative_error = std::numeric_limits<double>::quiet_NaN();  // addReference() later
   if (options.with_weight_metrics) addWeightMetrics(c, options.max_metric_n);
   return c;
 }
 
 void addReference(Comparison& c, const std::atomic<bool>* cancel) {
   const ScopedFlushDenormals flush;
-  if (c.reference.size() == 0)
-    c.reference = referenceOutput(c.reference_inputs ? *c.reference_inputs : c.inputs, c.reference_causal, cancel);
+  const Inputs& reference_inputs = c.reference_inputs ? *c.reference_inputs : c.inputs;
+  if (c.reference.size() == 0) c.reference = referenceOutput(reference_inputs, c.reference_causal, cancel);
   c.relative_error = relativeError(c.approx.output, c.reference);
+  c.uniform_error = uniformAttentionError(reference_inputs, c.reference_causal, c.reference);
+  if (c.own) {
+    if (c.own->reference.size() == 0) c.own->reference = referenceOutput(*c.own->inputs, c.reference_causal, cancel);
+    c.own->relative_error = relativeError(c.approx.output, c.own->reference);
+  }
 }
+
+namespace {
+bool sameShape(const ImpliedWeights& a, const ImpliedWeights& b) {
+  return a && b && a.rows() == b.rows() && a.cols() == b.cols();
+}
+}  // namespace
 
 void addWeightMetrics(Comparison& c, Index max_metric_n) {
   const ScopedFlushDenormals flush;
   c.weight_metrics = true;
-  if (c.inputs.n() > max_metric_n || !c.exact.explanation.weights) return;
-  if (c.approx.explanation.weights) c.row_tv = rowTotalVariation(c.approx.explanation.weights, c.exact.explanation.weights);
+  if (!c.exact.explanation.weights) return;
+  // Every row up to max_metric_n; above it an even sample of row bands (the same rows for both figures).
+  const MetricRows rows = metricRows(c.exact.explanation.weights.rows(), max_metric_n);
+  c.metric_rows = rows.count;
+  const ImpliedWeights& w = c.approx.explanation.weights;
+  const auto& pattern = c.approx.explanation.pattern;
   // Mass recall is the exact weight on the pairs scored one by one; a mechanism that scores none (it reads
   // summaries only: memory-compressed attention) has nothing to recall, not a recall of 0.
-  if (c.approx.explanation.pattern && c.approx.explanation.pattern->nnz() > 0)
-    c.mass_recall = massRecall(*c.approx.explanation.pattern, c.exact.explanation.weights);
+  const bool recall = pattern && pattern->nnz() > 0;
+  if (sameShape(w, c.exact.explanation.weights)) c.row_tv = rowTotalVariation(w, c.exact.explanation.weights, rows);
+  if (recall) c.mass_recall = massRecall(*pattern, c.exact.explanation.weights, rows);
+  if (c.own && c.own->weights) {
+    if (sameShape(w, c.own->weights)) c.own->row_tv = rowTotalVariation(w, c.own->weights, rows);
+    if (recall && pattern->rows == c.own->weights.rows() && pattern->cols == c.own->weights.cols())
+      c.own->mass_recall = massRecall(*pattern, c.own->weights, rows);
+  }
+}
+
+namespace {
+std::string format(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+/// "23.1 %", "0.0041 %", "1e-05 %": three significant digits of a share in [0, 1].
+std::string percent(double share) { return format("%.3g %%", 100 * share); }
+std::string sampledRows(const Comparison& c) {
+  return c.metric_rows > 0 && c.metric_rows < c.inputs.n()
+             ? " over " + std::to_string(c.metric_rows) + " of " + std::to_string(c.inputs.n()) + " rows"
+             : std::string();
+}
+}  // namespace
+
+std::vector<std::string> describeMetrics(const Comparison& c) {
+  std::vector<std::string> lines;
+  const bool pending = std::isnan(c.relative_error);
+  const std::string e_out = pending ? std::string("computing…") : format("%.3g", c.relative_error);
+  const std::string scale =
+      std::isfinite(c.uniform_error) ? " (uniform attention " + format("%.3g", c.uniform_error) + ")" : std::string();
+  if (!c.mechanism->info().approximates_softmax) {
+    lines.push_back("N/A — a different operator");
+    // How far from softmax it lands, said as a distance, never as an error.
+    if (c.row_tv >= 0) lines.push_back("differs from softmax by " + percent(c.row_tv) + " (row TV; not an error)");
+    else if (!pending) lines.push_back("distance from softmax e_out " + e_out + scale + " (not an error)");
+    return lines;
+  }
+  if (c.row_tv >= 0) lines.push_back("misplaced " + percent(c.row_tv) + " (row TV" + sampledRows(c) + ")");
+  lines.push_back("e_out " + e_out + " vs " + c.reference_label + scale);
+  if (c.mass_recall >= 0) lines.push_back("mass recall " + format("%.3f", c.mass_recall));
+  if (c.own) {
+    std::string own = "vs " + c.own->label + ": e_out " +
+                      (std::isnan(c.own->relative_error) ? std::string("computing…") : format("%.3g", c.own->relative_error));
+    if (c.own->row_tv >= 0) own += " · misplaced " + percent(c.own->row_tv);
+    if (c.own->mass_recall >= 0) own += " · recall " + format("%.3f", c.own->mass_recall);
+    lines.push_back(own);
+  }
+  return lines;
 }
 
 std::string describeError(const Comparison& c) {
-  if (!c.mechanism->info().approximates_softmax) return "N/A — a different operator";
-  char buf[160];
-  if (std::isnan(c.relative_error))
-    std::snprintf(buf, sizeof buf, "rel. error vs %s: computing…", c.reference_label.c_str());
-  else
-    std::snprintf(buf, sizeof buf, "rel. error %.3g vs %s", c.relative_error, c.reference_label.c_str());
-  std::string s = buf;
-  if (c.mass_recall >= 0) {
-    std::snprintf(buf, sizeof buf, ", mass recall %.3f", c.mass_recall);
-    s += buf;
-  }
+  std::string s;
+  for (const std::string& line : describeMetrics(c)) s += (s.empty() ? "" : ", ") + line;
   return s;
+}
+
+std::string describeHeadline(const Comparison& c) { return describeMetrics(c).front(); }
+
+std::string describeHeadlineShort(const Comparison& c) {
+  if (!c.mechanism->info().approximates_softmax) return "N/A (a different operator)";
+  if (c.row_tv >= 0) return "misplaced " + percent(c.row_tv);
+  if (std::isnan(c.relative_error)) return "\xE2\x80\x94";
+  return "e_out " + format("%.3g", c.relative_error);
 }
 
 }  // namespace attn

@@ -1,7 +1,10 @@
 // One run of a mechanism beside exact attention, as the CLI, the GUI and the default report use it.
 #pragma once
+#include <limits>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "attention/mechanism.h"
 
@@ -14,15 +17,33 @@ struct Comparison {
   Result exact;          ///< exact attention (same causal setting), on the same backend
   Result approx;         ///< the mechanism's result
   MatrixD reference;     ///< float64 exact output (CPU), for the error
+  // The headline figures, against standard exact attention of the inputs (referenceInputs: the inputs
+  // themselves, or a memory layer's slots), the same reference for every mechanism.
   double relative_error = 0;  ///< e_out vs the float64 reference
   double row_tv = -1;         ///< mean row TV between implied and exact weights (−1: not computed)
   double mass_recall = -1;    ///< −1 when the mechanism has no pattern
+  /// e_out of uniform attention on the same inputs (NaN until the reference exists): the scale e_out reads on.
+  double uniform_error = std::numeric_limits<double>::quiet_NaN();
+  /// The rows row TV and mass recall are averaged over: N, or an even sample of bands above max_metric_n.
+  Index metric_rows = 0;
+  /// The mechanism's own target (Mechanism::ownReference: Reformer's shared-QK, RFA's unit q, k), a second,
+  /// labelled figure beside the headline.
+  struct Own {
+    std::string label;
+    std::shared_ptr<const Inputs> inputs;
+    MatrixD reference;       ///< float64 exact output on those inputs (empty until computed)
+    ImpliedWeights weights;  ///< exact weights on those inputs
+    double relative_error = std::numeric_limits<double>::quiet_NaN();
+    double row_tv = -1;
+    double mass_recall = -1;
+  };
+  std::optional<Own> own;
   double exact_ms = 0, approx_ms = 0;  ///< wall time of each run, with what it builds to be seen
   /// The mechanism's time without its display-only stages (Cost::Stage::display_only): what views show.
   double attentionMs() const { return std::max(0.0, approx_ms - approx.cost.display_ms()); }
   std::string backend_name;
-  std::string reference_label;  ///< "exact", or "exact (shared-QK)" for Reformer
-  /// The inputs exact attention ran on (the mechanism's referenceInputs: e.g. shared-QK for Reformer).
+  std::string reference_label;  ///< "exact", or a memory layer's "exact (softmax over all n² keys)"
+  /// The inputs exact attention ran on (the mechanism's referenceInputs: the inputs, or a memory's slots).
   std::shared_ptr<const Inputs> reference_inputs;
   bool reference_causal = false;
   bool causal = false;            ///< the run was causal (key j ≤ query i)
@@ -32,7 +53,7 @@ struct Comparison {
 
 struct CompareOptions {
   RunOptions run;
-  bool with_weight_metrics = true;  ///< row TV and mass recall (O(N²) work; skipped above max_metric_n)
+  bool with_weight_metrics = true;  ///< row TV and mass recall (O(N²) work up to max_metric_n, sampled above)
   Index max_metric_n = 4096;
   /// An earlier comparison whose exact result and float64 reference are reused when they are the same
   /// computation: identical reference inputs (Q, K, V), causal setting, reference label and backend. Only
@@ -51,13 +72,25 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
 void addReference(Comparison& c, const std::atomic<bool>* cancel = nullptr);
 
 /// Row TV and mass recall of a comparison made with with_weight_metrics = false (O(N²): the GUI shows the
-/// picture first and adds these after); nothing above max_metric_n.
+/// picture first and adds these after): over every row up to max_metric_n, over metricRows' sample above.
 void addWeightMetrics(Comparison& c, Index max_metric_n = 4096);
 
 /// Float64 reference output of exact attention on the CPU (for errors); Cancelled when `cancel` is set.
 MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr);
 
-/// The approximation-quality metrics of a comparison as words, e.g. "rel. error 3.2e-02".
+/// The approximation-quality figures of a comparison as lines, headline first, each a figure with its meaning:
+///   "misplaced 23.1 % (row TV)"                      where implied weights exist (bounded, [0, 100] %)
+///   "e_out 3.2 vs exact (uniform attention 2.9)"     always, with its scale
+///   "mass recall 0.812"                              where a pattern exists
+///   "vs exact (shared-QK, no self): e_out 0.1 · misplaced 5 %"   the mechanism's own target, labelled
+/// A different operator: "N/A — a different operator", then its distance from softmax, labelled as such.
+std::vector<std::string> describeMetrics(const Comparison& c);
+/// describeMetrics joined by ", " (lines never contain ", ").
 std::string describeError(const Comparison& c);
+/// The headline alone (the first line of describeMetrics).
+std::string describeHeadline(const Comparison& c);
+/// The headline in a few words, for titles: "misplaced 23.1 %", "e_out 0.12", "N/A (a different operator)",
+/// "—" while it is being computed.
+std::string describeHeadlineShort(const Comparison& c);
 
 }  // namespace attn

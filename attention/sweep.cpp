@@ -1,6 +1,7 @@
 #include "attention/sweep.h"
 
 #include <algorithm>
+#include <deque>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -110,19 +111,19 @@ struct SeedCache {
     bool causal = false;
     MatrixD output;
     ImpliedWeights weights;
+    double uniform_error = 0;  ///< e_out of uniform attention against output
   };
-  std::vector<Reference> references;
+  std::deque<Reference> references;  // a deque: references to its items stay valid as it grows
 };
 
-const SeedCache::Reference& referenceFor(SeedCache& cache, const Mechanism& m, const Params& params, bool causal,
-                                         std::uint64_t seed, const std::atomic<bool>* cancel) {
-  Inputs ref_inputs = m.referenceInputs(cache.inputs, params);
-  const bool ref_causal = m.referenceIsCausal(causal);
+const SeedCache::Reference& referenceOn(SeedCache& cache, Inputs ref_inputs, bool ref_causal, std::uint64_t seed,
+                                        const std::atomic<bool>* cancel) {
   for (const auto& r : cache.references)
     if (r.causal == ref_causal && sameInputs(r.inputs, ref_inputs)) return r;
   SeedCache::Reference r;
   r.causal = ref_causal;
   r.output = referenceOutput(ref_inputs, ref_causal, cancel);
+  r.uniform_error = uniformAttentionError(ref_inputs, ref_causal, r.output);
   // Exact attention's implied weights are a factored form (no N×N): metrics evaluate them in bands.
   CpuBackend cpu;
   RunOptions o;
@@ -134,6 +135,11 @@ const SeedCache::Reference& referenceFor(SeedCache& cache, const Mechanism& m, c
   r.inputs = std::move(ref_inputs);
   cache.references.push_back(std::move(r));
   return cache.references.back();
+}
+
+const SeedCache::Reference& referenceFor(SeedCache& cache, const Mechanism& m, const Params& params, bool causal,
+                                         std::uint64_t seed, const std::atomic<bool>* cancel) {
+  return referenceOn(cache, m.referenceInputs(cache.inputs, params), m.referenceIsCausal(causal), seed, cancel);
 }
 
 // Peak bytes predicted at n from the same mechanism's measured points at smaller N (the local slope in
@@ -315,7 +321,7 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
                             predicted * 1e-9, double(budget) * 1e-9);
               point.message = buf;
             } else {
-              std::vector<double> times, device, errors, tvs, recalls;
+              std::vector<double> times, device, errors, tvs, recalls, uniforms, own_errors;
               std::map<std::string, std::vector<double>> stage_times;
               double peak = 0;
               for (int s = 0; s < spec.seeds; ++s) {
@@ -354,10 +360,23 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
                     point.notes.push_back(note);
                 const auto& ref = referenceFor(cache, *mechanism, params, spec.causal, o.seed, cancel);
                 errors.push_back(relativeError(r.output, ref.output));
-                if (n <= spec.max_metric_n && r.explanation.weights && ref.weights &&
-                    r.explanation.weights.rows() == ref.weights.rows() && r.explanation.weights.cols() == ref.weights.cols()) {
-                  tvs.push_back(rowTotalVariation(r.explanation.weights, ref.weights));
-                  if (r.explanation.pattern) recalls.push_back(massRecall(*r.explanation.pattern, ref.weights));
+                uniforms.push_back(ref.uniform_error);
+                if (auto own = mechanism->ownReference(cache.inputs, params)) {
+                  point.own_reference = own->label;
+                  const auto& own_ref = referenceOn(cache, std::move(own->inputs), spec.causal, o.seed, cancel);
+                  own_errors.push_back(relativeError(r.output, own_ref.output));
+                }
+                // Every row up to max_metric_n, an even sample of row bands above (metricRows).
+                const MetricRows rows = metricRows(n, spec.max_metric_n);
+                if (r.explanation.weights && ref.weights && r.explanation.weights.rows() == ref.weights.rows() &&
+                    r.explanation.weights.cols() == ref.weights.cols()) {
+                  point.metric_rows = rows.count;
+                  tvs.push_back(rowTotalVariation(r.explanation.weights, ref.weights, rows));
+                }
+                if (r.explanation.pattern && r.explanation.pattern->nnz() > 0 && ref.weights &&
+                    r.explanation.pattern->rows == ref.weights.rows() && r.explanation.pattern->cols == ref.weights.cols()) {
+                  point.metric_rows = rows.count;
+                  recalls.push_back(massRecall(*r.explanation.pattern, ref.weights, rows));
                 }
                 prog.work_done += workOf(n) / double(spec.seeds * (1 + spec.repeats));
                 for (int k = 0; k < spec.repeats; ++k) {
@@ -386,6 +405,8 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
               point.peak_bytes = peak;
               for (const auto& [name, ms] : stage_times) point.stages_ms[name] = quantile(ms, 0.5);
               point.rel_error = Stat::of(errors);
+              point.uniform_error = Stat::of(uniforms);
+              point.own_rel_error = Stat::of(own_errors);
               point.row_tv = Stat::of(tvs);
               point.mass_recall = Stat::of(recalls);
             }
@@ -611,6 +632,10 @@ nlohmann::json toJson(const SweepResult& r) {
                       {"rel_error", statJson(p.rel_error)},
                       {"row_tv", statJson(p.row_tv)},
                       {"mass_recall", statJson(p.mass_recall)},
+                      {"uniform_error", statJson(p.uniform_error)},
+                      {"metric_rows", p.metric_rows},
+                      {"own_reference", p.own_reference},
+                      {"own_rel_error", statJson(p.own_rel_error)},
                       {"stages_ms", p.stages_ms},
                       {"notes", p.notes}});
   }
@@ -683,6 +708,10 @@ SweepResult sweepFromJson(const nlohmann::json& j) {
     p.rel_error = statFrom(pj, "rel_error");
     p.row_tv = statFrom(pj, "row_tv");
     p.mass_recall = statFrom(pj, "mass_recall");
+    p.uniform_error = statFrom(pj, "uniform_error");  // results written before these were kept have none
+    p.metric_rows = pj.value("metric_rows", Index(0));
+    p.own_reference = pj.value("own_reference", std::string());
+    p.own_rel_error = statFrom(pj, "own_rel_error");
     p.notes = pj.value("notes", std::vector<std::string>());
     p.stages_ms = pj.value("stages_ms", std::map<std::string, double>());
     r.points.push_back(std::move(p));
@@ -695,7 +724,8 @@ const std::vector<std::string>& sweepCsvColumns() {
       "mechanism", "backend", "n", "status", "time_ms_median", "time_ms_p25", "time_ms_p75", "time_ms_min",
       "time_ms_max", "timed_runs", "device_ms", "peak_bytes", "peak_source", "cost_peak_bytes", "flops",
       "scored_pairs", "rel_error_mean", "rel_error_std", "row_tv_mean", "row_tv_std", "mass_recall_mean",
-      "mass_recall_std", "seeds", "approximates_softmax", "params", "message"};
+      "mass_recall_std", "uniform_error_mean", "metric_rows", "own_reference", "own_rel_error_mean",
+      "own_rel_error_std", "seeds", "approximates_softmax", "params", "message"};
   return columns;
 }
 
@@ -718,7 +748,8 @@ std::string toCsv(const SweepResult& r) {
         num(p.time_min), num(p.time_max), std::to_string(p.timed_runs), num(p.device_ms), num(p.peak_bytes),
         p.peak_source, num(p.cost_peak_bytes), num(p.flops), num(p.scored_pairs), num(p.rel_error.mean),
         num(p.rel_error.std), num(p.row_tv.mean), num(p.row_tv.std), num(p.mass_recall.mean), num(p.mass_recall.std),
-        std::to_string(p.rel_error.count), p.approximates ? "true" : "false", params, p.message};
+        num(p.uniform_error.mean), std::to_string(p.metric_rows), p.own_reference, num(p.own_rel_error.mean),
+        num(p.own_rel_error.std), std::to_string(p.rel_error.count), p.approximates ? "true" : "false", params, p.message};
     for (std::size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + quoted(cells[i]);
     out += "\n";
   }

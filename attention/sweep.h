@@ -41,7 +41,7 @@ struct SweepSpec {
   std::map<std::string, std::map<std::string, std::string>> params;
   /// Points whose predicted peak exceeds this are skipped and marked; 0: half of the physical memory.
   std::int64_t memory_budget = 0;
-  Index max_metric_n = 4096;  ///< row TV and mass recall are O(N²) work: computed up to this N
+  Index max_metric_n = 4096;  ///< row TV and mass recall: over every row up to this N, over a sample of rows above
   std::string preset;         ///< "" or the preset that filled the spec ("lra")
 };
 
@@ -69,7 +69,11 @@ struct SweepPoint {
   double cost_peak_bytes = NAN;   ///< what the mechanism's Cost reports
   double flops = NAN, scored_pairs = NAN;
   bool approximates = true;       ///< false: a different operator (errors are a distance, not an error)
-  Stat rel_error, row_tv, mass_recall;
+  Stat rel_error, row_tv, mass_recall;  ///< against standard exact attention (the same for every mechanism)
+  Stat uniform_error;     ///< e_out of uniform attention on the same inputs: the scale of rel_error
+  Index metric_rows = 0;  ///< rows row TV and mass recall averaged over per seed (N, or a sample above max_metric_n)
+  std::string own_reference;  ///< the mechanism's own target (Mechanism::ownReference), "" when none
+  Stat own_rel_error;         ///< e_out against it
   std::map<std::string, double> stages_ms;  ///< median time of each Cost stage (a run's own breakdown)
   std::vector<std::string> notes;
 };

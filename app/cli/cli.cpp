@@ -155,8 +155,8 @@ int commandRun(const RunArgs& a) {
   std::printf("  time        %.3f ms   (exact: %.3f ms)\n", c.attentionMs(), c.exact_ms);
   if (c.approx.cost.display_ms() > 0)
     std::printf("  view only   %.3f ms   (built only to be seen; not in the time above)\n", c.approx.cost.display_ms());
-  std::printf("  error       %s\n", attn::describeError(c).c_str());
-  if (c.row_tv >= 0) std::printf("  row TV      %.4g\n", c.row_tv);
+  const std::vector<std::string> metrics = attn::describeMetrics(c);
+  for (size_t k = 0; k < metrics.size(); ++k) std::printf("  %s%s\n", k == 0 ? "error       " : "            ", metrics[k].c_str());
   std::printf("  cost        %.4g scored pairs, %.4g FLOPs, %.4g MB peak\n", c.approx.cost.scored_pairs,
               c.approx.cost.flops, double(c.approx.cost.peak_bytes) / 1e6);
   for (const auto& n : params.notes()) std::printf("  note        %s\n", n.c_str());
@@ -194,8 +194,10 @@ int commandList(bool as_json) {
                 padRight(attn::familyShort(i.family), 8).c_str(), padRight(std::to_string(i.year), 6).c_str(),
                 padRight(i.complexity, w_complexity + 2).c_str(), i.causal == attn::CausalSupport::No ? "no" : "yes");
     std::printf("    %s\n    %s (arXiv %s)\n", i.idea.c_str(), i.paper.c_str(), i.arxiv.c_str());
+    std::printf("    %s\n", attn::describeRelation(*m).c_str());
+    for (const auto& line : i.conventions) std::printf("    %s\n", line.c_str());
     for (const auto& p : m->params()) {
-      std::string range = p.kind == attn::ParamKind::Choice ? "" : "[" + std::to_string((long long)p.min) + ", " + std::to_string((long long)p.max) + "]";
+      std::string range = p.kind == attn::ParamKind::Choice ? "" : "[" + attn::formatBound(p, p.min) + ", " + attn::formatBound(p, p.max) + "]";
       if (p.kind == attn::ParamKind::Choice) {
         for (const auto& c : p.choices) range += (range.empty() ? "" : "|") + c;
       }

@@ -84,7 +84,8 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
     summary["runs"].push_back(j);
     const auto& info = mechanism->info();
     rows += "<tr><td><b>" + htmlEscape(info.title) + "</b><br><code>" + info.id + "</code></td><td>" +
-            htmlEscape(attn::generatorName(demo.input)) + "</td><td>" + fmt(c.relative_error) + "</td><td>" +
+            htmlEscape(attn::generatorName(demo.input)) + "</td><td>" + htmlEscape(attn::describeHeadlineShort(c)) +
+            "</td><td>" + fmt(c.relative_error) + " (uniform " + fmt(c.uniform_error) + ")</td><td>" +
             (c.mass_recall >= 0 ? fmt(c.mass_recall, "%.3f") : "—") + "</td><td>" + fmt(c.attentionMs(), "%.2f") +
             "</td><td>" + fmt(c.exact_ms, "%.2f") + "</td><td>" + fmt(c.approx.cost.scored_pairs) + "</td><td>" +
             fmt(c.approx.cost.flops) + "</td></tr>\n";
@@ -105,7 +106,7 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
       "<p>Generated " + std::string(stamp) + " with attnlab " + ATTNLAB_VERSION + " on the " + selection.backend->info().name +
       " backend (" + htmlEscape(selection.backend->info().device) + "), N = " + std::to_string(options.n) +
       ", d = 64. Weights are shown on a log scale; each pixel is the maximum of the entries it covers.</p>\n"
-      "<table><tr><th>mechanism</th><th>input</th><th>rel. error</th><th>mass recall</th><th>time ms</th>"
+      "<table><tr><th>mechanism</th><th>input</th><th>headline</th><th>e_out</th><th>mass recall</th><th>time ms</th>"
       "<th>exact ms</th><th>scored pairs</th><th>FLOPs</th></tr>\n" + rows + "</table>\n" + figures +
       "<p>Machine: " + htmlEscape(machine["cpu"].get<std::string>()) + "; Qt " + machine["qt"].get<std::string>() +
       "; Eigen " + machine["eigen"].get<std::string>() + ". Reproduce with <code>attnlab demo --n " +

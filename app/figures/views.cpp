@@ -82,11 +82,8 @@ MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& compariso
                            q(first.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(first.exact_ms, 0, 'f', 1) : QString())));
   for (const attn::Comparison* c : comparisons) {
     if (!c) continue;
-    // As describeError says it: a different operator has no error against softmax; one not measured, a dash.
-    const QString e_out = !c->mechanism->info().approximates_softmax ? QString("N/A")
-                          : std::isfinite(c->relative_error)         ? QString::number(c->relative_error, 'g', 3)
-                                                                     : QString("\xE2\x80\x94");
-    QString title = q(c->mechanism->info().id) + "  e_out " + e_out;
+    // The headline as describeMetrics gives it: a different operator has no error against softmax.
+    QString title = q(c->mechanism->info().id) + "  " + q(attn::describeHeadlineShort(*c));
     if (options.show_times) title += QString("  (%1 ms)").arg(c->attentionMs(), 0, 'f', 1);
     f.panels.push_back(panel(c->approx.explanation.weights, title, c->approx.explanation.weights_withheld));
   }
@@ -202,13 +199,13 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
     }
   }
   QString err = q(attn::describeError(c));
-  if (c.row_tv >= 0) err += QString(", row TV %1").arg(c.row_tv, 0, 'g', 3);
   // Of the pairs exact attention scores: queries × its keys (product-key memory's are the memory slots).
   const attn::Inputs& scored = c.reference_inputs ? *c.reference_inputs : c.inputs;
   f.footer.push_back(err + QString("   ·   scored pairs %1 of %2")
                                .arg(c.approx.cost.scored_pairs, 0, 'g', 4)
                                .arg(double(scored.n()) * double(scored.m()), 0, 'g', 4));
   f.footer.push_back(q(info.idea));
+  for (const std::string& line : info.conventions) f.footer.push_back(q(line));
   return f;
 }
 
@@ -243,8 +240,11 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
       f.ylabel = "peak bytes above the inputs";
       break;
     case Curve::Error:
-      f.title = group_title + ": error vs N";
-      f.ylabel = "e_out = ‖O − O*‖ / ‖O*‖";
+      // The bounded headline: the share of each query's attention a mechanism puts elsewhere than exact
+      // attention does. e_out (unbounded: relative to ‖O*‖, which is small when rows average many values) stays
+      // in the table and the data files, with its scale.
+      f.title = group_title + ": attention misplaced vs N";
+      f.ylabel = "misplaced share (mean row TV)";
       f.subtitle += ", mean ± std over seeds";
       break;
     case Curve::Speedup:
@@ -254,9 +254,11 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
       break;
   }
   int style = 0;
+  QStringList without_weights, operators;  // left out of the error figure, and said so
   for (const auto& id : all) {
     const auto mech = attn::findMechanism(id);
     if (!mech) continue;
+    if (curve == Curve::Error && id != "exact" && !mech->info().approximates_softmax) operators << q(id);
     if (curve == Curve::Speedup && id == "exact") {
       ++style;
       continue;
@@ -281,10 +283,10 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
           break;
         case Curve::Memory: y = p->peak_bytes; break;
         case Curve::Error:
-          y = p->rel_error.mean;
-          if (p->rel_error.count > 1) {
-            lo = std::max(y - p->rel_error.std, y * 0.05);
-            hi = y + p->rel_error.std;
+          y = p->row_tv.mean;
+          if (p->row_tv.count > 1) {
+            lo = std::max(y - p->row_tv.std, y * 0.05);
+            hi = y + p->row_tv.std;
           }
           break;
         case Curve::Speedup:
@@ -297,6 +299,10 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
       ser.hi.push_back(hi);
       xs.push_back(double(n));
       ys.push_back(y);
+    }
+    if (curve == Curve::Error && std::none_of(ser.y.begin(), ser.y.end(), [](double v) { return std::isfinite(v); })) {
+      without_weights << q(id);
+      continue;
     }
     if (ser.x.empty()) continue;
     QString name = q(id);
@@ -348,6 +354,17 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
   }
   if (curve == Curve::Speedup)
     f.footer.push_back("Dashed line: as fast as exact. Marks: the crossover N, where a mechanism becomes and stays faster.");
+  if (curve == Curve::Error) {
+    QString rows = QString("every row up to N = %1").arg(s.max_metric_n);
+    if (std::any_of(s.ns.begin(), s.ns.end(), [&](attn::Index n) { return n > s.max_metric_n; }))
+      rows += QString(", %1 rows in 8 bands spread over the sequence above").arg(attn::metricRows(s.ns.back(), s.max_metric_n).count);
+    f.footer.push_back("Misplaced: ½·Σ_j |A_ij − A*_ij|, the share of each query's attention not where exact attention "
+                       "puts it, averaged over " + rows + "; 0 is exact, 1 is disjoint. e_out is in the table.");
+    if (!without_weights.isEmpty())
+      f.footer.push_back("Not drawn (no implied weights at these N; e_out in the table): " + without_weights.join(", ") + ".");
+    if (!operators.isEmpty())
+      f.footer.push_back("Not drawn (different operators, not approximations of softmax): " + operators.join(", ") + ".");
+  }
   return f;
 }
 

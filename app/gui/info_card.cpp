@@ -38,7 +38,9 @@ void InfoCard::restyle() {
   setPalette(p);
 }
 
-void InfoCard::showMechanism(const attn::MechanismInfo& info) {
+void InfoCard::showMechanism(const attn::Mechanism& mechanism) {
+  const attn::MechanismInfo& info = mechanism.info();
+  const std::string exact_limit = attn::describeExactLimit(mechanism);
   QString paper = escaped(info.paper) + QStringLiteral("<br>");
   if (!info.arxiv.empty())
     paper += QStringLiteral("<a href=\"https://arxiv.org/abs/%1\">arXiv:%1</a>").arg(escaped(info.arxiv));
@@ -55,8 +57,10 @@ void InfoCard::showMechanism(const attn::MechanismInfo& info) {
                   fact(tr("complexity"), escaped(info.complexity.empty() ? "\xE2\x80\x94" : info.complexity)) +
                   fact(tr("causal"), causalText(info.causal));
   if (!info.stand_ins.empty()) facts += fact(tr("stand-ins"), escaped(info.stand_ins));
-  if (!info.approximates_softmax)
-    facts += fact(tr("error"), tr("N/A: a different operator, not an approximation of softmax attention"));
+  facts += fact(info.approximates_softmax ? tr("exact at") : tr("error"),
+                info.approximates_softmax ? escaped(exact_limit)
+                                          : tr("N/A: a different operator, not an approximation of softmax attention"));
+  for (const std::string& line : info.conventions) facts += fact(tr("departs"), escaped(line));
   setHtml(QStringLiteral("<table width='100%' cellspacing='0' cellpadding='0'><tr>"
                          "<td width='48%' valign='top' style='padding-right:18px'>"
                          "<div style='font-size:12pt; font-weight:600'>%1</div>"

@@ -16,7 +16,7 @@ class InfoCard : public QTextBrowser {
   /// Shows `info` (the widget's own visibility is untouched).
   /// Takes the application palette again (after a theme change).
   void restyle();
-  void showMechanism(const attn::MechanismInfo& info);
+  void showMechanism(const attn::Mechanism& mechanism);
 };
 
 }  // namespace attnlab::gui

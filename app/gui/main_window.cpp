@@ -733,7 +733,7 @@ bool MainWindow::selectMechanism(const std::string& id) {
   const auto remembered = params_by_id_.find(id);
   parameters_->setSpecs(mechanism->params(),
                         remembered != params_by_id_.end() ? remembered->second : std::map<std::string, double>{});
-  info_->showMechanism(mechanism->info());
+  info_->showMechanism(*mechanism);
   if (curves_->mechanisms().size() <= 1 && id != "exact") curves_->setMechanisms({id});  // unless the user made a set
   browser_->select(QString::fromStdString(id));  // re-emits mechanismSelected: a no-op now
   scheduleRun();
@@ -1191,7 +1191,14 @@ QString MainWindow::numbersText() const {
   row(tr("causal"), outcome_->causal ? tr("yes") : tr("no"));
   row(tr("backend"), QString::fromStdString(outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label));
   row(tr("relative error"), QString::number(c.relative_error, 'g', 6));
+  if (std::isfinite(c.uniform_error)) row(tr("uniform attention error"), QString::number(c.uniform_error, 'g', 6));
   if (c.row_tv >= 0) row(tr("row TV"), QString::number(c.row_tv, 'g', 6));
+  if (c.mass_recall >= 0) row(tr("mass recall"), QString::number(c.mass_recall, 'g', 6));
+  if (c.own) {
+    row(tr("own reference"), QString::fromStdString(c.own->label));
+    row(tr("relative error vs own reference"), QString::number(c.own->relative_error, 'g', 6));
+    if (c.own->row_tv >= 0) row(tr("row TV vs own reference"), QString::number(c.own->row_tv, 'g', 6));
+  }
   row(tr("exact ms"), QString::number(c.exact_ms, 'g', 6));
   row(tr("mechanism ms"), QString::number(c.attentionMs(), 'g', 6));
   row(tr("view-only stages ms"), QString::number(c.approx.cost.display_ms(), 'g', 6));
@@ -1327,16 +1334,10 @@ void MainWindow::showOutcome() {
                                    approx.shown_cols)
                         : std::string("no implied weight matrix");
   approx.empty_text = noWeightsText(c);
-  // describeError joins its metrics with ", ": one per line reads better under a panel.
-  const QStringList metrics = QString::fromStdString(attn::describeError(c)).split(QStringLiteral(", "));
-  for (const QString& metric : metrics) approx.captions.push_back(metric.toStdString());
+  // One figure per line under the panel, the headline first.
+  for (const std::string& metric : attn::describeMetrics(c)) approx.captions.push_back(metric);
   std::string timing = ms(c.attentionMs()).toStdString();
   if (outcome_->metrics_pending) timing += " \xC2\xB7 row TV\xE2\x80\xA6";
-  if (c.row_tv >= 0) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, " \xC2\xB7 row TV %.3g", c.row_tv);
-    timing += buf;
-  }
   approx.captions.push_back(timing);
   if (c.approx.cost.display_ms() >= 1)
     approx.captions.push_back("+" + ms(c.approx.cost.display_ms()).toStdString() + " building this view");
@@ -1465,8 +1466,7 @@ void MainWindow::showOutcome() {
         panel.shown_cols = other.shown.cols;
         panel.subtitle = sizeText(panel.values, panel.source_rows, panel.source_cols, pooling, panel.shown_rows, panel.shown_cols);
         if (other.error.empty()) {
-          for (const QString& metric : QString::fromStdString(attn::describeError(oc)).split(QStringLiteral(", ")))
-            panel.captions.push_back(metric.toStdString());
+          for (const std::string& metric : attn::describeMetrics(oc)) panel.captions.push_back(metric);
         } else {  // it ran, but its error against exact could not be measured
           panel.captions.push_back("no error measured: " + other.error);
         }
@@ -1553,7 +1553,8 @@ void MainWindow::showOutcome() {
 
   status_time_->setText(
       tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), mechanismMs(c)));
-  status_error_->setText(QString::fromStdString(attn::describeError(c)));
+  status_error_->setText(QString::fromStdString(attn::describeHeadline(c)));
+  status_error_->setToolTip(QString::fromStdString(attn::describeError(c)));
   QStringList notices = startup_notices_;
   if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
   for (const std::string& note : outcome_->notes) notices << QString::fromStdString(note);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <QtGlobal>
+#include <cmath>
 #include <thread>
 
 #include "attention/inputs_json.h"
@@ -41,7 +42,7 @@ json mechanismJson(const attn::Mechanism& m) {
               {"family_short", attn::familyShort(i.family)}, {"year", i.year}, {"paper", i.paper},
               {"arxiv", i.arxiv}, {"complexity", i.complexity}, {"causal", causalName(i.causal)},
               {"idea", i.idea}, {"stand_ins", i.stand_ins}, {"approximates_softmax", i.approximates_softmax},
-              {"params", params}};
+              {"relation", attn::describeRelation(m)}, {"conventions", i.conventions}, {"params", params}};
 }
 
 json comparisonJson(const attn::Comparison& c) {
@@ -77,8 +78,18 @@ json comparisonJson(const attn::Comparison& c) {
     const json all = attn::knobsToJson(s);
     for (const std::string& knob : attn::generatorKnobs(s.generator)) j["input"][knob] = all.at(knob);
   }
+  if (std::isfinite(c.uniform_error)) j["uniform_attention_error"] = c.uniform_error;
   if (c.row_tv >= 0) j["row_tv"] = c.row_tv;
   if (c.mass_recall >= 0) j["mass_recall"] = c.mass_recall;
+  if (c.metric_rows > 0) j["metric_rows"] = c.metric_rows;
+  if (c.own) {
+    json own{{"reference", c.own->label}, {"relative_error", c.own->relative_error}};
+    if (c.own->row_tv >= 0) own["row_tv"] = c.own->row_tv;
+    if (c.own->mass_recall >= 0) own["mass_recall"] = c.own->mass_recall;
+    j["own_reference"] = own;
+  }
+  j["headline"] = attn::describeHeadline(c);
+  j["metrics"] = attn::describeMetrics(c);
   if (!c.mechanism->info().approximates_softmax) j["relative_error_meaning"] = "N/A - a different operator";
   return j;
 }

@@ -53,7 +53,7 @@ struct Summary {
   double paper_slope = NAN, time_slope = NAN, memory_slope = NAN, crossover = NAN;
   attn::Index largest = 0;
   double time_largest = NAN, speedup_largest = NAN, memory_largest = NAN;
-  attn::Stat error_largest, recall_largest;
+  attn::Stat error_largest, recall_largest, tv_largest, uniform_largest;
   attn::Index recall_n = 0;  ///< the N of recall_largest (weight metrics stop at max_metric_n)
   bool approximates = true;
   bool exact_measured = true;  ///< exact ran (status ok) at some N on this backend: the crossover has a baseline
@@ -85,6 +85,8 @@ Summary summarise(const attn::SweepResult& r, const std::string& id, const std::
     s.time_largest = p->time_median;
     s.memory_largest = p->peak_bytes;
     s.error_largest = p->rel_error;
+    s.tv_largest = p->row_tv;
+    s.uniform_largest = p->uniform_error;
     if (p->mass_recall.count > 0) {
       s.recall_largest = p->mass_recall;
       s.recall_n = n;
@@ -244,20 +246,28 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
   for (const auto& backend : r.spec.backends) {
     html << "<h2>Summary — " << esc(backend) << " backend</h2>\n<table><tr><th>mechanism</th><th>family</th><th>complexity</th>"
          << "<th>slope: paper</th><th>time</th><th>memory</th><th>crossover vs exact</th><th>largest N</th><th>time ms</th>"
-         << "<th>speed-up</th><th>peak memory</th><th>e_out (mean ± std)</th><th>mass recall</th></tr>\n";
-    md << "## Summary — " << backend << " backend\n\n| mechanism | family | slope paper / time / memory | crossover vs exact | largest N | time ms | speed-up | peak | e_out |\n"
-       << "|---|---|---|---|---|---|---|---|---|\n";
+         << "<th>speed-up</th><th>peak memory</th><th>misplaced (row TV)</th><th>e_out (uniform attention)</th>"
+         << "<th>mass recall</th></tr>\n";
+    md << "## Summary — " << backend << " backend\n\n| mechanism | family | slope paper / time / memory | crossover vs exact | largest N | time ms | speed-up | peak | misplaced | e_out (uniform) |\n"
+       << "|---|---|---|---|---|---|---|---|---|---|\n";
     std::string problems;
     for (const auto& id : r.spec.mechanisms) {
       const Summary s = summarise(r, id, backend);
+      // The bounded headline (share of attention misplaced), then e_out with its scale: uniform attention's.
+      const std::string tv = !s.approximates ? "N/A (different operator)"
+                             : s.tv_largest.count > 0
+                                 ? fmt(100 * s.tv_largest.mean, "%.3g") + " % ± " + fmt(100 * s.tv_largest.std, "%.2g")
+                                 : std::string("— (no weights)");
       const std::string err = !s.approximates ? "N/A (different operator)"
-                                              : fmt(s.error_largest.mean) + " ± " + fmt(s.error_largest.std, "%.2g");
+                                              : fmt(s.error_largest.mean) + " ± " + fmt(s.error_largest.std, "%.2g") +
+                                                    " (" + fmt(s.uniform_largest.mean) + ")";
       html << "<tr><td><code>" << esc(id) << "</code></td><td>" << esc(s.family) << "</td><td>" << esc(s.complexity)
            << "</td><td>" << fmt(s.paper_slope, "%.2g") << "</td><td>" << fmt(s.time_slope, "%.2f") << "</td><td>"
            << fmt(s.memory_slope, "%.2f") << "</td><td>"
            << (id == "exact" ? "—" : esc(crossoverText(s.crossover, s.exact_measured))) << "</td><td>"
            << tokensText(double(s.largest)) << "</td><td>" << fmt(s.time_largest) << "</td><td>"
            << fmt(s.speedup_largest, "%.2f") << "</td><td>" << bytes(s.memory_largest) << "</td><td>"
+           << esc(id == "exact" ? "0 (reference)" : tv) << "</td><td>"
            << esc(id == "exact" ? "0 (reference)" : err) << "</td><td>" << fmt(s.recall_largest.mean, "%.3f")
            << (s.recall_n > 0 && s.recall_n != s.largest ? " (N=" + tokensText(double(s.recall_n)) + ")" : "")
            << "</td></tr>\n";
@@ -265,7 +275,8 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
          << fmt(s.time_slope, "%.2f") << " / " << fmt(s.memory_slope, "%.2f") << " | "
          << (id == "exact" ? "—" : crossoverText(s.crossover, s.exact_measured)) << " | "
          << tokensText(double(s.largest)) << " | " << fmt(s.time_largest) << " | " << fmt(s.speedup_largest, "%.2f")
-         << " | " << bytes(s.memory_largest) << " | " << (id == "exact" ? "0" : err) << " |\n";
+         << " | " << bytes(s.memory_largest) << " | " << (id == "exact" ? "0" : tv) << " | " << (id == "exact" ? "0" : err)
+         << " |\n";
       if (!s.problems.empty()) problems += "<li><code>" + esc(id) + "</code>: " + esc(s.problems) + "</li>";
     }
     html << "</table>\n<p class=\"note\">Slopes are least-squares fits of log(time) and log(peak bytes) on log N over "
@@ -275,7 +286,10 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
             "mechanism is faster than exact attention and stays faster (interpolated in "
             "log-log). Peak memory is the high-water mark of the heap during a run above what was live before it (CPU) "
             "or the "
-            "backend's buffer bytes (GPU).</p>\n";
+            "backend's buffer bytes (GPU). Misplaced: the mean row total variation ½·Σ_j |A_ij − A*_ij| against "
+            "standard exact attention, the share of each query's attention not where exact attention puts it (0: exact, "
+            "1: disjoint). e_out = ‖O − O*‖/‖O*‖ is relative to a small ‖O*‖ when rows average many values; beside it "
+            "in parentheses is what uniform attention scores on the same inputs (zero output scores 1).</p>\n";
     if (!problems.empty()) html << "<p>Points not measured:</p><ul>" << problems << "</ul>\n";
     md << "\nSlopes: least-squares fits on log N over the " << attn::k_slope_points << " largest measured N.\n\n";
   }
@@ -357,7 +371,8 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
   // Every point, with its parameters.
   html << "<h2>Every point</h2><details><summary>" << r.points.size() << " points with their parameters</summary>\n<table><tr>"
        << "<th>mechanism</th><th>backend</th><th>N</th><th>status</th><th>time ms (p25–p75)</th><th>peak</th><th>FLOPs</th>"
-       << "<th>scored pairs</th><th>e_out</th><th>row TV</th><th>mass recall</th><th>parameters</th></tr>\n";
+       << "<th>scored pairs</th><th>e_out (uniform)</th><th>row TV</th><th>mass recall</th><th>own reference: e_out</th>"
+       << "<th>parameters</th></tr>\n";
   for (const auto& p : r.points) {
     std::string params;
     for (const auto& [k, v] : p.params) {
@@ -368,7 +383,9 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
          << esc(p.status + (p.message.empty() ? "" : ": " + p.message)) << "</td><td>" << fmt(p.time_median) << " ("
          << fmt(p.time_p25) << "–" << fmt(p.time_p75) << ")</td><td>" << bytes(p.peak_bytes) << "</td><td>" << fmt(p.flops)
          << "</td><td>" << fmt(p.scored_pairs) << "</td><td>" << fmt(p.rel_error.mean) << " ± " << fmt(p.rel_error.std, "%.2g")
-         << "</td><td>" << fmt(p.row_tv.mean) << "</td><td>" << fmt(p.mass_recall.mean) << "</td><td style=\"text-align:left\">"
+         << " (" << fmt(p.uniform_error.mean) << ")</td><td>" << fmt(p.row_tv.mean) << "</td><td>" << fmt(p.mass_recall.mean)
+         << "</td><td>" << (p.own_reference.empty() ? std::string("—") : esc(p.own_reference) + ": " + fmt(p.own_rel_error.mean))
+         << "</td><td style=\"text-align:left\">"
          << esc(params) << "</td></tr>\n";
   }
   html << "</table><p class=\"note\">* set by a scaling rule at this N.</p></details>\n";

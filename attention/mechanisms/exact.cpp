@@ -17,7 +17,7 @@ class Exact final : public Mechanism {
   }
   std::vector<ParamSpec> params() const override { return {}; }
 
-  std::optional<ExactLimit> exactLimit(const Inputs&) const override { return ExactLimit{{}, 1e-5, "always"}; }
+  std::optional<ExactLimit> exactLimit(const Inputs&) const override { return ExactLimit{{}, 1e-5, "any setting (it is the reference)"}; }
 
   Result run(const Inputs& in, const Params&, Backend& backend, const RunOptions& options) const override {
     Result r;

@@ -113,6 +113,21 @@ TEST_F(Cli, ListAndInfo) {
     for (const char* key : {"title", "family", "year", "paper", "complexity", "causal", "params"}) EXPECT_TRUE(m.contains(key));
   const Outcome text = runAttnlab("list");
   EXPECT_NE(text.out.find("--set window="), std::string::npos);
+  // Real-valued bounds as reals (they were cut to integers: SCRAM's α read [0, 0], Sinkhorn's τ [0, 100]).
+  EXPECT_TRUE(std::regex_search(text.out, std::regex(R"(--set alpha=\s+\[0\.05, 0\.95\])"))) << "SCRAM's α";
+  EXPECT_TRUE(std::regex_search(text.out, std::regex(R"(--set temperature=\s+\[0\.01, 100\])"))) << "Sinkhorn's τ";
+  // Every mechanism says where it is exact, or that it is a different operator; conventions reach the list.
+  for (const auto& m : all) {
+    ASSERT_TRUE(m.contains("relation")) << m["id"];
+    const std::string relation = m["relation"];
+    EXPECT_EQ(relation.rfind(m["approximates_softmax"].get<bool>() ? "approximates softmax attention; exact at: "
+                                                                      : "a different operator",
+                             0),
+              0u)
+        << m["id"] << ": " << relation;
+    EXPECT_NE(text.out.find(relation), std::string::npos) << m["id"];
+    for (const auto& line : m["conventions"]) EXPECT_NE(text.out.find(line.get<std::string>()), std::string::npos);
+  }
   const Outcome info = runAttnlab("info --json");
   ASSERT_EQ(info.code, 0) << info.err;
   const auto j = nlohmann::json::parse(info.out);

@@ -70,7 +70,8 @@ attn::SweepResult syntheticSweep() {
       p.time_p25 = 0.9 * t;
       p.time_p75 = 1.1 * t;
       p.peak_bytes = 1e5 * x * (std::string(id) == "exact" ? 1 : 2);
-      p.rel_error = {err, err / 10, 3};
+      p.rel_error = {err * 20, err * 2, 3};  // e_out is large where ‖O*‖ is small; row TV stays in [0, 1]
+      if (std::string(id) != "performer" || n <= 1024) p.row_tv = {err, err / 10, 3};
       r.points.push_back(p);
     }
   }
@@ -214,6 +215,24 @@ TEST(Figures, SlopeGuidesStayInsideThePlotInSvgToo) {
     }
   }
   EXPECT_GE(guides, 3) << "slopes 1, 2 and 3";
+}
+
+TEST(Figures, TheErrorCurveIsTheBoundedShareMisplaced) {
+  // The error figure plots the mean row TV (bounded) and says so; e_out (3.0 .. 8.0 here) is not on it.
+  const CurveFigure f = sweepFigure(syntheticSweep(), Curve::Error, {"longformer", "performer"}, "cpu", "Synthetic");
+  EXPECT_NE(f.ylabel.indexOf("row TV"), -1) << f.ylabel.toStdString();
+  ASSERT_EQ(f.series.size(), 2u);
+  for (const auto& ser : f.series)
+    for (double y : ser.y) {
+      if (std::isfinite(y)) {
+        EXPECT_LE(y, 1.0) << ser.name.toStdString();
+      }
+    }
+  // Performer's row TV stops at N = 1024 in this sweep: its later points are gaps, not e_out.
+  EXPECT_FALSE(std::isfinite(f.series[1].y.back()));
+  bool explained = false;
+  for (const QString& line : f.footer) explained |= line.contains("Misplaced");
+  EXPECT_TRUE(explained);
 }
 
 TEST(Figures, PdfIsOnePageOfTheFiguresSize) {

@@ -1245,7 +1245,7 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   for (size_t k = 1; k < 5; ++k) {
     EXPECT_GT(scene.panels[k].values.size(), 0) << scene.panels[k].title;
     ASSERT_FALSE(scene.panels[k].captions.empty());
-    EXPECT_EQ(scene.panels[k].captions.front().rfind("rel. error", 0), 0u) << scene.panels[k].captions.front();
+    EXPECT_EQ(scene.panels[k].captions.front().rfind("misplaced", 0), 0u) << scene.panels[k].captions.front();
   }
   // The others' errors are their own comparisons' (on the same inputs as the main one).
   for (const auto& other : out->others) {
