@@ -1,9 +1,11 @@
 // gmat — Gupta & Berant 2020 (arXiv 2006.03274), CATALOG.md #30: M global memory tokens prepended to
-// the sequence. Main tokens attend to every memory token and to their sparse neighbourhood (a band of
-// w tokens); memory tokens attend to everything. The "bottleneck" mode (w = 0) sends all
-// information through the M memory tokens: two-hop mixing of rank ≤ M.
+// the sequence. Main tokens attend to every memory token and to their sparse neighbourhood (here a band
+// of ⌊w/2⌋ tokens on each side, and themselves); in the paper the memory tokens also attend to
+// everything. In the "bottleneck" mode (w = 0) a main token reads the sequence only through the M
+// memory tokens: its row of the effective matrix has rank ≤ M.
 // Stand-in (CATALOG f): memory token t is the mean of the keys and values of the t-th of M equal
-// segments (the paper learns memory embeddings). The output is the main tokens'.
+// segments (the paper learns memory embeddings and updates them by attention over every token); only
+// the main tokens' outputs are computed.
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/summary_engine.h"
@@ -17,18 +19,25 @@ class Gmat final : public Mechanism {
     static const MechanismInfo i{
         "gmat", "GMAT", "Gupta, Berant. GMAT: Global Memory Augmentation for Transformers", "2006.03274", 2020,
         Family::Memory, "O(M·(N+M)·d + N·w·d)", CausalSupport::No,
-        "A few global memory tokens read and are read by everything; main tokens otherwise attend only "
-        "locally (or not at all: the bottleneck).",
-        "Memory tokens are segment means of the keys and values (the paper learns their embeddings).", true};
+        "A few global memory tokens are read by every token; main tokens otherwise attend only within a band "
+        "(or not at all: the bottleneck).",
+        "Memory tokens are segment means of the keys and values (the paper learns their embeddings and lets them "
+        "attend to every token); only the main tokens' outputs are computed.",
+        true};
     return i;
   }
   std::vector<ParamSpec> params() const override {
     return {
-        ParamSpec::integer("memory", "Memory tokens M", "Global memory tokens (tens to a few hundred).", 16, 0, 4096,
+        ParamSpec::integer("memory", "Memory tokens M", "Global memory tokens every main token reads.", 16, 0, 4096,
                            true),
-        ParamSpec::integer("window", "Band w", "Main tokens attend to w/2 neighbours on each side; 0 is the "
-                           "bottleneck mode (memory only).", 32, 0, 1 << 20, true),
+        ParamSpec::integer("window", "Band w", "Main tokens attend to ⌊w/2⌋ neighbours on each side and "
+                           "themselves; 0 is the bottleneck mode (memory only).", 32, 0, 1 << 20, true),
     };
+  }
+
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"memory", "0"}, {"window", std::to_string(2 * std::max(in.n(), in.m()))}}, 1e-4,
+                      "no memory tokens and a band covering the sequence (M = 0, w ≥ 2N)"};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -1,12 +1,17 @@
 // star-transformer — Guo et al. 2019 (arXiv 1902.09113), CATALOG.md #6: satellite nodes h_i (one per
-// token) on a ring and one relay node s. Init h⁰ = e (the token values), s⁰ = mean(e). Each round:
-//   every satellite attends to [h_{i−1}, h_i, h_{i+1}, e_i, s]  (ring window 3, its input, the relay);
-//   then the relay attends to [s; all h].
-// Stand-in (CATALOG f): identity projections — queries Q and keys K of the inputs (the relay's query
-// and key are the means of Q and K), values are the node states; the nonlinearities and layer norms
-// are left out, so each round is linear in the values and the N×N effective matrix of the stack is
-// exact (the V = I probe). Not an approximation of softmax attention: a different operator; what it
-// shows is coverage: a band of width 3 plus the relay, any pair two hops apart through the relay.
+// token) on a ring and one relay node s. Init h⁰ = e (the tokens), s⁰ = mean(e). Each round t:
+//   every satellite attends to [h_{i−1}, h_i, h_{i+1}, e_i, s] with its own state h_i as the query
+//   (the ring wraps: tokens 1 and N are neighbours);
+//   then the relay attends to [s; all new h] with s as the query.
+// Queries and keys are projections of the CURRENT states (the paper's MultiAtt(h_i^{t−1}, C_i^t)), so they
+// change every round. Stand-in (CATALOG f): one head, value and output maps the identity, no ReLU or
+// LayerNorm: every state is then a mix of the tokens, and its query, key and value are that mix of the
+// rows of Q, K and V. Each state carries [q | k | v] through the rounds (one attention per round over
+// the 2d + dv columns), the stack is linear in V, and the N×N effective matrix is exact (the V = I
+// probe, formed by replaying the rounds' weights). Not an approximation of softmax attention: a
+// different operator; what it shows is coverage: the ring plus the relay, any two tokens two hops apart.
+#include <algorithm>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 
@@ -23,8 +28,11 @@ class StarTransformer final : public Mechanism {
         "O(N·d) per round", CausalSupport::No,
         "Tokens on a ring see their neighbours and one relay node; the relay sees everyone: any two tokens are "
         "two hops apart.",
-        "Identity projections (Q, K as given; relay query and key = means) and no nonlinearity between rounds.",
-        false};
+        "One head with identity value and output maps: a node's query, key and value are its mix of the tokens' "
+        "Q, K, V (the relay starts as their means); no ReLU or LayerNorm between rounds.",
+        false,
+        {"convention: the ring wraps (tokens 1 and N are neighbours) as in the paper; the authors' fastNLP code "
+         "pads both ends with a zero key and value instead"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
@@ -36,92 +44,96 @@ class StarTransformer final : public Mechanism {
     if (in.m() != in.n()) throw UserError("the Star-Transformer's ring needs as many keys as queries");
     Result r;
     const Index n = in.n(), d = in.q.cols(), dv = in.v.cols(), rounds = p.integer("rounds");
+    const Index w = 2 * d + dv;  // a node's state: [query | key | value]
     const float scale = defaultScale(d);
-    // Extended keys: [K (ring states); K (inputs e); mean K (relay)].
-    Matrix keys(2 * n + 1, d);
-    keys.topRows(n) = in.k;
-    keys.middleRows(n, n) = in.k;
-    keys.row(2 * n) = in.k.colwise().mean();
-    const Matrix relay_query = in.q.colwise().mean();
-    Matrix relay_keys(n + 1, d);
-    relay_keys.row(0) = keys.row(2 * n);
-    relay_keys.bottomRows(n) = in.k;
-    Pattern ring;
-    ring.rows = n;
-    ring.cols = 2 * n + 1;
-    ring.components = {"ring", "input", "relay"};
-    ring.row_ptr.push_back(0);
+    // Satellite i's context over the extended items [states (N); inputs e (N); relay]: its ring
+    // neighbours (wrapping; those that coincide when N < 3 are one item), its input, the relay.
+    auto neighbours = [n](Index i) {
+      std::vector<std::int32_t> ring{std::int32_t((i + n - 1) % n), std::int32_t(i), std::int32_t((i + 1) % n)};
+      std::sort(ring.begin(), ring.end());
+      ring.erase(std::unique(ring.begin(), ring.end()), ring.end());
+      return ring;
+    };
+    Pattern context;
+    context.rows = n;
+    context.cols = 2 * n + 1;
+    context.components = {"ring", "input", "relay"};
+    context.row_ptr.push_back(0);
     for (Index i = 0; i < n; ++i) {
-      for (Index j = std::max<Index>(0, i - 1); j <= std::min(n - 1, i + 1); ++j) {
-        ring.col.push_back(std::int32_t(j));
-        ring.component.push_back(0);
+      for (std::int32_t j : neighbours(i)) {
+        context.col.push_back(j);
+        context.component.push_back(0);
       }
-      ring.col.push_back(std::int32_t(n + i));
-      ring.component.push_back(1);
-      ring.col.push_back(std::int32_t(2 * n));
-      ring.component.push_back(2);
-      ring.row_ptr.push_back(Index(ring.col.size()));
+      context.col.push_back(std::int32_t(n + i));
+      context.component.push_back(1);
+      context.col.push_back(std::int32_t(2 * n));
+      context.component.push_back(2);
+      context.row_ptr.push_back(Index(context.col.size()));
     }
 
-    Matrix h = in.v;                                 // h⁰ = e
-    Eigen::RowVectorXf s = in.v.colwise().mean();    // s⁰ = mean(e)
-    AttentionOutput sat, rel;
+    Matrix tokens(n, w);  // e: the inputs' own [q | k | v], the item e_i of every round's context
+    tokens << in.q, in.k, in.v;
+    Matrix h = tokens;                                      // h⁰ = e
+    Eigen::RowVectorXf s = tokens.colwise().mean();         // s⁰ = mean(e)
+    // What the effective matrix replays: each round's queries, keys and log-normalisers.
+    struct Round {
+      Matrix sat_q, sat_k, relay_k;
+      Vector sat_lse;
+      Eigen::RowVectorXf relay_q;
+      float relay_lse = 0;
+    };
+    const bool dense = options.explain && n <= kMaxDenseWeights;
+    std::vector<Round> replay;
     for (Index t = 0; t < rounds; ++t) {
-      Matrix values(2 * n + 1, dv);
+      Matrix keys(2 * n + 1, d), values(2 * n + 1, w);
+      keys.topRows(n) = h.middleCols(d, d);
+      keys.middleRows(n, n) = in.k;
+      keys.row(2 * n) = s.segment(d, d);
       values.topRows(n) = h;
-      values.middleRows(n, n) = in.v;
+      values.middleRows(n, n) = tokens;
       values.row(2 * n) = s;
-      sat = timedStage(r.cost, options, "satellites " + std::to_string(t + 1),
-                       [&] { return backend.sparseAttention(in.q, keys, values, ring, scale); });
+      const Matrix queries = h.leftCols(d);
+      const AttentionOutput sat = timedStage(r.cost, options, "satellites " + std::to_string(t + 1), [&] {
+        return backend.sparseAttention(queries, keys, values, context, scale);
+      });
       h = sat.out;
-      Matrix relay_values(n + 1, dv);
+      Matrix relay_keys(n + 1, d), relay_values(n + 1, w);
+      relay_keys.row(0) = s.segment(d, d);
+      relay_keys.bottomRows(n) = h.middleCols(d, d);
       relay_values.row(0) = s;
       relay_values.bottomRows(n) = h;
+      const Matrix relay_query = s.head(d);
       DenseAttentionOptions o;
       o.scale = scale;
-      rel = timedStage(r.cost, options, "relay " + std::to_string(t + 1),
-                       [&] { return backend.denseAttention(relay_query, relay_keys, relay_values, o); });
+      const AttentionOutput rel = timedStage(r.cost, options, "relay " + std::to_string(t + 1), [&] {
+        return backend.denseAttention(relay_query, relay_keys, relay_values, o);
+      });
+      if (dense) replay.push_back(Round{queries, keys, relay_keys, sat.lse, relay_query.row(0), rel.lse(0)});
       s = rel.out.row(0);
     }
-    r.output = h;
+    r.output = h.rightCols(dv);
 
-    // The weights are the same every round (keys and queries do not change): propagate the linear maps
-    // with V = I to get the effective matrix A (h = A·V) exactly.
-    if (options.explain && n <= kMaxDenseWeights) {
+    // Every round is linear in the states' values with the weights the backend used: replay them on
+    // coefficient rows over the tokens (V = I) to get the effective matrix A (output = A·V) exactly.
+    if (dense) {
       displayStage(r.cost, options, "effective matrix (V = I)", [&] {
-        Matrix alpha(n, 5);  // per satellite: left, self, right, input, relay (0 where absent)
-        for (Index i = 0; i < n; ++i) {
-          float mx = -std::numeric_limits<float>::infinity();
-          float x[5];
-          bool has[5] = {i > 0, true, i + 1 < n, true, true};
-          const Index key_of[5] = {i - 1, i, i + 1, n + i, 2 * n};
-          for (int c = 0; c < 5; ++c) {
-            x[c] = has[c] ? scale * in.q.row(i).dot(keys.row(key_of[c])) : -std::numeric_limits<float>::infinity();
-            mx = std::max(mx, x[c]);
-          }
-          float sum = 0;
-          for (int c = 0; c < 5; ++c) sum += has[c] ? std::exp(x[c] - mx) : 0.0f;
-          for (int c = 0; c < 5; ++c) alpha(i, c) = has[c] ? std::exp(x[c] - mx) / sum : 0.0f;
-        }
-        Vector beta(n + 1);
-        {
-          const Vector x = (relay_keys * relay_query.transpose()) * scale;
-          const float mx = x.maxCoeff();
-          beta = (x.array() - mx).exp().matrix();
-          beta /= beta.sum();
-        }
         auto a = std::make_shared<Matrix>(Matrix::Identity(n, n));  // h⁰ = I·V
         Eigen::RowVectorXf as = Eigen::RowVectorXf::Constant(n, 1.0f / float(n));
-        for (Index t = 0; t < rounds; ++t) {
-          Matrix next(n, n);
-          for (Index i = 0; i < n; ++i) {
-            next.row(i) = alpha(i, 1) * a->row(i) + alpha(i, 4) * as;
-            next(i, i) += alpha(i, 3);
-            if (i > 0) next.row(i) += alpha(i, 0) * a->row(i - 1);
-            if (i + 1 < n) next.row(i) += alpha(i, 2) * a->row(i + 1);
-          }
+        for (const Round& round : replay) {
+          Matrix next = Matrix::Zero(n, n);
+          for (Index i = 0; i < n; ++i)
+            for (Index e = context.row_ptr[size_t(i)]; e < context.row_ptr[size_t(i + 1)]; ++e) {
+              const Index c = context.col[size_t(e)];
+              const float alpha = std::exp(scale * round.sat_q.row(i).dot(round.sat_k.row(c)) - round.sat_lse(i));
+              if (c < n) next.row(i) += alpha * a->row(c);
+              else if (c < 2 * n) next(i, c - n) += alpha;
+              else next.row(i) += alpha * as;
+            }
           *a = std::move(next);
-          as = beta(0) * as + beta.tail(n).transpose() * *a;
+          Eigen::RowVectorXf relay = std::exp(scale * round.relay_q.dot(round.relay_k.row(0)) - round.relay_lse) * as;
+          for (Index j = 0; j < n; ++j)
+            relay += std::exp(scale * round.relay_q.dot(round.relay_k.row(j + 1)) - round.relay_lse) * a->row(j);
+          as = relay;
           options.checkCancel();
         }
         r.explanation.weights = ImpliedWeights(n, n, [a](Range rows, Range cols) {
@@ -132,24 +144,24 @@ class StarTransformer final : public Mechanism {
       r.explanation.weights_withheld = "the effective N×N matrix is formed up to N = " + std::to_string(kMaxDenseWeights);
       r.explanation.notes.push_back(r.explanation.weights_withheld);
     }
-    r.explanation.pattern = [&] {  // coverage of one round over the tokens: the ring (the relay reaches all)
-      Pattern band;
-      band.rows = band.cols = n;
-      band.components = {"ring"};
-      band.row_ptr.push_back(0);
+    r.explanation.pattern = [&] {  // the tokens round 1 scores one by one: the ring (the relay reaches all)
+      Pattern ring;
+      ring.rows = ring.cols = n;
+      ring.components = {"ring"};
+      ring.row_ptr.push_back(0);
       for (Index i = 0; i < n; ++i) {
-        for (Index j = std::max<Index>(0, i - 1); j <= std::min(n - 1, i + 1); ++j) band.col.push_back(std::int32_t(j));
-        band.row_ptr.push_back(Index(band.col.size()));
+        for (std::int32_t j : neighbours(i)) ring.col.push_back(j);
+        ring.row_ptr.push_back(Index(ring.col.size()));
       }
-      band.component.assign(band.col.size(), 0);
-      return band;
+      ring.component.assign(ring.col.size(), 0);
+      return ring;
     }();
-    r.explanation.special.push_back(TokenSet{"relay node", "relay", {}, {Range{0, n}}, s});
+    r.explanation.special.push_back(TokenSet{"relay node", "relay", {}, {Range{0, n}}, s.segment(d, d)});
     r.explanation.notes.push_back("a different operator: the ring and the relay, not an approximation of softmax");
-    r.cost.scored_pairs = double(rounds) * double(ring.nnz() + n + 1);
-    r.cost.flops = 2 * r.cost.scored_pairs * double(d + dv);
+    r.cost.scored_pairs = double(rounds) * double(context.nnz() + n + 1);
+    r.cost.flops = 2 * r.cost.scored_pairs * double(d + w);
     r.cost.peak_bytes =
-        backend.peakBytes() + (3 * n + 2) * (d + dv) * Index(sizeof(float));  // the view's N×N: not counted
+        backend.peakBytes() + (3 * n + 2) * (d + w) * Index(sizeof(float));  // the view's N×N: not counted
     return r;
   }
 };

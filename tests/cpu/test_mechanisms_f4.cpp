@@ -1,7 +1,7 @@
 // Memory, global-token and inducing-point mechanisms (CATALOG.md F4): limit cases against exact
 // attention and the papers' qualitative claims. Causality and determinism of every mechanism are
-// checked in test_mechanisms.cpp (AllMechanisms.*), Vulkan agreement in the gpu suite.
-#include <Eigen/SVD>
+// checked in test_mechanisms.cpp (AllMechanisms.*), Vulkan agreement in the gpu suite; the papers'
+// equations against independent computations in test_truth_memory.cpp.
 #include <cmath>
 
 #include "attention/mechanism.h"
@@ -16,16 +16,6 @@ Result run(const std::string& id, const Inputs& in, std::map<std::string, std::s
   return test::runMechanism(id, in, std::move(params), causal);
 }
 using test::errorVsExact;
-
-/// Numerical rank of the implied weights (singular values above 1e-4 of the largest).
-Index weightRank(const Result& r) {
-  const Matrix w = r.explanation.weights.dense();
-  Eigen::JacobiSVD<MatrixD> svd(w.cast<double>());
-  const VectorD s = svd.singularValues();
-  Index rank = 0;
-  for (Index i = 0; i < s.size(); ++i) rank += s(i) > 1e-4 * s(0);
-  return rank;
-}
 
 // --- memory-compressed -----------------------------------------------------------------------------------
 
@@ -59,17 +49,7 @@ TEST(MemoryCompressed, CausalQueriesSeeOnlyCompleteSlotsAndTheNullSlotBefore) {
 
 // --- set-transformer -------------------------------------------------------------------------------------
 
-TEST(SetTransformer, EffectiveMatrixHasRankAtMostTheInducingPoints) {
-  const Inputs in = inputs(Generator::Clustered, 160);
-  for (Index m : {4, 12}) {
-    const Result r = run("set-transformer", in, {{"inducing", std::to_string(m)}});
-    EXPECT_LE(weightRank(r), m);
-    const Matrix w = r.explanation.weights.dense();
-    EXPECT_LT((w.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-4);  // row-stochastic
-  }
-}
-
-TEST(SetTransformer, MoreInducingPointsApproximateBetterOnClusteredSets) {
+TEST(SetTransformer, MoreInducingPointsComeCloserToSoftmaxOnClusteredSets) {
   const Inputs in = inputs(Generator::Clustered, 256);
   const double few = errorVsExact(run("set-transformer", in, {{"inducing", "2"}}), in, false);
   const double many = errorVsExact(run("set-transformer", in, {{"inducing", "64"}}), in, false);
@@ -113,13 +93,6 @@ TEST(Gmat, FullBandWithoutMemoryIsExact) {
   EXPECT_THROW(run("gmat", in, {{"memory", "0"}, {"window", "0"}}), UserError);
 }
 
-TEST(Gmat, BottleneckMixesThroughAtMostMMemoryTokens) {
-  const Inputs in = inputs(Generator::Gaussian, 120);
-  const Result r = run("gmat", in, {{"memory", "8"}, {"window", "0"}});
-  EXPECT_LE(weightRank(r), 8);
-  EXPECT_GT(weightRank(run("gmat", in, {{"memory", "8"}, {"window", "4"}})), 8);
-}
-
 }  // namespace
 }  // namespace attn
 
@@ -128,16 +101,15 @@ namespace {
 
 // --- star-transformer ------------------------------------------------------------------------------------
 
-TEST(StarTransformer, EffectiveMatrixReproducesTheOutputAndTheRelayReachesEveryone) {
+TEST(StarTransformer, EffectiveMatrixReproducesTheOutputAndKeepsMostMassNearTheRing) {
   const Inputs in = inputs(Generator::Local, 90);
   for (Index rounds : {1, 3}) {
     const Result r = run("star-transformer", in, {{"rounds", std::to_string(rounds)}});
     const Matrix w = r.explanation.weights.dense();
     EXPECT_LT(relativeError(Matrix(w * in.v), MatrixD(r.output.cast<double>())), 1e-5) << rounds;
     EXPECT_LT((w.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-4);  // convex combinations
-    // The relay starts as the mean of all tokens: after one round every token has reached every other.
-    EXPECT_GT(w.minCoeff(), 0.0f) << rounds;
-    // … while the ring alone is a band of width 3: most of the mass stays near the diagonal.
+    // The ring is a band of width 3 (on smooth inputs the relay adds little): most of the mass stays within
+    // `rounds` tokens of the diagonal. (The relay and the wrap are checked in test_truth_memory.cpp.)
     double near = 0;
     for (Index i = 0; i < 90; ++i)
       for (Index j = std::max<Index>(0, i - rounds); j <= std::min<Index>(89, i + rounds); ++j) near += w(i, j);
@@ -166,21 +138,6 @@ TEST(Memformer, EffectiveMatrixReproducesTheOutput) {
     EXPECT_LT(relativeError(Matrix(w * in.v), MatrixD(r.output.cast<double>())), 1e-4) << causal;
     EXPECT_FALSE(r.explanation.factors.empty());
   }
-}
-
-TEST(Memformer, ThePastReachesASegmentOnlyThroughTheSlots) {
-  // Segment 2's rows have rank ≤ k over the tokens of earlier segments: everything from there came
-  // through k memory slots; the first segment sees no earlier token at all.
-  const Inputs in = inputs(Generator::Gaussian, 96);
-  const Result r = run("memformer", in, {{"slots", "4"}, {"segment", "32"}}, true);
-  const Matrix w = r.explanation.weights.dense();
-  EXPECT_TRUE(w.topRows(32).rightCols(64).isZero(0));  // causal: nothing from later segments
-  Eigen::JacobiSVD<MatrixD> svd(w.block(64, 0, 32, 64).cast<double>());
-  const VectorD s = svd.singularValues();
-  Index rank = 0;
-  for (Index i = 0; i < s.size(); ++i) rank += s(i) > 1e-4 * s(0);
-  EXPECT_LE(rank, 4);
-  EXPECT_GT(w.block(64, 0, 32, 64).maxCoeff(), 0.0f);  // but it does arrive
 }
 
 }  // namespace
