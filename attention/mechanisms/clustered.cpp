@@ -6,7 +6,12 @@
 //                 its own exact softmax over T_c scaled by m̂_c, and the centroid row elsewhere
 //                 (rows still sum to 1).
 // Nothing is learned (random planes, unsupervised k-means): no stand-in. Encoder only: no causal form.
+// What a query sees (Vyas et al. §3.2–3.3): its row is the centroid's softmax over ALL keys (clustered),
+// or that row with the top-k keys replaced by its own softmax over them (i-clustered); either way the
+// output depends on every key, so the pattern holds all N×M pairs, tagged by which part gives the
+// weight. Mass recall is then 1 by definition; the approximation shows in the weights (row TV).
 #include <algorithm>
+#include <functional>
 #include <numeric>
 
 #include "attention/mechanisms/all.h"
@@ -17,6 +22,27 @@
 namespace attn::mech {
 namespace {
 
+/// Above this many pairs the all-keys pattern (5 bytes a pair) is not formed.
+constexpr Index kMaxPatternEntries = Index(1) << 25;
+
+/// The N×M pattern of every pair, component of row i's entries from part(i, out[0..M)).
+Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,
+                       const std::function<void(Index, std::uint8_t*)>& part) {
+  Pattern p;
+  p.rows = n;
+  p.cols = m;
+  p.components = std::move(components);
+  p.row_ptr.resize(size_t(n + 1));
+  p.col.resize(size_t(n * m));
+  p.component.resize(size_t(n * m));
+  for (Index i = 0; i < n; ++i) {
+    p.row_ptr[size_t(i + 1)] = (i + 1) * m;
+    std::iota(p.col.begin() + i * m, p.col.begin() + (i + 1) * m, std::int32_t(0));
+    part(i, p.component.data() + i * m);
+  }
+  return p;
+}
+
 class Clustered final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
@@ -24,18 +50,26 @@ class Clustered final : public Mechanism {
         "clustered", "Clustered attention", "Vyas, Katharopoulos, Fleuret. Fast Transformers with Clustered "
         "Attention", "2007.04825", 2020, Family::ContentSparse, "O(N·C·d) (+ O(N·k·d) improved)", CausalSupport::No,
         "Group similar queries and compute one attention row per group; the improved form recomputes each "
-        "query's top-k keys exactly.",
+        "query's attention on its group's top-k keys exactly.",
         "", true};
     return i;
+  }
+  /// i-clustered with every key in the top-k: m̂ = 1 and each query's row is its own softmax over all keys.
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"variant", "i-clustered"}, {"topk", std::to_string(std::max<Index>(in.m(), 1))}}, 1e-4,
+                      "i-clustered with every key in the top-k (k = N)"};
   }
   std::vector<ParamSpec> params() const override {
     return {
         ParamSpec::choice("variant", "Variant", "clustered: members reuse the centroid's row; i-clustered: plus "
                           "exact attention on the centroid's top-k keys", {"clustered", "i-clustered"}, 0),
-        ParamSpec::integer("clusters", "Clusters C", "Query clusters (the paper: 25 for GLUE, 100–200 for ASR).",
+        ParamSpec::integer("clusters", "Clusters C",
+                           "Query clusters (the paper approximates a pretrained BERT with 25).",
                            25, 1, 4096, true),
-        ParamSpec::integer("bits", "Hash bits B", "Random hyperplanes hashing the queries (library default 32).", 32,
-                           1, 256),
+        ParamSpec::integer("bits", "Hash bits B",
+                           "Random hyperplanes hashing the queries (fast-transformers: 32 in its classes, 63 "
+                           "through its builder).",
+                           32, 1, 256),
         ParamSpec::integer("iterations", "k-means iterations", "Lloyd iterations in Hamming space (default 10).",
                            10, 0, 100),
         ParamSpec::integer("topk", "Top-k keys", "i-clustered: keys per cluster recomputed exactly (default 32).",
@@ -155,9 +189,21 @@ class Clustered final : public Mechanism {
         }
         return block;
       });
-      r.explanation.pattern = std::move(exact_part);
       r.explanation.notes.push_back("top-" + std::to_string(topk) + " keys per cluster recomputed exactly");
+      if (options.explain && n * m <= kMaxPatternEntries) {
+        r.explanation.pattern = allKeysPattern(n, m, {"top-k: own softmax × m̂", "elsewhere: centroid row"},
+                                               [&](Index i, std::uint8_t* out) {
+                                                 std::fill(out, out + m, std::uint8_t(1));
+                                                 for (std::int32_t j : (*top)[size_t(label[size_t(i)])]) out[j] = 0;
+                                               });
+      }
     }
+    if (!improved && options.explain && n * m <= kMaxPatternEntries)
+      r.explanation.pattern = allKeysPattern(n, m, {"centroid row (softmax over all keys)"},
+                                             [m](Index, std::uint8_t* out) { std::fill(out, out + m, 0); });
+    if (options.explain && n * m > kMaxPatternEntries)
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+                                    " pairs: every query's row depends on every key");
     r.explanation.groupings.push_back(Grouping::fromLabels("query clusters", label, std::int32_t(c)));
     for (size_t it = 0; it < km.history.size(); ++it) {
       auto view = std::make_shared<Explanation>();

@@ -2,10 +2,13 @@
 // encoder form). Each query's sparsity score M(q_i) = max_j s·q_i·k_j − mean_j s·q_i·k_j is
 // estimated from U = c·⌈ln M⌉ randomly sampled keys; the u = c·⌈ln N⌉ queries of highest estimated M
 // ("active") get full softmax attention, every other ("lazy") query outputs mean(V).
-// The estimate here is max − mean over the sampled keys (the reference code divides the sampled sum
-// by the number of all keys). The masked-decoder form ranks queries over the whole sequence, so a
-// query's role depends on later tokens: it is not offered (no causal form here).
-// Nothing is learned: no stand-in.
+// The estimate here is max − mean over the sampled keys, drawn without replacement (the reference code
+// divides the sampled sum by the number of all keys and draws with replacement). The masked-decoder form
+// ranks queries over the whole sequence, so a query's role depends on later tokens: it is not offered
+// (no causal form here). Nothing is learned: no stand-in.
+// Every row depends on every key (an active row by softmax, a lazy row by the mean of V, weight 1/M
+// each), so the pattern holds all N×M pairs, tagged by the row's role: mass recall is 1 by definition,
+// and the approximation shows in the weights (row TV), not in what a row can see.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -17,6 +20,9 @@
 namespace attn::mech {
 namespace {
 
+/// Above this many pairs the all-keys pattern (5 bytes a pair) is not formed.
+constexpr Index kMaxPatternEntries = Index(1) << 25;
+
 class Informer final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
@@ -25,12 +31,23 @@ class Informer final : public Mechanism {
         "Time-Series Forecasting", "2012.07436", 2020, Family::ContentSparse, "O(N·ln N·d)", CausalSupport::No,
         "Only the few queries whose attention is far from uniform (high max − mean score, estimated from "
         "sampled keys) attend; the rest output the mean of V.",
-        "", true};
+        "", true,
+        {"convention: a query's sampled score is max − mean over its U sampled keys; the authors' code divides "
+         "the sampled sum by all L_K keys",
+         "convention: each query's U keys are drawn without replacement; the authors' code draws them with "
+         "replacement (torch.randint)"}};
     return i;
   }
+  /// u = c·⌈ln N⌉ ≥ N: every query is active, and an active row is softmax attention over all keys.
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    const Index n = std::max<Index>(in.n(), 1), ln = std::max<Index>(ceilLn(n), 1);
+    return ExactLimit{{{"factor", std::to_string((n + ln - 1) / ln)}}, 1e-4,
+                      "every query active (c·⌈ln N⌉ ≥ N)"};
+  }
+  static Index ceilLn(Index x) { return Index(std::ceil(std::log(double(std::max<Index>(x, 1))))); }
   std::vector<ParamSpec> params() const override {
     return {ParamSpec::integer("factor", "Factor c", "u = c·⌈ln N⌉ active queries and U = c·⌈ln M⌉ sampled keys "
-                               "(the reference code: 5).", 5, 1, 1000, true)};
+                               "(the reference code: 5).", 5, 1, 1 << 20, true)};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
@@ -38,7 +55,6 @@ class Informer final : public Mechanism {
     Result r;
     const Index n = in.n(), m = in.m(), d = in.q.cols(), dv = in.v.cols(), c = p.integer("factor");
     const float scale = defaultScale(d);
-    auto ceilLn = [](Index x) { return Index(std::ceil(std::log(double(std::max<Index>(x, 1))))); };
     const Index samples = std::clamp<Index>(c * ceilLn(m), 1, std::max<Index>(m, 1));
     const Index active_count = std::clamp<Index>(c * ceilLn(n), 1, std::max<Index>(n, 1));
     // Sampled sparsity scores (U keys per query, drawn without replacement from the seed).
@@ -66,7 +82,8 @@ class Informer final : public Mechanism {
     auto is_active = std::make_shared<std::vector<char>>(static_cast<size_t>(n), 0);
     for (Index i : active) (*is_active)[size_t(i)] = 1;
 
-    // Active rows: full softmax over all keys (a pattern of whole rows); lazy rows: mean(V).
+    // Active rows: full softmax over all keys (a pattern of whole rows, what the attention runs on);
+    // lazy rows: mean(V).
     auto pattern = std::make_shared<Pattern>();
     pattern->rows = n;
     pattern->cols = m;
@@ -100,7 +117,26 @@ class Informer final : public Mechanism {
       }
       return block;
     });
-    r.explanation.pattern = *pattern;
+    // What each row sees: every key (active: softmax; lazy: the mean of V, 1/M each), tagged by role.
+    if (options.explain && n * m <= kMaxPatternEntries) {
+      Pattern seen;
+      seen.rows = n;
+      seen.cols = m;
+      seen.components = {"active query (softmax)", "lazy query (mean of V)"};
+      seen.row_ptr.resize(size_t(n + 1));
+      seen.col.resize(size_t(n * m));
+      seen.component.resize(size_t(n * m));
+      for (Index i = 0; i < n; ++i) {
+        seen.row_ptr[size_t(i + 1)] = (i + 1) * m;
+        std::iota(seen.col.begin() + i * m, seen.col.begin() + (i + 1) * m, std::int32_t(0));
+        std::fill(seen.component.begin() + i * m, seen.component.begin() + (i + 1) * m,
+                  std::uint8_t((*is_active)[size_t(i)] ? 0 : 1));
+      }
+      r.explanation.pattern = std::move(seen);
+    } else if (options.explain) {
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+                                    " pairs: every row sees every key (lazy rows: the mean of V)");
+    }
     r.explanation.special.push_back(TokenSet{"active queries", "active", active, {}, {}});
     r.explanation.factors.push_back({"M'", "the sampled sparsity score of each query (the top " +
                                      std::to_string(active_count) + " are active)", *score});

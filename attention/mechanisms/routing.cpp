@@ -5,6 +5,8 @@
 // Stand-in (CATALOG f): the paper's online k-means with moving averages is replaced by a few Lloyd
 // iterations on Q ∪ K (spherical: centroids are renormalised), seeded by the run's seed; causal runs
 // route by fixed random unit centroids instead (fitting them would look at future tokens).
+// A query whose cluster holds no key (causal: none at or before it) has nothing to attend to: its output
+// is 0. Such queries are counted in a note and marked as a token set, so the picture shows them.
 #include <cmath>
 
 #include "attention/mechanisms/all.h"
@@ -38,11 +40,17 @@ class Routing final : public Mechanism {
         "random centroids).", true};
     return i;
   }
+  /// One cluster: every query attends to every key (j ≤ i when causal).
+  std::optional<ExactLimit> exactLimit(const Inputs&) const override {
+    return ExactLimit{{{"clusters", "1"}}, 1e-4, "one cluster (C = 1)"};
+  }
   std::vector<ParamSpec> params() const override {
     return {
         ParamSpec::integer("clusters", "Clusters C", "Shared centroids; 0 picks ⌈√N⌉ (the paper's choice).", 0, 0,
                            4096, true),
-        ParamSpec::integer("iterations", "k-means iterations", "Lloyd iterations on the normalised Q ∪ K.", 3, 0, 50),
+        ParamSpec::integer("iterations", "k-means iterations",
+                           "Lloyd iterations on the normalised Q ∪ K (causal runs use none: fixed random centroids).",
+                           3, 0, 50),
     };
   }
 
@@ -83,8 +91,20 @@ class Routing final : public Mechanism {
     BucketOptions bo;
     bo.causal = options.causal;
     bo.scale = defaultScale(in.q.cols());
-    attendBuckets(in, std::make_shared<const Matrix>(in.q), std::make_shared<const Matrix>(in.k),
-                  {BucketRound{"cluster", qc, kc, std::int32_t(c)}}, bo, backend, options, r);
+    const BucketAttention routed =
+        attendBuckets(in, std::make_shared<const Matrix>(in.q), std::make_shared<const Matrix>(in.k),
+                      {BucketRound{"cluster", qc, kc, std::int32_t(c)}}, bo, backend, options, r);
+    // Queries with no key to attend to output 0: say how many, and mark them.
+    std::vector<Index> keyless;
+    for (Index i = 0; i < n; ++i)
+      if (routed.pattern->row_ptr[size_t(i + 1)] == routed.pattern->row_ptr[size_t(i)]) keyless.push_back(i);
+    if (!keyless.empty()) {
+      r.explanation.notes.push_back("queries with no key in their cluster" +
+                                    std::string(options.causal ? " at or before them" : "") + ": " +
+                                    std::to_string(keyless.size()) + " of " + std::to_string(n) +
+                                    "; they output 0 (marked: \"queries with no key\")");
+      r.explanation.special.push_back(TokenSet{"queries with no key", "no key (output 0)", std::move(keyless), {}, {}});
+    }
     if (n == m) {
       // One label per token: the query's cluster (views sort by it: the pattern becomes blocks).
       r.explanation.groupings.push_back(Grouping::fromLabels("query clusters", qc, std::int32_t(c)));
@@ -94,7 +114,8 @@ class Routing final : public Mechanism {
         std::vector<std::int32_t> q_it(km.history[it].begin(), km.history[it].begin() + n);
         view->groupings.push_back(Grouping::fromLabels("query clusters", std::move(q_it), std::int32_t(c)));
         r.explanation.steps.push_back(Step{"k-means " + std::to_string(it),
-                                           it == 0 ? "assignment to the initial centroids"
+                                           it == 0 ? options.causal ? "assignment to the fixed random centroids"
+                                                                    : "assignment to the initial centroids"
                                                    : "after " + std::to_string(it) + " Lloyd update(s)",
                                            std::move(view)});
       }

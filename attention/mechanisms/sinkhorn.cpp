@@ -7,8 +7,13 @@
 // Stand-in (CATALOG f): the learned sort MLP is replaced by block-summary similarity
 // R_ij = z̄q_i·z̄k_j/√d (mean query of block i, mean key of block j), so blocks route to their most similar
 // block. Causal: summaries of past tokens only (queries of blocks before i, keys up to block j) and S is
-// masked to j < i, so a block only receives earlier blocks; the own block is causally masked. Column
-// normalisation would sum over later blocks, so causal balancing normalises rows only.
+// masked to j < i, so a block only receives earlier blocks; the own block is causally masked.
+// Causal balancing normalises rows only, once: a column's sum runs over the later blocks that may
+// receive it, so balancing columns would let later tokens move an earlier block's row (the authors' code
+// masks the column normalisation of the whole matrix, which does). Balancing columns within each block's
+// past instead is causal but degenerate: a doubly-stochastic matrix on earlier blocks only is the shift
+// (block i ← i−1), and block i is the only one in its past to receive block i−1. Row normalisation is
+// idempotent, so further iterations would repeat it: causal runs show one.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,10 +27,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-/// One Sinkhorn iteration in log space: rows, then columns, normalised (rows/columns with no finite
-/// entry are left alone). Causal: rows only (a column sums over later blocks, which would let them move
-/// an earlier block's permutation).
-void sinkhornIteration(Matrix& logits, bool causal) {
+/// Normalises each row (rows = false: each column) in log space; a line with no finite entry (all
+/// masked) is left alone.
+void normaliseLines(Matrix& logits, bool rows) {
   auto normalise = [](auto&& line) {
     const float mx = line.maxCoeff();
     if (!std::isfinite(mx)) return;
@@ -33,8 +37,9 @@ void sinkhornIteration(Matrix& logits, bool causal) {
     for (Index t = 0; t < line.size(); ++t) sum += std::exp(double(line(t) - mx));
     line.array() -= mx + float(std::log(sum));
   };
-  for (Index i = 0; i < logits.rows(); ++i) normalise(logits.row(i));
-  if (!causal)
+  if (rows)
+    for (Index i = 0; i < logits.rows(); ++i) normalise(logits.row(i));
+  else
     for (Index j = 0; j < logits.cols(); ++j) normalise(logits.col(j));
 }
 
@@ -42,18 +47,30 @@ Matrix expOf(const Matrix& logits) {
   return logits.unaryExpr([](float x) { return std::isfinite(x) ? std::exp(x) : 0.0f; });
 }
 
+/// Above this many pairs the N×N pattern of what rows see (5 bytes a pair) is not formed.
+constexpr Index kMaxPatternEntries = Index(1) << 25;
+
 class Sinkhorn final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
     static const MechanismInfo i{
         "sinkhorn", "Sparse Sinkhorn attention", "Tay, Bahri, Yang, Metzler, Juan. Sparse Sinkhorn Attention",
-        "2002.11296", 2020, Family::ContentSparse, "O(N·b·d + n_B²)", CausalSupport::Yes,
+        "2002.11296", 2020, Family::ContentSparse, "O(N·(b + n_B)·d)", CausalSupport::Yes,
         "A sorting network and Sinkhorn balancing softly permute the key blocks; each query block attends to "
         "itself and to the block sorted into its place.",
         "The learned sorting MLP is replaced by block-summary similarity R_ij = z'q_i·z'k_j/√d (mean query "
-        "of block i, mean key of block j).",
-        true};
+        "of block i, mean key of block j; causal: of the queries before block i, the keys up to block j).",
+        true,
+        {"convention: causal S is normalised over rows only (a softmax over earlier blocks); the authors' code also "
+         "normalises masked columns, whose sums reach later blocks",
+         "convention: one softmax over the own and the sorted block together (2b keys); the authors' LRA code adds "
+         "two separately normalised attentions"}};
     return i;
+  }
+  /// One block (b = N): the own block is every key (j ≤ i when causal) and the sorted block, when there is
+  /// one, the same keys again, which leaves the softmax unchanged.
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"block", std::to_string(std::max<Index>(in.n(), 1))}}, 1e-4, "one block (b = N)"};
   }
   std::vector<ParamSpec> params() const override {
     return {
@@ -64,8 +81,8 @@ class Sinkhorn final : public Mechanism {
         ParamSpec::real("temperature", "Temperature τ", "S = Sinkhorn(exp(R/τ)); small τ: a harder permutation.", 0.75,
                         0.01, 100, true),
         // At least one: S = exp(R/τ) unbalanced is unbounded (it overflows at small τ), not a soft permutation.
-        ParamSpec::integer("iterations", "Sinkhorn iterations", "Row + column normalisations (at least one).", 7, 1,
-                           100),
+        ParamSpec::integer("iterations", "Sinkhorn iterations",
+                           "Row + column normalisations (at least one; causal runs normalise rows once).", 7, 1, 100),
     };
   }
 
@@ -100,8 +117,10 @@ class Sinkhorn final : public Mechanism {
         for (Index i = 0; i < nb; ++i)
           for (Index j = i; j < nb; ++j) logits(i, j) = kNegInf;
       history.push_back(expOf(logits));
-      for (Index it = 0; it < iterations; ++it) {
-        sinkhornIteration(logits, causal);
+      // One iteration: rows, then columns. Causal: rows only, once (see the header).
+      for (Index it = 0; it < (causal ? 1 : iterations); ++it) {
+        normaliseLines(logits, true);
+        if (!causal) normaliseLines(logits, false);
         history.push_back(expOf(logits));
       }
       return history.back();
@@ -117,7 +136,6 @@ class Sinkhorn final : public Mechanism {
       k_aug.bottomRows(n) = Eigen::Map<const Matrix>(ks.data(), n, d);
       v_aug.bottomRows(n) = Eigen::Map<const Matrix>(vs.data(), n, dv);
     });
-    if (causal) r.explanation.notes.push_back("causal: S is masked to earlier blocks and balanced by rows only (columns would sum over later blocks)");
     std::vector<bool> has_sorted(static_cast<size_t>(nb));
     for (Index i = 0; i < nb; ++i) has_sorted[size_t(i)] = s.row(i).sum() > 0;
 
@@ -164,11 +182,15 @@ class Sinkhorn final : public Mechanism {
         return w;
       });
     }
-    // The N×N view of the pattern: the own block, and the block that S weights most for each block.
+    // The N×N view of the pattern: what each row sees. The sorted keys of block i mix every block j with
+    // S_ij > 0, so a row sees its own block and all those blocks; the one S weights most is told apart.
     std::vector<Index> top(static_cast<size_t>(nb), -1);
-    for (Index i = 0; i < nb; ++i)
+    Index seen = 0;
+    for (Index i = 0; i < nb; ++i) {
       if (has_sorted[size_t(i)]) s.row(i).maxCoeff(&top[size_t(i)]);
-    {
+      seen += b * b * (1 + Index((s.row(i).array() > 0).count()));
+    }
+    if (options.explain && seen <= kMaxPatternEntries) {
       PatternBuilder view(n, n, causal);
       view.add("own block", [&](Index i, std::vector<Index>& out) {
         for (Index j = (i / b) * b; j < (i / b + 1) * b; ++j) out.push_back(j);
@@ -178,7 +200,15 @@ class Sinkhorn final : public Mechanism {
         if (t >= 0)
           for (Index j = t * b; j < (t + 1) * b; ++j) out.push_back(j);
       });
+      view.add("mixed in by S (S > 0)", [&](Index i, std::vector<Index>& out) {
+        for (Index cb = 0; cb < nb; ++cb)
+          if (s(i / b, cb) > 0)
+            for (Index j = cb * b; j < (cb + 1) * b; ++j) out.push_back(j);
+      });
       r.explanation.pattern = view.build(options);
+    } else if (options.explain) {
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+                                    " pairs: a row sees its own block and every block S mixes into its sorted block");
     }
     std::vector<std::int32_t> block_label(static_cast<size_t>(n));
     for (Index i = 0; i < n; ++i) block_label[size_t(i)] = std::int32_t(i / b);
@@ -187,30 +217,41 @@ class Sinkhorn final : public Mechanism {
     for (size_t it = 0; it < history.size(); ++it) {
       auto view = std::make_shared<Explanation>();
       const Matrix& st = history[it];
+      // Sums over the entries that can be nonzero: causal, rows 1… (block 0 has no earlier block) and
+      // columns …n_B−2 (the last block is no block's earlier block).
       double row_dev = 0, col_dev = 0;
-      for (Index i = 0; i < nb; ++i)
-        if (!causal || i > 0) row_dev = std::max(row_dev, std::abs(double(st.row(i).sum()) - 1));
-      for (Index j = 0; j < nb; ++j)
-        if (!causal) col_dev = std::max(col_dev, std::abs(double(st.col(j).sum()) - 1));
-      char caption[160];
-      std::snprintf(caption, sizeof caption, "%s: max |row sum − 1| = %.3g, max |column sum − 1| = %.3g",
-                    it == 0 ? "exp(R/τ) before balancing" : causal ? "after row normalisation (causal)" : "after row and column normalisation", row_dev, col_dev);
+      for (Index i = causal ? 1 : 0; i < nb; ++i) row_dev = std::max(row_dev, std::abs(double(st.row(i).sum()) - 1));
+      for (Index j = 0; j < (causal ? nb - 1 : nb); ++j)
+        col_dev = std::max(col_dev, std::abs(double(st.col(j).sum()) - 1));
+      std::string caption = it == 0 ? causal ? "exp(R/τ) masked to earlier blocks, before balancing"
+                                             : "exp(R/τ) before balancing"
+                            : causal ? "rows normalised over earlier blocks (causal: columns are not, their sums "
+                                       "run over later blocks)"
+                                     : "after " + std::to_string(it) + " row and column normalisation(s)";
+      char sums[200];
+      std::snprintf(sums, sizeof sums, ": max |row sum − 1| = %.3g, max |column sum − 1| = %.3g%s", row_dev,
+                    col_dev, causal ? " (rows 1…, columns …n_B−2: those S can fill)" : "");
+      caption += sums;
       view->factors.push_back({"S after " + std::to_string(it) + " iteration(s)", caption, st});
       r.explanation.steps.push_back({it == 0 ? "scores exp(R/τ)" : "Sinkhorn " + std::to_string(it), caption, view});
-      if (it + 1 == history.size()) r.explanation.notes.push_back(std::string("Sinkhorn: ") + caption);
+      if (it + 1 == history.size()) r.explanation.notes.push_back("Sinkhorn: " + caption);
     }
+    if (causal && iterations > 1)
+      r.explanation.notes.push_back("causal: rows are normalised once; " + std::to_string(iterations) +
+                                    " iterations would repeat it (columns are not balanced)");
     {
       auto view = std::make_shared<Explanation>();
       view->pattern = r.explanation.pattern;
       view->weights = r.explanation.weights;
       r.explanation.steps.push_back({"attend",
                                      "Each query attends to its own block and to the S-mixed block sorted into its "
-                                     "place (drawn: the block S weights most).",
+                                     "place, which mixes every block with S > 0 (coloured apart: the block S weights "
+                                     "most).",
                                      view});
     }
     r.cost.scored_pairs = double(pattern.nnz());
     r.cost.flops = 2 * r.cost.scored_pairs * double(d + dv) + 2.0 * double(nb) * double(nb) * double(b) * double(d + dv) +
-                   double(nb) * double(nb) * double(2 * iterations + d);
+                   double(nb) * double(nb) * double(2 * (causal ? 1 : iterations) + d);
     r.cost.peak_bytes = backend.peakBytes() + n * (d + dv) * Index(sizeof(float)) + pattern.nnz() * Index(sizeof(std::int32_t) + 1) +
                         nb * nb * Index(sizeof(float)) * Index(history.size()) + n * dv * Index(sizeof(float));
     return r;
