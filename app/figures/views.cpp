@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention/metrics.h"
 #include "attention/pooling.h"
 
 namespace attnlab::fig {
