@@ -331,5 +331,73 @@ TEST(TruthHashing, ReformerUnscaledLogitsAreTraxsQDotUnitKeyOnTheSamePattern) {
   EXPECT_GT(recall[1], recall[0] + 0.1);
 }
 
+// --- SMYRF ---------------------------------------------------------------------------------------------------
+
+TEST(TruthHashing, SmyrfClustersAreBalancedCutsOfTheAsymmetricProjection) {
+  // F(q) = [q, 0, √(M_Q² + M_K² − ‖q‖²)], G(k) = [k, √(M_Q² + M_K² − ‖k‖²), 0]; per hash, queries and keys are
+  // sorted separately by their projection on the direction a and cut into L equal clusters. Recomputed in
+  // double from the a each hash exposes; N = 100 is not a multiple of c = 16 (L = 6, sizes 16 or 17).
+  const Inputs in = test::mechanismInputs(Generator::Clustered, 100);
+  const Result r = run("smyrf", in, {{"cluster_size", "16"}, {"hashes", "2"}});
+  const MatrixD q = in.q.cast<double>(), k = in.k.cast<double>();
+  const double m2 = q.rowwise().squaredNorm().maxCoeff() + k.rowwise().squaredNorm().maxCoeff();
+  MatrixD f = MatrixD::Zero(100, 34), g = MatrixD::Zero(100, 34);
+  for (Index i = 0; i < 100; ++i) {
+    f.row(i).head(32) = q.row(i);
+    f(i, 33) = std::sqrt(m2 - q.row(i).squaredNorm());
+    g.row(i).head(32) = k.row(i);
+    g(i, 32) = std::sqrt(m2 - k.row(i).squaredNorm());
+  }
+  auto cut = [](const Eigen::VectorXd& projection, Index clusters) {
+    std::vector<std::int32_t> order(size_t(projection.size())), label(order.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return projection(a) < projection(b); });
+    for (size_t rank = 0; rank < order.size(); ++rank)
+      label[size_t(order[rank])] = std::int32_t(Index(rank) * clusters / projection.size());
+    return label;
+  };
+  for (int h = 1; h <= 2; ++h) {
+    const MatrixD a = factorOf(stepOf(r, "project"), "direction a (hash " + std::to_string(h) + ")").cast<double>();
+    ASSERT_EQ(a.rows(), 34);
+    const std::string name = "hash " + std::to_string(h);
+    const std::vector<std::int32_t> ql = cut(f * a, 6), kl = cut(g * a, 6);
+    const Grouping& gq = groupingOf(r, name + " query clusters");
+    const Grouping& gk = groupingOf(r, name + " key clusters");
+    Index differ = 0;
+    for (Index i = 0; i < 100; ++i) differ += (gq.label[size_t(i)] != ql[size_t(i)]) + (gk.label[size_t(i)] != kl[size_t(i)]);
+    EXPECT_LE(differ, 2) << name;  // a float near tie at a cluster border may swap two tokens
+  }
+}
+
+TEST(TruthHashing, SmyrfPerHashCountingIsTheCodesCombinationAndOnceIsTheUnion) {
+  // The SMYRF code: each hash's softmax over its cluster, hashes combined by their log-normalisers, so a
+  // pair that c hashes find weighs c times. The default counts it once: softmax over the union.
+  const Inputs in = test::mechanismInputs(Generator::Clustered, 64);
+  const MatrixD q = in.q.cast<double>(), k = in.k.cast<double>(), v = in.v.cast<double>();
+  for (const char* pairs : {"per-hash", "once"}) {
+    const Result r = run("smyrf", in, {{"cluster_size", "16"}, {"hashes", "3"}, {"pairs", pairs}});
+    std::vector<std::vector<std::set<std::int32_t>>> keys;
+    for (int h = 1; h <= 3; ++h) {
+      const std::string name = "hash " + std::to_string(h);
+      const auto& ql = groupingOf(r, name + " query clusters").label;
+      const auto& kl = groupingOf(r, name + " key clusters").label;
+      std::vector<std::set<std::int32_t>> round(64);
+      for (Index i = 0; i < 64; ++i)
+        for (Index j = 0; j < 64; ++j)
+          if (ql[size_t(i)] == kl[size_t(j)]) round[size_t(i)].insert(std::int32_t(j));
+      keys.push_back(std::move(round));
+    }
+    if (std::string(pairs) == "once") {  // the union, each pair once
+      std::vector<std::set<std::int32_t>> all(64);
+      for (const auto& round : keys)
+        for (Index i = 0; i < 64; ++i) all[size_t(i)].insert(round[size_t(i)].begin(), round[size_t(i)].end());
+      keys = {all};
+    }
+    const auto [out, w] = perRoundAttention(q, k, v, keys);
+    EXPECT_LT(relativeError(r.output, out), 1e-5) << pairs;
+    EXPECT_LT(relativeError(r.explanation.weights.dense(), w), 1e-5) << pairs;
+  }
+}
+
 }  // namespace
 }  // namespace attn
