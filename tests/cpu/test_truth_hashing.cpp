@@ -399,5 +399,44 @@ TEST(TruthHashing, SmyrfPerHashCountingIsTheCodesCombinationAndOnceIsTheUnion) {
   }
 }
 
+// --- SCRAM ---------------------------------------------------------------------------------------------------
+
+TEST(TruthHashing, ScramLastPassLeavesNoBetterKeyToPropagate) {
+  // PatchMatch propagation: in a forward pass query i tries the key of its left neighbour shifted right by
+  // one pixel and that of its up neighbour shifted down, after those neighbours are final for the pass
+  // (backward: right and down, shifted left and up). So after the last pass no query's key scores below
+  // its neighbours' shifted keys. Checked in double on the final field, after a forward (1 iteration) and
+  // a backward (2) last pass, on Gaussian tokens: there the key found after ~10 candidates is rarely the
+  // argmax, so a pass that tried the wrong (say, unshifted) keys would leave better shifted keys behind.
+  const Inputs in = test::mechanismInputs(Generator::Gaussian, 256);  // a 16×16 grid
+  const MatrixD q = in.q.cast<double>(), k = in.k.cast<double>();
+  const Index w = 16, h = 16;
+  for (int iterations : {1, 2}) {
+    const Result r = run("scram", in, {{"iterations", std::to_string(iterations)}});
+    const Pattern& field = *stepOf(r, "iteration " + std::to_string(iterations)).view->pattern;
+    auto key = [&](Index i) { return Index(field.col[size_t(field.row_ptr[size_t(i)])]); };
+    const bool forward = iterations % 2 == 1;
+    Index tried = 0;
+    for (Index i = 0; i < 256; ++i) {
+      const Index y = i / w, x = i % w;
+      const double own = q.row(i).dot(k.row(key(i)));
+      std::vector<Index> shifted;
+      if (forward) {
+        if (x > 0 && key(i - 1) % w + 1 < w) shifted.push_back(key(i - 1) + 1);
+        if (y > 0 && key(i - w) / w + 1 < h) shifted.push_back(key(i - w) + w);
+      } else {
+        if (x + 1 < w && key(i + 1) % w > 0) shifted.push_back(key(i + 1) - 1);
+        if (y + 1 < h && key(i + w) / w > 0) shifted.push_back(key(i + w) - w);
+      }
+      for (Index j : shifted) {
+        ++tried;
+        EXPECT_GE(own, q.row(i).dot(k.row(j)) - 1e-4 * (1 + std::abs(own))) << "iterations " << iterations << " query "
+                                                                            << i << " key " << key(i) << " vs " << j;
+      }
+    }
+    EXPECT_GT(tried, 400) << iterations;
+  }
+}
+
 }  // namespace
 }  // namespace attn
