@@ -39,7 +39,7 @@ BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q,
           auto& row = rows[size_t(i)];
           for (Index s = first; s < last; ++s) {
             const std::int32_t j = sorted.order[size_t(s)];
-            if (round.k_label[size_t(j)] != round.q_label[size_t(i)]) continue;
+            if (options.same_label_in_chunk && round.k_label[size_t(j)] != round.q_label[size_t(i)]) continue;
             if (options.causal && j > i) continue;
             row.push_back(j);
           }
@@ -113,7 +113,7 @@ BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q,
     std::vector<AttentionOutput> results;
     for (Index h = 0; h < nr; ++h) {
       results.push_back(backend.sparseAttention(*q, *k, in.v, *out.rounds[size_t(h)], options.scale,
-                                                nr > 1 ? &bias[size_t(h)] : nullptr));
+                                                nr > 1 && options.count_pairs_once ? &bias[size_t(h)] : nullptr));
       run.checkCancel();
     }
     for (Index i = 0; i < n; ++i) {
@@ -130,7 +130,19 @@ BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q,
     }
   });
   r.output = std::move(o);
-  r.explanation.weights = patternSoftmaxWeights(q, k, options.scale, out.pattern, total_lse);
+  if (options.count_pairs_once || nr == 1) {
+    r.explanation.weights = patternSoftmaxWeights(q, k, options.scale, out.pattern, total_lse);
+  } else {
+    // A pair found by c rounds weighs c·exp(logit − lse): the sum of the rounds' entries, each over the
+    // normaliser of all rounds.
+    std::vector<ImpliedWeights> parts;
+    for (const auto& p : out.rounds) parts.push_back(patternSoftmaxWeights(q, k, options.scale, p, total_lse));
+    r.explanation.weights = ImpliedWeights(n, m, [parts = std::move(parts)](Range rows, Range cols) {
+      Matrix block = parts.front().block(rows, cols);
+      for (size_t h = 1; h < parts.size(); ++h) block += parts[h].block(rows, cols);
+      return block;
+    });
+  }
   r.explanation.pattern = *out.pattern;
   Index round_pairs = 0;
   for (const auto& p : out.rounds) round_pairs += p->nnz();

@@ -1,9 +1,10 @@
 // The sort-and-chunk bucketing engine of the content-based sparse mechanisms (CATALOG.md E3): Reformer,
 // SMYRF and Routing. Each round gives every query and every key a label (an LSH bucket, a balanced
 // cluster, a k-means cluster). A query attends to the keys that share its label, optionally only within
-// its chunk (and the previous one) of the order sorted by (label, position). Rounds are united exactly:
-// each round attends with −log(#rounds sharing the pair) added to every logit and the rounds are combined
-// by their log-normalisers, which is softmax over the union of the rounds' pairs.
+// its chunk (and the previous one) of the order sorted by (label, position), or (same_label_in_chunk off)
+// to every key of those chunks. Rounds are united exactly by default: each round attends with
+// −log(#rounds sharing the pair) added to every logit and the rounds are combined by their log-normalisers,
+// which is softmax over the union of the rounds' pairs (count_pairs_once off: a pair weighs once per round).
 #pragma once
 #include <memory>
 #include <optional>
@@ -27,6 +28,14 @@ struct BucketOptions {
   /// sorts the tokens (queries and keys are the same tokens: needs N = M) by (query label, position).
   Index chunk = 0;
   bool previous_chunk = false;  ///< a chunk also sees the chunk before it (in sorted order)
+  /// With chunking: true, a query sees only the keys of its own label in those chunks (the Reformer paper's
+  /// equations, trax's 2019 LSHCausalAttention); false, every key there whatever its label (trax's
+  /// LSHSelfAttention).
+  bool same_label_in_chunk = true;
+  /// true: a pair that several rounds find counts once (−log of its count on each round's logit: softmax
+  /// over the union, the Reformer paper's N_ij). false: once per round that finds it, rounds combined by
+  /// their log-normalisers alone (trax's LSHSelfAttention, the SMYRF code): w_ij ∝ c_ij·exp(logit).
+  bool count_pairs_once = true;
   /// Shared-QK rule: a token attends to itself only when it has no other key (over all rounds).
   bool self_rule = false;
   bool causal = false;  ///< keys j ≤ i only
@@ -40,8 +49,8 @@ struct BucketAttention {
   std::vector<std::vector<std::int32_t>> chunk;       ///< per round: chunk of each token (chunking)
 };
 
-/// Runs the rounds on the backend: fills r.output, the exact implied weights of the union, the pattern
-/// and the cost (scored pairs, FLOPs of the attention, peak bytes). Stages "chunk" and "attend + combine".
+/// Runs the rounds on the backend: fills r.output, the exact implied weights (of the union, or with each
+/// pair's round count as its multiplicity), the pattern and the cost (scored pairs, FLOPs of the attention, peak bytes). Stages "chunk" and "attend + combine".
 BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q, std::shared_ptr<const Matrix> k,
                               const std::vector<BucketRound>& rounds, const BucketOptions& options, Backend& backend,
                               const RunOptions& run, Result& r);

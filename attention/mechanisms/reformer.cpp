@@ -4,7 +4,13 @@
 // each query attends to same-bucket keys in its own chunk and the previous one. A token attends to
 // itself only when it has no other target. Rounds are combined by their log-normalisers, with
 // −log(#rounds that share the pair) added to each logit, which makes the result exactly softmax over the
-// union of the rounds' pairs. Nothing is learned: the rotations are random (CATALOG.md #17).
+// union of the rounds' pairs (the paper's m(j, P_i) and N_ij). Nothing is learned: the rotations are
+// random (CATALOG.md #17).
+// `convention` = trax follows trax's LSHSelfAttention (trax/layers/research/efficient_attention.py)
+// instead: a query attends to every key of its chunk and the previous one whatever their buckets
+// (masking only itself and, causally, the future), and a pair found by c rounds weighs c times (no N_ij
+// correction). `unscaled_logits` gives trax's logits q·k̂ (its unit keys carry no 1/√d) instead of the paper's
+// q·k̂/√d; the own reference follows it (its queries scaled by √d), standard exact attention does not.
 #include <algorithm>
 #include <numeric>
 
@@ -23,9 +29,15 @@ class Reformer final : public Mechanism {
     static const MechanismInfo i{
         "reformer", "Reformer (LSH attention)", "Kitaev, Kaiser, Levskaya. Reformer: The Efficient Transformer",
         "2001.04451", 2020, Family::ContentSparse, "O(n_h·N·log N + n_h·N·m·d)", CausalSupport::Yes,
-        "Hash queries with random rotations so similar vectors share a bucket; attend only within buckets "
-        "after sorting and chunking.",
-        "", true};
+        "Hash the unit keys (the normalised queries) with random rotations so similar vectors share a bucket; "
+        "sort by bucket, cut into chunks, and attend within a chunk and the previous one.",
+        "", true,
+        {"convention: logits q·k̂/√d, the paper's softmax(QKᵀ/√d_k) with k̂ = q/‖q‖; the trax code uses q·k̂: "
+         "unscaled logits on",
+         "convention: only same-bucket keys in a chunk, a pair found by several rounds counted once (the paper, "
+         "trax's 2019 LSHCausalAttention); trax's LSHSelfAttention: convention = trax",
+         "convention: the first chunk has no previous chunk; trax's code wraps around (a round's first chunk also "
+         "sees the last chunk of the round before, or of the last round)"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
@@ -36,12 +48,32 @@ class Reformer final : public Mechanism {
         ParamSpec::integer("chunk", "Chunk length m", "Sorted tokens are cut into chunks of m.", 32, 1, 1 << 20, true),
         ParamSpec::flag("previous_chunk", "Attend to previous chunk",
                         "Each chunk also sees the chunk before it (catches buckets cut by a chunk border).", true),
+        ParamSpec::choice("convention", "Convention",
+                          "paper: a query sees only the keys of its own bucket in its chunk and the previous one, "
+                          "and a pair that several rounds find counts once. trax (LSHSelfAttention): every key of "
+                          "those chunks whatever its bucket, and a pair counts once per round that finds it (trax's "
+                          "logits: unscaled logits on).",
+                          {"paper", "trax"}, 0),
+        ParamSpec::flag("unscaled_logits", "Unscaled logits (trax)",
+                        "Off: logits q·k̂/√d, the paper's softmax(QKᵀ/√d_k). On: q·k̂, as the trax code (its unit "
+                        "keys carry no 1/√d): √d times sharper rows. The shared-QK reference follows; standard "
+                        "exact attention keeps 1/√d.",
+                        false),
     };
   }
-  std::optional<OwnReference> ownReference(const Inputs& in, const Params&) const override {
+  /// The logit scale on q·k̂ (1/√d, or 1 with unscaled_logits).
+  static float logitScale(const Params& p, Index d) { return p.flag("unscaled_logits") ? 1.0f : defaultScale(d); }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"buckets", "1"}, {"rounds", "1"}, {"chunk", std::to_string(std::max<Index>(in.n(), 1))}},
+                      1e-4, "one bucket and one chunk (m ≥ N): shared-QK attention without self"};
+  }
+  std::optional<OwnReference> ownReference(const Inputs& in, const Params& p) const override {
     checkOneSequence(in);  // before the reference is run on keys made from the queries
     Inputs shared = in;
     shared.k = normalisedKeys(in.q);
+    // The reference runs at 1/√d: queries scaled by √d give it logits q·k̂ when the mechanism uses scale 1.
+    const float scale = logitScale(p, in.q.cols());
+    if (scale != defaultScale(in.q.cols())) shared.q *= scale / defaultScale(in.q.cols());
     shared.mask_self = true;
     return OwnReference{std::move(shared), "exact (shared-QK, no self)"};
   }
@@ -74,6 +106,7 @@ class Reformer final : public Mechanism {
     }
     const Index rounds = p.integer("rounds"), chunk = std::min<Index>(p.integer("chunk"), n);
     const bool previous = p.flag("previous_chunk");
+    const bool trax = p.choice("convention") == "trax";
     if (options.causal && chunk < n)
       r.explanation.notes.push_back(
           "causal: later keys are masked, but the sort places tokens in chunks by all tokens' buckets, so "
@@ -102,9 +135,11 @@ class Reformer final : public Mechanism {
     BucketOptions bo;
     bo.chunk = chunk;
     bo.previous_chunk = previous;
+    bo.same_label_in_chunk = !trax;
+    bo.count_pairs_once = !trax;
     bo.self_rule = true;
     bo.causal = options.causal;
-    bo.scale = defaultScale(d);
+    bo.scale = logitScale(p, d);
     const BucketAttention att = attendBuckets(in, q, k, hashed, bo, backend, options, r);
     r.cost.flops += double(rounds) * double(n) * double(d) * double(buckets);  // the hashing
 
@@ -135,7 +170,10 @@ class Reformer final : public Mechanism {
         if (hi > lo) both = (both.array() - lo) / (hi - lo);
         view->factors.push_back({"rotated keys [xR, −xR] (round 1, rescaled to 0..1)",
                                  "N × n_b: the brightest column of each row is the token's bucket", std::move(both)});
-        view->factors.push_back({"rotation R (round 1)", "d × n_b/2 Gaussian", rotation.front()});
+        // Every round's own rotation (the views show the first factor; tests recompute the hash from these).
+        for (Index h = 0; h < rounds; ++h)
+          view->factors.push_back({"rotation R (round " + std::to_string(h + 1) + ")", "d × n_b/2 Gaussian",
+                                   rotation[size_t(h)]});
       }
       r.explanation.steps.push_back({"rotate", "Project the unit keys on a random rotation R: xR and −xR.", view});
     }
@@ -147,8 +185,9 @@ class Reformer final : public Mechanism {
                                    with(same, true), sorted_name});
     r.explanation.steps.push_back(
         {"chunk",
-         "Cut the sorted order into chunks of m; a query sees its bucket within its chunk" +
-             std::string(previous ? " and the previous one." : "."),
+         "Cut the sorted order into chunks of m; a query sees " +
+             std::string(trax ? "every key of its chunk" : "its bucket within its chunk") +
+             (previous ? " and the previous one" : "") + (trax ? ", whatever the bucket (trax)." : "."),
          with(*att.rounds.front(), true), sorted_name});
     if (rounds > 1)
       r.explanation.steps.push_back({"rounds",
@@ -159,8 +198,12 @@ class Reformer final : public Mechanism {
       auto view = with(*att.pattern, false);
       view->weights = r.explanation.weights;
       r.explanation.steps.push_back({"attend",
-                                     "Softmax over the union, rounds combined by their log-normalisers; a token "
-                                     "sees itself only when it has no other key.",
+                                     trax ? "Softmax per round, rounds combined by their log-normalisers: a pair "
+                                            "that c rounds find weighs c times (trax); a token sees itself only "
+                                            "when it has no other key."
+                                          : "Softmax over the union, rounds combined by their log-normalisers (a "
+                                            "pair that several rounds find counts once); a token sees itself only "
+                                            "when it has no other key.",
                                      view});
     }
     return r;

@@ -68,9 +68,11 @@ class Scram final : public Mechanism {
     static const MechanismInfo i{
         "scram", "SCRAM (PatchMatch attention)", "Calian et al. SCRAM: Spatially Coherent Randomized Attention Maps",
         "1905.10308", 2019, Family::ContentSparse, "O(N·log N·d)", CausalSupport::Yes,
-        "PatchMatch finds each pixel's argmax key by propagating good keys between neighbours and random "
-        "search; attention then runs over a small window around it.",
-        "", true};
+        "PatchMatch searches for each pixel's argmax key by propagating good keys between neighbours and by "
+        "random search; attention then runs over a small window around the key it found.",
+        "", true,
+        {"convention: stage 2 (softmax over the (2r+1)² keys around the found argmax, plus optional random keys) is "
+         "our reading of the paper, not checked against its text"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
@@ -88,6 +90,12 @@ class Scram final : public Mechanism {
         ParamSpec::integer("random_keys", "Random keys", "Extra keys drawn uniformly per query (j ≤ i when "
                            "causal).", 0, 0, 1 << 20, true),
     };
+  }
+
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    const Grid g = gridFor(std::max<Index>(in.n(), 1), 0);
+    return ExactLimit{{{"radius", std::to_string(std::max(g.h, g.w))}}, 1e-4,
+                      "a window covering the grid (r ≥ max(H, W))"};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

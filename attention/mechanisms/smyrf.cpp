@@ -5,7 +5,10 @@
 // give ‖F(q) − G(k)‖² = 2(M_Q² + M_K²) − 2·q·k, so large inner products become near neighbours. Each
 // hash round projects F(Q) and G(K) on one random Gaussian direction, sorts queries and keys separately
 // and cuts both sorted lists into L clusters of equal size; query cluster c attends to key cluster c.
-// Rounds are united exactly (bucket engine). Nothing is learned. No causal form (the sort sees every
+// Rounds are united exactly (bucket engine): a pair that several hashes find counts once. The SMYRF code
+// (giannisdaras/smyrf, smyrf/torch/attn.py) combines the hashes by their log-normalisers alone, so such
+// a pair weighs once per hash: `pairs` = per-hash. Logits q·k/√d, as the code's BERT layers
+// (norm_factor = √d; its BigGAN layers use q·k). Nothing is learned. No causal form (the sort sees every
 // token).
 #include <algorithm>
 #include <cmath>
@@ -41,15 +44,27 @@ class Smyrf final : public Mechanism {
         "2010.05315", 2020, Family::ContentSparse, "O(n_h·N·log N + n_h·N·c·d)", CausalSupport::No,
         "Asymmetric transforms turn maximum inner product into nearest neighbour; queries and keys are sorted "
         "by a random projection and cut into equal-size clusters that attend pairwise.",
-        "", true};
+        "", true,
+        {"convention: a pair that several hashes put in one cluster counts once (softmax over the union); the "
+         "SMYRF code counts it once per hash: pairs = per-hash",
+         "convention: N need not be a multiple of the cluster size (cluster sizes then differ by one); the SMYRF "
+         "code requires it"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
     return {
-        ParamSpec::integer("cluster_size", "Cluster size c", "Queries (and keys) per balanced cluster; L = N / c "
-                           "clusters.", 32, 1, 1 << 20, true),
+        ParamSpec::integer("cluster_size", "Cluster size c", "Tokens per balanced cluster: L = min(N, M) / c "
+                           "clusters (rounded), each of ~N/L queries and ~M/L keys.", 32, 1, 1 << 20, true),
         ParamSpec::integer("hashes", "Hash rounds n_h", "Independent projections whose pairs are united.", 2, 1, 16),
+        ParamSpec::choice("pairs", "Shared pairs",
+                          "once: a query-key pair that several hashes put in one cluster counts once (softmax over "
+                          "the union of the hashes' pairs). per-hash: once per hash that finds it (the SMYRF code).",
+                          {"once", "per-hash"}, 0),
     };
+  }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"cluster_size", std::to_string(std::max<Index>({in.n(), in.m(), 1}))}, {"hashes", "1"}},
+                      1e-4, "one cluster (c ≥ N): every query meets every key"};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
@@ -72,10 +87,11 @@ class Smyrf final : public Mechanism {
 
     std::vector<BucketRound> rounds(static_cast<size_t>(hashes));
     Matrix projections(n + m, hashes);  // for the "project" step: a·F(q) and a·G(k)
+    std::vector<Matrix> directions(static_cast<size_t>(hashes));
     timedStage(r.cost, options, "transform + hash + sort", [&] {
       for (Index h = 0; h < hashes; ++h) {
         Rng rng(options.seed, 4200 + std::uint64_t(h));
-        const Matrix a = rng.gaussian(d + 2, 1);
+        const Matrix& a = directions[size_t(h)] = rng.gaussian(d + 2, 1);
         const Vector pq = backend.matmul(fq, a).col(0), pk = backend.matmul(gk, a).col(0);
         projections.block(0, h, n, 1) = pq;
         projections.block(n, h, m, 1) = pk;
@@ -88,6 +104,7 @@ class Smyrf final : public Mechanism {
     });
     BucketOptions bo;
     bo.scale = defaultScale(d);
+    bo.count_pairs_once = p.choice("pairs") == "once";
     const BucketAttention att = attendBuckets(in, std::make_shared<const Matrix>(in.q),
                                               std::make_shared<const Matrix>(in.k), rounds, bo, backend, options, r);
     r.cost.flops += double(hashes) * double(n + m) * (2.0 * double(d + 2) + std::log2(double(std::max(n, m))));
@@ -110,6 +127,11 @@ class Smyrf final : public Mechanism {
                                "a·F(q) for the N queries (column 1) and a·G(k) for the M keys (column 2), rescaled "
                                "to 0..1: both are sorted on this one line",
                                std::move(line)});
+      // Each hash's direction (the views show the first factor; tests recompute the clusters from these).
+      for (Index h = 0; h < hashes; ++h)
+        view->factors.push_back({"direction a (hash " + std::to_string(h + 1) + ")",
+                                 "(d + 2) × 1 Gaussian: F(q) and G(k) are sorted by their projection on it",
+                                 directions[size_t(h)]});
       r.explanation.steps.push_back({"project",
                                      "Transform Q and K asymmetrically (MIPS → nearest neighbour) and project both "
                                      "on one random direction.",
@@ -133,8 +155,11 @@ class Smyrf final : public Mechanism {
       view->pattern = *att.pattern;
       view->weights = r.explanation.weights;
       r.explanation.steps.push_back({"attend",
-                                     "Softmax over the union of the rounds' cluster pairs, rounds combined by their "
-                                     "log-normalisers.",
+                                     bo.count_pairs_once
+                                         ? "Softmax over the union of the rounds' cluster pairs, rounds combined by "
+                                           "their log-normalisers (a pair that several rounds find counts once)."
+                                         : "Softmax per round, rounds combined by their log-normalisers: a pair that "
+                                           "c rounds find weighs c times (the SMYRF code).",
                                      view});
     }
     return r;

@@ -175,8 +175,9 @@ TEST(Scram, PatchMatchFindsTheArgmaxWithFarFewerCandidatesThanRandomSearch) {
               random_recall);
   EXPECT_LE(per_query, 40);
   EXPECT_LT(recall[0], 0.02);
-  for (size_t s = 1; s < recall.size(); ++s) EXPECT_GE(recall[s], recall[s - 1]);  // never loses its best
   EXPECT_GT(recall[1], 0.7);  // one propagation pass carries a found key across a whole region
+  // Later passes (backward scans, finer random search) keep finding argmaxes the first pass missed.
+  EXPECT_GT(recall[4], recall[1] + 0.04);
   EXPECT_GT(recall[4], 0.85);
   EXPECT_GT(recall[4], random_recall + 0.7);
   // The views colour the same queries "found" (up to float rounding of near ties).
