@@ -116,6 +116,9 @@ struct TokenSet {
   std::vector<Index> indices;         ///< positions in the sequence, when the tokens are in it
   std::vector<Range> spans;           ///< for synthetic tokens: the tokens each one summarises
   Matrix vectors;                     ///< synthetic tokens' query/key vectors (rows), may be empty
+  /// The tokens in their role as queries only (rows): views mark them on the query axis, not the key axis
+  /// (Routing's queries whose cluster has no key).
+  bool queries_only = false;
 };
 
 struct NamedMatrix {

@@ -371,6 +371,11 @@ void MatrixFigure::paint(QPainter& p) const {
         p.drawLine(QPointF(mx, target.top() - 5), QPointF(mx, target.top() - 1));
         p.drawLine(QPointF(target.left() - 5, my), QPointF(target.left() - 1, my));
       }
+      for (double f : panel.row_marks) {  // queries only: the left edge
+        const double my = target.top() + f * target.height();
+        p.setPen(QPen(QColor(213, 94, 0), 1.2));
+        p.drawLine(QPointF(target.left() - 5, my), QPointF(target.left() - 1, my));
+      }
       setFont(p, 7.5);
       p.setPen(theme.muted);
       p.drawText(QRectF(target.left(), target.bottom() + 2, target.width(), 12), Qt::AlignLeft | Qt::AlignTop, panel.xlabel);

@@ -58,6 +58,7 @@ struct Panel {
   attn::Matrix pixels;              ///< pooled values; Categorical: 0 = empty, k = category k − 1
   std::vector<QString> categories;  ///< Categorical: names, in palette order
   std::vector<double> marks;        ///< special tokens, as fractions of the axis: drawn on both edges
+  std::vector<double> row_marks;    ///< tokens as queries only (TokenSet::queries_only): the left edge only
   std::vector<int> row_groups;      ///< optional group label per pixel row (a coloured strip at the left)
   QString xlabel = "key j →", ylabel = "← query i";
   QString empty_text = "no implied weights";  ///< shown in place of an empty panel

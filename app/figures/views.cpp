@@ -185,12 +185,14 @@ MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& opti
       Panel p = weightsPanel(ex.weights, approx_title, true);
       std::vector<QString> roles;
       for (const auto& set : ex.special) {
-        for (attn::Index t : set.indices) p.marks.push_back((double(t) + 0.5) / double(std::max<attn::Index>(1, c.inputs.n())));
+        for (attn::Index t : set.indices)
+          (set.queries_only ? p.row_marks : p.marks).push_back((double(t) + 0.5) / double(std::max<attn::Index>(1, c.inputs.n())));
         roles.push_back(QString("%1 %2").arg(set.indices.empty() ? set.vectors.rows() : attn::Index(set.indices.size())).arg(q(set.role)) +
                         (set.indices.empty() ? " (synthetic, not in the sequence)" : ""));
       }
       if (roles.empty()) throw attn::UserError(info.id + " has no special tokens (global tokens, landmarks, memories); try --view weights");
       if (p.marks.size() > 512) p.marks.resize(512);
+      if (p.row_marks.size() > 512) p.row_marks.resize(512);
       p.title += "   ▸ marks: special tokens";
       f.panels.push_back(std::move(p));
       QString line = "special tokens: ";

@@ -370,9 +370,11 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     }
     std::vector<std::int32_t> position(order ? order->order.size() : 0);  // token → sorted position
     for (size_t k = 0; k < position.size(); ++k) position[size_t(order->order[k])] = std::int32_t(k);
-    for (const attn::TokenSet& set : comparison->approx.explanation.special)
-      if (outcome.marks.size() + set.indices.size() <= 512)
-        for (attn::Index t : set.indices) outcome.marks.push_back(order ? position[size_t(t)] : t);
+    for (const attn::TokenSet& set : comparison->approx.explanation.special) {
+      auto& marks = set.queries_only ? outcome.row_marks : outcome.marks;
+      if (marks.size() + set.indices.size() <= 512)
+        for (attn::Index t : set.indices) marks.push_back(order ? position[size_t(t)] : t);
+    }
     outcome.pool_ms = msSince(start);
     outcome.notes = comparison->params.notes();
     for (const std::string& note : comparison->approx.explanation.notes) outcome.notes.push_back(note);

@@ -137,6 +137,7 @@ struct RunOutcome {
   std::string token_group_name;
   std::vector<int> token_groups;
   std::vector<attn::Index> marks;  ///< special tokens that are sequence positions (global tokens, …)
+  std::vector<attn::Index> row_marks;  ///< special tokens marked as queries only (TokenSet::queries_only)
   attn::Pooling pooling = attn::Pooling::Max;
   attn::Index max_pixels = 0;      ///< the request's max_pixels (what it was pooled for)
   bool causal = false;             ///< the request's causal setting

@@ -1353,6 +1353,7 @@ void MainWindow::showOutcome() {
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
   approx.marks = outcome_->marks;
+  approx.row_marks = outcome_->row_marks;
   if (outcome_->row_groups.size() == static_cast<size_t>(exact.values.rows())) exact.row_groups = outcome_->row_groups;
   if (outcome_->row_groups.size() == static_cast<size_t>(approx.values.rows())) approx.row_groups = outcome_->row_groups;
   scene.panels.push_back(std::move(exact));
@@ -1421,6 +1422,7 @@ void MainWindow::showOutcome() {
       if (!runner_.busy() && !run_timer_.isActive() && !outcome_->difference_requested) scheduleRepool();
     }
     pattern.marks = outcome_->marks;
+    pattern.row_marks = outcome_->row_marks;
     scene.panels.push_back(std::move(pattern));
     pattern = {};
   } else if (own && chosen <= 0) {  // which pairs the mechanism scores, by component
@@ -1496,6 +1498,7 @@ void MainWindow::showOutcome() {
     pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any", pattern.shown_rows,
                                 pattern.shown_cols);
     pattern.marks = outcome_->marks;
+    pattern.row_marks = outcome_->row_marks;
     if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows()) && !pattern.own_order)
       pattern.row_groups = outcome_->row_groups;  // the groups of the scene's rows
     scene.panels.push_back(std::move(pattern));
@@ -1522,6 +1525,7 @@ void MainWindow::showOutcome() {
       panel.values = std::move(moved);
       panel.row_groups.clear();  // the strip and the marks return when the tokens have arrived
       panel.marks.clear();
+      panel.row_marks.clear();
     }
   }
   if (selected_row_ >= c.inputs.n()) selected_row_ = -1;

@@ -137,7 +137,7 @@ class Informer final : public Mechanism {
       r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
                                     " pairs: every row sees every key (lazy rows: the mean of V)");
     }
-    r.explanation.special.push_back(TokenSet{"active queries", "active", active, {}, {}});
+    r.explanation.special.push_back(TokenSet{"active queries", "active", active, {}, {}, /*queries_only=*/true});
     r.explanation.factors.push_back({"M'", "the sampled sparsity score of each query (the top " +
                                      std::to_string(active_count) + " are active)", *score});
     r.explanation.notes.push_back(std::to_string(active_count) + " active queries of " + std::to_string(n) + ", " +

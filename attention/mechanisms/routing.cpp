@@ -103,7 +103,8 @@ class Routing final : public Mechanism {
                                     std::string(options.causal ? " at or before them" : "") + ": " +
                                     std::to_string(keyless.size()) + " of " + std::to_string(n) +
                                     "; they output 0 (marked: \"queries with no key\")");
-      r.explanation.special.push_back(TokenSet{"queries with no key", "no key (output 0)", std::move(keyless), {}, {}});
+      r.explanation.special.push_back(
+          TokenSet{"queries with no key", "no key (output 0)", std::move(keyless), {}, {}, /*queries_only=*/true});
     }
     if (n == m) {
       // One label per token: the query's cluster (views sort by it: the pattern becomes blocks).

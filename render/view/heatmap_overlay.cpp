@@ -200,6 +200,12 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
     if (t < rows && y >= r.y && y <= r.y + r.h)
       dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
   }
+  for (size_t k = 0; k < panel.row_marks.size() && k < most_marks && !panel.own_order; ++k) {  // queries only
+    const attn::Index t = panel.row_marks[k];
+    const float y = axes.y(static_cast<double>(t) + 0.5);
+    if (t < rows && y >= r.y && y <= r.y + r.h)
+      dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
+  }
   float y = r.y + r.h + 46;
   for (const std::string& line : panel.captions) {
     textCentred(dl, body, cx, y, k_text, line, r.w + 48);

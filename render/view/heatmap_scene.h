@@ -77,6 +77,8 @@ struct HeatmapImage {
   std::vector<std::string> categories;
   /// Token positions to mark on both axes (global tokens, landmarks that are tokens).
   std::vector<attn::Index> marks;
+  /// Token positions to mark on the row (query) axis only (TokenSet::queries_only).
+  std::vector<attn::Index> row_marks;
   /// Group of each pixel row (bucket, cluster, block…; −1 none): drawn as a strip of categorical colours
   /// along the left edge, so sorted groups read as coloured runs. Empty: no strip.
   std::vector<int> row_groups;

@@ -295,6 +295,20 @@ TEST(Figures, EveryViewNamesWhatIsMissingInsteadOfDrawingNothing) {
   }
 }
 
+TEST(Figures, TokensThatAreQueriesOnlyAreMarkedOnTheQueryAxisOnly) {
+  // Informer's active queries (and Routing's queries with no key) are rows, not keys: a tick on the key axis
+  // would say the column is special.
+  const attn::Comparison informer = comparisonOf("informer", attn::Generator::Clustered, 128);
+  ViewOptions o;
+  o.view = View::Tokens;
+  const MatrixFigure f = comparisonFigure(informer, o);
+  ASSERT_FALSE(f.panels.empty());
+  EXPECT_FALSE(f.panels.back().row_marks.empty());
+  EXPECT_TRUE(f.panels.back().marks.empty());
+  const attn::Comparison longformer = comparisonOf("longformer", attn::Generator::Local, 128);
+  EXPECT_FALSE(comparisonFigure(longformer, o).panels.back().marks.empty()) << "global tokens are both";
+}
+
 }  // namespace
 }  // namespace attnlab::fig
 
