@@ -17,15 +17,23 @@ class Etc final : public Mechanism {
     static const MechanismInfo i{
         "etc", "ETC", "Ainslie et al. ETC: Encoding Long and Structured Inputs in Transformers", "2004.08483", 2020,
         Family::FixedSparse, "O((n_g² + n_g·N + N·r)·d)", CausalSupport::No,
-        "Long tokens attend locally and to a few global tokens; the global tokens see everything.",
+        "Long tokens attend within a radius r and to a few global tokens; in the paper the global tokens "
+        "attend to everything (here each is its segment's mean).",
         "One global token per segment: the mean of the segment's keys and values (the paper learns global "
-        "token embeddings).", true};
+        "token embeddings, and their own g2g and g2l attention is not computed here).",
+        true,
+        {"convention: one global token per fixed-length segment; the paper places one per sentence or "
+         "paragraph, with optional hard g2l/l2g masks to its own segment"}};
     return i;
+  }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"radius", std::to_string(std::max(in.n(), in.m()))}, {"segment", "0"}}, 1e-4,
+                      "a radius r ≥ N and no global tokens: l2l holds every key"};
   }
   std::vector<ParamSpec> params() const override {
     return {
-        ParamSpec::integer("radius", "Local radius r", "Long-to-long attention within r positions (the paper: "
-                           "≈ 84).", 16, 0, 1 << 20, true),
+        ParamSpec::integer("radius", "Local radius r", "Long-to-long attention within r positions on each side "
+                           "(the official EtcConfig default: 84).", 16, 0, 1 << 20, true),
         ParamSpec::integer("segment", "Segment length", "One global token per segment of this many tokens "
                            "(0: no global tokens).", 32, 0, 1 << 20, true),
     };
@@ -60,8 +68,9 @@ class Etc final : public Mechanism {
     blocks.block(g, 0, shown, g).setConstant(1.0f);  // l2g
     for (Index i = 0; i < shown; ++i)
       for (Index j = std::max<Index>(0, i - radius); j <= std::min(shown - 1, i + radius); ++j) blocks(g + i, g + j) = 1;
-    r.explanation.factors.push_back({"ETC structure", "[g2g g2l; l2g l2l] over " + std::to_string(g) +
-                                     " global and the first " + std::to_string(shown) + " long tokens", blocks});
+    r.explanation.factors.push_back({"ETC structure", "the paper's [g2g g2l; l2g l2l] over " + std::to_string(g) +
+                                     " global and the first " + std::to_string(shown) +
+                                     " long tokens (g2g and g2l are not computed here)", blocks});
     std::vector<std::int32_t> segment(static_cast<size_t>(n));
     for (Index i = 0; i < n; ++i) segment[size_t(i)] = std::int32_t(seg > 0 ? i / seg : 0);
     if (seg > 0)

@@ -42,15 +42,24 @@ class Jukebox final : public Mechanism {
         "2005.00341", 2020, Family::FixedSparse, "O(N·√N·d)", CausalSupport::Native,
         "Lay the sequence out as rows of length L; layers attend along the row, down the column, or to the "
         "previous row, so three layers reach everything.",
-        "", true};
+        "",
+        true,
+        {"convention: the last row may be shorter (N need not be a multiple of L; the official code needs "
+         "N = R·L); the first row's previous-row mask is empty (output 0, as the code's zero padding gives)",
+         "convention: the bidirectional form (whole row, whole column) is attnlab's; the paper's masks are "
+         "causal"}};
     return i;
+  }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"variant", "row"}, {"row_length", std::to_string(std::max(in.n(), in.m()))}}, 1e-4,
+                      "one row (L ≥ N) and the row mask: every key is in the row"};
   }
   std::vector<ParamSpec> params() const override {
     return {
         ParamSpec::choice("variant", "Mask", "This layer's mask (the model cycles them across layers).",
                           {"row", "column", "previous-row"}, 0),
-        ParamSpec::integer("row_length", "Row length L", "Tokens per row; 0 picks ⌈√N⌉ (the prior uses 64 at "
-                           "N = 8192).", 0, 0, 1 << 20),
+        ParamSpec::integer("row_length", "Row length L", "Tokens per row; 0 picks ⌈√N⌉ (the 5B prior uses 64 at "
+                           "N = 8192, the 1B lyrics prior 96 at N = 6144).", 0, 0, 1 << 20),
     };
   }
 

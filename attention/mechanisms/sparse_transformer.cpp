@@ -4,6 +4,9 @@
 //   fixed:   S₁(i) = {j ≤ i : ⌊j/l⌋ = ⌊i/l⌋} (block), S₂(i) = {j ≤ i : j mod l ≥ l − c} (summaries).
 // Causal by construction; the bidirectional variant drops j ≤ i (band |i−j| < l, every l-th either
 // way, the whole block, summary columns visible to all). Stand-in: no learned weights beyond Q, K, V.
+// Sizes as in the paper: l ≈ √N and c a small constant (it uses c ∈ {8, 16, 32} with l ∈ {128, 256}),
+// so a row scores ≈ l + c·N/l = O(√N) keys and the layer O(N√N). A c that grew with l (c ∝ l) would
+// make c·N/l ∝ N: quadratic. The default c = 8 is capped at ⌈l/4⌉ below l = 32 (N < 1000).
 // The teaching view: S₁ and S₂ coloured apart, and the two-hop reachability (two layers of the
 // pattern), which reaches every earlier position.
 #include <cmath>
@@ -24,8 +27,19 @@ class SparseTransformer final : public Mechanism {
         Family::FixedSparse, "O(N·√N·d)", CausalSupport::Native,
         "Factorised attention: a local band or block plus every l-th position (strided) or the last c of "
         "each block (fixed), so any earlier token is two hops away.",
-        "", true};
+        "",
+        true,
+        {"convention: one softmax over S₁ ∪ S₂ (the paper's merged head); the paper also alternates S₁, S₂ "
+         "across layers or gives each head one",
+         "convention: the fixed pattern is position-wise as in the paper's equations; the official blocksparse "
+         "layout works in blocks (32 by default), so its c is whole blocks",
+         "convention: the bidirectional form (band and stride both ways, summaries seen by all) is attnlab's; "
+         "the paper's patterns are causal"}};
     return i;
+  }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"stride", std::to_string(std::max(in.n(), in.m()))}}, 1e-4,
+                      "a stride l ≥ N: the band (strided) or the block (fixed) holds every key"};
   }
   std::vector<ParamSpec> params() const override {
     return {
@@ -34,7 +48,8 @@ class SparseTransformer final : public Mechanism {
         ParamSpec::integer("stride", "Stride l", "Band width / block size; 0 picks ⌈√N⌉ (the paper's choice).",
                            0, 0, 1 << 20),
         ParamSpec::integer("summary", "Summary c", "fixed: the last c positions of every block are visible "
-                           "to later blocks (the paper uses 8–32 with l = 128); 0 picks ⌈l/8⌉.", 0, 0, 1 << 20),
+                           "to later blocks (the paper uses 8–32 with l = 128 or 256); 0 picks 8, at most "
+                           "⌈l/4⌉ (the paper's largest c/l, 32/128).", 0, 0, 1 << 20),
     };
   }
 
@@ -46,7 +61,9 @@ Result SparseTransformer::run(const Inputs& in, const Params& p, Backend& backen
   const Index n = in.n(), m = in.m();
   Index l = p.integer("stride");
   if (l == 0) l = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(n, m))))));
-  const Index c = p.integer("summary") == 0 ? (l + 7) / 8 : std::min(p.integer("summary"), l);
+  // c is a constant, as in the paper (not a fraction of l, which made the summary columns c·N/l ∝ N per
+  // row); at small N (l < 32) at most a quarter of the block, the paper's largest ratio (32 of 128).
+  const Index c = p.integer("summary") == 0 ? std::min<Index>(8, (l + 3) / 4) : std::min(p.integer("summary"), l);
   if (p.integer("summary") > l)
     r.explanation.notes.push_back("summary c clamped to the stride l = " + std::to_string(l));
   const bool strided = p.choice("variant") == "strided";

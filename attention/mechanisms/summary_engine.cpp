@@ -8,7 +8,7 @@
 
 namespace attn::mech {
 
-SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, bool causal,
+SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, bool causal, bool children_count,
                             const RunOptions& options) {
   SummaryPattern sp;
   sp.rows = sp.tokens = n;
@@ -41,12 +41,15 @@ SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, 
     };
     for (size_t l = 1; l < sizes.size() && (lo > 0 || (!causal && hi < n)); ++l) {
       const Index size = sizes[l], child = sizes[l - 1];
-      // Left: children up to the alignment of this level, then per_level spans.
-      while (lo > 0 && lo % size != 0) take(l - 1, lo -= child);
-      for (Index t = 0; t < per_level && lo > 0; ++t) take(l, lo -= size);
+      // Left: children up to the alignment of this level, then spans: per_level of them, or (when the
+      // children count among the level's nodes) what per_level leaves after the children.
+      Index taken = 0;
+      while (lo > 0 && lo % size != 0) take(l - 1, lo -= child), ++taken;
+      for (Index t = children_count ? taken : 0; t < per_level && lo > 0; ++t) take(l, lo -= size);
       if (causal) continue;
-      while (hi < n && hi % size != 0) take(l - 1, hi), hi += child;
-      for (Index t = 0; t < per_level && hi < n; ++t) take(l, hi), hi += size;
+      taken = 0;
+      while (hi < n && hi % size != 0) take(l - 1, hi), hi += child, ++taken;
+      for (Index t = children_count ? taken : 0; t < per_level && hi < n; ++t) take(l, hi), hi += size;
     }
     std::sort(tokens.begin(), tokens.end());
   }

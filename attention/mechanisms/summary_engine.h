@@ -31,8 +31,10 @@ struct SummaryPattern {
 /// attends to `window` tokens on each side, then at every level ℓ ≥ 1 to `per_level` aligned spans of
 /// base^ℓ tokens further out on each side (the left side only when causal), first filling the gap to
 /// the level's alignment with spans of the level below (a child span instead of an overlapping one).
+/// With `children_count`, those children are among the level's `per_level` nodes (BP-Transformer's
+/// graph builder: at most one child, then per_level − 1 spans); without, per_level spans follow them.
 /// The spans a token sees tile the whole sequence (its past, when causal) exactly once.
-SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, bool causal,
+SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, bool causal, bool children_count,
                             const RunOptions& options);
 
 /// Runs the attention; fills r.output, the implied weights, r.explanation.pattern (the token pairs

@@ -1,4 +1,4 @@
-// transformer-on-a-diet — Wang et al. 2020 (arXiv 2002.06170), CATALOG.md #19: causal LM masks on
+// transformer-on-a-diet — Wang, Ye, Zhang, Zhang, Smola 2020 (arXiv 2002.06170), CATALOG.md #19: causal LM masks on
 // standard attention, per layer ℓ (0-based) of a stack of L:
 //   dilated:         i attends to {i, i − b^ℓ, …, i − (k−1)·b^ℓ} (kernel k, base b: WaveNet-like);
 //   dilated-memory:  the union of the dilated sets of layers 0..ℓ;
@@ -56,12 +56,20 @@ class TransformerOnADiet final : public Mechanism {
   const MechanismInfo& info() const override {
     static const MechanismInfo i{
         "transformer-on-a-diet", "Transformer on a Diet",
-        "Wang, Wu, Zhou, Wang, Li, Feng. Transformer on a Diet", "2002.06170", 2020, Family::FixedSparse,
-        "O(N·k·d) (dilated), O(N·w_ℓ·d) (cascade)", CausalSupport::Native,
-        "Per-layer causal masks: dilated with the dilation doubling per layer (WaveNet-like), or a window "
-        "that widens per layer; depth buys an exponentially wide receptive field.",
-        "", true};
+        "Wang, Ye, Zhang, Zhang, Smola. Transformer on a Diet", "2002.06170", 2020, Family::FixedSparse,
+        "O(N·k·d) (dilated), O(N·k·(ℓ+1)·d) (dilated-memory), O(N·w_ℓ·d) (cascade)", CausalSupport::Native,
+        "Per-layer causal masks: k positions with the dilation growing b-fold per layer (WaveNet-like), their "
+        "union over the layers so far, or a window that widens per layer; depth buys an exponentially wide "
+        "receptive field.",
+        "",
+        true,
+        {"convention: the bidirectional form (the same offsets or window on both sides) is attnlab's; the "
+         "paper's masks are causal"}};
     return i;
+  }
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"variant", "cascade"}, {"w0", std::to_string(std::max(in.n(), in.m()))}}, 1e-4,
+                      "a cascade window w₀ ≥ N: every layer's window holds every key"};
   }
   std::vector<ParamSpec> params() const override {
     return {

@@ -66,7 +66,9 @@ TEST(SparseTransformer, EveryEarlierPositionIsTwoHopsAway) {
       const Result r = run("sparse-transformer", in, {{"variant", variant}}, true);
       EXPECT_FALSE(coversAll(*r.explanation.pattern, true)) << "one hop must not already cover everything";
       EXPECT_TRUE(coversAll(stepPattern(r, "Two hops"), true)) << variant << " N=" << n;
-      EXPECT_LT(double(r.explanation.pattern->nnz()), 0.35 * double(n * (n + 1) / 2)) << variant;
+      // At these small N the fixed form's default c (⌈l/4⌉ below l = 32) sees up to 38 % of the causal
+      // pairs; the density falls as (1 + c)/√N with N (TruthSparseTransformer.ScoredPairsGrowAsNRootN…).
+      EXPECT_LT(double(r.explanation.pattern->nnz()), 0.4 * double(n * (n + 1) / 2)) << variant;
     }
 }
 
