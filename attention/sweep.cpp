@@ -41,7 +41,7 @@ struct ScalingRule {
 
 const std::vector<ScalingRule>& rules() {
   static const std::vector<ScalingRule> all = {
-      {"sparse-transformer", "stride", "stride l = ⌈√N⌉", [](Index n, const Params&) { return isqrtCeil(n); }},
+      {"sparse-transformer", "stride", "stride l = ⌈√N⌉ (the fixed variant's summary c stays 8, the paper's constant)", [](Index n, const Params&) { return isqrtCeil(n); }},
       {"jukebox", "row_length", "row length = ⌈√N⌉", [](Index n, const Params&) { return isqrtCeil(n); }},
       {"routing", "clusters", "clusters C = ⌈√N⌉",
        [](Index n, const Params&) { return std::min<Index>(4096, isqrtCeil(n)); }},
