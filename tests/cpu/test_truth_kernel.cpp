@@ -3,7 +3,7 @@
 // is about. performer / slim-performer: the orthogonal sampler is Haar, so the estimate is unbiased and its
 // mean over draws converges to exact attention like 1/√draws, and orthogonal features beat i.i.d. ones at
 // m ≥ d; SLiM's memory, measured with the counting allocator. linear-transformer: the causal steps show the
-// RNN state.
+// RNN state. fast-weight: how far a β = 1 write moves the key's read. lambda: the cost it states.
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -201,6 +201,72 @@ TEST(TruthKernel, LinearTransformerCausalStepsShowTheRnnState) {
   }
   EXPECT_EQ(step, 6u);
   EXPECT_TRUE(run("linear-transformer", in).explanation.steps.empty());  // non-causal: no generation view
+}
+
+// --- fast-weight -------------------------------------------------------------------------------------------------
+
+/// DPFP_1 of one row, sum-normalised: r = [ReLU(x), ReLU(−x)], φ = r ⊙ roll(r, 1), φ/Σφ.
+VectorD dpfpUnit(const Eigen::RowVectorXf& x) {
+  const Index d = x.size();
+  VectorD r(2 * d), phi(2 * d);
+  for (Index c = 0; c < d; ++c) {
+    r(c) = std::max(0.0, double(x(c)));
+    r(d + c) = std::max(0.0, -double(x(c)));
+  }
+  for (Index c = 0; c < 2 * d; ++c) phi(c) = r(c) * r((c - 1 + 2 * d) % (2 * d));
+  return phi / phi.sum();
+}
+
+TEST(TruthKernel, FastWeightWriteMovesTheKeysReadOnlyBetaTimesItsSquaredNormTowardsTheNewValue) {
+  // The delta rule writes β(v − v̄)⊗φ(k) with v̄ = Wφ(k); the read of the same key afterwards is
+  // v̄ + β‖φ(k)‖²(v − v̄). Sum-normalised keys have ‖φ(k)‖² < 1, so β = 1 is not an overwrite. Token 0 writes
+  // v1 under key k, token 1 writes v2 under the same key; both read with q = k.
+  Rng rng(3, 9);
+  Inputs in;
+  in.k = Matrix(2, 32);
+  in.k.row(0) = rng.gaussian(1, 32).row(0);
+  in.k.row(1) = in.k.row(0);
+  in.q = in.k;
+  in.v = rng.gaussian(2, 16);
+  const double r2 = dpfpUnit(in.k.row(0)).squaredNorm();
+  for (double beta : {1.0, 0.5}) {
+    const Result res = run("fast-weight", in, {{"nu", "1"}, {"rule", "delta"}, {"beta", std::to_string(beta)}}, true);
+    const VectorD v1 = in.v.row(0).transpose().cast<double>(), v2 = in.v.row(1).transpose().cast<double>();
+    const VectorD read0 = beta * r2 * v1;  // W_0 = 0, so v̄ = 0
+    const VectorD read1 = read0 + beta * r2 * (v2 - read0);
+    const VectorD got0 = res.output.row(0).transpose().cast<double>(), got1 = res.output.row(1).transpose().cast<double>();
+    EXPECT_LT((got0 - read0).norm() / read0.norm(), 1e-5) << beta;
+    EXPECT_LT((got1 - read1).norm() / read1.norm(), 1e-5) << beta;
+    // The read is nowhere near v2: most of the old value remains.
+    std::printf("[ fast-weight β=%.1f, DPFP ν=1, ‖φ(k)‖² = %.3f ] the read moves %.1f %% of the way to v2\n", beta, r2,
+                100 * beta * r2);
+    EXPECT_GT((got1 - v2).norm() / v2.norm(), 0.5) << beta;
+  }
+  // The run says how far, for its own keys (the mean of β‖φ(k)‖²): on the clustered inputs ≈ 92 % remains.
+  const Inputs clustered = test::mechanismInputs(Generator::Clustered, 256);
+  double step = 0;
+  for (Index j = 0; j < 256; ++j) step += dpfpUnit(clustered.k.row(j)).squaredNorm() / 256;
+  char want[64];
+  std::snprintf(want, sizeof want, "%.1f %% of the way", 100 * step);
+  const Result res = run("fast-weight", clustered, {{"nu", "1"}}, true);
+  bool found = false;
+  for (const auto& note : res.explanation.notes) found = found || note.find(want) != std::string::npos;
+  EXPECT_TRUE(found) << "no note saying '" << want << "'";
+  const auto help = requireMechanism("fast-weight")->params().back().help;
+  EXPECT_EQ(help.find("1 replaces the value"), std::string::npos) << help;
+}
+
+// --- lambda --------------------------------------------------------------------------------------------------------
+
+TEST(TruthKernel, LambdaStatesItsPositionCostWithTheValueWidthAndItsCausalConvention) {
+  // The position lambdas cost O(N²·(|k| + |v|)) as computed here (O(N²·|k|·|v|) per query in the paper): a
+  // string without |v| understated them. The causal form is attnlab's choice: a convention line says so.
+  const auto& info = requireMechanism("lambda")->info();
+  EXPECT_NE(info.complexity.find("O(N²·(|k| + |v|)) with global positions"), std::string::npos) << info.complexity;
+  bool causal = false;
+  for (const auto& line : info.conventions) causal = causal || line.find("causal") != std::string::npos;
+  EXPECT_TRUE(causal);
+  EXPECT_FALSE(info.approximates_softmax);
 }
 
 }  // namespace
