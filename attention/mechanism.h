@@ -53,6 +53,10 @@ struct ExactLimit {
   double tolerance = 1e-4;
   std::string description;                      ///< "every token is a landmark (m = N)", shown to users; the same
                                                 ///< words for any input (settings may depend on N)
+  /// The check scales q and k by this (1: the inputs as they are). A random-feature estimator's error at a
+  /// finite m grows like √(exp(‖q + k‖²/√d)/m) (Performer, Lemma 2): on peaked inputs no m a run can afford
+  /// comes near, so its limit is checked on the same tokens with smaller logits, and `description` says so.
+  double input_scale = 1;
 };
 
 /// Cost of one run: scored pairs, FLOPs (theoretical), peak bytes, time per stage.

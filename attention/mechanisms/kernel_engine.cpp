@@ -3,6 +3,7 @@
 #include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "attention/mechanisms/common.h"
 #include "attention/random.h"
@@ -17,7 +18,13 @@ Matrix randomFeatures(Index m, Index d, bool orthogonal, std::uint64_t seed, std
     const Index rows = std::min(d, m - r0);
     const Eigen::MatrixXd g = rng.gaussian(d, d).cast<double>();
     const Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
-    const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(d, d);
+    Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(d, d);
+    // Haar-correct: Householder QR fixes the sign of R's diagonal (R_11 = −sign(g_11)·‖g_1‖, …), so
+    // without this the first column of Q always has a negative first entry and each direction leans along
+    // its own axis: E[exp(ω·x)] ≠ exp(‖x‖²/2) and the estimate is biased. Q·sign(diag R) is Haar-distributed
+    // (Mezzadri 2007), so every column is uniform on the sphere.
+    for (Index c = 0; c < d; ++c)
+      if (qr.matrixQR()(c, c) < 0) q.col(c) = -q.col(c);
     for (Index r = 0; r < rows; ++r) {
       // Row norm of a fresh Gaussian vector (χ_d), so the marginal of each row stays N(0, I_d).
       double norm2 = 0;
@@ -109,53 +116,101 @@ KernelAttention attendKernel(const Inputs& in, std::shared_ptr<const Matrix> phi
   return k;
 }
 
-ChunkedLinear chunkedLinearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal,
-                                     Index slices, Backend& backend, const RunOptions& options) {
-  const Index n = phi_q.rows(), m = phi_k.rows(), f = phi_q.cols(), dv = v.cols();
+SlicedFavor slicedFavorAttention(const Inputs& in, const Matrix& omega, bool causal, Index slices, Backend& backend,
+                                 const RunOptions& options, bool keep_states) {
+  const Index n = in.n(), m = in.m(), d = in.q.cols(), dv = in.v.cols(), f = omega.rows();
   if (causal && m != n) throw UserError("causal linear attention needs as many keys as queries");
-  ChunkedLinear c;
+  SlicedFavor c;
   slices = std::clamp<Index>(slices, 1, std::max<Index>(1, m));
   c.slice = std::max<Index>(1, (m + slices - 1) / slices);
   c.out = Matrix::Zero(n, dv);
   c.normaliser = Vector::Zero(n);
+  FeatureMapOptions o;
+  o.map = FeatureMap::PositiveRandom;
+  o.projection = &omega;
+  o.input_scale = float(std::pow(double(d), -0.25));  // as performerFeatures
   Matrix state = Matrix::Zero(f, dv);
   Matrix z = Matrix::Zero(f, 1);
-  Matrix ones = Matrix::Ones(c.slice, 1);
+  auto keep = [&](Index end) {
+    if (!keep_states) return;
+    c.boundaries.push_back(end);
+    c.states.push_back(state);
+  };
   auto finish = [&](Index row, const Matrix& num, Index r, float den) {
     c.normaliser(row) = den;
     if (den > 0 && std::isfinite(den)) c.out.row(row) = num.row(r) / den;
   };
   if (!causal) {
+    // Keys: performer shifts them all by one max, c = max_j,r (ω_r·x_j − ‖x_j‖²/2). A slice's features
+    // come shifted by the slice's own max c_s; S and z are kept in the scale of the largest c so far.
+    double shift = -std::numeric_limits<double>::infinity();
     for (Index a = 0; a < m; a += c.slice) {
       const Index len = std::min(c.slice, m - a);
-      const Matrix fk = phi_k.middleRows(a, len);
-      state += backend.matmul(Matrix(fk.transpose()), Matrix(v.middleRows(a, len)));
-      z += fk.transpose() * ones.topRows(len);
-      c.boundaries.push_back(a + len);
-      c.states.push_back(state);
+      const Matrix x = in.k.middleRows(a, len) * o.input_scale;
+      const Matrix u = backend.matmul(x, omega, true);  // len×f: ω·x
+      double slice_shift = -std::numeric_limits<double>::infinity();
+      for (Index j = 0; j < len; ++j) {
+        const double half = 0.5 * double(x.row(j).squaredNorm());
+        for (Index r = 0; r < f; ++r)
+          if (!std::isnan(u(j, r))) slice_shift = std::max(slice_shift, double(u(j, r)) - half);
+      }
+      o.shift = FeatureShift::Global;
+      Matrix fk = backend.featureMap(in.k.middleRows(a, len), o);
+      if (std::isfinite(slice_shift)) {
+        if (slice_shift > shift) {
+          if (std::isfinite(shift)) {
+            const float rescale = float(std::exp(shift - slice_shift));
+            state *= rescale;
+            z *= rescale;
+          }
+          shift = slice_shift;
+        }
+        fk *= float(std::exp(slice_shift - shift));
+      }
+      state += backend.matmul(Matrix(fk.transpose()), Matrix(in.v.middleRows(a, len)));
+      z += fk.colwise().sum().transpose();
+      keep(a + len);
       options.checkCancel();
     }
-    const Matrix num = backend.matmul(phi_q, state);
-    const Matrix den = phi_q * z;
-    for (Index i = 0; i < n; ++i) finish(i, num, i, den(i, 0));
+    o.shift = FeatureShift::PerRow;
+    for (Index a = 0; a < n; a += c.slice) {
+      const Index len = std::min(c.slice, n - a);
+      const Matrix fq = backend.featureMap(in.q.middleRows(a, len), o);
+      const Matrix num = backend.matmul(fq, state);
+      const Matrix den = fq * z;
+      for (Index r = 0; r < len; ++r) finish(a + r, num, r, den(r, 0));
+      options.checkCancel();
+    }
     return c;
   }
   for (Index a = 0; a < n; a += c.slice) {
     const Index len = std::min(c.slice, n - a);
-    const Matrix fq = phi_q.middleRows(a, len), fk = phi_k.middleRows(a, len);
+    o.shift = FeatureShift::PerRow;
+    const Matrix fq = backend.featureMap(in.q.middleRows(a, len), o);
+    o.shift = FeatureShift::None;  // as performer's causal keys: a max over keys would see the future
+    const Matrix fk = backend.featureMap(in.k.middleRows(a, len), o);
+    const Matrix v = in.v.middleRows(a, len);
     Matrix local = backend.matmul(fq, fk, true);  // len×len
     for (Index r = 0; r < len; ++r)
       for (Index col = r + 1; col < len; ++col) local(r, col) = 0;
-    const Matrix num = backend.matmul(fq, state) + backend.matmul(local, Matrix(v.middleRows(a, len)));
+    const Matrix num = backend.matmul(fq, state) + backend.matmul(local, v);
     const Matrix den = fq * z + local.rowwise().sum();
     for (Index r = 0; r < len; ++r) finish(a + r, num, r, den(r, 0));
-    state += backend.matmul(Matrix(fk.transpose()), Matrix(v.middleRows(a, len)));
-    z += fk.transpose() * ones.topRows(len);
-    c.boundaries.push_back(a + len);
-    c.states.push_back(state);
+    state += backend.matmul(Matrix(fk.transpose()), v);
+    z += fk.colwise().sum().transpose();
+    keep(a + len);
     options.checkCancel();
   }
   return c;
+}
+
+double slicedFavorBytes(Index n, Index m, Index d, Index dv, Index slice, bool causal) {
+  const double s = double(slice), f = double(m), dd = double(d), ddv = double(dv);
+  // Output, ω, state. Per slice, causal: the q and k rows with the scaled copies the feature map makes (3d),
+  // both feature blocks and φ(k)ᵀ (3m), the local products (s), v's rows and the numerators (4dv). Non-causal,
+  // the key pass (the larger): k's rows and copies (3d), ω·x, φ(k) and φ(k)ᵀ (3m), v's rows (dv).
+  const double per_slice = causal ? 3.0 * dd + 3.0 * f + s + 4.0 * ddv : 3.0 * dd + 3.0 * f + ddv;
+  return 4.0 * (double(n) * ddv + f * dd + f * (ddv + 1) + s * per_slice);
 }
 
 }  // namespace attn::mech

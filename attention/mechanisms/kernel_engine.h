@@ -2,8 +2,8 @@
 // replaced by φ(q)·φ(k) for a feature map φ, so O = D⁻¹φ(Q)(φ(K)ᵀV) costs O(N·m·dv), and the causal
 // form is a prefix sum (an RNN). A mechanism chooses φ (elu+1, FAVOR+ positive random features,
 // trigonometric features, …) and this engine runs the attention on the backend, states the implied
-// weights in factored form (A_ij = φq_i·φk_j / φq_i·z_i) and the cost. The chunked form carries the
-// prefix state across slices of the sequence (SLiM's memory-saving forward) with matrix products only.
+// weights in factored form (A_ij = φq_i·φk_j / φq_i·z_i) and the cost. The sliced FAVOR+ form (SLiM's
+// forward) forms the features of one slice at a time and carries only the state across slices.
 #pragma once
 #include <memory>
 #include <string>
@@ -14,8 +14,9 @@
 namespace attn::mech {
 
 /// m random feature directions ω (rows, m×d) from (seed, stream): i.i.d. N(0, I_d) rows, or
-/// block-orthogonal (Performer's ORF: each d×d block is the Q of a Gaussian matrix's QR, its rows
-/// rescaled to the norms of fresh N(0, I_d) vectors, so every row is still marginally Gaussian).
+/// block-orthogonal (Performer's ORF: each d×d block is the Q of a Gaussian matrix's QR with its columns
+/// multiplied by sign(diag R), which makes Q Haar-distributed, its rows rescaled to the norms of fresh
+/// N(0, I_d) vectors, so every row is marginally N(0, I_d) and the kernel estimate stays unbiased).
 Matrix randomFeatures(Index m, Index d, bool orthogonal, std::uint64_t seed, std::uint64_t stream);
 
 /// Performer's features of Q and K for the softmax kernel exp(q·k/√d): inputs scaled by d^(−1/4),
@@ -46,18 +47,25 @@ KernelAttention attendKernel(const Inputs& in, std::shared_ptr<const Matrix> phi
                              bool causal, Backend& backend, const RunOptions& options, Result& r,
                              float min_relative_normaliser = 0);
 
-/// Linear attention computed slice by slice (`slices` slices of ⌈N/slices⌉ tokens), keeping only the
-/// state (m×dv numerator and m normaliser) between slices: per slice, O = (φq·S + tril(φq·φkᵀ)·V) /
-/// (φq·z + tril(φq·φkᵀ)·1), with every product on the backend. Non-causal: the slices first sum the
-/// state, then read it. Same output as backend.linearAttention up to rounding.
-struct ChunkedLinear {
+/// SLiM's forward pass of FAVOR+ (slim-performer): φ(Q) and φ(K) are formed from ω one slice of ⌈N/C⌉
+/// tokens at a time, so that besides the inputs and the N×dv output only one slice's features and products
+/// and the state (m×dv numerator S, m normaliser z) are held. Causal: per slice, O = (φq·S + tril(φq·φkᵀ)·V)
+/// / (φq·z + tril(φq·φkᵀ)·1), then S and z take in the slice. Non-causal: one pass over the keys sums S and
+/// z, one over the queries reads them. The features are performerFeatures' (queries shifted per row; keys
+/// unshifted when causal, else by their global max, which the key pass carries by rescaling S and z when a
+/// slice raises it), so the output is performer's up to rounding. Every product runs on the backend.
+struct SlicedFavor {
   Matrix out;
-  Vector normaliser;
-  Index slice = 0;                    ///< tokens per slice
-  std::vector<Index> boundaries;      ///< the token index where each stored state ends
-  std::vector<Matrix> states;         ///< S at those boundaries (m×dv), for the views
+  Vector normaliser;              ///< φq_i·z_i, with z in the scale of performerFeatures' φ(K)
+  Index slice = 0;                ///< tokens per slice
+  std::vector<Index> boundaries;  ///< the token index where each kept state ends
+  std::vector<Matrix> states;     ///< S at those boundaries (m×dv), when asked for (the views)
 };
-ChunkedLinear chunkedLinearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal,
-                                     Index slices, Backend& backend, const RunOptions& options);
+SlicedFavor slicedFavorAttention(const Inputs& in, const Matrix& omega, bool causal, Index slices, Backend& backend,
+                                 const RunOptions& options, bool keep_states);
+/// What slicedFavorAttention holds at its peak beyond Q, K, V, in bytes: the output, ω, the state, and one
+/// slice's copies of q, k, v, its features and its products (the slice × slice one when causal). Within
+/// 15 % of the counting allocator's peak at N = 4096 (tests/cpu/test_truth_kernel.cpp).
+double slicedFavorBytes(Index n, Index m, Index d, Index dv, Index slice, bool causal);
 
 }  // namespace attn::mech

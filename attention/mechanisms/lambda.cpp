@@ -7,7 +7,12 @@
 // Equivalently y = L·V with the explicit linear-mixing matrix L_nm = q_n·k̄_m + q_n·e_{m−n}: a content part
 // of rank ≤ |k| plus a relative-position (Toeplitz-like) part; L is neither normalised nor non-negative.
 // Causal form (CATALOG b): λᶜ_n from prefix sums with prefix-normalised keys (k̄ over m ≤ n) and the
-// positions m > n masked.
+// positions m > n masked; the paper's experiments are not causal, so this form is attnlab's (a convention).
+//
+// The position lambdas are applied as one N×N matrix, P_nm = q_n·e_{m−n}, times V: the same output as
+// forming λᵖ_n = E_nᵀV per query, in O(N·r·|k|) for P (r = min(N, 2·scope + 1)) and one N×N by N×|v| product
+// instead of the paper's O(N·r·|k|·|v|), but with an N×N matrix in memory (N ≤ 4096). The content part forms
+// no attention map.
 //
 // Here one head with |k| = d (the query/key width of the inputs), |v| = dv, |u| = 1, no BatchNorm.
 // Stand-in (CATALOG f) for the learned embeddings E: gaussian, e_r = γ·exp(−r²/(2ℓ²))·c with a fixed
@@ -30,13 +35,19 @@ class Lambda final : public Mechanism {
   const MechanismInfo& info() const override {
     static const MechanismInfo i{
         "lambda", "LambdaNetworks", "Bello. LambdaNetworks: Modeling Long-Range Interactions Without Attention",
-        "2102.08602", 2021, Family::NonPairwise, "O(N·|k|·|v|) content, O(N²·|k|) global positions",
+        "2102.08602", 2021, Family::NonPairwise,
+        "O(N²·(|k| + |v|)) with global positions (the paper's per-query λᵖ: O(N²·|k|·|v|)), O(N·|k|·|v|) content "
+        "only",
         CausalSupport::Yes,
         "Summarise the context into a small linear function λ = K'ᵀV (+ a per-query position lambda) and apply it "
-        "to each query: no attention map is ever formed.",
+        "to each query: the content part forms no attention map.",
         "Relative position embeddings: a Gaussian decay along a fixed random direction, or sinusoids; one head, "
         "|k| = d, no BatchNorm.",
-        false};
+        false,
+        {"convention: causal runs normalise the keys over the prefix m ≤ n (running sums) and mask positions m > n; "
+         "the paper's experiments are not causal",
+         "convention: the position lambdas are applied as one N×N matrix q_n·e_{m−n} times V (same output, N ≤ 4096), "
+         "not as λᵖ_n = E_nᵀV per query"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
@@ -49,7 +60,7 @@ class Lambda final : public Mechanism {
                         true),
         ParamSpec::real("gamma", "Position scale γ", "Magnitude of the relative embeddings.", 1, 0, 100),
         ParamSpec::integer("scope", "Scope r", "0: every relative position (global); r > 0: only |m − n| ≤ r (a "
-                           "lambda convolution; the paper's images use r = 23).", 0, 0, 1 << 20),
+                           "1-D lambda convolution of 2r + 1 positions).", 0, 0, 1 << 20),
         ParamSpec::flag("content", "Content lambda", "Include the content lambda λᶜ = K'ᵀV.", true),
     };
   }
