@@ -142,5 +142,55 @@ TEST(TruthLinformer, TheWordsMatchThePaperAndTheCode) {
   EXPECT_TRUE(oracle);
 }
 
+// --- nystromformer -----------------------------------------------------------------------------------------
+
+TEST(TruthNystromformer, AnIllConditionedLandmarkKernelStopsSixIterationsShortAndTheStepsSaySo) {
+  // Unstructured (Gaussian) tokens: the landmark kernel Ã is ill-conditioned, 6 iterations of the
+  // paper's scheme leave ‖ÃZ − I‖_F a large part of √m, and the exact Ã⁺ — the iteration's limit — is
+  // further from softmax than the unconverged Z. Ã and the iteration are recomputed here.
+  const Inputs in = test::mechanismInputs(Generator::Gaussian, 256);
+  const Index m = 64;
+  const MatrixD land = segmentMeans(256, m);
+  const MatrixD a = softmaxRows((land * in.q.cast<double>()) * (land * in.k.cast<double>()).transpose() /
+                                std::sqrt(double(in.q.cols())));
+  const VectorD sv = Eigen::JacobiSVD<MatrixD>(a).singularValues();
+  const double cond = sv(0) / sv(m - 1);
+  const MatrixD eye = MatrixD::Identity(m, m);
+  MatrixD z = a.transpose() / (a.colwise().sum().maxCoeff() * a.rowwise().sum().maxCoeff());
+  for (int t = 0; t < 6; ++t) {
+    const MatrixD az = a * z;
+    z = 0.25 * z * (13 * eye - az * (15 * eye - az * (7 * eye - az)));
+  }
+  const double residual = (a * z - eye).norm();
+  const Result six = run("nystromformer", in);
+  const Result exact = run("nystromformer", in, {{"pinv", "exact"}});
+  const double e_six = errorVsExact(six, in, false), e_exact = errorVsExact(exact, in, false);
+  std::printf("[ nystromformer gaussian N=256 m=64 ] cond(Ã) %.3g; ‖ÃZ₆ − I‖_F %.3g of √m = 8; e_out 6 iterations "
+              "%.3f, exact pinv %.3f\n", cond, residual, e_six, e_exact);
+  // Measured: cond 1.6e4, residual 6.11 of 8, e_out 0.528 (6 iterations) vs 3.95 (exact Ã⁺).
+  EXPECT_GT(cond, 1e3);
+  EXPECT_GT(residual, 0.25 * std::sqrt(double(m)));
+  EXPECT_GT(e_exact, 2 * e_six);
+  // The step view shows that residual, against √m, and that Z is not Ã⁺ — at the last iteration and on
+  // the product's step, the one a user lands on.
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g", residual);
+  const Step& last_iteration = six.explanation.steps.at(six.explanation.steps.size() - 2);
+  const Step& product = six.explanation.steps.back();
+  EXPECT_EQ(last_iteration.title, "pinv iteration 6");
+  EXPECT_EQ(product.title, "F·Ã⁺·B");
+  for (const Step* s : {&last_iteration, &product}) {
+    EXPECT_TRUE(contains(s->caption, std::string("= ") + text + " of ‖I‖_F = √m = 8")) << s->caption;
+    EXPECT_TRUE(contains(s->caption, "not converged")) << s->caption;
+  }
+  // The exact pseudo-inverse is the iteration's limit (40 iterations reach it), not "the reference".
+  const Result forty = run("nystromformer", in, {{"iterations", "40"}});
+  EXPECT_LT(relativeError(forty.output, MatrixD(exact.output.cast<double>())), 1e-3);
+  EXPECT_TRUE(contains(forty.explanation.steps.back().caption, "Z = Ã⁺")) << forty.explanation.steps.back().caption;
+  for (const char* name : {"pinv", "iterations"})
+    EXPECT_FALSE(contains(spec("nystromformer", name).help, "the reference")) << spec("nystromformer", name).help;
+  for (const auto& s : shownSentences("nystromformer", exact)) EXPECT_FALSE(contains(s, "the reference")) << s;
+}
+
 }  // namespace
 }  // namespace attn
