@@ -311,5 +311,31 @@ TEST(TruthSynthesizer, DenseBiasIsOneVectorSoEqualTokensGetEqualRows) {
   EXPECT_LT((w.row(10).cast<double>() - expected).cwiseAbs().maxCoeff(), 1e-5);
 }
 
+// --- talk-conv ---------------------------------------------------------------------------------------------
+
+TEST(TruthTalkConv, MaxWindowRowsSumBelowOneSoNoShownSentenceCallsThemAnAverage) {
+  // The paper's normaliser divides the window sum by l_max + r_max + 1: a row of the box weighs (its
+  // window's width, clipped to the sequence)/(l_max + r_max + 1), computed here from the run's extents.
+  const Index n = 200;
+  const Inputs in = test::mechanismInputs(Generator::Clustered, n);
+  const Result r = run("talk-conv", in);  // l_max = r_max = 7, content-gated offsets
+  const Matrix* ext = nullptr;
+  for (const auto& f : r.explanation.factors)
+    if (f.name == "window extents") ext = &f.value;
+  ASSERT_NE(ext, nullptr);
+  const VectorD sums = r.explanation.weights.dense().cast<double>().rowwise().sum();
+  Index below = 0;
+  for (Index i = 0; i < n; ++i) {
+    const double lo = std::max(double(i) + double((*ext)(i, 0)) - 1, -1.0);   // window (lo, hi]
+    const double hi = std::min(double(i) + double((*ext)(i, 1)), double(n - 1));
+    EXPECT_NEAR(sums(i), (hi - lo) / 15.0, 1e-5) << i;
+    below += sums(i) < 1 - 1e-3;
+  }
+  std::printf("[ talk-conv clustered N=200 ] rows summing below 1: %lld of %lld (row sums %.3f … %.3f)\n",
+              static_cast<long long>(below), static_cast<long long>(n), sums.minCoeff(), sums.maxCoeff());
+  EXPECT_GT(below, n / 2);
+  for (const auto& s : shownSentences("talk-conv", r)) EXPECT_FALSE(contains(s, "averag")) << s;
+}
+
 }  // namespace
 }  // namespace attn
