@@ -65,7 +65,8 @@ class Synthesizer final : public Mechanism {
                           {"fitted", "fixed-random", "prior"}, 0),
         ParamSpec::integer("samples", "Fitting inputs", "Generated inputs (other seeds) averaged by the fitted "
                            "stand-in.", 4, 1, 64),
-        ParamSpec::real("sigma", "Random σ", "Standard deviation of fixed random logits (0: uniform rows).", 1, 0, 20),
+        ParamSpec::real("sigma", "Random σ", "Standard deviation of the fixed random logits (the dense variant: of "
+                        "b₂); 0 gives uniform rows in the random and factorized variants.", 1, 0, 20),
         ParamSpec::integer("rank", "Rank k", "Rank of the factorized logits R₁R₂ᵀ.", 8, 1, 4096, true),
         ParamSpec::integer("hidden", "MLP width h", "Hidden units of the dense synthesizer's MLP.", 16, 1, 1024, true),
         ParamSpec::real("mix", "Dot-product mix α", "Adds α·s·QKᵀ to the synthesized logits (Random + Vanilla "
@@ -98,7 +99,9 @@ class Synthesizer final : public Mechanism {
       timedStage(r.cost, options, "factorize R₁R₂ᵀ", [&] {
         if (init == "fixed-random") {
           Rng rng(options.seed, 271);
-          const double s = p.number("sigma") / std::sqrt(std::sqrt(double(rank)));  // entries of R₁R₂ᵀ: N(0, σ²)
+          // Entries of R₁R₂ᵀ are sums of k products of two N(0, s²) draws: variance k·s⁴ = σ² for
+          // s = √σ/k^{1/4} (standard deviation σ, as for the full random R; not Gaussian for small k).
+          const double s = std::sqrt(p.number("sigma")) / std::sqrt(std::sqrt(double(rank)));
           r1 = rng.gaussian(n, rank, s);
           r2 = rng.gaussian(n, rank, s);
         } else {

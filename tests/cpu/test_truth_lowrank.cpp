@@ -311,6 +311,24 @@ TEST(TruthSynthesizer, DenseBiasIsOneVectorSoEqualTokensGetEqualRows) {
   EXPECT_LT((w.row(10).cast<double>() - expected).cwiseAbs().maxCoeff(), 1e-5);
 }
 
+TEST(TruthSynthesizer, FixedRandomLogitsHaveStandardDeviationSigmaFullOrFactorized) {
+  // "Random σ: standard deviation of the fixed random logits" — for R and for R₁R₂ᵀ alike.
+  const Inputs in = test::mechanismInputs(Generator::Clustered, 128);
+  for (const char* variant : {"random", "factorized"}) {
+    const Result r = run("synthesizer", in, {{"variant", variant}, {"init", "fixed-random"}, {"sigma", "3"},
+                                             {"rank", "64"}});
+    const Matrix* logits = nullptr;
+    for (const auto& f : r.explanation.factors)
+      if (f.name == "logits B") logits = &f.value;
+    ASSERT_NE(logits, nullptr);
+    const double mean = logits->mean();
+    const double sd = std::sqrt((logits->array() - float(mean)).square().mean());
+    std::printf("[ synthesizer %s fixed-random σ = 3 ] logits: mean %.3f, standard deviation %.3f\n", variant, mean, sd);
+    // Measured: random 3.00, factorized 2.98 (the old factorized scaling gave 8.96: σ² instead of σ).
+    EXPECT_NEAR(sd, 3.0, 0.3) << variant;
+  }
+}
+
 // --- talk-conv ---------------------------------------------------------------------------------------------
 
 TEST(TruthTalkConv, MaxWindowRowsSumBelowOneSoNoShownSentenceCallsThemAnAverage) {
