@@ -73,7 +73,8 @@ class Linformer final : public Mechanism {
         ParamSpec::choice("projection", "Projection",
                           "oracle-f: E = segment means, F = P'⁺·A* fitted to this input's exact attention (the best "
                           "F for that E; an oracle for a trained F, O(N²·(d + k))); random: an untrained Gaussian JL "
-                          "projection, entries N(0, 1/k) (e_out far above 1); pooling: E = F = segment means of "
+                          "projection, entries N(0, 1/k) (e_out above 1 on the generated inputs, even at k = N: "
+                          "worse than outputting zeros); pooling: E = F = segment means of "
                           "≈ N/k tokens (A_eff row-stochastic); svd-oracle: the best rank-k truncation of the exact "
                           "matrix (a lower bound, not Linformer's form, N ≤ 2048).",
                           {"oracle-f", "random", "pooling", "svd-oracle"}, 0),
