@@ -2,12 +2,19 @@
 // (m segments). With F = rowsoftmax(Q·K̃ᵀ) (N×m), Ã = rowsoftmax(Q̃·K̃ᵀ) (m×m) and B = rowsoftmax(Q̃·Kᵀ)
 // (m×N), softmax attention is approximated by Ŝ = F·Ã⁺·B and O = F·(Ã⁺·(B·V)). Ã⁺ comes from the
 // iterative Moore–Penrose scheme of the official code (Z₀ = Ãᵀ/(‖Ã‖₁‖Ã‖∞); Z ← ¼Z(13I − ÃZ(15I −
-// ÃZ(7I − ÃZ)))), 6 iterations by default, or an exact pseudo-inverse by SVD (pinv = exact, or
-// iterations = 0: the reference). The steps show ÃZ_t after each iteration, captioned with ‖ÃZ_t − I‖_F,
-// then the product F·Ã⁺·B; the factors are F (N×m), Ã (m×m), B (m×N). The optional depthwise-conv skip
+// ÃZ(7I − ÃZ)))), 6 iterations by default, or the exact pseudo-inverse by SVD (pinv = exact, or
+// iterations = 0): the iteration's limit, not a more accurate reference. On unstructured inputs Ã is
+// ill-conditioned: 6 iterations stop far from Ã⁺ (‖ÃZ − I‖_F a large part of ‖I‖_F = √m) and the
+// unconverged Z acts as a regulariser, while the exact Ã⁺, of norm 1/σ_min(Ã), magnifies every mismatch
+// between F, Ã and B — the exact pseudo-inverse can then be several times worse than 6 iterations. The steps show ÃZ_t after each
+// iteration, captioned with ‖ÃZ_t − I‖_F against √m, then the product F·Z·B with the last residual;
+// the factors are F (N×m), Ã (m×m), B (m×N). The optional depthwise-conv skip
 // is learned and left out (CATALOG.md #45). Both softmax products run as attention primitives:
 // B·V = attention(Q̃, K, V) and F·W = attention(Q, K̃, W).
+#include <cmath>
 #include <cstdio>
+
+#include <Eigen/SVD>
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
@@ -25,6 +32,15 @@ std::string residualText(double x) {
   return buf;
 }
 
+/// "‖ÃZ − I‖_F = 3.8 of ‖I‖_F = √m = 8": the residual against where the iteration starts from (Z = 0
+/// would leave exactly √m), so that 3.8 reads as "half-way", not as "small".
+std::string residualOfRootM(double x, Index m) {
+  return "‖ÃZ − I‖_F = " + residualText(x) + " of ‖I‖_F = √m = " + residualText(std::sqrt(double(m)));
+}
+
+/// Whether Z is Ã⁺ to rounding (relative residual below 1e-6).
+bool converged(double residual, Index m) { return residual <= 1e-6 * std::sqrt(double(m)); }
+
 class Nystromformer final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
@@ -33,17 +49,29 @@ class Nystromformer final : public Mechanism {
         "Xiong et al. Nyströmformer: A Nyström-Based Algorithm for Approximating Self-Attention", "2102.03902", 2021,
         Family::LowRankKernel, "O(N·m·d + m³)", CausalSupport::No,
         "Approximate the softmax matrix through m landmark (segment-mean) tokens: F·Ã⁺·B, the Nyström method.",
-        "The learned depthwise-conv skip connection is left out (it is not part of the approximation).", true};
+        "The learned depthwise-conv skip connection is left out (it is not part of the approximation).", true,
+        {"convention: the authors' optional depthwise-conv skip over V (learned) is left out: O = F·Z·(B·V) alone"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
     return {
         ParamSpec::integer("landmarks", "Landmarks m", "Segment means used as landmark queries and keys.", 64, 1, 8192, true),
-        ParamSpec::choice("pinv", "Pseudo-inverse", "iterative: the paper's Moore–Penrose iteration; exact: SVD.",
+        ParamSpec::choice("pinv", "Pseudo-inverse",
+                          "iterative: the paper's Moore–Penrose iteration (its residual ‖ÃZ − I‖_F is in the steps; "
+                          "on an ill-conditioned Ã it stops short of Ã⁺ and acts as a regulariser); exact: Ã⁺ by "
+                          "SVD, the iteration's limit — not a more accurate reference: on an ill-conditioned Ã its norm "
+                          "1/σ_min magnifies the mismatch between F, Ã and B, and it can be several times worse than "
+                          "6 iterations.",
                           {"iterative", "exact"}, 0),
         ParamSpec::integer("iterations", "Iterations", "Moore–Penrose iterations of the iterative pseudo-inverse (paper: "
-                           "6); 0 = the exact pseudo-inverse by SVD (the reference).", 6, 0, 100),
+                           "6); 0 = the exact pseudo-inverse by SVD (the iteration's limit).", 6, 0, 100),
     };
+  }
+
+  std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
+    return ExactLimit{{{"landmarks", std::to_string(std::min<Index>(8192, in.n()))}, {"pinv", "exact"}}, 1e-4,
+                      "every token a landmark (m = N) with the exact pseudo-inverse: Ã is the exact matrix and "
+                      "F·Ã⁺·B = A*"};
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
@@ -85,21 +113,27 @@ class Nystromformer final : public Mechanism {
         residuals.push_back((az - eye).norm());
         const bool keep = (shown + 1) * m * m <= kMaxStepEntries;
         shown += keep;
-        pinv_steps.push_back(factorStep(title, what + ": ‖ÃZ − I‖_F = " + residualText(residuals.back()),
+        pinv_steps.push_back(factorStep(title, what + ": " + residualOfRootM(residuals.back(), m),
                                         {"ÃZ", "ÃZ (→ I as Z → Ã⁻¹), m×m", keep ? Matrix(az.cast<float>()) : Matrix()}));
       };
       if (exact_pinv) {
         a_pinv = pseudoInverseSvd(a_tilde);
-        record("exact pseudo-inverse", "Z = Ã⁺ by SVD (the reference)", a_tilde * a_pinv);
+        record("exact pseudo-inverse", "Z = Ã⁺ by SVD (the iteration's limit)", a_tilde * a_pinv);
       } else {
         const double col_max = a_tilde.cwiseAbs().colwise().sum().maxCoeff();
         const double row_max = a_tilde.cwiseAbs().rowwise().sum().maxCoeff();
         MatrixD z = a_tilde.transpose() / (col_max * row_max);
+        MatrixD az = a_tilde * z;
         for (Index it = 0; it < iterations; ++it) {
-          const MatrixD az = a_tilde * z;
           z = 0.25 * z * (13 * eye - az * (15 * eye - az * (7 * eye - az)));
+          az = a_tilde * z;
+          const bool last = it + 1 == iterations;
           record("pinv iteration " + std::to_string(it + 1),
-                 "after " + std::to_string(it + 1) + " Moore–Penrose iteration" + (it ? "s" : ""), a_tilde * z);
+                 "after " + std::to_string(it + 1) + " Moore–Penrose iteration" + (it ? "s" : "") +
+                     (!last                         ? ""
+                      : converged((az - eye).norm(), m) ? " (converged: Z = Ã⁺ to rounding)"
+                                                        : " (not converged: Z is not Ã⁺)"),
+                 az);
         }
         a_pinv = z;
       }
@@ -136,12 +170,31 @@ class Nystromformer final : public Mechanism {
                                              "key, m×N", {"B", "m×N", m * mk <= kMaxFactorEntries ? Matrix(b.cast<float>())
                                                                                                  : Matrix()}));
     for (Step& step : pinv_steps) r.explanation.steps.push_back(std::move(step));
-    r.explanation.steps.push_back(weightsStep("F·Ã⁺·B", "Ŝ = F·Ã⁺·B: the Nyström approximation of softmax, rank ≤ m = " +
-                                              std::to_string(m), r.explanation.weights, "Ŝ"));
+    const std::string residual = residuals.empty() ? "" : residualOfRootM(residuals.back(), m);
+    const bool at_limit = exact_pinv || (!residuals.empty() && converged(residuals.back(), m));
+    r.explanation.steps.push_back(weightsStep(
+        "F·Ã⁺·B",
+        (exact_pinv ? "Ŝ = F·Ã⁺·B with Ã⁺ by SVD (" + residual + ")"
+                    : "Ŝ = F·Z·B with Z after " + std::to_string(iterations) + " iterations (" + residual +
+                          (at_limit ? ": Z = Ã⁺)" : ": not converged, Z is not Ã⁺)")) +
+            ": the Nyström approximation of softmax, rank ≤ m = " + std::to_string(m),
+        r.explanation.weights, "Ŝ"));
     if (!residuals.empty())
-      r.explanation.notes.push_back("pseudo-inverse residual ‖ÃZ − I‖_F = " + residualText(residuals.back()) +
-                                    (exact_pinv ? " (exact, SVD)" : " after " + std::to_string(iterations) +
-                                                                         " iterations"));
+      r.explanation.notes.push_back("pseudo-inverse residual " + residual +
+                                    (exact_pinv ? " (exact, SVD)"
+                                                : " after " + std::to_string(iterations) + " iterations" +
+                                                      (at_limit ? " (converged)" : " (not converged: Z is not Ã⁺)")));
+    // How ill-conditioned Ã is: what the exact Ã⁺ magnifies and how many iterations it takes (a view, m ≤ 512).
+    if (options.explain && m <= 512)
+      displayStage(r.cost, options, "condition of Ã", [&] {
+        const VectorD sv = Eigen::BDCSVD<MatrixD>(a_tilde).singularValues();
+        const double smallest = sv(sv.size() - 1);
+        r.explanation.notes.push_back(
+            "Ã has condition number σ₁/σ_m = " + (smallest > 0 ? residualText(sv(0) / smallest) : std::string("∞")) +
+            " and ‖Ã⁺‖₂ = 1/σ_m = " + (smallest > 0 ? residualText(1 / smallest) : std::string("∞")) +
+            ": a large Ã⁺ magnifies every mismatch between F, Ã and B, and the larger the condition number, the "
+            "more iterations the Moore–Penrose scheme needs to reach Ã⁺");
+      });
     const double dd = double(d), dv = double(in.v.cols());
     r.cost.scored_pairs = 2.0 * double(n) * double(m) + double(m) * double(m);
     r.cost.flops = 2.0 * double(m) * double(mk) * (dd + dv) + 2.0 * double(n) * double(m) * (dd + dv) +

@@ -16,8 +16,13 @@
 //   prior:        a structured prior, a Gaussian band −(i − j)²/(2w²), w = max(1, N/32), plus vertical
 //                 stripes (logit −1) at 4 evenly spaced columns.
 // Factorized + fitted / prior: R₁R₂ᵀ is the rank-k truncated SVD of that R (randomised range finder).
-// Dense: W₁ (h×d) and W₂ (N×h) are fixed random (seeded), b₁ = 0 and b₂ = the R of `init`; x_i is the
-// token's query scaled to unit RMS. Not an approximation of softmax attention: a different operator.
+// Dense: W₁ (h×d) and W₂ (N×h) are fixed random (seeded), b₁ = 0, and b₂ ∈ R^N is one vector added to
+// every row, as in the paper: for fitted and prior the log of the mean row of softmax(R) (the part of R
+// that does not depend on the row), for fixed-random N(0, σ²) entries. x_i is the token's query scaled
+// to unit RMS, so row i depends on token i alone: two equal tokens get equal rows.
+// Not an approximation of softmax attention: a different operator. (The Random + Vanilla mixture with
+// zero synthesized logits, σ = 0 and α = 1, is softmax attention itself; it switches the synthesizer off
+// rather than approximating softmax with it, so there is no exact limit of the synthesizer.)
 #include <Eigen/QR>
 #include <Eigen/SVD>
 #include <cmath>
@@ -41,23 +46,27 @@ class Synthesizer final : public Mechanism {
         "The N×N attention logits are synthesized without token-token dot products: a fixed (random) matrix, "
         "or one row per token from that token alone.",
         "R fitted to the mean exact attention over generated inputs, fixed random, or a band-and-stripes prior; "
-        "random MLP weights for the dense variant.",
-        false};
+        "for the dense variant random MLP weights and b₂ the log mean row of softmax(R) (or random).",
+        false,
+        {"convention: the dense variant reads x_i = the token's query scaled to unit RMS (the paper: the layer's "
+         "input X); W₁, W₂ fixed random, b₁ = 0"}};
     return i;
   }
   std::vector<ParamSpec> params() const override {
     return {
         ParamSpec::choice("variant", "Variant",
                           "random: B = R, the same for every input; dense: row i = W₂·ReLU(W₁x_i) + b₂ from token i "
-                          "alone; factorized: B = R₁R₂ᵀ of rank k.",
+                          "alone (b₂ one vector for every row); factorized: B = R₁R₂ᵀ of rank k.",
                           {"random", "dense", "factorized"}, 0),
         ParamSpec::choice("init", "Stand-in for R",
                           "fitted: log of the mean exact attention over generated inputs of the same spec; "
-                          "fixed-random: N(0, σ²) logits; prior: Gaussian band + vertical stripes.",
+                          "fixed-random: N(0, σ²) logits; prior: Gaussian band + vertical stripes. Dense: b₂ is "
+                          "the log of the mean row of softmax(R) (fixed-random: N(0, σ²) entries).",
                           {"fitted", "fixed-random", "prior"}, 0),
         ParamSpec::integer("samples", "Fitting inputs", "Generated inputs (other seeds) averaged by the fitted "
                            "stand-in.", 4, 1, 64),
-        ParamSpec::real("sigma", "Random σ", "Standard deviation of fixed random logits (0: uniform rows).", 1, 0, 20),
+        ParamSpec::real("sigma", "Random σ", "Standard deviation of the fixed random logits (the dense variant: of "
+                        "b₂); 0 gives uniform rows in the random and factorized variants.", 1, 0, 20),
         ParamSpec::integer("rank", "Rank k", "Rank of the factorized logits R₁R₂ᵀ.", 8, 1, 4096, true),
         ParamSpec::integer("hidden", "MLP width h", "Hidden units of the dense synthesizer's MLP.", 16, 1, 1024, true),
         ParamSpec::real("mix", "Dot-product mix α", "Adds α·s·QKᵀ to the synthesized logits (Random + Vanilla "
@@ -90,7 +99,9 @@ class Synthesizer final : public Mechanism {
       timedStage(r.cost, options, "factorize R₁R₂ᵀ", [&] {
         if (init == "fixed-random") {
           Rng rng(options.seed, 271);
-          const double s = p.number("sigma") / std::sqrt(std::sqrt(double(rank)));  // entries of R₁R₂ᵀ: N(0, σ²)
+          // Entries of R₁R₂ᵀ are sums of k products of two N(0, s²) draws: variance k·s⁴ = σ² for
+          // s = √σ/k^{1/4} (standard deviation σ, as for the full random R; not Gaussian for small k).
+          const double s = std::sqrt(p.number("sigma")) / std::sqrt(std::sqrt(double(rank)));
           r1 = rng.gaussian(n, rank, s);
           r2 = rng.gaussian(n, rank, s);
         } else {
@@ -110,7 +121,9 @@ class Synthesizer final : public Mechanism {
           if (rms > 0) x.row(i) /= rms;
         }
         hidden = backend.matmul(x, w1, true).cwiseMax(0.0f);  // N×h
-        *logits = base + backend.matmul(hidden, w2, true);     // row i depends on token i only
+        const Eigen::RowVectorXf b2 = biasVector(base, init, p.number("sigma"), options);
+        *logits = backend.matmul(hidden, w2, true);  // row i depends on token i only
+        logits->rowwise() += b2;
       });
     }
 
@@ -166,7 +179,8 @@ class Synthesizer final : public Mechanism {
                                      attend_step, ""});
     }
     if (init == "fitted")
-      r.explanation.notes.push_back("R fitted to the mean exact attention over " + std::to_string(p.integer("samples")) +
+      r.explanation.notes.push_back(std::string(variant == "dense" ? "b₂ = log of the mean row of softmax(R), " : "") +
+                                    "R fitted to the mean exact attention over " + std::to_string(p.integer("samples")) +
                                     " generated '" + generatorName(in.spec.generator) + "' inputs (other seeds), not "
                                     "this input" + (in.spec.source.empty() ? "" : " (loaded inputs: the fit uses the "
                                     "spec's generator)"));
@@ -183,6 +197,27 @@ class Synthesizer final : public Mechanism {
   }
 
  private:
+  /// The dense synthesizer's b₂ ∈ R^N, the same for every row (paper: B_i = W₂·σ(W₁x_i + b₁) + b₂): from
+  /// the stand-in R, the log of the mean row of softmax(R) (causal rows over j ≤ i), floored at the logit
+  /// floor; for fixed-random, N(0, σ²) entries.
+  static Eigen::RowVectorXf biasVector(const Matrix& r, const std::string& init, double sigma, const RunOptions& options) {
+    const Index n = r.cols();
+    if (init == "fixed-random") return Rng(options.seed, 274).gaussian(1, n, sigma);
+    VectorD mean = VectorD::Zero(n);
+    for (Index i = 0; i < n; ++i) {
+      const Index visible = options.causal ? i + 1 : n;
+      const double mx = r.row(i).head(visible).maxCoeff();
+      const Eigen::ArrayXd w = (r.row(i).head(visible).cast<double>().array() - mx).exp();
+      mean.head(visible) += (w / w.sum()).matrix();
+    }
+    Eigen::RowVectorXf b2(n);
+    for (Index j = 0; j < n; ++j) {
+      const double a = mean(j) / double(n);
+      b2(j) = a > 0 ? float(std::max(std::log(a), double(kLogitFloor))) : kLogitFloor;
+    }
+    return b2;
+  }
+
   /// The N×N stand-in logits of `init` (finite, floored at kLogitFloor).
   static Matrix standIn(const Inputs& in, const Params& p, Index n, Backend& backend, const RunOptions& options) {
     const std::string init = p.choice("init");

@@ -1,7 +1,10 @@
 // talk-conv — Lioutas & Guo 2020 (arXiv 2002.03184), CATALOG.md #20, Time-aware Large Kernel
-// convolutions. Token i predicts relative offsets (α_l, α_r) = σ(w·x_i + b) ∈ (0,1)² and averages the
-// values in the window [i − α_l·l_max, i + α_r·r_max]:
+// convolutions. Token i predicts relative offsets (α_l, α_r) = σ(w·x_i + b) ∈ (0,1)², sums the values in
+// the window [i − α_l·l_max, i + α_r·r_max] and divides by the LARGEST window size, not by its own:
 //   y_i = (1/(l_max + r_max + 1))·Σ_{j in window} v_j            (the paper's normaliser: the MAXIMUM size)
+// so a row's weights sum to (its window size)/(l_max + r_max + 1) ≤ 1: a box sum scaled by one constant, an
+// average only of a window at full size (the `actual-window` option divides by the window's own size: a
+// moving average, not the paper's).
 // computed from a summed-area table S (prefix sums): y_i ∝ S(i + α_r·r_max) − S(i − α_l·l_max − 1), with
 // S linearly interpolated at fractional borders. In coverage form: token j weighs
 //   c_ij = |(i − α_l·l_max − 1, i + α_r·r_max] ∩ (j − 1, j]|  ∈ [0, 1],
@@ -42,8 +45,9 @@ class TalkConv final : public Mechanism {
         "talk-conv", "TaLK convolutions",
         "Lioutas, Guo. Time-aware Large Kernel Convolutions", "2002.03184", 2020, Family::NonPairwise, "O(N·d)",
         CausalSupport::Yes,
-        "Each token predicts how far its window reaches left and right and averages the values inside it "
-        "with a summed-area table: no pairwise scores at all.",
+        "Each token predicts how far its window reaches left and right; the values inside it are summed with a "
+        "summed-area table and divided by the largest window size (rows sum to at most 1, less where the window "
+        "is shorter): no pairwise scores at all.",
         "Offsets from fixed random directions, σ(gain·√d·cos(q_i, u)), or one offset slider, instead of the "
         "learned predictor; one head.",
         false};
@@ -63,8 +67,9 @@ class TalkConv final : public Mechanism {
                         "alone, 1: the full l_max / r_max).", 0.5, 0, 1),
         ParamSpec::real("gain", "Gate gain", "Sharpness of the content gate: 0 gives α = ½ everywhere.", 1.5, 0, 20),
         ParamSpec::choice("normalise", "Normaliser",
-                          "max-window: divide by l_max + r_max + 1 as the paper does (rows sum to less than 1); "
-                          "actual-window: divide by the window's own size (a moving average).",
+                          "max-window: divide by l_max + r_max + 1 as the paper does (rows sum to at most 1, less where the "
+                          "window is shorter); "
+                          "actual-window: divide by the window's own size (a moving average, not the paper's).",
                           {"max-window", "actual-window"}, 0),
     };
   }
@@ -146,12 +151,12 @@ class TalkConv final : public Mechanism {
       }
     });
 
-    // 3. The box average on the backend: softmax of log-coverage logits with zero queries and keys.
+    // 3. The box sum on the backend: softmax of log-coverage logits with zero queries and keys.
     Matrix values(n + 1, dv);
     values.topRows(n) = in.v;
     values.row(n).setZero();
     const Matrix zq = Matrix::Zero(n, 1), zk = Matrix::Zero(n + 1, 1);
-    r.output = timedStage(r.cost, options, "box average",
+    r.output = timedStage(r.cost, options, by_max ? "box sum" : "box average",
                           [&] { return backend.sparseAttention(zq, zk, values, pattern, 1.0f, &bias).out; });
 
     r.explanation.weights = ImpliedWeights(n, n, [box](Range rows, Range cols) {
@@ -191,7 +196,8 @@ class TalkConv final : public Mechanism {
       box_view->pattern = shown;
       box_view->weights = r.explanation.weights;
       r.explanation.steps.push_back(
-          {"box average", by_max ? "summed-area table: (S(i + a_r) − S(i − a_l − 1)) / (l_max + r_max + 1), fractional "
+          {by_max ? "box sum" : "box average",
+           by_max ? "summed-area table: (S(i + a_r) − S(i − a_l − 1)) / (l_max + r_max + 1), fractional "
                                    "edges interpolated"
                                  : "summed-area table divided by the window's own size",
            box_view, ""});

@@ -181,20 +181,8 @@ TEST(Sac, AFullEdgeBudgetIsExact) {
           << edges << " causal " << causal;
 }
 
-TEST(Sac, OracleEdgesBoundARandomPredictorFromAbove) {
-  // The teaching framing of CATALOG.md: a learned predictor lies between random edges and the oracle.
-  const Inputs in = inputs(Generator::Clustered, 512);
-  const Result exact = run("exact", in);
-  auto recall = [&](const char* edges, const char* alpha) {
-    return massRecall(*run("sac", in, {{"edges", edges}, {"alpha", alpha}}).explanation.pattern,
-                      exact.explanation.weights);
-  };
-  const double oracle8 = recall("oracle", "8"), oracle32 = recall("oracle", "32"), random8 = recall("random", "8");
-  std::printf("[ sac clustered N=512 ] mass recall oracle α=8 %.3f, α=32 %.3f, random α=8 %.3f\n", oracle8, oracle32,
-              random8);
-  EXPECT_GT(oracle8, random8 + 0.2);
-  EXPECT_GT(oracle32, oracle8);
-}
+// Sac.OracleEdgesBoundARandomPredictorFromAbove (oracle ≥ random, true by construction) is replaced by
+// TruthSac.OracleEdgesSeeTheMostMassAnyPredictorOfTheBudgetCan in test_truth_lowrank.cpp.
 
 }  // namespace
 }  // namespace attn

@@ -75,23 +75,27 @@ TEST(Linformer, PoolingIsRowStochasticAndRandomIsNot) {
   EXPECT_GE(pooled.minCoeff(), 0.0f);
   // Segment means: A_eff is constant on each block of 8 columns.
   EXPECT_LT((pooled.col(0) - pooled.col(7)).cwiseAbs().maxCoeff(), 1e-7);
-  const Matrix random = run("linformer", in, {{"k", "16"}}).explanation.weights.dense();
+  const Matrix random = run("linformer", in, {{"projection", "random"}, {"k", "16"}}).explanation.weights.dense();
   EXPECT_LT(random.minCoeff(), -1e-3f);  // Gaussian F: negative weights
   EXPECT_GT((random.rowwise().sum().array() - 1).abs().maxCoeff(), 1e-2);
 }
 
 TEST(Linformer, IdentityValueProbeEqualsTheImpliedWeights) {
   const Inputs in = inputs(Generator::Clustered, 96);
-  for (const char* projection : {"random", "pooling", "svd-oracle"})
+  for (const char* projection : {"oracle-f", "random", "pooling", "svd-oracle"})
     expectIdentityProbeEqualsWeights("linformer", in, {{"projection", projection}, {"k", "12"}});
 }
 
 TEST(Linformer, SeedDrawsTheRandomProjection) {
   const Inputs in = inputs(Generator::Gaussian, 100);
-  EXPECT_TRUE(run("linformer", in, {{"k", "16"}}, false, 1).output == run("linformer", in, {{"k", "16"}}, false, 1).output);
-  EXPECT_FALSE(run("linformer", in, {{"k", "16"}}, false, 1).output == run("linformer", in, {{"k", "16"}}, false, 2).output);
+  const std::map<std::string, std::string> random = {{"projection", "random"}, {"k", "16"}};
+  EXPECT_TRUE(run("linformer", in, random, false, 1).output == run("linformer", in, random, false, 1).output);
+  EXPECT_FALSE(run("linformer", in, random, false, 1).output == run("linformer", in, random, false, 2).output);
   // Separate E and F differ from the shared projection.
-  EXPECT_FALSE(run("linformer", in, {{"k", "16"}}).output == run("linformer", in, {{"k", "16"}, {"share_kv", "0"}}).output);
+  EXPECT_FALSE(run("linformer", in, {{"projection", "random"}, {"k", "16"}, {"share_kv", "1"}}).output ==
+               run("linformer", in, {{"projection", "random"}, {"k", "16"}, {"share_kv", "0"}}).output);
+  // The fitted default draws nothing: the seed does not change it.
+  EXPECT_TRUE(run("linformer", in, {{"k", "16"}}, false, 1).output == run("linformer", in, {{"k", "16"}}, false, 2).output);
 }
 
 TEST(Linformer, TheOracleIsTheLowerBoundAndErrorsFallAsKGrows) {
@@ -162,7 +166,7 @@ TEST(Linformer, ErrorTracksTheSpectrum) {
     const VectorD sigma = svd.singularValues();
     const double tail = std::sqrt(sigma.tail(256 - k).squaredNorm() / sigma.squaredNorm());
     const Result pooled = run("linformer", in, {{"projection", "pooling"}, {"k", std::to_string(k)}});
-    const Result random = run("linformer", in, {{"k", std::to_string(k)}});
+    const Result random = run("linformer", in, {{"projection", "random"}, {"k", std::to_string(k)}});
     const Result oracle = run("linformer", in, {{"projection", "svd-oracle"}, {"k", std::to_string(k)}});
     tails.push_back(tail);
     oracle_errors.push_back(errorVsExact(oracle, in, false));
