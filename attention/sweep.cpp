@@ -62,6 +62,9 @@ struct SweepDefault {
 const std::vector<SweepDefault>& sweepDefaults() {
   static const std::vector<SweepDefault> all = {
       {"linformer", "spectrum", "false", "the float64 SVD of A* (O(N³)) is a view, not Linformer's cost"},
+      {"linformer", "projection", "pooling",
+       "the default F fitted to exact attention (O(N²)) stands in for training; a trained Linformer's cost is a fixed "
+       "projection's"},
       {"synthesizer", "init", "fixed-random", "fitting R to exact attention stands in for training"},
   };
   return all;

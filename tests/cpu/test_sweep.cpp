@@ -56,6 +56,8 @@ TEST(Sweep, ParametersScaleWithNWhereThePaperDoes) {
   // Teaching extras are off in sweeps unless set.
   EXPECT_EQ(sweepParams(s, "linformer", 1024).at("spectrum"), "false");
   EXPECT_EQ(sweepParams(s, "synthesizer", 1024).at("init"), "fixed-random");
+  // Linformer's default F is fitted to exact attention (an oracle, O(N²)): sweeps time a fixed projection.
+  EXPECT_EQ(sweepParams(s, "linformer", 1024).at("projection"), "pooling");
   // Held at the smallest N when scaling is off; a fixed value wins over the rule.
   s.scale_with_n = false;
   EXPECT_EQ(sweepParams(s, "sparse-transformer", 4096).at("stride"), "32");
