@@ -359,8 +359,11 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   EXPECT_TRUE(std::is_sorted(scene.token_groups.begin(), scene.token_groups.end()));
   EXPECT_EQ(sorted->comparison, before->comparison) << "sorting repools, it does not rerun";
   EXPECT_GT(differingShare(by_position, window.viewportImage()), 0.01) << "the viewport did not change";
-  // The same weights, permuted: the sums of the pooled exact images agree.
-  EXPECT_NEAR(sorted->exact_pooled.sum(), before->exact_pooled.sum(), 1e-2 * before->exact_pooled.sum());
+  // The same weights, permuted: the largest weight is the same, and the sums of the pooled exact images
+  // agree up to what max-pooling 256 tokens into fewer pixels does to a permuted matrix (exact attention's
+  // peaked diagonal, q_i·k_i of clustered Q ≈ K, shares pixels differently in the two orders).
+  EXPECT_FLOAT_EQ(sorted->exact_pooled.maxCoeff(), before->exact_pooled.maxCoeff());
+  EXPECT_NEAR(sorted->exact_pooled.sum(), before->exact_pooled.sum(), 3e-2 * before->exact_pooled.sum());
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_SORTED")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
