@@ -196,9 +196,10 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
   if (c.row_tv >= 0) lines.push_back("misplaced " + percent(c.row_tv) + " (row TV" + sampledRows(c) + ")");
   lines.push_back("e_out " + e_out + " vs " + c.reference_label + scale);
   if (c.mass_recall >= 0) lines.push_back("mass recall " + format("%.3f", c.mass_recall));
-  if (c.own) {
-    std::string own = "vs " + c.own->label + ": e_out " +
-                      (std::isnan(c.own->relative_error) ? std::string("computing…") : format("%.3g", c.own->relative_error));
+  if (c.own) {  // two lines: the label is long (RFA's names σ), and a panel caption is one panel wide
+    lines.push_back("vs its own target, " + c.own->label + ":");
+    std::string own = "e_out " + (std::isnan(c.own->relative_error) ? std::string("computing…")
+                                                                      : format("%.3g", c.own->relative_error));
     if (c.own->row_tv >= 0) own += " · misplaced " + percent(c.own->row_tv);
     if (c.own->mass_recall >= 0) own += " · recall " + format("%.3f", c.own->mass_recall);
     lines.push_back(own);
@@ -208,7 +209,9 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
 
 std::string describeError(const Comparison& c) {
   std::string s;
-  for (const std::string& line : describeMetrics(c)) s += (s.empty() ? "" : ", ") + line;
+  // A line ending in ':' introduces the next ("vs its own target, …:" then its figures).
+  for (const std::string& line : describeMetrics(c))
+    s += (s.empty() ? "" : s.back() == ':' ? " " : ", ") + line;
   return s;
 }
 

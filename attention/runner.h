@@ -82,10 +82,10 @@ MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<boo
 ///   "misplaced 23.1 % (row TV)"                      where implied weights exist (bounded, [0, 100] %)
 ///   "e_out 3.2 vs exact (uniform attention 2.9)"     always, with its scale
 ///   "mass recall 0.812"                              where a pattern exists
-///   "vs exact (shared-QK, no self): e_out 0.1 · misplaced 5 %"   the mechanism's own target, labelled
+///   "vs its own target, exact (shared-QK, no self):", then "e_out 0.1 · misplaced 5 %"   (two lines)
 /// A different operator: "N/A — a different operator", then its distance from softmax, labelled as such.
 std::vector<std::string> describeMetrics(const Comparison& c);
-/// describeMetrics joined by ", " (lines never contain ", ").
+/// describeMetrics on one line: joined by ", ", or by " " after a line that ends in ':'.
 std::string describeError(const Comparison& c);
 /// The headline alone (the first line of describeMetrics).
 std::string describeHeadline(const Comparison& c);

@@ -36,8 +36,7 @@ class Lambda final : public Mechanism {
     static const MechanismInfo i{
         "lambda", "LambdaNetworks", "Bello. LambdaNetworks: Modeling Long-Range Interactions Without Attention",
         "2102.08602", 2021, Family::NonPairwise,
-        "O(N²·(|k| + |v|)) with global positions (the paper's per-query λᵖ: O(N²·|k|·|v|)), O(N·|k|·|v|) content "
-        "only",
+        "O(N²·(|k| + |v|)) with global positions, O(N·|k|·|v|) content only",
         CausalSupport::Yes,
         "Summarise the context into a small linear function λ = K'ᵀV (+ a per-query position lambda) and apply it "
         "to each query: the content part forms no attention map.",

@@ -260,7 +260,8 @@ TEST(TruthKernel, FastWeightWriteMovesTheKeysReadOnlyBetaTimesItsSquaredNormTowa
 
 TEST(TruthKernel, LambdaStatesItsPositionCostWithTheValueWidthAndItsCausalConvention) {
   // The position lambdas cost O(N²·(|k| + |v|)) as computed here (O(N²·|k|·|v|) per query in the paper): a
-  // string without |v| understated them. The causal form is attnlab's choice: a convention line says so.
+  // string without |v| understated them. A convention line says how causal runs mask the context (the paper's
+  // experiments are not causal; its appendix B.2 discusses masked contexts).
   const auto& info = requireMechanism("lambda")->info();
   EXPECT_NE(info.complexity.find("O(N²·(|k| + |v|)) with global positions"), std::string::npos) << info.complexity;
   bool causal = false;
