@@ -1379,7 +1379,7 @@ void MainWindow::showOutcome() {
     if (outcome_->pattern_pooled.size() > 0) views << QStringLiteral("pattern");
     for (const auto& step : outcome_->step_patterns) views << QString::fromStdString(step.title);
     if (differenceAvailable()) {
-      if (views.isEmpty()) views << QString::fromLatin1(k_no_third_panel);  // the difference only on request
+      if (views.isEmpty()) views << QString::fromUtf8(k_no_third_panel);  // the difference only on request
       views << QString::fromLatin1(k_difference_view);
     }
     const QString current = pattern_view_->currentText();

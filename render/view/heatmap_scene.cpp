@@ -14,8 +14,9 @@ namespace {
 // Room around the panels, logical pixels. Titles sit above, query ticks left, key ticks and
 // captions below, the legend to the right.
 constexpr float k_margin_left = 64;
-constexpr float k_margin_top = 60;
-constexpr float k_margin_bottom = 84;
+constexpr float k_margin_top = 72;  // the legend's two title lines sit 46 px above its bar, under the frame time (8–20)
+constexpr float k_margin_bottom = 84;  // key ticks (46), one caption line and the footer
+constexpr float k_caption_line = 18;   // each further caption line (the overlay's 14 px body font + 4)
 constexpr float k_gap = 76;           // between panels: room for the next panel's query ticks
 constexpr float k_legend_room = 132;  // bar + tick labels + legend title
 constexpr float k_legend_bar_width = 18;
@@ -107,8 +108,13 @@ SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& s
   SceneLayout layout;
   const std::size_t n = scene.panels.size();
   const float room_w = width - k_margin_left - k_legend_room;
+  // Captions stack under each panel (the headline, e_out with its scale, recall, a mechanism's own target, the
+  // time): the panels leave room for the longest stack, so it never runs under the footer.
+  std::size_t lines = 0;
+  for (const HeatmapImage& p : scene.panels) lines = std::max(lines, p.captions.size() + (p.categories.empty() ? 0 : 1));
+  const float captions = k_caption_line * static_cast<float>(lines > 1 ? lines - 1 : 0);
   // The step bar takes a line of its own under the captions.
-  const float room_h = height - k_margin_top - k_margin_bottom - (scene.steps.count > 0 ? 40.0f : 0.0f);
+  const float room_h = height - k_margin_top - k_margin_bottom - captions - (scene.steps.count > 0 ? 40.0f : 0.0f);
   float aspect_sum = 0;  // Σ width/height of the panels
   std::vector<float> aspects;
   for (const HeatmapImage& p : scene.panels) {

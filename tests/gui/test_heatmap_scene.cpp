@@ -50,6 +50,29 @@ TEST(HeatmapScene, PanelsKeepTheirAspectAndFit) {
   EXPECT_LE(layout.panels[0].y + layout.panels[0].h, 700);
 }
 
+TEST(HeatmapScene, PanelsLeaveRoomForTheirLongestCaptionStack) {
+  // RFA's panel carries five caption lines (misplaced, e_out with its scale, its own target's label and
+  // figures, the time); in a short viewport they ran under the footer.
+  HeatmapScene scene;
+  scene.panels.resize(2);
+  for (HeatmapImage& p : scene.panels) p.source_rows = p.source_cols = 512;
+  scene.panels[0].captions = {"softmax attention"};
+  scene.panels[1].captions = {"misplaced", "e_out"};
+  const float height = 520;
+  const SceneLayout two = layoutScene(1300, height, scene);
+  scene.panels[1].captions = {"misplaced", "e_out", "vs its own target:", "e_out · misplaced", "12 ms"};
+  const SceneLayout five = layoutScene(1300, height, scene);
+  // Line k's 14 px text starts 46 + 18·k below the panel; the footer's 12 px text sits 10 px above the bottom.
+  const float caption_top = 46, line = 18, text = 14, footer = 22;
+  for (const SceneLayout* l : {&two, &five}) {
+    const float lines = l == &two ? 2 : 5;
+    EXPECT_LE(l->panels[1].y + l->panels[1].h + caption_top + (lines - 1) * line + text, height - footer) << lines;
+  }
+  EXPECT_LT(five.panels[1].h, two.panels[1].h);
+  // Height-bound panels start high: the legend's title (46 px above its bar) stays under the frame time.
+  EXPECT_GE(five.legend_bar.y - 46, 22);
+}
+
 TEST(HeatmapScene, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
   // ui_scale s lays the scene out in a viewport s times smaller and scales it back: margins and buttons
   // grow by s, so the panels get less room, and everything stays inside the viewport.

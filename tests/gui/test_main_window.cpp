@@ -1454,6 +1454,15 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_NE(p.title, "difference");
 }
 
+TEST_F(MainWindowTest, AMechanismWithoutPatternOrStepsOffersAnEmDashThenTheDifference) {
+  // RFA has no pattern and no steps: the selector's first entry is "—" (it read "â" when the UTF-8 dash was
+  // decoded as Latin-1).
+  MainWindow window(options("rfa"));
+  showAndWait(window);
+  EXPECT_TRUE(window.setPatternView("\xE2\x80\x94"));
+  EXPECT_TRUE(window.setPatternView("difference"));
+}
+
 TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights) {
   MainWindow window(options("longformer"));
   view::HeatmapWindow* viewport = showViewport(window);
