@@ -189,11 +189,18 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
   if (!c.mechanism->info().approximates_softmax) {
     lines.push_back("N/A — a different operator");
     // How far from softmax it lands, said as a distance, never as an error.
-    if (c.row_tv >= 0) lines.push_back("differs from softmax by " + percent(c.row_tv) + " (row TV; not an error)");
+    if (c.row_tv > 1 + 1e-6)
+      lines.push_back("differs from softmax: row TV " + format("%.3g", c.row_tv) + " (signed weights; not an error)");
+    else if (c.row_tv >= 0)
+      lines.push_back("differs from softmax by " + percent(c.row_tv) + " (row TV; not an error)");
     else if (!pending) lines.push_back("distance from softmax e_out " + e_out + scale + " (not an error)");
     return lines;
   }
-  if (c.row_tv >= 0) lines.push_back("misplaced " + percent(c.row_tv) + " (row TV" + sampledRows(c) + ")");
+  if (c.row_tv > 1 + 1e-6)  // signed implied weights (trigonometric features): not a share any more, and said so
+    lines.push_back("misplaced ≥ 100 % (row TV " + format("%.3g", c.row_tv) + sampledRows(c) +
+                    ": signed weights, not a distribution)");
+  else if (c.row_tv >= 0)
+    lines.push_back("misplaced " + percent(std::min(c.row_tv, 1.0)) + " (row TV" + sampledRows(c) + ")");
   lines.push_back("e_out " + e_out + " vs " + c.reference_label + scale);
   if (c.mass_recall >= 0) lines.push_back("mass recall " + format("%.3f", c.mass_recall));
   if (c.own) {  // two lines: the label is long (RFA's names σ), and a panel caption is one panel wide
@@ -219,7 +226,8 @@ std::string describeHeadline(const Comparison& c) { return describeMetrics(c).fr
 
 std::string describeHeadlineShort(const Comparison& c) {
   if (!c.mechanism->info().approximates_softmax) return "N/A (a different operator)";
-  if (c.row_tv >= 0) return "misplaced " + percent(c.row_tv);
+  if (c.row_tv > 1 + 1e-6) return "misplaced ≥ 100 %";
+  if (c.row_tv >= 0) return "misplaced " + percent(std::min(c.row_tv, 1.0));
   if (std::isnan(c.relative_error)) return "\xE2\x80\x94";
   return "e_out " + format("%.3g", c.relative_error);
 }

@@ -134,6 +134,18 @@ TEST(TruthMetrics, HeadlineIsBoundedWhereE_outIsNot) {
   EXPECT_NEAR(relativeError(Matrix::Zero(in.n(), in.v.cols()), c.reference), 1.0, 1e-12);
 }
 
+TEST(TruthMetrics, SignedWeightsAreNotCalledAShare) {
+  // Performer v1's trigonometric features give signed implied weights: row TV exceeds 1 (1.42 on the
+  // default input at N = 8192), which "misplaced 142 %" would misread as a share.
+  const Inputs in = defaultInputs(256);
+  const Comparison c = compareDefault("performer-v1", in, {{"features", "16"}});
+  ASSERT_GT(c.row_tv, 1.0) << "the test needs signed weights whose row TV exceeds 1";
+  const std::string headline = describeMetrics(c).front();
+  EXPECT_EQ(headline.rfind("misplaced ≥ 100 % (row TV ", 0), 0u) << headline;
+  EXPECT_NE(headline.find("signed weights"), std::string::npos) << headline;
+  EXPECT_EQ(describeHeadlineShort(c), "misplaced ≥ 100 %");
+}
+
 TEST(TruthMetrics, ADifferentOperatorHasNoErrorOnlyADistance) {
   const Inputs in = defaultInputs(96, 16);
   const Comparison c = compareDefault("efficient-attention", in);
