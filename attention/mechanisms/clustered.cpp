@@ -22,27 +22,6 @@
 namespace attn::mech {
 namespace {
 
-/// Above this many pairs the all-keys pattern (5 bytes a pair) is not formed.
-constexpr Index kMaxPatternEntries = Index(1) << 25;
-
-/// The N×M pattern of every pair, component of row i's entries from part(i, out[0..M)).
-Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,
-                       const std::function<void(Index, std::uint8_t*)>& part) {
-  Pattern p;
-  p.rows = n;
-  p.cols = m;
-  p.components = std::move(components);
-  p.row_ptr.resize(size_t(n + 1));
-  p.col.resize(size_t(n * m));
-  p.component.resize(size_t(n * m));
-  for (Index i = 0; i < n; ++i) {
-    p.row_ptr[size_t(i + 1)] = (i + 1) * m;
-    std::iota(p.col.begin() + i * m, p.col.begin() + (i + 1) * m, std::int32_t(0));
-    part(i, p.component.data() + i * m);
-  }
-  return p;
-}
-
 class Clustered final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
@@ -190,7 +169,7 @@ class Clustered final : public Mechanism {
         return block;
       });
       r.explanation.notes.push_back("top-" + std::to_string(topk) + " keys per cluster recomputed exactly");
-      if (options.explain && n * m <= kMaxPatternEntries) {
+      if (options.explain && n * m <= kMaxAllKeysPatternEntries) {
         r.explanation.pattern = allKeysPattern(n, m, {"top-k: own softmax × m̂", "elsewhere: centroid row"},
                                                [&](Index i, std::uint8_t* out) {
                                                  std::fill(out, out + m, std::uint8_t(1));
@@ -198,11 +177,11 @@ class Clustered final : public Mechanism {
                                                });
       }
     }
-    if (!improved && options.explain && n * m <= kMaxPatternEntries)
+    if (!improved && options.explain && n * m <= kMaxAllKeysPatternEntries)
       r.explanation.pattern = allKeysPattern(n, m, {"centroid row (softmax over all keys)"},
                                              [m](Index, std::uint8_t* out) { std::fill(out, out + m, 0); });
-    if (options.explain && n * m > kMaxPatternEntries)
-      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+    if (options.explain && n * m > kMaxAllKeysPatternEntries)
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxAllKeysPatternEntries) +
                                     " pairs: every query's row depends on every key");
     r.explanation.groupings.push_back(Grouping::fromLabels("query clusters", label, std::int32_t(c)));
     for (size_t it = 0; it < km.history.size(); ++it) {

@@ -1,5 +1,7 @@
 #include "attention/mechanisms/common.h"
 
+#include <numeric>
+
 namespace attn::mech {
 
 Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,
@@ -15,6 +17,23 @@ Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<st
   for (Index i = 0; i < rows; ++i) {
     p.col.insert(p.col.end(), col_lists[size_t(i)].begin(), col_lists[size_t(i)].end());
     p.component.insert(p.component.end(), comp_lists[size_t(i)].begin(), comp_lists[size_t(i)].end());
+  }
+  return p;
+}
+
+Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,
+                       const std::function<void(Index, std::uint8_t*)>& part) {
+  Pattern p;
+  p.rows = n;
+  p.cols = m;
+  p.components = std::move(components);
+  p.row_ptr.resize(size_t(n + 1));
+  p.col.resize(size_t(n * m));
+  p.component.resize(size_t(n * m));
+  for (Index i = 0; i < n; ++i) {
+    p.row_ptr[size_t(i + 1)] = (i + 1) * m;
+    std::iota(p.col.begin() + i * m, p.col.begin() + (i + 1) * m, std::int32_t(0));
+    part(i, p.component.data() + i * m);
   }
   return p;
 }

@@ -1,6 +1,7 @@
 // Small helpers shared by the mechanism files.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,13 @@ inline void requireNonCausal(const MechanismInfo& info, const RunOptions& option
     throw UserError(info.title + " has no causal form (" + info.id +
                     " mixes future tokens by construction); turn causal off or pick a causal mechanism");
 }
+
+/// Above this many pairs an all-keys pattern (5 bytes a pair) is not formed (views say why).
+constexpr Index kMaxAllKeysPatternEntries = Index(1) << 25;
+/// The N×M pattern of every pair (each row sees every key: i-clustered, Informer's lazy rows, Sinkhorn's
+/// mixed blocks), the component of row i's entries from part(i, out[0..M)).
+Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,
+                       const std::function<void(Index, std::uint8_t*)>& part);
 
 /// Builds a CSR pattern from per-row sorted column lists with per-entry components.
 Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,

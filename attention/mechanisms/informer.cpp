@@ -20,9 +20,6 @@
 namespace attn::mech {
 namespace {
 
-/// Above this many pairs the all-keys pattern (5 bytes a pair) is not formed.
-constexpr Index kMaxPatternEntries = Index(1) << 25;
-
 class Informer final : public Mechanism {
  public:
   const MechanismInfo& info() const override {
@@ -118,23 +115,14 @@ class Informer final : public Mechanism {
       return block;
     });
     // What each row sees: every key (active: softmax; lazy: the mean of V, 1/M each), tagged by role.
-    if (options.explain && n * m <= kMaxPatternEntries) {
-      Pattern seen;
-      seen.rows = n;
-      seen.cols = m;
-      seen.components = {"active query (softmax)", "lazy query (mean of V)"};
-      seen.row_ptr.resize(size_t(n + 1));
-      seen.col.resize(size_t(n * m));
-      seen.component.resize(size_t(n * m));
-      for (Index i = 0; i < n; ++i) {
-        seen.row_ptr[size_t(i + 1)] = (i + 1) * m;
-        std::iota(seen.col.begin() + i * m, seen.col.begin() + (i + 1) * m, std::int32_t(0));
-        std::fill(seen.component.begin() + i * m, seen.component.begin() + (i + 1) * m,
-                  std::uint8_t((*is_active)[size_t(i)] ? 0 : 1));
-      }
+    if (options.explain && n * m <= kMaxAllKeysPatternEntries) {
+      Pattern seen = allKeysPattern(n, m, {"active query (softmax)", "lazy query (mean of V)"},
+                                    [&](Index i, std::uint8_t* out) {
+                                      std::fill(out, out + m, std::uint8_t((*is_active)[size_t(i)] ? 0 : 1));
+                                    });
       r.explanation.pattern = std::move(seen);
     } else if (options.explain) {
-      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxAllKeysPatternEntries) +
                                     " pairs: every row sees every key (lazy rows: the mean of V)");
     }
     r.explanation.special.push_back(TokenSet{"active queries", "active", active, {}, {}, /*queries_only=*/true});

@@ -47,8 +47,6 @@ Matrix expOf(const Matrix& logits) {
   return logits.unaryExpr([](float x) { return std::isfinite(x) ? std::exp(x) : 0.0f; });
 }
 
-/// Above this many pairs the N×N pattern of what rows see (5 bytes a pair) is not formed.
-constexpr Index kMaxPatternEntries = Index(1) << 25;
 
 class Sinkhorn final : public Mechanism {
  public:
@@ -190,7 +188,7 @@ class Sinkhorn final : public Mechanism {
       if (has_sorted[size_t(i)]) s.row(i).maxCoeff(&top[size_t(i)]);
       seen += b * b * (1 + Index((s.row(i).array() > 0).count()));
     }
-    if (options.explain && seen <= kMaxPatternEntries) {
+    if (options.explain && seen <= kMaxAllKeysPatternEntries) {
       PatternBuilder view(n, n, causal);
       view.add("own block", [&](Index i, std::vector<Index>& out) {
         for (Index j = (i / b) * b; j < (i / b + 1) * b; ++j) out.push_back(j);
@@ -207,7 +205,7 @@ class Sinkhorn final : public Mechanism {
       });
       r.explanation.pattern = view.build(options);
     } else if (options.explain) {
-      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxPatternEntries) +
+      r.explanation.notes.push_back("pattern not formed above " + std::to_string(kMaxAllKeysPatternEntries) +
                                     " pairs: a row sees its own block and every block S mixes into its sorted block");
     }
     std::vector<std::int32_t> block_label(static_cast<size_t>(n));

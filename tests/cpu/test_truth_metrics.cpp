@@ -195,8 +195,8 @@ TEST(TruthMetrics, SampledRowTvAndRecallEstimateTheMeanOverAllRows) {
 }
 
 TEST(TruthMetrics, SweepsGiveTheBoundedHeadlineAndTheScaleAtEveryN) {
-  // The curves' error figure is the share misplaced: it was left out above max_metric_n, so the chart fell
-  // back to e_out (≥ 0.7 for every mechanism on default inputs). Now it is sampled there.
+  // The curves' error figure plotted e_out (≥ 0.7 for every mechanism on default inputs); it plots the share
+  // misplaced now, and row TV, which was left out above max_metric_n, is sampled there.
   SweepSpec spec;
   spec.mechanisms = {"longformer", "reformer"};
   spec.ns = {64, 640};
