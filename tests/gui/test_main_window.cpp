@@ -92,14 +92,6 @@ class MainWindowTest : public ::testing::Test {
     showAndWait(window);
     return window.viewport();
   }
-
-  /// The `count` panels of the viewport as the layout places them (N×N inputs: square panels).
-  static view::SceneLayout panels(const QImage& image, size_t count = 2) {
-    view::HeatmapScene probe;
-    probe.panels.resize(count);
-    for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
-    return view::layoutScene(static_cast<float>(image.width()), static_cast<float>(image.height()), probe);
-  }
 };
 
 /// How many pixel rows of `region` hold ink: a pixel farther than 80 (largest channel) from the colour
@@ -152,7 +144,7 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   // colour (right channel order, LUT applied), and the panel is not one flat colour; the pattern panel
   // holds the component colours (window, global) and the empty colour only.
   ASSERT_EQ(first->pattern_components, (std::vector<std::string>{"global", "window"}));
-  const view::SceneLayout layout = panels(before, 3);
+  const view::SceneLayout layout = layoutOf(window.viewport());  // the scene's own (its captions take room)
   ASSERT_EQ(layout.panels.size(), 3u);
   {
     const view::Rect& r = layout.panels[2];
@@ -1552,7 +1544,7 @@ TEST_F(MainWindowTest, HoverShowsAReadout) {
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage plain = window.viewportImage();
-  const view::Rect r = panels(plain).panels.at(1);
+  const view::Rect r = layoutOf(viewport).panels.at(1);
   const QPoint centre(static_cast<int>(r.x + r.w / 2), static_cast<int>(r.y + r.h / 2));
   QTest::mouseMove(viewport, centre);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
