@@ -207,7 +207,10 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
     lines.push_back("vs its own target, " + c.own->label + ":");
     std::string own = "e_out " + (std::isnan(c.own->relative_error) ? std::string("computing…")
                                                                       : format("%.3g", c.own->relative_error));
-    if (c.own->row_tv >= 0) own += " · misplaced " + percent(c.own->row_tv);
+    if (c.own->row_tv > 1 + 1e-6)  // RFA's sin/cos features can sign its weights, as in the headline
+      own += " · row TV " + format("%.3g", c.own->row_tv) + " (signed weights)";
+    else if (c.own->row_tv >= 0)
+      own += " · misplaced " + percent(c.own->row_tv);
     if (c.own->mass_recall >= 0) own += " · recall " + format("%.3f", c.own->mass_recall);
     lines.push_back(own);
   }
