@@ -303,7 +303,7 @@ struct RenderArgs {
 int commandRender(const RunArgs& a, const RenderArgs& r) {
   const auto view = fig::parseView(r.view);
   if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens, not '" + r.view + "'");
-  const auto colormap = view::parseColormap(r.colormap);
+  const auto colormap = scene::parseColormap(r.colormap);
   if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
   const auto scale = fig::parseScale(r.scale);
   if (!scale) throw attn::UserError("--scale takes linear|log|rank, not '" + r.scale + "'");

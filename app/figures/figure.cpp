@@ -108,28 +108,28 @@ struct Mapper {
   }
 };
 
-QImage valuesImage(const attn::Matrix& m, const Mapper& map, view::Colormap cmap) {
+QImage valuesImage(const attn::Matrix& m, const Mapper& map, scene::Colormap cmap) {
   QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
   for (int r = 0; r < img.height(); ++r) {
     auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
-    for (int c = 0; c < img.width(); ++c) line[c] = colourOf(view::colormapAt(cmap, map(m(r, c)))).rgb();
+    for (int c = 0; c < img.width(); ++c) line[c] = colourOf(scene::colormapAt(cmap, map(m(r, c)))).rgb();
   }
   return img;
 }
 
-QImage signedImage(const attn::Matrix& m, double amplitude, view::Colormap cmap) {
+QImage signedImage(const attn::Matrix& m, double amplitude, scene::Colormap cmap) {
   QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
   for (int r = 0; r < img.height(); ++r) {
     auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
     for (int c = 0; c < img.width(); ++c) {
       const double t = amplitude > 0 ? 0.5 + 0.5 * std::clamp(double(m(r, c)) / amplitude, -1.0, 1.0) : 0.5;
-      line[c] = colourOf(view::colormapAt(cmap, t)).rgb();
+      line[c] = colourOf(scene::colormapAt(cmap, t)).rgb();
     }
   }
   return img;
 }
 
-QColor categoryColour(int k) { return colourOf(view::categoricalPalette()[std::size_t(k) % 8]); }
+QColor categoryColour(int k) { return colourOf(scene::categoricalPalette()[std::size_t(k) % 8]); }
 
 QImage categoricalImage(const attn::Matrix& m, const QColor& empty) {
   QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
@@ -163,7 +163,7 @@ void paintOn(Device& device, const Figure& figure, double scale) {
 
 }  // namespace
 
-QColor colourOf(view::Rgb c) {
+QColor colourOf(scene::Rgb c) {
   return QColor::fromRgbF(std::clamp(c.r, 0.f, 1.f), std::clamp(c.g, 0.f, 1.f), std::clamp(c.b, 0.f, 1.f));
 }
 
@@ -425,7 +425,7 @@ void MatrixFigure::paint(QPainter& p) const {
     }
     colourBar(
         values.label + " (" + scaleName(values.scale) + ")",
-        [&](double t) { return colourOf(view::colormapAt(values.map, t)); },
+        [&](double t) { return colourOf(scene::colormapAt(values.map, t)); },
         [&](double t) {
           const QString v = compact(map.valueAt(t));
           return values.scale == Scale::Rank ? QString("q%1 %2").arg(int(std::lround(t * 100))).arg(v) : v;
@@ -434,7 +434,7 @@ void MatrixFigure::paint(QPainter& p) const {
   }
   if (any_signed)
     colourBar(
-        difference.label, [&](double t) { return colourOf(view::colormapAt(difference.map, t)); },
+        difference.label, [&](double t) { return colourOf(scene::colormapAt(difference.map, t)); },
         [&](double t) { return compact((2 * t - 1) * amplitude); }, {0, 0.25, 0.5, 0.75, 1});
   if (categorical) {
     setFont(p, 8, true);

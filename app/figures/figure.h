@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "attention/types.h"
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 
 namespace attnlab::fig {
 
@@ -66,7 +66,7 @@ struct Panel {
 };
 
 struct ColourScale {
-  view::Colormap map = view::Colormap::Viridis;
+  scene::Colormap map = scene::Colormap::Viridis;
   Scale scale = Scale::Log;
   double log_floor = 1e-4;  ///< Log: the bottom of the scale is max·floor
   QString label = "weight";
@@ -80,7 +80,7 @@ class MatrixFigure : public Figure {
   QString title, subtitle;
   std::vector<Panel> panels;
   ColourScale values;                                     ///< for Values panels
-  ColourScale difference{view::Colormap::Diverging, Scale::Linear, 1e-4, "approx − exact"};
+  ColourScale difference{scene::Colormap::Diverging, Scale::Linear, 1e-4, "approx − exact"};
   std::vector<QString> footer;
   Theme theme = Theme::light();
   double panel_pt = 250;
@@ -132,6 +132,6 @@ class CurveFigure : public Figure {
 QColor seriesColour(int k);
 
 /// A colormap entry as a QColor.
-QColor colourOf(view::Rgb c);
+QColor colourOf(scene::Rgb c);
 
 }  // namespace attnlab::fig

@@ -34,7 +34,7 @@ struct ComparisonRunner::Backend {
   /// are the same.
   struct ExactPool {
     std::shared_ptr<const attn::Inputs> reference;  // held, so its address cannot be reused by another
-    view::ViewWindow window;
+    scene::ViewWindow window;
     attn::Pooling pooling = attn::Pooling::Max;
     attn::Index max_pixels = 0;
     std::string order;
@@ -202,9 +202,9 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         outcome.token_groups[size_t(pos)] = g->label[size_t(order ? order->order[size_t(pos)] : pos)];
     }
     // The window on a matrix of rows × cols.
-    const view::ViewWindow& window = request.window;
+    const scene::ViewWindow& window = request.window;
     auto shownOf = [&](attn::Index rows, attn::Index cols) {
-      return RunOutcome::Shown{view::viewRange(window.row0, window.row1, rows), view::viewRange(window.col0, window.col1, cols)};
+      return RunOutcome::Shown{scene::viewRange(window.row0, window.row1, rows), scene::viewRange(window.col0, window.col1, cols)};
     };
     const RunOutcome::Shown whole_square = shownOf(n, m);
     if (order) {  // the group strip: one label per pixel row of the images pooled below

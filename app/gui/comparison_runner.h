@@ -18,7 +18,7 @@
 
 #include "attention/runner.h"
 #include "render/gpu/backend_factory.h"
-#include "render/view/heatmap_scene.h"
+#include "render/scene/scene.h"
 
 namespace attnlab::gui {
 
@@ -62,7 +62,7 @@ struct RunRequest {
   /// pixel row was, so the window can animate the permutation.
   std::optional<std::string> previous_order;
   /// The zoomed part of the matrices (fractions of rows and columns): only it is pooled, at max_pixels.
-  view::ViewWindow window;
+  scene::ViewWindow window;
   /// When set, nothing is run: the weights of this comparison are pooled again (new size, pooling or window).
   std::shared_ptr<const attn::Comparison> repool;
 };
@@ -88,7 +88,7 @@ struct RunOutcome {
     Shown shown;
   };
   std::vector<OtherOutcome> others;
-  view::ViewWindow window;  ///< the request's window
+  scene::ViewWindow window;  ///< the request's window
   bool repooled = false;    ///< the request pooled an earlier comparison again (nothing ran)
   /// The picture is ready but row TV and mass recall are still being computed: a second outcome with
   /// them follows for the same request (the window shows this one at once).

@@ -14,7 +14,7 @@ namespace attnlab::gui {
 
 void applyTheme(bool light) {
   QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
-  if (light) {  // Fusion's own light palette; the viewport turns light too (HeatmapScene::light)
+  if (light) {  // Fusion's own light palette; the viewport turns light too (scene::Scene::light)
     QApplication::setPalette(QApplication::style()->standardPalette());
     return;
   }

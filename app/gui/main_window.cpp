@@ -188,18 +188,18 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
       QString error;
       if (!selectRow(row, &error)) showError(error);
     });
-    connect(viewport_, &view::HeatmapWindow::stepAction, this, [this](view::StepAction action) {
+    connect(viewport_, &view::HeatmapWindow::stepAction, this, [this](scene::StepAction action) {
       switch (action) {
-        case view::StepAction::First:
+        case scene::StepAction::First:
           stepBy(0);
           break;
-        case view::StepAction::Previous:
+        case scene::StepAction::Previous:
           stepBy(-1);
           break;
-        case view::StepAction::Play:
+        case scene::StepAction::Play:
           if (play_->isEnabled()) play_->toggle();
           break;
-        case view::StepAction::Next:
+        case scene::StepAction::Next:
           stepBy(1);
           break;
         default:
@@ -359,9 +359,9 @@ void MainWindow::buildToolBar() {
   bar->setObjectName(QStringLiteral("display"));
   bar->setMovable(false);
   scale_ = new QComboBox;
-  scale_->addItem(tr("log10"), static_cast<int>(view::ScaleMode::Log10));
-  scale_->addItem(tr("linear"), static_cast<int>(view::ScaleMode::Linear));
-  scale_->addItem(tr("rank"), static_cast<int>(view::ScaleMode::Rank));
+  scale_->addItem(tr("log10"), static_cast<int>(scene::ScaleMode::Log10));
+  scale_->addItem(tr("linear"), static_cast<int>(scene::ScaleMode::Linear));
+  scale_->addItem(tr("rank"), static_cast<int>(scene::ScaleMode::Rank));
   scale_->setToolTip(tr("Colour scale of the weights. log10 shows small weights (and where they are zero)."));
   floor_ = new QComboBox;
   for (int e = -2; e >= -8; --e) floor_->addItem(QStringLiteral("1e%1").arg(e), std::pow(10.0, e));
@@ -380,7 +380,7 @@ void MainWindow::buildToolBar() {
   bar->addWidget(new QLabel(tr("  Pooling ")));
   bar->addWidget(pooling_);
   colormap_ = new QComboBox;
-  for (const std::string& name : view::colormapNames()) colormap_->addItem(QString::fromStdString(name));
+  for (const std::string& name : scene::colormapNames()) colormap_->addItem(QString::fromStdString(name));
   colormap_->setToolTip(tr("Colours of the weights: viridis (default), magma (the widest lightness range: best on "
                            "a projector), cividis (colour-vision friendly), diverging"));
   bar->addWidget(new QLabel(tr("  Colours ")));
@@ -460,7 +460,7 @@ void MainWindow::buildToolBar() {
       scheduleRepool();
   });
   auto restyle = [this] {
-    floor_->setEnabled(colorScale().mode == view::ScaleMode::Log10);
+    floor_->setEnabled(colorScale().mode == scene::ScaleMode::Log10);
     showOutcome();
   };
   connect(scale_, &QComboBox::currentIndexChanged, this, restyle);
@@ -522,7 +522,7 @@ void MainWindow::buildShortcuts() {
     add(tr("Zoom in"), QKeySequence(Qt::Key_Plus), [this] { viewport_->zoomAt(1.5, QPointF(-1, -1)); });
     add(tr("Zoom out"), QKeySequence(Qt::Key_Minus), [this] { viewport_->zoomAt(1 / 1.5, QPointF(-1, -1)); });
     add(tr("Fit to window"), QKeySequence(Qt::Key_0), [this] { viewport_->fitView(); });
-    auto pan = [this](double dx, double dy) { viewport_->setView(view::panView(viewport_->view(), dx, dy)); };
+    auto pan = [this](double dx, double dy) { viewport_->setView(scene::panView(viewport_->view(), dx, dy)); };
     add(tr("Pan left"), QKeySequence(Qt::SHIFT | Qt::Key_Left), [pan] { pan(-0.2, 0); });
     add(tr("Pan right"), QKeySequence(Qt::SHIFT | Qt::Key_Right), [pan] { pan(0.2, 0); });
     add(tr("Pan up"), QKeySequence(Qt::SHIFT | Qt::Key_Up), [pan] { pan(0, -0.2); });
@@ -587,7 +587,7 @@ void MainWindow::setHelpVisible(bool on) {
   help_visible_ = on && viewport_;
   showOutcome();
   if (viewport_ && (!outcome_ || !outcome_->ok)) {  // no result to redraw: put the help on what is shown
-    view::HeatmapScene scene = viewport_->scene();
+    scene::Scene scene = viewport_->scene();
     scene.help = helpLines();
     viewport_->setScene(std::move(scene));
   }
@@ -608,11 +608,11 @@ std::vector<std::pair<std::string, std::string>> MainWindow::helpLines() const {
   return lines;
 }
 
-void MainWindow::applyRankScale(view::HeatmapScene& scene) {
+void MainWindow::applyRankScale(scene::Scene& scene) {
   // One ranking over every weight shown (all continuous panels together), so colours still compare across
   // panels: a weight's colour is the share of the shown weights below it (ties take their middle).
   std::vector<float> all;
-  for (const view::HeatmapImage& p : scene.panels)
+  for (const scene::Panel& p : scene.panels)
     if (p.categories.empty() && !p.signed_values)
       for (attn::Index k = 0; k < p.values.size(); ++k)
         if (!std::isnan(p.values.data()[k])) all.push_back(p.values.data()[k]);
@@ -629,7 +629,7 @@ void MainWindow::applyRankScale(view::HeatmapScene& scene) {
     for (attn::Index k = 0; k < values.size(); ++k) r.data()[k] = rank(values.data()[k]);
     return r;
   };
-  for (view::HeatmapImage& p : scene.panels)
+  for (scene::Panel& p : scene.panels)
     if (p.categories.empty() && !p.signed_values && p.values.size() > 0) {
       p.raw_values = p.values;
       p.values = ranked(p.raw_values);
@@ -664,7 +664,7 @@ void MainWindow::setPresenterMode(bool on) {
     for (QDockWidget* dock : findChildren<QDockWidget*>()) dock->hide();
     menuBar()->hide();
     saved_colormap_ = colormap_->currentIndex();
-    colormap_->setCurrentIndex(static_cast<int>(view::Colormap::Magma));  // black to near white: the most contrast
+    colormap_->setCurrentIndex(static_cast<int>(scene::Colormap::Magma));  // black to near white: the most contrast
     status_notice_->setText(tr("presenter mode: F5 to leave"));
   } else {
     QApplication::setFont(saved_font_);
@@ -804,11 +804,11 @@ void MainWindow::scheduleRepool() {
 attn::Index MainWindow::panelPixels() const {
   if (!viewport_ || viewport_container_->width() < 64) return 512;
   // The panel size the viewport's layout gives the last scene's square panels, in device pixels.
-  view::HeatmapScene probe;
+  scene::Scene probe;
   probe.panels.resize(static_cast<size_t>(panel_count_));
   for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
   probe.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
-  const view::SceneLayout layout = view::layoutScene(static_cast<float>(viewport_container_->width()),
+  const scene::SceneLayout layout = scene::layoutScene(static_cast<float>(viewport_container_->width()),
                                                      static_cast<float>(viewport_container_->height()), probe);
   const double side = layout.panels.empty() ? 512 : layout.panels.front().w * viewport_->devicePixelRatio();
   return std::clamp<attn::Index>(static_cast<attn::Index>(side), 64, k_max_pool_pixels);
@@ -944,7 +944,7 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     pick(colormap_, text(v, "colormap"));
     const nlohmann::json zoom = v.value("zoom", nlohmann::json());
     if (viewport_ && zoom.is_array() && zoom.size() == 4 && std::all_of(zoom.begin(), zoom.end(), [](const auto& x) { return x.is_number(); })) {
-      view::ViewWindow w{zoom[0].get<double>(), zoom[1].get<double>(), zoom[2].get<double>(), zoom[3].get<double>()};
+      scene::ViewWindow w{zoom[0].get<double>(), zoom[1].get<double>(), zoom[2].get<double>(), zoom[3].get<double>()};
       // Kept inside the matrix, so a hand-edited file still gives a usable window.
       const double fr = w.row1 - w.row0, fc = w.col1 - w.col0;
       if (fr > 0 && fc > 0 && fr <= 1 && fc <= 1)
@@ -1232,12 +1232,12 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
   fig::ViewOptions o;
   o.view = *v;
-  o.values.scale = colorScale().mode == view::ScaleMode::Log10  ? fig::Scale::Log
-                   : colorScale().mode == view::ScaleMode::Rank ? fig::Scale::Rank
+  o.values.scale = colorScale().mode == scene::ScaleMode::Log10  ? fig::Scale::Log
+                   : colorScale().mode == scene::ScaleMode::Rank ? fig::Scale::Rank
                                                                 : fig::Scale::Linear;
   o.values.log_floor = floor_->currentData().toDouble();
   o.values.absolute_floor = true;  // the figure's colours as on screen
-  o.values.map = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
+  o.values.map = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
   o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));
   try {
@@ -1256,9 +1256,9 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   return true;
 }
 
-view::ColorScale MainWindow::colorScale() const {
-  view::ColorScale scale;
-  scale.mode = static_cast<view::ScaleMode>(scale_->currentData().toInt());
+scene::ColorScale MainWindow::colorScale() const {
+  scene::ColorScale scale;
+  scale.mode = static_cast<scene::ScaleMode>(scale_->currentData().toInt());
   scale.floor = static_cast<float>(floor_->currentData().toDouble());
   return scale;
 }
@@ -1270,7 +1270,7 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     showError(QString::fromStdString(outcome->error));
     status_time_->clear();
     if (viewport_) {
-      view::HeatmapScene scene;
+      scene::Scene scene;
       scene.placeholder = (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
       scene.light = light_;
       scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
@@ -1308,8 +1308,8 @@ void MainWindow::showOutcome() {
   const attn::MechanismInfo& info = c.mechanism->info();
   const char* pooling = outcome_->pooling == attn::Pooling::Max ? "max" : "mean";
 
-  view::HeatmapScene scene;
-  view::HeatmapImage exact;
+  scene::Scene scene;
+  scene::Panel exact;
   exact.title = c.reference_label.empty() ? std::string("exact") : c.reference_label;
   exact.values = outcome_->exact_pooled;
   exact.source_rows = c.exact.explanation.weights.rows();
@@ -1321,7 +1321,7 @@ void MainWindow::showOutcome() {
   exact.empty_text = "exact attention implies no weights here";
   exact.captions.push_back("softmax attention \xC2\xB7 " + ms(c.exact_ms).toStdString());
 
-  view::HeatmapImage approx;
+  scene::Panel approx;
   approx.title = info.title;
   approx.values = outcome_->approx_pooled;
   approx.source_rows = c.approx.explanation.weights ? c.approx.explanation.weights.rows() : c.inputs.n();
@@ -1349,7 +1349,7 @@ void MainWindow::showOutcome() {
   scene.group_name = outcome_->token_group_name;
   scene.token_groups = outcome_->token_groups;
   if (const std::optional<attn::Grouping> g = displayedOrder()) scene.token_at = g->order;
-  scene.colormap = static_cast<view::Colormap>(std::max(0, colormap_->currentIndex()));
+  scene.colormap = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
   scene.scale.lo = 0;
   scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
   approx.marks = outcome_->marks;
@@ -1398,7 +1398,7 @@ void MainWindow::showOutcome() {
   }
   const int chosen = pattern_view_->currentIndex();
   const bool own = outcome_->pattern_pooled.size() > 0;
-  view::HeatmapImage pattern;
+  scene::Panel pattern;
   if (pattern_view_->currentText() == QLatin1String(k_difference_view)) {  // mechanism − exact, signed
     pattern.title = "difference";
     pattern.values = outcome_->difference_pooled;
@@ -1415,7 +1415,7 @@ void MainWindow::showOutcome() {
                                   pattern.shown_cols);
       pattern.captions.push_back(info.title + " \xE2\x88\x92 exact, mean per pixel");
       pattern.captions.push_back("blue: less weight than exact \xC2\xB7 red: more \xC2\xB7 \xC2\xB1" +
-                                 view::formatValue(range, 3));
+                                 scene::formatValue(range, 3));
     } else {
       pattern.empty_text = "pooling the difference\xE2\x80\xA6";
       // Pooled on request; a repool that already asked for it and came back without does not ask again.
@@ -1451,7 +1451,7 @@ void MainWindow::showOutcome() {
   }
   if (!outcome_->others.empty()) {  // compare mode: the other mechanisms instead of the pattern panel
     for (const RunOutcome::OtherOutcome& other : outcome_->others) {
-      view::HeatmapImage panel;
+      scene::Panel panel;
       const auto mechanism = attn::findMechanism(other.id);
       panel.title = mechanism ? mechanism->info().title : other.id;
       panel.pooling = pooling;
@@ -1485,7 +1485,7 @@ void MainWindow::showOutcome() {
       pattern.pooling = "mean";
       const float range = std::max(pattern.values.maxCoeff(), -pattern.values.minCoeff());
       pattern.signed_range = range;
-      pattern.captions.push_back("blue: negative \xC2\xB7 red: positive \xC2\xB7 \xC2\xB1" + view::formatValue(range, 3));
+      pattern.captions.push_back("blue: negative \xC2\xB7 red: positive \xC2\xB7 \xC2\xB1" + scene::formatValue(range, 3));
     } else {  // non-negative (a transport plan, a kernel, templates): on the weights' scale
       pattern.pooling = pooling;
       scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
@@ -1514,7 +1514,7 @@ void MainWindow::showOutcome() {
     for (attn::Index k = 0; k < p; ++k)
       to[size_t(k)] = std::clamp<attn::Index>(
           attn::Index(std::lround((1 - t) * (double(from[size_t(k)]) * double(p) - 0.5) + t * double(k))), 0, p - 1);
-    for (view::HeatmapImage& panel : scene.panels) {
+    for (scene::Panel& panel : scene.panels) {
       if (panel.values.rows() != p || panel.values.cols() != p) continue;
       attn::Matrix moved = attn::Matrix::Zero(p, p);
       for (attn::Index a = 0; a < p; ++a)
@@ -1543,7 +1543,7 @@ void MainWindow::showOutcome() {
     scene.minimap.source_rows = outcome_->minimap_rows;
     scene.minimap.source_cols = outcome_->minimap_cols;
   }
-  if (scene.scale.mode == view::ScaleMode::Rank) applyRankScale(scene);  // after the animation's scatter
+  if (scene.scale.mode == scene::ScaleMode::Rank) applyRankScale(scene);  // after the animation's scatter
 
   const attn::InputSpec& spec = c.inputs.spec;
   std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);

@@ -18,7 +18,7 @@
 
 #include "app/gui/comparison_runner.h"
 #include "app/gui/gui.h"
-#include "render/view/heatmap_scene.h"
+#include "render/scene/scene.h"
 
 class QComboBox;
 class QMenu;
@@ -175,7 +175,7 @@ class MainWindow : public QMainWindow {
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
   /// ScaleMode::Rank: replaces the continuous panels' values by their ranks among all shown weights.
-  static void applyRankScale(view::HeatmapScene& scene);
+  static void applyRankScale(scene::Scene& scene);
   /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
   void stepBy(int delta);
   /// Whether the mechanism's implied weights have exact's shape (the "difference" view exists).
@@ -184,7 +184,7 @@ class MainWindow : public QMainWindow {
   static constexpr const char* k_no_third_panel = "\xE2\x80\x94";  // "—": a mechanism without a pattern or steps
   /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).
   attn::Index panelPixels() const;
-  view::ColorScale colorScale() const;
+  scene::ColorScale colorScale() const;
 
   std::shared_ptr<const attn::Mechanism> mechanism_;
   std::string mechanism_id_;

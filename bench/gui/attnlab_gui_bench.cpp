@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
   }
   const std::string device = window.lastOutcome() ? window.lastOutcome()->backend_label : std::string();
   std::printf("first result on screen after %.0f ms (%s)\n\n", double(first.elapsed()), device.c_str());
-  const auto layout = attnlab::view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
-  const attnlab::view::Rect r = layout.panels.at(1);
+  const auto layout = attnlab::scene::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+  const attnlab::scene::Rect r = layout.panels.at(1);
   const QPointF centre(r.x + r.w / 2, r.y + r.h / 2);
   // Interactive frames: each input event, then the frame that shows it (textures stretched at once; the
   // sharp pooling of the new window follows when the input pauses).
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   if (!window.waitForIdle(600000)) return 1;
   QElapsedTimer settle;
   for (int k = 0; k < 24; ++k)
-    if (!measure([&] { window.viewport()->setView(attnlab::view::panView(viewport->view(), k < 12 ? 0.05 : -0.05, 0.02)); }))
+    if (!measure([&] { window.viewport()->setView(attnlab::scene::panView(viewport->view(), k < 12 ? 0.05 : -0.05, 0.02)); }))
       return 1;
   const double pan_median = median(frame_ms);
   settle.start();

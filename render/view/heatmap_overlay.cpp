@@ -11,14 +11,14 @@
 #include <cmath>
 #include <cstdio>
 
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 #include "render/view/heatmap_window.h"
 
 namespace attnlab::view {
 
 namespace {
 
-/// The overlay's colours for a dark or a light viewport (HeatmapScene::light).
+/// The overlay's colours for a dark or a light viewport (scene::Scene::light).
 struct OverlayPalette {
   ImU32 text, dim, frame, tick, highlight, box;
 };
@@ -118,10 +118,10 @@ std::pair<double, double> pixelEntries(int pixel, attn::Index pixels, attn::Rang
   return {static_cast<double>(shown.begin) + per * pixel, static_cast<double>(shown.begin) + per * (pixel + 1)};
 }
 
-attn::Range shownRows(const HeatmapImage& p) {
+attn::Range shownRows(const scene::Panel& p) {
   return p.shown_rows.size() > 0 ? p.shown_rows : attn::Range{0, p.source_rows > 0 ? p.source_rows : p.values.rows()};
 }
-attn::Range shownCols(const HeatmapImage& p) {
+attn::Range shownCols(const scene::Panel& p) {
   return p.shown_cols.size() > 0 ? p.shown_cols : attn::Range{0, p.source_cols > 0 ? p.source_cols : p.values.cols()};
 }
 
@@ -135,8 +135,8 @@ std::string rangeText(const char* name, attn::Range r) {
   return buf;
 }
 
-void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts) {
-  const HeatmapImage& panel = scene.panels[index];
+void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts) {
+  const scene::Panel& panel = scene.panels[index];
   const PanelAxes axes{r, panelSpan(scene, index)};
   const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   const float cx = r.x + r.w / 2;
@@ -227,7 +227,7 @@ void drawPanel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, con
   }
 }
 
-void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, const OverlayFonts& fonts,
+void drawLegend(ImDrawList* dl, const scene::Scene& scene, const Rect& bar, const OverlayFonts& fonts,
                 const std::optional<float>& marker) {
   if (bar.h <= 8) return;
   const Face body = face(fonts, fonts.body), small = face(fonts, fonts.small);
@@ -258,8 +258,8 @@ void drawLegend(ImDrawList* dl, const HeatmapScene& scene, const Rect& bar, cons
 }
 
 /// Outlines pixel (row, col) of a panel (at least 7 px wide so it stays visible at any zoom).
-void highlightPixel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index, const Rect& r, int row, int col) {
-  const HeatmapImage& panel = scene.panels[index];
+void highlightPixel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, int row, int col) {
+  const scene::Panel& panel = scene.panels[index];
   const PanelAxes axes{r, panelSpan(scene, index)};
   const auto [i0, i1] = pixelEntries(row, panel.values.rows(), shownRows(panel));
   const auto [j0, j1] = pixelEntries(col, panel.values.cols(), shownCols(panel));
@@ -273,10 +273,10 @@ void highlightPixel(ImDrawList* dl, const HeatmapScene& scene, std::size_t index
   dl->AddRect(ImVec2(std::floor(x0), std::floor(y0)), ImVec2(std::ceil(x1), std::ceil(y1)), k_highlight);
 }
 
-void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const HoverHit& hit,
+void drawReadout(ImDrawList* dl, const scene::Scene& scene, const SceneLayout& layout, const HoverHit& hit,
                  const PointerState& pointer, const OverlayFonts& fonts, float width, float height) {
   const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body);
-  const HeatmapImage& here = scene.panels[static_cast<std::size_t>(hit.panel)];
+  const scene::Panel& here = scene.panels[static_cast<std::size_t>(hit.panel)];
   const bool pooled = hit.rows.size() > 1 || hit.cols.size() > 1;
   struct Line {
     std::string left, right;
@@ -294,7 +294,7 @@ void drawReadout(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
   }
   // The value in every panel at the same pixel (they share the grid when they share the shape).
   for (std::size_t k = 0; k < scene.panels.size(); ++k) {
-    const HeatmapImage& p = scene.panels[k];
+    const scene::Panel& p = scene.panels[k];
     if (static_cast<int>(k) != hit.panel && (p.own_order || here.own_order)) continue;  // another token order
     if (p.values.rows() != here.values.rows() || p.values.cols() != here.values.cols() ||
         p.shown_rows.begin != here.shown_rows.begin || p.shown_cols.begin != here.shown_cols.begin)
@@ -372,7 +372,7 @@ OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
   return fonts;
 }
 
-void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+void drawStepBar(ImDrawList* dl, const scene::Scene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts) {
   const Face body = face(fonts, fonts.body);
   const StepAction hovered = pointer.inside ? stepActionAt(layout, float(pointer.pos.x()), float(pointer.pos.y()))
@@ -423,7 +423,7 @@ void drawStepBar(ImDrawList* dl, const HeatmapScene& scene, const SceneLayout& l
 }
 
 /// The help: a centred box of keys and what they do, in as many columns as fit.
-void drawHelp(ImDrawList* dl, const HeatmapScene& scene, const OverlayFonts& fonts, float width, float height) {
+void drawHelp(ImDrawList* dl, const scene::Scene& scene, const OverlayFonts& fonts, float width, float height) {
   const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body);
   float keys_w = 0, what_w = 0;
   for (const auto& [keys, what] : scene.help) {
@@ -449,7 +449,7 @@ void drawHelp(ImDrawList* dl, const HeatmapScene& scene, const OverlayFonts& fon
   }
 }
 
-void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height) {
   usePalette(scene.light ? k_light_palette : k_dark_palette);
   g_pixel = uiScale(scene);
@@ -504,7 +504,7 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
   if (!scene.help.empty()) drawHelp(dl, scene, fonts, width, height);
 }
 
-std::string readoutAxisText(const HeatmapScene& scene, const HeatmapImage& panel, bool query, attn::Range r) {
+std::string readoutAxisText(const scene::Scene& scene, const scene::Panel& panel, bool query, attn::Range r) {
   const char* name = query ? "query i" : "key j";
   const std::string sorted_name = query ? "sorted row" : "sorted column";
   if (panel.own_order) return rangeText(sorted_name.c_str(), r);  // its own order: no token list for it

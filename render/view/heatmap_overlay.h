@@ -2,11 +2,14 @@
 // panel frames, captions, the colour legend, the footer and the hover readout. Drawn with ImGui's
 // draw lists between ImGui::NewFrame() and ImGui::Render(); it reads the scene, never writes it.
 #pragma once
-#include "render/view/heatmap_scene.h"
+#include "render/scene/scene.h"
 
 struct ImFont;
 
 namespace attnlab::view {
+
+// The viewport draws the view model's types (render/scene) and nothing else.
+using namespace attnlab::scene;  // NOLINT(google-build-using-namespace)
 
 struct PointerState;
 
@@ -25,7 +28,7 @@ struct OverlayFonts {
 /// The hover readout's line for the query (or key) entries `r` of `panel`: "query i = 5", or in a
 /// sorted view the token and its place, "query i = 57 (sorted row 301)", or "sorted row = 300–302" for
 /// a pooled pixel; a panel in its own order only gives sorted positions.
-std::string readoutAxisText(const HeatmapScene& scene, const HeatmapImage& panel, bool query, attn::Range r);
+std::string readoutAxisText(const scene::Scene& scene, const scene::Panel& panel, bool query, attn::Range r);
 
 OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize = 1);
 
@@ -37,7 +40,7 @@ struct FrameStats {
 };
 
 /// Draws the overlay for a width × height (logical pixels) viewport.
-void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const PointerState& pointer,
+void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const PointerState& pointer,
                  const OverlayFonts& fonts, const FrameStats& stats, float width, float height);
 
 }  // namespace attnlab::view

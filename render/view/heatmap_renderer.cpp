@@ -16,7 +16,7 @@
 #include <array>
 #include <cstring>
 
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 #include "render/view/heatmap_window.h"
 
 #include "attnlab_draw_shaders.h"
@@ -423,11 +423,11 @@ void HeatmapRenderer::uploadScene(VkCommandBuffer cb) {
   for (PanelTexture& p : panels_) retired_.push_back({p, Staging{}, frame_});
   panels_.clear();
   // The panels, then the minimap (always last, when it has values).
-  std::vector<const HeatmapImage*> sources;
-  for (const HeatmapImage& panel : window_->scene().panels) sources.push_back(&panel);
+  std::vector<const scene::Panel*> sources;
+  for (const scene::Panel& panel : window_->scene().panels) sources.push_back(&panel);
   if (window_->scene().minimap.values.size() > 0) sources.push_back(&window_->scene().minimap);
-  for (const HeatmapImage* image : sources) {
-    const HeatmapImage& panel = *image;
+  for (const scene::Panel* image : sources) {
+    const scene::Panel& panel = *image;
     PanelTexture texture;
     const auto rows = static_cast<std::uint32_t>(panel.values.rows());
     const auto cols = static_cast<std::uint32_t>(panel.values.cols());
@@ -515,7 +515,7 @@ void HeatmapRenderer::startNextFrame() {
 
   if (ready_ && uploaded_version_ != window_->sceneVersion()) uploadScene(cb);
 
-  const HeatmapScene& scene = window_->scene();
+  const scene::Scene& scene = window_->scene();
   const SceneLayout layout = layoutScene(width, height, scene);
   if (imgui_) {
     ImGui::SetCurrentContext(imgui_);

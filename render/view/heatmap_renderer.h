@@ -15,6 +15,9 @@ struct ImGuiContext;
 
 namespace attnlab::view {
 
+// The viewport draws the view model's types (render/scene) and nothing else.
+using namespace attnlab::scene;  // NOLINT(google-build-using-namespace)
+
 class HeatmapWindow;
 
 class HeatmapRenderer : public QVulkanWindowRenderer {

@@ -82,7 +82,7 @@ bool HeatmapWindow::vulkanReady() const { return instance_ && instance_->isValid
 
 QVulkanWindowRenderer* HeatmapWindow::createRenderer() { return new HeatmapRenderer(this); }
 
-void HeatmapWindow::setScene(HeatmapScene scene) {
+void HeatmapWindow::setScene(scene::Scene scene) {
   const ViewWindow view = scene_.view;  // the window owns zoom and pan (setView)
   const std::pair<double, double> before = minimumSpan();
   scene_ = std::move(scene);
@@ -91,7 +91,7 @@ void HeatmapWindow::setScene(HeatmapScene scene) {
   // A matrix of another size, smaller than the view was zoomed for: widen the view to the closest zoom
   // allowed (8 entries a side), as a wheel notch would. A scene of the same size (a restyle, a step, a
   // view set for a run still to come) or without matrices (a message) keeps the view as it is.
-  const bool matrices = std::any_of(scene_.panels.begin(), scene_.panels.end(), [](const HeatmapImage& p) {
+  const bool matrices = std::any_of(scene_.panels.begin(), scene_.panels.end(), [](const scene::Panel& p) {
     return p.zoomable && p.source_rows > 0 && p.source_cols > 0;
   });
   if (const auto [min_rows, min_cols] = minimumSpan();
@@ -138,7 +138,7 @@ void HeatmapWindow::setView(const ViewWindow& v) {
 }
 
 std::pair<double, double> HeatmapWindow::minimumSpan() const {
-  for (const HeatmapImage& p : scene_.panels)
+  for (const scene::Panel& p : scene_.panels)
     if (p.zoomable && p.source_rows > 0 && p.source_cols > 0)
       return {std::min(1.0, 8.0 / double(p.source_rows)), std::min(1.0, 8.0 / double(p.source_cols))};
   return {1.0, 1.0};

@@ -14,11 +14,14 @@
 #include <memory>
 
 #include "render/view/heatmap_overlay.h"
-#include "render/view/heatmap_scene.h"
+#include "render/scene/scene.h"
 
 class QVulkanInstance;
 
 namespace attnlab::view {
+
+// The viewport draws the view model's types (render/scene) and nothing else.
+using namespace attnlab::scene;  // NOLINT(google-build-using-namespace)
 
 /// Mouse state the overlay reads (logical pixels, window coordinates).
 struct PointerState {
@@ -44,7 +47,7 @@ class HeatmapWindow : public QVulkanWindow {
 
   /// Replaces what is shown (but not the view window, which stays as setView and the mouse left it).
   /// Textures are re-uploaded on the next frame.
-  void setScene(HeatmapScene scene);
+  void setScene(scene::Scene scene);
   /// Changes only the colour scale (no upload).
   void setColorScale(const ColorScale& scale);
   /// Zoom and pan: the part of the matrices the zoomable panels show (no upload: the textures are
@@ -55,7 +58,7 @@ class HeatmapWindow : public QVulkanWindow {
   void zoomAt(double factor, QPointF at);
   /// Fits the whole matrix (zoom 1×).
   void fitView() { setView(ViewWindow{}); }
-  const HeatmapScene& scene() const { return scene_; }
+  const scene::Scene& scene() const { return scene_; }
   /// Increases with every setScene(); the renderer compares it with what it uploaded.
   std::uint64_t sceneVersion() const { return scene_version_; }
   /// The scene version of the last frame submitted (sceneVersion() once the newest scene is on screen).
@@ -76,7 +79,7 @@ class HeatmapWindow : public QVulkanWindow {
 
   /// Background colour the renderer clears to (also used to detect channel order in grabImage()).
   static constexpr std::uint8_t k_background_rgb[3] = {24, 27, 33};
-  static constexpr std::uint8_t k_light_background_rgb[3] = {246, 247, 250};  ///< HeatmapScene::light
+  static constexpr std::uint8_t k_light_background_rgb[3] = {246, 247, 250};  ///< scene::Scene::light
   /// The background of the scene shown now.
   const std::uint8_t* background() const { return scene_.light ? k_light_background_rgb : k_background_rgb; }
 
@@ -92,9 +95,9 @@ class HeatmapWindow : public QVulkanWindow {
   /// Emitted after a frame showing scene `version` was submitted.
   void frameRendered(quint64 version);
   /// The view window changed (wheel, drag, keys, setView).
-  void viewChanged(attnlab::view::ViewWindow view);
+  void viewChanged(attnlab::scene::ViewWindow view);
   /// A step-bar button was clicked.
-  void stepAction(attnlab::view::StepAction action);
+  void stepAction(attnlab::scene::StepAction action);
   /// A click (not a drag) on a zoomable panel picked query row `row` (of the matrix as displayed).
   void rowClicked(qint64 row);
 
@@ -116,7 +119,7 @@ class HeatmapWindow : public QVulkanWindow {
 
   std::unique_ptr<QVulkanInstance> instance_;
   QString vulkan_error_;
-  HeatmapScene scene_;
+  scene::Scene scene_;
   std::uint64_t scene_version_ = 0;
   std::uint64_t rendered_version_ = 0;
   PointerState pointer_;

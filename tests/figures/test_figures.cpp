@@ -250,17 +250,17 @@ TEST(Figures, PdfIsOnePageOfTheFiguresSize) {
 }
 
 // CIELAB lightness of an sRGB colour.
-double lightness(view::Rgb c) {
+double lightness(scene::Rgb c) {
   auto lin = [](double v) { return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
   const double y = 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
   return y > 216.0 / 24389 ? 116 * std::cbrt(y) - 16 : y * 24389.0 / 27;
 }
 
 TEST(Figures, SequentialColormapsRiseInLightnessEvenlyAndTheDivergingOnePeaksInTheMiddle) {
-  for (auto map : {view::Colormap::Viridis, view::Colormap::Magma, view::Colormap::Cividis}) {
-    const auto& lut = view::table(map);
+  for (auto map : {scene::Colormap::Viridis, scene::Colormap::Magma, scene::Colormap::Cividis}) {
+    const auto& lut = scene::table(map);
     for (std::size_t i = 1; i < lut.size(); ++i)
-      EXPECT_GT(lightness(lut[i]), lightness(lut[i - 1])) << view::colormapName(map) << " entry " << i;
+      EXPECT_GT(lightness(lut[i]), lightness(lut[i - 1])) << scene::colormapName(map) << " entry " << i;
     // Even: the lightness gained over each sixteenth of the map. These maps are uniform in CAM02-UCS,
     // whose lightness J' departs from CIELAB L* near black, so the first sixteenth is left out.
     double lo = 1e9, hi = -1e9;
@@ -269,16 +269,16 @@ TEST(Figures, SequentialColormapsRiseInLightnessEvenlyAndTheDivergingOnePeaksInT
       lo = std::min(lo, step);
       hi = std::max(hi, step);
     }
-    EXPECT_LT(hi / lo, 1.5) << view::colormapName(map) << ": lightness steps should be even";
-    EXPECT_GT(lightness(lut.back()) - lightness(lut.front()), 60) << view::colormapName(map);
+    EXPECT_LT(hi / lo, 1.5) << scene::colormapName(map) << ": lightness steps should be even";
+    EXPECT_GT(lightness(lut.back()) - lightness(lut.front()), 60) << scene::colormapName(map);
   }
-  const auto& div = view::table(view::Colormap::Diverging);
+  const auto& div = scene::table(scene::Colormap::Diverging);
   const std::size_t peak = std::size_t(std::max_element(div.begin(), div.end(), [](auto a, auto b) {
                                          return lightness(a) < lightness(b);
                                        }) - div.begin());
   EXPECT_NEAR(double(peak), 127.5, 8);
   EXPECT_NEAR(lightness(div.front()), lightness(div.back()), 8) << "both ends equally dark";
-  for (const auto& name : view::colormapNames()) EXPECT_TRUE(view::parseColormap(name).has_value()) << name;
+  for (const auto& name : scene::colormapNames()) EXPECT_TRUE(scene::parseColormap(name).has_value()) << name;
 }
 
 TEST(Figures, EveryViewNamesWhatIsMissingInsteadOfDrawingNothing) {

@@ -45,7 +45,7 @@
 #include "app/gui/main_window.h"
 #include "app/gui/row_panel.h"
 #include "attention/random.h"
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 #include "render/view/heatmap_window.h"
 #include "tests/gui/gui_test_util.h"
 #include "tests/image_diff.h"
@@ -56,8 +56,8 @@ namespace {
 constexpr int k_timeout_ms = 120000;
 
 /// Where the viewport's current scene puts everything, in its window coordinates.
-view::SceneLayout layoutOf(const view::HeatmapWindow* viewport) {
-  return view::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
+scene::SceneLayout layoutOf(const view::HeatmapWindow* viewport) {
+  return scene::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
 }
 
 class MainWindowTest : public ::testing::Test {
@@ -115,7 +115,7 @@ int inkRows(const QImage& image, const QRect& region) {
 /// Largest per-channel distance from `colour` to the nearest viridis entry.
 int distanceToViridis(QRgb colour) {
   int best = 255;
-  for (const view::Rgb& c : view::viridis()) {
+  for (const scene::Rgb& c : scene::viridis()) {
     const int d = std::max({std::abs(qRed(colour) - static_cast<int>(std::lround(c.r * 255))),
                             std::abs(qGreen(colour) - static_cast<int>(std::lround(c.g * 255))),
                             std::abs(qBlue(colour) - static_cast<int>(std::lround(c.b * 255)))});
@@ -144,22 +144,22 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   // colour (right channel order, LUT applied), and the panel is not one flat colour; the pattern panel
   // holds the component colours (window, global) and the empty colour only.
   ASSERT_EQ(first->pattern_components, (std::vector<std::string>{"global", "window"}));
-  const view::SceneLayout layout = layoutOf(window.viewport());  // the scene's own (its captions take room)
+  const scene::SceneLayout layout = layoutOf(window.viewport());  // the scene's own (its captions take room)
   ASSERT_EQ(layout.panels.size(), 3u);
   {
-    const view::Rect& r = layout.panels[2];
+    const scene::Rect& r = layout.panels[2];
     const QImage inside = before.copy(QRect(static_cast<int>(r.x) + 2, static_cast<int>(r.y) + 2,
                                             static_cast<int>(r.w) - 4, static_cast<int>(r.h) - 4));
     std::set<QRgb> seen;
     for (int y = 0; y < inside.height(); ++y)
       for (int x = 0; x < inside.width(); ++x) seen.insert(inside.pixel(x, y) & 0xffffff);
-    auto rgb = [](const view::Rgb& c) {
+    auto rgb = [](const scene::Rgb& c) {
       return QRgb((int(std::lround(c.r * 255)) << 16) | (int(std::lround(c.g * 255)) << 8) | int(std::lround(c.b * 255)));
     };
-    const std::set<QRgb> allowed = {rgb(view::categoricalPalette()[0]), rgb(view::categoricalPalette()[1]),
-                                    rgb(view::k_categorical_empty)};
+    const std::set<QRgb> allowed = {rgb(scene::categoricalPalette()[0]), rgb(scene::categoricalPalette()[1]),
+                                    rgb(scene::k_categorical_empty)};
     for (QRgb c : seen) EXPECT_TRUE(allowed.count(c)) << "unexpected pattern colour " << std::hex << c;
-    EXPECT_TRUE(seen.count(rgb(view::categoricalPalette()[1])) && seen.count(rgb(view::k_categorical_empty)))
+    EXPECT_TRUE(seen.count(rgb(scene::categoricalPalette()[1])) && seen.count(rgb(scene::k_categorical_empty)))
         << "the pattern panel should show the window and the empty pairs";
     // The globals are rows and columns 0–1: a pixel wide at this size, at the edge; check the data.
     std::set<int> values;
@@ -169,7 +169,7 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
     EXPECT_EQ(first->marks, (std::vector<attn::Index>{0, 1}));
   }
   for (size_t k = 0; k < 2; ++k) {
-    const view::Rect& r = layout.panels[k];
+    const scene::Rect& r = layout.panels[k];
     ASSERT_GT(r.w, 100);
     const QImage inside = before.copy(QRect(static_cast<int>(r.x) + 2, static_cast<int>(r.y) + 2,
                                             static_cast<int>(r.w) - 4, static_cast<int>(r.h) - 4));
@@ -298,9 +298,9 @@ TEST_F(MainWindowTest, SignedFactorsAreDivergingOnTheirOwnRangeAndLeaveTheWeight
   ASSERT_GT(w->pooled.maxCoeff(), 1) << "W's entries exceed every weight: the test would not tell the scales apart";
   ASSERT_TRUE(window.setPatternView(w->title));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::HeatmapScene& scene = viewport->scene();
+  const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 3u);
-  const view::HeatmapImage& panel = scene.panels[2];
+  const scene::Panel& panel = scene.panels[2];
   EXPECT_TRUE(panel.signed_values);
   EXPECT_FLOAT_EQ(panel.signed_range, std::max(w->pooled.maxCoeff(), -w->pooled.minCoeff()));
   EXPECT_LE(scene.scale.hi, 1.0f + 1e-6f);
@@ -345,7 +345,7 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   ASSERT_EQ(sorted->row_groups.size(), static_cast<size_t>(sorted->exact_pooled.rows()));
   EXPECT_TRUE(std::is_sorted(sorted->row_groups.begin(), sorted->row_groups.end())) << "groups run in order";
   // The hover readout names the groups of i and j: one label per token, in the displayed order.
-  const view::HeatmapScene& scene = window.viewport()->scene();
+  const scene::Scene& scene = window.viewport()->scene();
   EXPECT_EQ(scene.group_name, sorted->order);
   ASSERT_EQ(scene.token_groups.size(), 256u);
   EXPECT_TRUE(std::is_sorted(scene.token_groups.begin(), scene.token_groups.end()));
@@ -705,8 +705,8 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   // rows high; in presenter mode every unit is 1.5 pixels.
   auto titleInk = [&] {
     const QImage image = window.viewportImage();
-    const view::Rect r = layoutOf(window.viewport()).panels.at(0);
-    const float s = view::uiScale(window.viewport()->scene());
+    const scene::Rect r = layoutOf(window.viewport()).panels.at(0);
+    const float s = scene::uiScale(window.viewport()->scene());
     const double ratio = double(image.width()) / window.viewport()->width();
     return inkRows(image, QRect(int(r.x * ratio), int((r.y - 50 * s) * ratio), int(r.w * ratio), int(26 * s * ratio)));
   };
@@ -720,7 +720,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   EXPECT_NEAR(QApplication::font().pointSizeF(), 1.5 * font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_NE(window.viewport(), nullptr);
-  EXPECT_EQ(window.viewport()->scene().colormap, view::Colormap::Magma);  // the high-contrast map
+  EXPECT_EQ(window.viewport()->scene().colormap, scene::Colormap::Magma);  // the high-contrast map
   EXPECT_FLOAT_EQ(window.viewport()->scene().ui_scale, 1.5f);
   const int presenter_title = titleInk();
   EXPECT_GE(presenter_title, plain_title * 1.3) << plain_title << " rows of title text before";
@@ -753,7 +753,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   EXPECT_GE(visible, 4);
   EXPECT_NEAR(QApplication::font().pointSizeF(), font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  EXPECT_EQ(window.viewport()->scene().colormap, view::Colormap::Viridis);
+  EXPECT_EQ(window.viewport()->scene().colormap, scene::Colormap::Viridis);
 }
 
 TEST_F(MainWindowTest, TheNewestRequestWins) {
@@ -889,13 +889,13 @@ TEST_F(MainWindowTest, AStepInItsOwnTokenOrderIsNotPairedWithThePanelsInTheScene
   ASSERT_NE(sorted, out->step_patterns.end());
   ASSERT_TRUE(window.setPatternView(sorted->title));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::HeatmapScene& scene = viewport->scene();
+  const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 3u);
   EXPECT_TRUE(scene.panels[2].own_order);
   EXPECT_FALSE(scene.panels[0].own_order || scene.panels[1].own_order);
   // A click on it picks no row (its rows are other tokens than the scene's); on exact it does.
-  const view::SceneLayout layout = layoutOf(viewport);
-  const view::Rect step = layout.panels.at(2), exact = layout.panels.at(0);
+  const scene::SceneLayout layout = layoutOf(viewport);
+  const scene::Rect step = layout.panels.at(2), exact = layout.panels.at(0);
   QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(step.x + step.w * 0.5), int(step.y + step.h * 0.5)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(window.rowPanel()->query(), -1);
@@ -1001,11 +1001,11 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   const QImage whole = window.viewportImage();
   ASSERT_TRUE(window.lastOutcome()->window.full());
   EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
-  const view::Rect r = layoutOf(viewport).panels.at(1);
+  const scene::Rect r = layoutOf(viewport).panels.at(1);
   // Twelve wheel notches about the point a quarter across and down: 1.25^12 ≈ 14.6×.
   wheel(viewport, QPointF(r.x + r.w * 0.25, r.y + r.h * 0.25), 12);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::ViewWindow v = viewport->view();
+  const scene::ViewWindow v = viewport->view();
   EXPECT_NEAR(v.row1 - v.row0, std::pow(1.25, -12), 1e-9);
   EXPECT_NEAR(v.row0 + 0.25 * (v.row1 - v.row0), 0.25, 2e-3);  // the point under the pointer stayed (to a pixel)
   EXPECT_NEAR(v.col0 + 0.25 * (v.col1 - v.col0), 0.25, 2e-3);
@@ -1042,7 +1042,7 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   QTest::mouseMove(viewport, from - QPoint(int(r.w / 2), 0));
   QTest::mouseRelease(viewport, Qt::LeftButton, {}, from - QPoint(int(r.w / 2), 0));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::ViewWindow panned = viewport->view();
+  const scene::ViewWindow panned = viewport->view();
   EXPECT_NEAR(panned.col0 - v.col0, 0.5 * (v.col1 - v.col0), 0.01 * (v.col1 - v.col0));
   EXPECT_DOUBLE_EQ(panned.row0, v.row0);
   EXPECT_EQ(window.lastOutcome()->window, panned);
@@ -1093,9 +1093,9 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
   // The overlay's step bar: Next shows step 1, Next again step 2, Previous step 1, First step 1.
   ASSERT_GT(viewport->scene().steps.count, 2);
   EXPECT_EQ(viewport->scene().steps.current, -1);
-  const view::SceneLayout layout = layoutOf(viewport);
+  const scene::SceneLayout layout = layoutOf(viewport);
   auto click = [&](int button) {
-    const view::Rect& b = layout.step_buttons[size_t(button)];
+    const scene::Rect& b = layout.step_buttons[size_t(button)];
     QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(b.x + b.w / 2), int(b.y + b.h / 2)));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   };
@@ -1233,7 +1233,7 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   ASSERT_TRUE(window.setCompare({"performer", "bigbird", "nystromformer"}, &error)) << error.toStdString();
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   // exact | Longformer | Performer | BigBird | Nyströmformer, each with its own error and time.
-  const view::HeatmapScene& scene = viewport->scene();
+  const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 5u);
   auto out = window.lastOutcome();
   ASSERT_EQ(out->others.size(), 3u);
@@ -1254,7 +1254,7 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
     EXPECT_TRUE(window.windowImage().save(path));
   }
   // Synchronised zoom: every panel is pooled for the same window.
-  const view::Rect r = view::layoutScene(float(viewport->width()), float(viewport->height()), scene).panels.at(2);
+  const scene::Rect r = scene::layoutScene(float(viewport->width()), float(viewport->height()), scene).panels.at(2);
   wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 6);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   out = window.lastOutcome();
@@ -1264,7 +1264,7 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
     EXPECT_EQ(other.shown.rows, out->exact_shown.rows) << other.id;
     EXPECT_EQ(other.shown.cols, out->exact_shown.cols) << other.id;
   }
-  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_EQ(p.shown_rows, out->exact_shown.rows) << p.title;
+  for (const scene::Panel& p : viewport->scene().panels) EXPECT_EQ(p.shown_rows, out->exact_shown.rows) << p.title;
   // A parameter change of the main mechanism reruns it alone: exact is reused, the others stay.
   ASSERT_TRUE(window.setParameter("window", 48));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
@@ -1295,7 +1295,7 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   // Click the middle of the mechanism's panel: row ≈ N/2.
-  const view::Rect r = layoutOf(viewport).panels.at(1);
+  const scene::Rect r = layoutOf(viewport).panels.at(1);
   QTest::mouseClick(viewport, Qt::LeftButton, {}, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.5)));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   RowPanel* row = window.rowPanel();
@@ -1352,7 +1352,7 @@ void expectViewportMatchesGolden(MainWindow& window, const std::string& name) {
   view::HeatmapWindow* viewport = window.viewport();
   const QImage image = window.viewportImage();
   ASSERT_FALSE(image.isNull());
-  const view::SceneLayout layout = layoutOf(viewport);
+  const scene::SceneLayout layout = layoutOf(viewport);
   ASSERT_FALSE(layout.panels.empty());
   const int top = std::max(24, int(layout.panels[0].y) - 52);
   const int bottom = std::min(image.height(), int(layout.panels[0].y + layout.panels[0].h) + 22);
@@ -1380,7 +1380,7 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     expectViewportMatchesGolden(window, "viewport-longformer");
     // The hover readout over the mechanism's panel.
     view::HeatmapWindow* viewport = window.viewport();
-    const view::Rect r = layoutOf(viewport).panels.at(1);
+    const scene::Rect r = layoutOf(viewport).panels.at(1);
     QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.2), int(r.y + r.h * 0.2)));
     expectViewportMatchesGolden(window, "viewport-hover");
     // Zoomed 4x about the centre, with the minimap.
@@ -1395,7 +1395,7 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
     expectViewportMatchesGolden(window, "viewport-reformer-sorted");
     // The readout names the buckets of i and j.
     view::HeatmapWindow* viewport = window.viewport();
-    const view::Rect r = layoutOf(viewport).panels.at(1);
+    const scene::Rect r = layoutOf(viewport).panels.at(1);
     QTest::mouseMove(viewport, QPoint(int(r.x + r.w * 0.3), int(r.y + r.h * 0.25)));
     expectViewportMatchesGolden(window, "viewport-reformer-hover");
   }
@@ -1414,13 +1414,13 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   // Performer's first step (ω, signed) is diverging too: the difference panel is told by its title.
-  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_NE(p.title, "difference") << "only on request";
+  for (const scene::Panel& p : viewport->scene().panels) EXPECT_NE(p.title, "difference") << "only on request";
   EXPECT_EQ(window.lastOutcome()->difference_pooled.size(), 0) << "pooled only when chosen";
   ASSERT_TRUE(window.setPatternView("difference"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::HeatmapScene& scene = viewport->scene();
+  const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 3u);
-  const view::HeatmapImage& diff = scene.panels[2];
+  const scene::Panel& diff = scene.panels[2];
   EXPECT_TRUE(diff.signed_values);
   ASSERT_EQ(diff.values.rows(), 128);
   // Entry (i, j) is Performer's implied weight minus softmax(q_i · k_j / √d), computed here.
@@ -1443,7 +1443,7 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   // Back to the first entry (a step, or none for a mechanism without a pattern or steps).
   ASSERT_TRUE(window.setPatternView(""));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  for (const view::HeatmapImage& p : viewport->scene().panels) EXPECT_NE(p.title, "difference");
+  for (const scene::Panel& p : viewport->scene().panels) EXPECT_NE(p.title, "difference");
 }
 
 TEST_F(MainWindowTest, AMechanismWithoutPatternOrStepsOffersAnEmDashThenTheDifference) {
@@ -1463,11 +1463,11 @@ TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights
   ASSERT_TRUE(window.setScale("rank"));
   EXPECT_FALSE(window.setScale("sqrt"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  const view::HeatmapScene& scene = viewport->scene();
-  EXPECT_EQ(scene.scale.mode, view::ScaleMode::Rank);
+  const scene::Scene& scene = viewport->scene();
+  EXPECT_EQ(scene.scale.mode, scene::ScaleMode::Rank);
   const auto out = window.lastOutcome();
   // Values are ranks in [0, 1] over both weight panels; raw_values keep the weights for the readout.
-  const view::HeatmapImage& exact = scene.panels[0];
+  const scene::Panel& exact = scene.panels[0];
   ASSERT_EQ(exact.raw_values.size(), out->exact_pooled.size());
   EXPECT_TRUE(exact.raw_values == out->exact_pooled);
   EXPECT_GE(exact.values.minCoeff(), 0.0f);
@@ -1489,7 +1489,7 @@ TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights
       ++count;
     }
   EXPECT_NEAR(below / count, 0.5, 0.1);
-  const auto ticks = view::legendTicks(scene.scale);
+  const auto ticks = scene::legendTicks(scene.scale);
   ASSERT_EQ(ticks.size(), 5u);
   EXPECT_EQ(ticks[2].label, "50%");
   EXPECT_GT(differingShare(log_image, window.viewportImage()), 0.05);
@@ -1522,7 +1522,7 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
       continue;
     }
     EXPECT_EQ(out->comparison->mechanism->info().id, id);
-    const view::HeatmapScene& scene = viewport->scene();
+    const scene::Scene& scene = viewport->scene();
     ASSERT_GE(scene.panels.size(), 2u) << id;
     EXPECT_GT(scene.panels[0].values.size(), 0) << id << ": exact draws";
     // The mechanism's panel draws its implied weights, or says why there are none.
@@ -1544,7 +1544,7 @@ TEST_F(MainWindowTest, HoverShowsAReadout) {
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage plain = window.viewportImage();
-  const view::Rect r = layoutOf(viewport).panels.at(1);
+  const scene::Rect r = layoutOf(viewport).panels.at(1);
   const QPoint centre(static_cast<int>(r.x + r.w / 2), static_cast<int>(r.y + r.h / 2));
   QTest::mouseMove(viewport, centre);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));

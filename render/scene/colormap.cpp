@@ -1,7 +1,7 @@
 // The colormaps of the viewport and the figures. The tables are matplotlib's (matplotlib 3.6.3:
 // colormaps[name].resampled(256) for viridis, magma, cividis and coolwarm), pasted once so that
 // screen, export and tests share one definition.
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace attnlab::view {
+namespace attnlab::scene {
 
 namespace {
 // 256 sRGB-encoded triples in [0, 1], index 0 = lowest value (dark purple), 255 = highest (yellow).
@@ -447,4 +447,4 @@ const std::array<Rgb, 8>& categoricalPalette() {
   return palette;
 }
 
-}  // namespace attnlab::view
+}  // namespace attnlab::scene

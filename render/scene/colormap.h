@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace attnlab::view {
+namespace attnlab::scene {
 
 /// One colour, sRGB-encoded components in [0, 1] (write them to a UNORM target as they are).
 struct Rgb {
@@ -45,4 +45,4 @@ std::array<std::uint8_t, 256 * 4> viridisRgba8();
 /// Any colormap's LUT in the same layout.
 std::array<std::uint8_t, 256 * 4> rgba8(Colormap map);
 
-}  // namespace attnlab::view
+}  // namespace attnlab::scene

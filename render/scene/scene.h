@@ -1,5 +1,5 @@
 // What the heatmap viewport shows, as plain values: the panels (pooled weight images with titles),
-// the colour scale, and the captions. The app builds a HeatmapScene and hands it to HeatmapWindow;
+// the colour scale, and the captions. The app builds a Scene and hands it to HeatmapWindow;
 // the layout and hover arithmetic here are shared by the Vulkan quads and the ImGui overlay so the
 // two always agree. No Qt, no Vulkan, no ImGui in this header.
 #pragma once
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "attention/types.h"
-#include "render/view/colormap.h"
+#include "render/scene/colormap.h"
 
-namespace attnlab::view {
+namespace attnlab::scene {
 
 /// Rank: the panels hold each weight's rank among all weights shown (0 smallest, 1 largest), drawn linearly:
 /// every colour is used equally often, whatever the distribution (the figures' rank scale).
@@ -63,7 +63,7 @@ ViewWindow panView(const ViewWindow& v, double dx, double dy);
 attn::Range viewRange(double f0, double f1, attn::Index count);
 
 /// One heatmap panel: an N×M weight matrix pooled to `values` (rows × cols pixels; row 0 at the top).
-struct HeatmapImage {
+struct Panel {
   std::string title;                  ///< drawn above the panel: "exact", "Longformer"
   std::string subtitle;               ///< smaller line under the title (may be empty)
   attn::Matrix values;                ///< pooled weights, at most a few hundred pixels a side; empty: no image
@@ -109,8 +109,8 @@ struct StepBar {
 enum class StepAction { None, First, Previous, Play, Next };
 
 /// Everything the viewport draws.
-struct HeatmapScene {
-  std::vector<HeatmapImage> panels;  ///< 1–4 panels, side by side, left to right
+struct Scene {
+  std::vector<Panel> panels;  ///< 1–4 panels, side by side, left to right
   ColorScale scale;                  ///< one scale for all panels, so colours compare across them
   Colormap colormap = Colormap::Viridis;  ///< the colours of the continuous panels and the legend
   std::string legend_title = "weight";
@@ -118,7 +118,7 @@ struct HeatmapScene {
   std::string placeholder;  ///< shown centred when there are no panels ("running…", an error)
   ViewWindow view;          ///< what the zoomable panels show (fit: the whole matrix)
   /// The whole matrix, small, shown with the window's outline beside the panels while zoomed in.
-  HeatmapImage minimap;
+  Panel minimap;
   StepBar steps;
   /// The query row picked by a click (marked across the zoomable panels), −1 for none.
   attn::Index selected_row = -1;
@@ -142,10 +142,10 @@ struct HeatmapScene {
 struct PanelSpan {
   double row0 = 0, row1 = 0, col0 = 0, col1 = 0;
 };
-PanelSpan panelSpan(const HeatmapScene& scene, std::size_t panel);
+PanelSpan panelSpan(const Scene& scene, std::size_t panel);
 /// Texture coordinates of the panel's top-left (u0, v0) and bottom-right (u1, v1) corners: where its span
 /// lies in the entries the texture pools. Outside [0, 1] there is no data (drawn as empty).
-std::array<float, 4> panelUv(const HeatmapScene& scene, std::size_t panel);
+std::array<float, 4> panelUv(const Scene& scene, std::size_t panel);
 
 /// An axis-aligned rectangle in logical pixels (origin top-left).
 struct Rect {
@@ -167,11 +167,11 @@ StepAction stepActionAt(const SceneLayout& layout, float x, float y);
 /// Panels share one height and keep their matrix's aspect ratio (N×N is square); the group is centred
 /// in the room the titles, tick labels, captions and legend leave. In window coordinates: the layout
 /// of a width/s × height/s viewport, scaled by s = scene.ui_scale.
-SceneLayout layoutScene(float width, float height, const HeatmapScene& scene);
+SceneLayout layoutScene(float width, float height, const Scene& scene);
 /// The same layout before the scaling (the overlay draws in these units, then scales what it drew).
-SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& scene);
+SceneLayout layoutSceneUnscaled(float width, float height, const Scene& scene);
 /// scene.ui_scale, kept within [0.5, 4].
-float uiScale(const HeatmapScene& scene);
+float uiScale(const Scene& scene);
 
 /// What the mouse is over: a panel pixel and the block of matrix entries it pools.
 struct HoverHit {
@@ -181,6 +181,6 @@ struct HoverHit {
   float value = 0;                   ///< the pooled value shown there
 };
 /// The panel pixel under (x, y), or nothing (outside every panel, or the panel has no image).
-std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& layout, float x, float y);
+std::optional<HoverHit> hitTest(const Scene& scene, const SceneLayout& layout, float x, float y);
 
-}  // namespace attnlab::view
+}  // namespace attnlab::scene

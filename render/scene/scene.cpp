@@ -1,5 +1,5 @@
 // Colour-scale arithmetic, legend ticks, layout and hit testing of the heatmap viewport.
-#include "render/view/heatmap_scene.h"
+#include "render/scene/scene.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <limits>
 #include <tuple>
 
-namespace attnlab::view {
+namespace attnlab::scene {
 
 namespace {
 
@@ -104,20 +104,20 @@ std::vector<LegendTick> legendTicks(const ColorScale& scale) {
   return ticks;
 }
 
-SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& scene) {
+SceneLayout layoutSceneUnscaled(float width, float height, const Scene& scene) {
   SceneLayout layout;
   const std::size_t n = scene.panels.size();
   const float room_w = width - k_margin_left - k_legend_room;
   // Captions stack under each panel (the headline, e_out with its scale, recall, a mechanism's own target, the
   // time): the panels leave room for the longest stack, so it never runs under the footer.
   std::size_t lines = 0;
-  for (const HeatmapImage& p : scene.panels) lines = std::max(lines, p.captions.size() + (p.categories.empty() ? 0 : 1));
+  for (const Panel& p : scene.panels) lines = std::max(lines, p.captions.size() + (p.categories.empty() ? 0 : 1));
   const float captions = k_caption_line * static_cast<float>(lines > 1 ? lines - 1 : 0);
   // The step bar takes a line of its own under the captions.
   const float room_h = height - k_margin_top - k_margin_bottom - captions - (scene.steps.count > 0 ? 40.0f : 0.0f);
   float aspect_sum = 0;  // Σ width/height of the panels
   std::vector<float> aspects;
-  for (const HeatmapImage& p : scene.panels) {
+  for (const Panel& p : scene.panels) {
     float a = 1;
     if (p.source_rows > 0 && p.source_cols > 0)
       a = static_cast<float>(p.source_cols) / static_cast<float>(p.source_rows);
@@ -160,11 +160,11 @@ SceneLayout layoutSceneUnscaled(float width, float height, const HeatmapScene& s
   return layout;
 }
 
-float uiScale(const HeatmapScene& scene) {
+float uiScale(const Scene& scene) {
   return std::isfinite(scene.ui_scale) ? std::clamp(scene.ui_scale, 0.5f, 4.0f) : 1.0f;
 }
 
-SceneLayout layoutScene(float width, float height, const HeatmapScene& scene) {
+SceneLayout layoutScene(float width, float height, const Scene& scene) {
   const float s = uiScale(scene);
   SceneLayout layout = layoutSceneUnscaled(width / s, height / s, scene);
   if (s == 1) return layout;
@@ -215,8 +215,8 @@ attn::Range viewRange(double f0, double f1, attn::Index count) {
   return {b, e};
 }
 
-PanelSpan panelSpan(const HeatmapScene& scene, std::size_t k) {
-  const HeatmapImage& p = scene.panels[k];
+PanelSpan panelSpan(const Scene& scene, std::size_t k) {
+  const Panel& p = scene.panels[k];
   const double rows = static_cast<double>(p.source_rows > 0 ? p.source_rows : p.values.rows());
   const double cols = static_cast<double>(p.source_cols > 0 ? p.source_cols : p.values.cols());
   if (!p.zoomable) return {0, rows, 0, cols};
@@ -229,8 +229,8 @@ namespace {
 attn::Range shownOr(attn::Range shown, attn::Index total) { return shown.size() > 0 ? shown : attn::Range{0, total}; }
 }  // namespace
 
-std::array<float, 4> panelUv(const HeatmapScene& scene, std::size_t k) {
-  const HeatmapImage& p = scene.panels[k];
+std::array<float, 4> panelUv(const Scene& scene, std::size_t k) {
+  const Panel& p = scene.panels[k];
   const PanelSpan s = panelSpan(scene, k);
   const attn::Range r = shownOr(p.shown_rows, p.source_rows > 0 ? p.source_rows : p.values.rows());
   const attn::Range c = shownOr(p.shown_cols, p.source_cols > 0 ? p.source_cols : p.values.cols());
@@ -247,10 +247,10 @@ StepAction stepActionAt(const SceneLayout& layout, float x, float y) {
   return StepAction::None;
 }
 
-std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& layout, float x, float y) {
+std::optional<HoverHit> hitTest(const Scene& scene, const SceneLayout& layout, float x, float y) {
   for (std::size_t k = 0; k < layout.panels.size() && k < scene.panels.size(); ++k) {
     const Rect& r = layout.panels[k];
-    const HeatmapImage& p = scene.panels[k];
+    const Panel& p = scene.panels[k];
     if (!r.contains(x, y) || p.values.size() == 0 || r.w <= 0 || r.h <= 0) continue;
     HoverHit hit;
     hit.panel = static_cast<int>(k);
@@ -283,4 +283,4 @@ std::optional<HoverHit> hitTest(const HeatmapScene& scene, const SceneLayout& la
   return std::nullopt;
 }
 
-}  // namespace attnlab::view
+}  // namespace attnlab::scene

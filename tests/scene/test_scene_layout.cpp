@@ -1,16 +1,16 @@
-// The viewport's plain arithmetic: colour scale, legend ticks, layout, hit testing, the colormap.
+// The view model's plain arithmetic, without a display: colour scale, legend ticks, layout, hit testing,
+// zoom, the colormap.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "render/view/colormap.h"
-#include "render/view/heatmap_overlay.h"
-#include "render/view/heatmap_scene.h"
+#include "render/scene/colormap.h"
+#include "render/scene/scene.h"
 
-namespace attnlab::view {
+namespace attnlab::scene {
 namespace {
 
-TEST(HeatmapScene, NormaliseMatchesTheShaderFormula) {
+TEST(SceneLayout, NormaliseMatchesTheShaderFormula) {
   ColorScale linear{ScaleMode::Linear, 0.0f, 2.0f, 1e-4f};
   EXPECT_DOUBLE_EQ(linear.normalise(1.0), 0.5);
   EXPECT_DOUBLE_EQ(linear.normalise(-1.0), 0.0);
@@ -22,7 +22,7 @@ TEST(HeatmapScene, NormaliseMatchesTheShaderFormula) {
   EXPECT_NEAR(log.normalise(1.0), 1.0, 1e-9);
 }
 
-TEST(HeatmapScene, LegendTicksCoverTheRange) {
+TEST(SceneLayout, LegendTicksCoverTheRange) {
   const auto log_ticks = legendTicks({ScaleMode::Log10, 0.0f, 1.0f, 1e-4f});
   ASSERT_EQ(log_ticks.size(), 5u);
   EXPECT_EQ(log_ticks.front().label, "1e-4");
@@ -34,8 +34,8 @@ TEST(HeatmapScene, LegendTicksCoverTheRange) {
   for (std::size_t i = 1; i < linear_ticks.size(); ++i) EXPECT_GT(linear_ticks[i].t, linear_ticks[i - 1].t);
 }
 
-TEST(HeatmapScene, PanelsKeepTheirAspectAndFit) {
-  HeatmapScene scene;
+TEST(SceneLayout, PanelsKeepTheirAspectAndFit) {
+  Scene scene;
   scene.panels.resize(2);
   scene.panels[0].source_rows = scene.panels[0].source_cols = 256;
   scene.panels[1].source_rows = 256;
@@ -50,12 +50,12 @@ TEST(HeatmapScene, PanelsKeepTheirAspectAndFit) {
   EXPECT_LE(layout.panels[0].y + layout.panels[0].h, 700);
 }
 
-TEST(HeatmapScene, PanelsLeaveRoomForTheirLongestCaptionStack) {
+TEST(SceneLayout, PanelsLeaveRoomForTheirLongestCaptionStack) {
   // RFA's panel carries five caption lines (misplaced, e_out with its scale, its own target's label and
   // figures, the time); in a short viewport they ran under the footer.
-  HeatmapScene scene;
+  Scene scene;
   scene.panels.resize(2);
-  for (HeatmapImage& p : scene.panels) p.source_rows = p.source_cols = 512;
+  for (Panel& p : scene.panels) p.source_rows = p.source_cols = 512;
   scene.panels[0].captions = {"softmax attention"};
   scene.panels[1].captions = {"misplaced", "e_out"};
   const float height = 520;
@@ -73,12 +73,12 @@ TEST(HeatmapScene, PanelsLeaveRoomForTheirLongestCaptionStack) {
   EXPECT_GE(five.legend_bar.y - 46, 22);
 }
 
-TEST(HeatmapScene, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
+TEST(SceneLayout, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
   // ui_scale s lays the scene out in a viewport s times smaller and scales it back: margins and buttons
   // grow by s, so the panels get less room, and everything stays inside the viewport.
-  HeatmapScene scene;
+  Scene scene;
   scene.panels.resize(2);
-  for (HeatmapImage& p : scene.panels) p.source_rows = p.source_cols = 512;
+  for (Panel& p : scene.panels) p.source_rows = p.source_cols = 512;
   scene.steps.count = 3;
   const SceneLayout plain = layoutScene(1200, 800, scene);
   scene.ui_scale = 1.5f;
@@ -100,10 +100,10 @@ TEST(HeatmapScene, PresenterScaleEnlargesTheLayoutAroundSmallerPanels) {
   EXPECT_EQ(stepActionAt(big, big.step_buttons[3].x + 2, big.step_buttons[3].y + 2), StepAction::Next);
 }
 
-TEST(HeatmapScene, HitTestFindsTheEntriesAPixelCovers) {
-  HeatmapScene scene;
+TEST(SceneLayout, HitTestFindsTheEntriesAPixelCovers) {
+  Scene scene;
   scene.panels.resize(1);
-  HeatmapImage& p = scene.panels[0];
+  Panel& p = scene.panels[0];
   p.values = attn::Matrix::Zero(4, 4);
   p.values(1, 2) = 0.5f;
   p.source_rows = p.source_cols = 1000;
@@ -119,7 +119,7 @@ TEST(HeatmapScene, HitTestFindsTheEntriesAPixelCovers) {
   EXPECT_FALSE(hitTest(scene, layout, 1, 1));
 }
 
-TEST(HeatmapScene, ZoomKeepsThePointUnderThePointerAndStaysInside) {
+TEST(SceneLayout, ZoomKeepsThePointUnderThePointerAndStaysInside) {
   // Zoom 2× about the point 3/4 across and 1/4 down: that point (entry fraction 0.75, 0.25) stays put.
   const ViewWindow z = zoomView({}, 2, 0.75, 0.25);
   EXPECT_DOUBLE_EQ(z.col1 - z.col0, 0.5);
@@ -146,12 +146,12 @@ TEST(HeatmapScene, ZoomKeepsThePointUnderThePointerAndStaysInside) {
   EXPECT_EQ(viewRange(0, 1, 7), (attn::Range{0, 7}));
 }
 
-TEST(HeatmapScene, AZoomedPanelMapsPointerToEntriesAndTexture) {
+TEST(SceneLayout, AZoomedPanelMapsPointerToEntriesAndTexture) {
   // N = 1000, the view shows rows 500–1000 and columns 250–750; the texture pools exactly that block
   // into 50×50 pixels (10 entries a pixel).
-  HeatmapScene scene;
+  Scene scene;
   scene.panels.resize(1);
-  HeatmapImage& p = scene.panels[0];
+  Panel& p = scene.panels[0];
   p.values = attn::Matrix::Zero(50, 50);
   p.values(10, 20) = 0.5f;  // rows 600–609, columns 450–459
   p.source_rows = p.source_cols = 1000;
@@ -199,35 +199,5 @@ TEST(Colormap, IsMatplotlibViridis) {
   EXPECT_EQ(bytes[3], 255);
 }
 
-TEST(HeatmapReadout, SortedViewsNameTokensOnlyOnThePanelsTheyApplyTo) {
-  HeatmapScene scene;
-  HeatmapImage square;
-  square.source_rows = square.source_cols = 4;
-  HeatmapImage factor = square;  // a step's N × buckets factor: not sorted, not zoomable
-  factor.source_cols = 2;
-  factor.zoomable = false;
-  HeatmapImage own = square;  // a step sorted by its own grouping
-  own.own_order = true;
-  const attn::Range one{1, 2}, three{0, 3};
-  // By position: plain entries everywhere.
-  EXPECT_EQ(readoutAxisText(scene, square, true, one), "query i = 1");
-  EXPECT_EQ(readoutAxisText(scene, square, false, three),
-            "key j = 0\xE2\x80\x93"
-            "2");
-  EXPECT_EQ(readoutAxisText(scene, own, true, one), "sorted row = 1");
-  // Sorted: the token at the place, on the N×N panels only.
-  scene.token_at = {3, 0, 2, 1};
-  EXPECT_EQ(readoutAxisText(scene, square, true, one), "query i = 0 (sorted row 1)");
-  EXPECT_EQ(readoutAxisText(scene, square, false, attn::Range{0, 1}), "key j = 3 (sorted column 0)");
-  EXPECT_EQ(readoutAxisText(scene, square, true, three),
-            "sorted row = 0\xE2\x80\x93"
-            "2");
-  EXPECT_EQ(readoutAxisText(scene, factor, true, one), "query i = 1") << "a factor is in position order";
-  EXPECT_EQ(readoutAxisText(scene, own, false, one), "sorted column = 1");
-  HeatmapImage memory = square;  // product-key memory's N × N² matrix: its columns are not tokens
-  memory.source_cols = 16;
-  EXPECT_EQ(readoutAxisText(scene, memory, false, attn::Range{2, 3}), "key j = 2");
-}
-
 }  // namespace
-}  // namespace attnlab::view
+}  // namespace attnlab::scene
