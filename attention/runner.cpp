@@ -235,4 +235,71 @@ std::string describeHeadlineShort(const Comparison& c) {
   return "e_out " + format("%.3g", c.relative_error);
 }
 
+std::vector<Companion> compareCompanions(const std::shared_ptr<const Comparison>& main,
+                                         const std::vector<CompanionSpec>& others, Backend& backend,
+                                         CompareOptions options) {
+  std::vector<Companion> out;
+  options.reuse = main;  // same inputs: exact and its reference are shared when they agree
+  for (const CompanionSpec& o : others) {
+    Companion c;
+    c.id = o.mechanism->info().id;
+    try {
+      c.comparison = std::make_shared<const Comparison>(compare(main->inputs, o.mechanism, o.params, backend, options));
+    } catch (const Cancelled&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      c.error = "out of memory: try a smaller N";
+    } catch (const std::exception& e) {
+      c.error = e.what();
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool metricsPending(const Comparison& c) { return !c.weight_metrics || c.reference.size() == 0; }
+
+std::shared_ptr<const Comparison> completeMetrics(const std::shared_ptr<const Comparison>& c, const Comparison* share,
+                                                  const std::atomic<bool>* cancel) {
+  if (!c || !metricsPending(*c)) return c;
+  auto full = std::make_shared<Comparison>(*c);
+  if (full->reference.size() == 0 && share && share->reference.size() > 0 &&
+      share->reference_inputs == full->reference_inputs && share->reference_causal == full->reference_causal)
+    full->reference = share->reference;
+  addReference(*full, cancel);
+  if (cancel && cancel->load()) throw Cancelled();
+  if (!full->weight_metrics) addWeightMetrics(*full);
+  if (cancel && cancel->load()) throw Cancelled();
+  return full;
+}
+
+void completeMetrics(std::shared_ptr<const Comparison>& main, std::vector<Companion>& others,
+                     const std::atomic<bool>* cancel) {
+  main = completeMetrics(main, nullptr, cancel);
+  for (Companion& other : others) {  // a failure here stays in that entry
+    if (!other.error.empty() || !other.comparison) continue;
+    try {
+      other.comparison = completeMetrics(other.comparison, main.get(), cancel);
+    } catch (const Cancelled&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      other.error = "out of memory for its float64 reference";
+    } catch (const std::exception& e) {
+      other.error = e.what();
+    }
+  }
+}
+
+std::string describeInputs(const InputSpec& spec, Index n, Index d, bool causal) {
+  std::string s = spec.source.empty() ? generatorName(spec.generator) + " input" : spec.source;
+  s += ", N = " + std::to_string(n) + ", d = " + std::to_string(d) + ", seed " + std::to_string(spec.seed);
+  if (spec.source.empty() && !describeKnobs(spec).empty()) s += ", " + describeKnobs(spec);
+  return s + (causal ? ", causal" : "");
+}
+
+std::string noWeightsText(const Comparison& c) {
+  const std::string& why = c.approx.explanation.weights_withheld;
+  return c.mechanism->info().title + (why.empty() ? std::string(" implies no N\xC3\x97N weight matrix") : ": " + why);
+}
+
 }  // namespace attn

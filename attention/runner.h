@@ -75,6 +75,42 @@ void addReference(Comparison& c, const std::atomic<bool>* cancel = nullptr);
 /// picture first and adds these after): over every row up to max_metric_n, over metricRows' sample above.
 void addWeightMetrics(Comparison& c, Index max_metric_n = 4096);
 
+/// A mechanism run beside another on the same inputs (compare mode): its comparison, or why it could not run
+/// (then `comparison` may still hold the run when only its late metrics failed).
+struct Companion {
+  std::string id;
+  std::shared_ptr<const Comparison> comparison;
+  std::string error;
+};
+struct CompanionSpec {
+  std::shared_ptr<const Mechanism> mechanism;
+  Params params;
+};
+/// Compare mode: runs each mechanism on `main`'s inputs, reusing its exact result and float64 reference when
+/// they are the same computation (CompareOptions::reuse = main). A failure (bad parameters, out of memory)
+/// stays in its own entry; Cancelled propagates.
+std::vector<Companion> compareCompanions(const std::shared_ptr<const Comparison>& main,
+                                         const std::vector<CompanionSpec>& others, Backend& backend,
+                                         CompareOptions options);
+
+/// true while a comparison lacks its late metrics (the float64 reference, row TV, mass recall).
+bool metricsPending(const Comparison& c);
+/// The late metrics of a comparison made without them (the GUI draws first), as a completed copy; the float64
+/// reference is taken from `share` when it is the same computation (compare mode's others share main's).
+/// Cancelled when `cancel` is set.
+std::shared_ptr<const Comparison> completeMetrics(const std::shared_ptr<const Comparison>& c, const Comparison* share,
+                                                  const std::atomic<bool>* cancel = nullptr);
+/// Completes main and every companion that ran; a companion's failure here goes to its `error`.
+void completeMetrics(std::shared_ptr<const Comparison>& main, std::vector<Companion>& others,
+                     const std::atomic<bool>* cancel = nullptr);
+
+/// The inputs in one line, the one description every view uses: "clustered input, N = 256, d = 64, seed 1"
+/// (a file's name instead of the generator; the generator's knobs after it; ", causal" when causal).
+std::string describeInputs(const InputSpec& spec, Index n, Index d, bool causal);
+/// Why a comparison's mechanism shows no weight picture: its size limit when it withheld them
+/// ("Fast weight programmers: … is formed up to N = 4096"), else that it implies no N×N matrix.
+std::string noWeightsText(const Comparison& c);
+
 /// Float64 reference output of exact attention on the CPU (for errors); Cancelled when `cancel` is set.
 MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr);
 

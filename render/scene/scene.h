@@ -61,6 +61,9 @@ ViewWindow zoomView(const ViewWindow& v, double factor, double fx, double fy, do
 ViewWindow panView(const ViewWindow& v, double dx, double dy);
 /// The whole entries a window's [f0, f1) covers in `count`: [⌊f0·count⌋, ⌈f1·count⌉), at least one.
 attn::Range viewRange(double f0, double f1, attn::Index count);
+/// Token positions worth a tick on an axis showing entries lo to hi (of `count`): 1-2-5 steps, at most
+/// ~5 intervals; the whole axis also labels its end. The viewport and the figures both use it.
+std::vector<attn::Index> axisTicks(double lo, double hi, attn::Index count);
 
 /// One heatmap panel: an N×M weight matrix pooled to `values` (rows × cols pixels; row 0 at the top).
 struct Panel {
@@ -96,6 +99,18 @@ struct Panel {
   /// pairs it with no other panel and names no groups, and the picked row, the marks and a click's row
   /// (all in the scene's order) do not apply to it.
   bool own_order = false;
+  /// What the axes index: "query i" down the left edge, "key j" along the bottom (a factor's own: "feature",
+  /// "landmark", "block"…). Ticks come from axisTicks over the shown entries.
+  std::string xlabel = "key j", ylabel = "query i";
+  /// Categorical panels: the legend's name for the empty colour ("not scored", "different groups").
+  std::string empty_label = "not scored";
+  /// Continuous panels outside the shared scale (a step's factor on its own range): their own scale, drawn
+  /// with their own colour bar titled `legend_title`. Signed panels use signed_range on the diverging map.
+  std::optional<ColorScale> own_scale;
+  std::string legend_title;
+  /// What the panel is, in one word ("exact", "mechanism", "pattern", "step", "difference", "groups",
+  /// "other"), for renderers that lay panels out by role and for tests.
+  std::string role;
 };
 
 /// The step bar under the panels for mechanisms with steps: where the step-through is.
@@ -115,6 +130,14 @@ struct Scene {
   Colormap colormap = Colormap::Viridis;  ///< the colours of the continuous panels and the legend
   std::string legend_title = "weight";
   std::string footer;       ///< one line at the bottom left: backend, device, notices
+  /// A figure's heading (the screen has it in the window title): "Reformer  vs  exact", and the inputs
+  /// described once (attn::describeInputs) with the backend and pooling.
+  std::string title, subtitle;
+  /// Notes that change the picture (causal Longformer drops its global tokens; C > N leaves the pattern
+  /// empty; marks capped at 512): drawn in the viewport and in figures, not only in a status bar.
+  std::vector<std::string> notes;
+  /// A figure's footer lines: the error in full, scored pairs, the idea, the departures from the paper.
+  std::vector<std::string> footnotes;
   std::string placeholder;  ///< shown centred when there are no panels ("running…", an error)
   ViewWindow view;          ///< what the zoomable panels show (fit: the whole matrix)
   /// The whole matrix, small, shown with the window's outline beside the panels while zoomed in.

@@ -81,29 +81,6 @@ ImU32 colourAt(Colormap map, double t) {
                   static_cast<int>(std::lround(c.b * 255)), 255);
 }
 
-/// Token positions worth a tick on an axis showing entries lo to hi (of `count`): 1-2-5 steps, at most
-/// ~5 intervals; the whole axis also labels its end.
-std::vector<attn::Index> axisTicks(double lo, double hi, attn::Index count) {
-  std::vector<attn::Index> ticks;
-  if (count <= 0 || !(hi > lo)) return ticks;
-  const double span = hi - lo;
-  attn::Index step = 1;
-  for (attn::Index mag = 1; double(step * 5) < span; mag *= 10) {
-    for (attn::Index m : {1, 2, 5}) {
-      step = m * mag;
-      if (double(step * 5) >= span) break;
-    }
-  }
-  const attn::Index first = static_cast<attn::Index>(std::ceil(lo / double(step) - 1e-9)) * step;
-  for (attn::Index v = first; double(v) <= hi + 1e-9; v += step) ticks.push_back(v);
-  // The whole axis: keep the end label, dropping the last regular tick when it would crowd it.
-  if (lo <= 0 && hi >= double(count) && !ticks.empty() && ticks.back() != count) {
-    if (count - ticks.back() < step / 2) ticks.pop_back();
-    ticks.push_back(count);
-  }
-  return ticks;
-}
-
 /// Where entries of a panel land on screen (its span may be a zoomed part of the matrix).
 struct PanelAxes {
   Rect r;
