@@ -12,10 +12,6 @@
 
 namespace attnlab::gui {
 
-std::string noWeightsText(const attn::Comparison& c) {
-  const std::string& why = c.approx.explanation.weights_withheld;
-  return c.mechanism->info().title + (why.empty() ? std::string(" implies no N\xC3\x97N weight matrix") : ": " + why);
-}
 
 /// The backend and the choice it was made for. Lives on the heap, shared with the job that uses it,
 /// so a runner destroyed mid-run cannot pull it from under the worker.
@@ -356,7 +352,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
         }
         if (c) {
           other.pooled = poolWindow(c->approx.explanation.weights, other.shown);
-          if (other.pooled.size() == 0) other.error = noWeightsText(*c);
+          if (other.pooled.size() == 0) other.error = attn::noWeightsText(*c);
         }
       } catch (const attn::Cancelled&) {
         throw;

@@ -22,9 +22,6 @@
 
 namespace attnlab::gui {
 
-/// Why a comparison's mechanism shows no weight picture: its size limit when it withheld them
-/// ("Fast weight programmers: … is formed up to N = 4096"), else that it implies no N×N matrix.
-std::string noWeightsText(const attn::Comparison& c);
 
 /// A mechanism run beside the main one in compare mode: its comparison, or why it could not run.
 struct OtherRun {

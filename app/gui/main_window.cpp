@@ -1141,7 +1141,7 @@ bool MainWindow::selectRow(attn::Index row, QString* error, bool show) {
   for (const RunOutcome::OtherOutcome& other : outcome_->others)
     if (other.comparison) add(*other.comparison);
   if (series.size() < 2)
-    note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + QString::fromStdString(noWeightsText(c));
+    note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + QString::fromStdString(attn::noWeightsText(c));
   row_->setRow(query, m, std::move(series), note);
   selected_row_ = row;
   selected_token_ = query;
@@ -1333,7 +1333,7 @@ void MainWindow::showOutcome() {
                         ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling, approx.shown_rows,
                                    approx.shown_cols)
                         : std::string("no implied weight matrix");
-  approx.empty_text = noWeightsText(c);
+  approx.empty_text = attn::noWeightsText(c);
   // One figure per line under the panel, the headline first.
   for (const std::string& metric : attn::describeMetrics(c)) approx.captions.push_back(metric);
   std::string timing = ms(c.attentionMs()).toStdString();
