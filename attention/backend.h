@@ -104,6 +104,9 @@ class Backend {
   /// Device time (GPU timestamps) of all work submitted so far, ms; NaN where there is no device clock
   /// (the CPU backend, a GPU without timestamps). Differences of two readings time a run.
   virtual double deviceMsTotal() const { return std::numeric_limits<double>::quiet_NaN(); }
+  /// One sentence for the user when the backend no longer computes where it was asked to (a GPU whose device
+  /// was lost goes on on the CPU); empty otherwise.
+  virtual std::string notice() const { return {}; }
 
  protected:
   void notePeak(Index bytes) {

@@ -72,37 +72,6 @@ QString mechanismMs(const attn::Comparison& c) {
 }
 
 /// Largest finite value of a matrix (0 when there is none): the top of the colour range.
-float finiteMax(const attn::Matrix& m) {
-  float best = 0;
-  for (attn::Index i = 0; i < m.size(); ++i)
-    if (std::isfinite(m.data()[i])) best = std::max(best, m.data()[i]);
-  return best;
-}
-
-// `what` the entries are: "weights", or "values" for a step's factor.
-std::string sizeText(const attn::Matrix& pooled, attn::Index rows, attn::Index cols, const char* pooling,
-                     attn::Range shown_rows = {}, attn::Range shown_cols = {}, const char* what = "weights") {
-  char buf[160];
-  if (shown_rows.size() > 0 && shown_cols.size() > 0 && (shown_rows.size() < rows || shown_cols.size() < cols)) {
-    // Zoomed: which block of the matrix, and how it is pooled.
-    const bool exact = pooled.rows() == shown_rows.size() && pooled.cols() == shown_cols.size();
-    std::snprintf(buf, sizeof buf, "i %lld\xE2\x80\x93%lld, j %lld\xE2\x80\x93%lld of %lld\xC3\x97%lld%s%s",
-                  static_cast<long long>(shown_rows.begin), static_cast<long long>(shown_rows.end - 1),
-                  static_cast<long long>(shown_cols.begin), static_cast<long long>(shown_cols.end - 1),
-                  static_cast<long long>(rows), static_cast<long long>(cols), exact ? "" : ", ", exact ? "" : pooling);
-    if (!exact) std::snprintf(buf + std::strlen(buf), sizeof buf - std::strlen(buf), "-pooled");
-    return buf;
-  }
-  if (pooled.rows() == rows && pooled.cols() == cols)
-    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld %s", static_cast<long long>(rows), static_cast<long long>(cols),
-                  what);
-  else
-    std::snprintf(buf, sizeof buf, "%lld\xC3\x97%lld, %s-pooled to %lld\xC3\x97%lld", static_cast<long long>(rows),
-                  static_cast<long long>(cols), pooling, static_cast<long long>(pooled.rows()),
-                  static_cast<long long>(pooled.cols()));
-  return buf;
-}
-
 QDockWidget* makeDock(const QString& title, const QString& object_name, QWidget* content, QMainWindow* parent) {
   auto* dock = new QDockWidget(title, parent);
   dock->setObjectName(object_name);
@@ -164,7 +133,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
     // Pool again only when the pooled image would change size.
     const attn::Index n = outcome_->comparison->inputs.n(), m = outcome_->comparison->inputs.m();
     auto pooled = [&](attn::Index pixels) { return std::make_pair(std::min(n, pixels), std::min(m, pixels)); };
-    if (pooled(panelPixels()) == pooled(outcome_->max_pixels)) return;
+    if (pooled(panelPixels()) == pooled(outcome_->pooled->request.pixels)) return;
     scheduleRepool();
   });
   connect(&runner_, &ComparisonRunner::finished, this, &MainWindow::onRunFinished);
@@ -178,7 +147,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   zoom_timer_.setInterval(k_zoom_delay_ms);
   connect(&zoom_timer_, &QTimer::timeout, this, [this] {
     if (!outcome_ || !outcome_->ok || run_timer_.isActive() || runner_.busy()) return;  // pooled when it lands
-    if (viewport_ && outcome_->window == viewport_->view()) return;
+    if (viewport_ && outcome_->pooled->request.window == viewport_->view()) return;
     scheduleRepool();
   });
   connect(curves_, &CurvesPanel::finished, this, [this] { log_->info(tr("curves: %1").arg(curves_->status())); });
@@ -453,7 +422,7 @@ void MainWindow::buildToolBar() {
   bar->addWidget(new QLabel(tr("  Order ")));
   bar->addWidget(order_);
   connect(order_, &QComboBox::currentIndexChanged, this, [this] {
-    if (outcome_ && outcome_->ok) previous_order_ = outcome_->order;  // animate from what is on screen
+    if (outcome_ && outcome_->ok) previous_order_ = outcome_->pooled->order;  // animate from what is on screen
     if (run_timer_.isActive() || runner_.busy())
       scheduleRun();
     else
@@ -608,38 +577,6 @@ std::vector<std::pair<std::string, std::string>> MainWindow::helpLines() const {
   return lines;
 }
 
-void MainWindow::applyRankScale(scene::Scene& scene) {
-  // One ranking over every weight shown (all continuous panels together), so colours still compare across
-  // panels: a weight's colour is the share of the shown weights below it (ties take their middle).
-  std::vector<float> all;
-  for (const scene::Panel& p : scene.panels)
-    if (p.categories.empty() && !p.signed_values)
-      for (attn::Index k = 0; k < p.values.size(); ++k)
-        if (!std::isnan(p.values.data()[k])) all.push_back(p.values.data()[k]);
-  if (all.empty()) return;
-  std::sort(all.begin(), all.end());
-  const double last = std::max<double>(1, double(all.size() - 1));
-  auto rank = [&](float v) -> float {
-    if (std::isnan(v)) return v;
-    const auto lo = std::lower_bound(all.begin(), all.end(), v), hi = std::upper_bound(all.begin(), all.end(), v);
-    return float((double(lo - all.begin()) + double(std::max<std::ptrdiff_t>(0, hi - lo - 1)) / 2) / last);
-  };
-  auto ranked = [&](const attn::Matrix& values) {
-    attn::Matrix r(values.rows(), values.cols());
-    for (attn::Index k = 0; k < values.size(); ++k) r.data()[k] = rank(values.data()[k]);
-    return r;
-  };
-  for (scene::Panel& p : scene.panels)
-    if (p.categories.empty() && !p.signed_values && p.values.size() > 0) {
-      p.raw_values = p.values;
-      p.values = ranked(p.raw_values);
-    }
-  if (scene.minimap.values.size() > 0) scene.minimap.values = ranked(scene.minimap.values);
-  scene.scale.lo = 0;
-  scene.scale.hi = 1;
-  scene.legend_title = "weight rank";
-}
-
 void MainWindow::setLightTheme(bool light) {
   light_ = light;
   applyTheme(light);
@@ -682,19 +619,15 @@ void MainWindow::setPresenterMode(bool on) {
 void MainWindow::advanceStep() { stepBy(1); }
 
 bool MainWindow::differenceAvailable() const {
-  if (!outcome_ || !outcome_->comparison) return false;
-  const attn::Comparison& c = *outcome_->comparison;
-  const attn::ImpliedWeights &a = c.approx.explanation.weights, &e = c.exact.explanation.weights;
-  // The runner's condition for pooling it (both N×M, the inputs' shape), so asking always gets it.
-  const attn::Index n = c.inputs.n(), m = c.inputs.m();
-  return a && e && a.rows() == n && a.cols() == m && e.rows() == n && e.cols() == m;
+  return outcome_ && outcome_->comparison && scene::differenceAvailable(*outcome_->comparison);
 }
+
+int MainWindow::stepCount() const { return outcome_ && outcome_->pooled ? int(outcome_->pooled->steps.size()) : 0; }
 
 void MainWindow::stepBy(int delta) {
   // The selector lists the pattern, the steps, then the difference: steps are the entries in between.
-  const int count = (outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0) +
-                    (outcome_ ? static_cast<int>(outcome_->step_patterns.size()) : 0);
-  const int first = outcome_ && outcome_->pattern_pooled.size() > 0 ? 1 : 0;  // entry 0 may be "pattern"
+  const int first = outcome_ && outcome_->pooled && outcome_->pooled->pattern.values.size() > 0 ? 1 : 0;
+  const int count = first + stepCount();
   if (count - first <= 0) return;
   const int at = pattern_view_->currentIndex();
   int to = first;  // delta 0: the first step
@@ -704,7 +637,7 @@ void MainWindow::stepBy(int delta) {
 }
 
 bool MainWindow::playSteps(bool on) {
-  if (on && (!outcome_ || outcome_->step_patterns.empty())) return false;
+  if (on && stepCount() == 0) return false;
   play_->setChecked(on);
   return true;
 }
@@ -748,6 +681,32 @@ void MainWindow::setCausal(bool causal) { input_->setCausal(causal); }
 
 void MainWindow::scheduleRun() { run_timer_.start(); }
 
+scene::ViewRequest MainWindow::viewRequest() const {
+  scene::ViewRequest v;
+  v.pixels = panelPixels();
+  v.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
+  v.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
+  if (viewport_) v.window = viewport_->view();
+  v.previous_order = previous_order_;
+  const scene::ColorScale scale = colorScale();
+  v.scale = scale.mode;
+  v.floor = scale.floor;
+  v.colormap = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
+  // The third panel: what the selector shows (the pattern, a step, the difference, nothing).
+  const QString third = pattern_view_->currentText();
+  v.third = scene::Third::Auto;
+  if (third == QLatin1String(k_difference_view)) v.third = scene::Third::Difference;
+  else if (third == QString::fromUtf8(k_no_third_panel)) v.third = scene::Third::None;
+  else if (third == QLatin1String("pattern")) v.third = scene::Third::Pattern;
+  else if (outcome_ && outcome_->pooled)
+    for (std::size_t k = 0; k < outcome_->pooled->steps.size(); ++k)
+      if (third == QString::fromStdString(outcome_->pooled->steps[k].title)) {
+        v.third = scene::Third::Step;
+        v.step = int(k);
+      }
+  return v;
+}
+
 RunRequest MainWindow::baseRequest() const {
   RunRequest request;
   request.mechanism = mechanism_;
@@ -763,12 +722,7 @@ RunRequest MainWindow::baseRequest() const {
   request.imported = input_->imported();
   request.causal = input_->causal();
   request.backend = input_->backend();
-  request.max_pixels = panelPixels();
-  request.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
-  request.order = order_ && order_->currentIndex() > 0 ? order_->currentText().toStdString() : std::string();
-  if (viewport_) request.window = viewport_->view();
-  request.previous_order = previous_order_;
-  request.difference = pattern_view_->currentText() == QLatin1String(k_difference_view);
+  request.view = viewRequest();
   return request;
 }
 
@@ -783,29 +737,30 @@ void MainWindow::startRun() {
 }
 
 void MainWindow::scheduleRepool() {
-  if (!outcome_ || !outcome_->ok) return;
+  if (!outcome_ || !outcome_->ok || !outcome_->pooled) return;
   RunRequest request = baseRequest();
   // Pooling again needs the comparisons of the same mechanisms; after a change of the list, run.
-  std::vector<std::string> ids;
+  std::vector<std::string> ids, had;
   for (const RunRequest::Other& o : request.others) ids.push_back(o.mechanism->info().id);
-  std::vector<std::string> had;
-  for (const RunOutcome::OtherOutcome& o : outcome_->others) had.push_back(o.id);
+  for (const attn::Companion& o : outcome_->others()) had.push_back(o.id);
   if (ids != had) {
     scheduleRun();
     return;
   }
   request.others.clear();
-  for (const RunOutcome::OtherOutcome& o : outcome_->others) request.repool_others.push_back(o);
-  request.repool = outcome_->comparison;
+  request.repool = outcome_->pooled->subject;
   latest_id_ = runner_.submit(std::move(request));
   previous_order_.reset();
 }
 
 attn::Index MainWindow::panelPixels() const {
   if (!viewport_ || viewport_container_->width() < 64) return 512;
-  // The panel size the viewport's layout gives the last scene's square panels, in device pixels.
+  // The panel size the viewport's layout gives square panels of the scene to come, in device pixels: as many
+  // panels as the last scene had, or as compare mode will show.
   scene::Scene probe;
-  probe.panels.resize(static_cast<size_t>(panel_count_));
+  const int compared = 2 + static_cast<int>(std::count_if(compare_ids_.begin(), compare_ids_.end(),
+                                                          [&](const std::string& id) { return id != mechanism_id_; }));
+  probe.panels.resize(static_cast<size_t>(compared > 2 ? compared : panel_count_));
   for (auto& p : probe.panels) p.source_rows = p.source_cols = 1;
   probe.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
   const scene::SceneLayout layout = scene::layoutScene(static_cast<float>(viewport_container_->width()),
@@ -1074,13 +1029,9 @@ bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error)
 }
 
 std::optional<attn::Grouping> MainWindow::displayedOrder() const {
-  if (!outcome_ || !outcome_->comparison || outcome_->order.empty()) return std::nullopt;
-  const attn::Comparison& c = *outcome_->comparison;
-  const attn::Index n = c.inputs.n();
-  for (const attn::Grouping& candidate : c.approx.explanation.groupings)
-    if (candidate.name == outcome_->order && attn::Index(candidate.order.size()) == n) return candidate;
-  if (outcome_->order == "input clusters" && !c.inputs.cluster.empty())
-    return attn::Grouping::fromLabels("input clusters", c.inputs.cluster, std::int32_t(c.inputs.spec.clusters));
+  if (!outcome_ || !outcome_->pooled || outcome_->pooled->order.empty()) return std::nullopt;
+  for (const attn::Grouping& g : scene::ordersOf(*outcome_->comparison))
+    if (g.name == outcome_->pooled->order) return g;
   return std::nullopt;
 }
 
@@ -1138,7 +1089,7 @@ bool MainWindow::selectRow(attn::Index row, QString* error, bool show) {
     series.push_back({other.mechanism->info().id, binned(values), tv / 2});
   };
   add(c);
-  for (const RunOutcome::OtherOutcome& other : outcome_->others)
+  for (const attn::Companion& other : outcome_->others())
     if (other.comparison) add(*other.comparison);
   if (series.size() < 2)
     note += (note.isEmpty() ? QString() : QStringLiteral("; ")) + QString::fromStdString(attn::noWeightsText(c));
@@ -1189,7 +1140,7 @@ QString MainWindow::numbersText() const {
   row(QStringLiteral("d"), QString::number(c.inputs.q.cols()));
   row(tr("seed"), QString::number(spec.seed));
   row(tr("causal"), outcome_->causal ? tr("yes") : tr("no"));
-  row(tr("backend"), QString::fromStdString(outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label));
+  row(tr("backend"), QString::fromStdString(outcome_->pooled->subject.backend_label.empty() ? c.backend_name : outcome_->pooled->subject.backend_label));
   row(tr("relative error"), QString::number(c.relative_error, 'g', 6));
   if (std::isfinite(c.uniform_error)) row(tr("uniform attention error"), QString::number(c.uniform_error, 'g', 6));
   if (c.row_tv >= 0) row(tr("row TV"), QString::number(c.row_tv, 'g', 6));
@@ -1226,7 +1177,7 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   if (outcome_->metrics_pending)  // a figure carries the error: wait for it rather than print "computing"
     return fail(tr("The error against exact is still being computed: export once the status line shows it."));
   const bool grid = view_name == "compare";
-  if (grid && outcome_->others.empty())
+  if (grid && outcome_->others().empty())
     return fail(tr("The compare grid needs compare mode: tick mechanisms under Compare first."));
   const auto v = fig::parseView(grid ? std::string("weights") : view_name);
   if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
@@ -1239,11 +1190,11 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   o.values.absolute_floor = true;  // the figure's colours as on screen
   o.values.map = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
   o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
-  o.max_pixels = int(std::max<attn::Index>(128, outcome_->max_pixels));
+  o.max_pixels = int(std::max<attn::Index>(128, outcome_->pooled->request.pixels));
   try {
     if (grid) {
       std::vector<const attn::Comparison*> all{outcome_->comparison.get()};
-      for (const RunOutcome::OtherOutcome& other : outcome_->others)
+      for (const attn::Companion& other : outcome_->others())
         if (other.comparison) all.push_back(other.comparison.get());
       fig::saveFigure(fig::compareFigure(all, o), path, 144);
     } else {
@@ -1280,8 +1231,9 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     return;
   }
   // An order change: animate the permutation (once per request: not again when its metrics arrive).
-  const bool animate = !outcome->moved_from.empty() && !(outcome_ && outcome_->moved_from == outcome->moved_from &&
-                                                          outcome_->order == outcome->order);
+  const bool animate = !outcome->pooled->moved_from.empty() &&
+                       !(outcome_ && outcome_->pooled->moved_from == outcome->pooled->moved_from &&
+                         outcome_->pooled->order == outcome->pooled->order);
   outcome_ = std::move(outcome);
   if (animate) {
     sort_frame_ = 0;
@@ -1298,70 +1250,20 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
     setOrder(order);
   }
   // Zoomed or panned while this was computed: pool the window now on screen.
-  if (viewport_ && outcome_->window != viewport_->view()) zoom_timer_.start();
+  if (viewport_ && outcome_->pooled->request.window != viewport_->view()) zoom_timer_.start();
   emit runFinished();
 }
 
 void MainWindow::showOutcome() {
-  if (!outcome_ || !outcome_->ok) return;
+  if (!outcome_ || !outcome_->ok || !outcome_->pooled) return;
+  const scene::Pooled& pooled = *outcome_->pooled;
   const attn::Comparison& c = *outcome_->comparison;
   const attn::MechanismInfo& info = c.mechanism->info();
-  const char* pooling = outcome_->pooling == attn::Pooling::Max ? "max" : "mean";
 
-  scene::Scene scene;
-  scene::Panel exact;
-  exact.title = c.reference_label.empty() ? std::string("exact") : c.reference_label;
-  exact.values = outcome_->exact_pooled;
-  exact.source_rows = c.exact.explanation.weights.rows();
-  exact.source_cols = c.exact.explanation.weights.cols();
-  exact.pooling = pooling;
-  exact.shown_rows = outcome_->exact_shown.rows;
-  exact.shown_cols = outcome_->exact_shown.cols;
-  exact.subtitle = sizeText(exact.values, exact.source_rows, exact.source_cols, pooling, exact.shown_rows, exact.shown_cols);
-  exact.empty_text = "exact attention implies no weights here";
-  exact.captions.push_back("softmax attention \xC2\xB7 " + ms(c.exact_ms).toStdString());
-
-  scene::Panel approx;
-  approx.title = info.title;
-  approx.values = outcome_->approx_pooled;
-  approx.source_rows = c.approx.explanation.weights ? c.approx.explanation.weights.rows() : c.inputs.n();
-  approx.source_cols = c.approx.explanation.weights ? c.approx.explanation.weights.cols() : c.inputs.m();
-  approx.pooling = pooling;
-  approx.shown_rows = outcome_->approx_shown.rows;
-  approx.shown_cols = outcome_->approx_shown.cols;
-  approx.subtitle = c.approx.explanation.weights
-                        ? sizeText(approx.values, approx.source_rows, approx.source_cols, pooling, approx.shown_rows,
-                                   approx.shown_cols)
-                        : std::string("no implied weight matrix");
-  approx.empty_text = attn::noWeightsText(c);
-  // One figure per line under the panel, the headline first.
-  for (const std::string& metric : attn::describeMetrics(c)) approx.captions.push_back(metric);
-  std::string timing = ms(c.attentionMs()).toStdString();
-  if (outcome_->metrics_pending) timing += " \xC2\xB7 row TV\xE2\x80\xA6";
-  approx.captions.push_back(timing);
-  if (c.approx.cost.display_ms() >= 1)
-    approx.captions.push_back("+" + ms(c.approx.cost.display_ms()).toStdString() + " building this view");
-
-  scene.scale = colorScale();
-  scene.light = light_;
-  scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
-  scene.help = helpLines();
-  scene.group_name = outcome_->token_group_name;
-  scene.token_groups = outcome_->token_groups;
-  if (const std::optional<attn::Grouping> g = displayedOrder()) scene.token_at = g->order;
-  scene.colormap = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
-  scene.scale.lo = 0;
-  scene.scale.hi = std::max({finiteMax(exact.values), finiteMax(approx.values), 1e-30f});
-  approx.marks = outcome_->marks;
-  approx.row_marks = outcome_->row_marks;
-  if (outcome_->row_groups.size() == static_cast<size_t>(exact.values.rows())) exact.row_groups = outcome_->row_groups;
-  if (outcome_->row_groups.size() == static_cast<size_t>(approx.values.rows())) approx.row_groups = outcome_->row_groups;
-  scene.panels.push_back(std::move(exact));
-  scene.panels.push_back(std::move(approx));
-  // The orders this outcome offers (keeping the current choice when it is still there).
+  // The controls list what this outcome offers (keeping the current choices when they are still there).
   {
     QStringList orders{tr("position")};
-    for (const std::string& o : outcome_->orders) orders << QString::fromStdString(o);
+    for (const std::string& o : pooled.orders) orders << QString::fromStdString(o);
     QStringList existing;
     for (int i = 0; i < order_->count(); ++i) existing << order_->itemText(i);
     if (existing != orders) {
@@ -1369,19 +1271,18 @@ void MainWindow::showOutcome() {
       order_->clear();
       order_->addItems(orders);
       order_->setCurrentIndex(
-          outcome_->order.empty() ? 0 : std::max(0, static_cast<int>(orders.indexOf(QString::fromStdString(outcome_->order)))));
+          pooled.order.empty() ? 0 : std::max(0, static_cast<int>(orders.indexOf(QString::fromStdString(pooled.order)))));
     }
     order_->setEnabled(orders.size() > 1);
+    // A disabled Order says why in place (N above the sorting limit, no grouping).
+    order_->setToolTip(orders.size() > 1 ? tr("Token order of the matrices: position, or sorted by a grouping")
+                                         : tr("No order to choose: %1").arg(QString::fromStdString(pooled.orders_unavailable)));
   }
-  // The pattern panel: the mechanism's pattern or a step's (the selector lists what this outcome has).
   {
     QStringList views;
-    if (outcome_->pattern_pooled.size() > 0) views << QStringLiteral("pattern");
-    for (const auto& step : outcome_->step_patterns) views << QString::fromStdString(step.title);
-    if (differenceAvailable()) {
-      if (views.isEmpty()) views << QString::fromUtf8(k_no_third_panel);  // the difference only on request
-      views << QString::fromLatin1(k_difference_view);
-    }
+    for (const std::string& choice : scene::thirdChoices(pooled)) views << QString::fromStdString(choice);
+    if (views.size() == 1 && views.front() == QLatin1String(k_difference_view))
+      views.prepend(QString::fromUtf8(k_no_third_panel));  // the difference only on request
     const QString current = pattern_view_->currentText();
     QStringList existing;
     for (int i = 0; i < pattern_view_->count(); ++i) existing << pattern_view_->itemText(i);
@@ -1392,123 +1293,34 @@ void MainWindow::showOutcome() {
       pattern_view_->setCurrentIndex(std::max(0, static_cast<int>(views.indexOf(current))));
     }
     pattern_view_->setEnabled(views.size() > 1);
-    const bool steps = !outcome_->step_patterns.empty();
-    play_->setEnabled(steps);
-    if (!steps && play_->isChecked()) play_->setChecked(false);
+    const bool compare_mode = !outcome_->others().empty();
+    pattern_view_->setToolTip(compare_mode ? tr("Compare mode shows the other mechanisms in the third place")
+                                           : tr("What the third panel shows: the pattern, a step, or the difference"));
+    if (compare_mode) pattern_view_->setEnabled(false);
+    const bool steps = !pooled.steps.empty();
+    play_->setEnabled(steps && !compare_mode);
+    if ((!steps || compare_mode) && play_->isChecked()) play_->setChecked(false);
   }
-  const int chosen = pattern_view_->currentIndex();
-  const bool own = outcome_->pattern_pooled.size() > 0;
-  scene::Panel pattern;
-  if (pattern_view_->currentText() == QLatin1String(k_difference_view)) {  // mechanism − exact, signed
-    pattern.title = "difference";
-    pattern.values = outcome_->difference_pooled;
-    pattern.source_rows = c.inputs.n();
-    pattern.source_cols = c.inputs.m();
-    pattern.shown_rows = outcome_->exact_shown.rows;
-    pattern.shown_cols = outcome_->exact_shown.cols;
-    pattern.signed_values = true;
-    pattern.pooling = "mean";
-    if (pattern.values.size() > 0) {
-      const float range = std::max(pattern.values.maxCoeff(), -pattern.values.minCoeff());
-      pattern.signed_range = range;
-      pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "mean", pattern.shown_rows,
-                                  pattern.shown_cols);
-      pattern.captions.push_back(info.title + " \xE2\x88\x92 exact, mean per pixel");
-      pattern.captions.push_back("blue: less weight than exact \xC2\xB7 red: more \xC2\xB7 \xC2\xB1" +
-                                 scene::formatValue(range, 3));
-    } else {
-      pattern.empty_text = "pooling the difference\xE2\x80\xA6";
-      // Pooled on request; a repool that already asked for it and came back without does not ask again.
-      if (!runner_.busy() && !run_timer_.isActive() && !outcome_->difference_requested) scheduleRepool();
-    }
-    pattern.marks = outcome_->marks;
-    pattern.row_marks = outcome_->row_marks;
-    scene.panels.push_back(std::move(pattern));
-    pattern = {};
-  } else if (own && chosen <= 0) {  // which pairs the mechanism scores, by component
-    pattern.title = "pattern";
-    pattern.values = outcome_->pattern_pooled;
-    pattern.source_rows = c.approx.explanation.pattern->rows;
-    pattern.source_cols = c.approx.explanation.pattern->cols;
-    pattern.categories = outcome_->pattern_components;
-    pattern.shown_rows = outcome_->pattern_shown.rows;
-    pattern.shown_cols = outcome_->pattern_shown.cols;
-  } else if (chosen >= 0 && !outcome_->step_patterns.empty()) {
-    const auto& step = outcome_->step_patterns[static_cast<size_t>(std::min<int>(
-        chosen - (own ? 1 : 0), static_cast<int>(outcome_->step_patterns.size()) - 1))];
-    pattern.title = step.title;
-    pattern.values = step.pooled;
-    pattern.source_rows = step.rows;
-    pattern.source_cols = step.cols;
-    pattern.categories = step.components;
-    pattern.shown_rows = step.shown.rows;
-    pattern.shown_cols = step.shown.cols;
-    pattern.zoomable = step.zoomable;
-    pattern.signed_values = step.signed_values;
-    pattern.own_order = step.own_order;
-    if (step.what != "pattern") pattern.captions.push_back(step.what);
-    pattern.captions.push_back(step.caption);
-  }
-  if (!outcome_->others.empty()) {  // compare mode: the other mechanisms instead of the pattern panel
-    for (const RunOutcome::OtherOutcome& other : outcome_->others) {
-      scene::Panel panel;
-      const auto mechanism = attn::findMechanism(other.id);
-      panel.title = mechanism ? mechanism->info().title : other.id;
-      panel.pooling = pooling;
-      panel.source_rows = c.inputs.n();
-      panel.source_cols = c.inputs.m();
-      if (other.comparison) {
-        const attn::Comparison& oc = *other.comparison;
-        panel.values = other.pooled;
-        if (oc.approx.explanation.weights) {
-          panel.source_rows = oc.approx.explanation.weights.rows();
-          panel.source_cols = oc.approx.explanation.weights.cols();
-        }
-        panel.shown_rows = other.shown.rows;
-        panel.shown_cols = other.shown.cols;
-        panel.subtitle = sizeText(panel.values, panel.source_rows, panel.source_cols, pooling, panel.shown_rows, panel.shown_cols);
-        if (other.error.empty()) {
-          for (const std::string& metric : attn::describeMetrics(oc)) panel.captions.push_back(metric);
-        } else {  // it ran, but its error against exact could not be measured
-          panel.captions.push_back("no error measured: " + other.error);
-        }
-        panel.captions.push_back(mechanismMs(oc).toStdString());
-        scene.scale.hi = std::max(scene.scale.hi, finiteMax(panel.values));
-      }
-      panel.empty_text = other.error.empty() ? panel.title + " implies no weights" : other.error;
-      if (panel.values.rows() > 0 && outcome_->row_groups.size() == static_cast<size_t>(panel.values.rows()))
-        panel.row_groups = outcome_->row_groups;
-      scene.panels.push_back(std::move(panel));
-    }
-  } else if (pattern.values.size() > 0 && pattern.categories.empty()) {  // a step's factor
-    if (pattern.signed_values) {  // diverging, on its own ± range (the weights' colour bar does not apply)
-      pattern.pooling = "mean";
-      const float range = std::max(pattern.values.maxCoeff(), -pattern.values.minCoeff());
-      pattern.signed_range = range;
-      pattern.captions.push_back("blue: negative \xC2\xB7 red: positive \xC2\xB7 \xC2\xB1" + scene::formatValue(range, 3));
-    } else {  // non-negative (a transport plan, a kernel, templates): on the weights' scale
-      pattern.pooling = pooling;
-      scene.scale.hi = std::max(scene.scale.hi, finiteMax(pattern.values));
-    }
-    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, pattern.pooling.c_str(),
-                                pattern.shown_rows, pattern.shown_cols, "values");
-    scene.panels.push_back(std::move(pattern));
-  } else if (pattern.values.size() > 0) {
-    pattern.pooling = "first component";
-    pattern.subtitle = sizeText(pattern.values, pattern.source_rows, pattern.source_cols, "any", pattern.shown_rows,
-                                pattern.shown_cols);
-    pattern.marks = outcome_->marks;
-    pattern.row_marks = outcome_->row_marks;
-    if (outcome_->row_groups.size() == static_cast<size_t>(pattern.values.rows()) && !pattern.own_order)
-      pattern.row_groups = outcome_->row_groups;  // the groups of the scene's rows
-    scene.panels.push_back(std::move(pattern));
-  }
+  // What is shown is the view model's decision; the window adds only its own state (the picked row, the help,
+  // the theme, presenter scale, the step bar's play state) and the order animation's motion.
+  const scene::ViewRequest request = viewRequest();
+  scene::Scene scene = scene::compose(pooled, request);
+  // The difference is pooled on request: a repool that already asked for it and came back without does not ask again.
+  if (request.third == scene::Third::Difference && pooled.difference.values.size() == 0 &&
+      pooled.request.third != scene::Third::Difference && !runner_.busy() && !run_timer_.isActive())
+    scheduleRepool();
+  if (outcome_->metrics_pending)
+    for (scene::Panel& p : scene.panels)
+      if (p.role == "mechanism" && !p.captions.empty() && !request.times) p.captions.back() += " \xC2\xB7 row TV\xE2\x80\xA6";
+  scene.light = light_;
+  scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
+  scene.help = helpLines();
   panel_count_ = static_cast<int>(scene.panels.size());
-  if (sort_timer_.isActive() && !outcome_->moved_from.empty()) {
+  if (sort_timer_.isActive() && !pooled.moved_from.empty()) {
     // The order animation: every pixel row and column slides from where its tokens were to where they
     // are now (smoothstep in time); where several land on one pixel the largest value shows.
     const double t0 = std::clamp(double(sort_frame_) / k_sort_frames, 0.0, 1.0), t = t0 * t0 * (3 - 2 * t0);
-    const std::vector<float>& from = outcome_->moved_from;
+    const std::vector<float>& from = pooled.moved_from;
     const attn::Index p = attn::Index(from.size());
     std::vector<attn::Index> to(from.size());
     for (attn::Index k = 0; k < p; ++k)
@@ -1530,30 +1342,11 @@ void MainWindow::showOutcome() {
   }
   if (selected_row_ >= c.inputs.n()) selected_row_ = -1;
   scene.selected_row = selected_row_;
-  if (!outcome_->step_patterns.empty()) {  // the step bar
-    scene.steps.count = static_cast<int>(outcome_->step_patterns.size());
-    scene.steps.current = pattern_view_->currentText() == QLatin1String(k_difference_view) ? -1 : chosen - (own ? 1 : 0);
-    if (scene.steps.current >= 0 && scene.steps.current < scene.steps.count)
-      scene.steps.title = outcome_->step_patterns[size_t(scene.steps.current)].title;
-    scene.steps.playing = step_timer_.isActive();
-  }
-  if (outcome_->minimap.size() > 0) {
-    scene.minimap.title = "minimap";
-    scene.minimap.values = outcome_->minimap;
-    scene.minimap.source_rows = outcome_->minimap_rows;
-    scene.minimap.source_cols = outcome_->minimap_cols;
-  }
-  if (scene.scale.mode == scene::ScaleMode::Rank) applyRankScale(scene);  // after the animation's scatter
-
-  const attn::InputSpec& spec = c.inputs.spec;
-  std::string footer = "backend " + (outcome_->backend_label.empty() ? c.backend_name : outcome_->backend_label);
-  footer += "   \xC2\xB7   " + (spec.source.empty() ? attn::generatorName(spec.generator) + " input" : spec.source) +
-            ", N = " + std::to_string(c.inputs.n()) + ", d = " + std::to_string(c.inputs.q.cols()) + ", seed " +
-            std::to_string(spec.seed) + (outcome_->causal ? ", causal" : "");
-  if (spec.source.empty() && !attn::describeKnobs(spec).empty()) footer += ", " + attn::describeKnobs(spec);
-  if (!outcome_->order.empty()) footer += "   \xC2\xB7   tokens sorted by " + outcome_->order;
-  scene.footer = footer;
+  scene.steps.playing = step_timer_.isActive();
+  const std::string footer = scene.footer;
   if (viewport_) viewport_->setScene(std::move(scene));
+  // Pooled for another panel size (compare mode was left, the window resized): pool again at the new size.
+  if (!outcome_->metrics_pending && pooled.request.pixels != panelPixels()) repool_timer_.start();
 
   status_time_->setText(
       tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), mechanismMs(c)));
@@ -1561,7 +1354,8 @@ void MainWindow::showOutcome() {
   status_error_->setToolTip(QString::fromStdString(attn::describeError(c)));
   QStringList notices = startup_notices_;
   if (!outcome_->backend_notice.empty()) notices << QString::fromStdString(outcome_->backend_notice);
-  for (const std::string& note : outcome_->notes) notices << QString::fromStdString(note);
+  for (const std::string& note : pooled.subject.notes) notices << QString::fromStdString(note);
+  for (const std::string& note : c.approx.explanation.notes) notices << QString::fromStdString(note);
   if (outcome_ != logged_outcome_ && !outcome_->repooled && !outcome_->metrics_pending) {  // a new run (not a repool): into the log
     logged_outcome_ = outcome_;
     log_->info(tr("%1 on %2: exact %3, %4 %5; %6")

@@ -174,12 +174,14 @@ class MainWindow : public QMainWindow {
   void showError(const QString& message);
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
-  /// ScaleMode::Rank: replaces the continuous panels' values by their ranks among all shown weights.
-  static void applyRankScale(scene::Scene& scene);
   /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
   void stepBy(int delta);
   /// Whether the mechanism's implied weights have exact's shape (the "difference" view exists).
   bool differenceAvailable() const;
+  /// Steps of the shown outcome (0: none).
+  int stepCount() const;
+  /// The view model's request from the controls and the viewport (what the screen shows).
+  scene::ViewRequest viewRequest() const;
   static constexpr const char* k_difference_view = "difference";
   static constexpr const char* k_no_third_panel = "\xE2\x80\x94";  // "—": a mechanism without a pattern or steps
   /// Pixels a side of one heatmap panel in the viewport now (the pooling resolution).

@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
       shown_ms.push_back(ms.back() - result_at);
       if (auto out = window.lastOutcome(); out && out->comparison) {
         compare_ms.push_back(out->compare_ms);
-        pool_ms.push_back(out->pool_ms);
+        pool_ms.push_back(out->pooled->pool_ms);
       }
       if (!window.waitForIdle(120000)) return 1;
       full_ms.push_back(double(clock.nsecsElapsed()) * 1e-6);
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
     std::printf("no Vulkan viewport: %s\n", "cannot measure frames");
     return 1;
   }
-  const std::string device = window.lastOutcome() ? window.lastOutcome()->backend_label : std::string();
+  const std::string device = window.lastOutcome() ? window.lastOutcome()->pooled->subject.backend_label : std::string();
   std::printf("first result on screen after %.0f ms (%s)\n\n", double(first.elapsed()), device.c_str());
   const auto layout = attnlab::scene::layoutScene(float(viewport->width()), float(viewport->height()), viewport->scene());
   const attnlab::scene::Rect r = layout.panels.at(1);

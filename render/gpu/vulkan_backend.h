@@ -140,6 +140,7 @@ class VulkanBackend final : public attn::Backend {
   bool fellBack() const { return fell_back_; }
   /// One sentence for the user after a fallback; empty otherwise.
   const std::string& fallbackNotice() const { return fallback_notice_; }
+  std::string notice() const override { return fell_back_ ? fallback_notice_ : std::string(); }
 
   /// Tile configuration of the dense kernel for head dims (d, dv) on a device (exposed for tests
   /// and benchmarks). `ok` false: the kernel cannot take this shape here (the CPU computes it):

@@ -111,6 +111,9 @@ struct Panel {
   /// What the panel is, in one word ("exact", "mechanism", "pattern", "step", "difference", "groups",
   /// "other"), for renderers that lay panels out by role and for tests.
   std::string role;
+  /// The panel's letter ("a", "b", …), in the scene's panel order: drawn before the title on screen and in
+  /// files, so a caption in a paper can name a panel.
+  std::string tag;
 };
 
 /// The step bar under the panels for mechanisms with steps: where the step-through is.

@@ -133,8 +133,8 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   ASSERT_TRUE(first && first->ok);
   EXPECT_EQ(first->comparison->mechanism->info().id, "longformer");
   // N = 256 is pooled to the panel's pixels at most (three panels side by side).
-  EXPECT_GT(first->exact_pooled.rows(), 100);
-  EXPECT_LE(first->exact_pooled.rows(), 256);
+  EXPECT_GT(first->pooled->exact.values.rows(), 100);
+  EXPECT_LE(first->pooled->exact.values.rows(), 256);
 
   const QImage before = window.viewportImage();
   ASSERT_FALSE(before.isNull());
@@ -143,7 +143,7 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
   // Exact, Longformer, and Longformer's pattern. Inside each weight panel every pixel is a viridis
   // colour (right channel order, LUT applied), and the panel is not one flat colour; the pattern panel
   // holds the component colours (window, global) and the empty colour only.
-  ASSERT_EQ(first->pattern_components, (std::vector<std::string>{"global", "window"}));
+  ASSERT_EQ(first->pooled->pattern_components, (std::vector<std::string>{"global", "window"}));
   const scene::SceneLayout layout = layoutOf(window.viewport());  // the scene's own (its captions take room)
   ASSERT_EQ(layout.panels.size(), 3u);
   {
@@ -163,10 +163,10 @@ TEST_F(MainWindowTest, ShowsBothHeatmapsAndRerunsWhenAParameterChanges) {
         << "the pattern panel should show the window and the empty pairs";
     // The globals are rows and columns 0–1: a pixel wide at this size, at the edge; check the data.
     std::set<int> values;
-    for (attn::Index i = 0; i < first->pattern_pooled.rows(); ++i)
-      for (attn::Index j = 0; j < first->pattern_pooled.cols(); ++j) values.insert(int(first->pattern_pooled(i, j)));
+    for (attn::Index i = 0; i < first->pooled->pattern.values.rows(); ++i)
+      for (attn::Index j = 0; j < first->pooled->pattern.values.cols(); ++j) values.insert(int(first->pooled->pattern.values(i, j)));
     EXPECT_EQ(values, (std::set<int>{0, 1, 2}));
-    EXPECT_EQ(first->marks, (std::vector<attn::Index>{0, 1}));
+    EXPECT_EQ(first->pooled->marks, (std::vector<attn::Index>{0, 1}));
   }
   for (size_t k = 0; k < 2; ++k) {
     const scene::Rect& r = layout.panels[k];
@@ -202,8 +202,8 @@ TEST_F(MainWindowTest, PatternPanelShowsTheStepsOfAMechanism) {
   showAndWait(window);
   const auto outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
-  ASSERT_GE(outcome->step_patterns.size(), 2u);
-  EXPECT_EQ(outcome->step_patterns.back().title, "Two hops");
+  ASSERT_GE(outcome->pooled->steps.size(), 2u);
+  EXPECT_EQ(outcome->pooled->steps.back().title, "Two hops");
   const QImage own = window.viewportImage();
   ASSERT_TRUE(window.setPatternView("Two hops"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
@@ -220,9 +220,9 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   showAndWait(window);
   auto outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
-  const RunOutcome::StepPattern* hash = nullptr;
-  const RunOutcome::StepPattern* sort = nullptr;
-  for (const auto& s : outcome->step_patterns) {
+  const scene::StepImage* hash = nullptr;
+  const scene::StepImage* sort = nullptr;
+  for (const auto& s : outcome->pooled->steps) {
     if (s.title == "hash") hash = &s;
     if (s.title == "sort") sort = &s;
   }
@@ -230,10 +230,10 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   EXPECT_NE(sort->what.find("sorted by round 1 buckets"), std::string::npos) << sort->what;
   // Sorted, each pixel row's bucket pairs sit in one diagonal run: its non-zero pixels are contiguous.
   int runs_sorted = 0, runs_hash = 0;
-  for (attn::Index r = 0; r < sort->pooled.rows(); ++r)
-    for (attn::Index c = 1; c < sort->pooled.cols(); ++c) {
-      runs_sorted += (sort->pooled(r, c) != 0) != (sort->pooled(r, c - 1) != 0);
-      runs_hash += (hash->pooled(r, c) != 0) != (hash->pooled(r, c - 1) != 0);
+  for (attn::Index r = 0; r < sort->image.values.rows(); ++r)
+    for (attn::Index c = 1; c < sort->image.values.cols(); ++c) {
+      runs_sorted += (sort->image.values(r, c) != 0) != (sort->image.values(r, c - 1) != 0);
+      runs_hash += (hash->image.values(r, c) != 0) != (hash->image.values(r, c - 1) != 0);
     }
   EXPECT_LT(runs_sorted * 4, runs_hash) << "sorting by bucket should make blocks";
   ASSERT_TRUE(window.setPatternView("hash"));
@@ -251,12 +251,12 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
-  ASSERT_GE(outcome->step_patterns.size(), 2u);
-  EXPECT_EQ(outcome->step_patterns.front().what.rfind("same group", 0), 0u) << outcome->step_patterns.front().what;
-  EXPECT_FALSE(outcome->step_patterns.front().components.empty());
-  EXPECT_GT(outcome->step_patterns.front().pooled.maxCoeff(), 0);
+  ASSERT_GE(outcome->pooled->steps.size(), 2u);
+  EXPECT_EQ(outcome->pooled->steps.front().what.rfind("same group", 0), 0u) << outcome->pooled->steps.front().what;
+  EXPECT_FALSE(outcome->pooled->steps.front().components.empty());
+  EXPECT_GT(outcome->pooled->steps.front().image.values.maxCoeff(), 0);
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_GROUPS")) {
-    ASSERT_TRUE(window.setPatternView(outcome->step_patterns.back().title));
+    ASSERT_TRUE(window.setPatternView(outcome->pooled->steps.back().title));
     ASSERT_TRUE(window.setOrder("query clusters"));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     EXPECT_TRUE(window.windowImage().save(path));
@@ -267,13 +267,13 @@ TEST_F(MainWindowTest, StepsOfEveryKindPlayInThePatternPanel) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
-  const RunOutcome::StepPattern* last = nullptr;
-  for (const auto& s : outcome->step_patterns)
+  const scene::StepImage* last = nullptr;
+  for (const auto& s : outcome->pooled->steps)
     if (s.title == "Sinkhorn 7") last = &s;
   ASSERT_NE(last, nullptr);
   EXPECT_TRUE(last->components.empty()) << "S is drawn as values";
-  EXPECT_EQ(last->rows, 8);  // 256 tokens in blocks of 32
-  for (attn::Index j = 0; j < last->pooled.cols(); ++j) EXPECT_NEAR(last->pooled.col(j).sum(), 1.0, 1e-3);
+  EXPECT_EQ(last->image.source_rows, 8);  // 256 tokens in blocks of 32
+  for (attn::Index j = 0; j < last->image.values.cols(); ++j) EXPECT_NEAR(last->image.values.col(j).sum(), 1.0, 1e-3);
   ASSERT_TRUE(window.setPatternView("Sinkhorn 7"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_STEP")) {
@@ -289,20 +289,20 @@ TEST_F(MainWindowTest, SignedFactorsAreDivergingOnTheirOwnRangeAndLeaveTheWeight
   ASSERT_NE(viewport, nullptr);
   const auto outcome = window.lastOutcome();
   ASSERT_TRUE(outcome && outcome->ok) << window.lastError().toStdString();
-  const RunOutcome::StepPattern* w = nullptr;
-  for (const auto& step : outcome->step_patterns)
+  const scene::StepImage* w = nullptr;
+  for (const auto& step : outcome->pooled->steps)
     if (step.title.rfind("W after token", 0) == 0) w = &step;
   ASSERT_NE(w, nullptr);
   ASSERT_TRUE(w->signed_values);
-  ASSERT_LT(w->pooled.minCoeff(), 0);
-  ASSERT_GT(w->pooled.maxCoeff(), 1) << "W's entries exceed every weight: the test would not tell the scales apart";
+  ASSERT_LT(w->image.values.minCoeff(), 0);
+  ASSERT_GT(w->image.values.maxCoeff(), 1) << "W's entries exceed every weight: the test would not tell the scales apart";
   ASSERT_TRUE(window.setPatternView(w->title));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 3u);
   const scene::Panel& panel = scene.panels[2];
   EXPECT_TRUE(panel.signed_values);
-  EXPECT_FLOAT_EQ(panel.signed_range, std::max(w->pooled.maxCoeff(), -w->pooled.minCoeff()));
+  EXPECT_FLOAT_EQ(panel.signed_range, std::max(w->image.values.maxCoeff(), -w->image.values.minCoeff()));
   EXPECT_LE(scene.scale.hi, 1.0f + 1e-6f);
   EXPECT_NE(panel.subtitle.find("values"), std::string::npos) << panel.subtitle;
   // A non-negative factor (Sinkhorn's doubly-stochastic S) stays on the weights' scale.
@@ -320,10 +320,10 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   showAndWait(window);
   const auto before = window.lastOutcome();
   ASSERT_TRUE(before && before->ok) << window.lastError().toStdString();
-  ASSERT_FALSE(before->orders.empty());
-  EXPECT_TRUE(before->order.empty());
+  ASSERT_FALSE(before->pooled->orders.empty());
+  EXPECT_TRUE(before->pooled->order.empty());
   const QImage by_position = window.viewportImage();
-  ASSERT_TRUE(window.setOrder(before->orders.front()));
+  ASSERT_TRUE(window.setOrder(before->pooled->orders.front()));
   // The permutation is animated: frames between the two orders differ from both.
   QElapsedTimer clock;
   clock.start();
@@ -336,17 +336,17 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   }
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_FALSE(window.sortAnimating());
-  EXPECT_EQ(window.lastOutcome()->moved_from.size(), size_t(window.lastOutcome()->exact_pooled.rows()));
+  EXPECT_EQ(window.lastOutcome()->pooled->moved_from.size(), size_t(window.lastOutcome()->pooled->exact.values.rows()));
   EXPECT_GT(differingShare(midway, by_position), 0.01);
   EXPECT_GT(differingShare(midway, window.viewportImage()), 0.01);
   const auto sorted = window.lastOutcome();
   ASSERT_TRUE(sorted && sorted->ok);
-  EXPECT_EQ(sorted->order, before->orders.front());
-  ASSERT_EQ(sorted->row_groups.size(), static_cast<size_t>(sorted->exact_pooled.rows()));
-  EXPECT_TRUE(std::is_sorted(sorted->row_groups.begin(), sorted->row_groups.end())) << "groups run in order";
+  EXPECT_EQ(sorted->pooled->order, before->pooled->orders.front());
+  ASSERT_EQ(sorted->pooled->row_groups.size(), static_cast<size_t>(sorted->pooled->exact.values.rows()));
+  EXPECT_TRUE(std::is_sorted(sorted->pooled->row_groups.begin(), sorted->pooled->row_groups.end())) << "groups run in order";
   // The hover readout names the groups of i and j: one label per token, in the displayed order.
   const scene::Scene& scene = window.viewport()->scene();
-  EXPECT_EQ(scene.group_name, sorted->order);
+  EXPECT_EQ(scene.group_name, sorted->pooled->order);
   ASSERT_EQ(scene.token_groups.size(), 256u);
   EXPECT_TRUE(std::is_sorted(scene.token_groups.begin(), scene.token_groups.end()));
   EXPECT_EQ(sorted->comparison, before->comparison) << "sorting repools, it does not rerun";
@@ -354,8 +354,8 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   // The same weights, permuted: the largest weight is the same, and the sums of the pooled exact images
   // agree up to what max-pooling 256 tokens into fewer pixels does to a permuted matrix (exact attention's
   // peaked diagonal, q_i·k_i of clustered Q ≈ K, shares pixels differently in the two orders).
-  EXPECT_FLOAT_EQ(sorted->exact_pooled.maxCoeff(), before->exact_pooled.maxCoeff());
-  EXPECT_NEAR(sorted->exact_pooled.sum(), before->exact_pooled.sum(), 3e-2 * before->exact_pooled.sum());
+  EXPECT_FLOAT_EQ(sorted->pooled->exact.values.maxCoeff(), before->pooled->exact.values.maxCoeff());
+  EXPECT_NEAR(sorted->pooled->exact.values.sum(), before->pooled->exact.values.sum(), 3e-2 * before->pooled->exact.values.sum());
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_SORTED")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
@@ -366,19 +366,19 @@ TEST_F(MainWindowTest, TokensCanBeSortedByTheMechanismsGroups) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   const auto regrouped = window.lastOutcome();
   ASSERT_TRUE(regrouped && regrouped->ok);
-  ASSERT_EQ(regrouped->order, sorted->order);
+  ASSERT_EQ(regrouped->pooled->order, sorted->pooled->order);
   {
     MainWindow fresh(options("reformer"));
     showAndWait(fresh);
     ASSERT_TRUE(fresh.setParameter("buckets", 16));
     ASSERT_TRUE(fresh.waitForIdle(k_timeout_ms));
-    ASSERT_TRUE(fresh.setOrder(sorted->order));
+    ASSERT_TRUE(fresh.setOrder(sorted->pooled->order));
     ASSERT_TRUE(fresh.waitForIdle(k_timeout_ms));
     const auto expected = fresh.lastOutcome();
-    ASSERT_TRUE(expected && expected->ok && expected->order == sorted->order);
-    ASSERT_EQ(regrouped->exact_pooled.rows(), expected->exact_pooled.rows());
-    EXPECT_EQ(regrouped->exact_pooled, expected->exact_pooled);
-    EXPECT_NE(regrouped->exact_pooled, sorted->exact_pooled) << "16 buckets sort the tokens as 8 did";
+    ASSERT_TRUE(expected && expected->ok && expected->pooled->order == sorted->pooled->order);
+    ASSERT_EQ(regrouped->pooled->exact.values.rows(), expected->pooled->exact.values.rows());
+    EXPECT_EQ(regrouped->pooled->exact.values, expected->pooled->exact.values);
+    EXPECT_NE(regrouped->pooled->exact.values, sorted->pooled->exact.values) << "16 buckets sort the tokens as 8 did";
   }
   EXPECT_FALSE(window.setOrder("no such grouping"));
   EXPECT_TRUE(window.setOrder("position"));
@@ -572,8 +572,8 @@ TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
     ASSERT_TRUE(window.setParameter("rounds", 4));
     window.setCausal(true);
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-    ASSERT_TRUE(window.lastOutcome() && !window.lastOutcome()->orders.empty());
-    ASSERT_TRUE(window.setOrder(window.lastOutcome()->orders.front()));
+    ASSERT_TRUE(window.lastOutcome() && !window.lastOutcome()->pooled->orders.empty());
+    ASSERT_TRUE(window.setOrder(window.lastOutcome()->pooled->orders.front()));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     window.curvesPanel()->setMechanisms({"reformer", "performer"});
     window.curvesPanel()->setRange(512, 2048);
@@ -596,7 +596,7 @@ TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
   EXPECT_EQ(other.session(), saved) << other.session().dump(1) << "\nvs\n" << saved.dump(1);
   ASSERT_TRUE(other.lastOutcome());
   EXPECT_TRUE(other.lastOutcome()->causal);
-  EXPECT_FALSE(other.lastOutcome()->order.empty());
+  EXPECT_FALSE(other.lastOutcome()->pooled->order.empty());
 
   // Damaged or foreign sessions: a message, and the window stays as it was.
   {
@@ -645,7 +645,7 @@ TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
     ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
     ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
     ASSERT_TRUE(other.lastOutcome());
-    EXPECT_TRUE(other.lastOutcome()->order.empty()) << other.lastOutcome()->order;
+    EXPECT_TRUE(other.lastOutcome()->pooled->order.empty()) << other.lastOutcome()->pooled->order;
     EXPECT_EQ(other.session()["view"]["scale"], saved["view"]["scale"]);
   }
 
@@ -882,11 +882,11 @@ TEST_F(MainWindowTest, AStepInItsOwnTokenOrderIsNotPairedWithThePanelsInTheScene
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const auto out = window.lastOutcome();
-  ASSERT_TRUE(out && out->ok && out->order.empty()) << "tokens by position";
+  ASSERT_TRUE(out && out->ok && out->pooled->order.empty()) << "tokens by position";
   // Reformer's "sort" steps show the tokens in bucket order.
-  const auto sorted = std::find_if(out->step_patterns.begin(), out->step_patterns.end(),
-                                   [](const RunOutcome::StepPattern& p) { return p.own_order; });
-  ASSERT_NE(sorted, out->step_patterns.end());
+  const auto sorted = std::find_if(out->pooled->steps.begin(), out->pooled->steps.end(),
+                                   [](const scene::StepImage& p) { return p.own_order; });
+  ASSERT_NE(sorted, out->pooled->steps.end());
   ASSERT_TRUE(window.setPatternView(sorted->title));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   const scene::Scene& scene = viewport->scene();
@@ -999,7 +999,7 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   view::HeatmapWindow* viewport = showViewport(window);
   ASSERT_NE(viewport, nullptr);
   const QImage whole = window.viewportImage();
-  ASSERT_TRUE(window.lastOutcome()->window.full());
+  ASSERT_TRUE(window.lastOutcome()->pooled->request.window.full());
   EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
   const scene::Rect r = layoutOf(viewport).panels.at(1);
   // Twelve wheel notches about the point a quarter across and down: 1.25^12 ≈ 14.6×.
@@ -1011,20 +1011,20 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   EXPECT_NEAR(v.col0 + 0.25 * (v.col1 - v.col0), 0.25, 2e-3);
   auto out = window.lastOutcome();
   ASSERT_TRUE(out && out->ok);
-  EXPECT_EQ(out->window, v);  // pooled again for the new window
+  EXPECT_EQ(out->pooled->request.window, v);  // pooled again for the new window
   // ~140 rows on a ~240-pixel panel: one pixel per entry, so the panel holds the weights themselves.
   // Check them against softmax(q_i · k_j / √d) computed here in double precision.
-  const attn::Range rows = out->exact_shown.rows, cols = out->exact_shown.cols;
+  const attn::Range rows = out->pooled->exact.rows, cols = out->pooled->exact.cols;
   EXPECT_NEAR(double(rows.begin), 0.25 * 2048 - 0.25 * rows.size(), 2);
-  ASSERT_EQ(out->exact_pooled.rows(), rows.size());
-  ASSERT_EQ(out->exact_pooled.cols(), cols.size());
+  ASSERT_EQ(out->pooled->exact.values.rows(), rows.size());
+  ASSERT_EQ(out->pooled->exact.values.cols(), cols.size());
   const attn::Inputs& in = out->comparison->inputs;
   for (attn::Index i : {rows.begin, (rows.begin + rows.end) / 2, rows.end - 1}) {
     const std::vector<double> softmax = softmaxRow(in, i);
     for (attn::Index j : {cols.begin, i, cols.end - 1}) {
       if (j < cols.begin || j >= cols.end) continue;
       const double w = softmax[size_t(j)];
-      EXPECT_NEAR(out->exact_pooled(i - rows.begin, j - cols.begin), w, 1e-6 + 1e-4 * w) << i << ", " << j;
+      EXPECT_NEAR(out->pooled->exact.values(i - rows.begin, j - cols.begin), w, 1e-6 + 1e-4 * w) << i << ", " << j;
     }
   }
   // The picture changed, and the minimap (the whole matrix with the window outlined) is there.
@@ -1045,16 +1045,16 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   const scene::ViewWindow panned = viewport->view();
   EXPECT_NEAR(panned.col0 - v.col0, 0.5 * (v.col1 - v.col0), 0.01 * (v.col1 - v.col0));
   EXPECT_DOUBLE_EQ(panned.row0, v.row0);
-  EXPECT_EQ(window.lastOutcome()->window, panned);
-  EXPECT_GT(window.lastOutcome()->exact_shown.cols.begin, cols.begin);
+  EXPECT_EQ(window.lastOutcome()->pooled->request.window, panned);
+  EXPECT_GT(window.lastOutcome()->pooled->exact.cols.begin, cols.begin);
   // A parameter change keeps the zoom; Fit (key 0, or a double click) shows the whole matrix again.
   ASSERT_TRUE(window.setParameter("window", 64));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
-  EXPECT_EQ(window.lastOutcome()->window, panned);
+  EXPECT_EQ(window.lastOutcome()->pooled->request.window, panned);
   QTest::mouseDClick(viewport, Qt::LeftButton, {}, from);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_TRUE(viewport->view().full());
-  EXPECT_TRUE(window.lastOutcome()->window.full());
+  EXPECT_TRUE(window.lastOutcome()->pooled->request.window.full());
   EXPECT_EQ(viewport->scene().minimap.values.size(), 0);
   // A double click with a hand's jitter before the release still fits (the second press is no drag).
   wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 4);
@@ -1083,7 +1083,7 @@ TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_NEAR(viewport->view().row1 - viewport->view().row0, 8.0 / 256, 1e-9);
   EXPECT_NEAR(viewport->view().col1 - viewport->view().col0, 8.0 / 256, 1e-9);
-  EXPECT_EQ(window.lastOutcome()->window, viewport->view());
+  EXPECT_EQ(window.lastOutcome()->pooled->request.window, viewport->view());
 }
 
 TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork) {
@@ -1171,7 +1171,7 @@ TEST_F(MainWindowTest, AComparedMechanismKeepsTheValuesItWasTunedToAndTheSession
   auto performerFeatures = [](const MainWindow& w) -> attn::Index {
     const auto out = w.lastOutcome();
     if (!out) return -1;
-    for (const auto& other : out->others)
+    for (const auto& other : out->others())
       if (other.id == "performer" && other.comparison) return other.comparison->params.integer("features");
     return -1;
   };
@@ -1236,20 +1236,20 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   const scene::Scene& scene = viewport->scene();
   ASSERT_EQ(scene.panels.size(), 5u);
   auto out = window.lastOutcome();
-  ASSERT_EQ(out->others.size(), 3u);
+  ASSERT_EQ(out->others().size(), 3u);
   for (size_t k = 1; k < 5; ++k) {
     EXPECT_GT(scene.panels[k].values.size(), 0) << scene.panels[k].title;
     ASSERT_FALSE(scene.panels[k].captions.empty());
     EXPECT_EQ(scene.panels[k].captions.front().rfind("misplaced", 0), 0u) << scene.panels[k].captions.front();
   }
   // The others' errors are their own comparisons' (on the same inputs as the main one).
-  for (const auto& other : out->others) {
+  for (const auto& other : out->others()) {
     ASSERT_TRUE(other.comparison) << other.id << ": " << other.error;
     EXPECT_TRUE(other.comparison->inputs.q == out->comparison->inputs.q);
     EXPECT_GT(other.comparison->relative_error, 0);
     EXPECT_TRUE(other.comparison->reused_reference) << other.id << ": exact is computed once";
   }
-  EXPECT_NE(out->others[0].comparison->relative_error, out->others[1].comparison->relative_error);
+  EXPECT_NE(out->others()[0].comparison->relative_error, out->others()[1].comparison->relative_error);
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_COMPARE")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
@@ -1258,18 +1258,18 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   wheel(viewport, QPointF(r.x + r.w * 0.5, r.y + r.h * 0.5), 6);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   out = window.lastOutcome();
-  ASSERT_FALSE(out->window.full());
-  ASSERT_EQ(out->others.size(), 3u);
-  for (const auto& other : out->others) {
-    EXPECT_EQ(other.shown.rows, out->exact_shown.rows) << other.id;
-    EXPECT_EQ(other.shown.cols, out->exact_shown.cols) << other.id;
+  ASSERT_FALSE(out->pooled->request.window.full());
+  ASSERT_EQ(out->others().size(), 3u);
+  for (const auto& other : out->pooled->others) {
+    EXPECT_EQ(other.rows, out->pooled->exact.rows);
+    EXPECT_EQ(other.cols, out->pooled->exact.cols);
   }
-  for (const scene::Panel& p : viewport->scene().panels) EXPECT_EQ(p.shown_rows, out->exact_shown.rows) << p.title;
+  for (const scene::Panel& p : viewport->scene().panels) EXPECT_EQ(p.shown_rows, out->pooled->exact.rows) << p.title;
   // A parameter change of the main mechanism reruns it alone: exact is reused, the others stay.
   ASSERT_TRUE(window.setParameter("window", 48));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_TRUE(window.lastOutcome()->comparison->reused_reference);
-  EXPECT_EQ(window.lastOutcome()->others.size(), 3u);
+  EXPECT_EQ(window.lastOutcome()->others().size(), 3u);
   // The grid through the figure layer, in the three formats; without compare mode it is refused.
   const std::string dir = testing::TempDir() + "attnlab-compare";
   std::filesystem::create_directories(dir);
@@ -1391,7 +1391,7 @@ TEST_F(MainWindowTest, ViewsOverlayZoomAndCompareMatchGoldenImages) {
   {  // groupings: tokens sorted by Reformer's buckets (after the animation)
     MainWindow window(options("reformer"));
     showAndWait(window);
-    ASSERT_TRUE(window.setOrder(window.lastOutcome()->orders.front()));
+    ASSERT_TRUE(window.setOrder(window.lastOutcome()->pooled->orders.front()));
     expectViewportMatchesGolden(window, "viewport-reformer-sorted");
     // The readout names the buckets of i and j.
     view::HeatmapWindow* viewport = window.viewport();
@@ -1415,7 +1415,7 @@ TEST_F(MainWindowTest, TheDifferenceViewShowsWhatTheMechanismAddsAndDrops) {
   ASSERT_NE(viewport, nullptr);
   // Performer's first step (ω, signed) is diverging too: the difference panel is told by its title.
   for (const scene::Panel& p : viewport->scene().panels) EXPECT_NE(p.title, "difference") << "only on request";
-  EXPECT_EQ(window.lastOutcome()->difference_pooled.size(), 0) << "pooled only when chosen";
+  EXPECT_EQ(window.lastOutcome()->pooled->difference.values.size(), 0) << "pooled only when chosen";
   ASSERT_TRUE(window.setPatternView("difference"));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   const scene::Scene& scene = viewport->scene();
@@ -1468,8 +1468,8 @@ TEST_F(MainWindowTest, TheRankScaleSpreadsTheColoursAndTheReadoutKeepsTheWeights
   const auto out = window.lastOutcome();
   // Values are ranks in [0, 1] over both weight panels; raw_values keep the weights for the readout.
   const scene::Panel& exact = scene.panels[0];
-  ASSERT_EQ(exact.raw_values.size(), out->exact_pooled.size());
-  EXPECT_TRUE(exact.raw_values == out->exact_pooled);
+  ASSERT_EQ(exact.raw_values.size(), out->pooled->exact.values.size());
+  EXPECT_TRUE(exact.raw_values == out->pooled->exact.values);
   EXPECT_GE(exact.values.minCoeff(), 0.0f);
   EXPECT_LE(exact.values.maxCoeff(), 1.0f);
   // Ranks follow the weights: the order of any two pixels is kept.
@@ -1532,8 +1532,8 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
     const auto zoomed = window.lastOutcome();
     ASSERT_TRUE(zoomed && zoomed->ok) << id << ": " << (zoomed ? zoomed->error : std::string());
-    EXPECT_FALSE(zoomed->window.full()) << id;
-    EXPECT_EQ(zoomed->exact_shown.rows.size(), 64) << id;
+    EXPECT_FALSE(zoomed->pooled->request.window.full()) << id;
+    EXPECT_EQ(zoomed->pooled->exact.rows.size(), 64) << id;
     ++drawn;
   }
   EXPECT_EQ(drawn, int(attn::mechanisms().size()));
