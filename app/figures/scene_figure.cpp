@@ -159,7 +159,8 @@ QImage panelImage(const scene::Scene& s, const scene::Panel& p, const Theme& the
 }
 
 // Which of `boxes` (left to right or top to bottom, along one axis) get their label: every s-th for the
-// smallest s that leaves `gap` between neighbours, always the first, and the last when it is the axis end.
+// smallest s that leaves `gap` between neighbours, always the first and the last (the axis end), dropping
+// the regular labels that would crowd the last.
 std::vector<bool> thinned(const std::vector<QRectF>& boxes, bool horizontal, double gap) {
   const std::size_t n = boxes.size();
   auto lo = [&](std::size_t i) { return horizontal ? boxes[i].left() : boxes[i].top(); };
@@ -167,10 +168,9 @@ std::vector<bool> thinned(const std::vector<QRectF>& boxes, bool horizontal, dou
   for (std::size_t stride = 1; stride <= std::max<std::size_t>(n, 1); ++stride) {
     std::vector<bool> keep(n, false);
     for (std::size_t i = 0; i < n; i += stride) keep[i] = true;
-    if (n > 1 && !keep[n - 1]) {  // the end label replaces the kept label before it when they would crowd
-      std::size_t prev = (n - 1) / stride * stride;
-      if (hi(prev) + gap > lo(n - 1) && prev != 0) keep[prev] = false;
-      keep[n - 1] = hi(prev) + gap <= lo(n - 1) || prev != 0;
+    if (n > 1) {
+      keep[n - 1] = true;
+      for (std::size_t i = n - 2; i > 0 && hi(i) + gap > lo(n - 1); --i) keep[i] = false;
     }
     bool ok = true;
     std::optional<std::size_t> last;
