@@ -1,7 +1,8 @@
 // SceneFigure: a scene as a paper figure. Widths and font sizes, the grid at each width, numeric ticks,
 // decades on log colour bars, one legend per kind of panel present, crisp heatmaps in PNG and PDF, text as
 // text in SVG, and no text off the page or over other text. ATTNLAB_FIGURE_SAMPLES=<dir> also writes the
-// sample figures there (PNG at 150 DPI, PDF, SVG) to look at.
+// sample figures there (PNG at 150 DPI, PDF, SVG) to look at; ATTNLAB_FIGURE_DUMP=1 prints every text box the
+// overlap test checks.
 #include <gtest/gtest.h>
 
 #include <QBuffer>
