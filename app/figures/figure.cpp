@@ -3,6 +3,7 @@
 #include <QBuffer>
 #include <QFont>
 #include <QFontMetricsF>
+#include <QPaintEngine>
 #include <QPainterPath>
 #include <QPdfWriter>
 #include <QSvgGenerator>
@@ -11,55 +12,109 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "app/figures/figure_internal.h"
 #include "attention/npy.h"
 
 namespace attnlab::fig {
 
-namespace {
+namespace internal {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-QFont font(double pt, bool bold = false) {
+QFont font(double pt, bool bold) {
   QFont f("DejaVu Sans");
   f.setPointSizeF(pt);
   f.setBold(bold);
   return f;
 }
 
-// Painter units are points; fonts are given in points too. On a QImage the device's resolution would
-// scale point sizes, so every device is set to 72 DPI and the painter is scaled instead.
-void setFont(QPainter& p, double pt, bool bold = false) { p.setFont(font(pt, bold)); }
+void setFont(QPainter& p, double pt, bool bold) { p.setFont(font(pt, bold)); }
 
-// Lines broken at spaces to fit `width` points in a font of `pt` points; a word wider than that alone
-// is elided. Measured on a 72-DPI device, where a point is a painter unit.
-std::vector<QString> wrapped(const std::vector<QString>& lines, double pt, double width) {
+QFontMetricsF metrics(const QFont& f) {
   static const QImage device = [] {
     QImage image(1, 1, QImage::Format_ARGB32);
     image.setDotsPerMeterX(int(std::lround(72.0 / 0.0254)));
     image.setDotsPerMeterY(int(std::lround(72.0 / 0.0254)));
     return image;
   }();
-  const QFontMetricsF metrics(font(pt), &device);
+  return QFontMetricsF(f, &device);
+}
+
+std::vector<QString> wrapped(const QString& text, const QFont& f, double width) {
+  const QFontMetricsF m = metrics(f);
   std::vector<QString> out;
-  for (const QString& line : lines) {
-    if (metrics.horizontalAdvance(line) <= width) {
-      out.push_back(line);
+  if (m.horizontalAdvance(text) <= width) return {text};
+  // A word too wide for a line on its own is cut between characters (at least one a line).
+  auto breakWord = [&](QString word) {
+    while (word.size() > 1 && m.horizontalAdvance(word) > width) {
+      qsizetype fit = 1;
+      while (fit < word.size() && m.horizontalAdvance(word.left(fit + 1)) <= width) ++fit;
+      out.push_back(word.left(fit));
+      word = word.mid(fit);
+    }
+    return word;
+  };
+  QString current;
+  for (const QString& word : text.split(' ')) {
+    const QString candidate = current.isEmpty() ? word : current + ' ' + word;
+    if (m.horizontalAdvance(candidate) <= width) {
+      current = candidate;
       continue;
     }
-    QString current;
-    for (const QString& word : line.split(' ')) {
-      const QString candidate = current.isEmpty() ? word : current + ' ' + word;
-      if (current.isEmpty() || metrics.horizontalAdvance(candidate) <= width) {
-        current = candidate;
-        continue;
-      }
-      out.push_back(metrics.elidedText(current, Qt::ElideRight, width));
-      current = word;
-    }
-    out.push_back(metrics.elidedText(current, Qt::ElideRight, width));
+    if (!current.isEmpty()) out.push_back(current);
+    current = breakWord(word);
   }
+  out.push_back(current);
   return out;
 }
+
+std::vector<QString> wrapped(const std::vector<QString>& lines, double pt, double width) {
+  std::vector<QString> out;
+  for (const QString& line : lines)
+    for (QString& piece : wrapped(line, font(pt), width)) out.push_back(std::move(piece));
+  return out;
+}
+
+QColor categoryColour(int k) { return colourOf(scene::categoricalPalette()[std::size_t(k) % 8]); }
+
+int vectorUpscale(int w, int h) {
+  if (w <= 0 || h <= 0) return 1;
+  const int want = (1024 + std::min(w, h) - 1) / std::min(w, h);  // the short side reaches 1024
+  const int cap = std::max(1, 4096 / std::max(w, h));               // the long side stays within 4096
+  return std::clamp(want, 1, cap);
+}
+
+void drawImageSharp(QPainter& p, const QRectF& target, const QImage& img) {
+  if (img.isNull() || target.isEmpty()) return;
+  p.save();
+  p.setRenderHint(QPainter::SmoothPixmapTransform, false);
+  p.setRenderHint(QPainter::LosslessImageRendering, true);
+  const QPaintEngine* engine = p.paintEngine();
+  const bool raster = engine && (engine->type() == QPaintEngine::Raster || engine->type() == QPaintEngine::OpenGL2);
+  if (raster) {
+    // Whole device pixels: no edge pixel half-covered and blended with what lies under it.
+    const QTransform to_device = p.deviceTransform();
+    if (to_device.type() <= QTransform::TxScale) {
+      const QRectF d = to_device.mapRect(target);
+      const QRectF snapped(QPointF(std::round(d.left()), std::round(d.top())),
+                           QPointF(std::round(d.right()), std::round(d.bottom())));
+      p.setRenderHint(QPainter::Antialiasing, false);
+      p.drawImage(to_device.inverted().mapRect(snapped), img);
+    } else {
+      p.drawImage(target, img);
+    }
+  } else {
+    const int k = vectorUpscale(img.width(), img.height());
+    p.drawImage(target, k == 1 ? img : img.scaled(img.width() * k, img.height() * k, Qt::IgnoreAspectRatio, Qt::FastTransformation));
+  }
+  p.restore();
+}
+
+}  // namespace internal
+
+using namespace internal;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 QString compact(double v) {
   if (!std::isfinite(v)) return "—";
@@ -129,7 +184,6 @@ QImage signedImage(const attn::Matrix& m, double amplitude, scene::Colormap cmap
   return img;
 }
 
-QColor categoryColour(int k) { return colourOf(scene::categoricalPalette()[std::size_t(k) % 8]); }
 
 QImage categoricalImage(const attn::Matrix& m, const QColor& empty) {
   QImage img(int(m.cols()), int(m.rows()), QImage::Format_RGB32);
@@ -141,13 +195,6 @@ QImage categoricalImage(const attn::Matrix& m, const QColor& empty) {
     }
   }
   return img;
-}
-
-void drawImageSharp(QPainter& p, const QRectF& target, const QImage& img) {
-  p.save();
-  p.setRenderHint(QPainter::SmoothPixmapTransform, false);
-  p.drawImage(target, img);
-  p.restore();
 }
 
 template <class Device>
@@ -193,7 +240,9 @@ const char* scaleName(Scale s) {
 }
 
 Theme Theme::light() { return {QColor(255, 255, 255), QColor(30, 30, 34), QColor(105, 105, 112), QColor(225, 225, 230), QColor(26, 26, 31)}; }
-Theme Theme::dark() { return {QColor(24, 24, 28), QColor(232, 232, 236), QColor(160, 160, 168), QColor(60, 60, 68), QColor(8, 8, 10)}; }
+Theme Theme::dark() {
+  return {QColor(24, 24, 28), QColor(232, 232, 236), QColor(160, 160, 168), QColor(60, 60, 68), QColor(8, 8, 10), QColor(240, 150, 60)};
+}
 
 // ---- output ----------------------------------------------------------------------------------------
 

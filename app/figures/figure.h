@@ -26,6 +26,7 @@ const char* scaleName(Scale s);
 
 struct Theme {
   QColor background, ink, muted, grid, empty;
+  QColor accent = QColor(213, 94, 0);  ///< notes and token marks (Okabe–Ito vermillion)
   static Theme light();
   static Theme dark();
 };
