@@ -32,7 +32,6 @@ namespace attnlab::cli {
 
 using namespace attnlab::report;  // JSON descriptions, the machine, sweep reports
 
-std::string describeInputsText(const attn::Comparison& c);
 
 namespace {
 
@@ -151,7 +150,7 @@ int commandRun(const RunArgs& a) {
     return 0;
   }
   const auto& info = mechanism->info();
-  std::printf("%s on %s (%s backend)\n", info.title.c_str(), describeInputsText(c).c_str(), c.backend_name.c_str());
+  std::printf("%s on %s (%s backend)\n", info.title.c_str(), attn::describeInputs(c.inputs.spec, c.inputs.n(), c.inputs.q.cols(), c.causal).c_str(), c.backend_name.c_str());
   std::printf("  time        %.3f ms   (exact: %.3f ms)\n", c.attentionMs(), c.exact_ms);
   if (c.approx.cost.display_ms() > 0)
     std::printf("  view only   %.3f ms   (built only to be seen; not in the time above)\n", c.approx.cost.display_ms());
@@ -296,32 +295,82 @@ std::unique_ptr<QGuiApplication> headlessApp() {
 
 struct RenderArgs {
   std::string view = "weights", out, colormap = "viridis", scale = "log", pooling = "max";
-  double dpi = 144;
-  long pixels = 512;
+  std::string order = "position", window, compare, width = "double", font_size;
+  double dpi = 144, floor = 1e-4;
+  long pixels = 0;  // 0: the whole matrix, up to scene::k_max_figure_pixels
+  int step = 0;     // 1-based; 0: none
+  bool times = true;
 };
+
+/// "ROW0:ROW1,COL0:COL1" in token indices (end exclusive) as the view model's window (fractions).
+scene::ViewWindow parseWindow(const std::string& text, attn::Index n, attn::Index m) {
+  long r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%ld:%ld,%ld:%ld%c", &r0, &r1, &c0, &c1, &tail) != 4)
+    throw attn::UserError("--window takes ROW0:ROW1,COL0:COL1 (token indices, end exclusive), not '" + text + "'");
+  if (r0 < 0 || c0 < 0 || r1 <= r0 || c1 <= c0 || r1 > n || c1 > m)
+    throw attn::UserError("--window " + text + " must lie inside the " + std::to_string(n) + "×" + std::to_string(m) +
+                          " matrix, each range non-empty");
+  return {double(r0) / double(n), double(r1) / double(n), double(c0) / double(m), double(c1) / double(m)};
+}
 
 int commandRender(const RunArgs& a, const RenderArgs& r) {
   const auto view = fig::parseView(r.view);
-  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens, not '" + r.view + "'");
+  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step, not '" + r.view + "'");
   const auto colormap = scene::parseColormap(r.colormap);
   if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
   const auto scale = fig::parseScale(r.scale);
   if (!scale) throw attn::UserError("--scale takes linear|log|rank, not '" + r.scale + "'");
   if (r.pooling != "max" && r.pooling != "mean") throw attn::UserError("--pooling takes max|mean, not '" + r.pooling + "'");
-  if (r.pixels < 16 || r.pixels > 4096) throw attn::UserError("--pixels must lie between 16 and 4096");
+  if (r.pixels != 0 && (r.pixels < 16 || r.pixels > 4096)) throw attn::UserError("--pixels must lie between 16 and 4096");
+  if (!(r.floor > 0 && r.floor < 1)) throw attn::UserError("--floor must lie between 0 and 1 (exclusive)");
+  if (r.step < 0) throw attn::UserError("--step counts from 1");
   std::string ext = std::filesystem::path(r.out).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
     throw attn::UserError("--out must name a .png, .svg or .pdf file, not '" + r.out + "'");
-  const attn::Comparison c = compareFromArgs(a);
+  const fig::FigureStyle style = fig::makeStyle(r.width, r.font_size);  // bad values fail before any work
+  std::vector<std::shared_ptr<const attn::Mechanism>> others;
+  {
+    std::stringstream in(r.compare);
+    for (std::string id; std::getline(in, id, ',');)
+      if (!id.empty()) others.push_back(attn::requireMechanism(id));
+    if (others.size() > 3) throw attn::UserError("--compare takes at most 3 mechanisms beside --mechanism");
+  }
+  const auto mechanism = attn::requireMechanism(a.mechanism);
+  const attn::Params params = attn::Params::resolve(mechanism->params(), parseSets(a.sets));
+  attn::Inputs inputs = loadInputs(a);
+  auto selection = attn::gpu::makeBackend(attn::gpu::parseBackendChoice(a.backend));
+  if (!selection.notice.empty()) std::fprintf(stderr, "attnlab: %s\n", selection.notice.c_str());
+  attn::CompareOptions options;
+  options.run.causal = a.causal;
+  options.run.seed = static_cast<std::uint64_t>(a.seed);
+  scene::Subject subject;
+  subject.main = std::make_shared<const attn::Comparison>(
+      attn::compare(std::move(inputs), mechanism, params, *selection.backend, options));
+  std::vector<attn::CompanionSpec> specs;
+  for (const auto& other : others) specs.push_back({other, attn::Params::resolve(other->params(), {})});
+  subject.others = attn::compareCompanions(subject.main, specs, *selection.backend, options);
+  subject.notes = subject.main->params.notes();
+  const attn::BackendInfo backend = selection.backend->info();
+  subject.backend_label = backend.name + (backend.device.empty() ? "" : " \xC2\xB7 " + backend.device);
+  const attn::Comparison& c = *subject.main;
+
+  scene::ViewRequest request;
+  request.colormap = *colormap;
+  request.scale = *scale == fig::Scale::Log ? scene::ScaleMode::Log10 : *scale == fig::Scale::Rank ? scene::ScaleMode::Rank
+                                                                                                   : scene::ScaleMode::Linear;
+  request.floor = float(r.floor);
+  request.pooling = r.pooling == "mean" ? attn::Pooling::Mean : attn::Pooling::Max;
+  request.pixels = r.pixels > 0 ? r.pixels : std::min(std::max(c.inputs.n(), c.inputs.m()), scene::k_max_figure_pixels);
+  request.order = scene::resolveOrder(c, r.order);
+  request.step = r.step - 1;
+  request.times = r.times;
+  request.minimap = false;
+  if (!r.window.empty()) request.window = parseWindow(r.window, c.inputs.n(), c.inputs.m());
+  request = fig::requestFor(c, r.step > 0 && *view == fig::View::Weights ? fig::View::Step : *view, request);
   auto app = headlessApp();
-  fig::ViewOptions vo;
-  vo.view = *view;
-  vo.values.map = *colormap;
-  vo.values.scale = *scale;
-  vo.max_pixels = int(r.pixels);
-  vo.pooling = r.pooling == "mean" ? attn::Pooling::Mean : attn::Pooling::Max;
-  const fig::MatrixFigure figure = fig::comparisonFigure(c, vo);
+  const fig::SceneFigure figure = fig::sceneFigure(subject, request, style);
   fig::saveFigure(figure, r.out, r.dpi);
   const QSizeF size = figure.size();
   std::printf("attnlab: wrote %s (%s view of %s, %.0f×%.0f pt%s)\n", r.out.c_str(), r.view.c_str(), a.mechanism.c_str(),
@@ -329,6 +378,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
               ext == ".png" ? (", " + std::to_string(int(std::ceil(size.width() * r.dpi / 72))) + "×" +
                                std::to_string(int(std::ceil(size.height() * r.dpi / 72))) + " px").c_str()
                             : "");
+  for (const std::string& note : figure.scene().notes) std::printf("  note  %s\n", note.c_str());
   return 0;
 }
 
@@ -495,13 +545,27 @@ int run(int argc, char** argv) {
   RenderArgs rv;
   auto* render = app.add_subcommand("render", "Draw one figure of a mechanism, headless: PNG, SVG or PDF");
   addRunOptions(render, render_args);
-  render->add_option("--view", rv.view, "weights|pattern|groups|diff|tokens")->capture_default_str();
+  render->add_option("--view", rv.view, "weights|pattern|groups|diff|tokens|step: the third panel (weights: none)")
+      ->capture_default_str();
   render->add_option("--out", rv.out, "Figure file: .png, .svg or .pdf")->required();
   render->add_option("--dpi", rv.dpi, "PNG resolution (the figure's size is fixed in points)")->capture_default_str();
   render->add_option("--colormap", rv.colormap, "viridis|magma|cividis|diverging")->capture_default_str();
   render->add_option("--scale", rv.scale, "Colour scale of weights: linear|log|rank")->capture_default_str();
+  render->add_option("--floor", rv.floor, "Log scale: the bottom of the colour bar (as the window's Floor)")
+      ->capture_default_str();
   render->add_option("--pooling", rv.pooling, "Each pixel shows the max or the mean of the entries it covers")->capture_default_str();
-  render->add_option("--pixels", rv.pixels, "Resolution of each matrix panel (pooled)")->capture_default_str();
+  render->add_option("--pixels", rv.pixels,
+                     "Matrix resolution of each panel (pooled); default the whole matrix up to 2048 a side");
+  render->add_option("--order", rv.order,
+                     "Token order: position, buckets, clusters (the mechanism's groupings) or a grouping's name")
+      ->capture_default_str();
+  render->add_option("--step", rv.step, "Show step K (1-based) of the mechanism in the third panel");
+  render->add_option("--window", rv.window, "Zoom: ROW0:ROW1,COL0:COL1 in token indices (end exclusive)");
+  render->add_option("--compare", rv.compare, "Compare mode: ID,ID,... (at most 3) beside --mechanism, on one scale");
+  render->add_option("--width", rv.width, "Page width: single (3.5 in), double (7 in), slide (10 in) or inches")
+      ->capture_default_str();
+  render->add_option("--font-size", rv.font_size, "Body text in points (5-36); default 8, 14 on slides");
+  render->add_flag("!--no-times", rv.times, "Leave run times out (reproducible figures)");
 
   SweepArgs sa;
   auto* sweep = app.add_subcommand("sweep", "Time, memory and error of mechanisms as N grows: results.csv, results.json, "
@@ -601,12 +665,5 @@ int run(int argc, char** argv) {
   }
 }
 
-std::string describeInputsText(const attn::Comparison& c) {
-  const auto& s = c.inputs.spec;
-  std::string text = "N=" + std::to_string(c.inputs.n()) + ", d=" + std::to_string(c.inputs.q.cols()) + ", ";
-  text += s.source.empty() ? attn::generatorName(s.generator) + " input, seed " + std::to_string(s.seed) : s.source;
-  if (s.source.empty() && !attn::describeKnobs(s).empty()) text += ", " + attn::describeKnobs(s);
-  return text;
-}
 
 }  // namespace attnlab::cli

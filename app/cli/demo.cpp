@@ -73,9 +73,14 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
     const auto mechanism = attn::requireMechanism(demo.mechanism);
     const attn::Params params = attn::Params::resolve(mechanism->params(), demo.params);
     const attn::Comparison c = attn::compare(attn::generate(spec), mechanism, params, *selection.backend, {});
-    fig::ViewOptions view;
-    view.view = demo.view;
-    const QByteArray png = fig::pngBytes(fig::comparisonFigure(c, view), 110);
+    scene::Subject subject;
+    subject.main = std::make_shared<const attn::Comparison>(c);
+    subject.backend_label = c.backend_name;
+    scene::ViewRequest request;
+    request.pixels = std::min<attn::Index>(c.inputs.n(), 512);
+    request.minimap = false;
+    const QByteArray png =
+        fig::pngBytes(fig::sceneFigure(subject, fig::requestFor(c, demo.view, request), fig::makeStyle("double")), 110);
     const std::string file = demo.mechanism + ".png";
     fig::saveBytes((fs::path(options.out_dir) / file).string(), png);
     ++count;

@@ -49,47 +49,6 @@ void saveFigure(const Figure& figure, const std::string& path, double dpi = 144)
 /// Same, atomically, for bytes already made.
 void saveBytes(const std::string& path, const QByteArray& bytes);
 
-// ---- matrices --------------------------------------------------------------------------------------
-
-/// One square-ish panel of a matrix figure.
-struct Panel {
-  enum class Kind { Values, Categorical, Signed };
-  QString title;
-  Kind kind = Kind::Values;
-  attn::Matrix pixels;              ///< pooled values; Categorical: 0 = empty, k = category k − 1
-  std::vector<QString> categories;  ///< Categorical: names, in palette order
-  std::vector<double> marks;        ///< special tokens, as fractions of the axis: drawn on both edges
-  std::vector<double> row_marks;    ///< tokens as queries only (TokenSet::queries_only): the left edge only
-  std::vector<int> row_groups;      ///< optional group label per pixel row (a coloured strip at the left)
-  QString xlabel = "key j →", ylabel = "← query i";
-  QString empty_text = "no implied weights";  ///< shown in place of an empty panel
-  QString empty_label = "not scored";         ///< Categorical: the legend's name for the empty colour
-};
-
-struct ColourScale {
-  scene::Colormap map = scene::Colormap::Viridis;
-  Scale scale = Scale::Log;
-  double log_floor = 1e-4;  ///< Log: the bottom of the scale is max·floor
-  QString label = "weight";
-  /// Log: the bottom is log_floor itself, as in the viewport (its Floor control), while it is below the
-  /// largest value; max·floor otherwise.
-  bool absolute_floor = false;
-};
-
-class MatrixFigure : public Figure {
- public:
-  QString title, subtitle;
-  std::vector<Panel> panels;
-  ColourScale values;                                     ///< for Values panels
-  ColourScale difference{scene::Colormap::Diverging, Scale::Linear, 1e-4, "approx − exact"};
-  std::vector<QString> footer;
-  Theme theme = Theme::light();
-  double panel_pt = 250;
-
-  QSizeF size() const override;
-  void paint(QPainter& painter) const override;
-};
-
 // ---- curves ----------------------------------------------------------------------------------------
 
 struct Series {

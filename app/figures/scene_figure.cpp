@@ -663,7 +663,7 @@ void Builder::build() {
     y = legends(y, m, content_w);
   }
   std::vector<std::string> foot = s_.footnotes;
-  if (!s_.footer.empty()) foot.push_back(s_.footer);
+  // scene.footer is the viewport's one-line summary: the subtitle already says it (inputs, backend, order).
   if (!foot.empty()) y += 0.8 * f_;
   for (const auto& line : foot) y = paragraph(Role::Footnote, qs(line), m, y, content_w, 0.85 * f_, false, muted()) + 0.1 * f_;
   out_->page = QSizeF(st_.width_pt, std::ceil(y + m));

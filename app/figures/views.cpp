@@ -4,35 +4,14 @@
 #include <cmath>
 
 #include "attention/metrics.h"
-#include "attention/pooling.h"
 
 namespace attnlab::fig {
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr attn::Index kMaxSortedN = 4096;  // permuted views form the dense N×N matrix
 
 QString q(const std::string& s) { return QString::fromStdString(s); }
-
-const attn::Grouping* firstSquareGrouping(const attn::Comparison& c, attn::Grouping& input_clusters) {
-  const attn::Index n = c.inputs.n();
-  if (n != c.inputs.m() || n > kMaxSortedN) return nullptr;
-  for (const auto& g : c.approx.explanation.groupings)
-    if (attn::Index(g.label.size()) == n) return &g;
-  if (!c.inputs.cluster.empty() && attn::Index(c.inputs.cluster.size()) == n) {
-    input_clusters = attn::Grouping::fromLabels("input clusters", c.inputs.cluster, std::int32_t(c.inputs.spec.clusters));
-    return &input_clusters;
-  }
-  return nullptr;
-}
-
-std::vector<QString> componentNames(const attn::Pattern& p) {
-  std::vector<QString> out;
-  for (const auto& c : p.components) out.push_back(q(c));
-  if (out.empty()) out.push_back("scored");
-  return out;
-}
 
 }  // namespace
 
@@ -44,172 +23,58 @@ std::optional<View> parseView(const std::string& name) {
 }
 
 const std::vector<std::string>& viewNames() {
-  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens"};
+  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens", "step"};
   return names;
 }
 
 const char* viewName(View v) { return viewNames()[std::size_t(v)].c_str(); }
 
-QString describeInputs(const attn::InputSpec& spec, bool causal) {
-  QString s = QString("N=%1, d=%2, ").arg(spec.n).arg(spec.d);
-  s += spec.source.empty() ? q(attn::generatorName(spec.generator)) + " input" : q(spec.source);
-  if (spec.source.empty() && !attn::describeKnobs(spec).empty()) s += ", " + q(attn::describeKnobs(spec));
-  return s + QString(", seed %1").arg(spec.seed) + (causal ? ", causal" : "");
-}
-
-MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options) {
-  if (comparisons.empty() || !comparisons.front()) throw attn::UserError("nothing to compare");
-  const attn::Comparison& first = *comparisons.front();
-  MatrixFigure f;
-  f.theme = options.theme;
-  f.values = options.values;
-  QStringList names;
-  for (const attn::Comparison* c : comparisons)
-    if (c) names << q(c->mechanism->info().title);
-  f.title = names.join(QStringLiteral("  vs  ")) + QStringLiteral("  vs  ") + q(first.reference_label);
-  f.subtitle =
-      describeInputs(first.inputs.spec, first.causal) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
-                                                            .arg(q(first.backend_name))
-                                                            .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
-                                                            .arg(options.max_pixels);
-  auto panel = [&](const attn::ImpliedWeights& w, const QString& title, const std::string& withheld = {}) {
-    Panel p;
-    p.title = title;
-    p.pixels = w ? attn::pool(w, options.max_pixels, options.pooling, nullptr) : attn::Matrix();
-    if (!w && !withheld.empty()) p.empty_text = "no implied weights: " + q(withheld);
-    return p;
-  };
-  f.panels.push_back(panel(first.exact.explanation.weights,
-                           q(first.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(first.exact_ms, 0, 'f', 1) : QString())));
-  for (const attn::Comparison* c : comparisons) {
-    if (!c) continue;
-    // The headline as describeMetrics gives it: a different operator has no error against softmax.
-    QString title = q(c->mechanism->info().id) + "  " + q(attn::describeHeadlineShort(*c));
-    if (options.show_times) title += QString("  (%1 ms)").arg(c->attentionMs(), 0, 'f', 1);
-    f.panels.push_back(panel(c->approx.explanation.weights, title, c->approx.explanation.weights_withheld));
-  }
-  return f;
-}
-
-MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& options) {
+scene::ViewRequest requestFor(const attn::Comparison& c, View v, scene::ViewRequest r) {
   const auto& info = c.mechanism->info();
   const auto& ex = c.approx.explanation;
-  MatrixFigure f;
-  f.theme = options.theme;
-  f.values = options.values;
-  f.title = q(info.title) + "  vs  " + q(c.reference_label);
-  f.subtitle =
-      describeInputs(c.inputs.spec, c.causal) + QString("   ·   %1 backend   ·   %2-pooled to ≤ %3 px")
-                                                    .arg(q(c.backend_name))
-                                                    .arg(options.pooling == attn::Pooling::Max ? "max" : "mean")
-                                                    .arg(options.max_pixels);
-  const attn::Index px = options.max_pixels;
-  auto pooled = [&](const attn::ImpliedWeights& w, attn::Pooling pooling) {
-    return attn::pool(w, px, pooling, nullptr);
-  };
-  const QString approx_title = q(info.id) + (options.show_times ? QString("  (%1 ms)").arg(c.attentionMs(), 0, 'f', 1) : QString());
-  const QString exact_title = q(c.reference_label) + (options.show_times ? QString("  (%1 ms)").arg(c.exact_ms, 0, 'f', 1) : QString());
-  // `mine`: the mechanism's weights (or a sorted copy), which it may have withheld above a size limit.
-  auto weightsPanel = [&](const attn::ImpliedWeights& w, const QString& title, bool mine = false) {
-    Panel p;
-    p.title = title;
-    p.pixels = w ? pooled(w, options.pooling) : attn::Matrix();
-    if (mine && !w && !ex.weights_withheld.empty()) p.empty_text = "no implied weights: " + q(ex.weights_withheld);
-    return p;
-  };
-
-  switch (options.view) {
+  switch (v) {
     case View::Weights:
-      f.panels.push_back(weightsPanel(c.exact.explanation.weights, exact_title));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
+    case View::Tokens:
+      r.third = scene::Third::None;
+      if (v == View::Tokens && ex.special.empty())
+        throw attn::UserError(info.id + " has no special tokens (global tokens, landmarks, memories); try --view weights");
       break;
-    case View::Pattern: {
-      if (!ex.pattern)
+    case View::Pattern:
+      if (!ex.pattern || ex.pattern->nnz() == 0)
         throw attn::UserError(info.id + " scores every pair (no sparsity pattern); try --view weights or diff");
-      Panel p;
-      p.title = "scored pairs  (" + QString::number(double(ex.pattern->nnz()) / (double(ex.pattern->rows) * double(ex.pattern->cols)) * 100, 'g', 3) + "% of N×M)";
-      p.kind = Panel::Kind::Categorical;
-      p.pixels = attn::poolPattern(*ex.pattern, px);
-      p.categories = componentNames(*ex.pattern);
-      f.panels.push_back(std::move(p));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
+      r.third = scene::Third::Pattern;
       break;
-    }
     case View::Groups: {
-      attn::Grouping input_clusters;
-      const attn::Grouping* g = firstSquareGrouping(c, input_clusters);
-      if (!g) {
-        if (c.inputs.n() > kMaxSortedN) throw attn::UserError("the groups view sorts the N×N matrix: use N ≤ 4096");
-        throw attn::UserError(info.id + " forms no buckets or clusters (and the input has no clusters); try --view weights");
-      }
-      const auto permuted = [&](const attn::ImpliedWeights& w) {
-        return w && w.rows() == c.inputs.n() && w.cols() == c.inputs.m() ? attn::permuteWeights(w, g->order) : attn::ImpliedWeights();
-      };
-      Panel same;
-      same.title = "same " + q(g->name);
-      same.kind = Panel::Kind::Categorical;
-      same.empty_label = "different groups";
-      same.pixels = attn::poolGrouping(*g, &g->order, px);
-      for (std::int32_t k = 0; k < std::min<std::int32_t>(g->groups, 8); ++k)
-        same.categories.push_back(QString("group %1%2").arg(k).arg(g->groups > 8 ? QString(", %1, …").arg(k + 8) : QString()));
-      Panel e = weightsPanel(permuted(c.exact.explanation.weights), exact_title);
-      Panel a = weightsPanel(permuted(ex.weights), approx_title, true);
-      // The strip: each pixel row's group (the first token it covers, in sorted order).
-      std::vector<attn::Index> s, end;
-      const attn::Index rows = same.pixels.rows();
-      attn::tilePixelSpans(c.inputs.n(), rows, s, end);
-      std::vector<int> strip;
-      for (attn::Index r = 0; r < rows; ++r) strip.push_back(g->label[std::size_t(g->order[std::size_t(s[std::size_t(r)])])]);
-      e.row_groups = a.row_groups = same.row_groups = strip;
-      e.xlabel = a.xlabel = same.xlabel = "keys, sorted by " + q(g->name) + " →";
-      e.ylabel = a.ylabel = same.ylabel = "← queries, sorted";
-      f.panels.push_back(std::move(same));
-      f.panels.push_back(std::move(e));
-      f.panels.push_back(std::move(a));
+      std::string why;
+      if (scene::ordersOf(c, &why).empty()) throw attn::UserError("--view groups: " + why + "; try --view weights");
+      if (r.order.empty()) r.order = scene::resolveOrder(c, "buckets");
+      r.third = scene::Third::Groups;
       break;
     }
-    case View::Diff: {
+    case View::Diff:
       if (!ex.weights) throw attn::UserError(info.id + " implies no attention weights to compare; its error is in the footer");
-      if (ex.weights.rows() != c.exact.explanation.weights.rows() || ex.weights.cols() != c.exact.explanation.weights.cols())
+      if (!scene::differenceAvailable(c))
         throw attn::UserError(info.id + "'s weights have another shape than its reference's; try --view weights");
-      f.panels.push_back(weightsPanel(c.exact.explanation.weights, exact_title));
-      f.panels.push_back(weightsPanel(ex.weights, approx_title, true));
-      Panel d;
-      d.title = "difference (mean per pixel)";
-      d.kind = Panel::Kind::Signed;
-      d.pixels = pooled(ex.weights, attn::Pooling::Mean) - pooled(c.exact.explanation.weights, attn::Pooling::Mean);
-      f.panels.push_back(std::move(d));
+      r.third = scene::Third::Difference;
       break;
-    }
-    case View::Tokens: {
-      Panel p = weightsPanel(ex.weights, approx_title, true);
-      std::vector<QString> roles;
-      for (const auto& set : ex.special) {
-        for (attn::Index t : set.indices)
-          (set.queries_only ? p.row_marks : p.marks).push_back((double(t) + 0.5) / double(std::max<attn::Index>(1, c.inputs.n())));
-        roles.push_back(QString("%1 %2").arg(set.indices.empty() ? set.vectors.rows() : attn::Index(set.indices.size())).arg(q(set.role)) +
-                        (set.indices.empty() ? " (synthetic, not in the sequence)" : ""));
-      }
-      if (roles.empty()) throw attn::UserError(info.id + " has no special tokens (global tokens, landmarks, memories); try --view weights");
-      if (p.marks.size() > 512) p.marks.resize(512);
-      if (p.row_marks.size() > 512) p.row_marks.resize(512);
-      p.title += "   ▸ marks: special tokens";
-      f.panels.push_back(std::move(p));
-      QString line = "special tokens: ";
-      for (std::size_t k = 0; k < roles.size(); ++k) line += (k ? "; " : "") + roles[k];
-      f.footer.push_back(line);
+    case View::Step: {
+      const std::vector<std::string> all = scene::stepTitles(c);
+      const int steps = int(all.size());
+      std::string titles;
+      for (int k = 0; k < steps; ++k) titles += (k ? ", " : "") + std::to_string(k + 1) + " " + all[std::size_t(k)];
+      if (steps == 0) throw attn::UserError(info.id + " has no steps to show; try --view weights or pattern");
+      if (r.step < 0 || r.step >= steps)
+        throw attn::UserError("--step takes 1 to " + std::to_string(steps) + " for " + info.id + " (" + titles + ")");
+      r.third = scene::Third::Step;
       break;
     }
   }
-  QString err = q(attn::describeError(c));
-  // Of the pairs exact attention scores: queries × its keys (product-key memory's are the memory slots).
-  const attn::Inputs& scored = c.reference_inputs ? *c.reference_inputs : c.inputs;
-  f.footer.push_back(err + QString("   ·   scored pairs %1 of %2")
-                               .arg(c.approx.cost.scored_pairs, 0, 'g', 4)
-                               .arg(double(scored.n()) * double(scored.m()), 0, 'g', 4));
-  f.footer.push_back(q(info.idea));
-  for (const std::string& line : info.conventions) f.footer.push_back(q(line));
-  return f;
+  return r;
+}
+
+SceneFigure sceneFigure(const scene::Subject& subject, const scene::ViewRequest& request, const FigureStyle& style,
+                        attn::Backend* backend) {
+  return SceneFigure(scene::build(subject, request, backend), style);
 }
 
 // ---- sweep curves -----------------------------------------------------------------------------------

@@ -1,40 +1,34 @@
-// The canonical figures of attnlab, built from attention results: the matrix views of one comparison
-// (weights, pattern, groups, diff, tokens) and the curves of a sweep (time, memory, error and
-// speed-up against N). `attnlab render`, `attnlab sweep` / `report` and the GUI's export share them.
+// The canonical figures of attnlab: the matrix views of a comparison (what the view model, render/scene,
+// decides to show, drawn for a page) and the curves of a sweep (time, memory, error and speed-up against N).
+// `attnlab render`, `attnlab sweep` / `report` and the GUI's export share them.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "app/figures/figure.h"
+#include "app/figures/scene_figure.h"
+#include "render/scene/build.h"
 #include "attention/runner.h"
 #include "attention/sweep.h"
 
 namespace attnlab::fig {
 
-enum class View { Weights, Pattern, Groups, Diff, Tokens };
+/// The named views of `attnlab render --view` (and the GUI's export): which third panel the view model shows.
+enum class View { Weights, Pattern, Groups, Diff, Tokens, Step };
 std::optional<View> parseView(const std::string& name);
 const char* viewName(View v);
 const std::vector<std::string>& viewNames();
 
-struct ViewOptions {
-  View view = View::Weights;
-  ColourScale values;     ///< colormap and scale of weights
-  int max_pixels = 512;   ///< pooled resolution of each panel
-  attn::Pooling pooling = attn::Pooling::Max;
-  Theme theme = Theme::light();
-  bool show_times = true;  ///< run times in the panel titles (off for reproducible images)
-};
+/// The view model's request for view `v` of a comparison, on top of `base` (pixels, pooling, scale, colour
+/// map, window, order, step): UserError when the mechanism has nothing of that kind (a pattern view of a dense
+/// mechanism, a groups view without buckets, a step it lacks), naming what exists. Groups sorts by the first
+/// grouping unless `base` names an order.
+scene::ViewRequest requestFor(const attn::Comparison& c, View v, scene::ViewRequest base);
 
-/// The view of a comparison; UserError when the mechanism has nothing of that kind (a pattern view of a
-/// dense mechanism, a groups view without buckets) with a message naming the views that exist.
-MatrixFigure comparisonFigure(const attn::Comparison& c, const ViewOptions& options);
-
-/// Compare mode's grid: exact attention, then the implied weights of each comparison's mechanism (all on
-/// the same inputs), titled with its error and time, on one shared colour scale. `comparisons` must not be
-/// empty; entries without weights show as empty panels.
-MatrixFigure compareFigure(const std::vector<const attn::Comparison*>& comparisons, const ViewOptions& options);
-/// One line describing the inputs: "N=256, d=64, clustered input, seed 1".
-QString describeInputs(const attn::InputSpec& spec, bool causal = false);
+/// The figure of what the view model shows for `subject` under `request`: the screen's scene, pooled at the
+/// request's pixels and drawn for a page (the GUI's export and `attnlab render` both make it here).
+SceneFigure sceneFigure(const scene::Subject& subject, const scene::ViewRequest& request, const FigureStyle& style,
+                        attn::Backend* backend = nullptr);
 
 // ---- sweep curves -----------------------------------------------------------------------------------
 

@@ -11,6 +11,11 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QFileDialog>
+#include <QSpinBox>
+#include <QLineEdit>
+#include <QFormLayout>
+#include <QDialogButtonBox>
+#include <QDialog>
 #include <QFileInfo>
 #include <QFont>
 #include <QGuiApplication>
@@ -276,19 +281,8 @@ void MainWindow::buildDocks() {
   file->addSeparator();
   // Figures of the current comparison through the figure layer (the report's drawing code): vectors in
   // SVG and PDF, any resolution in PNG.
-  QMenu* export_menu = file->addMenu(tr("Export figure"));
-  std::vector<std::string> export_views = fig::viewNames();
-  export_views.push_back("compare");  // compare mode's grid
-  for (const std::string& name : export_views) {
-    QAction* a = export_menu->addAction(QString::fromStdString(name) + QString::fromUtf8("\xE2\x80\xA6"), this, [this, name] {
-      const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"),
-                                                        QString::fromStdString("attnlab-" + mechanism_id_ + "-" + name + ".svg"),
-                                                        tr("Figures (*.svg *.pdf *.png)"));
-      QString error;
-      if (!path.isEmpty() && !exportFigure(name, path.toStdString(), &error)) showError(error);
-    });
-    if (name == "weights") a->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
-  }
+  file->addAction(tr("Export figure\u2026"), this, &MainWindow::showExportDialog)
+      ->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
   file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
@@ -1168,7 +1162,27 @@ bool MainWindow::copyNumbers(QString* error) {
   return true;
 }
 
-bool MainWindow::exportFigure(const std::string& view_name, const std::string& path, QString* error) {
+scene::ViewRequest MainWindow::exportRequest(const std::string& view_name, const ExportOptions& options) const {
+  if (!outcome_ || !outcome_->ok || !outcome_->comparison) throw attn::UserError("There is no result to export yet.");
+  const attn::Comparison& c = *outcome_->comparison;
+  scene::ViewRequest request = viewRequest();  // what the screen shows
+  request.previous_order.reset();
+  request.minimap = false;
+  request.pixels = options.pixels > 0 ? options.pixels
+                                      : std::min(std::max(c.inputs.n(), c.inputs.m()), scene::k_max_figure_pixels);
+  if (view_name == "screen" || view_name == "compare") {
+    if (view_name == "compare" && outcome_->others().empty())
+      throw attn::UserError("The compare grid needs compare mode: tick mechanisms under Compare first.");
+    // The third panel as composed on screen (Auto resolves the same way in the figure).
+    return request;
+  }
+  const auto v = fig::parseView(view_name);
+  if (!v) throw attn::UserError("Unknown view \"" + view_name + "\"");
+  return fig::requestFor(c, *v, request);
+}
+
+bool MainWindow::exportFigure(const std::string& view_name, const std::string& path, QString* error,
+                              const ExportOptions& options) {
   auto fail = [&](const QString& message) {
     if (error) *error = message;
     return false;
@@ -1176,35 +1190,64 @@ bool MainWindow::exportFigure(const std::string& view_name, const std::string& p
   if (!outcome_ || !outcome_->ok || !outcome_->comparison) return fail(tr("There is no result to export yet."));
   if (outcome_->metrics_pending)  // a figure carries the error: wait for it rather than print "computing"
     return fail(tr("The error against exact is still being computed: export once the status line shows it."));
-  const bool grid = view_name == "compare";
-  if (grid && outcome_->others().empty())
-    return fail(tr("The compare grid needs compare mode: tick mechanisms under Compare first."));
-  const auto v = fig::parseView(grid ? std::string("weights") : view_name);
-  if (!v) return fail(tr("Unknown view \"%1\"").arg(QString::fromStdString(view_name)));
-  fig::ViewOptions o;
-  o.view = *v;
-  o.values.scale = colorScale().mode == scene::ScaleMode::Log10  ? fig::Scale::Log
-                   : colorScale().mode == scene::ScaleMode::Rank ? fig::Scale::Rank
-                                                                : fig::Scale::Linear;
-  o.values.log_floor = floor_->currentData().toDouble();
-  o.values.absolute_floor = true;  // the figure's colours as on screen
-  o.values.map = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
-  o.pooling = static_cast<attn::Pooling>(pooling_->currentData().toInt());
-  o.max_pixels = int(std::max<attn::Index>(128, outcome_->pooled->request.pixels));
   try {
-    if (grid) {
-      std::vector<const attn::Comparison*> all{outcome_->comparison.get()};
-      for (const attn::Companion& other : outcome_->others())
-        if (other.comparison) all.push_back(other.comparison.get());
-      fig::saveFigure(fig::compareFigure(all, o), path, 144);
-    } else {
-      fig::saveFigure(fig::comparisonFigure(*outcome_->comparison, o), path, 144);
-    }
+    const scene::ViewRequest request = exportRequest(view_name, options);
+    const fig::FigureStyle style = fig::makeStyle(options.width, options.font_size, false);
+    scene::Subject subject = outcome_->pooled->subject;
+    // A named view is of the selected mechanism alone; the screen (and the compare grid) keeps compare mode.
+    if (view_name != "screen" && view_name != "compare") subject.others.clear();
+    fig::saveFigure(fig::sceneFigure(subject, request, style), path, options.dpi);
   } catch (const std::exception& e) {
     return fail(QString::fromUtf8(e.what()));
   }
   log_->info(tr("exported the %1 view to %2").arg(QString::fromStdString(view_name), QString::fromStdString(path)));
   return true;
+}
+
+void MainWindow::showExportDialog() {
+  if (!outcome_ || !outcome_->ok) {
+    showError(tr("There is no result to export yet."));
+    return;
+  }
+  QDialog dialog(this);
+  dialog.setWindowTitle(tr("Export figure"));
+  auto* form = new QFormLayout(&dialog);
+  auto* view = new QComboBox(&dialog);
+  view->addItem(tr("as on screen"), QStringLiteral("screen"));
+  for (const std::string& name : fig::viewNames())
+    if (name != "step") view->addItem(QString::fromStdString(name), QString::fromStdString(name));
+  view->setToolTip(tr("As on screen: the order, zoom, step, scale and panels shown now; a named view replaces "
+                      "the third panel"));
+  auto* width = new QComboBox(&dialog);
+  width->setEditable(true);
+  width->addItems({QStringLiteral("double"), QStringLiteral("single"), QStringLiteral("slide")});
+  width->setToolTip(tr("single: one column (3.5 in); double: the text width (7 in); slide: 10 in; or inches"));
+  auto* font = new QLineEdit(&dialog);
+  font->setPlaceholderText(tr("default (8 pt; 14 pt on slides)"));
+  auto* pixels = new QSpinBox(&dialog);
+  pixels->setRange(0, 4096);
+  pixels->setSpecialValueText(tr("whole matrix (up to %1)").arg(scene::k_max_figure_pixels));
+  pixels->setToolTip(tr("Each panel's matrix resolution: pooled to at most this many pixels a side"));
+  form->addRow(tr("View"), view);
+  form->addRow(tr("Width"), width);
+  form->addRow(tr("Font size (pt)"), font);
+  form->addRow(tr("Matrix pixels"), pixels);
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel, &dialog);
+  form->addRow(buttons);
+  connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+  connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+  if (dialog.exec() != QDialog::Accepted) return;
+  const std::string name = view->currentData().toString().toStdString();
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"),
+                                                    QString::fromStdString("attnlab-" + mechanism_id_ + "-" + name + ".pdf"),
+                                                    tr("Figures (*.svg *.pdf *.png)"));
+  if (path.isEmpty()) return;
+  ExportOptions options;
+  options.width = width->currentText().toStdString();
+  options.font_size = font->text().trimmed().toStdString();
+  options.pixels = pixels->value();
+  QString error;
+  if (!exportFigure(name, path.toStdString(), &error, options)) showError(error);
 }
 
 scene::ColorScale MainWindow::colorScale() const {

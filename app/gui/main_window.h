@@ -40,6 +40,15 @@ class InputPanel;
 class MechanismBrowser;
 class ParameterPanel;
 
+/// How a figure is exported: the page's width ("single", "double", "slide" or inches), its font size in
+/// points ("" the width's default) and each panel's matrix resolution (0: the whole matrix up to
+/// scene::k_max_figure_pixels).
+struct ExportOptions {
+  std::string width = "double", font_size;
+  attn::Index pixels = 0;
+  double dpi = 144;
+};
+
 class MainWindow : public QMainWindow {
   Q_OBJECT
 
@@ -88,10 +97,17 @@ class MainWindow : public QMainWindow {
   const std::string& mechanismId() const { return mechanism_id_; }
   /// The viewport window (null when Vulkan is unavailable), e.g. to send it mouse events.
   view::HeatmapWindow* viewport() const { return viewport_; }
-  /// Writes a view of the current comparison ("weights", "pattern", "groups", "diff", "tokens") through
-  /// the figure layer to a .png, .svg or .pdf file, with the viewport's scale and pooling; false with a
-  /// message for a person when that view does not exist for this mechanism or the file cannot be written.
-  bool exportFigure(const std::string& view, const std::string& path, QString* error = nullptr);
+  /// Writes a figure of the current comparison to a .png, .svg or .pdf file. "screen" (and "compare" in compare
+  /// mode) is exactly what the viewport shows: its order, zoom window, step, scale, floor, colour map and
+  /// pooling, through the same view model, at the export's resolution. "weights", "pattern", "groups", "diff",
+  /// "tokens" replace the third panel by that view (the rest as on screen). false with a message for a person
+  /// when that view does not exist for this mechanism or the file cannot be written.
+  bool exportFigure(const std::string& view, const std::string& path, QString* error = nullptr,
+                    const ExportOptions& options = {});
+  /// The view model's request an export makes (exportFigure's first steps), for tests: UserError as there.
+  scene::ViewRequest exportRequest(const std::string& view, const ExportOptions& options = {}) const;
+  /// Opens the export dialog (view, width, font size, resolution; defaults: what is on screen), then a file dialog.
+  void showExportDialog();
   /// Compare mode: these mechanisms (at most k_max_compared, the selected one excluded) run beside the
   /// selected one on the same input, one panel each; {} leaves compare mode. false with a message for an
   /// unknown id or too many.

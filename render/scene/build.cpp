@@ -107,7 +107,21 @@ void applyRank(Scene& scene) {
   scene.legend_title = "weight rank";
 }
 
+/// Whether a step has an image: a pattern, a grouping of the N tokens, or a non-empty factor.
+bool showable(const attn::Step& step, attn::Index n) {
+  if (!step.view) return false;
+  return step.view->pattern || (!step.view->groupings.empty() && attn::Index(step.view->groupings.front().label.size()) == n) ||
+         (!step.view->factors.empty() && step.view->factors.front().value.size() > 0);
+}
+
 }  // namespace
+
+std::vector<std::string> stepTitles(const attn::Comparison& c) {
+  std::vector<std::string> out;
+  for (const attn::Step& step : c.approx.explanation.steps)
+    if (showable(step, c.inputs.n())) out.push_back(step.title);
+  return out;
+}
 
 const char* thirdName(Third t) {
   switch (t) {
@@ -321,7 +335,7 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
   }
   checkCancel(cancel);
   for (const attn::Step& step : ex.steps) {
-    if (!step.view) continue;
+    if (!showable(step, n)) continue;
     // The step's own order (the "sort" stage) wins over the request's; only N×N images are sorted.
     const attn::Grouping* step_order = order;
     if (!step.sorted_by.empty()) {

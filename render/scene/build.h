@@ -126,6 +126,8 @@ std::vector<attn::Grouping> ordersOf(const attn::Comparison& c, std::string* una
 /// The order named by a word: "position" (""), "buckets" / "clusters" (the first grouping whose name says so,
 /// else the first grouping), or a grouping's exact name; UserError naming the choices when there is none.
 std::string resolveOrder(const attn::Comparison& c, const std::string& word);
+/// The titles of the steps that have an image (what Third::Step's index counts), in order.
+std::vector<std::string> stepTitles(const attn::Comparison& c);
 /// Whether the difference panel can be made (both sides imply N×M weights).
 bool differenceAvailable(const attn::Comparison& c);
 /// The names the third-panel selector offers, in order: "pattern" (when it has one), each step's title, and

@@ -265,9 +265,9 @@ void drawReadout(ImDrawList* dl, const scene::Scene& scene, const SceneLayout& l
   // The groups (bucket, cluster) of i and j; for a pooled pixel, of its first query and key.
   const attn::Index groups = static_cast<attn::Index>(scene.token_groups.size());
   if (here.zoomable && !here.own_order && groups > 0 && hit.rows.begin < groups && hit.cols.begin < groups) {
-    const int gi = scene.token_groups[size_t(hit.rows.begin)], gj = scene.token_groups[size_t(hit.cols.begin)];
+    const int gi = scene.token_groups[size_t(hit.rows.begin)], gj = scene.token_groups[size_t(hit.cols.begin)];  // numbered from 1, as in every legend
     lines.push_back({scene.group_name + (pooled ? " (first)" : ""),
-                     "i: " + std::to_string(gi) + ", j: " + std::to_string(gj) + (gi == gj ? "  same" : ""), false});
+                     "i: " + std::to_string(gi + 1) + ", j: " + std::to_string(gj + 1) + (gi == gj ? "  same" : ""), false});
   }
   // The value in every panel at the same pixel (they share the grid when they share the shape).
   for (std::size_t k = 0; k < scene.panels.size(); ++k) {

@@ -35,20 +35,23 @@ attn::Comparison comparisonOf(const std::string& id, attn::Generator g, attn::In
   return attn::compare(attn::generate(spec), m, attn::Params::resolve(m->params(), {}), cpu, {});
 }
 
-MatrixFigure weightsFigure() {
-  ViewOptions o;
-  o.show_times = false;
-  o.max_pixels = 128;
-  return comparisonFigure(comparisonOf("longformer", attn::Generator::Local, 128), o);
+scene::Subject subjectOf(const attn::Comparison& c) {
+  scene::Subject s;
+  s.main = std::make_shared<const attn::Comparison>(c);
+  return s;
 }
 
-MatrixFigure patternFigure() {
-  ViewOptions o;
-  o.view = View::Pattern;
-  o.show_times = false;
-  o.max_pixels = 256;
-  return comparisonFigure(comparisonOf("bigbird", attn::Generator::Local, 256), o);
+/// A view of a comparison as `attnlab render` makes it (reproducible: no times).
+SceneFigure viewFigure(const attn::Comparison& c, View v, attn::Index pixels, const std::string& width = "double") {
+  scene::ViewRequest r;
+  r.times = false;
+  r.pixels = pixels;
+  return sceneFigure(subjectOf(c), requestFor(c, v, r), makeStyle(width));
 }
+
+SceneFigure weightsFigure() { return viewFigure(comparisonOf("longformer", attn::Generator::Local, 128), View::Weights, 128); }
+
+SceneFigure patternFigure() { return viewFigure(comparisonOf("bigbird", attn::Generator::Local, 256), View::Pattern, 256); }
 
 // A sweep with made-up, fixed numbers: exact grows as N², "window" as N, "kernel" as N with a larger constant.
 attn::SweepResult syntheticSweep() {
@@ -103,7 +106,7 @@ TEST(Figures, TimeCurvesMatchGolden) {
 }
 
 TEST(Figures, PngFollowsTheDpiAndCarriesIt) {
-  const MatrixFigure f = weightsFigure();
+  const SceneFigure f = weightsFigure();
   for (double dpi : {72.0, 144.0, 300.0}) {
     QImage img;
     ASSERT_TRUE(img.loadFromData(pngBytes(f, dpi), "PNG"));
@@ -116,13 +119,14 @@ TEST(Figures, PngFollowsTheDpiAndCarriesIt) {
 }
 
 TEST(Figures, LongFooterLinesWrapInsideTheFigure) {
-  const MatrixFigure plain = weightsFigure();
-  MatrixFigure wordy = plain;
-  QString line;
-  for (int k = 0; k < 80; ++k) line += QString("word%1 ").arg(k);
-  wordy.footer.push_back(line.trimmed());
+  const SceneFigure plain = weightsFigure();
+  scene::Scene scene = plain.scene();
+  std::string line;
+  for (int k = 0; k < 80; ++k) line += "word" + std::to_string(k) + " ";
+  scene.footnotes.push_back(line);
+  const SceneFigure wordy(scene, plain.style());
   const double extra = wordy.size().height() - plain.size().height();
-  EXPECT_GE(extra, 2 * 15.0) << "80 words fit on one line of " << wordy.size().width() << " pt?";
+  EXPECT_GE(extra, 2 * 6.0) << "80 words fit on one line of " << wordy.size().width() << " pt?";
   EXPECT_EQ(wordy.size().width(), plain.size().width());
   const QImage img = renderImage(wordy, 72);
   const QRgb background = img.pixel(img.width() - 1, img.height() - 1);
@@ -131,15 +135,15 @@ TEST(Figures, LongFooterLinesWrapInsideTheFigure) {
   for (int y = footer_top; y < img.height(); ++y)
     for (int x = 0; x < img.width(); ++x) {
       if (img.pixel(x, y) == background) continue;
-      if (x >= img.width() - 8) ++ink_right;  // the margin stays empty: nothing runs off the edge
-      if (y >= img.height() - 34) ++ink_bottom;  // the last line sits above the bottom margin (16 pt)
+      if (x >= img.width() - 4) ++ink_right;  // the margin stays empty: nothing runs off the edge
+      if (y >= img.height() - 24) ++ink_bottom;
     }
   EXPECT_EQ(ink_right, 0);
   EXPECT_GT(ink_bottom, 20) << "the wrapped lines' last one is drawn";
 }
 
 TEST(Figures, SvgIsXmlWithVectorTextAndDrawsLikeThePng) {
-  const MatrixFigure matrix = patternFigure();
+  const SceneFigure matrix = patternFigure();
   const CurveFigure curves = sweepFigure(syntheticSweep(), Curve::Speedup, {"longformer", "performer"}, "cpu", "Synthetic");
   for (const Figure* f : {static_cast<const Figure*>(&matrix), static_cast<const Figure*>(&curves)}) {
     const QByteArray svg = svgBytes(*f);
@@ -283,30 +287,24 @@ TEST(Figures, SequentialColormapsRiseInLightnessEvenlyAndTheDivergingOnePeaksInT
 
 TEST(Figures, EveryViewNamesWhatIsMissingInsteadOfDrawingNothing) {
   const attn::Comparison exact = comparisonOf("exact", attn::Generator::Local, 64);
-  ViewOptions o;
-  for (View v : {View::Pattern, View::Tokens}) {
-    o.view = v;
-    EXPECT_THROW(comparisonFigure(exact, o), attn::UserError) << viewName(v);
-  }
-  for (View v : {View::Weights, View::Diff, View::Groups}) {  // local input: no clusters, exact: no groups
-    o.view = v;
-    if (v == View::Groups) EXPECT_THROW(comparisonFigure(exact, o), attn::UserError);
-    else EXPECT_NO_THROW(comparisonFigure(exact, o));
-  }
+  for (View v : {View::Pattern, View::Tokens, View::Groups, View::Step})
+    EXPECT_THROW(requestFor(exact, v, {}), attn::UserError) << viewName(v);
+  for (View v : {View::Weights, View::Diff}) EXPECT_NO_THROW(viewFigure(exact, v, 64)) << viewName(v);
 }
 
 TEST(Figures, TokensThatAreQueriesOnlyAreMarkedOnTheQueryAxisOnly) {
   // Informer's active queries (and Routing's queries with no key) are rows, not keys: a tick on the key axis
   // would say the column is special.
-  const attn::Comparison informer = comparisonOf("informer", attn::Generator::Clustered, 128);
-  ViewOptions o;
-  o.view = View::Tokens;
-  const MatrixFigure f = comparisonFigure(informer, o);
-  ASSERT_FALSE(f.panels.empty());
-  EXPECT_FALSE(f.panels.back().row_marks.empty());
-  EXPECT_TRUE(f.panels.back().marks.empty());
-  const attn::Comparison longformer = comparisonOf("longformer", attn::Generator::Local, 128);
-  EXPECT_FALSE(comparisonFigure(longformer, o).panels.back().marks.empty()) << "global tokens are both";
+  auto mechanismPanel = [](const SceneFigure& f) {
+    for (const scene::Panel& p : f.scene().panels)
+      if (p.role == "mechanism") return p;
+    return scene::Panel();
+  };
+  const scene::Panel informer = mechanismPanel(viewFigure(comparisonOf("informer", attn::Generator::Clustered, 128), View::Tokens, 128));
+  EXPECT_FALSE(informer.row_marks.empty());
+  EXPECT_TRUE(informer.marks.empty());
+  const scene::Panel longformer = mechanismPanel(viewFigure(comparisonOf("longformer", attn::Generator::Local, 128), View::Tokens, 128));
+  EXPECT_FALSE(longformer.marks.empty()) << "global tokens are both";
 }
 
 }  // namespace

@@ -479,19 +479,6 @@ TEST(SceneFigure, SvgKeepsTicksAndTitlesAsText) {
   EXPECT_EQ(svg.count("image-rendering=\"optimizeSpeed\""), images);
 }
 
-TEST(SceneFigure, MatrixFiguresAlsoEmbedLosslessEnlargedImagesInPdf) {
-  // The shared drawing path: the older figures gain the same fix.
-  MatrixFigure m;
-  Panel p;
-  p.title = "x";
-  p.pixels = bandWeights(128, 4);
-  m.panels.push_back(p);
-  const auto images = pdfImages(pdfBytes(m));
-  ASSERT_EQ(images.size(), 1u);
-  EXPECT_EQ(images[0].find("/DCTDecode"), std::string::npos) << images[0];
-  EXPECT_EQ(field(images[0], "/Width"), 1024);
-}
-
 TEST(SceneFigure, SamplesRenderInEveryFormatAtTheirSize) {
   const std::vector<std::pair<std::string, scene::Scene>> scenes = {{"paper", paperScene(4)}, {"wordy", wordyScene()},
                                                                       {"checker", checkerboard()}};
