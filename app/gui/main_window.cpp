@@ -14,13 +14,16 @@
 #include <QFileInfo>
 #include <QFont>
 #include <QGuiApplication>
+#include <QIcon>
 #include <QKeyEvent>
 #include <QLabel>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPainter>
+#include <QPixmap>
 #include <QPlainTextEdit>
+#include <QPolygonF>
 #include <QSettings>
 #include <QSignalBlocker>
 #include <QStandardPaths>
@@ -53,6 +56,24 @@
 namespace attnlab::gui {
 
 namespace {
+
+/// A play triangle or two pause bars in `colour`, drawn: no font here has a pause glyph (U+23F8 drew as a
+/// box), and the style's media icons are black on the dark theme.
+QIcon playIcon(bool pause, const QColor& colour) {
+  QPixmap pixmap(32, 32);
+  pixmap.fill(Qt::transparent);
+  QPainter painter(&pixmap);
+  painter.setRenderHint(QPainter::Antialiasing);
+  painter.setPen(Qt::NoPen);
+  painter.setBrush(colour);
+  if (pause) {
+    painter.drawRect(QRectF(7, 5, 6, 22));
+    painter.drawRect(QRectF(19, 5, 6, 22));
+  } else {
+    painter.drawPolygon(QPolygonF({QPointF(8, 4), QPointF(8, 28), QPointF(27, 16)}));
+  }
+  return QIcon(pixmap);
+}
 
 constexpr float k_presenter_scale = 1.5f;  // presenter mode: Qt fonts and the viewport's overlay
 constexpr int k_run_delay_ms = 0;  // controls quiet for one event-loop turn → rerun (coalesces Reset and several signals of one edit; a stale run is cancelled anyway)
@@ -393,16 +414,17 @@ void MainWindow::buildToolBar() {
   bar->addWidget(pattern_view_);
   connect(pattern_view_, &QComboBox::currentIndexChanged, this, [this] { showOutcome(); });
   play_ = new QToolButton;
-  play_->setText(tr("\xE2\x96\xB6 Play steps"));
+  play_->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
   play_->setCheckable(true);
   play_->setToolTip(tr("Step through the mechanism's stages in the third panel (rotate \xE2\x86\x92 hash \xE2\x86\x92 "
                        "sort \xE2\x86\x92 chunk \xE2\x86\x92 attend; k-means or Sinkhorn iterations), one every %1 s")
                         .arg(k_step_interval_ms / 1000.0));
   bar->addWidget(play_);
+  refreshPlayButton();
   step_timer_.setInterval(k_step_interval_ms);
   connect(&step_timer_, &QTimer::timeout, this, [this] { advanceStep(); });
   connect(play_, &QToolButton::toggled, this, [this](bool on) {
-    play_->setText(on ? tr("\xE2\x8F\xB8 Pause") : tr("\xE2\x96\xB6 Play steps"));
+    refreshPlayButton();
     if (on) {
       step_timer_.start();
       advanceStep();
@@ -646,10 +668,17 @@ void MainWindow::setLightTheme(bool light) {
   info_->restyle();
   curves_->setLight(light);
   row_->setLight(light);
+  refreshPlayButton();
   for (QAction* a : findChildren<QAction*>())
     if (a->objectName() == QLatin1String("lightTheme")) a->setChecked(light);
   QSettings().setValue(QStringLiteral("lightTheme"), light);
   showOutcome();  // the viewport's background and overlay
+}
+
+void MainWindow::refreshPlayButton() {
+  const bool on = play_->isChecked();
+  play_->setIcon(playIcon(on, palette().color(QPalette::ButtonText)));
+  play_->setText(on ? tr("Pause") : tr("Play steps"));
 }
 
 void MainWindow::setPresenterMode(bool on) {

@@ -172,6 +172,8 @@ class MainWindow : public QMainWindow {
   /// After a new result: the picked token's row again, at its place in the displayed order.
   void refreshSelectedRow();
   void showError(const QString& message);
+  /// The Play button's icon and text for its state, in the theme's text colour.
+  void refreshPlayButton();
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
   /// ScaleMode::Rank: replaces the continuous panels' values by their ranks among all shown weights.

@@ -13,6 +13,8 @@
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFontDatabase>
+#include <QFontMetrics>
 #include <QGuiApplication>
 #include <QLabel>
 #include <QLineEdit>
@@ -23,6 +25,7 @@
 #include <QSpinBox>
 #include <QTest>
 #include <QTextCursor>
+#include <QToolButton>
 #include <QTreeWidget>
 #include <QVulkanWindow>
 #include <QWheelEvent>
@@ -46,6 +49,7 @@
 #include "app/gui/row_panel.h"
 #include "attention/random.h"
 #include "render/view/colormap.h"
+#include "render/view/heatmap_overlay.h"
 #include "render/view/heatmap_window.h"
 #include "tests/gui/gui_test_util.h"
 #include "tests/image_diff.h"
@@ -110,6 +114,31 @@ int inkRows(const QImage& image, const QRect& region) {
     rows += ink;
   }
   return rows;
+}
+
+/// Every string of `scene` the overlay draws (titles, captions, legends, footer, step bar, help).
+std::vector<std::string> sceneTexts(const view::HeatmapScene& scene) {
+  std::vector<std::string> texts{scene.footer, scene.legend_title, scene.placeholder, scene.steps.title};
+  for (const view::HeatmapImage& p : scene.panels) {
+    texts.insert(texts.end(), {p.title, p.subtitle, p.empty_text, p.pooling});
+    texts.insert(texts.end(), p.captions.begin(), p.captions.end());
+    texts.insert(texts.end(), p.categories.begin(), p.categories.end());
+  }
+  for (const auto& [keys, what] : scene.help) texts.insert(texts.end(), {keys, what});
+  return texts;
+}
+
+/// The characters of `text` that no installed font has (Qt draws them as a box).
+QString withoutAFont(const QString& text) {
+  static const QStringList families = QFontDatabase::families();
+  QString missing;
+  for (char32_t c : text.toUcs4()) {
+    if (c < 0x80) continue;
+    const bool found = std::any_of(families.begin(), families.end(),
+                                   [c](const QString& f) { return QFontMetrics(QFont(f)).inFontUcs4(c); });
+    if (!found && !missing.contains(QString::fromUcs4(&c, 1))) missing += QString::fromUcs4(&c, 1);
+  }
+  return missing;
 }
 
 /// Largest per-channel distance from `colour` to the nearest viridis entry.
@@ -1114,8 +1143,13 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
   click(2);
   EXPECT_TRUE(window.playingSteps());
   EXPECT_TRUE(viewport->scene().steps.playing);
+  // The toolbar's Play/Pause button, playing and not, draws no box for a glyph no font has (⏸ U+23F8).
+  for (const QToolButton* button : window.findChildren<QToolButton*>())
+    EXPECT_EQ(withoutAFont(button->text()).toStdString(), "") << button->text().toStdString();
   click(2);
   EXPECT_FALSE(window.playingSteps());
+  for (const QToolButton* button : window.findChildren<QToolButton*>())
+    EXPECT_EQ(withoutAFont(button->text()).toStdString(), "") << button->text().toStdString();
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_STEPBAR")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
@@ -1527,6 +1561,15 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     EXPECT_GT(scene.panels[0].values.size(), 0) << id << ": exact draws";
     // The mechanism's panel draws its implied weights, or says why there are none.
     EXPECT_TRUE(scene.panels[1].values.size() > 0 || !scene.panels[1].empty_text.empty()) << id;
+    // Every character the overlay draws is in its font (Nyström's "Kᵀ" read "K?"), the steps' too.
+    std::vector<std::string> texts = sceneTexts(scene);
+    for (const auto& step : out->step_patterns) {
+      texts.insert(texts.end(), {step.title, step.caption, step.what});
+      texts.insert(texts.end(), step.components.begin(), step.components.end());
+    }
+    for (const std::string& text : texts)
+      EXPECT_TRUE(view::overlayMissingGlyphs(text).empty())
+          << id << ": the overlay cannot draw all of \"" << text << '"';
     // Zoom 4x about the centre: the visible block is pooled again for every panel that zooms.
     viewport->zoomAt(4, QPointF(-1, -1));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
@@ -1537,6 +1580,38 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     ++drawn;
   }
   EXPECT_EQ(drawn, int(attn::mechanisms().size()));
+}
+
+/// ATTNLAB_GUI_SHOTS=DIR saves the window as a projector shows it (1400×900 and 1600×1000) to DIR/NAME-WxH.png.
+void saveShot(MainWindow& window, const std::string& name) {
+  if (const char* dir = std::getenv("ATTNLAB_GUI_SHOTS")) {
+    const std::string path = std::string(dir) + "/" + name + "-" + std::to_string(window.width()) + "x" +
+                             std::to_string(window.height()) + ".png";
+    EXPECT_TRUE(window.windowImage().save(QString::fromStdString(path))) << path;
+  }
+}
+
+TEST_F(MainWindowTest, AtProjectorSizesTheOverlayDrawsItsStepCaptions) {
+  MainWindow window(options("nystromformer"));
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  for (const QSize size : {QSize(1400, 900), QSize(1600, 1000)}) {
+    window.resize(size);
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(window.setPatternView("kernel B"));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    const view::HeatmapScene& scene = viewport->scene();
+    ASSERT_FALSE(scene.panels.empty());
+    const auto& captions = scene.panels.back().captions;
+    EXPECT_TRUE(std::any_of(captions.begin(), captions.end(),
+                            [](const std::string& c) { return c.find("K\xE1\xB5\x80") != std::string::npos; }));
+    for (const std::string& text : sceneTexts(scene)) EXPECT_TRUE(view::overlayMissingGlyphs(text).empty()) << text;
+    saveShot(window, "nystrom-kernel-B");
+  }
+  ASSERT_TRUE(window.playSteps(true));  // the toolbar's Pause button, drawn
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "nystrom-playing");
+  EXPECT_TRUE(window.playSteps(false));
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
