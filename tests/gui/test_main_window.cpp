@@ -141,6 +141,15 @@ QString withoutAFont(const QString& text) {
   return missing;
 }
 
+/// ATTNLAB_GUI_SHOTS=DIR saves the window as a projector shows it (1400×900 and 1600×1000) to DIR/NAME-WxH.png.
+void saveShot(MainWindow& window, const std::string& name) {
+  if (const char* dir = std::getenv("ATTNLAB_GUI_SHOTS")) {
+    const std::string path = std::string(dir) + "/" + name + "-" + std::to_string(window.width()) + "x" +
+                             std::to_string(window.height()) + ".png";
+    EXPECT_TRUE(window.windowImage().save(QString::fromStdString(path))) << path;
+  }
+}
+
 /// Largest per-channel distance from `colour` to the nearest viridis entry.
 int distanceToViridis(QRgb colour) {
   int best = 255;
@@ -1378,6 +1387,23 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   EXPECT_GT(row->series()[1].tv, old_tv) << "a narrower window drops more of exact's mass";
 }
 
+TEST_F(MainWindowTest, TheRowDocksTitleReadsItsMiddleDotsAsUtf8) {
+  // Sorted tokens give the title a note after its TV figure: " · sorted position …" read " Â· sorted position".
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  ASSERT_TRUE(window.setOrder("round 1 buckets"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  QString error;
+  ASSERT_TRUE(window.selectRow(10, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  QString text;
+  for (const QLabel* label : window.rowPanel()->findChildren<QLabel*>())
+    if (label->text().startsWith("Query i")) text = label->text();
+  EXPECT_TRUE(text.contains(QString::fromUtf8("\xC2\xB7 sorted position"))) << text.toStdString();
+  EXPECT_FALSE(text.contains(QChar(0x00C2))) << text.toStdString();
+  saveShot(window, "row-dock");
+}
+
 /// The viewport's drawing between the panel titles and the tick labels under the panels (captions and
 /// the frame time carry run times, which vary) against tests/gui/golden/NAME.png, within tolerances.
 /// ATTNLAB_UPDATE_GOLDEN=1 rewrites the golden image (look at it first).
@@ -1580,15 +1606,6 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     ++drawn;
   }
   EXPECT_EQ(drawn, int(attn::mechanisms().size()));
-}
-
-/// ATTNLAB_GUI_SHOTS=DIR saves the window as a projector shows it (1400×900 and 1600×1000) to DIR/NAME-WxH.png.
-void saveShot(MainWindow& window, const std::string& name) {
-  if (const char* dir = std::getenv("ATTNLAB_GUI_SHOTS")) {
-    const std::string path = std::string(dir) + "/" + name + "-" + std::to_string(window.width()) + "x" +
-                             std::to_string(window.height()) + ".png";
-    EXPECT_TRUE(window.windowImage().save(QString::fromStdString(path))) << path;
-  }
 }
 
 TEST_F(MainWindowTest, AtProjectorSizesTheOverlayDrawsItsStepCaptions) {
