@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <QAbstractSpinBox>
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
@@ -1385,6 +1386,50 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   ASSERT_EQ(row->series().size(), 2u);
   EXPECT_EQ(row->series()[1].values[size_t(before) + 8], 0.0) << "outside the new window";
   EXPECT_GT(row->series()[1].tv, old_tv) << "a narrower window drops more of exact's mass";
+}
+
+TEST_F(MainWindowTest, SingleLetterShortcutsDoNotFireWhileTheUserTypes) {
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  window.activateWindow();
+  ASSERT_TRUE(QTest::qWaitForWindowActive(&window, 5000)) << "keys reach shortcuts only in the active window";
+  auto* scale = window.findChildren<QComboBox*>().value(0);
+  QComboBox* pooling = nullptr;
+  for (QComboBox* box : window.findChildren<QComboBox*>()) {
+    if (box->findText("log10") >= 0) scale = box;
+    if (box->findText("mean") >= 0 && box->findText("max") >= 0) pooling = box;
+  }
+  ASSERT_TRUE(scale && pooling);
+  const int scale_before = scale->currentIndex(), pooling_before = pooling->currentIndex();
+  // The mechanism browser's search, the parameters' and the input's spin boxes, the Curves dock's (floating,
+  // a window of its own): each takes the letters.
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>()) {
+    dock->show();
+    dock->raise();
+    if (dock->objectName() == QLatin1String("curves")) dock->setFloating(true);
+  }
+  QTest::qWait(200);
+  std::vector<QWidget*> fields{window.findChild<QLineEdit*>(QStringLiteral("mechanism_filter"))};
+  for (QAbstractSpinBox* box : window.findChildren<QAbstractSpinBox*>())
+    if (box->isVisible()) fields.push_back(box);
+  ASSERT_GE(fields.size(), 3u);
+  for (QWidget* field : fields) {
+    ASSERT_NE(field, nullptr);
+    field->activateWindow();
+    field->setFocus(Qt::MouseFocusReason);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return field->hasFocus(); }, 2000)) << field->metaObject()->className();
+    QTest::keyClicks(QApplication::focusWidget(), QStringLiteral("lmop"));
+    EXPECT_EQ(scale->currentIndex(), scale_before)
+        << "L changed the colour scale while typing in " << field->metaObject()->className();
+    EXPECT_EQ(pooling->currentIndex(), pooling_before)
+        << "M changed the pooling while typing in " << field->metaObject()->className();
+    EXPECT_FALSE(window.playingSteps()) << "P played the steps while typing in " << field->metaObject()->className();
+  }
+  // Outside a text field the letters are shortcuts.
+  window.viewport()->requestActivate();
+  window.setFocus(Qt::OtherFocusReason);
+  QTest::keyClick(&window, Qt::Key_L);
+  EXPECT_NE(scale->currentIndex(), scale_before);
 }
 
 TEST_F(MainWindowTest, TheRowDocksTitleReadsItsMiddleDotsAsUtf8) {
