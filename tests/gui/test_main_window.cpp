@@ -8,6 +8,7 @@
 #include <QAbstractSpinBox>
 #include <QAction>
 #include <QApplication>
+#include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
 #include <QDockWidget>
@@ -24,6 +25,8 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStyle>
+#include <QStyleOptionButton>
 #include <QTest>
 #include <QTextCursor>
 #include <QToolButton>
@@ -1432,6 +1435,41 @@ TEST_F(MainWindowTest, SingleLetterShortcutsDoNotFireWhileTheUserTypes) {
   EXPECT_NE(scale->currentIndex(), scale_before);
 }
 
+/// Largest per-channel distance of the indicator's pixels from the background around an unticked check box,
+/// in the theme given (the box is drawn alone, the way a panel draws it).
+int uncheckedBoxContrast(bool light) {
+  applyTheme(light);
+  QWidget panel;
+  panel.setAutoFillBackground(true);
+  auto* box = new QCheckBox(QStringLiteral("causal"), &panel);
+  box->move(10, 10);
+  box->adjustSize();
+  panel.resize(box->width() + 20, box->height() + 20);
+  const QImage image = panel.grab().toImage();
+  QStyleOptionButton option;
+  option.initFrom(box);
+  const QRect indicator =
+      box->style()->subElementRect(QStyle::SE_CheckBoxIndicator, &option, box).translated(box->pos());
+  const QRgb bg = image.pixel(2, 2);
+  const double ratio = image.devicePixelRatio();
+  int most = 0;
+  for (int y = int(indicator.top() * ratio); y <= int(indicator.bottom() * ratio); ++y)
+    for (int x = int(indicator.left() * ratio); x <= int(indicator.right() * ratio); ++x) {
+      const QRgb c = image.pixel(x, y);
+      most = std::max(
+          {most, std::abs(qRed(c) - qRed(bg)), std::abs(qGreen(c) - qGreen(bg)), std::abs(qBlue(c) - qBlue(bg))});
+    }
+  return most;
+}
+
+TEST(Theme, UntickedCheckBoxesAreVisibleInBothThemes) {
+  // Fusion outlines the box in the window colour darkened: on the dark theme it vanished (contrast 15).
+  const int dark = uncheckedBoxContrast(false), light = uncheckedBoxContrast(true);
+  applyTheme(false);
+  EXPECT_GE(dark, 70) << "dark theme";
+  EXPECT_GE(light, 45) << "light theme";  // Fusion's own: a grey outline round a white box
+}
+
 TEST_F(MainWindowTest, TheRowDocksTitleReadsItsMiddleDotsAsUtf8) {
   // Sorted tokens give the title a note after its TV figure: " · sorted position …" read " Â· sorted position".
   MainWindow window(options("reformer"));
@@ -1674,6 +1712,12 @@ TEST_F(MainWindowTest, AtProjectorSizesTheOverlayDrawsItsStepCaptions) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   saveShot(window, "nystrom-playing");
   EXPECT_TRUE(window.playSteps(false));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "theme-dark");  // the unticked "causal" box in the Input dock
+  window.setLightTheme(true);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "theme-light");
+  window.setLightTheme(false);
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
