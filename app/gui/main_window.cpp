@@ -686,6 +686,7 @@ void MainWindow::setPresenterMode(bool on) {
   presenter_ = on;
   if (on) {
     saved_layout_ = saveState();
+    saved_geometry_ = saveGeometry();
     saved_font_ = QApplication::font();
     QFont big = saved_font_;
     big.setPointSizeF(saved_font_.pointSizeF() * k_presenter_scale);
@@ -699,7 +700,15 @@ void MainWindow::setPresenterMode(bool on) {
     QApplication::setFont(saved_font_);
     menuBar()->show();
     colormap_->setCurrentIndex(saved_colormap_);
+    // The window's size and the docks' as they were, and again once the layouts have seen the normal type:
+    // restored only while they still held the 1.5× sizes, the window stayed 96 px wider and the bottom docks
+    // 25 px taller (the Curves legend grew).
+    restoreGeometry(saved_geometry_);
     restoreState(saved_layout_);
+    QTimer::singleShot(0, this, [this, geometry = saved_geometry_, layout = saved_layout_] {
+      restoreGeometry(geometry);
+      restoreState(layout);
+    });
     status_notice_->clear();
   }
   for (QAction* a : view_menu_->actions())

@@ -242,7 +242,8 @@ class MainWindow : public QMainWindow {
   bool help_visible_ = false;
   std::vector<std::pair<std::string, std::string>> helpLines() const;
   bool light_ = false;
-  QByteArray saved_layout_;  // the docks before presenter mode
+  QByteArray saved_layout_;    // the docks before presenter mode
+  QByteArray saved_geometry_;  // the window's size and place before it (the 1.5× type widens it)
   QFont saved_font_;
   int saved_colormap_ = 0;
   void rememberRecent(const QString& path);

@@ -35,6 +35,7 @@
 #include <QWheelEvent>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
+#include <QtCharts/QLegend>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QScatterSeries>
 #include <algorithm>
@@ -1689,6 +1690,42 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     ++drawn;
   }
   EXPECT_EQ(drawn, int(attn::mechanisms().size()));
+}
+
+TEST_F(MainWindowTest, TheCurvesDockShowsItsWholeLegendAndKeepsItAfterPresenterMode) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  CurvesPanel* curves = window.curvesPanel();
+  ASSERT_NE(curves, nullptr);
+  curves->setMechanisms({"longformer", "performer", "reformer", "linformer"});
+  curves->setRange(64, 128);
+  curves->setSeeds(1);
+  curves->setRepeats(1);
+  ASSERT_TRUE(curves->start());
+  ASSERT_TRUE(curves->waitUntilDone(k_timeout_ms));
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+    if (dock->objectName() == "curves") dock->raise();
+  QTest::qWait(300);
+  QLegend* legend = curves->chartView()->chart()->legend();
+  // The legend lists exact and the four mechanisms, a line of about the type's height + 8 px each: all of it
+  // fits (the dock grows), not the first three.
+  const QRectF shown = legend->geometry();
+  EXPECT_GE(shown.height(), 5 * (QFontMetrics(legend->font()).height() + 8)) << "the legend is cut";
+  saveShot(window, "curves-dock");
+  const double font = legend->font().pointSizeF();
+  const QSize size = window.size();
+  window.setPresenterMode(true);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  window.setPresenterMode(false);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+    if (dock->objectName() == "curves") dock->raise();
+  QTest::qWait(300);
+  EXPECT_EQ(window.size(), size) << "the window's size after presenter mode";
+  EXPECT_DOUBLE_EQ(legend->font().pointSizeF(), font) << "the legend's type after presenter mode";
+  EXPECT_NEAR(legend->geometry().height(), shown.height(), 2);
+  EXPECT_NEAR(legend->geometry().width(), shown.width(), 2);
+  saveShot(window, "curves-dock-after-presenter");
 }
 
 TEST_F(MainWindowTest, AtProjectorSizesTheOverlayDrawsItsStepCaptions) {
