@@ -691,14 +691,21 @@ void MainWindow::setPresenterMode(bool on) {
     QFont big = saved_font_;
     big.setPointSizeF(saved_font_.pointSizeF() * k_presenter_scale);
     QApplication::setFont(big);
+    // The whole height for the picture: no docks, menu, toolbar, status bar (its notices) or frame time.
+    // A lecturer drives it from the keyboard (P, [ ], L, M, O, + − 0, F1 lists them) and the viewport's
+    // step bar; F5 leaves.
     for (QDockWidget* dock : findChildren<QDockWidget*>()) dock->hide();
+    for (QToolBar* bar : findChildren<QToolBar*>()) bar->hide();
     menuBar()->hide();
+    statusBar()->hide();
+    if (viewport_) viewport_->setFrameTimeShown(false);
     saved_colormap_ = colormap_->currentIndex();
     colormap_->setCurrentIndex(static_cast<int>(view::Colormap::Magma));  // black to near white: the most contrast
-    status_notice_->setText(tr("presenter mode: F5 to leave"));
   } else {
     QApplication::setFont(saved_font_);
     menuBar()->show();
+    statusBar()->show();
+    if (viewport_) viewport_->setFrameTimeShown(true);
     colormap_->setCurrentIndex(saved_colormap_);
     // The window's size and the docks' as they were, and again once the layouts have seen the normal type:
     // restored only while they still held the 1.5× sizes, the window stayed 96 px wider and the bottom docks
@@ -709,7 +716,6 @@ void MainWindow::setPresenterMode(bool on) {
       restoreGeometry(geometry);
       restoreState(layout);
     });
-    status_notice_->clear();
   }
   for (QAction* a : view_menu_->actions())
     if (a->isCheckable() && a->text() == tr("Presenter mode")) a->setChecked(on);

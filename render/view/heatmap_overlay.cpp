@@ -531,7 +531,7 @@ void drawOverlay(const HeatmapScene& scene, const SceneLayout& layout, const Poi
     text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, std::max(120.0f, footer_room - 12)));
   if (scene.steps.count > 0) drawStepBar(dl, scene, layout, pointer, fonts);
   // Frame time, top right: what the last frame cost the CPU, and the rate while frames follow each other.
-  {
+  if (stats.shown) {
     char frame[64];
     if (stats.fps > 0)
       std::snprintf(frame, sizeof frame, "frame %.1f ms \xC2\xB7 %.0f fps", stats.draw_ms, stats.fps);

@@ -40,6 +40,7 @@ std::u32string overlayMissingGlyphs(const std::string& utf8);
 struct FrameStats {
   double draw_ms = 0;
   double fps = 0;
+  bool shown = true;  ///< drawn top right (HeatmapWindow::setFrameTimeShown; presenter mode hides it)
 };
 
 /// Draws the overlay for a width × height (logical pixels) viewport.

@@ -25,10 +25,12 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStatusBar>
 #include <QStyle>
 #include <QStyleOptionButton>
 #include <QTest>
 #include <QTextCursor>
+#include <QToolBar>
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QVulkanWindow>
@@ -760,6 +762,11 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   int visible = 0;
   for (QDockWidget* dock : window.findChildren<QDockWidget*>()) visible += dock->isVisible();
   EXPECT_EQ(visible, 0);
+  // The whole height for the picture: no toolbar, no status bar (nor its notices), no frame time.
+  for (QToolBar* bar : window.findChildren<QToolBar*>()) EXPECT_FALSE(bar->isVisible());
+  EXPECT_FALSE(window.statusBar()->isVisible());
+  EXPECT_FALSE(window.viewport()->frameStats().shown);
+  EXPECT_GE(window.viewport()->height(), window.height() - 4);
   EXPECT_NEAR(QApplication::font().pointSizeF(), 1.5 * font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_NE(window.viewport(), nullptr);
@@ -771,6 +778,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     EXPECT_TRUE(window.windowImage().save(path));
   }
+  saveShot(window, "presenter");
   // The light theme: light widgets, a light viewport with dark text, light charts; remembered.
   window.setLightTheme(true);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
@@ -794,6 +802,9 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   visible = 0;
   for (QDockWidget* dock : window.findChildren<QDockWidget*>()) visible += dock->isVisible();
   EXPECT_GE(visible, 4);
+  EXPECT_TRUE(window.statusBar()->isVisible());
+  EXPECT_TRUE(window.viewport()->frameStats().shown);
+  for (QToolBar* bar : window.findChildren<QToolBar*>()) EXPECT_TRUE(bar->isVisible());
   EXPECT_NEAR(QApplication::font().pointSizeF(), font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(window.viewport()->scene().colormap, view::Colormap::Viridis);
