@@ -1,14 +1,11 @@
 #include "app/gui/curves_panel.h"
 
-#include "app/gui/chart_style.h"
-#include "app/report/summary.h"
-#include "app/report/sweep_report.h"
-
 #include <QApplication>
 #include <QComboBox>
 #include <QCursor>
 #include <QElapsedTimer>
 #include <QFileDialog>
+#include <QFontMetrics>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QListWidget>
@@ -28,9 +25,15 @@
 #include <cmath>
 #include <optional>
 
+#include "app/gui/chart_style.h"
+#include "app/report/summary.h"
+#include "app/report/sweep_report.h"
+
 namespace attnlab::gui {
 
 namespace {
+constexpr int k_least_chart = 120;       ///< chart height (px) the bottom dock always leaves
+constexpr int k_most_legend_room = 360;  ///< the chart grows to fit its legend up to this height (px)
 constexpr int k_tall_chart = 260;  ///< chart height (px) from which axis titles and the minor grid are drawn
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -142,7 +145,7 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
   QChart* chart = makeDockChart();
   chart_view_ = new QChartView(chart);
   chart_view_->setRenderHint(QPainter::Antialiasing);
-  chart_view_->setMinimumHeight(120);
+  chart_view_->setMinimumHeight(k_least_chart);
   chart_view_->installEventFilter(this);  // the bottom docks stay short; drag the splitter up for a bigger chart
 
   auto* controls = new QHBoxLayout;
@@ -576,6 +579,13 @@ void CurvesPanel::redraw() {
     v->append(m.x, ay->max());
     attach(v);
   }
+  // Room for the whole legend (one line per entry, beside the plot): the dock grows to show every entry,
+  // up to a chart of k_most_legend_room px, instead of cutting the list after the first few.
+  int entries = 0;  // a line per series, less the dots and error bars (their markers are hidden)
+  for (const QAbstractSeries* series : chart->series())
+    entries += !qobject_cast<const QScatterSeries*>(series) && series->objectName() != QLatin1String("bar");
+  const int needed = QFontMetrics(title).height() + 48 + entries * (QFontMetrics(chart->legend()->font()).height() + 8);
+  chart_view_->setMinimumHeight(std::clamp(needed, k_least_chart, k_most_legend_room));
 }
 
 bool CurvesPanel::eventFilter(QObject* watched, QEvent* event) {

@@ -3,17 +3,42 @@
 
 #include <QApplication>
 #include <QMessageBox>
+#include <QPainter>
 #include <QPalette>
+#include <QProxyStyle>
 #include <QStyle>
 #include <QStyleFactory>
+#include <QStyleOption>
 #include <exception>
 
 #include "app/gui/main_window.h"
 
 namespace attnlab::gui {
 
+namespace {
+
+/// Fusion, with check boxes (and checkable list items) outlined in the dim text colour on a dark palette:
+/// Fusion outlines them in the window colour darkened, which on dark greys left an unticked box invisible.
+class ThemeStyle : public QProxyStyle {
+ public:
+  ThemeStyle() : QProxyStyle(QStyleFactory::create(QStringLiteral("Fusion"))) {}
+  void drawPrimitive(PrimitiveElement element, const QStyleOption* option, QPainter* painter,
+                     const QWidget* widget) const override {
+    QProxyStyle::drawPrimitive(element, option, painter, widget);
+    if (element != PE_IndicatorCheckBox || option->palette.color(QPalette::Window).lightness() >= 128) return;
+    painter->save();
+    painter->setRenderHint(QPainter::Antialiasing, false);
+    painter->setBrush(Qt::NoBrush);
+    painter->setPen(option->palette.color(QPalette::Disabled, QPalette::Text));  // the dim text colour
+    painter->drawRect(option->rect.adjusted(0, 0, -1, -1));
+    painter->restore();
+  }
+};
+
+}  // namespace
+
 void applyTheme(bool light) {
-  QApplication::setStyle(QStyleFactory::create(QStringLiteral("Fusion")));
+  QApplication::setStyle(new ThemeStyle);  // the application owns it
   if (light) {  // Fusion's own light palette; the viewport turns light too (scene::Scene::light)
     QApplication::setPalette(QApplication::style()->standardPalette());
     return;

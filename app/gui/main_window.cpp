@@ -19,13 +19,16 @@
 #include <QFileInfo>
 #include <QFont>
 #include <QGuiApplication>
+#include <QIcon>
 #include <QKeyEvent>
 #include <QLabel>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPainter>
+#include <QPixmap>
 #include <QPlainTextEdit>
+#include <QPolygonF>
 #include <QSettings>
 #include <QSignalBlocker>
 #include <QStandardPaths>
@@ -58,6 +61,24 @@
 namespace attnlab::gui {
 
 namespace {
+
+/// A play triangle or two pause bars in `colour`, drawn: no font here has a pause glyph (U+23F8 drew as a
+/// box), and the style's media icons are black on the dark theme.
+QIcon playIcon(bool pause, const QColor& colour) {
+  QPixmap pixmap(32, 32);
+  pixmap.fill(Qt::transparent);
+  QPainter painter(&pixmap);
+  painter.setRenderHint(QPainter::Antialiasing);
+  painter.setPen(Qt::NoPen);
+  painter.setBrush(colour);
+  if (pause) {
+    painter.drawRect(QRectF(7, 5, 6, 22));
+    painter.drawRect(QRectF(19, 5, 6, 22));
+  } else {
+    painter.drawPolygon(QPolygonF({QPointF(8, 4), QPointF(8, 28), QPointF(27, 16)}));
+  }
+  return QIcon(pixmap);
+}
 
 constexpr float k_presenter_scale = 1.5f;  // presenter mode: Qt fonts and the viewport's overlay
 constexpr int k_run_delay_ms = 0;  // controls quiet for one event-loop turn → rerun (coalesces Reset and several signals of one edit; a stale run is cancelled anyway)
@@ -356,16 +377,17 @@ void MainWindow::buildToolBar() {
   bar->addWidget(pattern_view_);
   connect(pattern_view_, &QComboBox::currentIndexChanged, this, [this] { showOutcome(); });
   play_ = new QToolButton;
-  play_->setText(tr("\xE2\x96\xB6 Play steps"));
+  play_->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
   play_->setCheckable(true);
   play_->setToolTip(tr("Step through the mechanism's stages in the third panel (rotate \xE2\x86\x92 hash \xE2\x86\x92 "
                        "sort \xE2\x86\x92 chunk \xE2\x86\x92 attend; k-means or Sinkhorn iterations), one every %1 s")
                         .arg(k_step_interval_ms / 1000.0));
   bar->addWidget(play_);
+  refreshPlayButton();
   step_timer_.setInterval(k_step_interval_ms);
   connect(&step_timer_, &QTimer::timeout, this, [this] { advanceStep(); });
   connect(play_, &QToolButton::toggled, this, [this](bool on) {
-    play_->setText(on ? tr("\xE2\x8F\xB8 Pause") : tr("\xE2\x96\xB6 Play steps"));
+    refreshPlayButton();
     if (on) {
       step_timer_.start();
       advanceStep();
@@ -577,10 +599,17 @@ void MainWindow::setLightTheme(bool light) {
   info_->restyle();
   curves_->setLight(light);
   row_->setLight(light);
+  refreshPlayButton();
   for (QAction* a : findChildren<QAction*>())
     if (a->objectName() == QLatin1String("lightTheme")) a->setChecked(light);
   QSettings().setValue(QStringLiteral("lightTheme"), light);
   showOutcome();  // the viewport's background and overlay
+}
+
+void MainWindow::refreshPlayButton() {
+  const bool on = play_->isChecked();
+  play_->setIcon(playIcon(on, palette().color(QPalette::ButtonText)));
+  play_->setText(on ? tr("Pause") : tr("Play steps"));
 }
 
 void MainWindow::setPresenterMode(bool on) {
@@ -588,21 +617,36 @@ void MainWindow::setPresenterMode(bool on) {
   presenter_ = on;
   if (on) {
     saved_layout_ = saveState();
+    saved_geometry_ = saveGeometry();
     saved_font_ = QApplication::font();
     QFont big = saved_font_;
     big.setPointSizeF(saved_font_.pointSizeF() * k_presenter_scale);
     QApplication::setFont(big);
+    // The whole height for the picture: no docks, menu, toolbar, status bar (its notices) or frame time.
+    // A lecturer drives it from the keyboard (P, [ ], L, M, O, + − 0, F1 lists them) and the viewport's
+    // step bar; F5 leaves.
     for (QDockWidget* dock : findChildren<QDockWidget*>()) dock->hide();
+    for (QToolBar* bar : findChildren<QToolBar*>()) bar->hide();
     menuBar()->hide();
+    statusBar()->hide();
+    if (viewport_) viewport_->setFrameTimeShown(false);
     saved_colormap_ = colormap_->currentIndex();
     colormap_->setCurrentIndex(static_cast<int>(scene::Colormap::Magma));  // black to near white: the most contrast
-    status_notice_->setText(tr("presenter mode: F5 to leave"));
   } else {
     QApplication::setFont(saved_font_);
     menuBar()->show();
+    statusBar()->show();
+    if (viewport_) viewport_->setFrameTimeShown(true);
     colormap_->setCurrentIndex(saved_colormap_);
+    // The window's size and the docks' as they were, and again once the layouts have seen the normal type:
+    // restored only while they still held the 1.5× sizes, the window stayed 96 px wider and the bottom docks
+    // 25 px taller (the Curves legend grew).
+    restoreGeometry(saved_geometry_);
     restoreState(saved_layout_);
-    status_notice_->clear();
+    QTimer::singleShot(0, this, [this, geometry = saved_geometry_, layout = saved_layout_] {
+      restoreGeometry(geometry);
+      restoreState(layout);
+    });
   }
   for (QAction* a : view_menu_->actions())
     if (a->isCheckable() && a->text() == tr("Presenter mode")) a->setChecked(on);

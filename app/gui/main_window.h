@@ -188,6 +188,8 @@ class MainWindow : public QMainWindow {
   /// After a new result: the picked token's row again, at its place in the displayed order.
   void refreshSelectedRow();
   void showError(const QString& message);
+  /// The Play button's icon and text for its state, in the theme's text colour.
+  void refreshPlayButton();
   /// Shows the next step in the third panel (after the last: the first).
   void advanceStep();
   /// Shows the next (delta 1) or previous (−1) step, looping, or the first (0).
@@ -258,7 +260,8 @@ class MainWindow : public QMainWindow {
   bool help_visible_ = false;
   std::vector<std::pair<std::string, std::string>> helpLines() const;
   bool light_ = false;
-  QByteArray saved_layout_;  // the docks before presenter mode
+  QByteArray saved_layout_;    // the docks before presenter mode
+  QByteArray saved_geometry_;  // the window's size and place before it (the 1.5× type widens it)
   QFont saved_font_;
   int saved_colormap_ = 0;
   void rememberRecent(const QString& path);

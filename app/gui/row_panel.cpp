@@ -75,7 +75,8 @@ void RowPanel::setRow(attn::Index query, attn::Index keys, std::vector<RowSeries
   if (bins < keys) text += tr(" (max over %1 keys a bin)").arg(double(keys) / double(bins), 0, 'g', 3);
   for (const RowSeries& s : series_)
     if (s.tv >= 0) text += tr(" \xC2\xB7 %1: TV %2").arg(QString::fromStdString(s.name)).arg(s.tv, 0, 'g', 3);
-  if (!note.isEmpty()) text += QStringLiteral(" \xC2\xB7 ") + note;
+  // u00B7 escaped: QStringLiteral is UTF-16, so the UTF-8 bytes C2 B7 would read as two characters ("Â·").
+  if (!note.isEmpty()) text += QStringLiteral(" \u00B7 ") + note;
   title_->setText(text);
   redraw();
 }

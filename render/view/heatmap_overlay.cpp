@@ -4,6 +4,7 @@
 #include "render/view/heatmap_overlay.h"
 
 #include <imgui.h>
+#include <imgui_internal.h>  // ImTextCharFromUtf8: the same UTF-8 decoding as the drawing
 
 #include <QFile>
 #include <algorithm>
@@ -312,10 +313,19 @@ void drawReadout(ImDrawList* dl, const scene::Scene& scene, const SceneLayout& l
 
 }  // namespace
 
-OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
-  ImGuiIO& io = ImGui::GetIO();
-  // Latin, Greek (τ, φ), general punctuation (–, …), arrows and maths operators (≤, ×).
-  static const ImWchar k_ranges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2010, 0x205E, 0x2190, 0x21FF, 0x2200, 0x22FF, 0};
+namespace {
+
+// The characters the overlay's fonts are asked for (ImGui rasterises only these): Latin-1 and Latin
+// Extended-A (Ŝ), combining accents (q̂, Q̃: drawn over the letter before them), Greek (τ, φ),
+// phonetic modifier letters (Kᵀ, ᵢ), general punctuation (–, …, ·), superscripts and subscripts (x², k₁),
+// letter-like symbols (ℓ, ℝ), arrows, maths operators (≤, ×, ∑), technical (⌈ ⌉) and geometric shapes
+// (▶, ■). Anything else draws as '?': overlayMissingGlyphs() finds it.
+const ImWchar k_glyph_ranges[] = {0x0020, 0x017F, 0x0300, 0x036F, 0x0370, 0x03FF, 0x1D00, 0x1DBF,
+                                  0x2010, 0x205E, 0x2070, 0x209F, 0x2100, 0x214F, 0x2190, 0x21FF,
+                                  0x2200, 0x22FF, 0x2300, 0x23FF, 0x25A0, 0x25FF, 0};
+
+/// Adds the overlay's three faces to `atlas` (see loadOverlayFonts).
+OverlayFonts addOverlayFonts(ImFontAtlas& atlas, float pixel_ratio, float oversize) {
   const char* regular_paths[] = {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
                                  "/usr/share/fonts/TTF/DejaVuSans.ttf",
                                  "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"};
@@ -335,18 +345,47 @@ OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
   config.OversampleH = 2;
   config.OversampleV = 1;
   if (regular) {
-    fonts.body = io.Fonts->AddFontFromFileTTF(regular, 14.0f * ratio, &config, k_ranges);
-    fonts.small = io.Fonts->AddFontFromFileTTF(regular, 12.0f * ratio, &config, k_ranges);
-    fonts.title = io.Fonts->AddFontFromFileTTF(bold ? bold : regular, 16.0f * ratio, &config, k_ranges);
+    fonts.body = atlas.AddFontFromFileTTF(regular, 14.0f * ratio, &config, k_glyph_ranges);
+    fonts.small = atlas.AddFontFromFileTTF(regular, 12.0f * ratio, &config, k_glyph_ranges);
+    fonts.title = atlas.AddFontFromFileTTF(bold ? bold : regular, 16.0f * ratio, &config, k_glyph_ranges);
   }
   if (!fonts.body) {  // ImGui's own 13 px bitmap font, drawn 13 logical pixels high (blurrier on HiDPI)
     fonts = OverlayFonts{};
-    if (io.Fonts->Fonts.empty()) io.Fonts->AddFontDefault();
+    if (atlas.Fonts.empty()) atlas.AddFontDefault();
     fonts.scale = 1.0f;
     return fonts;
   }
   fonts.scale = 1.0f / ratio;
   return fonts;
+}
+
+}  // namespace
+
+OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize) {
+  return addOverlayFonts(*ImGui::GetIO().Fonts, pixel_ratio, oversize);
+}
+
+std::u32string overlayMissingGlyphs(const std::string& utf8) {
+  // A private atlas with the overlay's faces, built once: no window or ImGui context needed.
+  static ImFontAtlas* const atlas = [] {
+    auto* a = new ImFontAtlas;  // lives as long as the program: the faces below point into it
+    addOverlayFonts(*a, 1, 1);
+    a->Build();
+    return a;
+  }();
+  std::u32string missing;
+  const char* const end = utf8.data() + utf8.size();
+  for (const char* p = utf8.data(); p < end;) {
+    unsigned int c = 0;
+    const int bytes = ImTextCharFromUtf8(&c, p, end);
+    p += std::max(1, bytes);
+    if (c < 0x20) continue;  // line breaks: layout, not glyphs (ImWchar is 16 bits: nothing above 0xFFFF is drawn)
+    const bool drawn = c <= 0xFFFF && std::all_of(atlas->Fonts.begin(), atlas->Fonts.end(), [c](ImFont* f) {
+                         return f->FindGlyphNoFallback(static_cast<ImWchar>(c)) != nullptr;
+                       });
+    if (!drawn && missing.find(char32_t(c)) == std::u32string::npos) missing += char32_t(c);
+  }
+  return missing;
 }
 
 void drawStepBar(ImDrawList* dl, const scene::Scene& scene, const SceneLayout& layout, const PointerState& pointer,
@@ -469,7 +508,7 @@ void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const Poi
     text(dl, small, ImVec2(12, height - small.size - 10), k_dim, elided(small, scene.footer, std::max(120.0f, footer_room - 12)));
   if (scene.steps.count > 0) drawStepBar(dl, scene, layout, pointer, fonts);
   // Frame time, top right: what the last frame cost the CPU, and the rate while frames follow each other.
-  {
+  if (stats.shown) {
     char frame[64];
     if (stats.fps > 0)
       std::snprintf(frame, sizeof frame, "frame %.1f ms \xC2\xB7 %.0f fps", stats.draw_ms, stats.fps);

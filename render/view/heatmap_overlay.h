@@ -2,6 +2,8 @@
 // panel frames, captions, the colour legend, the footer and the hover readout. Drawn with ImGui's
 // draw lists between ImGui::NewFrame() and ImGui::Render(); it reads the scene, never writes it.
 #pragma once
+#include <string>
+
 #include "render/scene/scene.h"
 
 struct ImFont;
@@ -32,11 +34,16 @@ std::string readoutAxisText(const scene::Scene& scene, const scene::Panel& panel
 
 OverlayFonts loadOverlayFonts(float pixel_ratio, float oversize = 1);
 
+/// The characters of `utf8` (each once, in order of appearance) that the overlay cannot draw: outside
+/// the glyph ranges it loads or absent from its font files, they would show as '?'. Needs no window.
+std::u32string overlayMissingGlyphs(const std::string& utf8);
+
 /// How fast the viewport draws: the CPU time of the last frame (recording, uploads, overlay), and the
 /// frame rate while frames follow each other (a drag, a zoom), 0 when idle.
 struct FrameStats {
   double draw_ms = 0;
   double fps = 0;
+  bool shown = true;  ///< drawn top right (HeatmapWindow::setFrameTimeShown; presenter mode hides it)
 };
 
 /// Draws the overlay for a width × height (logical pixels) viewport.

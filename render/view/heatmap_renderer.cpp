@@ -534,6 +534,7 @@ void HeatmapRenderer::startNextFrame() {
       unscale(units.minimap);
       for (Rect& r : units.step_buttons) unscale(r);
     }
+    stats_.shown = window_->frame_stats_.shown;
     drawOverlay(scene, units, pointer, s > 1 ? presenter_fonts_ : fonts_, stats_, width / s, height / s);
     ImGui::Render();
     if (s != 1) {

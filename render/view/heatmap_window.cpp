@@ -105,6 +105,11 @@ void HeatmapWindow::setScene(scene::Scene scene) {
   else requestUpdate();
 }
 
+void HeatmapWindow::setFrameTimeShown(bool shown) {
+  frame_stats_.shown = shown;
+  requestUpdate();
+}
+
 void HeatmapWindow::setColorScale(const ColorScale& scale) {
   scene_.scale = scale;
   requestUpdate();

@@ -72,6 +72,8 @@ class HeatmapWindow : public QVulkanWindow {
   const PointerState& pointer() const { return pointer_; }
   /// The last frame's CPU time and the frame rate while drawing continuously (shown top right).
   FrameStats frameStats() const { return frame_stats_; }
+  /// Whether the frame time is drawn top right (on by default; a presenter hides it). Redraws.
+  void setFrameTimeShown(bool shown);
   /// Frames drawn since the window was made.
   std::uint64_t framesDrawn() const { return frames_; }
   /// Consumes the accumulated wheel steps (the renderer feeds them to ImGui once).

@@ -5,14 +5,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <QAbstractSpinBox>
 #include <QAction>
 #include <QApplication>
+#include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFontDatabase>
+#include <QFontMetrics>
 #include <QGuiApplication>
 #include <QLabel>
 #include <QLineEdit>
@@ -21,13 +25,19 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStatusBar>
+#include <QStyle>
+#include <QStyleOptionButton>
 #include <QTest>
 #include <QTextCursor>
+#include <QToolBar>
+#include <QToolButton>
 #include <QTreeWidget>
 #include <QVulkanWindow>
 #include <QWheelEvent>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
+#include <QtCharts/QLegend>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QScatterSeries>
 #include <algorithm>
@@ -46,6 +56,7 @@
 #include "app/gui/row_panel.h"
 #include "attention/random.h"
 #include "render/scene/colormap.h"
+#include "render/view/heatmap_overlay.h"
 #include "render/view/heatmap_window.h"
 #include "tests/gui/gui_test_util.h"
 #include "tests/image_diff.h"
@@ -110,6 +121,40 @@ int inkRows(const QImage& image, const QRect& region) {
     rows += ink;
   }
   return rows;
+}
+
+/// Every string of `scene` the overlay draws (titles, captions, legends, footer, step bar, help).
+std::vector<std::string> sceneTexts(const scene::Scene& scene) {
+  std::vector<std::string> texts{scene.footer, scene.legend_title, scene.placeholder, scene.steps.title};
+  for (const scene::Panel& p : scene.panels) {
+    texts.insert(texts.end(), {p.title, p.subtitle, p.empty_text, p.pooling});
+    texts.insert(texts.end(), p.captions.begin(), p.captions.end());
+    texts.insert(texts.end(), p.categories.begin(), p.categories.end());
+  }
+  for (const auto& [keys, what] : scene.help) texts.insert(texts.end(), {keys, what});
+  return texts;
+}
+
+/// The characters of `text` that no installed font has (Qt draws them as a box).
+QString withoutAFont(const QString& text) {
+  static const QStringList families = QFontDatabase::families();
+  QString missing;
+  for (char32_t c : text.toUcs4()) {
+    if (c < 0x80) continue;
+    const bool found = std::any_of(families.begin(), families.end(),
+                                   [c](const QString& f) { return QFontMetrics(QFont(f)).inFontUcs4(c); });
+    if (!found && !missing.contains(QString::fromUcs4(&c, 1))) missing += QString::fromUcs4(&c, 1);
+  }
+  return missing;
+}
+
+/// ATTNLAB_GUI_SHOTS=DIR saves the window as a projector shows it (1400×900 and 1600×1000) to DIR/NAME-WxH.png.
+void saveShot(MainWindow& window, const std::string& name) {
+  if (const char* dir = std::getenv("ATTNLAB_GUI_SHOTS")) {
+    const std::string path = std::string(dir) + "/" + name + "-" + std::to_string(window.width()) + "x" +
+                             std::to_string(window.height()) + ".png";
+    EXPECT_TRUE(window.windowImage().save(QString::fromStdString(path))) << path;
+  }
 }
 
 /// Largest per-channel distance from `colour` to the nearest viridis entry.
@@ -717,6 +762,11 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   int visible = 0;
   for (QDockWidget* dock : window.findChildren<QDockWidget*>()) visible += dock->isVisible();
   EXPECT_EQ(visible, 0);
+  // The whole height for the picture: no toolbar, no status bar (nor its notices), no frame time.
+  for (QToolBar* bar : window.findChildren<QToolBar*>()) EXPECT_FALSE(bar->isVisible());
+  EXPECT_FALSE(window.statusBar()->isVisible());
+  EXPECT_FALSE(window.viewport()->frameStats().shown);
+  EXPECT_GE(window.viewport()->height(), window.height() - 4);
   EXPECT_NEAR(QApplication::font().pointSizeF(), 1.5 * font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_NE(window.viewport(), nullptr);
@@ -728,6 +778,7 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
     EXPECT_TRUE(window.windowImage().save(path));
   }
+  saveShot(window, "presenter");
   // The light theme: light widgets, a light viewport with dark text, light charts; remembered.
   window.setLightTheme(true);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
@@ -751,6 +802,9 @@ TEST_F(MainWindowTest, ShortcutsAreListedAndPresenterModeHidesThePanels) {
   visible = 0;
   for (QDockWidget* dock : window.findChildren<QDockWidget*>()) visible += dock->isVisible();
   EXPECT_GE(visible, 4);
+  EXPECT_TRUE(window.statusBar()->isVisible());
+  EXPECT_TRUE(window.viewport()->frameStats().shown);
+  for (QToolBar* bar : window.findChildren<QToolBar*>()) EXPECT_TRUE(bar->isVisible());
   EXPECT_NEAR(QApplication::font().pointSizeF(), font, 0.01);
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(window.viewport()->scene().colormap, scene::Colormap::Viridis);
@@ -1114,8 +1168,13 @@ TEST_F(MainWindowTest, TheStepBarStepsAndPlaysAndTheLogAndClipboardRecordTheWork
   click(2);
   EXPECT_TRUE(window.playingSteps());
   EXPECT_TRUE(viewport->scene().steps.playing);
+  // The toolbar's Play/Pause button, playing and not, draws no box for a glyph no font has (⏸ U+23F8).
+  for (const QToolButton* button : window.findChildren<QToolButton*>())
+    EXPECT_EQ(withoutAFont(button->text()).toStdString(), "") << button->text().toStdString();
   click(2);
   EXPECT_FALSE(window.playingSteps());
+  for (const QToolButton* button : window.findChildren<QToolButton*>())
+    EXPECT_EQ(withoutAFont(button->text()).toStdString(), "") << button->text().toStdString();
   if (const char* path = std::getenv("ATTNLAB_GUI_SCREENSHOT_STEPBAR")) {
     EXPECT_TRUE(window.windowImage().save(path));
   }
@@ -1344,6 +1403,102 @@ TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   EXPECT_GT(row->series()[1].tv, old_tv) << "a narrower window drops more of exact's mass";
 }
 
+TEST_F(MainWindowTest, SingleLetterShortcutsDoNotFireWhileTheUserTypes) {
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  window.activateWindow();
+  ASSERT_TRUE(QTest::qWaitForWindowActive(&window, 5000)) << "keys reach shortcuts only in the active window";
+  auto* scale = window.findChildren<QComboBox*>().value(0);
+  QComboBox* pooling = nullptr;
+  for (QComboBox* box : window.findChildren<QComboBox*>()) {
+    if (box->findText("log10") >= 0) scale = box;
+    if (box->findText("mean") >= 0 && box->findText("max") >= 0) pooling = box;
+  }
+  ASSERT_TRUE(scale && pooling);
+  const int scale_before = scale->currentIndex(), pooling_before = pooling->currentIndex();
+  // The mechanism browser's search, the parameters' and the input's spin boxes, the Curves dock's (floating,
+  // a window of its own): each takes the letters.
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>()) {
+    dock->show();
+    dock->raise();
+    if (dock->objectName() == QLatin1String("curves")) dock->setFloating(true);
+  }
+  QTest::qWait(200);
+  std::vector<QWidget*> fields{window.findChild<QLineEdit*>(QStringLiteral("mechanism_filter"))};
+  for (QAbstractSpinBox* box : window.findChildren<QAbstractSpinBox*>())
+    if (box->isVisible()) fields.push_back(box);
+  ASSERT_GE(fields.size(), 3u);
+  for (QWidget* field : fields) {
+    ASSERT_NE(field, nullptr);
+    field->activateWindow();
+    field->setFocus(Qt::MouseFocusReason);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return field->hasFocus(); }, 2000)) << field->metaObject()->className();
+    QTest::keyClicks(QApplication::focusWidget(), QStringLiteral("lmop"));
+    EXPECT_EQ(scale->currentIndex(), scale_before)
+        << "L changed the colour scale while typing in " << field->metaObject()->className();
+    EXPECT_EQ(pooling->currentIndex(), pooling_before)
+        << "M changed the pooling while typing in " << field->metaObject()->className();
+    EXPECT_FALSE(window.playingSteps()) << "P played the steps while typing in " << field->metaObject()->className();
+  }
+  // Outside a text field the letters are shortcuts.
+  window.viewport()->requestActivate();
+  window.setFocus(Qt::OtherFocusReason);
+  QTest::keyClick(&window, Qt::Key_L);
+  EXPECT_NE(scale->currentIndex(), scale_before);
+}
+
+/// Largest per-channel distance of the indicator's pixels from the background around an unticked check box,
+/// in the theme given (the box is drawn alone, the way a panel draws it).
+int uncheckedBoxContrast(bool light) {
+  applyTheme(light);
+  QWidget panel;
+  panel.setAutoFillBackground(true);
+  auto* box = new QCheckBox(QStringLiteral("causal"), &panel);
+  box->move(10, 10);
+  box->adjustSize();
+  panel.resize(box->width() + 20, box->height() + 20);
+  const QImage image = panel.grab().toImage();
+  QStyleOptionButton option;
+  option.initFrom(box);
+  const QRect indicator =
+      box->style()->subElementRect(QStyle::SE_CheckBoxIndicator, &option, box).translated(box->pos());
+  const QRgb bg = image.pixel(2, 2);
+  const double ratio = image.devicePixelRatio();
+  int most = 0;
+  for (int y = int(indicator.top() * ratio); y <= int(indicator.bottom() * ratio); ++y)
+    for (int x = int(indicator.left() * ratio); x <= int(indicator.right() * ratio); ++x) {
+      const QRgb c = image.pixel(x, y);
+      most = std::max(
+          {most, std::abs(qRed(c) - qRed(bg)), std::abs(qGreen(c) - qGreen(bg)), std::abs(qBlue(c) - qBlue(bg))});
+    }
+  return most;
+}
+
+TEST(Theme, UntickedCheckBoxesAreVisibleInBothThemes) {
+  // Fusion outlines the box in the window colour darkened: on the dark theme it vanished (contrast 15).
+  const int dark = uncheckedBoxContrast(false), light = uncheckedBoxContrast(true);
+  applyTheme(false);
+  EXPECT_GE(dark, 70) << "dark theme";
+  EXPECT_GE(light, 45) << "light theme";  // Fusion's own: a grey outline round a white box
+}
+
+TEST_F(MainWindowTest, TheRowDocksTitleReadsItsMiddleDotsAsUtf8) {
+  // Sorted tokens give the title a note after its TV figure: " · sorted position …" read " Â· sorted position".
+  MainWindow window(options("reformer"));
+  showAndWait(window);
+  ASSERT_TRUE(window.setOrder("round 1 buckets"));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  QString error;
+  ASSERT_TRUE(window.selectRow(10, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  QString text;
+  for (const QLabel* label : window.rowPanel()->findChildren<QLabel*>())
+    if (label->text().startsWith("Query i")) text = label->text();
+  EXPECT_TRUE(text.contains(QString::fromUtf8("\xC2\xB7 sorted position"))) << text.toStdString();
+  EXPECT_FALSE(text.contains(QChar(0x00C2))) << text.toStdString();
+  saveShot(window, "row-dock");
+}
+
 /// The viewport's drawing between the panel titles and the tick labels under the panels (captions and
 /// the frame time carry run times, which vary) against tests/gui/golden/NAME.png, within tolerances.
 /// ATTNLAB_UPDATE_GOLDEN=1 rewrites the golden image (look at it first).
@@ -1527,6 +1682,15 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     EXPECT_GT(scene.panels[0].values.size(), 0) << id << ": exact draws";
     // The mechanism's panel draws its implied weights, or says why there are none.
     EXPECT_TRUE(scene.panels[1].values.size() > 0 || !scene.panels[1].empty_text.empty()) << id;
+    // Every character the overlay draws is in its font (Nyström's "Kᵀ" read "K?"), the steps' too.
+    std::vector<std::string> texts = sceneTexts(scene);
+    for (const auto& step : out->pooled->steps) {
+      texts.insert(texts.end(), {step.title, step.caption, step.what});
+      texts.insert(texts.end(), step.components.begin(), step.components.end());
+    }
+    for (const std::string& text : texts)
+      EXPECT_TRUE(view::overlayMissingGlyphs(text).empty())
+          << id << ": the overlay cannot draw all of \"" << text << '"';
     // Zoom 4x about the centre: the visible block is pooled again for every panel that zooms.
     viewport->zoomAt(4, QPointF(-1, -1));
     ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
@@ -1537,6 +1701,71 @@ TEST_F(MainWindowTest, EveryRegisteredMechanismOpensDrawsAndZooms) {
     ++drawn;
   }
   EXPECT_EQ(drawn, int(attn::mechanisms().size()));
+}
+
+TEST_F(MainWindowTest, TheCurvesDockShowsItsWholeLegendAndKeepsItAfterPresenterMode) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  CurvesPanel* curves = window.curvesPanel();
+  ASSERT_NE(curves, nullptr);
+  curves->setMechanisms({"longformer", "performer", "reformer", "linformer"});
+  curves->setRange(64, 128);
+  curves->setSeeds(1);
+  curves->setRepeats(1);
+  ASSERT_TRUE(curves->start());
+  ASSERT_TRUE(curves->waitUntilDone(k_timeout_ms));
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+    if (dock->objectName() == "curves") dock->raise();
+  QTest::qWait(300);
+  QLegend* legend = curves->chartView()->chart()->legend();
+  // The legend lists exact and the four mechanisms, a line of about the type's height + 8 px each: all of it
+  // fits (the dock grows), not the first three.
+  const QRectF shown = legend->geometry();
+  EXPECT_GE(shown.height(), 5 * (QFontMetrics(legend->font()).height() + 8)) << "the legend is cut";
+  saveShot(window, "curves-dock");
+  const double font = legend->font().pointSizeF();
+  const QSize size = window.size();
+  window.setPresenterMode(true);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  window.setPresenterMode(false);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  for (QDockWidget* dock : window.findChildren<QDockWidget*>())
+    if (dock->objectName() == "curves") dock->raise();
+  QTest::qWait(300);
+  EXPECT_EQ(window.size(), size) << "the window's size after presenter mode";
+  EXPECT_DOUBLE_EQ(legend->font().pointSizeF(), font) << "the legend's type after presenter mode";
+  EXPECT_NEAR(legend->geometry().height(), shown.height(), 2);
+  EXPECT_NEAR(legend->geometry().width(), shown.width(), 2);
+  saveShot(window, "curves-dock-after-presenter");
+}
+
+TEST_F(MainWindowTest, AtProjectorSizesTheOverlayDrawsItsStepCaptions) {
+  MainWindow window(options("nystromformer"));
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  for (const QSize size : {QSize(1400, 900), QSize(1600, 1000)}) {
+    window.resize(size);
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    ASSERT_TRUE(window.setPatternView("kernel B"));
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+    const scene::Scene& scene = viewport->scene();
+    ASSERT_FALSE(scene.panels.empty());
+    const auto& captions = scene.panels.back().captions;
+    EXPECT_TRUE(std::any_of(captions.begin(), captions.end(),
+                            [](const std::string& c) { return c.find("K\xE1\xB5\x80") != std::string::npos; }));
+    for (const std::string& text : sceneTexts(scene)) EXPECT_TRUE(view::overlayMissingGlyphs(text).empty()) << text;
+    saveShot(window, "nystrom-kernel-B");
+  }
+  ASSERT_TRUE(window.playSteps(true));  // the toolbar's Pause button, drawn
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "nystrom-playing");
+  EXPECT_TRUE(window.playSteps(false));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "theme-dark");  // the unticked "causal" box in the Input dock
+  window.setLightTheme(true);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  saveShot(window, "theme-light");
+  window.setLightTheme(false);
 }
 
 TEST_F(MainWindowTest, HoverShowsAReadout) {
