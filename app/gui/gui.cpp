@@ -2,6 +2,7 @@
 #include "app/gui/gui.h"
 
 #include <QApplication>
+#include <QIcon>
 #include <QMessageBox>
 #include <QPainter>
 #include <QPalette>
@@ -71,11 +72,20 @@ void applyTheme(bool light) {
   QApplication::setPalette(p);
 }
 
+void applyDesktopIdentity() {
+  QGuiApplication::setDesktopFileName(QStringLiteral("attnlab"));
+  QIcon compiled_in;
+  for (int size : {48, 128, 256})
+    compiled_in.addFile(QStringLiteral(":/icons/attnlab-%1.png").arg(size), QSize(size, size));
+  QApplication::setWindowIcon(QIcon::fromTheme(QStringLiteral("attnlab"), compiled_in));
+}
+
 int runGui(int& argc, char** argv, const GuiOptions& options) {
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("attnlab"));
   QApplication::setOrganizationName(QStringLiteral("attnlab"));
   QApplication::setApplicationVersion(QStringLiteral(ATTNLAB_VERSION));
+  applyDesktopIdentity();
   applyTheme();
   try {
     MainWindow window(options);

@@ -26,6 +26,11 @@ int runGui(int& argc, char** argv, const GuiOptions& options);
 /// tests that want to look like the app call it after creating their QApplication.
 void applyTheme(bool light = false);
 
+/// How a desktop recognises the running window as the installed attnlab: the desktop entry's name
+/// (attnlab.desktop; Wayland's app id) and the window icon (the icon theme's `attnlab` when installed,
+/// else the PNGs of assets/ compiled in). runGui() calls it after creating the QApplication.
+void applyDesktopIdentity();
+
 class MainWindow;
 
 }  // namespace attnlab::gui
