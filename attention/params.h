@@ -18,6 +18,13 @@ struct ParamSpec {
   double min = 0, max = 1, def = 0;  ///< range and default (Choice: index into choices; Flag: 0/1)
   bool log_scale = false;            ///< slider is logarithmic
   std::vector<std::string> choices;  ///< Choice only
+  /// Non-empty: the parameter has no effect in causal mode, and this says why (the GUI disables its control
+  /// with this reason; the run's notes say it too).
+  std::string causal_note;
+  ParamSpec withCausalNote(std::string why) && {
+    causal_note = std::move(why);
+    return std::move(*this);
+  }
 
   static ParamSpec integer(std::string name, std::string label, std::string help, double def, double min,
                            double max, bool log = false);

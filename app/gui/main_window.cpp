@@ -769,6 +769,7 @@ void MainWindow::startRun() {
   params_by_id_[mechanism_id_] = parameters_->values();
   curves_->noteWindowRun();  // a sweep in flight shares the processor (and the heap count) with this run
   curves_->setInput(input_->spec(), input_->causal(), input_->backend(), input_->imported() != nullptr);
+  parameters_->setCausal(input_->causal());  // a control without effect in this mode says so
   latest_id_ = runner_.submit(baseRequest());
   previous_order_.reset();
   status_time_->setText(tr("running\xE2\x80\xA6"));

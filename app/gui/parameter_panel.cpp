@@ -104,7 +104,7 @@ void ParameterPanel::setSpecs(const std::vector<attn::ParamSpec>& specs, const s
     label->setToolTip(help);
     label->setBuddy(widget);
     form_->addRow(label, widget);
-    controls_.push_back({spec, widget});
+    controls_.push_back({spec, widget, label});
     const auto given = values.find(spec.name);
     setControl(controls_.back(), given != values.end() ? given->second : spec.def);
   }
@@ -170,6 +170,20 @@ void ParameterPanel::reset() {
   }
   quiet_ = false;
   if (any) emit changed();
+}
+
+void ParameterPanel::setCausal(bool causal) {
+  for (const Control& c : controls_) {
+    if (c.spec.causal_note.empty()) continue;
+    const QString help = causal ? tr("Off in causal mode: %1").arg(QString::fromStdString(c.spec.causal_note))
+                                : QString::fromStdString(c.spec.help);
+    c.widget->setEnabled(!causal);
+    c.widget->setToolTip(help);
+    if (c.label) {
+      c.label->setEnabled(!causal);
+      c.label->setToolTip(help);
+    }
+  }
 }
 
 }  // namespace attnlab::gui

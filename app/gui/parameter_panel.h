@@ -30,6 +30,9 @@ class ParameterPanel : public QWidget {
   bool setValue(const std::string& name, double value);
   /// Every control back to its default (one changed() signal).
   void reset();
+  /// Causal mode: the controls of parameters without effect there (ParamSpec::causal_note) are disabled, their
+  /// tooltip saying why.
+  void setCausal(bool causal);
 
  signals:
   void changed();
@@ -38,6 +41,7 @@ class ParameterPanel : public QWidget {
   struct Control {
     attn::ParamSpec spec;
     QWidget* widget = nullptr;
+    QLabel* label = nullptr;
   };
   double valueOf(const Control& control) const;
   void setControl(const Control& control, double value);

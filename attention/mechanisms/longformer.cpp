@@ -37,7 +37,8 @@ class Longformer final : public Mechanism {
                            16, 0, 16),
         ParamSpec::integer("head", "Head shown", "Which head this run computes and shows (0-based).", 0, 0, 15),
         ParamSpec::integer("globals", "Global tokens", "g tokens attend to all and are attended by all "
-                           "(ignored in causal mode).", 2, 0, 4096),
+                           "(ignored in causal mode).", 2, 0, 4096)
+            .withCausalNote("causal mode has no global tokens (as in the paper's char-LM)"),
         ParamSpec::choice("placement", "Global placement", "Which tokens are global: the first g (a [CLS] token, a "
                           "question), g spread evenly over the sequence, or the first and last g/2.",
                           {"first", "spread", "ends"}, 0),

@@ -480,8 +480,7 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
         panel.source_cols = c.inputs.m();
       }
       if (other.comparison) {
-        const attn::Comparison& oc = *other.comparison;
-        panel.subtitle = sizeText(panel);
+        const attn::Comparison& oc = *other.comparison;  // its size line is exact's (one window, one pooling)
         if (other.error.empty()) {
           for (const std::string& metric : attn::describeMetrics(oc)) panel.captions.push_back(metric);
         } else {  // it ran, but its error against exact could not be measured
@@ -579,6 +578,12 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
     }
     scene.panels.push_back(std::move(p));
   }
+  // Compare mode: one size line for all (one window, one pooling), in the footer; the titles get the room.
+  std::string compare_size;
+  if (compare_mode) {
+    compare_size = scene.panels.front().subtitle;
+    for (Panel& p : scene.panels) p.subtitle.clear();
+  }
   // Panel letters, the same on screen and in files.
   for (std::size_t k = 0; k < scene.panels.size(); ++k) scene.panels[k].tag = std::string(1, char('a' + k));
 
@@ -602,10 +607,11 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
     scene.title += "  vs  " + (mechanism ? mechanism->info().title : other.id);
   }
   scene.title += "  vs  " + (c.reference_label.empty() ? std::string("exact") : c.reference_label);
-  scene.subtitle = inputs + k_dot + backend + " backend" + k_dot + pooling + "-pooled to \xE2\x89\xA4 " +
+  scene.subtitle = inputs + k_dot + "backend " + backend + k_dot + pooling + "-pooled to \xE2\x89\xA4 " +
                    std::to_string(pooled.request.pixels) + " px";
   if (!pooled.order.empty()) scene.subtitle += k_dot + std::string("tokens sorted by ") + pooled.order;
   scene.footer = "backend " + backend + "   \xC2\xB7   " + inputs;
+  if (!compare_size.empty()) scene.footer += "   \xC2\xB7   " + compare_size;
   if (!pooled.order.empty()) scene.footer += "   \xC2\xB7   tokens sorted by " + pooled.order;
   if (!request.order.empty() && pooled.order.empty())
     scene.notes.push_back("not sorted by " + request.order + ": " +
@@ -622,15 +628,17 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
   char pairs[128];
   std::snprintf(pairs, sizeof pairs, "   \xC2\xB7   scored pairs %.4g of %.4g", c.approx.cost.scored_pairs,
                 double(scored.n()) * double(scored.m()));
-  scene.footnotes.push_back(attn::describeError(c) + pairs);
+  // In compare mode the lines below are the selected mechanism's (the others' figures are under their panels).
+  const std::string whose = compare_mode ? info.title + ": " : std::string();
+  scene.footnotes.push_back(whose + attn::describeError(c) + pairs);
   std::string roles;
   for (const attn::TokenSet& set : ex.special) {
     const attn::Index count = set.indices.empty() ? set.vectors.rows() : attn::Index(set.indices.size());
     roles += (roles.empty() ? "" : "; ") + std::to_string(count) + " " + set.role +
              (set.indices.empty() ? " (synthetic, not in the sequence)" : "");
   }
-  if (!roles.empty()) scene.footnotes.push_back("special tokens: " + roles);
-  scene.footnotes.push_back(info.idea);
+  if (!roles.empty()) scene.footnotes.push_back(whose + "special tokens: " + roles);
+  scene.footnotes.push_back(whose + info.idea);
   for (const std::string& line : info.conventions) scene.footnotes.push_back(line);
   return scene;
 }

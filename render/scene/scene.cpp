@@ -18,8 +18,17 @@ constexpr float k_margin_top = 72;  // the legend's two title lines sit 46 px ab
 constexpr float k_margin_bottom = 84;  // key ticks (46), one caption line and the footer
 constexpr float k_caption_line = 18;   // each further caption line (the overlay's 14 px body font + 4)
 constexpr float k_gap = 76;           // between panels: room for the next panel's query ticks
+constexpr float k_shared_gap = 30;    // between panels that share their query axis (only the first labels it)
 constexpr float k_legend_room = 132;  // bar + tick labels + legend title
 constexpr float k_legend_bar_width = 18;
+constexpr float k_footer_room = 22;
+constexpr float k_caption_char = 7.4f;       // the body font's mean advance per character (14 px DejaVu Sans)
+
+std::size_t utf8Length(const std::string& s) {
+  std::size_t count = 0;
+  for (unsigned char c : s) count += (c & 0xC0) != 0x80;
+  return count;
+}  // the footer line at the very bottom, once however many rows
 
 double log10Safe(double v) { return std::log10(std::max(v, std::numeric_limits<double>::min())); }
 
@@ -129,15 +138,7 @@ SceneLayout layoutSceneUnscaled(float width, float height, const Scene& scene) {
   SceneLayout layout;
   const std::size_t n = scene.panels.size();
   const float room_w = width - k_margin_left - k_legend_room;
-  // Captions stack under each panel (the headline, e_out with its scale, recall, a mechanism's own target, the
-  // time): the panels leave room for the longest stack, so it never runs under the footer.
-  std::size_t lines = 0;
-  for (const Panel& p : scene.panels) lines = std::max(lines, p.captions.size() + (p.categories.empty() ? 0 : 1));
-  const float captions = k_caption_line * static_cast<float>(lines > 1 ? lines - 1 : 0);
-  // The step bar takes a line of its own under the captions.
-  const float room_h = height - k_margin_top - k_margin_bottom - captions - (scene.steps.count > 0 ? 40.0f : 0.0f);
-  float aspect_sum = 0;  // Σ width/height of the panels
-  std::vector<float> aspects;
+  std::vector<float> aspects;  // width/height of each panel
   for (const Panel& p : scene.panels) {
     float a = 1;
     if (p.source_rows > 0 && p.source_cols > 0)
@@ -146,22 +147,85 @@ SceneLayout layoutSceneUnscaled(float width, float height, const Scene& scene) {
     // would otherwise leave them a sixth of the width each.
     a = std::clamp(a, 0.5f, 2.0f);
     aspects.push_back(a);
-    aspect_sum += a;
   }
-  const float gaps = n > 1 ? k_gap * static_cast<float>(n - 1) : 0;
-  float h = 0;
-  if (n > 0) h = std::max(0.0f, std::min(room_h, (room_w - gaps) / aspect_sum));
-  float total_w = gaps;
-  for (float a : aspects) total_w += a * h;
-  float x = k_margin_left + std::max(0.0f, (room_w - total_w) / 2);
-  const float y = k_margin_top + std::max(0.0f, (room_h - h) / 2);
-  for (float a : aspects) {
-    layout.panels.push_back({std::floor(x), std::floor(y), std::floor(a * h), std::floor(h)});
-    x += a * h + k_gap;
+  // Panels that show the same rows share one query axis: labelled on the first of a row only.
+  bool shared = n > 1;
+  for (const Panel& p : scene.panels)
+    shared = shared && p.zoomable && !p.own_order && p.source_rows == scene.panels.front().source_rows &&
+             p.shown_rows == scene.panels.front().shown_rows;
+  const float gap = shared ? k_shared_gap : k_gap;
+  layout.gap = gap;
+  // Notes that change the picture sit above the footer, a line each.
+  const float notes = k_caption_line * static_cast<float>(std::min<std::size_t>(scene.notes.size(), k_max_note_lines));
+  // Captions stack under each panel (the headline, e_out with its scale, recall, a mechanism's own target, the
+  // time), wrapped to the panel's width; a categorical legend takes a line, an own colour bar two. The panels
+  // leave room for the longest stack, so it never runs under the footer. `panel_h` guesses the panels' height.
+  auto captionRoom = [&](float panel_h) {
+    std::size_t lines = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const Panel& p = scene.panels[k];
+      const float wrap = std::max(60.0f, aspects[k] * panel_h + gap - 8);
+      std::size_t count = p.categories.empty() ? 0 : 1;
+      if (p.own_scale || p.signed_values) count += 2;
+      for (const std::string& c : p.captions)
+        count += std::size_t(std::max(1.0f, std::ceil(float(utf8Length(c)) * k_caption_char / wrap)));
+      lines = std::max(lines, count);
+    }
+    return k_caption_line * static_cast<float>(lines > 1 ? lines - 1 : 0);
+  };
+  float captions = 0, room_h = 0, row_overhead = 0, h = 0;
+  std::size_t rows = 1;
+  // Rows and columns that give the panels the most height: one row for two or three panels in a wide view,
+  // two or more for compare mode's four or five (each further row repeats the titles, ticks and captions).
+  auto arrange = [&] {
+    // The step bar takes a line of its own under the captions.
+    room_h = height - k_margin_top - k_margin_bottom - captions - notes - (scene.steps.count > 0 ? 40.0f : 0.0f);
+    row_overhead = k_margin_top + k_margin_bottom - k_footer_room + captions;
+    rows = 1;
+    h = 0;
+    for (std::size_t r = 1; r <= std::max<std::size_t>(1, n); ++r) {
+      const std::size_t cols = (n + r - 1) / r;
+      float widest = 0;  // Σ aspects of the widest row
+      for (std::size_t first = 0; first < n; first += cols) {
+        float sum = 0;
+        for (std::size_t k = first; k < std::min(n, first + cols); ++k) sum += aspects[k];
+        widest = std::max(widest, sum);
+      }
+      const float gaps = cols > 1 ? gap * static_cast<float>(cols - 1) : 0;
+      const float by_height = (room_h - row_overhead * static_cast<float>(r - 1)) / static_cast<float>(r);
+      const float candidate = n > 0 ? std::max(0.0f, std::min(by_height, (room_w - gaps) / std::max(widest, 1e-3f))) : 0;
+      if (candidate > h * 1.02f) {  // a clear gain only: fewer rows read more easily
+        h = candidate;
+        rows = r;
+      }
+    }
+  };
+  captions = captionRoom(std::min(height * 0.5f, room_w / float(std::max<std::size_t>(1, n))));
+  arrange();
+  captions = captionRoom(h);  // again, wrapped at the width the panels got
+  arrange();
+  const std::size_t cols = n > 0 ? (n + rows - 1) / rows : 0;
+  const float grid_h = h * static_cast<float>(rows) + row_overhead * static_cast<float>(rows > 0 ? rows - 1 : 0);
+  const float y = k_margin_top + std::max(0.0f, (room_h - grid_h) / 2);
+  float x = k_margin_left;
+  float right = k_margin_left;
+  for (std::size_t first = 0; first < n; first += cols) {
+    const std::size_t last = std::min(n, first + cols);
+    float row_w = gap * static_cast<float>(last - first - 1);
+    for (std::size_t k = first; k < last; ++k) row_w += aspects[k] * h;
+    x = k_margin_left + std::max(0.0f, (room_w - row_w) / 2);
+    const float row_y = y + static_cast<float>(first / cols) * (h + row_overhead);
+    for (std::size_t k = first; k < last; ++k) {
+      layout.panels.push_back({std::floor(x), std::floor(row_y), std::floor(aspects[k] * h), std::floor(h)});
+      layout.row_labels.push_back(!shared || k == first);
+      x += aspects[k] * h + gap;
+    }
+    right = std::max(right, x);
   }
+  x = right;
   // The legend is as tall as the panels (or most of the view when there are none), beside them.
-  const float legend_h = n > 0 ? h : std::max(0.0f, room_h * 0.6f);
-  const float legend_x = n > 0 ? x - k_gap + 28 : width - k_legend_room + 28;
+  const float legend_h = n > 0 ? std::min(grid_h, std::max(h, room_h * 0.6f)) : std::max(0.0f, room_h * 0.6f);
+  const float legend_x = n > 0 ? x - gap + 28 : width - k_legend_room + 28;
   layout.legend_bar = {std::floor(legend_x), std::floor(n > 0 ? y : (height - legend_h) / 2), k_legend_bar_width,
                        std::floor(legend_h)};
   if (scene.steps.count > 0) {  // bottom right, on the footer's line

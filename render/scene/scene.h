@@ -126,6 +126,9 @@ struct StepBar {
 /// What a step-bar button asks for.
 enum class StepAction { None, First, Previous, Play, Next };
 
+/// The viewport draws at most this many of a scene's notes (above the footer); the status bar has them all.
+inline constexpr std::size_t k_max_note_lines = 4;
+
 /// Everything the viewport draws.
 struct Scene {
   std::vector<Panel> panels;  ///< 1–4 panels, side by side, left to right
@@ -186,6 +189,10 @@ struct SceneLayout {
   Rect minimap;              ///< under the colour bar while zoomed in (and the scene has a minimap), else empty
   /// The step bar's buttons, bottom right: first, previous, play/pause, next (empty when no steps).
   std::array<Rect, 4> step_buttons{};
+  /// Per panel: whether it labels its query axis (ticks' numbers, "query i"). Panels that show the same rows
+  /// (compare mode, exact beside a mechanism) share the axis of the first in their row, which frees the gap.
+  std::vector<bool> row_labels;
+  float gap = 0;  ///< between neighbouring panels
 };
 /// The step-bar button at (x, y), or None.
 StepAction stepActionAt(const SceneLayout& layout, float x, float y);

@@ -113,14 +113,24 @@ std::string rangeText(const char* name, attn::Range r) {
   return buf;
 }
 
-void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts) {
+void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts,
+               bool row_labels, float gap) {
   const scene::Panel& panel = scene.panels[index];
   const PanelAxes axes{r, panelSpan(scene, index)};
   const Face title = face(fonts, fonts.title), body = face(fonts, fonts.body), small = face(fonts, fonts.small);
   const float cx = r.x + r.w / 2;
   // Titles may use the gap beside the panel; the subtitle stays clear of the query-axis label.
-  textCentred(dl, title, cx, r.y - 46, k_text, panel.title, r.w + 48);
-  if (!panel.subtitle.empty()) textCentred(dl, small, cx, r.y - 24, k_dim, panel.subtitle, r.w - 8);
+  // A title too wide for its room takes the subtitle's line too when the panel has none.
+  const std::string heading = panel.tag.empty() ? panel.title : panel.tag + "  " + panel.title;
+  const float room = r.w + std::max(gap, 16.0f) - 8;
+  if (panel.subtitle.empty() && textSize(title, heading).x > room) {
+    const ImVec2 size = title.font->CalcTextSizeA(title.size, FLT_MAX, room, heading.c_str());
+    dl->AddText(title.font, title.size, ImVec2(std::round(cx - std::min(size.x, room) / 2), r.y - 50), k_text,
+                heading.c_str(), nullptr, room);
+  } else {
+    textCentred(dl, title, cx, r.y - 46, k_text, heading, room);
+  }
+  if (!panel.subtitle.empty()) textCentred(dl, small, cx, r.y - 24, k_dim, panel.subtitle, room - 8);
   dl->AddRect(ImVec2(r.x - 1, r.y - 1), ImVec2(r.x + r.w + 1, r.y + r.h + 1), k_frame);
   if (panel.values.size() == 0) {
     const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
@@ -135,6 +145,7 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
   for (attn::Index t : axisTicks(axes.s.row0, axes.s.row1, rows)) {
     const float y = std::round(axes.y(static_cast<double>(t)));
     dl->AddLine(ImVec2(r.x - 5, y), ImVec2(r.x - 1, y), k_tick);
+    if (!row_labels) continue;  // the row's first panel labels the shared axis
     const std::string label = std::to_string(t);
     const ImVec2 s = textSize(small, label);
     text(dl, small, ImVec2(r.x - 8 - s.x, y - s.y / 2), k_dim, label);
@@ -144,9 +155,9 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
     dl->AddLine(ImVec2(x, r.y + r.h + 1), ImVec2(x, r.y + r.h + 5), k_tick);
     textCentred(dl, small, x, r.y + r.h + 7, k_dim, std::to_string(t));
   }
-  textCentred(dl, small, cx, r.y + r.h + 24, k_dim, "key j \xE2\x86\x92");
-  const std::string query = "query i \xE2\x86\x93";
-  text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
+  textCentred(dl, small, cx, r.y + r.h + 24, k_dim, panel.xlabel + " \xE2\x86\x92");
+  const std::string query = panel.ylabel + " \xE2\x86\x93";
+  if (row_labels) text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
   // Group strip: the group of each pixel row in categorical colours, just left of the image.
   if (!panel.row_groups.empty() && panel.values.rows() > 0) {
     const attn::Index strip = static_cast<attn::Index>(panel.row_groups.size());
@@ -185,9 +196,40 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
       dl->AddTriangleFilled(ImVec2(r.x - 9, y - 4), ImVec2(r.x - 9, y + 4), ImVec2(r.x - 2, y), k_highlight);
   }
   float y = r.y + r.h + 46;
+  // Captions wrap to the panel's width (plus the gaps beside it): a long step caption shows in full.
+  const float wrap = std::max(60.0f, r.w + std::max(gap, 16.0f) - 8);
   for (const std::string& line : panel.captions) {
-    textCentred(dl, body, cx, y, k_text, line, r.w + 48);
-    y += body.size + 4;
+    const ImVec2 size = body.font->CalcTextSizeA(body.size, FLT_MAX, wrap, line.c_str());
+    const float width = std::min(size.x, wrap);
+    dl->AddText(body.font, body.size, ImVec2(std::round(cx - width / 2), std::round(y)), k_text, line.c_str(), nullptr, wrap);
+    y += size.y + 4;
+  }
+  // A panel on its own scale (a step's factor, a difference): its own colour bar under the captions.
+  if ((panel.own_scale || panel.signed_values) && panel.values.size() > 0) {
+    const float bw = std::min(r.w, 220.0f), bx = std::round(cx - bw / 2), bh = 10;
+    const Colormap map = panel.signed_values ? Colormap::Diverging : scene.colormap;
+    constexpr int k_slices = 48;
+    for (int s = 0; s < k_slices; ++s) {
+      const double t0 = double(s) / k_slices, t1 = double(s + 1) / k_slices;
+      const ImU32 a = colourAt(map, t0), b = colourAt(map, t1);
+      dl->AddRectFilledMultiColor(ImVec2(std::floor(bx + float(t0) * bw), y + 2), ImVec2(std::ceil(bx + float(t1) * bw), y + 2 + bh),
+                                  a, b, b, a);
+    }
+    dl->AddRect(ImVec2(bx - 1, y + 1), ImVec2(bx + bw + 1, y + 3 + bh), k_frame);
+    std::string lo, hi;
+    if (panel.signed_values) {
+      lo = "\xE2\x88\x92" + formatValue(panel.signed_range, 3);
+      hi = "+" + formatValue(panel.signed_range, 3);
+    } else {
+      const auto [a, b] = panel.own_scale->span();
+      lo = formatValue(a, 3);
+      hi = formatValue(b, 3);
+    }
+    const float ty = y + bh + 5;
+    text(dl, small, ImVec2(bx, ty), k_dim, lo);
+    text(dl, small, ImVec2(bx + bw - textSize(small, hi).x, ty), k_dim, hi);
+    if (!panel.legend_title.empty()) textCentred(dl, small, cx, ty, k_dim, panel.legend_title, std::max(20.0f, bw - 90));
+    y += bh + 8 + small.size + 6;
   }
   // A categorical panel's legend: a swatch and a name per category, in rows under the panel.
   float x = r.x;
@@ -479,7 +521,7 @@ void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const Poi
                 k_text, s.c_str(), nullptr, wrap);
   }
   for (std::size_t k = 0; k < scene.panels.size() && k < layout.panels.size(); ++k)
-    drawPanel(dl, scene, k, layout.panels[k], fonts);
+    drawPanel(dl, scene, k, layout.panels[k], fonts, k >= layout.row_labels.size() || layout.row_labels[k], layout.gap);
   // The minimap (its image is drawn by the renderer): a frame, and the window's outline.
   if (layout.minimap.w > 0) {
     const Rect& m = layout.minimap;
@@ -502,6 +544,20 @@ void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const Poi
       !scene.panels[static_cast<std::size_t>(hit->panel)].signed_values)
     marker = static_cast<float>(scene.scale.normalise(hit->value));
   if (!scene.panels.empty()) drawLegend(dl, scene, layout.legend_bar, fonts, marker);
+  // Notes that change the picture (a setting without effect, marks capped, an order not applied): above the
+  // footer, in the highlight colour, so they are read with the picture and not only in the status bar.
+  {
+    const std::size_t shown = std::min(scene.notes.size(), k_max_note_lines);
+    for (std::size_t k = 0; k < shown; ++k) {
+      const float ny = height - small.size - 10 - float(shown - k) * (small.size + 6);
+      std::string line = "note: " + scene.notes[k];
+      if (k + 1 == shown && scene.notes.size() > shown)
+        line += "  (+" + std::to_string(scene.notes.size() - shown) + " more in the status bar)";
+      // Clear of the step bar, whose label and buttons sit on the lowest lines at the right.
+      const float room = layout.step_buttons[0].w > 0 ? layout.step_buttons[0].x - 220 : width - 24;
+      text(dl, small, ImVec2(12, ny), k_highlight, elided(small, line, std::max(120.0f, room)));
+    }
+  }
   // The footer leaves room for the step bar on its line.
   const float footer_room = layout.step_buttons[0].w > 0 ? layout.step_buttons[0].x - 360 : width - 12;
   if (!scene.footer.empty())

@@ -52,6 +52,7 @@
 
 #include "app/gui/curves_panel.h"
 #include "app/gui/log_panel.h"
+#include "app/figures/views.h"
 #include "app/gui/main_window.h"
 #include "app/gui/row_panel.h"
 #include "attention/random.h"
@@ -1046,6 +1047,86 @@ void wheel(view::HeatmapWindow* viewport, QPointF at, int notches) {
   }
 }
 
+TEST_F(MainWindowTest, ExportsAreWhatTheViewportShows) {
+  // A sorted, zoomed, stepped view: the export of "what is on screen" is the view model's scene for the screen's
+  // own request (the same panels, value for value), and its PNG shows each matrix cell in the colour the
+  // viewport's grab shows it.
+  GuiOptions o = options("reformer");
+  o.input.generator = attn::Generator::Clustered;
+  MainWindow window(o);
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  auto out = window.lastOutcome();
+  ASSERT_TRUE(out && out->ok) << window.lastError().toStdString();
+  ASSERT_FALSE(out->pooled->orders.empty());
+  ASSERT_TRUE(window.setOrder(out->pooled->orders.front()));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  const scene::Rect r0 = layoutOf(viewport).panels.at(1);
+  wheel(viewport, QPointF(r0.x + r0.w * 0.4, r0.y + r0.h * 0.3), 3);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.setPatternView(out->pooled->steps.at(1).title));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  out = window.lastOutcome();
+  ASSERT_TRUE(out && out->ok && !out->metrics_pending);
+  const scene::Scene& shown = viewport->scene();
+  ASSERT_FALSE(shown.view.full()) << "zoomed";
+  ASSERT_FALSE(out->pooled->order.empty()) << "sorted";
+  ASSERT_EQ(shown.steps.current, 1) << "stepped";
+
+  // The export's scene: the screen's request at the screen's resolution gives the screen's panels exactly.
+  ExportOptions eo;
+  eo.pixels = out->pooled->request.pixels;
+  const scene::ViewRequest request = window.exportRequest("screen", eo);
+  EXPECT_EQ(request.order, out->pooled->order);
+  EXPECT_EQ(request.window, shown.view);
+  EXPECT_EQ(request.third, scene::Third::Step);
+  EXPECT_EQ(request.step, 1);
+  const fig::SceneFigure figure = fig::sceneFigure(out->pooled->subject, request, fig::makeStyle("double"));
+  const scene::Scene& exported = figure.scene();
+  ASSERT_EQ(exported.panels.size(), shown.panels.size());
+  for (std::size_t k = 0; k < shown.panels.size(); ++k) {
+    EXPECT_EQ(exported.panels[k].title, shown.panels[k].title);
+    EXPECT_EQ(exported.panels[k].shown_rows, shown.panels[k].shown_rows) << shown.panels[k].title;
+    EXPECT_EQ(exported.panels[k].shown_cols, shown.panels[k].shown_cols) << shown.panels[k].title;
+    EXPECT_EQ(exported.panels[k].row_groups, shown.panels[k].row_groups) << shown.panels[k].title;
+    ASSERT_EQ(exported.panels[k].values.rows(), shown.panels[k].values.rows()) << shown.panels[k].title;
+    ASSERT_EQ(exported.panels[k].values.cols(), shown.panels[k].values.cols()) << shown.panels[k].title;
+    EXPECT_TRUE(exported.panels[k].values == shown.panels[k].values) << shown.panels[k].title;
+  }
+  // The file: written through the same path, at 288 dpi (4 device pixels per point).
+  const std::string path = testing::TempDir() + "attnlab-export-screen.png";
+  QString error;
+  ASSERT_TRUE(window.exportFigure("screen", path, &error, {"double", "", eo.pixels, 288})) << error.toStdString();
+  QImage file(QString::fromStdString(path));
+  ASSERT_FALSE(file.isNull());
+  const QImage grab = window.viewportImage();
+  const scene::SceneLayout layout = layoutOf(viewport);
+  // Cell by cell, exact's and the mechanism's panels: the same colour on screen and in the file.
+  for (std::size_t k = 0; k < 2; ++k) {
+    const scene::Panel& p = shown.panels[k];
+    const scene::Rect& on_screen = layout.panels[k];
+    const QRectF in_file = figure.layout().panels[k];
+    // The screen shows the window's exact span, the texture the whole entries it covers: panelUv maps one to the other.
+    const std::array<float, 4> uv = scene::panelUv(shown, k);
+    int cells = 0, differ = 0;
+    for (attn::Index i = 0; i < p.values.rows(); i += 3)
+      for (attn::Index j = 0; j < p.values.cols(); j += 3) {
+        const double fy = (double(i) + 0.5) / double(p.values.rows()), fx = (double(j) + 0.5) / double(p.values.cols());
+        const double sx = on_screen.x + (fx - uv[0]) / (uv[2] - uv[0]) * on_screen.w;
+        const double sy = on_screen.y + (fy - uv[1]) / (uv[3] - uv[1]) * on_screen.h;
+        if (sx < on_screen.x + 1 || sy < on_screen.y + 1 || sx > on_screen.x + on_screen.w - 2 || sy > on_screen.y + on_screen.h - 2)
+          continue;  // a cell the window cuts at the edge
+        const QRgb a = grab.pixel(int(sx), int(sy));
+        const QRgb b = file.pixel(int((in_file.left() + fx * in_file.width()) * 4), int((in_file.top() + fy * in_file.height()) * 4));
+        ++cells;
+        differ += std::max({std::abs(qRed(a) - qRed(b)), std::abs(qGreen(a) - qGreen(b)), std::abs(qBlue(a) - qBlue(b))}) > 12;
+      }
+    EXPECT_GT(cells, 100);
+    EXPECT_LT(differ, cells / 50) << p.title << ": cells coloured differently on screen and in the file";
+  }
+  std::filesystem::remove(path);
+}
+
 TEST_F(MainWindowTest, ZoomAndPanPoolTheWindowSharpAndShowAMinimap) {
   GuiOptions o = options("longformer");
   o.input.n = 2048;
@@ -1339,7 +1420,12 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   }
   QImage grid(QString::fromStdString(dir + "/grid.png"));
   ASSERT_FALSE(grid.isNull());
-  EXPECT_GT(grid.width(), 2 * grid.height()) << "five panels side by side";
+  {  // the five panels of the screen: exact, the selected mechanism and the three compared ones
+    const fig::SceneFigure f = fig::sceneFigure(window.lastOutcome()->pooled->subject, window.exportRequest("compare"),
+                                                fig::makeStyle("double"));
+    EXPECT_EQ(f.layout().panels.size(), 5u);
+    EXPECT_EQ(f.scene().panels.size(), viewport->scene().panels.size());
+  }
   // The session keeps the comparison.
   EXPECT_EQ(window.session().at("compare").size(), 3u);
   ASSERT_TRUE(window.setCompare({}));
