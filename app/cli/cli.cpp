@@ -373,7 +373,8 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   const fig::SceneFigure figure = fig::sceneFigure(subject, request, style);
   fig::saveFigure(figure, r.out, r.dpi);
   const QSizeF size = figure.size();
-  std::printf("attnlab: wrote %s (%s view of %s, %.0f×%.0f pt%s)\n", r.out.c_str(), r.view.c_str(), a.mechanism.c_str(),
+  const std::string shown = r.step > 0 && *view == fig::View::Weights ? "step " + std::to_string(r.step) : r.view;
+  std::printf("attnlab: wrote %s (%s view of %s, %.0f×%.0f pt%s)\n", r.out.c_str(), shown.c_str(), a.mechanism.c_str(),
               size.width(), size.height(),
               ext == ".png" ? (", " + std::to_string(int(std::ceil(size.width() * r.dpi / 72))) + "×" +
                                std::to_string(int(std::ceil(size.height() * r.dpi / 72))) + " px").c_str()

@@ -544,6 +544,9 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
     p.categories = s.components;
     if (s.what != "pattern") p.captions.push_back(s.what);
     p.captions.push_back(s.caption);
+    // The step's words describe it in its own order; drawn in the scene's sorted order, say so.
+    if (!pooled.order.empty() && !s.own_order && s.factor_name.empty())
+      p.captions.push_back("shown with the tokens sorted by " + pooled.order);
     if (!s.factor_name.empty()) {  // a factor: its own axes and its own colour bar
       const auto [rows, cols] = factorAxes(s.factor_name);
       p.ylabel = rows;

@@ -454,5 +454,40 @@ TEST_F(Cli, RenderWritesEveryViewAndFormatOrOneClearError) {
   }
 }
 
+TEST_F(Cli, RenderDrawsAnythingTheWindowCanAtAPagesWidth) {
+  // Sorted by buckets, zoomed, a step in the third panel, one column wide, 9 pt type; then compare mode.
+  const std::string base = "render --mechanism reformer --n 256 --input clustered --backend cpu --dpi 72";
+  Outcome o = runAttnlab(base + " --order buckets --step 2 --window 64:192,0:128 --width single --font-size 9 --out " +
+                         path("r.png"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  int w = 0, h = 0;
+  ASSERT_TRUE(pngSize(slurpFile(path("r.png")), w, h));
+  EXPECT_EQ(w, 252) << "a single column is 3.5 in: 252 pt, a pixel each at 72 dpi";
+  o = runAttnlab(base + " --width 5 --out " + path("five.png"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  ASSERT_TRUE(pngSize(slurpFile(path("five.png")), w, h));
+  EXPECT_EQ(w, 360);
+  o = runAttnlab(base + " --compare performer,longformer --width slide --out " + path("c.svg"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  const std::string svg = slurpFile(path("c.svg"));
+  for (const char* title : {"Reformer (LSH attention)", "Performer (FAVOR+)", "Longformer", "exact"})
+    EXPECT_NE(svg.find(title), std::string::npos) << title << " panel";
+  // Bad requests: one line naming what is accepted, exit 1, nothing written.
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {base + " --window 10:5,0:8 --out " + path("x.png"), "must lie inside"},
+           {base + " --window 1-2 --out " + path("x.png"), "ROW0:ROW1,COL0:COL1"},
+           {base + " --width huge --out " + path("x.png"), "single"},
+           {base + " --font-size 99 --out " + path("x.png"), "5"},
+           {base + " --step 99 --out " + path("x.png"), "--step takes 1 to"},
+           {base + " --order nonsense --out " + path("x.png"), "--order takes position"},
+           {"render --mechanism longformer --n 64 --input local --order buckets --out " + path("x.png"), "forms no buckets"},
+           {base + " --compare nope --out " + path("x.png"), "nope"}}) {
+    const Outcome bad = runAttnlab(args);
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
+    EXPECT_FALSE(fs::exists(path("x.png")));
+  }
+}
+
 }  // namespace
 }  // namespace attn
