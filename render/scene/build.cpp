@@ -15,6 +15,8 @@ namespace attnlab::scene {
 namespace {
 
 constexpr const char* k_dot = " \xC2\xB7 ";  // " · "
+// A grouping step with more tokens than this per pixel is drawn sorted by its own groups.
+constexpr attn::Index k_tokens_per_pixel_for_own_sort = 4;
 
 double msSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -357,6 +359,9 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
       si.what = "pattern";
     } else if (!step.view->groupings.empty() && attn::Index(step.view->groupings.front().label.size()) == n) {
       const attn::Grouping& g = step.view->groupings.front();
+      // Many tokens a pixel in position order: nearly every pixel holds some pair of one group, and the image is a
+      // solid square. Sorted by its own groups it shows them as blocks (the labels alone are permuted: any N).
+      if (!step_order && n > k_tokens_per_pixel_for_own_sort * px && attn::Index(g.order.size()) == n) step_order = &g;
       permuted = step_order != nullptr;
       shownOf(n, n, si.image);
       si.image.values = attn::poolGrouping(g, step_order ? &step_order->order : nullptr, si.image.rows, si.image.cols, px);
@@ -379,7 +384,7 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
     } else {
       continue;
     }
-    if (permuted && (!order || step_order->name != order->name)) {  // copies of a grouping: compared by name
+    if (permuted && (!order || step_order->name != order->name || step_order == &step.view->groupings.front())) {
       si.what += k_dot + std::string("sorted by ") + step_order->name;
       si.own_order = true;
     }
@@ -620,6 +625,8 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
     scene.notes.push_back("not sorted by " + request.order + ": " +
                           (pooled.orders_unavailable.empty() ? std::string("this run has no such grouping")
                                                              : pooled.orders_unavailable));
+  if (pooled.orders.empty() && pooled.orders_unavailable.rfind("sorting forms", 0) == 0)
+    scene.notes.push_back("Order is off: " + pooled.orders_unavailable);
   if (pooled.marks_total > pooled.marks.size() + pooled.row_marks.size())
     scene.notes.push_back("marks: the first " + std::to_string(k_max_marks) + " of " +
                           std::to_string(pooled.marks_total) + " special tokens");
