@@ -319,7 +319,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step, not '" + r.view + "'");
   const auto colormap = scene::parseColormap(r.colormap);
   if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
-  const auto scale = fig::parseScale(r.scale);
+  const auto scale = scene::parseScaleMode(r.scale);
   if (!scale) throw attn::UserError("--scale takes linear|log|rank, not '" + r.scale + "'");
   if (r.pooling != "max" && r.pooling != "mean") throw attn::UserError("--pooling takes max|mean, not '" + r.pooling + "'");
   if (r.pixels != 0 && (r.pixels < 16 || r.pixels > 4096)) throw attn::UserError("--pixels must lie between 16 and 4096");
@@ -358,8 +358,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
 
   scene::ViewRequest request;
   request.colormap = *colormap;
-  request.scale = *scale == fig::Scale::Log ? scene::ScaleMode::Log10 : *scale == fig::Scale::Rank ? scene::ScaleMode::Rank
-                                                                                                   : scene::ScaleMode::Linear;
+  request.scale = *scale;
   request.floor = float(r.floor);
   request.pooling = r.pooling == "mean" ? attn::Pooling::Mean : attn::Pooling::Max;
   request.pixels = r.pixels > 0 ? r.pixels : std::min(std::max(c.inputs.n(), c.inputs.m()), scene::k_max_figure_pixels);

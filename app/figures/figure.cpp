@@ -154,22 +154,6 @@ QColor seriesColour(int k) {
   return colours[std::size_t(k) % 10];
 }
 
-std::optional<Scale> parseScale(const std::string& name) {
-  if (name == "linear") return Scale::Linear;
-  if (name == "log") return Scale::Log;
-  if (name == "rank") return Scale::Rank;
-  return std::nullopt;
-}
-
-const char* scaleName(Scale s) {
-  switch (s) {
-    case Scale::Linear: return "linear";
-    case Scale::Log: return "log";
-    case Scale::Rank: return "rank";
-  }
-  return "log";
-}
-
 Theme Theme::light() { return {QColor(255, 255, 255), QColor(30, 30, 34), QColor(105, 105, 112), QColor(225, 225, 230), QColor(26, 26, 31)}; }
 Theme Theme::dark() {
   return {QColor(24, 24, 28), QColor(232, 232, 236), QColor(160, 160, 168), QColor(60, 60, 68), QColor(8, 8, 10), QColor(240, 150, 60)};

@@ -18,12 +18,6 @@
 
 namespace attnlab::fig {
 
-/// How values map to colours: linear, log10 (from max·floor to max), or rank (the value's quantile
-/// among every pixel shown, which spreads any distribution over the whole colormap).
-enum class Scale { Linear, Log, Rank };
-std::optional<Scale> parseScale(const std::string& name);
-const char* scaleName(Scale s);
-
 struct Theme {
   QColor background, ink, muted, grid, empty;
   QColor accent = QColor(213, 94, 0);  ///< notes and token marks (Okabe–Ito vermillion)

@@ -34,6 +34,13 @@ double log10Safe(double v) { return std::log10(std::max(v, std::numeric_limits<d
 
 }  // namespace
 
+std::optional<ScaleMode> parseScaleMode(const std::string& name) {
+  if (name == "linear") return ScaleMode::Linear;
+  if (name == "log" || name == "log10") return ScaleMode::Log10;
+  if (name == "rank") return ScaleMode::Rank;
+  return std::nullopt;
+}
+
 std::vector<attn::Index> axisTicks(double lo, double hi, attn::Index count) {
   std::vector<attn::Index> ticks;
   if (count <= 0 || !(hi > lo)) return ticks;

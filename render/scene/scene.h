@@ -16,6 +16,8 @@ namespace attnlab::scene {
 /// Rank: the panels hold each weight's rank among all weights shown (0 smallest, 1 largest), drawn linearly:
 /// every colour is used equally often, whatever the distribution (the figures' rank scale).
 enum class ScaleMode { Linear, Log10, Rank };
+/// "linear", "log" (also "log10"), "rank": the names the CLI, sessions and the window use.
+std::optional<ScaleMode> parseScaleMode(const std::string& name);
 
 /// How a weight becomes a colour: t = (w − lo)/(hi − lo) (Linear), or
 /// t = (log10 max(w, floor) − log10 max(lo, floor)) / (log10 max(hi, floor) − log10 max(lo, floor)) (Log10),

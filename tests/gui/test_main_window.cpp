@@ -1428,9 +1428,14 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   }
   // The session keeps the comparison.
   EXPECT_EQ(window.session().at("compare").size(), 3u);
+  const attn::Index compare_pixels = window.lastOutcome()->pooled->request.pixels;
   ASSERT_TRUE(window.setCompare({}));
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_LE(viewport->scene().panels.size(), 3u);
+  // Back to two or three panels, each larger: pooled again at the new size (not the compare grid's, blocky).
+  const scene::SceneLayout single = layoutOf(viewport);
+  EXPECT_GT(window.lastOutcome()->pooled->request.pixels, compare_pixels);
+  EXPECT_GE(double(window.lastOutcome()->pooled->request.pixels), 0.9 * single.panels.at(0).w);
   EXPECT_FALSE(window.exportFigure("compare", dir + "/none.png", &error));
   std::filesystem::remove_all(dir);
 }
