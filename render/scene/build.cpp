@@ -326,8 +326,17 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
   if (ex.pattern && ex.pattern->nnz() > 0) {
     const attn::Pattern& p = *ex.pattern;
     shownOf(p.rows, p.cols, out.pattern);
-    out.pattern.values = attn::poolPattern(order && p.rows == n && p.cols == n ? attn::permutePattern(p, order->order) : p,
-                                           out.pattern.rows, out.pattern.cols, px);
+    const bool n_by_n = p.rows == n && p.cols == n;
+    const attn::Grouping* by = n_by_n ? order : nullptr;
+    // Many tokens a pixel in position order: nearly every pixel holds a scored pair of a content-based pattern
+    // (a solid square). Sorted by the mechanism's own grouping its clusters or buckets show as blocks.
+    if (!by && n_by_n && n > k_tokens_per_pixel_for_own_sort * px && !ex.groupings.empty() &&
+        attn::Index(ex.groupings.front().order.size()) == n) {
+      by = &ex.groupings.front();
+      out.pattern_sorted_by = by->name;
+    }
+    out.pattern.values = attn::poolPattern(by ? attn::permutePattern(p, by->order) : p, out.pattern.rows,
+                                           out.pattern.cols, px);
     out.pattern_components = componentNames(p);
   }
   if (order) {  // "tokens i and j share a group" under the order's grouping
@@ -528,6 +537,19 @@ Scene compose(const Pooled& pooled, const ViewRequest& request) {
     Panel p = weightsPanel(pooled.pattern, "pattern", "pattern");
     p.pooling = "first component";
     p.categories = pooled.pattern_components;
+    if (!pooled.pattern_sorted_by.empty()) {
+      p.own_order = true;
+      p.captions.push_back("sorted by " + pooled.pattern_sorted_by + ": in position order every pixel (" +
+                           std::to_string(c.inputs.n() / std::max<attn::Index>(1, p.values.rows())) +
+                           " tokens a side) would hold a scored pair");
+    }
+    if (ex.pattern && ex.pattern->components.size() > 1) {  // a component with no pair (causal Longformer's globals)
+      std::vector<std::size_t> count(ex.pattern->components.size(), 0);
+      for (std::uint8_t k : ex.pattern->component)
+        if (k < count.size()) ++count[k];
+      for (std::size_t k = 0; k < count.size() && k < p.categories.size(); ++k)
+        if (count[k] == 0) p.categories[k] += " (none)";
+    }
     p.subtitle = sizeText(p, "pairs");
     p.marks = pooled.marks;
     p.row_marks = pooled.row_marks;

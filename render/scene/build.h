@@ -103,6 +103,8 @@ struct Pooled {
   Image exact, approx, difference, groups, pattern, minimap;
   std::int32_t group_count = 0;  ///< groups of the order's grouping (Third::Groups)
   std::vector<std::string> pattern_components;
+  /// The pattern drawn sorted by this grouping of its own (too many tokens a pixel in position order), or "".
+  std::string pattern_sorted_by;
   std::vector<StepImage> steps;
   std::vector<Image> others;  ///< compare mode, one per subject.others entry
   std::vector<attn::Index> marks, row_marks;  ///< in displayed positions

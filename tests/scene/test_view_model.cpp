@@ -64,6 +64,30 @@ TEST(ViewModel, AGroupingStepWithManyTokensAPixelIsSortedByItsGroupsNotASolidSqu
   EXPECT_FALSE(pool(s, sharp).steps.front().own_order);
 }
 
+TEST(ViewModel, AContentBasedPatternWithManyTokensAPixelIsSortedByTheMechanismsGroups) {
+  // Routing's pattern (a query sees the keys of its cluster) at 16 tokens a pixel: in position order almost every
+  // pixel holds a scored pair. Sorted by its query clusters the clusters show as blocks, and the panel says so.
+  const Subject s = subjectOf(comparisonOf("routing", 1024));
+  ViewRequest r;
+  r.pixels = 64;
+  r.third = Third::Pattern;
+  const Pooled p = pool(s, r);
+  EXPECT_EQ(p.pattern_sorted_by, "query clusters");
+  const double sorted = nonEmptyShare(p.pattern.values);
+  const double by_position = nonEmptyShare(attn::poolPattern(*s.main->approx.explanation.pattern, 64));
+  EXPECT_GT(by_position, 0.9);
+  EXPECT_LT(sorted, 0.6 * by_position) << sorted << " vs " << by_position;
+  const Scene scene = compose(p, r);
+  ASSERT_EQ(scene.panels.size(), 3u);
+  EXPECT_TRUE(scene.panels[2].own_order);
+  bool said = false;
+  for (const std::string& caption : scene.panels[2].captions) said = said || caption.rfind("sorted by query clusters", 0) == 0;
+  EXPECT_TRUE(said);
+  // One pixel per token: position order.
+  r.pixels = 1024;
+  EXPECT_TRUE(pool(s, r).pattern_sorted_by.empty());
+}
+
 TEST(ViewModel, SortingAboveTheLimitIsOffAndSaysWhyInTheScene) {
   const auto c = comparisonOf("routing", k_max_sorted_n + 64);
   std::string why;
