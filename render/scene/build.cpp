@@ -357,7 +357,7 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
     StepImage si;
     si.title = step.title;
     si.caption = step.caption;
-    bool permuted = false;
+    bool permuted = false, self_sorted = false;
     if (const auto& p = step.view->pattern) {
       const bool sq = p->rows == n && p->cols == n;
       permuted = sq && step_order;
@@ -370,7 +370,10 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
       const attn::Grouping& g = step.view->groupings.front();
       // Many tokens a pixel in position order: nearly every pixel holds some pair of one group, and the image is a
       // solid square. Sorted by its own groups it shows them as blocks (the labels alone are permuted: any N).
-      if (!step_order && n > k_tokens_per_pixel_for_own_sort * px && attn::Index(g.order.size()) == n) step_order = &g;
+      if (!step_order && n > k_tokens_per_pixel_for_own_sort * px && attn::Index(g.order.size()) == n) {
+        step_order = &g;
+        self_sorted = true;
+      }
       permuted = step_order != nullptr;
       shownOf(n, n, si.image);
       si.image.values = attn::poolGrouping(g, step_order ? &step_order->order : nullptr, si.image.rows, si.image.cols, px);
@@ -393,7 +396,7 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
     } else {
       continue;
     }
-    if (permuted && (!order || step_order->name != order->name || step_order == &step.view->groupings.front())) {
+    if (permuted && (!order || step_order->name != order->name || self_sorted)) {
       si.what += k_dot + std::string("sorted by ") + step_order->name;
       si.own_order = true;
     }
