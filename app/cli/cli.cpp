@@ -127,7 +127,10 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
-  return attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+  attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+  // The times a user can trust, the same way the window measures them: the median of a few runs, each warm.
+  attn::applyTiming(c, attn::measureTimes(c, *selection.backend, options.run));
+  return c;
 }
 
 int commandRun(const RunArgs& a) {
@@ -151,7 +154,7 @@ int commandRun(const RunArgs& a) {
   }
   const auto& info = mechanism->info();
   std::printf("%s on %s (%s backend)\n", info.title.c_str(), attn::describeInputs(c.inputs.spec, c.inputs.n(), c.inputs.q.cols(), c.causal).c_str(), c.backend_name.c_str());
-  std::printf("  time        %.3f ms   (exact: %.3f ms)\n", c.attentionMs(), c.exact_ms);
+  std::printf("  time        %.3f ms   (exact: %.3f ms; %s)\n", c.attentionMs(), c.exact_ms, attn::describeTiming(c).c_str());
   if (c.approx.cost.display_ms() > 0)
     std::printf("  view only   %.3f ms   (built only to be seen; not in the time above)\n", c.approx.cost.display_ms());
   const std::vector<std::string> metrics = attn::describeMetrics(c);

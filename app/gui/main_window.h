@@ -182,6 +182,8 @@ class MainWindow : public QMainWindow {
   void scheduleRepool();
   RunRequest baseRequest() const;
   void onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
+  /// Tells the runner the outcome it waits on is drawn once the viewport is idle (its times are measured then).
+  void reportDrawn();
   void showOutcome();
   /// The grouping the tokens are displayed in, or none (by position).
   std::optional<attn::Grouping> displayedOrder() const;
@@ -247,6 +249,7 @@ class MainWindow : public QMainWindow {
   std::optional<std::string> previous_order_;  // the order on screen when the order was changed
   int panel_count_ = 2;  ///< panels of the last scene (exact, mechanism[, pattern])
   quint64 latest_id_ = 0;
+  quint64 awaiting_drawn_ = 0;  ///< the request whose outcome the runner waits to see drawn (0: none)
   std::shared_ptr<const RunOutcome> outcome_;
   attn::Index pooled_pixels_ = 0;
   QString last_error_;
