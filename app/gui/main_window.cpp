@@ -409,7 +409,7 @@ void MainWindow::buildToolBar() {
   connect(compare_menu, &QMenu::aboutToShow, this, [this, compare_menu] {
     compare_menu->clear();
     std::map<attn::Family, QMenu*> families;
-    for (const auto& m : attn::mechanisms()) {
+    for (const auto& m : attn::mechanismsByFamily()) {  // the browser's order
       const attn::MechanismInfo& info = m->info();
       if (info.id == mechanism_id_) continue;
       QMenu*& sub = families[info.family];
