@@ -134,9 +134,9 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
 }
 
 int commandRun(const RunArgs& a) {
-  constexpr attn::Index kMaxWeightEntries = attn::Index(1) << 26;
+  constexpr attn::Index k_max_weight_entries = attn::Index(1) << 26;
   const attn::Comparison c = compareFromArgs(a, [&](const attn::Inputs& inputs) {
-    if (!a.weights.empty() && inputs.n() * inputs.m() > kMaxWeightEntries)
+    if (!a.weights.empty() && inputs.n() * inputs.m() > k_max_weight_entries)
       throw attn::UserError("--weights writes the dense " + std::to_string(inputs.n()) + "×" +
                             std::to_string(inputs.m()) + " matrix, more than 64M entries; use N ≤ 8192");
   });
@@ -144,7 +144,7 @@ int commandRun(const RunArgs& a) {
   const attn::Params& params = c.params;
   // Nothing is written until everything was computed; each file is written atomically.
   attn::Matrix dense_weights;
-  if (!a.weights.empty()) dense_weights = c.approx.explanation.weights.dense(kMaxWeightEntries);
+  if (!a.weights.empty()) dense_weights = c.approx.explanation.weights.dense(k_max_weight_entries);
   if (!a.out.empty()) attn::npy::save(a.out, c.approx.output);
   if (!a.weights.empty()) attn::npy::save(a.weights, dense_weights);
 

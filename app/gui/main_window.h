@@ -112,7 +112,6 @@ class MainWindow : public QMainWindow {
   /// selected one on the same input, one panel each; {} leaves compare mode. false with a message for an
   /// unknown id or too many.
   bool setCompare(const std::vector<std::string>& ids, QString* error = nullptr);
-  const std::vector<std::string>& compareIds() const { return compare_ids_; }
   static constexpr size_t k_max_compared = 3;
   /// Picks query row `row` (as displayed: a sorted position when tokens are sorted), as a click on a heatmap
   /// row does: the Row dock shows its weights for exact and every mechanism on screen, and the row is marked.
