@@ -56,13 +56,16 @@ std::string padRight(std::string s, size_t width) {
   return s;
 }
 
+// The defaults of run, render and gui: attn::defaultInput().
+const attn::InputSpec k_default_input = attn::defaultInput();
+
 struct RunArgs {
   std::string mechanism;
   std::vector<std::string> sets;
-  long n = 256, d = 64, seed = 1;
-  double temperature = 1.0;
-  attn::InputSpec knobs;  // the generator's other knobs (--clusters, --noise, …)
-  std::string input = "clustered";
+  long n = long(k_default_input.n), d = long(k_default_input.d), seed = long(k_default_input.seed);
+  double temperature = k_default_input.temperature;
+  attn::InputSpec knobs = k_default_input;  // the generator's other knobs (--clusters, --noise, …)
+  std::string input = attn::generatorName(k_default_input.generator);
   std::string q, k, v, qkv;
   std::string backend = "auto";
   bool causal = false;
@@ -386,11 +389,13 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
 }
 
 struct SweepArgs {
-  std::string mechanisms = "all", n = "256:4096", backend = "cpu", input = "local", out, preset;
+  // The input as run's (attn::defaultInput()) but for N, a range of its own.
+  std::string mechanisms = "all", n = "256:4096", backend = "cpu",
+              input = attn::generatorName(k_default_input.generator), out, preset;
   std::vector<std::string> sets;
-  long d = 64, repeats = 3, seeds = 3;
-  double temperature = 1.0, budget_gb = 0;
-  attn::InputSpec knobs;
+  long d = long(k_default_input.d), repeats = 3, seeds = 3;
+  double temperature = k_default_input.temperature, budget_gb = 0;
+  attn::InputSpec knobs = k_default_input;
   bool causal = false, fixed_params = false, quiet = false;
 };
 
@@ -601,8 +606,8 @@ int run(int argc, char** argv) {
   demo_cmd->add_option("--n", demo.n, "Tokens N")->capture_default_str();
 
   gui::GuiOptions gui_options;
-  long gui_n = 256;
-  std::string gui_input = "local";  // the default mechanism, Longformer, is at its best on banded attention
+  long gui_n = long(gui_options.input.n);  // GuiOptions::input is attn::defaultInput()
+  std::string gui_input = attn::generatorName(gui_options.input.generator);
   auto* gui_cmd = app.add_subcommand("gui", "Open the GUI (what bare `attnlab` does when a display exists)");
   gui_cmd->add_option("--mechanism,-m", gui_options.mechanism, "Mechanism to show first")->capture_default_str();
   gui_cmd->add_option("--n", gui_n, "Tokens N")->capture_default_str();

@@ -955,6 +955,23 @@ TEST_F(MainWindowTest, TheCompareMenuListsTheBrowsersFamilyOrderAndAnExactIdIsTh
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
 }
 
+TEST_F(MainWindowTest, AWindowOpenedWithoutOptionsRunsTheDefaultInput) {
+  GuiOptions o;  // what `attnlab gui` starts from before its options
+  o.backend = "cpu";
+  MainWindow window(o);
+  showAndWait(window);
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  const attn::InputSpec& got = window.lastOutcome()->comparison->inputs.spec;
+  const attn::InputSpec want = attn::defaultInput();
+  EXPECT_EQ(attn::generatorName(got.generator), attn::generatorName(want.generator));
+  EXPECT_EQ(got.n, want.n);
+  EXPECT_EQ(got.d, want.d);
+  EXPECT_EQ(got.dv, want.dv);
+  EXPECT_EQ(got.seed, want.seed);
+  EXPECT_EQ(got.temperature, want.temperature);
+  EXPECT_EQ(attn::describeKnobs(got), attn::describeKnobs(want));
+}
+
 TEST_F(MainWindowTest, CtrlCOverSelectedTextCopiesTheTextNotTheView) {
   MainWindow window(options("longformer"));
   showAndWait(window);
