@@ -33,6 +33,17 @@ Generator parseGenerator(const std::string& name) {
   throw UserError("unknown input generator '" + name + "'; choose one of: " + known);
 }
 
+InputSpec defaultInput() {
+  InputSpec spec;
+  spec.n = 256;
+  spec.d = 64;
+  spec.dv = 64;
+  spec.seed = 1;
+  spec.generator = Generator::Local;
+  spec.temperature = 1.0;
+  return spec;
+}
+
 const std::string& generatorName(Generator g) {
   for (const auto& info : generators())
     if (info.id == g) return info.name;

@@ -47,6 +47,12 @@ struct InputSpec {
   bool operator==(const InputSpec&) const = default;
 };
 
+/// The input a person gets without choosing one, in `attnlab run`, `render`, `sweep` (its generator, d and τ;
+/// N is a range there) and the window: local input (a banded attention matrix, what the default mechanism,
+/// Longformer, is built for), N = 256, d = dv = 64, seed 1, τ = 1, the generators' knobs at their defaults.
+/// (A default-constructed InputSpec differs in its generator: code that builds one field by field says which.)
+InputSpec defaultInput();
+
 /// The knobs of InputSpec a generator reads besides N, d, seed and temperature ("clusters", "noise",
 /// "length_scale", "period", "heavy_hitters", "position_weight"), in that order.
 std::vector<std::string> generatorKnobs(Generator g);

@@ -134,6 +134,9 @@ double millisecondsSince(std::chrono::steady_clock::time_point start);
 
 /// Every registered mechanism, in catalog order (exact first).
 const std::vector<std::shared_ptr<const Mechanism>>& mechanisms();
+/// Every registered mechanism by family, as people browse them (the GUI's browser and Compare menu): families in
+/// enum order (Reference first), catalog order within each.
+std::vector<std::shared_ptr<const Mechanism>> mechanismsByFamily();
 /// The mechanism with this id, or nullptr.
 std::shared_ptr<const Mechanism> findMechanism(const std::string& id);
 /// Same, but UserError listing the known ids when unknown.

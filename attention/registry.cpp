@@ -89,6 +89,13 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   return all;
 }
 
+std::vector<std::shared_ptr<const Mechanism>> mechanismsByFamily() {
+  std::vector<std::shared_ptr<const Mechanism>> sorted = mechanisms();
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a->info().family < b->info().family; });
+  return sorted;
+}
+
 std::shared_ptr<const Mechanism> findMechanism(const std::string& id) {
   for (const auto& m : mechanisms())
     if (m->info().id == id) return m;

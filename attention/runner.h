@@ -39,6 +39,8 @@ struct Comparison {
   };
   std::optional<Own> own;
   double exact_ms = 0, approx_ms = 0;  ///< wall time of each run, with what it builds to be seen
+  /// How many runs each time is the median of: 1 for compare()'s own single run, more after measureTimes().
+  int exact_runs = 1, approx_runs = 1;
   /// The mechanism's time without its display-only stages (Cost::Stage::display_only): what views show.
   double attentionMs() const { return std::max(0.0, approx_ms - approx.cost.display_ms()); }
   std::string backend_name;
@@ -92,6 +94,31 @@ struct CompanionSpec {
 std::vector<Companion> compareCompanions(const std::shared_ptr<const Comparison>& main,
                                          const std::vector<CompanionSpec>& others, Backend& backend,
                                          CompareOptions options);
+
+/// How measureTimes() times a comparison again: `repeats` runs of each (exact attention and the mechanism,
+/// alternately), as long as all of them fit in `budget_ms` judged by the times already measured; fewer than
+/// `min_repeats` would fit: no run (the single time stays, and says so through Comparison::exact_runs).
+struct TimingOptions {
+  int repeats = 5;
+  int min_repeats = 3;
+  double budget_ms = 1000;
+  bool exact = true;  ///< false: only the mechanism (compare mode's others share the main comparison's exact)
+};
+/// Medians of the runs measureTimes() made (runs 0: that one was not run again).
+struct Timing {
+  double exact_ms = 0, approx_ms = 0;
+  int exact_runs = 0, approx_runs = 0;
+};
+/// The times `attnlab run` reports and the window shows: exact attention and the mechanism of `c` run again on
+/// the same inputs, parameters and backend (`run`: its causal setting, seed and cancel flag), the median of
+/// each. One cold run is not what a user can trust: it pays the first touch of its memory, and in the window
+/// it shared the cores with the viewport drawing; the median of a few warm runs with nothing else running does
+/// not. Cancelled when run.cancel is set.
+Timing measureTimes(const Comparison& c, Backend& backend, const RunOptions& run, const TimingOptions& options = {});
+/// Puts what `t` measured into `c` (times and run counts); what it did not measure stays.
+void applyTiming(Comparison& c, const Timing& t);
+/// How a comparison's times were measured, for captions and reports: "median of 5 runs", or "a single run".
+std::string describeTiming(const Comparison& c);
 
 /// true while a comparison lacks its late metrics (the float64 reference, row TV, mass recall).
 bool metricsPending(const Comparison& c);

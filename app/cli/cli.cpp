@@ -56,13 +56,16 @@ std::string padRight(std::string s, size_t width) {
   return s;
 }
 
+// The defaults of run, render and gui: attn::defaultInput().
+const attn::InputSpec k_default_input = attn::defaultInput();
+
 struct RunArgs {
   std::string mechanism;
   std::vector<std::string> sets;
-  long n = 256, d = 64, seed = 1;
-  double temperature = 1.0;
-  attn::InputSpec knobs;  // the generator's other knobs (--clusters, --noise, …)
-  std::string input = "clustered";
+  long n = long(k_default_input.n), d = long(k_default_input.d), seed = long(k_default_input.seed);
+  double temperature = k_default_input.temperature;
+  attn::InputSpec knobs = k_default_input;  // the generator's other knobs (--clusters, --noise, …)
+  std::string input = attn::generatorName(k_default_input.generator);
   std::string q, k, v, qkv;
   std::string backend = "auto";
   bool causal = false;
@@ -127,13 +130,16 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
-  return attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+  attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
+  // The times a user can trust, the same way the window measures them: the median of a few runs, each warm.
+  attn::applyTiming(c, attn::measureTimes(c, *selection.backend, options.run));
+  return c;
 }
 
 int commandRun(const RunArgs& a) {
-  constexpr attn::Index kMaxWeightEntries = attn::Index(1) << 26;
+  constexpr attn::Index k_max_weight_entries = attn::Index(1) << 26;
   const attn::Comparison c = compareFromArgs(a, [&](const attn::Inputs& inputs) {
-    if (!a.weights.empty() && inputs.n() * inputs.m() > kMaxWeightEntries)
+    if (!a.weights.empty() && inputs.n() * inputs.m() > k_max_weight_entries)
       throw attn::UserError("--weights writes the dense " + std::to_string(inputs.n()) + "×" +
                             std::to_string(inputs.m()) + " matrix, more than 64M entries; use N ≤ 8192");
   });
@@ -141,7 +147,7 @@ int commandRun(const RunArgs& a) {
   const attn::Params& params = c.params;
   // Nothing is written until everything was computed; each file is written atomically.
   attn::Matrix dense_weights;
-  if (!a.weights.empty()) dense_weights = c.approx.explanation.weights.dense(kMaxWeightEntries);
+  if (!a.weights.empty()) dense_weights = c.approx.explanation.weights.dense(k_max_weight_entries);
   if (!a.out.empty()) attn::npy::save(a.out, c.approx.output);
   if (!a.weights.empty()) attn::npy::save(a.weights, dense_weights);
 
@@ -151,7 +157,7 @@ int commandRun(const RunArgs& a) {
   }
   const auto& info = mechanism->info();
   std::printf("%s on %s (%s backend)\n", info.title.c_str(), attn::describeInputs(c.inputs.spec, c.inputs.n(), c.inputs.q.cols(), c.causal).c_str(), c.backend_name.c_str());
-  std::printf("  time        %.3f ms   (exact: %.3f ms)\n", c.attentionMs(), c.exact_ms);
+  std::printf("  time        %.3f ms   (exact: %.3f ms; %s)\n", c.attentionMs(), c.exact_ms, attn::describeTiming(c).c_str());
   if (c.approx.cost.display_ms() > 0)
     std::printf("  view only   %.3f ms   (built only to be seen; not in the time above)\n", c.approx.cost.display_ms());
   const std::vector<std::string> metrics = attn::describeMetrics(c);
@@ -383,11 +389,13 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
 }
 
 struct SweepArgs {
-  std::string mechanisms = "all", n = "256:4096", backend = "cpu", input = "local", out, preset;
+  // The input as run's (attn::defaultInput()) but for N, a range of its own.
+  std::string mechanisms = "all", n = "256:4096", backend = "cpu",
+              input = attn::generatorName(k_default_input.generator), out, preset;
   std::vector<std::string> sets;
-  long d = 64, repeats = 3, seeds = 3;
-  double temperature = 1.0, budget_gb = 0;
-  attn::InputSpec knobs;
+  long d = long(k_default_input.d), repeats = 3, seeds = 3;
+  double temperature = k_default_input.temperature, budget_gb = 0;
+  attn::InputSpec knobs = k_default_input;
   bool causal = false, fixed_params = false, quiet = false;
 };
 
@@ -598,8 +606,8 @@ int run(int argc, char** argv) {
   demo_cmd->add_option("--n", demo.n, "Tokens N")->capture_default_str();
 
   gui::GuiOptions gui_options;
-  long gui_n = 256;
-  std::string gui_input = "local";  // the default mechanism, Longformer, is at its best on banded attention
+  long gui_n = long(gui_options.input.n);  // GuiOptions::input is attn::defaultInput()
+  std::string gui_input = attn::generatorName(gui_options.input.generator);
   auto* gui_cmd = app.add_subcommand("gui", "Open the GUI (what bare `attnlab` does when a display exists)");
   gui_cmd->add_option("--mechanism,-m", gui_options.mechanism, "Mechanism to show first")->capture_default_str();
   gui_cmd->add_option("--n", gui_n, "Tokens N")->capture_default_str();

@@ -114,7 +114,7 @@ using namespace internal;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
 
 QString compact(double v) {
   if (!std::isfinite(v)) return "—";
@@ -241,7 +241,7 @@ void saveFigure(const Figure& figure, const std::string& path, double dpi) {
 // ---- curves ---------------------------------------------------------------------------------------
 
 namespace {
-constexpr double kPlotLeft = 62, kPlotTop = 52, kLegend = 200;
+constexpr double k_plot_left = 62, k_plot_top = 52, k_legend = 200;
 
 struct Axis {
   double lo = 1, hi = 10;
@@ -307,8 +307,8 @@ void drawMarker(QPainter& p, QPointF c, int style, const QColor& colour) {
 }  // namespace
 
 QSizeF CurveFigure::size() const {
-  const double width = kPlotLeft + plot_size.width() + 16 + kLegend;
-  return {width, kPlotTop + plot_size.height() + 40 + 14 * double(wrapped(footer, 8, width - 28).size()) + 10};
+  const double width = k_plot_left + plot_size.width() + 16 + k_legend;
+  return {width, k_plot_top + plot_size.height() + 40 + 14 * double(wrapped(footer, 8, width - 28).size()) + 10};
 }
 
 void CurveFigure::paint(QPainter& p) const {
@@ -338,7 +338,7 @@ void CurveFigure::paint(QPainter& p) const {
     ax.hi = *mx * 1.15;
     if (ax.hi <= ax.lo) ax.hi = ax.lo * 2;
   }
-  const QRectF plot(kPlotLeft, kPlotTop, plot_size.width(), plot_size.height());
+  const QRectF plot(k_plot_left, k_plot_top, plot_size.width(), plot_size.height());
   auto X = [&](double v) { return ax.to(v, plot.left(), plot.right()); };
   auto Y = [&](double v) { return ay.to(v, plot.bottom(), plot.top()); };
 
@@ -464,7 +464,7 @@ void CurveFigure::paint(QPainter& p) const {
     p.drawLine(QPointF(lx, ly + 6), QPointF(lx + 18, ly + 6));
     drawMarker(p, QPointF(lx + 9, ly + 6), s.style, colour);
     p.setPen(theme.ink);
-    p.drawText(QRectF(lx + 23, ly, kLegend - 26, 12), Qt::AlignLeft | Qt::AlignVCenter, s.name);
+    p.drawText(QRectF(lx + 23, ly, k_legend - 26, 12), Qt::AlignLeft | Qt::AlignVCenter, s.name);
     ly += 14;
   }
 

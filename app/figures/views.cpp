@@ -9,7 +9,7 @@ namespace attnlab::fig {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
 
 QString q(const std::string& s) { return QString::fromStdString(s); }
 
@@ -142,7 +142,7 @@ CurveFigure sweepFigure(const attn::SweepResult& r, Curve curve, const std::vect
       const auto* p = r.find(id, backend, n);
       const auto* e = r.find("exact", backend, n);
       if (!p || p->status != "ok") continue;
-      double y = kNaN, lo = kNaN, hi = kNaN;
+      double y = k_nan, lo = k_nan, hi = k_nan;
       switch (curve) {
         case Curve::Time:
           y = p->time_median;

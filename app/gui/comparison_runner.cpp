@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <thread>
 
 
 namespace attnlab::gui {
 
+namespace {
+constexpr std::chrono::seconds k_settle_limit{2};
+}  // namespace
 
 /// The backend and the choice it was made for. Lives on the heap, shared with the job that uses it,
 /// so a runner destroyed mid-run cannot pull it from under the worker.
@@ -37,6 +41,10 @@ ComparisonRunner::~ComparisonRunner() {
 }
 
 bool ComparisonRunner::busy() const { return running_ || pending_.has_value(); }
+
+void ComparisonRunner::outcomeDrawn(quint64 id) {
+  if (id > drawn_->load()) drawn_->store(id);
+}
 
 quint64 ComparisonRunner::submit(RunRequest request) {
   const quint64 id = ++next_id_;
@@ -69,8 +77,14 @@ void ComparisonRunner::launch() {
         },
         Qt::QueuedConnection);
   };
-  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel, early]() {
-    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel, early));
+  // Waits until the window drew the early outcome (bounded: a window that never says so costs 2 s at most).
+  auto settle = [drawn = drawn_, cancel, id] {
+    const auto start = std::chrono::steady_clock::now();
+    while (drawn->load() < id && !cancel->load() && std::chrono::steady_clock::now() - start < k_settle_limit)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel, early, settle]() {
+    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel, early, settle));
   }));
 }
 
@@ -98,7 +112,8 @@ double msSince(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
-                                     const std::function<void(std::shared_ptr<const RunOutcome>)>& early) {
+                                     const std::function<void(std::shared_ptr<const RunOutcome>)>& early,
+                                     const std::function<void()>& settle) {
   RunOutcome outcome;
   outcome.causal = request.causal;
   outcome.repooled = request.repool.has_value();
@@ -173,8 +188,39 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       auto first = std::make_shared<RunOutcome>(outcome);
       first->metrics_pending = true;
       early(std::move(first));
+      // The times again once the window drew the picture and is idle (see RunOutcome::compare_ms).
+      std::vector<attn::Timing> timings;
+      if (!request.repool) {
+        settle();
+        attn::RunOptions run;
+        run.causal = request.causal;
+        run.seed = request.input.seed;
+        run.cancel = &cancel;
+        attn::TimingOptions each;
+        each.budget_ms /= double(1 + pooled->subject.others.size());  // 1 s in all
+        each.exact = pooled->subject.main->exact_runs <= 1;  // a reused exact keeps its median
+        timings.push_back(attn::measureTimes(*pooled->subject.main, *backend.backend, run, each));
+        each.exact = false;  // the others share main's exact run
+        for (const attn::Companion& other : pooled->subject.others)
+          timings.push_back(other.error.empty() && other.comparison
+                                ? attn::measureTimes(*other.comparison, *backend.backend, run, each)
+                                : attn::Timing{});
+      }
       auto complete = std::make_shared<scene::Pooled>(*pooled);  // the same images, completed comparisons
       attn::completeMetrics(complete->subject.main, complete->subject.others, &cancel);
+      if (!timings.empty()) {
+        auto timed = [](std::shared_ptr<const attn::Comparison>& c, attn::Timing t, const attn::Timing& exact) {
+          if (!c || (t.approx_runs == 0 && exact.exact_runs == 0)) return;
+          t.exact_ms = exact.exact_ms;
+          t.exact_runs = exact.exact_runs;
+          auto copy = std::make_shared<attn::Comparison>(*c);
+          attn::applyTiming(*copy, t);
+          c = std::move(copy);
+        };
+        timed(complete->subject.main, timings[0], timings[0]);
+        for (size_t k = 0; k < complete->subject.others.size() && k + 1 < timings.size(); ++k)
+          timed(complete->subject.others[k].comparison, timings[k + 1], timings[0]);
+      }
       if (!request.repool) backend.last = complete->subject.main;  // the next parameter change reuses its reference
       outcome.comparison = complete->subject.main;
       outcome.pooled = std::move(complete);

@@ -61,6 +61,10 @@ struct RunOutcome {
   bool causal = false;             ///< the request's causal setting
   std::string backend_notice;      ///< e.g. "no Vulkan device: running on the CPU"
   double compare_ms = 0;  ///< attn::compare() (inputs made, exact reused or run, the mechanism run): 0 on a repool
+  // The comparisons' exact_ms and approx_ms: the single run of attn::compare() in an outcome sent early (it
+  // shared the cores with the viewport drawing the last picture), then, in the complete one, the median of a
+  // few runs made once the window drew the picture (attn::measureTimes, as `attnlab run` reports them), unless
+  // the runs are too long to repeat within a second (then exact_runs = approx_runs = 1 says so).
   const std::vector<attn::Companion>& others() const;
 };
 
@@ -76,6 +80,11 @@ class ComparisonRunner : public QObject {
   quint64 submit(RunRequest request);
   /// true while a run is in flight or waiting.
   bool busy() const;
+  /// The window has drawn the picture of request `id` (or cannot draw it: no viewport, not exposed) and is
+  /// idle. The worker waits for this before it measures the times again (RunOutcome::compare_ms aside, the
+  /// times shown are measured with nothing else running: on two cores the viewport's drawing, lavapipe's
+  /// included, would otherwise double them).
+  void outcomeDrawn(quint64 id);
 
  signals:
   /// The newest request finished (successfully or not). Superseded requests never report. A request may
@@ -86,9 +95,11 @@ class ComparisonRunner : public QObject {
   struct Backend;
   void launch();
   void onJobFinished();
-  /// `early` receives the outcome as soon as it can be drawn, before the O(N²) weight metrics.
+  /// `early` receives the outcome as soon as it can be drawn, before the times are measured again (after
+  /// `settle` returned: the window drew it) and the O(N²) weight metrics.
   static RunOutcome execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
-                            const std::function<void(std::shared_ptr<const RunOutcome>)>& early);
+                            const std::function<void(std::shared_ptr<const RunOutcome>)>& early,
+                            const std::function<void()>& settle);
 
   std::shared_ptr<Backend> backend_;  // touched by the worker only while a job runs
   QFutureWatcher<std::shared_ptr<const RunOutcome>> watcher_;
@@ -96,6 +107,7 @@ class ComparisonRunner : public QObject {
   quint64 next_id_ = 0, running_id_ = 0, pending_id_ = 0;
   bool running_ = false;
   std::shared_ptr<std::atomic<bool>> cancel_;
+  std::shared_ptr<std::atomic<quint64>> drawn_ = std::make_shared<std::atomic<quint64>>(0);  // outcomeDrawn's id
 };
 
 }  // namespace attnlab::gui

@@ -36,7 +36,7 @@ constexpr int k_least_chart = 120;       ///< chart height (px) the bottom dock 
 constexpr int k_most_legend_room = 360;  ///< the chart grows to fit its legend up to this height (px)
 constexpr int k_tall_chart = 260;  ///< chart height (px) from which axis titles and the minor grid are drawn
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
 
 QString tokensText(double n) {
   if (n >= 1024 && std::fmod(n, 1024) == 0) return QString::number(n / 1024) + "K";

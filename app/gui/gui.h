@@ -11,7 +11,7 @@ namespace attnlab::gui {
 /// What the window starts with (from the command line of a bare `attnlab`).
 struct GuiOptions {
   std::string mechanism = "longformer";  ///< a registry id; unknown ids fall back to the first mechanism
-  attn::InputSpec input;                 ///< N, d, seed, generator, ...
+  attn::InputSpec input = attn::defaultInput();  ///< N, d, seed, generator, ...
   std::string backend = "auto";          ///< cpu | vulkan | auto
   /// Start from the session saved when the window last closed (when there is one); the options above
   /// are then only the fallback.

@@ -159,7 +159,7 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   connect(backend_, &QComboBox::currentIndexChanged, this, [this] {
     if (!quiet_) emit backendChanged();
   });
-  setSpec(attn::InputSpec{});
+  setSpec(attn::defaultInput());
 }
 
 void InputPanel::setSpec(const attn::InputSpec& spec) {

@@ -178,6 +178,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   });
   connect(curves_, &CurvesPanel::finished, this, [this] { log_->info(tr("curves: %1").arg(curves_->status())); });
   if (viewport_) {
+    connect(viewport_, &view::HeatmapWindow::frameRendered, this, &MainWindow::reportDrawn);
     connect(viewport_, &view::HeatmapWindow::viewChanged, this, [this] { zoom_timer_.start(); });
     connect(viewport_, &view::HeatmapWindow::rowClicked, this, [this](qint64 row) {
       QString error;
@@ -408,7 +409,7 @@ void MainWindow::buildToolBar() {
   connect(compare_menu, &QMenu::aboutToShow, this, [this, compare_menu] {
     compare_menu->clear();
     std::map<attn::Family, QMenu*> families;
-    for (const auto& m : attn::mechanisms()) {
+    for (const auto& m : attn::mechanismsByFamily()) {  // the browser's order
       const attn::MechanismInfo& info = m->info();
       if (info.id == mechanism_id_) continue;
       QMenu*& sub = families[info.family];
@@ -1339,7 +1340,18 @@ void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> out
   }
   // Zoomed or panned while this was computed: pool the window now on screen.
   if (viewport_ && outcome_->pooled->request.window != viewport_->view()) zoom_timer_.start();
+  if (outcome_->metrics_pending) {
+    awaiting_drawn_ = id;
+    reportDrawn();
+  }
   emit runFinished();
+}
+
+void MainWindow::reportDrawn() {
+  if (!awaiting_drawn_ || sort_timer_.isActive()) return;
+  if (viewport_ && viewport_->isExposed() && viewport_->renderedVersion() < viewport_->sceneVersion()) return;
+  runner_.outcomeDrawn(awaiting_drawn_);
+  awaiting_drawn_ = 0;
 }
 
 void MainWindow::showOutcome() {
@@ -1436,8 +1448,9 @@ void MainWindow::showOutcome() {
   // Pooled for another panel size (compare mode was left, the window resized): pool again at the new size.
   if (!outcome_->metrics_pending && pooled.request.pixels != panelPixels()) repool_timer_.start();
 
-  status_time_->setText(
-      tr("exact %1  \xC2\xB7  %2 %3").arg(ms(c.exact_ms), QString::fromStdString(info.title), mechanismMs(c)));
+  status_time_->setText(tr("exact %1  \xC2\xB7  %2 %3  (%4)")
+                            .arg(ms(c.exact_ms), QString::fromStdString(info.title), mechanismMs(c),
+                                 QString::fromStdString(attn::describeTiming(c))));
   status_error_->setText(QString::fromStdString(attn::describeHeadline(c)));
   status_error_->setToolTip(QString::fromStdString(attn::describeError(c)));
   QStringList notices = startup_notices_;

@@ -112,7 +112,6 @@ class MainWindow : public QMainWindow {
   /// selected one on the same input, one panel each; {} leaves compare mode. false with a message for an
   /// unknown id or too many.
   bool setCompare(const std::vector<std::string>& ids, QString* error = nullptr);
-  const std::vector<std::string>& compareIds() const { return compare_ids_; }
   static constexpr size_t k_max_compared = 3;
   /// Picks query row `row` (as displayed: a sorted position when tokens are sorted), as a click on a heatmap
   /// row does: the Row dock shows its weights for exact and every mechanism on screen, and the row is marked.
@@ -182,6 +181,8 @@ class MainWindow : public QMainWindow {
   void scheduleRepool();
   RunRequest baseRequest() const;
   void onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
+  /// Tells the runner the outcome it waits on is drawn once the viewport is idle (its times are measured then).
+  void reportDrawn();
   void showOutcome();
   /// The grouping the tokens are displayed in, or none (by position).
   std::optional<attn::Grouping> displayedOrder() const;
@@ -247,6 +248,7 @@ class MainWindow : public QMainWindow {
   std::optional<std::string> previous_order_;  // the order on screen when the order was changed
   int panel_count_ = 2;  ///< panels of the last scene (exact, mechanism[, pattern])
   quint64 latest_id_ = 0;
+  quint64 awaiting_drawn_ = 0;  ///< the request whose outcome the runner waits to see drawn (0: none)
   std::shared_ptr<const RunOutcome> outcome_;
   attn::Index pooled_pixels_ = 0;
   QString last_error_;

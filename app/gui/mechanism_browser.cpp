@@ -43,9 +43,9 @@ MechanismBrowser::MechanismBrowser(QWidget* parent) : QWidget(parent) {
   layout->addWidget(no_match_);
   layout->addWidget(tree_, 1);
 
-  // Families in enum order, mechanisms in catalog order within each.
+  // Families in enum order, mechanisms in catalog order within each (as the Compare menu lists them).
   std::map<attn::Family, QTreeWidgetItem*> families;
-  for (const auto& mechanism : attn::mechanisms()) {
+  for (const auto& mechanism : attn::mechanismsByFamily()) {
     const attn::MechanismInfo& info = mechanism->info();
     QTreeWidgetItem*& family = families[info.family];
     if (!family) {
@@ -120,13 +120,31 @@ void MechanismBrowser::applyFilter(const QString& text) {
 }
 
 QTreeWidgetItem* MechanismBrowser::firstMatch() const {
+  // The best of the visible matches for the whole filter text: the mechanism whose id it is ("performer" is
+  // FAVOR+, not Performer-v1 listed before it), then one whose title or id starts with it, then any (in the
+  // tree's order).
+  const QString text = filter_->text().trimmed().toLower();
+  auto rank = [&text](const QTreeWidgetItem* item) {
+    const QString id = item->data(0, k_id_role).toString().toLower();
+    if (id == text) return 0;
+    if (item->text(0).toLower().startsWith(text) || id.startsWith(text)) return 1;
+    return 2;
+  };
+  QTreeWidgetItem* best = nullptr;
+  int best_rank = 3;
   for (int f = 0; f < tree_->topLevelItemCount(); ++f) {
     const QTreeWidgetItem* family = tree_->topLevelItem(f);
     if (family->isHidden()) continue;
-    for (int c = 0; c < family->childCount(); ++c)
-      if (!family->child(c)->isHidden()) return family->child(c);
+    for (int c = 0; c < family->childCount(); ++c) {
+      QTreeWidgetItem* item = family->child(c);
+      if (item->isHidden()) continue;
+      if (const int r = rank(item); r < best_rank) {
+        best = item;
+        best_rank = r;
+      }
+    }
   }
-  return nullptr;
+  return best;
 }
 
 void MechanismBrowser::focusFilter() {

@@ -33,7 +33,7 @@ class MechanismBrowser : public QWidget {
  private:
   void applyFilter(const QString& text);
   QTreeWidgetItem* itemFor(const QString& id) const;
-  /// The first mechanism the filter leaves visible, or null.
+  /// The best match the filter leaves visible (exact id, then title or id prefix, then tree order), or null.
   QTreeWidgetItem* firstMatch() const;
 
   QLineEdit* filter_;

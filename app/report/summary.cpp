@@ -68,6 +68,7 @@ json comparisonJson(const attn::Comparison& c) {
          {"time_ms", c.attentionMs()},
          {"view_only_ms", c.approx.cost.display_ms()},
          {"exact_time_ms", c.exact_ms},
+         {"timing", attn::describeTiming(c)},
          {"reference", c.reference_label},
          {"relative_error", c.relative_error},
          {"cost", {{"scored_pairs", c.approx.cost.scored_pairs}, {"flops", c.approx.cost.flops},

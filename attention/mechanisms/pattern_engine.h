@@ -45,7 +45,4 @@ std::optional<Pattern> composePatterns(const Pattern& p, const Pattern& q, Index
 /// A step showing a pattern (with no weights): for composed reachability and per-layer masks.
 Step patternStep(std::string title, std::string caption, Pattern pattern);
 
-/// Token ranges [begin, end) of blocks of `size` tokens (the last may be shorter).
-inline Index blockOf(Index i, Index size) { return i / size; }
-
 }  // namespace attn::mech

@@ -10,11 +10,11 @@
 namespace attn::gpu {
 namespace {
 
-constexpr Index kMaxHeadDim = 256;               // d and dv the dense kernel takes
-constexpr std::uint32_t kOutputsPerThread = 16;  // OPT in attention_dense.comp
-constexpr Index kMatmulTile = 16;                // TS in matmul.comp
-constexpr std::uint32_t kNaNWord = 0x7fc00000u;  // quiet NaN (poisoning)
-constexpr Index kMaxTokens = Index(1) << 30;     // keeps the kernels' 32-bit index arithmetic exact
+constexpr Index k_max_head_dim = 256;               // d and dv the dense kernel takes
+constexpr std::uint32_t k_outputs_per_thread = 16;  // OPT in attention_dense.comp
+constexpr Index k_matmul_tile = 16;                // TS in matmul.comp
+constexpr std::uint32_t k_nan_word = 0x7fc00000u;  // quiet NaN (poisoning)
+constexpr Index k_max_tokens = Index(1) << 30;     // keeps the kernels' 32-bit index arithmetic exact
 
 /// Push constants of attention_dense.comp (same order and types).
 struct DensePush {
@@ -23,11 +23,11 @@ struct DensePush {
   float scale;
   std::uint32_t groups_x;
   std::uint32_t key_begin, key_end;  // keys of this dispatch
-  std::uint32_t phase;               // kPhaseFirst | kPhaseLast
+  std::uint32_t phase;               // k_phase_first | k_phase_last
 };
 static_assert(sizeof(DensePush) == 44);
-constexpr std::uint32_t kPhaseFirst = 1, kPhaseLast = 2;  // PHASE_FIRST, PHASE_LAST in the shader
-constexpr Index kRowStateBytes = 12;                      // RowState {m, l, flags} in attention_dense.comp
+constexpr std::uint32_t k_phase_first = 1, k_phase_last = 2;  // PHASE_FIRST, PHASE_LAST in the shader
+constexpr Index k_row_state_bytes = 12;                      // RowState {m, l, flags} in attention_dense.comp
 
 /// Push constants of matmul.comp.
 struct MatmulPush {
@@ -135,10 +135,10 @@ std::pair<std::uint32_t, std::uint32_t> grid(Index groups, const vk::DeviceLimit
 
 VulkanBackend::DenseTiling VulkanBackend::denseTiling(Index d, Index dv, const vk::DeviceLimits& limits) {
   DenseTiling t;
-  if (d < 1 || d > kMaxHeadDim || dv < 0 || dv > kMaxHeadDim) return t;
+  if (d < 1 || d > k_max_head_dim || dv < 0 || dv > k_max_head_dim) return t;
   const std::uint32_t dk = capacity(d);
   const std::uint32_t dvc = capacity(std::max<Index>(dv, 1));
-  const std::uint32_t tpr = std::max<std::uint32_t>(4, dvc / kOutputsPerThread);
+  const std::uint32_t tpr = std::max<std::uint32_t>(4, dvc / k_outputs_per_thread);
   const std::uint32_t max_wg =
       std::min<std::uint32_t>({128u, limits.max_workgroup_invocations, limits.max_workgroup_size[0]});
   if (tpr > max_wg) return t;
@@ -153,7 +153,7 @@ VulkanBackend::DenseTiling VulkanBackend::denseTiling(Index d, Index dv, const v
           const Index wg = Index(br) * tpr, logits = ceilDiv(Index(br) * bc, wg);
           const Index per_dispatch = ceilDiv(Index(br) * d, wg) + 2  // Q tile
                                      + 2                             // the key-tile loop's exit
-                                     + 4 * (kOutputsPerThread + 2);  // margin: the OPT loops
+                                     + 4 * (k_outputs_per_thread + 2);  // margin: the OPT loops
           const Index per_tile = 1                                   // the key-tile loop
                                  + ceilDiv(Index(bc) * d, wg) + 2    // K tile
                                  + ceilDiv(Index(bc) * dv, wg) + 2   // V tile
@@ -175,8 +175,8 @@ Index VulkanBackend::matmulDepthPerDispatch(const vk::DeviceLimits& limits) {
   // matmul.comp's loops (see loopBudget): per 16-deep tile the tile loop, the two loads, the 16-step
   // product loop; per dispatch the tile loop's exit and a margin. (One tile, 41 iterations, is far
   // below any limit a driver could sensibly have, so at least one always goes.)
-  constexpr Index per_dispatch = 2 + 16, per_tile = 1 + (2 + 2) + (kMatmulTile + 2);
-  return std::max<Index>(1, (loopBudget(limits) - per_dispatch) / per_tile) * kMatmulTile;
+  constexpr Index per_dispatch = 2 + 16, per_tile = 1 + (2 + 2) + (k_matmul_tile + 2);
+  return std::max<Index>(1, (loopBudget(limits) - per_dispatch) / per_tile) * k_matmul_tile;
 }
 
 std::vector<VulkanBackend::DispatchSlice> VulkanBackend::splitEntries(Index total, Index per_dispatch, Index step) {
@@ -189,7 +189,7 @@ std::vector<VulkanBackend::DispatchSlice> VulkanBackend::splitEntries(Index tota
   for (Index i = 0; i < count; ++i)
     out.push_back({static_cast<std::uint32_t>(i * per_dispatch),
                    static_cast<std::uint32_t>(i + 1 == count ? whole : (i + 1) * per_dispatch),
-                   (i == 0 ? kPhaseFirst : 0u) | (i + 1 == count ? kPhaseLast : 0u)});
+                   (i == 0 ? k_phase_first : 0u) | (i + 1 == count ? k_phase_last : 0u)});
   return out;
 }
 
@@ -283,9 +283,9 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
     result.lse = Vector::Constant(n, -std::numeric_limits<float>::infinity());
     return result;
   }
-  if (n > kMaxTokens || m > kMaxTokens)
+  if (n > k_max_tokens || m > k_max_tokens)
     throw UserError("dense attention: " + std::to_string(std::max(n, m)) + " tokens exceed the GPU kernel's limit of " +
-                    std::to_string(kMaxTokens));
+                    std::to_string(k_max_tokens));
   const DenseTiling tiling = denseTiling(d, dv, ctx.limits());
   const bool has_bias = options.bias != nullptr;
 
@@ -295,7 +295,7 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
   const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
   const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
   const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
-  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto S = b.floats(n, k_row_state_bytes / Index(sizeof(float)), "the row states");
   const auto B = has_bias ? b.floats(n, m, "the N×M attention bias") : 0;
   notePeak(b.allocate("dense attention (N = " + std::to_string(n) + ", M = " + std::to_string(m) + ", d = " +
                       std::to_string(d) + ", dv = " + std::to_string(dv) + ")"));
@@ -336,14 +336,14 @@ AttentionOutput VulkanBackend::denseGpu(const Matrix& q, const Matrix& k, const 
     DensePush& p = pushes[static_cast<std::size_t>(i)];
     p.key_begin = static_cast<std::uint32_t>(i * keys_per_dispatch);
     p.key_end = static_cast<std::uint32_t>(i + 1 == dispatches ? m : (i + 1) * keys_per_dispatch);
-    p.phase = (i == 0 ? kPhaseFirst : 0u) | (i + 1 == dispatches ? kPhaseLast : 0u);
+    p.phase = (i == 0 ? k_phase_first : 0u) | (i + 1 == dispatches ? k_phase_last : 0u);
   }
   last_dense_dispatches_ = dispatches;
   last_dense_path_ = "fp32";
 
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)  // NaN is not a valid flag word either: unwritten flags are detected
-      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
+      for (auto out : {O, L, F, S}) rec.fill(b[out], k_nan_word);
     if (has_bias)
       rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F], &b[S], &b[B]},
                        std::span<const DensePush>(pushes), gx, gy);
@@ -405,15 +405,15 @@ struct CoopPush {
   float scale;
   std::uint32_t groups_x;
 };
-constexpr Index kCoopRows = 64;        // BR in attention_dense_coopmat.comp
-constexpr float kFp16Safe = 60000.0f;  // inputs beyond this magnitude would overflow fp16 (65504)
+constexpr Index k_coop_rows = 64;        // BR in attention_dense_coopmat.comp
+constexpr float k_fp16_safe = 60000.0f;  // inputs beyond this magnitude would overflow fp16 (65504)
 /// Shared memory of attention_dense_coopmat.comp for head dim d (its sQ, sK, sV, sS, sP, sAlpha).
 Index coopSharedBytes(Index d) {
   const Index br = 64, bc = 32, ds = d + 8, ps = bc + 8;
   return 2 * (br * ds + 2 * bc * ds + br * ps) + 4 * (br * bc + br);
 }
 // The self-check's bound on the relative (Frobenius) error against float64: fp16 inputs give ≈ 5e-4.
-constexpr double kCoopCheckTolerance = 5e-3;
+constexpr double k_coop_check_tolerance = 5e-3;
 }  // namespace
 
 bool VulkanBackend::coopEligible(const Matrix& q, const Matrix& k, const Matrix& v,
@@ -421,10 +421,12 @@ bool VulkanBackend::coopEligible(const Matrix& q, const Matrix& k, const Matrix&
   if (!options.allow_fp16 || !context_->limits().cooperative_matrix_fp16 || coop_state_ == CoopState::Failed)
     return false;
   if (options.bias || options.mask_self || q.cols() != v.cols() || (q.cols() != 64 && q.cols() != 128)) return false;
-  if (q.rows() == 0 || k.rows() == 0 || q.rows() > kMaxTokens || k.rows() > kMaxTokens) return false;
+  if (q.rows() == 0 || k.rows() == 0 || q.rows() > k_max_tokens || k.rows() > k_max_tokens) return false;
   if (context_->limits().max_compute_shared_memory < coopSharedBytes(q.cols())) return false;
   // Finite and within fp16 range; anything else (NaN, ±inf, huge values) takes the fp32 kernel.
-  auto small = [](const Matrix& x) { return x.size() == 0 || (x.allFinite() && x.cwiseAbs().maxCoeff() < kFp16Safe); };
+  auto small = [](const Matrix& x) {
+    return x.size() == 0 || (x.allFinite() && x.cwiseAbs().maxCoeff() < k_fp16_safe);
+  };
   return small(q) && small(k) && small(v);
 }
 
@@ -453,7 +455,7 @@ void VulkanBackend::checkCoopOnce() {
       const double err = (got.out.cast<double>() - ref).norm() / ref.norm();
       worst = std::max(worst, std::isfinite(err) ? err : 1e300);
     }
-  if (worst <= kCoopCheckTolerance) {
+  if (worst <= k_coop_check_tolerance) {
     coop_state_ = CoopState::Passed;
   } else {
     coop_notice_ = "The tensor-core (fp16) attention kernel failed its self-check on " + context_->description().name +
@@ -476,7 +478,7 @@ AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const
   b.upload(Q, q.data());
   b.upload(K, k.data());
   b.upload(V, v.data());
-  const auto [gx, gy] = grid(ceilDiv(n, kCoopRows), ctx.limits(), "dense attention");
+  const auto [gx, gy] = grid(ceilDiv(n, k_coop_rows), ctx.limits(), "dense attention");
   const CoopPush push{u32(n), u32(m), u32(d), u32(d), options.causal ? 1u : 0u,
                       static_cast<std::int32_t>(std::clamp<Index>(options.causal_offset, -n, m)),
                       options.scale > 0 ? options.scale : 1.0f / std::sqrt(float(d)), gx};
@@ -485,7 +487,7 @@ AttentionOutput VulkanBackend::denseCoop(const Matrix& q, const Matrix& k, const
                     32});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)
-      for (auto out : {O, L, F}) rec.fill(b[out], kNaNWord);
+      for (auto out : {O, L, F}) rec.fill(b[out], k_nan_word);
     rec.dispatch(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F]}, push, gx, gy);
   });
   AttentionOutput result{Matrix(n, d), Vector(n)};
@@ -515,8 +517,8 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
   const Index n = a.rows(), kk = a.cols(), m = transpose_b ? b.rows() : b.cols();
   if (n == 0 || m == 0) return Matrix(n, m);
   if (kk == 0) return Matrix::Zero(n, m);
-  if (n > kMaxTokens || m > kMaxTokens || kk > kMaxTokens)
-    throw UserError("matmul: a dimension exceeds the GPU kernel's limit of " + std::to_string(kMaxTokens));
+  if (n > k_max_tokens || m > k_max_tokens || kk > k_max_tokens)
+    throw UserError("matmul: a dimension exceeds the GPU kernel's limit of " + std::to_string(k_max_tokens));
   CallBuffers buf(ctx);
   const auto A = buf.floats(n, kk, "matmul operand A"), B = buf.floats(b.rows(), b.cols(), "matmul operand B");
   const auto C = buf.floats(n, m, "matmul result", vk::BufferUse::HostRead);
@@ -533,7 +535,7 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
   // Every dispatch but the last starts and ends on a tile boundary (matmulDepthPerDispatch is whole tiles).
   Index depth = matmulDepthPerDispatch(ctx.limits()) > 0 ? matmulDepthPerDispatch(ctx.limits()) : kk;
   if (options_.matmul_depth_per_dispatch > 0 && options_.matmul_depth_per_dispatch < depth)
-    depth = std::max(kMatmulTile, options_.matmul_depth_per_dispatch / kMatmulTile * kMatmulTile);
+    depth = std::max(k_matmul_tile, options_.matmul_depth_per_dispatch / k_matmul_tile * k_matmul_tile);
   const Index dispatches = (kk + depth - 1) / depth;
   std::vector<MatmulPush> pushes(static_cast<std::size_t>(dispatches));
   for (Index i = 0; i < dispatches; ++i)
@@ -545,7 +547,7 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
                                            static_cast<std::uint32_t>(std::min(kk, (i + 1) * depth)),
                                            i > 0 ? 1u : 0u};
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) rec.fill(buf[C], kNaNWord);
+    if (options_.poison_outputs) rec.fill(buf[C], k_nan_word);
     rec.dispatchEach(pipeline, {&buf[A], &buf[B], &buf[C]}, std::span<const MatmulPush>(pushes),
                      static_cast<std::uint32_t>(gx), static_cast<std::uint32_t>(gy));
   });
@@ -558,10 +560,10 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
 
 namespace {
 
-constexpr std::uint32_t kWg = 64;  // workgroup size of the kernels below (local_size_x = 64)
-constexpr Index kMaxSparseDim = 256;  // d and dv attention_sparse.comp takes (DMAX, WG·OPT)
-constexpr Index kMaxLinearDv = 256;   // dv attention_linear.comp takes (WMAX − 1)
-constexpr Index kLinearChunk = 64;    // C in attention_linear.comp
+constexpr std::uint32_t k_wg = 64;  // workgroup size of the kernels below (local_size_x = 64)
+constexpr Index k_max_sparse_dim = 256;  // d and dv attention_sparse.comp takes (DMAX, WG·OPT)
+constexpr Index k_max_linear_dv = 256;   // dv attention_linear.comp takes (WMAX − 1)
+constexpr Index k_linear_chunk = 64;    // C in attention_linear.comp
 
 /// Budget of loop iterations per invocation, or "unlimited": 2^40, more than any call can ask for
 /// (pixels and rows hold < 2^31 entries) and small enough that the arithmetic on it cannot overflow.
@@ -575,14 +577,14 @@ using Slice = VulkanBackend::DispatchSlice;
 
 Index VulkanBackend::tileEntriesPerDispatch(Index r, const vk::DeviceLimits& limits) {
   // weights_tile.comp's loops per thread: one r-long dot product per entry (and the entry loop).
-  return std::max<Index>(1, (iterationBudget(limits) - (kWg + 8)) / (std::max<Index>(r, 0) + 4)) * kWg;
+  return std::max<Index>(1, (iterationBudget(limits) - (k_wg + 8)) / (std::max<Index>(r, 0) + 4)) * k_wg;
 }
 
 Index VulkanBackend::sparseEntriesPerDispatch(Index d, const vk::DeviceLimits& limits) {
   // attention_sparse.comp's loops per 64-entry block (see loopBudget): the block loop, the dot
   // product, thread 0's two passes, the P·V loop; per dispatch the query load and margins.
-  const Index per_block = 1 + (d + 2) + 2 * (kWg + 2) + (kWg + 2);
-  return std::max<Index>(1, (iterationBudget(limits) - (ceilDiv(d, kWg) + 2 + 16)) / per_block) * kWg;
+  const Index per_block = 1 + (d + 2) + 2 * (k_wg + 2) + (k_wg + 2);
+  return std::max<Index>(1, (iterationBudget(limits) - (ceilDiv(d, k_wg) + 2 + 16)) / per_block) * k_wg;
 }
 
 // ---- sparse attention -------------------------------------------------------------------------------
@@ -615,7 +617,7 @@ AttentionOutput VulkanBackend::sparseAttention(const Matrix& q, const Matrix& k,
     if (pattern.col[size_t(e)] < 0 || pattern.col[size_t(e)] >= k.rows())
       throw UserError("sparse attention: pattern entry " + std::to_string(e) + " names key " +
                       std::to_string(pattern.col[size_t(e)]) + ", outside 0…" + std::to_string(k.rows() - 1));
-  if (q.cols() < 1 || q.cols() > kMaxSparseDim || v.cols() > kMaxSparseDim) return cpu();
+  if (q.cols() < 1 || q.cols() > k_max_sparse_dim || v.cols() > k_max_sparse_dim) return cpu();
   last_sparse_path_ = "index";
   if (!entry_bias && options_.sparse_tiles != SparseTiles::Never) {
     const DenseTiling tiling = denseTiling(q.cols(), v.cols(), context_->limits());
@@ -668,7 +670,7 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   vk::Context& ctx = *context_;
   const Index n = q.rows(), m = k.rows(), d = q.cols(), dv = v.cols();
   last_fixed_rows_ = 0;
-  if (n > kMaxTokens || m > kMaxTokens || Index(tiles.col.size()) > (Index(1) << 31))
+  if (n > k_max_tokens || m > k_max_tokens || Index(tiles.col.size()) > (Index(1) << 31))
     throw UserError("sparse attention: the pattern exceeds the GPU kernel's limits");
   const Index entries = Index(tiles.col.size());  // ≥ 1: the pattern has entries
   CallBuffers b(ctx);
@@ -676,7 +678,7 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
   const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
   const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
-  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto S = b.floats(n, k_row_state_bytes / Index(sizeof(float)), "the row states");
   const auto P = b.words(Index(tiles.ptr.size()), "the tile list offsets");
   const auto C = b.words(entries, "the tile list");
   const auto M = b.elements(Index(tiles.mask.size()), 8, "the tile masks");
@@ -711,7 +713,7 @@ AttentionOutput VulkanBackend::sparseTilesGpu(const Matrix& q, const Matrix& k, 
   last_split_dispatches_ = Index(parts.size());
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)
-      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
+      for (auto out : {O, L, F, S}) rec.fill(b[out], k_nan_word);
     rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[O], &b[L], &b[F], &b[S], &b[P], &b[C], &b[M]},
                      std::span<const DensePush>(pushes), gx, gy);
   });
@@ -734,7 +736,7 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
     if (dv == 0 && nnz > 0) return onCpu([&](CpuBackend& c) { return c.sparseAttention(q, k, v, pattern, scale, entry_bias); });
     return result;
   }
-  if (n > kMaxTokens || m > kMaxTokens || nnz > (Index(1) << 31))
+  if (n > k_max_tokens || m > k_max_tokens || nnz > (Index(1) << 31))
     throw UserError("sparse attention: " + std::to_string(nnz) + " pattern entries over " + std::to_string(n) +
                     " rows exceed the GPU kernel's limits");
   const bool has_bias = entry_bias != nullptr;
@@ -744,7 +746,7 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
   const auto O = b.floats(n, dv, "the attention output", vk::BufferUse::HostRead);
   const auto L = b.floats(n, 1, "the row normalisers", vk::BufferUse::HostRead);
   const auto F = b.floats(n, 1, "the row flags", vk::BufferUse::HostRead);
-  const auto S = b.floats(n, kRowStateBytes / Index(sizeof(float)), "the row states");
+  const auto S = b.floats(n, k_row_state_bytes / Index(sizeof(float)), "the row states");
   const auto B = has_bias ? b.floats(nnz, 1, "the pattern's logit bias") : 0;
   notePeak(b.allocate("sparse attention (N = " + std::to_string(n) + ", " + std::to_string(nnz) + " pairs)"));
   b.upload(Q, q.data());
@@ -760,7 +762,7 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
 
   Index entries = sparseEntriesPerDispatch(d, ctx.limits());
   if (options_.sparse_entries_per_dispatch > 0) entries = std::min(entries, options_.sparse_entries_per_dispatch);
-  const auto parts = splitEntries(longest, entries, kWg);
+  const auto parts = splitEntries(longest, entries, k_wg);
   last_split_dispatches_ = Index(parts.size());
   const auto [gx, gy] = grid(n, ctx.limits(), "sparse attention");
   std::vector<SparsePush> pushes;
@@ -771,7 +773,7 @@ AttentionOutput VulkanBackend::sparseGpu(const Matrix& q, const Matrix& k, const
       ctx.pipeline({has_bias ? "attention_sparse_bias" : "attention_sparse", has_bias ? 10u : 9u, sizeof(SparsePush), {}});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)
-      for (auto out : {O, L, F, S}) rec.fill(b[out], kNaNWord);
+      for (auto out : {O, L, F, S}) rec.fill(b[out], k_nan_word);
     if (has_bias)
       rec.dispatchEach(pipeline, {&b[Q], &b[K], &b[V], &b[R], &b[C], &b[O], &b[L], &b[F], &b[S], &b[B]},
                        std::span<const SparsePush>(pushes), gx, gy);
@@ -820,7 +822,7 @@ struct FeaturePush {
   float input_scale;
   std::uint32_t groups_x;
 };
-constexpr std::uint32_t kModeMap = 0, kModeRowMax = 1, kModeAllMax = 2, kModeApply = 3;
+constexpr std::uint32_t k_mode_map = 0, k_mode_row_max = 1, k_mode_all_max = 2, k_mode_apply = 3;
 }  // namespace
 
 Matrix VulkanBackend::featureMap(const Matrix& x, const FeatureMapOptions& options) {
@@ -831,7 +833,7 @@ Matrix VulkanBackend::featureMap(const Matrix& x, const FeatureMapOptions& optio
   const Index m = options.map == FeatureMap::EluPlusOne ? d : options.projection->rows();
   const Index budget = iterationBudget(context_->limits());
   // feature_map.comp's loops: 2d per entry (projection, norm), m per row maximum, n/64 for the global one.
-  if (2 * (d + 2) + 8 > budget || m + 4 > budget || ceilDiv(n, kWg) + kWg + 8 > budget) return cpu();
+  if (2 * (d + 2) + 8 > budget || m + 4 > budget || ceilDiv(n, k_wg) + k_wg + 8 > budget) return cpu();
   return guarded([&] { return featureMapGpu(x, options); }, cpu);
 }
 
@@ -850,27 +852,27 @@ Matrix VulkanBackend::featureMapGpu(const Matrix& x, const FeatureMapOptions& op
   b.upload(X, x.data());
   if (random) b.upload(W, options.projection->data());
   const vk::Pipeline& pipeline = ctx.pipeline({"feature_map", 4, sizeof(FeaturePush), {}});
-  FeaturePush push{u32(n), u32(d), u32(m), u32(cols), static_cast<std::uint32_t>(options.map), kModeMap,
+  FeaturePush push{u32(n), u32(d), u32(m), u32(cols), static_cast<std::uint32_t>(options.map), k_mode_map,
                    static_cast<std::uint32_t>(shifted ? options.shift : FeatureShift::None), options.input_scale, 0};
-  const auto [ex, ey] = grid(ceilDiv(n * cols, kWg), ctx.limits(), "the feature map");
-  const auto [rx, ry] = grid(ceilDiv(n, kWg), ctx.limits(), "the feature map");
+  const auto [ex, ey] = grid(ceilDiv(n * cols, k_wg), ctx.limits(), "the feature map");
+  const auto [rx, ry] = grid(ceilDiv(n, k_wg), ctx.limits(), "the feature map");
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)
-      for (auto out : {P, M}) rec.fill(b[out], kNaNWord);
+      for (auto out : {P, M}) rec.fill(b[out], k_nan_word);
     const std::initializer_list<const vk::Buffer*> bound = {&b[X], &b[W], &b[P], &b[M]};
     FeaturePush p = push;
     p.groups_x = ex;
     rec.dispatch(pipeline, bound, p, ex, ey);
     if (!shifted) return;
-    p.mode = kModeRowMax;
+    p.mode = k_mode_row_max;
     p.groups_x = rx;
     rec.dispatch(pipeline, bound, p, rx, ry);
     if (options.shift == FeatureShift::Global) {
-      p.mode = kModeAllMax;
+      p.mode = k_mode_all_max;
       p.groups_x = 1;
       rec.dispatch(pipeline, bound, p, 1, 1);
     }
-    p.mode = kModeApply;
+    p.mode = k_mode_apply;
     p.groups_x = ex;
     rec.dispatch(pipeline, bound, p, ex, ey);
   });
@@ -885,26 +887,26 @@ namespace {
 struct LinearPush {
   std::uint32_t n, m, f, dv, causal, mode, chunks, chunk_begin, chunk_end, groups_x;
 };
-constexpr std::uint32_t kModeChunkState = 0, kModeScan = 1, kModeOutput = 2;
+constexpr std::uint32_t k_mode_chunk_state = 0, k_mode_scan = 1, k_mode_output = 2;
 }  // namespace
 
 Matrix VulkanBackend::linearAttention(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) {
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.linearAttention(phi_q, phi_k, v, causal); }); };
   const Index n = phi_q.rows(), m = phi_k.rows(), f = phi_q.cols(), dv = v.cols();
   if (phi_q.cols() != phi_k.cols() || phi_k.rows() != v.rows() || (causal && m != n)) return cpu();  // its errors
-  if (n == 0 || m == 0 || f == 0 || dv == 0 || dv > kMaxLinearDv) return cpu();
+  if (n == 0 || m == 0 || f == 0 || dv == 0 || dv > k_max_linear_dv) return cpu();
   // attention_linear.comp's loops: the output's f-long dot products per column (W/64 columns a thread),
   // its own chunk's keys, the local weights; the scan's chunk loop is split across dispatches.
   const Index w = dv + 1;
-  if (f + 2 + ceilDiv(w, kWg) * (f + kLinearChunk + 6) + 16 > iterationBudget(context_->limits())) return cpu();
+  if (f + 2 + ceilDiv(w, k_wg) * (f + k_linear_chunk + 6) + 16 > iterationBudget(context_->limits())) return cpu();
   return guarded([&] { return linearGpu(phi_q, phi_k, v, causal); }, cpu);
 }
 
 Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const Matrix& v, bool causal) {
   vk::Context& ctx = *context_;
   const Index n = phi_q.rows(), m = phi_k.rows(), f = phi_q.cols(), dv = v.cols(), w = dv + 1;
-  if (n > kMaxTokens || m > kMaxTokens) throw UserError("linear attention: too many tokens for the GPU kernel");
-  const Index chunks = ceilDiv(m, kLinearChunk);
+  if (n > k_max_tokens || m > k_max_tokens) throw UserError("linear attention: too many tokens for the GPU kernel");
+  const Index chunks = ceilDiv(m, k_linear_chunk);
   const Index fw = checkedMul(f, w, "linear attention state");
   CallBuffers b(ctx);
   const auto Q = b.floats(n, f, "the query features φ(Q)"), K = b.floats(m, f, "the key features φ(K)");
@@ -916,9 +918,9 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
   b.upload(K, phi_k.data());
   b.upload(V, v.data());
   const vk::Pipeline& pipeline = ctx.pipeline({"attention_linear", 5, sizeof(LinearPush), {}});
-  const LinearPush base{u32(n), u32(m), u32(f), u32(dv), causal ? 1u : 0u, kModeChunkState, u32(chunks), 0, 0, 0};
-  const auto [cx, cy] = grid(ceilDiv(chunks * fw, kWg), ctx.limits(), "linear attention");
-  const auto [sx, sy] = grid(ceilDiv(fw, kWg), ctx.limits(), "linear attention");
+  const LinearPush base{u32(n), u32(m), u32(f), u32(dv), causal ? 1u : 0u, k_mode_chunk_state, u32(chunks), 0, 0, 0};
+  const auto [cx, cy] = grid(ceilDiv(chunks * fw, k_wg), ctx.limits(), "linear attention");
+  const auto [sx, sy] = grid(ceilDiv(fw, k_wg), ctx.limits(), "linear attention");
   const auto [ox, oy] = grid(n, ctx.limits(), "linear attention");
   Index scan_chunks = std::max<Index>(1, iterationBudget(ctx.limits()) - 16);
   if (options_.linear_chunks_per_dispatch > 0) scan_chunks = std::min(scan_chunks, options_.linear_chunks_per_dispatch);
@@ -927,7 +929,7 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
   std::vector<LinearPush> scan_pushes;
   for (const Slice& sl : scan) {
     LinearPush p = base;
-    p.mode = kModeScan;
+    p.mode = k_mode_scan;
     p.chunk_begin = sl.begin;
     p.chunk_end = std::min<std::uint32_t>(sl.end, u32(chunks));
     p.groups_x = sx;
@@ -935,13 +937,13 @@ Matrix VulkanBackend::linearGpu(const Matrix& phi_q, const Matrix& phi_k, const 
   }
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
     if (options_.poison_outputs)
-      for (auto out : {O, S}) rec.fill(b[out], kNaNWord);
+      for (auto out : {O, S}) rec.fill(b[out], k_nan_word);
     const std::initializer_list<const vk::Buffer*> bound = {&b[Q], &b[K], &b[V], &b[S], &b[O]};
     LinearPush p = base;
     p.groups_x = cx;
     rec.dispatch(pipeline, bound, p, cx, cy);
     rec.dispatchEach(pipeline, bound, std::span<const LinearPush>(scan_pushes), sx, sy);
-    p.mode = kModeOutput;
+    p.mode = k_mode_output;
     p.groups_x = ox;
     rec.dispatch(pipeline, bound, p, ox, oy);
   });
@@ -961,21 +963,21 @@ struct AssignPush {
 std::vector<std::int32_t> VulkanBackend::hashRotations(const Matrix& x, const Matrix& rotations) {
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.hashRotations(x, rotations); }); };
   if (x.cols() != rotations.rows() || x.rows() == 0 || x.cols() == 0 || rotations.cols() == 0) return cpu();
-  if (ceilDiv(rotations.cols(), kWg) * (x.cols() + 4) + kWg + 8 > iterationBudget(context_->limits())) return cpu();
+  if (ceilDiv(rotations.cols(), k_wg) * (x.cols() + 4) + k_wg + 8 > iterationBudget(context_->limits())) return cpu();
   return guarded([&] { return assignGpu(x, rotations, false); }, cpu);
 }
 
 std::vector<std::int32_t> VulkanBackend::nearestCentroid(const Matrix& x, const Matrix& centroids) {
   auto cpu = [&] { return onCpu([&](CpuBackend& c) { return c.nearestCentroid(x, centroids); }); };
   if (x.cols() != centroids.cols() || x.rows() == 0 || x.cols() == 0 || centroids.rows() == 0) return cpu();
-  if (ceilDiv(centroids.rows(), kWg) * (x.cols() + 4) + kWg + 8 > iterationBudget(context_->limits())) return cpu();
+  if (ceilDiv(centroids.rows(), k_wg) * (x.cols() + 4) + k_wg + 8 > iterationBudget(context_->limits())) return cpu();
   return guarded([&] { return assignGpu(x, centroids, true); }, cpu);
 }
 
 std::vector<std::int32_t> VulkanBackend::assignGpu(const Matrix& x, const Matrix& p, bool centroid) {
   vk::Context& ctx = *context_;
   const Index n = x.rows(), d = x.cols(), count = centroid ? p.rows() : p.cols();
-  if (n > kMaxTokens || count > kMaxTokens) throw UserError("assignment: too many rows for the GPU kernel");
+  if (n > k_max_tokens || count > k_max_tokens) throw UserError("assignment: too many rows for the GPU kernel");
   const std::string what = centroid ? "nearest-centroid assignment" : "hashing";
   CallBuffers b(ctx);
   const auto X = b.floats(n, d, "the points to assign");
@@ -1030,7 +1032,7 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
   cols.end = std::clamp<Index>(cols.end, cols.begin, m);
   Matrix tile = Matrix::Zero(out.rows, out.cols);
   if (rows.size() == 0 || cols.size() == 0) return tile;
-  if (n > kMaxTokens || m > kMaxTokens) throw UserError("weight tile: too many tokens for the GPU kernel");
+  if (n > k_max_tokens || m > k_max_tokens) throw UserError("weight tile: too many tokens for the GPU kernel");
   std::vector<Index> rs, re, cs, ce;
   tilePixelSpans(rows.size(), out.rows, rs, re);
   tilePixelSpans(cols.size(), out.cols, cs, ce);
@@ -1101,7 +1103,7 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
   b.upload(CS, cspan.data());
   Index entries = tileEntriesPerDispatch(r, ctx.limits());
   if (options_.tile_entries_per_dispatch > 0) entries = std::min(entries, options_.tile_entries_per_dispatch);
-  const auto parts = splitEntries(most, entries, kWg);
+  const auto parts = splitEntries(most, entries, k_wg);
   last_split_dispatches_ = Index(parts.size());
   const auto [gx, gy] = grid(out.rows * out.cols, ctx.limits(), "the weight tile");
   std::vector<TilePush> pushes;
@@ -1113,7 +1115,7 @@ Matrix VulkanBackend::weightTileGpu(const WeightKernel& kernel, Range rows, Rang
                       sl.begin, sl.end, sl.phase});
   const vk::Pipeline& pipeline = ctx.pipeline({"weights_tile", 6, sizeof(TilePush), {}});
   last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
-    if (options_.poison_outputs) rec.fill(b[O], kNaNWord);
+    if (options_.poison_outputs) rec.fill(b[O], k_nan_word);
     rec.dispatchEach(pipeline, {&b[A], &b[B], &b[T], &b[RS], &b[CS], &b[O]}, std::span<const TilePush>(pushes), gx, gy);
   });
   b[O].download(tile.data(), b.bytes(O));

@@ -15,8 +15,8 @@ namespace attn::vk {
 namespace {
 
 /// Descriptor sets one submit may allocate (each dispatch takes one); reset after every submit.
-constexpr std::uint32_t kSetsPerSubmit = 64;
-constexpr std::uint32_t kDescriptorsPerSubmit = kSetsPerSubmit * 8;
+constexpr std::uint32_t k_sets_per_submit = 64;
+constexpr std::uint32_t k_descriptors_per_submit = k_sets_per_submit * 8;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -82,7 +82,7 @@ int bestMemoryType(const VkPhysicalDeviceMemoryProperties& mem, std::uint32_t al
 /// iterations one llvmpipe/lavapipe shader invocation executes, all loops together, before every
 /// loop of it exits after its current iteration (lp_exec_endloop: one shared counter per function,
 /// set once on entry, decremented at each back edge). See DeviceLimits::max_loop_iterations.
-constexpr std::uint32_t kLlvmpipeLoopIterations = 65535;
+constexpr std::uint32_t k_llvmpipe_loop_iterations = 65535;
 
 /// true for Mesa's lavapipe (llvmpipe) driver: by driver ID (Vulkan 1.2), else by device name.
 bool isLlvmpipe(VkPhysicalDevice physical, std::uint32_t instance_api, const DeviceDescription& description) {
@@ -256,7 +256,7 @@ void Context::createDevice() {
   limits_.subgroup_size = subgroup.subgroupSize;
   limits_.timestamp_period_ns = lim.timestampPeriod;
   limits_.max_loop_iterations =
-      isLlvmpipe(physical_, instance_->apiVersion(), description_) ? kLlvmpipeLoopIterations : 0;
+      isLlvmpipe(physical_, instance_->apiVersion(), description_) ? k_llvmpipe_loop_iterations : 0;
 
   // Queue family: prefer a compute family with timestamps, a dedicated (non-graphics) one first.
   std::uint32_t count = 0;
@@ -337,9 +337,9 @@ void Context::createDevice() {
     q.queryCount = 2;
     VK_CHECK(vkCreateQueryPool(device_, &q, nullptr, &query_pool_));
   }
-  VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kDescriptorsPerSubmit};
+  VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k_descriptors_per_submit};
   VkDescriptorPoolCreateInfo dp{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
-  dp.maxSets = kSetsPerSubmit;
+  dp.maxSets = k_sets_per_submit;
   dp.poolSizeCount = 1;
   dp.pPoolSizes = &size;
   VK_CHECK(vkCreateDescriptorPool(device_, &dp, nullptr, &descriptor_pool_));

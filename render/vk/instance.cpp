@@ -10,7 +10,7 @@
 namespace attn::vk {
 namespace {
 
-constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
+constexpr const char* k_validation_layer = "VK_LAYER_KHRONOS_validation";
 
 VKAPI_ATTR VkBool32 VKAPI_CALL onDebugMessage(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                               VkDebugUtilsMessageTypeFlagsEXT types,
@@ -106,10 +106,10 @@ Instance::Instance(const InstanceOptions& options) : counters_(std::make_unique<
   bool debug_utils = false;
   bool validation_features = false;
   if (options.validation) {
-    if (hasLayer(kValidationLayer)) {
-      layers.push_back(kValidationLayer);
+    if (hasLayer(k_validation_layer)) {
+      layers.push_back(k_validation_layer);
       validation_ = true;
-      const std::vector<std::string> layer_ext = instanceExtensions(kValidationLayer);
+      const std::vector<std::string> layer_ext = instanceExtensions(k_validation_layer);
       debug_utils = contains(available, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
                     contains(layer_ext, VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
       validation_features =
@@ -117,7 +117,7 @@ Instance::Instance(const InstanceOptions& options) : counters_(std::make_unique<
       if (validation_features) extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
     } else {
       std::fprintf(stderr, "attnlab: Vulkan validation requested but %s is not installed; running without it\n",
-                   kValidationLayer);
+                   k_validation_layer);
     }
   }
   if (debug_utils) extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);

@@ -10,9 +10,11 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "attention/backend.h"
+#include "attention/inputs.h"
 #include "attention/npy.h"
 #include "attention/random.h"
 #include "attention/sweep.h"
@@ -99,6 +101,43 @@ TEST_F(Cli, RunJsonSummaryAndWeights) {
   EXPECT_EQ(w.rows(), 200);
   EXPECT_NEAR(w.row(100).sum(), 1.0, 1e-4);
   EXPECT_EQ(w(100, 150), 0.f);  // outside window and globals
+}
+
+TEST_F(Cli, RunRenderSweepAndGuiShareOneDefaultInput) {
+  const attn::InputSpec want = attn::defaultInput();
+  // What run does with no input options.
+  const Outcome o = runAttnlab("run --mechanism exact --backend cpu --json");
+  ASSERT_EQ(o.code, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["input"]["generator"], attn::generatorName(want.generator));
+  EXPECT_EQ(j["input"]["n"], want.n);
+  EXPECT_EQ(j["input"]["d"], want.d);
+  EXPECT_EQ(j["input"]["dv"], want.dv);
+  EXPECT_EQ(j["input"]["seed"], want.seed);
+  EXPECT_EQ(j["input"]["temperature"], want.temperature);
+  // What each command offers as its default (sweep's N is a range of its own; the window has no --d or --seed:
+  // its panel starts from defaultInput(), which the GUI tests check).
+  auto shown = [](double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+  };
+  const std::map<std::string, std::vector<std::string>> defaults = {
+      {"run", {"--input TEXT=" + attn::generatorName(want.generator), "--n INT=" + std::to_string(want.n),
+               "--d INT=" + std::to_string(want.d), "--seed INT=" + std::to_string(want.seed),
+               "--temperature FLOAT=" + shown(want.temperature)}},
+      {"render", {"--input TEXT=" + attn::generatorName(want.generator), "--n INT=" + std::to_string(want.n),
+                  "--d INT=" + std::to_string(want.d), "--seed INT=" + std::to_string(want.seed),
+                  "--temperature FLOAT=" + shown(want.temperature)}},
+      {"sweep", {"--input TEXT=" + attn::generatorName(want.generator), "--d INT=" + std::to_string(want.d),
+                 "--temperature FLOAT=" + shown(want.temperature)}},
+      {"gui", {"--input TEXT=" + attn::generatorName(want.generator), "--n INT=" + std::to_string(want.n),
+               "--temperature FLOAT=" + shown(want.temperature)}}};
+  for (const auto& [command, options] : defaults) {
+    const Outcome help = runAttnlab(command + " --help");
+    ASSERT_EQ(help.code, 0) << command << ": " << help.err;
+    for (const std::string& option : options) EXPECT_NE(help.out.find(option), std::string::npos) << command << " lacks " << option;
+  }
 }
 
 TEST_F(Cli, ListAndInfo) {

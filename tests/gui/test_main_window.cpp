@@ -20,6 +20,7 @@
 #include <QGuiApplication>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -866,7 +867,7 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   family->setExpanded(true);
 
   // From the keyboard: Ctrl+F puts the keys in the filter (a letter there is text, not the L shortcut),
-  // Enter opens the first match, Down moves into the list.
+  // Enter opens the best match (here the first: none is an id or a title's beginning), Down moves into the list.
   // (Xvfb has no window manager: when the window stays inactive, the action the key is bound to is
   // triggered instead, and focus is checked as the window's focus widget.)
   window.activateWindow();
@@ -899,6 +900,77 @@ TEST_F(MainWindowTest, TheBrowserFiltersAndResetRestoresDefaults) {
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
   EXPECT_EQ(window.lastOutcome()->comparison->params.integer("window"), 64);
+}
+
+TEST_F(MainWindowTest, TheCompareMenuListsTheBrowsersFamilyOrderAndAnExactIdIsTheFirstMatch) {
+  MainWindow window(options("longformer"));
+  showAndWait(window);
+  auto* tree = window.findChild<QTreeWidget*>(QStringLiteral("mechanism_tree"));
+  ASSERT_NE(tree, nullptr);
+  // The browser: families as they are numbered (Reference, F1, F2, …), every mechanism once.
+  QStringList browser_families, browser_titles;
+  for (int f = 0; f < tree->topLevelItemCount(); ++f) {
+    browser_families << tree->topLevelItem(f)->text(0);
+    for (int c = 0; c < tree->topLevelItem(f)->childCount(); ++c)
+      if (tree->topLevelItem(f)->child(c)->data(0, Qt::UserRole).toString() != QStringLiteral("longformer"))
+        browser_titles << tree->topLevelItem(f)->child(c)->text(0);
+  }
+  std::set<attn::Family> present;
+  for (const auto& m : attn::mechanisms()) present.insert(m->info().family);
+  QStringList expected_families;  // std::set: in enum order
+  for (const attn::Family family : present) expected_families << QString::fromStdString(attn::familyName(family));
+  EXPECT_EQ(browser_families.join(" | ").toStdString(), expected_families.join(" | ").toStdString());
+  // The Compare menu: the same families in the same order, the same mechanisms in the same order (less the
+  // selected one).
+  QToolButton* compare = nullptr;
+  for (auto* button : window.findChildren<QToolButton*>())
+    if (button->text().startsWith(QStringLiteral("Compare"))) compare = button;
+  ASSERT_TRUE(compare && compare->menu());
+  emit compare->menu()->aboutToShow();
+  QStringList menu_families, menu_titles;
+  for (QAction* a : compare->menu()->actions()) {
+    if (!a->menu()) continue;
+    menu_families << a->text();
+    for (QAction* m : a->menu()->actions()) menu_titles << m->text();
+  }
+  EXPECT_EQ(menu_families.join(" | ").toStdString(), browser_families.join(" | ").toStdString());
+  EXPECT_EQ(menu_titles.join(" | ").toStdString(), browser_titles.join(" | ").toStdString());
+
+  // Typing an id and Enter opens that mechanism, not the first of those whose text contains it.
+  auto* filter = window.findChild<QLineEdit*>(QStringLiteral("mechanism_filter"));
+  ASSERT_NE(filter, nullptr);
+  QTest::keyClicks(filter, QStringLiteral("performer"));
+  QTest::keyClick(filter, Qt::Key_Return);
+  EXPECT_EQ(window.mechanismId(), "performer");
+  ASSERT_TRUE(tree->currentItem());
+  EXPECT_EQ(tree->currentItem()->text(0).toStdString(), attn::requireMechanism("performer")->info().title);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  // A title that begins with the text before one that only mentions it: "linear" is the Linear Transformer.
+  filter->clear();
+  QTest::keyClicks(filter, QStringLiteral("linear"));
+  QTest::keyClick(filter, Qt::Key_Return);
+  ASSERT_TRUE(tree->currentItem());
+  EXPECT_TRUE(tree->currentItem()->text(0).toLower().startsWith(QStringLiteral("linear")))
+      << tree->currentItem()->text(0).toStdString();
+  filter->clear();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+}
+
+TEST_F(MainWindowTest, AWindowOpenedWithoutOptionsRunsTheDefaultInput) {
+  GuiOptions o;  // what `attnlab gui` starts from before its options
+  o.backend = "cpu";
+  MainWindow window(o);
+  showAndWait(window);
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
+  const attn::InputSpec& got = window.lastOutcome()->comparison->inputs.spec;
+  const attn::InputSpec want = attn::defaultInput();
+  EXPECT_EQ(attn::generatorName(got.generator), attn::generatorName(want.generator));
+  EXPECT_EQ(got.n, want.n);
+  EXPECT_EQ(got.d, want.d);
+  EXPECT_EQ(got.dv, want.dv);
+  EXPECT_EQ(got.seed, want.seed);
+  EXPECT_EQ(got.temperature, want.temperature);
+  EXPECT_EQ(attn::describeKnobs(got), attn::describeKnobs(want));
 }
 
 TEST_F(MainWindowTest, CtrlCOverSelectedTextCopiesTheTextNotTheView) {
