@@ -12,4 +12,21 @@ Index checkedMul(Index a, Index b, const char* what, Index limit) {
   return a * b;
 }
 
+std::string failureMessage(std::exception_ptr error) {
+  try {
+    if (error) std::rethrow_exception(error);
+    return "internal error (no exception)";
+  } catch (const Cancelled&) {
+    return "cancelled";
+  } catch (const UserError& e) {
+    return e.what();
+  } catch (const std::bad_alloc&) {
+    return "out of memory: try a smaller N";
+  } catch (const std::exception& e) {
+    return std::string("internal error: ") + e.what();
+  } catch (...) {
+    return "internal error (unknown exception)";
+  }
+}
+
 }  // namespace attn

@@ -2,6 +2,7 @@
 #pragma once
 #include <Eigen/Dense>
 #include <cstdint>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -35,6 +36,12 @@ class Cancelled : public std::runtime_error {
  public:
   Cancelled() : std::runtime_error("cancelled") {}
 };
+
+/// The one error policy of every boundary a person sees (the CLI's exit line, the window's error box and
+/// panels, exports, sessions, the Curves dock): the message for the exception being handled — a UserError's
+/// own words, "cancelled", "out of memory: try a smaller N", or "internal error: …" for anything else (a bug
+/// or a lost device, said as such). Call it inside a catch block.
+std::string failureMessage(std::exception_ptr error = std::current_exception());
 
 /// A value or a message for a person (for fallible parsers at the file boundary).
 template <class T>

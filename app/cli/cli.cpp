@@ -664,12 +664,8 @@ int run(int argc, char** argv) {
     }
     std::printf("attnlab: no display found, so rendering the default figures instead of opening the GUI\n");
     return commandDemo(demo);
-  } catch (const attn::UserError& e) {
-    return fail(e.what());
-  } catch (const std::bad_alloc&) {
-    return fail("out of memory; try a smaller N");
-  } catch (const std::exception& e) {
-    return fail(std::string("internal error: ") + e.what());
+  } catch (...) {  // the one error policy of every boundary (attn::failureMessage)
+    return fail(attn::failureMessage());
   }
 }
 

@@ -225,19 +225,10 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       outcome.comparison = complete->subject.main;
       outcome.pooled = std::move(complete);
     }
-  } catch (const attn::Cancelled&) {
-    outcome.error = "cancelled";
-  } catch (const attn::UserError& e) {
-    outcome.error = e.what();
-  } catch (const std::bad_alloc&) {
-    outcome.error = "out of memory: try a smaller N";
-  } catch (const std::exception& e) {
-    // A bug or a lost device: say so, keep the window alive, and start from a fresh backend next time.
-    outcome.error = std::string("internal error: ") + e.what();
-    backend.backend.reset();
-  } catch (...) {
-    outcome.error = "internal error (unknown exception)";
-    backend.backend.reset();
+  } catch (...) {  // the one error policy of every boundary (attn::failureMessage)
+    outcome.error = attn::failureMessage();
+    // A bug or a lost device: keep the window alive, and start from a fresh backend next time.
+    if (outcome.error.rfind("internal error", 0) == 0) backend.backend.reset();
   }
   // A failure after the picture went out early (in the float64 reference or the metrics) is a failure too.
   if (!outcome.error.empty()) outcome.ok = false;

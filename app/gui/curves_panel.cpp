@@ -118,8 +118,8 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
     if (path.isEmpty()) return;
     try {
       exportTo(path.toStdString());
-    } catch (const std::exception& e) {
-      QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
+    } catch (...) {
+      QMessageBox::warning(this, tr("attnlab"), QString::fromStdString(attn::failureMessage()));
     }
   });
   report_ = new QPushButton(tr("Report\xE2\x80\xA6"));
@@ -130,8 +130,8 @@ CurvesPanel::CurvesPanel(QWidget* parent) : QWidget(parent) {
     if (dir.isEmpty()) return;
     try {
       writeReport(dir.toStdString());
-    } catch (const std::exception& e) {
-      QMessageBox::warning(this, tr("attnlab"), QString::fromUtf8(e.what()));
+    } catch (...) {
+      QMessageBox::warning(this, tr("attnlab"), QString::fromStdString(attn::failureMessage()));
     }
   });
   progress_ = new QProgressBar;
@@ -290,8 +290,8 @@ bool CurvesPanel::start() {
                 this, [this, p, copy] { onProgress(p, copy ? &*copy : nullptr); }, Qt::QueuedConnection);
           },
           flag.get());
-    } catch (const std::exception& e) {
-      out.error = e.what();
+    } catch (...) {
+      out.error = attn::failureMessage();
     }
     return out;
   }));

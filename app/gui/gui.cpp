@@ -91,9 +91,9 @@ int runGui(int& argc, char** argv, const GuiOptions& options) {
     MainWindow window(options);
     window.show();
     return QApplication::exec();
-  } catch (const std::exception& e) {
+  } catch (...) {
     // Nothing should get here (runs report their errors in the window); if something does, say what.
-    QMessageBox::critical(nullptr, QStringLiteral("attnlab"), QString::fromUtf8(e.what()));
+    QMessageBox::critical(nullptr, QStringLiteral("attnlab"), QString::fromStdString(attn::failureMessage()));
     return 1;
   }
 }

@@ -47,4 +47,5 @@ void check(VkResult result, const char* call, const char* file, int line);
 }  // namespace attn::vk
 
 /// Checks a VkResult-returning call; see the top of this file.
-#define VK_CHECK(call) ::attn::vk::check((call), #call, __FILE__, __LINE__)
+// __FILE_NAME__ (GCC 12, Clang 9): the file's name alone, so no path of the source tree is compiled into the binary.
+#define VK_CHECK(call) ::attn::vk::check((call), #call, __FILE_NAME__, __LINE__)
