@@ -249,10 +249,8 @@ std::vector<Companion> compareCompanions(const std::shared_ptr<const Comparison>
       c.comparison = std::make_shared<const Comparison>(compare(main->inputs, o.mechanism, o.params, backend, options));
     } catch (const Cancelled&) {
       throw;
-    } catch (const std::bad_alloc&) {
-      c.error = "out of memory: try a smaller N";
-    } catch (const std::exception& e) {
-      c.error = e.what();
+    } catch (...) {  // the boundaries' one policy: a UserError's words, out of memory, or an internal error
+      c.error = failureMessage();
     }
     out.push_back(std::move(c));
   }
@@ -341,8 +339,8 @@ void completeMetrics(std::shared_ptr<const Comparison>& main, std::vector<Compan
       throw;
     } catch (const std::bad_alloc&) {
       other.error = "out of memory for its float64 reference";
-    } catch (const std::exception& e) {
-      other.error = e.what();
+    } catch (...) {
+      other.error = failureMessage();
     }
   }
 }

@@ -266,9 +266,6 @@ void MainWindow::showOutcome() {
   if (request.third == scene::Third::Difference && pooled.difference.values.size() == 0 &&
       pooled.request.third != scene::Third::Difference && !runner_.busy() && !run_timer_.isActive())
     scheduleRepool();
-  if (outcome_->metrics_pending)
-    for (scene::Panel& p : scene.panels)
-      if (p.role == "mechanism" && !p.captions.empty() && !request.times) p.captions.back() += " \xC2\xB7 row TV\xE2\x80\xA6";
   scene.light = light_;
   scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
   scene.help = helpLines();
