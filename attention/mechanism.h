@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -43,6 +44,11 @@ struct MechanismInfo {
   /// the paper's equations; the trax code uses q·k̂"). Shown on the info card, by `attnlab list` and in
   /// figure footers.
   std::vector<std::string> conventions;
+  /// The output is linear in V for fixed Q and K (out(cV) = c·out(V)): true of every mechanism whose weights
+  /// come from Q and K alone. The runner then computes with V scaled by a power of two when V's values are
+  /// huge (exact in floating point) and scales the output back, so a finite true output stays finite.
+  /// Checked for every mechanism by Numbers.OutputIsLinearInValuesWhereTheMechanismSaysSo.
+  bool linear_in_values = true;
 };
 
 /// A setting of a mechanism's parameters at which it reproduces softmax attention of its reference
@@ -75,6 +81,10 @@ struct Cost {
   double display_ms() const;  ///< the display-only stages' time
 };
 
+/// Where a long run says how far it is (the CLI's progress line, the window's status bar): the stage's name
+/// and the fraction of it done, 0…1. Called on the running thread, between blocks of work.
+using ProgressFn = std::function<void(const std::string& stage, double fraction)>;
+
 struct RunOptions {
   bool causal = false;
   std::uint64_t seed = 1;                       ///< for random rotations, features, blocks
@@ -83,8 +93,12 @@ struct RunOptions {
   /// leave out what it builds only to be seen: steps, reach patterns, effective matrices formed for
   /// display. The output must be bit-identical either way.
   bool explain = true;
+  const ProgressFn* progress = nullptr;  ///< optional: told how far long stages are
   void checkCancel() const {
     if (cancel && cancel->load()) throw Cancelled();
+  }
+  void report(const std::string& stage, double fraction) const {
+    if (progress && *progress) (*progress)(stage, fraction);
   }
 };
 

@@ -5,6 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "attention/metrics.h"
@@ -16,7 +20,7 @@ double millisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel) {
+MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel, const ProgressFn* progress) {
   // In blocks of rows (each block's queries sit at key positions i0 + i), so a cancel takes effect
   // within one block even at large N.
   const Index n = inputs.n();
@@ -25,6 +29,7 @@ MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<boo
   MatrixD out(n, inputs.v.cols());
   for (Index i0 = 0; i0 < n; i0 += block) {
     if (cancel && cancel->load()) throw Cancelled();
+    if (progress && *progress && n > block) (*progress)("float64 reference", double(i0) / double(n));
     const Index rows = std::min(block, n - i0);
     DenseAttentionOptions o;
     o.causal = causal;
@@ -37,6 +42,79 @@ MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<boo
 
 namespace {
 bool same(const Matrix& a, const Matrix& b) { return a.rows() == b.rows() && a.cols() == b.cols() && a == b; }
+
+// V's values from which the runs compute with V·2^-e: far above any real data (2^64 ≈ 1.8e19), far below
+// where float sums of N weighted values overflow (3.4e38).
+constexpr float k_huge_values = 0x1p64f;
+
+/// e > 0 when `v` holds values ≥ k_huge_values (then max|v|·2^-e lies in [0.5, 1)), else 0.
+int valueExponent(const Matrix& v) {
+  const float most = v.size() ? v.cwiseAbs().maxCoeff() : 0.0f;
+  if (!(most >= k_huge_values)) return 0;
+  int e = 0;
+  std::frexp(most, &e);
+  return e;
+}
+
+/// `mechanism` on `inputs`; when V's values are huge and the output is linear in V, on V·2^-e with the output
+/// scaled back by 2^e. Both scalings are exact in floating point, so the output is what the arithmetic on V
+/// would give wherever that is finite, and finite wherever the true output is.
+Result runScaled(const Mechanism& mechanism, const Inputs& inputs, const Params& params, Backend& backend,
+                 const RunOptions& options) {
+  const int e = mechanism.info().linear_in_values ? valueExponent(inputs.v) : 0;
+  if (e == 0) return mechanism.run(inputs, params, backend, options);
+  Inputs scaled = inputs;
+  scaled.v = (scaled.v.cast<double>() * std::ldexp(1.0, -e)).cast<float>();
+  Result r = mechanism.run(scaled, params, backend, options);
+  r.output = (r.output.cast<double>() * std::ldexp(1.0, e)).cast<float>();
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "V's values reach %.3g: computed with V·2^-%d and the output scaled back (exact in floating point); "
+                "pictures of intermediate sums of V show them scaled",
+                double(inputs.v.cwiseAbs().maxCoeff()), e);
+  r.explanation.notes.push_back(buf);
+  return r;
+}
+
+/// Why a mechanism's output is not finite, blaming the input where the input is the cause.
+std::string nonFiniteMessage(const Comparison& c) {
+  const Matrix& out = c.approx.output;
+  Index rows = 0;
+  for (Index i = 0; i < out.rows(); ++i) rows += out.row(i).allFinite() ? 0 : 1;
+  const std::string where = c.mechanism->info().id + " gave NaN or infinite outputs in " + std::to_string(rows) +
+                            " of " + std::to_string(out.rows()) + " rows";
+  const Inputs& in = c.inputs;
+  const double qn = in.q.cast<double>().rowwise().norm().maxCoeff();
+  const double kn = in.k.cast<double>().rowwise().norm().maxCoeff();
+  const double vmax = in.v.cast<double>().cwiseAbs().maxCoeff();
+  const double logit = qn * kn / std::sqrt(double(std::max<Index>(1, in.q.cols())));
+  char buf[480];
+  if (logit >= 1e36) {
+    std::snprintf(buf, sizeof buf,
+                  "%s: the input's logits q·k/√d reach ≈ %.3g (largest ‖q‖ = %.3g, ‖k‖ = %.3g), beyond what float "
+                  "arithmetic holds (3.4e38). The input is the cause, not the parameters: scale Q and K down",
+                  where.c_str(), logit, qn, kn);
+  } else if (vmax >= double(k_huge_values) && !c.mechanism->info().linear_in_values) {
+    std::snprintf(buf, sizeof buf,
+                  "%s: V's values reach %.3g and this mechanism's output is not linear in V, so it cannot be computed "
+                  "on V scaled down. The input is the cause: scale V down",
+                  where.c_str(), vmax);
+  } else if (vmax >= double(k_huge_values)) {
+    std::snprintf(buf, sizeof buf,
+                  "%s: with V's values at %.3g its true output exceeds the float range (3.4e38). The input is the "
+                  "cause, not the parameters: scale V down",
+                  where.c_str(), vmax);
+  } else if (logit > 80) {
+    std::snprintf(buf, sizeof buf,
+                  "%s: the input's logits q·k/√d reach ≈ %.3g (largest ‖q‖ = %.3g, ‖k‖ = %.3g), where exp() of them "
+                  "leaves the float range (e^88) in this mechanism's arithmetic; scale Q and K down, or try other "
+                  "parameter values",
+                  where.c_str(), logit, qn, kn);
+  } else {
+    return where + " at these parameter values: its arithmetic overflowed; try other values or a milder input";
+  }
+  return buf;
+}
 }  // namespace
 
 Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Params params, Backend& backend,
@@ -72,7 +150,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
     c.reused_reference = true;
   } else {
     backend.resetPeakBytes();
-    c.exact = exact->run(reference_inputs, exact_params, backend, reference_run);
+    c.exact = runScaled(*exact, reference_inputs, exact_params, backend, reference_run);
     c.exact_ms = millisecondsSince(t0);
     c.reference_inputs = std::make_shared<const Inputs>(reference_inputs);
   }
@@ -100,18 +178,12 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
 
   backend.resetPeakBytes();
   t0 = std::chrono::steady_clock::now();
-  c.approx = c.mechanism->run(c.inputs, c.params, backend, options.run);
+  c.approx = runScaled(*c.mechanism, c.inputs, c.params, backend, options.run);
   c.approx_ms = millisecondsSince(t0);
   options.run.checkCancel();
   // The inputs are finite, so exact attention's output is (a convex combination of V's rows): a mechanism
   // whose output is not has overflowed at these settings, and no error can be measured against it.
-  if (!c.approx.output.allFinite()) {
-    Index rows = 0;
-    for (Index i = 0; i < c.approx.output.rows(); ++i) rows += c.approx.output.row(i).allFinite() ? 0 : 1;
-    throw UserError(c.mechanism->info().id + " gave NaN or infinite outputs in " + std::to_string(rows) + " of " +
-                    std::to_string(c.approx.output.rows()) +
-                    " rows at these parameter values: its arithmetic overflowed; try other values or a milder input");
-  }
+  if (!c.approx.output.allFinite()) throw UserError(nonFiniteMessage(c));
 
   if (reusable && reuse->reference.size() > 0) {
     c.reference = reuse->reference;
@@ -121,17 +193,17 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
   const bool own_missing = c.own && c.own->reference.size() == 0;
   if (c.own && !own_missing) c.own->relative_error = relativeError(c.approx.output, c.own->reference);
   if (options.with_reference && (c.reference.size() == 0 || own_missing))
-    addReference(c, options.run.cancel);
+    addReference(c, options.run.cancel, options.run.progress);
   else if (c.reference.size() == 0)
     c.relative_error = std::numeric_limits<double>::quiet_NaN();  // addReference() later
   if (options.with_weight_metrics) addWeightMetrics(c, options.max_metric_n);
   return c;
 }
 
-void addReference(Comparison& c, const std::atomic<bool>* cancel) {
+void addReference(Comparison& c, const std::atomic<bool>* cancel, const ProgressFn* progress) {
   const ScopedFlushDenormals flush;
   const Inputs& reference_inputs = c.reference_inputs ? *c.reference_inputs : c.inputs;
-  if (c.reference.size() == 0) c.reference = referenceOutput(reference_inputs, c.reference_causal, cancel);
+  if (c.reference.size() == 0) c.reference = referenceOutput(reference_inputs, c.reference_causal, cancel, progress);
   c.relative_error = relativeError(c.approx.output, c.reference);
   c.uniform_error = uniformAttentionError(reference_inputs, c.reference_causal, c.reference);
   if (c.own) {
@@ -355,6 +427,58 @@ std::string describeInputs(const InputSpec& spec, Index n, Index d, bool causal)
 std::string noWeightsText(const Comparison& c) {
   const std::string& why = c.approx.explanation.weights_withheld;
   return c.mechanism->info().title + (why.empty() ? std::string(" implies no N\xC3\x97N weight matrix") : ": " + why);
+}
+
+}  // namespace attn
+
+namespace attn {
+
+namespace {
+struct Speed {
+  double float_flops_per_s = 0;   // the backend's dense attention
+  double double_flops_per_s = 0;  // the float64 reference, on the CPU
+};
+
+// Measured once per backend and head size on a small run (a few milliseconds): 512 queries × 1024 keys.
+Speed measureSpeed(Backend& backend, Index d, Index dv) {
+  static std::mutex mutex;
+  static std::map<std::tuple<std::string, Index, Index>, Speed> known;
+  const auto key = std::make_tuple(backend.info().name + " " + backend.info().device, d, dv);
+  {
+    const std::lock_guard lock(mutex);
+    if (auto it = known.find(key); it != known.end()) return it->second;
+  }
+  constexpr Index n = 512, m = 1024;
+  const Matrix q = Matrix::Constant(n, d, 0.01f), k = Matrix::Constant(m, d, 0.02f), v = Matrix::Constant(m, dv, 1.0f);
+  const double work = 2.0 * double(n) * double(m) * double(d + dv);
+  DenseAttentionOptions o;
+  double best = std::numeric_limits<double>::infinity();
+  for (int run = 0; run < 2; ++run) {  // the first run warms caches and pipelines
+    const auto t0 = std::chrono::steady_clock::now();
+    backend.denseAttention(q, k, v, o);
+    best = std::min(best, millisecondsSince(t0) * 1e-3);
+  }
+  Speed s;
+  s.float_flops_per_s = work / std::max(best, 1e-6);
+  const MatrixD qd = q.topRows(128).cast<double>(), kd = k.cast<double>(), vd = v.cast<double>();
+  const auto t0 = std::chrono::steady_clock::now();
+  referenceAttention(qd, kd, vd, o);
+  s.double_flops_per_s = work / 4 / std::max(millisecondsSince(t0) * 1e-3, 1e-6);
+  const std::lock_guard lock(mutex);
+  known[key] = s;
+  return s;
+}
+}  // namespace
+
+double predictCompareSeconds(Index n, Index m, Index d, Index dv, bool causal, double mechanism_flops,
+                             Backend& backend, bool with_reference) {
+  const double pairs = causal && n == m ? double(n) * double(n + 1) / 2 : double(n) * double(m);
+  const double dense = 2.0 * pairs * double(d + dv);
+  if (dense + mechanism_flops < 1e9) return dense * 1e-9;  // well under a second anywhere: no need to measure
+  const Speed s = measureSpeed(backend, d, dv);
+  // The float64 reference runs the full N×M (it masks rather than skips) on the CPU.
+  const double reference = with_reference ? 2.0 * double(n) * double(m) * double(d + dv) / s.double_flops_per_s : 0;
+  return (dense + std::max(0.0, mechanism_flops)) / s.float_flops_per_s + reference;
 }
 
 }  // namespace attn

@@ -71,7 +71,7 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
                    const CompareOptions& options);
 
 /// The float64 reference and the relative error of a comparison made with with_reference = false.
-void addReference(Comparison& c, const std::atomic<bool>* cancel = nullptr);
+void addReference(Comparison& c, const std::atomic<bool>* cancel = nullptr, const ProgressFn* progress = nullptr);
 
 /// Row TV and mass recall of a comparison made with with_weight_metrics = false (O(N²): the GUI shows the
 /// picture first and adds these after): over every row up to max_metric_n, over metricRows' sample above.
@@ -131,6 +131,13 @@ std::shared_ptr<const Comparison> completeMetrics(const std::shared_ptr<const Co
 void completeMetrics(std::shared_ptr<const Comparison>& main, std::vector<Companion>& others,
                      const std::atomic<bool>* cancel = nullptr);
 
+/// Seconds compare() is predicted to take: exact attention's O(N·M·(d+dv)) work and the mechanism's predicted
+/// FLOPs at the backend's measured speed, plus the float64 reference at the CPU's (each speed measured once per
+/// backend and head size on a 512×1024 run, a few milliseconds). For saying before a long run starts how long it
+/// will be; within a factor of about two.
+double predictCompareSeconds(Index n, Index m, Index d, Index dv, bool causal, double mechanism_flops, Backend& backend,
+                             bool with_reference = true);
+
 /// The inputs in one line, the one description every view uses: "clustered input, N = 256, d = 64, seed 1"
 /// (a file's name instead of the generator; the generator's knobs after it; ", causal" when causal).
 std::string describeInputs(const InputSpec& spec, Index n, Index d, bool causal);
@@ -139,7 +146,8 @@ std::string describeInputs(const InputSpec& spec, Index n, Index d, bool causal)
 std::string noWeightsText(const Comparison& c);
 
 /// Float64 reference output of exact attention on the CPU (for errors); Cancelled when `cancel` is set.
-MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr);
+MatrixD referenceOutput(const Inputs& inputs, bool causal, const std::atomic<bool>* cancel = nullptr,
+                        const ProgressFn* progress = nullptr);
 
 /// The approximation-quality figures of a comparison as lines, headline first, each a figure with its meaning:
 ///   "misplaced 23.1 % (row TV)"                      where implied weights exist (bounded, [0, 100] %)

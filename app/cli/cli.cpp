@@ -118,6 +118,78 @@ attn::Inputs loadInputs(const RunArgs& a) {
   return in;
 }
 
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void onInterrupt(int) {
+  if (g_interrupted.exchange(true)) {  // a second Ctrl-C: stop at once
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+std::string duration(double s) {
+  if (!std::isfinite(s)) return "--:--";
+  const long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+// Runs longer than this say how long they will take before they start, and show how far they are.
+constexpr double k_long_run_seconds = 10;
+
+// A comparison that may be long (exact attention always runs first, O(N²)): says its predicted time before it
+// starts, shows progress on stderr, and lets Ctrl-C stop it cleanly (attn::Cancelled: exit 130, nothing written).
+class WatchedRun {
+ public:
+  WatchedRun(const attn::Inputs& in, const attn::Mechanism& mechanism, attn::Backend& backend,
+             attn::CompareOptions& options) {
+    g_interrupted = false;
+    previous_ = std::signal(SIGINT, onInterrupt);
+    options.run.cancel = &g_interrupted;
+    const double seconds = attn::predictCompareSeconds(in.n(), in.m(), in.q.cols(), in.v.cols(), options.run.causal, 0,
+                                                       backend, options.with_reference);
+    if (!(seconds >= k_long_run_seconds)) return;
+    std::fprintf(stderr,
+                 "attnlab: this run will take about %s (exact attention over N = %lld tokens, then %s and the "
+                 "float64 reference; predicted from this machine's speed); Ctrl-C stops it\n",
+                 duration(seconds).c_str(), (long long)in.n(), mechanism.info().id.c_str());
+    tty_ = ::isatty(2) != 0;
+    start_ = std::chrono::steady_clock::now();
+    progress_ = [this](const std::string& stage, double fraction) { show(stage, fraction); };
+    options.run.progress = &progress_;
+  }
+  ~WatchedRun() {
+    std::signal(SIGINT, previous_);
+    if (tty_ && shown_) std::fprintf(stderr, "\r\033[K");
+  }
+  WatchedRun(const WatchedRun&) = delete;
+  WatchedRun& operator=(const WatchedRun&) = delete;
+
+ private:
+  void show(const std::string& stage, double fraction) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const int percent = int(std::clamp(fraction, 0.0, 1.0) * 100);
+    if (tty_) {
+      std::fprintf(stderr, "\r\033[K  %s %3d%%  elapsed %s", stage.c_str(), percent, duration(elapsed).c_str());
+    } else {  // a log: a line when a stage starts and at every quarter
+      if (stage == stage_ && percent / 25 == quarter_) return;
+      std::fprintf(stderr, "attnlab: %s %d%% (elapsed %s)\n", stage.c_str(), percent, duration(elapsed).c_str());
+    }
+    std::fflush(stderr);
+    stage_ = stage;
+    quarter_ = percent / 25;
+    shown_ = true;
+  }
+  void (*previous_)(int) = SIG_DFL;
+  attn::ProgressFn progress_;
+  std::chrono::steady_clock::time_point start_;
+  std::string stage_;
+  int quarter_ = -1;
+  bool tty_ = false, shown_ = false;
+};
+
 // The comparison RunArgs ask for (mechanism, parameters, inputs, backend); `check` sees the inputs
 // before anything runs.
 attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(const attn::Inputs&)>& check = {}) {
@@ -130,6 +202,7 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
+  const WatchedRun watched(inputs, *mechanism, *selection.backend, options);
   attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
   // The times a user can trust, the same way the window measures them: the median of a few runs, each warm.
   attn::applyTiming(c, attn::measureTimes(c, *selection.backend, options.run));
@@ -352,6 +425,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
   scene::Subject subject;
+  const WatchedRun watched(inputs, *mechanism, *selection.backend, options);
   subject.main = std::make_shared<const attn::Comparison>(
       attn::compare(std::move(inputs), mechanism, params, *selection.backend, options));
   std::vector<attn::CompanionSpec> specs;
@@ -398,24 +472,6 @@ struct SweepArgs {
   attn::InputSpec knobs = k_default_input;
   bool causal = false, fixed_params = false, quiet = false;
 };
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void onInterrupt(int) {
-  if (g_interrupted.exchange(true)) {  // a second Ctrl-C: stop at once
-    std::signal(SIGINT, SIG_DFL);
-    std::raise(SIGINT);
-  }
-}
-
-std::string duration(double s) {
-  if (!std::isfinite(s)) return "--:--";
-  const long t = std::lround(s);
-  char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
-  return buf;
-}
 
 int commandSweep(const SweepArgs& a, const std::string& command_line) {
   attn::SweepSpec spec;
@@ -664,6 +720,9 @@ int run(int argc, char** argv) {
     }
     std::printf("attnlab: no display found, so rendering the default figures instead of opening the GUI\n");
     return commandDemo(demo);
+  } catch (const attn::Cancelled&) {  // Ctrl-C during run or render (a sweep keeps what finished)
+    std::fprintf(stderr, "\nattnlab: interrupted (Ctrl-C): the run stopped and nothing was written\n");
+    return 130;
   } catch (...) {  // the one error policy of every boundary (attn::failureMessage)
     return fail(attn::failureMessage());
   }

@@ -42,6 +42,11 @@ ComparisonRunner::~ComparisonRunner() {
 
 bool ComparisonRunner::busy() const { return running_ || pending_.has_value(); }
 
+void ComparisonRunner::cancel() {
+  pending_.reset();
+  if (running_ && cancel_) cancel_->store(true);
+}
+
 void ComparisonRunner::outcomeDrawn(quint64 id) {
   if (id > drawn_->load()) drawn_->store(id);
 }
@@ -83,8 +88,16 @@ void ComparisonRunner::launch() {
     while (drawn->load() < id && !cancel->load() && std::chrono::steady_clock::now() - start < k_settle_limit)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
   };
-  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel, early, settle]() {
-    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel, early, settle));
+  auto report = [this, id](QString text) {
+    QMetaObject::invokeMethod(
+        this,
+        [this, id, text] {
+          if (running_ && running_id_ == id && !pending_) emit progress(id, text);
+        },
+        Qt::QueuedConnection);
+  };
+  watcher_.setFuture(QtConcurrent::run([request = std::move(request), backend, cancel, early, settle, report]() {
+    return std::make_shared<const RunOutcome>(execute(request, *backend, *cancel, early, settle, report));
   }));
 }
 
@@ -109,11 +122,21 @@ double msSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Runs predicted to take longer say so in the status bar.
+constexpr double k_long_run_s = 2;
+
+QString durationText(double seconds) {
+  const long t = std::lround(seconds);
+  return t >= 3600 ? QStringLiteral("%1:%2:%3").arg(t / 3600).arg((t / 60) % 60, 2, 10, QLatin1Char('0')).arg(t % 60, 2, 10, QLatin1Char('0'))
+         : t >= 60 ? QStringLiteral("%1 min %2 s").arg(t / 60).arg(t % 60)
+                   : QStringLiteral("%1 s").arg(t);
+}
+
 }  // namespace
 
 RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
                                      const std::function<void(std::shared_ptr<const RunOutcome>)>& early,
-                                     const std::function<void()>& settle) {
+                                     const std::function<void()>& settle, const std::function<void(QString)>& report) {
   RunOutcome outcome;
   outcome.causal = request.causal;
   outcome.repooled = request.repool.has_value();
@@ -155,6 +178,20 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       options.with_weight_metrics = false;  // after the picture (below)
       options.with_reference = false;       // likewise: the float64 reference is O(N²·d) on the CPU
       options.reuse = backend.last;
+      // A long run says how long it will be, then how far it is (Cancel stops it between blocks of work).
+      const double predicted = attn::predictCompareSeconds(inputs.n(), inputs.m(), inputs.q.cols(), inputs.v.cols(),
+                                                           request.causal, 0, *backend.backend, false);
+      const QString in_all = predicted >= k_long_run_s
+                                 ? QStringLiteral(" \xC2\xB7 about %1 in all").arg(durationText(predicted))
+                                 : QString();
+      if (!in_all.isEmpty()) report(QStringLiteral("running\xE2\x80\xA6") + in_all);
+      auto last = std::chrono::steady_clock::now();
+      const attn::ProgressFn progress = [&](const std::string& stage, double fraction) {
+        if (std::chrono::steady_clock::now() - last < std::chrono::milliseconds(200)) return;
+        last = std::chrono::steady_clock::now();
+        report(QStringLiteral("%1 %2 %").arg(QString::fromStdString(stage)).arg(int(fraction * 100)) + in_all);
+      };
+      options.run.progress = &progress;
       subject.main = std::make_shared<const attn::Comparison>(
           attn::compare(std::move(inputs), request.mechanism, std::move(params), *backend.backend, options));
       backend.last = subject.main;
@@ -227,6 +264,7 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
     }
   } catch (...) {  // the one error policy of every boundary (attn::failureMessage)
     outcome.error = attn::failureMessage();
+    outcome.cancelled = cancel.load();
     // A bug or a lost device: keep the window alive, and start from a fresh backend next time.
     if (outcome.error.rfind("internal error", 0) == 0) backend.backend.reset();
   }

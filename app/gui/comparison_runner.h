@@ -50,6 +50,7 @@ struct RunRequest {
 struct RunOutcome {
   bool ok = false;
   std::string error;  ///< a message for a person when !ok
+  bool cancelled = false;  ///< !ok because ComparisonRunner::cancel() stopped it
   /// Everything the view model pooled for the request; its subject holds the comparisons (main and, in compare
   /// mode, the others).
   std::shared_ptr<const scene::Pooled> pooled;
@@ -80,6 +81,9 @@ class ComparisonRunner : public QObject {
   quint64 submit(RunRequest request);
   /// true while a run is in flight or waiting.
   bool busy() const;
+  /// Stops the run in flight (between blocks of its work) and drops what waits: it reports a Cancelled outcome
+  /// (RunOutcome::cancelled). Nothing happens when idle.
+  void cancel();
   /// The window has drawn the picture of request `id` (or cannot draw it: no viewport, not exposed) and is
   /// idle. The worker waits for this before it measures the times again (RunOutcome::compare_ms aside, the
   /// times shown are measured with nothing else running: on two cores the viewport's drawing, lavapipe's
@@ -90,6 +94,9 @@ class ComparisonRunner : public QObject {
   /// The newest request finished (successfully or not). Superseded requests never report. A request may
   /// report twice: first with metrics_pending (the picture), then complete.
   void finished(quint64 id, std::shared_ptr<const RunOutcome> outcome);
+  /// How far the newest run is, for the status bar: "exact attention 45 % · about 2:10 in all" (a long run
+  /// says its predicted time when it starts, then how far each long stage is, at most every 200 ms).
+  void progress(quint64 id, QString text);
 
  private:
   struct Backend;
@@ -99,7 +106,7 @@ class ComparisonRunner : public QObject {
   /// `settle` returned: the window drew it) and the O(N²) weight metrics.
   static RunOutcome execute(const RunRequest& request, Backend& backend, const std::atomic<bool>& cancel,
                             const std::function<void(std::shared_ptr<const RunOutcome>)>& early,
-                            const std::function<void()>& settle);
+                            const std::function<void()>& settle, const std::function<void(QString)>& report);
 
   std::shared_ptr<Backend> backend_;  // touched by the worker only while a job runs
   QFutureWatcher<std::shared_ptr<const RunOutcome>> watcher_;

@@ -32,6 +32,7 @@
 #include <QPixmap>
 #include <QPlainTextEdit>
 #include <QPolygonF>
+#include <QPushButton>
 #include <QSettings>
 #include <QSignalBlocker>
 #include <QStandardPaths>
@@ -130,6 +131,21 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   statusBar()->addWidget(status_notice_, 1);
   statusBar()->addPermanentWidget(status_error_);
   statusBar()->addPermanentWidget(status_time_);
+  // A run in flight for more than a moment can be stopped (Esc too); the picture then says it was cancelled.
+  cancel_run_ = new QPushButton(tr("Cancel"));
+  cancel_run_->setObjectName(QStringLiteral("cancelRun"));
+  cancel_run_->setToolTip(tr("Stop this run (Esc). Change a setting, or Ctrl+Shift+R, to run again."));
+  cancel_run_->hide();
+  statusBar()->addPermanentWidget(cancel_run_);
+  connect(cancel_run_, &QPushButton::clicked, this, [this] { cancelRun(); });
+  cancel_timer_.setSingleShot(true);
+  cancel_timer_.setInterval(k_cancel_button_delay_ms);
+  connect(&cancel_timer_, &QTimer::timeout, this, [this] {
+    if (runner_.busy()) cancel_run_->show();
+  });
+  connect(&runner_, &ComparisonRunner::progress, this, [this](quint64 id, const QString& text) {
+    if (id == latest_id_) status_time_->setText(text);
+  });
 
   error_box_ = new QMessageBox(QMessageBox::Warning, tr("attnlab"), QString(), QMessageBox::Ok, this);
   error_box_->setWindowModality(Qt::NonModal);
@@ -507,9 +523,11 @@ void MainWindow::buildShortcuts() {
   light->setObjectName(QStringLiteral("lightTheme"));
   add(tr("Presenter mode"), QKeySequence(Qt::Key_F5), [this] { setPresenterMode(!presenter_); })->setCheckable(true);
   add(tr("Keyboard shortcuts"), QKeySequence(Qt::Key_F1), [this] { showShortcuts(); });
-  add(tr("Close the shortcut list"), QKeySequence(Qt::Key_Escape), [this] {
+  add(tr("Close the shortcut list, or cancel the run in flight"), QKeySequence(Qt::Key_Escape), [this] {
     if (help_visible_) setHelpVisible(false);
+    else if (runner_.busy()) cancelRun();
   });
+  add(tr("Run again"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R), [this] { scheduleRun(); });
   // The window holds every menu action too, so their keys keep working while presenter mode hides the
   // menu bar (actions only in a hidden menu bar get no shortcut events).
   std::function<void(const QMenu*)> adopt = [&](const QMenu* menu) {

@@ -21,6 +21,7 @@
 #include "render/scene/scene.h"
 
 class QComboBox;
+class QPushButton;
 class QMenu;
 class QToolButton;
 class QLabel;
@@ -177,6 +178,8 @@ class MainWindow : public QMainWindow {
   /// Coalesces control changes: the comparison reruns once the controls are quiet for a moment.
   void scheduleRun();
   void startRun();
+  /// Stops the run in flight (the Cancel button, Esc).
+  void cancelRun();
   /// Pools the last comparison again (new viewport size or pooling), without rerunning it.
   void scheduleRepool();
   RunRequest baseRequest() const;
@@ -234,6 +237,8 @@ class MainWindow : public QMainWindow {
   std::vector<std::string> compare_ids_;                                 // compare mode's other mechanisms
   std::map<std::string, std::map<std::string, double>> params_by_id_;  // each mechanism's last parameters  ///< token order of the images: position, or a grouping of the outcome  ///< which pattern the third panel shows: the mechanism's or a step's
   QLabel* status_time_ = nullptr;
+  QPushButton* cancel_run_ = nullptr;  ///< shown while a run has been in flight for k_cancel_button_delay_ms
+  QTimer cancel_timer_;
   QLabel* status_error_ = nullptr;
   QLabel* status_notice_ = nullptr;
   QMessageBox* error_box_ = nullptr;

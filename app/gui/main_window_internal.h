@@ -7,6 +7,7 @@
 namespace attnlab::gui::internal {
 
 inline constexpr float k_presenter_scale = 1.5f;  // presenter mode: Qt fonts and the viewport's overlay
+inline constexpr int k_cancel_button_delay_ms = 700;  // a run in flight this long shows Cancel in the status bar
 inline constexpr int k_run_delay_ms = 0;  // controls quiet for one event-loop turn → rerun (coalesces Reset and several signals of one edit; a stale run is cancelled anyway)
 inline constexpr int k_repool_delay_ms = 200;  // after the last resize step
 inline constexpr attn::Index k_max_pool_pixels = 1024;

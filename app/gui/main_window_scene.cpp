@@ -11,6 +11,7 @@
 #include <QDir>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QPushButton>
 #include <QFile>
 #include <QFileDialog>
 #include <QSpinBox>
@@ -118,6 +119,14 @@ void MainWindow::startRun() {
   latest_id_ = runner_.submit(baseRequest());
   previous_order_.reset();
   status_time_->setText(tr("running\xE2\x80\xA6"));
+  cancel_timer_.start();
+}
+
+void MainWindow::cancelRun() {
+  if (!runner_.busy()) return;
+  run_timer_.stop();
+  runner_.cancel();
+  log_->info(tr("run cancelled"));
 }
 
 void MainWindow::scheduleRepool() {
@@ -162,13 +171,21 @@ scene::ColorScale MainWindow::colorScale() const {
 
 void MainWindow::onRunFinished(quint64 id, std::shared_ptr<const RunOutcome> outcome) {
   if (id != latest_id_) return;  // an older request that finished after a newer one was submitted
+  cancel_timer_.stop();
+  cancel_run_->hide();
   if (!outcome->ok) {
     outcome_.reset();
-    showError(QString::fromStdString(outcome->error));
-    status_time_->clear();
+    // A cancelled run is no error: the picture says so, and how to run it again (an older picture would show
+    // settings the controls no longer have).
+    if (!outcome->cancelled) showError(QString::fromStdString(outcome->error));
+    status_time_->setText(outcome->cancelled ? tr("cancelled") : QString());
     if (viewport_) {
       scene::Scene scene;
-      scene.placeholder = (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
+      scene.placeholder =
+          outcome->cancelled
+              ? (mechanism_ ? mechanism_->info().title + ": " : std::string()) +
+                    "run cancelled. Change a setting, or press Ctrl+Shift+R, to run again."
+              : (mechanism_ ? mechanism_->info().title + " could not run: " : std::string()) + outcome->error;
       scene.light = light_;
       scene.ui_scale = presenter_ ? k_presenter_scale : 1.0f;
       viewport_->setScene(std::move(scene));

@@ -82,7 +82,9 @@ class ProductKeyMemory final : public Mechanism {
         "Random memory: Gaussian sub-keys C¹, C² (entries N(0, σ²), σ = key scale, default 3 for peaked reads) "
         "and N(0, 1) values V (n²×dv), drawn from the input seed; the query network is the identity (q = the "
         "input's query). The input's K and V are not used.",
-        true};
+        true,
+        {},
+        false};  // linear_in_values: its values are the memory's slots, not the input's V
     return i;
   }
   std::vector<ParamSpec> params() const override {
