@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "attention/npy.h"
 #include "attention/types.h"
@@ -61,27 +62,29 @@ bool lexists(const fs::path& p) {
 }
 
 // Moves the entries a committed staging folder names into `dir` (those still there: it may have been
-// interrupted half-way), then removes the staging folder.
+// interrupted half-way), then removes the staging folder. Everything is decided first, so the renames
+// (the window in which a reader could see two runs mixed) follow one another with nothing between.
 void rollForward(const fs::path& dir, const fs::path& staging) {
   std::ifstream in(staging / k_manifest_name);
-  std::vector<std::string> names;
-  for (std::string name; std::getline(in, name);)
-    if (!name.empty() && name.find('/') == std::string::npos && name[0] != '.') names.push_back(name);
-  for (const auto& name : names) {
-    const fs::path src = staging / name, dst = dir / name;
-    if (!lexists(src)) continue;  // already moved in
-    if (lexists(dst) && (isRealFolder(dst) || isRealFolder(src))) {  // rename cannot replace a folder: move it aside
-      const fs::path aside = staging / (".old-" + name);
+  struct Move {
+    fs::path src, dst, aside;  // aside: where a folder in the way goes first (rename cannot replace one)
+  };
+  std::vector<Move> moves;
+  for (std::string name; std::getline(in, name);) {
+    if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') continue;
+    Move m{staging / name, dir / name, {}};
+    if (!lexists(m.src)) continue;  // already moved in
+    if (lexists(m.dst) && (isRealFolder(m.dst) || isRealFolder(m.src))) {
+      m.aside = staging / (".old-" + name);
       std::error_code ec;
-      fs::remove_all(aside, ec);
-      if (::rename(dst.c_str(), aside.c_str()) != 0)
-        throw attn::UserError("cannot replace '" + dst.string() + "': " + std::strerror(errno) +
-                              "; the new files are complete in '" + staging.string() + "' and the next attnlab run there moves them in");
+      fs::remove_all(m.aside, ec);
     }
-    if (::rename(src.c_str(), dst.c_str()) != 0)
-      throw attn::UserError("cannot replace '" + dst.string() + "': " + std::strerror(errno) +
-                            "; the new files are complete in '" + staging.string() + "' and the next attnlab run there moves them in");
+    moves.push_back(m);
   }
+  for (const auto& m : moves)
+    if ((!m.aside.empty() && ::rename(m.dst.c_str(), m.aside.c_str()) != 0) || ::rename(m.src.c_str(), m.dst.c_str()) != 0)
+      throw attn::UserError("cannot replace '" + m.dst.string() + "': " + std::strerror(errno) + "; the new files are complete in '" +
+                            staging.string() + "' and the next attnlab run there moves them in");
   syncFolder(dir.string());
   std::error_code ec;
   fs::remove_all(staging, ec);

@@ -714,6 +714,35 @@ nlohmann::json smallSweep(const fs::path& out) {
   return nlohmann::json::parse(slurpFile(out / "results.json"));
 }
 
+TEST_F(Cli, WhatAKilledRunLeftIsFinishedOrRemovedByTheNext) {
+  const fs::path out = dir_ / "sweep";
+  smallSweep(out);
+  // Killed during its renames: a complete staging folder (manifest written) with part of its entries moved.
+  const fs::path committed = out / ".attnlab-staging-999999-0";
+  fs::create_directories(committed / "figures");
+  std::ofstream(committed / "extra.txt") << "staged";
+  std::ofstream(committed / "figures" / "new.svg") << "<svg/>";
+  std::ofstream(committed / ".attnlab-commit") << "figures\nextra.txt\nalready-moved.txt\n";
+  // Killed while staging: no manifest, so none of it may ever appear.
+  const fs::path unfinished = out / ".attnlab-staging-999998-0";
+  fs::create_directories(unfinished);
+  std::ofstream(unfinished / "half.txt") << "half";
+  std::ofstream(unfinished / "results.json") << "{";
+  // The next writer into the folder (here a report that fails on a crafted backend) finishes the first
+  // and removes the second before anything else.
+  nlohmann::json j = nlohmann::json::parse(slurpFile(out / "results.json"));
+  j["spec"]["backends"] = {"../x"};
+  std::ofstream(out / "results.json") << j.dump(1);
+  const Outcome o = runAttnlab("report " + out.string());
+  EXPECT_EQ(o.code, 1) << o.err;
+  EXPECT_TRUE(stagingLeftovers(out).empty());
+  EXPECT_EQ(slurpFile(out / "extra.txt"), "staged");
+  EXPECT_EQ(slurpFile(out / "figures" / "new.svg"), "<svg/>");
+  EXPECT_FALSE(fs::exists(out / "figures" / "mechanisms-cpu-time.svg")) << "the old figures folder was kept";
+  EXPECT_FALSE(fs::exists(out / "half.txt"));
+  EXPECT_TRUE(nlohmann::json::accept(slurpFile(out / "results.json")));
+}
+
 TEST_F(Cli, NamesFromResultsJsonNeverLeaveTheFolder) {
   const fs::path out = dir_ / "crafted";
   nlohmann::json j = smallSweep(out);
