@@ -159,7 +159,8 @@ FolderLock::FolderLock(const std::string& dir) {
     if (fd < 0) fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       throw attn::UserError("cannot write in the folder '" + dir + "': cannot create '" + lock_path + "': " + std::strerror(errno));
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    // A file system without locks (ENOLCK, EOPNOTSUPP: some network mounts) gets the staging without the lock.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno != ENOLCK && errno != EOPNOTSUPP && errno != ENOSYS) {
       const int err = errno;
       const std::string holder = holderOf(fd);
       ::close(fd);
