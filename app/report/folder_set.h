@@ -5,9 +5,11 @@
 // DIR/.attnlab.lock, released by the system when its process dies) keeps two writers out of one folder.
 //
 // Commit: the staging folder gets a manifest (.attnlab-commit, written and synced last), then each entry
-// is renamed over its namesake in DIR (a folder first moved aside). A process killed during those
-// renames (a few system calls) leaves a committed staging folder that the next attnlab to lock DIR
-// finishes; one killed before the manifest leaves one that the next removes. Files in DIR that attnlab
+// is renamed over its namesake in DIR (a folder first moved aside), back to back. That is the one window
+// left: several directory entries cannot change in one step, so a process killed during those renames
+// (six system calls, well under a millisecond on an idle machine, longer when it is descheduled) leaves
+// DIR mixed beside a committed staging folder, which the next attnlab to lock DIR moves in before
+// anything else. One killed before the manifest leaves a staging folder that the next removes. Files in DIR that attnlab
 // did not stage (a user's notes, interrupted-* folders) are never touched.
 #pragma once
 #include <memory>
