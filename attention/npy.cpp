@@ -2,8 +2,11 @@
 // dict {'descr': '<f4', 'fortran_order': False, 'shape': (N, d), } padded to 64 bytes, then data.
 #include "attention/npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -16,22 +19,109 @@
 
 namespace attn {
 
-void writeFileAtomically(const std::string& path, std::span<const std::byte> bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw UserError("cannot write '" + path + "': " + std::strerror(errno));
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-                  ::fsync(fileno(f)) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    std::remove(tmp.c_str());
-    throw UserError("cannot write '" + path + "': " + std::strerror(err ? err : EIO));
+namespace {
+
+std::string parentOf(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+std::string systemReason(int err) {
+  std::string reason = std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) reason += " (the disk or your quota is full: free some space or write elsewhere)";
+  if (err == EFBIG) reason += " (the file size limit was reached: see ulimit -f, or write elsewhere)";
+  return reason;
+}
+
+// The file a write to `path` lands in: `path` itself, or what its symbolic links lead to (a relative
+// link is relative to the folder holding it; a dangling link leads to the path it names).
+std::string followLinks(const std::string& path) {
+  std::string cur = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(cur.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+    std::vector<char> buf(std::size_t(st.st_size > 0 ? st.st_size : 255) + 1);
+    const ssize_t len = ::readlink(cur.c_str(), buf.data(), buf.size());
+    if (len < 0) throw UserError("cannot write '" + path + "': cannot read the link '" + cur + "': " + std::strerror(errno));
+    if (std::size_t(len) >= buf.size()) continue;  // it changed under us: read it again
+    const std::string target(buf.data(), std::size_t(len));
+    cur = target.starts_with('/') ? target : (std::filesystem::path(parentOf(cur)) / target).string();
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  throw UserError("cannot write '" + path + "': too many levels of symbolic links (a loop?)");
+}
+
+// 0, or the errno of the write that failed (a write that makes no progress counts as a full disk).
+int writeAll(int fd, std::span<const std::byte> bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : ENOSPC;
+    done += std::size_t(n);
+  }
+  return 0;
+}
+
+// Devices, pipes and the like get the bytes as they are: renaming a file over them would replace them.
+void writeThrough(const std::string& path, const std::string& target, const struct stat& st,
+                  std::span<const std::byte> bytes) {
+  if (S_ISDIR(st.st_mode))
+    throw UserError("cannot write '" + path + "': it is a folder; give a file name inside it");
+  if (S_ISSOCK(st.st_mode))
+    throw UserError("cannot write '" + path + "': it is a socket; give a file name, a device or a pipe");
+  const int fd = ::open(target.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) throw UserError("cannot write '" + path + "': " + systemReason(errno));
+  int err = writeAll(fd, bytes);
+  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+  if (err) throw UserError("cannot write '" + path + "': " + systemReason(err));
+}
+
+std::atomic<unsigned> g_temp_counter{0};
+
+}  // namespace
+
+void writeFileAtomically(const std::string& path, std::span<const std::byte> bytes) {
+  if (path.empty()) throw UserError("cannot write a file with an empty name: give a path");
+  const std::string target = followLinks(path);
+  struct stat st {};
+  const bool exists = ::lstat(target.c_str(), &st) == 0;
+  if (exists && !S_ISREG(st.st_mode)) return writeThrough(path, target, st, bytes);
+
+  // A new file beside the target (same folder, so the rename stays on one file system), then a rename.
+  const std::string dir = parentOf(target);
+  const std::string tmp = (std::filesystem::path(dir) / ("." + std::filesystem::path(target).filename().string() + ".tmp-" +
+                                                         std::to_string(::getpid()) + "-" + std::to_string(g_temp_counter++)))
+                              .string();
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    const int err = errno;
+    struct stat dst {};
+    if (::stat(dir.c_str(), &dst) != 0)
+      throw UserError("cannot write '" + path + "': the folder '" + dir + "' does not exist (" + std::strerror(errno) + ")");
+    if (!S_ISDIR(dst.st_mode)) throw UserError("cannot write '" + path + "': '" + dir + "' is not a folder");
+    throw UserError("cannot write '" + path + "': cannot create a file in the folder '" + dir + "' (" + systemReason(err) +
+                    "); attnlab writes a new file beside the old one and renames it into place, so the folder must be writable");
+  }
+  if (exists) {  // the replacement keeps the permission bits (and, for root, the owner) of what it replaces;
+                 // best effort: a file system without permissions (FAT) still gets the bytes
+    [[maybe_unused]] const int chmod_rc = ::fchmod(fd, st.st_mode & 07777);
+    [[maybe_unused]] const int chown_rc = ::geteuid() == 0 ? ::fchown(fd, st.st_uid, st.st_gid) : 0;
+  }
+  int err = writeAll(fd, bytes);
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    throw UserError("cannot write '" + path + "': " + systemReason(err) + "; nothing was changed");
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
     const int rerr = errno;
-    std::remove(tmp.c_str());
-    throw UserError("cannot write '" + path + "': " + std::strerror(rerr));
+    ::unlink(tmp.c_str());
+    throw UserError("cannot write '" + path + "': " + systemReason(rerr) + "; nothing was changed");
+  }
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {  // the rename itself, durable
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 

@@ -33,8 +33,12 @@ void save(const std::string& path, const Matrix& m);
 }  // namespace attn::npy
 
 namespace attn {
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so no reader
-/// ever sees half a file. UserError with the path and the system's reason on failure.
+/// Writes `bytes` to `path` through a temporary file in the target's folder and a rename, so no reader
+/// ever sees half a file and a failure leaves the previous file whole. A symbolic link is followed and
+/// its target replaced (the link stays; a dangling link's target is created); the replacement keeps
+/// the permission bits of the file it replaces. A device or pipe (/dev/null, /dev/stdout, a FIFO) is
+/// written through, never replaced; a folder or a socket is refused. UserError with the path and the
+/// system's reason (a full disk says so) on failure.
 void writeFileAtomically(const std::string& path, std::span<const std::byte> bytes);
 void writeFileAtomically(const std::string& path, const std::string& text);
 }  // namespace attn

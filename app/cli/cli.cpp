@@ -21,6 +21,7 @@
 #include "app/cli/demo.h"
 #include "app/figures/views.h"
 #include "app/gui/gui.h"
+#include "app/report/folder_set.h"
 #include "app/report/summary.h"
 #include "app/report/sweep_report.h"
 #include "attention/array_files.h"
@@ -518,6 +519,8 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
   }
   auto factory = [&](const std::string& name) -> attn::Backend& { return *backends.at(name); };
 
+  checkReportBounds(spec, 0);  // what the report cannot draw is refused now, not after an hour
+  FolderLock lock(a.out);      // a second sweep or report into this folder is refused while this one runs
   auto app = headlessApp();  // before the sweep: a missing font or platform fails now, not after an hour
   const bool tty = ::isatty(2) && !a.quiet;
   g_interrupted = false;
@@ -550,6 +553,7 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
   if (tty) std::fprintf(stderr, "\n");
   result.machine = machineJson();
   if (result.points.empty()) {
+    lock.removeIfUnused();
     std::fprintf(stderr, "attnlab: interrupted before any point finished; nothing was written to %s\n", a.out.c_str());
     return 130;
   }
@@ -574,6 +578,8 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
 }
 
 int commandReport(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) readSweep(dir);  // its message: no folder of a sweep there
+  FolderLock lock(dir);  // no sweep writes there meanwhile; what a killed one left is finished or removed first
   const attn::SweepResult r = readSweep(dir);
   auto app = headlessApp();
   writeSweepReport(dir, r);

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "app/figures/views.h"
+#include "app/report/folder_set.h"
 #include "app/report/summary.h"
 #include "attention/npy.h"
 #include "render/gpu/backend_factory.h"
@@ -55,10 +56,7 @@ std::string fmt(double v, const char* f = "%.4g") {
 
 int writeDemo(const DemoOptions& options, std::string* report_path) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(options.out_dir, ec);
-  if (ec || !fs::is_directory(options.out_dir))
-    throw attn::UserError("cannot create the folder '" + options.out_dir + "': " + ec.message());
+  FolderSet set(options.out_dir);  // the figures and the report move in together (folder_set.h)
   auto selection = attn::gpu::makeBackend(attn::gpu::parseBackendChoice(options.backend));
   if (!selection.notice.empty()) std::fprintf(stderr, "attnlab: %s\n", selection.notice.c_str());
 
@@ -82,7 +80,7 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
     const QByteArray png =
         fig::pngBytes(fig::sceneFigure(subject, fig::requestFor(c, demo.view, request), fig::makeStyle("double")), 110);
     const std::string file = demo.mechanism + ".png";
-    fig::saveBytes((fs::path(options.out_dir) / file).string(), png);
+    fig::saveBytes(set.path(file), png);
     ++count;
     auto j = comparisonJson(c);
     j["figure"] = file;
@@ -117,8 +115,9 @@ int writeDemo(const DemoOptions& options, std::string* report_path) {
       "; Eigen " + machine["eigen"].get<std::string>() + ". Reproduce with <code>attnlab demo --n " +
       std::to_string(options.n) + "</code>.</p></body></html>\n";
   const std::string report = (fs::path(options.out_dir) / "report.html").string();
-  attn::writeFileAtomically(report, html);
-  attn::writeFileAtomically((fs::path(options.out_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  attn::writeFileAtomically(set.path("report.html"), html);
+  attn::writeFileAtomically(set.path("summary.json"), summary.dump(2) + "\n");
+  set.commit();
   if (report_path) *report_path = fs::absolute(report).string();
   return count;
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/report/folder_set.h"
 #include "app/report/summary.h"
 #include "app/figures/views.h"
 #include "attention/npy.h"
@@ -181,12 +182,16 @@ std::vector<std::pair<std::string, std::vector<std::string>>> sweepGroups(const 
   return groups;
 }
 
-void writeSweepData(const std::string& dir, const attn::SweepResult& r) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) throw attn::UserError("cannot create the folder '" + dir + "': " + ec.message());
-  attn::writeFileAtomically((fs::path(dir) / "results.json").string(), attn::toJson(r).dump(2) + "\n");
-  attn::writeFileAtomically((fs::path(dir) / "results.csv").string(), attn::toCsv(r));
+void checkReportBounds(const attn::SweepSpec& spec, std::size_t points) {
+  auto bound = [](std::size_t count, std::size_t limit, const std::string& key, const std::string& what) {
+    if (count > limit)
+      throw attn::UserError("results.json lists " + std::to_string(count) + " " + what + " (" + key + "); a report draws at most " +
+                            std::to_string(limit) + ": keep fewer (split the sweep into several folders) and try again");
+  };
+  bound(spec.backends.size(), k_report_max_backends, "spec.backends", "backends");
+  bound(spec.mechanisms.size(), k_report_max_mechanisms, "spec.mechanisms", "mechanisms");
+  bound(spec.ns.size(), k_report_max_ns, "spec.n", "values of N");
+  bound(points, k_report_max_backends * k_report_max_mechanisms * k_report_max_ns, "points", "points");
 }
 
 attn::SweepResult readSweep(const std::string& dir) {
@@ -203,11 +208,17 @@ attn::SweepResult readSweep(const std::string& dir) {
 }
 
 void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
+  // Names from results.json become file names: checked before anything is written.
+  checkReportBounds(r.spec, r.points.size());
+  for (const auto& backend : r.spec.backends) requireSafeName(backend, "backend (results.json: spec.backends)");
   const std::string command_line = r.command.empty() ? "(not recorded)" : r.command;
-  writeSweepData(dir, r);
-  const fs::path figures = fs::path(dir) / "figures";
+  // Everything goes to a staging folder and moves in together (folder_set.h).
+  FolderSet set(dir);
+  attn::writeFileAtomically(set.path("results.json"), attn::toJson(r).dump(2) + "\n");
+  attn::writeFileAtomically(set.path("results.csv"), attn::toCsv(r));
+  const fs::path figures = set.path("figures");
   std::error_code ec;
-  fs::create_directories(figures, ec);
+  fs::create_directory(figures, ec);
   if (!fs::is_directory(figures)) throw attn::UserError("cannot create '" + figures.string() + "': " + ec.message());
 
   int done = 0, skipped = 0, failed = 0;
@@ -391,8 +402,9 @@ void writeSweepReport(const std::string& dir, const attn::SweepResult& r) {
   html << "</table><p class=\"note\">* set by a scaling rule at this N.</p></details>\n";
   html << "<p class=\"note\">Made by attnlab " << ATTNLAB_VERSION << ". This page needs no network: figures are inline SVG.</p></body></html>\n";
 
-  attn::writeFileAtomically((fs::path(dir) / "report.md").string(), md.str());
-  attn::writeFileAtomically((fs::path(dir) / "report.html").string(), html.str());
+  attn::writeFileAtomically(set.path("report.md"), md.str());
+  attn::writeFileAtomically(set.path("report.html"), html.str());
+  set.commit();
 }
 
 }  // namespace attnlab::report

@@ -1,16 +1,24 @@
 // The command line end to end: `attnlab run` on .npy files against a float64 reference, the JSON
 // summaries, the headless default, and one clear error line for bad input with nothing half-written.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
+#include <thread>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "attention/backend.h"
@@ -525,6 +533,304 @@ TEST_F(Cli, RenderDrawsAnythingTheWindowCanAtAPagesWidth) {
     EXPECT_EQ(bad.code, 1) << args;
     EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
     EXPECT_FALSE(fs::exists(path("x.png")));
+  }
+}
+
+// --- Outputs: devices and links are written through, folders are written as a set (issue 21) ---
+
+// `attnlab run --out PATH` as a quick writer of 16 KB.
+Outcome writeOutput(const std::string& out) { return runAttnlab("run -m exact --n 64 --backend cpu --out " + out); }
+
+bool isCharDevice(const fs::path& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+TEST_F(Cli, OutToADeviceWritesThroughIt) {
+  // As root a private node of the null device (major 1, minor 3) stands for /dev/null: a broken build
+  // then replaces that node, never the system's /dev/null.
+  const bool root = ::geteuid() == 0;
+  const fs::path null_dev = root ? dir_ / "null" : fs::path("/dev/null");
+  if (root) {
+    ASSERT_EQ(::mknod(null_dev.c_str(), S_IFCHR | 0666, ::makedev(1, 3)), 0) << std::strerror(errno);
+  }
+  const Outcome o = writeOutput(null_dev.string());
+  EXPECT_EQ(o.code, 0) << o.err;  // as a normal user: written through, not "Permission denied"
+  EXPECT_EQ(o.err.find("Permission denied"), std::string::npos) << o.err;
+  EXPECT_TRUE(isCharDevice(null_dev)) << null_dev << " was replaced";
+  for (const auto& e : fs::directory_iterator(null_dev.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+
+  // The full device (1, 7): a clear "no space" message, and it stays a device.
+  const fs::path full_dev = root ? dir_ / "full" : fs::path("/dev/full");
+  if (root) {
+    ASSERT_EQ(::mknod(full_dev.c_str(), S_IFCHR | 0666, ::makedev(1, 7)), 0) << std::strerror(errno);
+  }
+  const Outcome full = writeOutput(full_dev.string());
+  EXPECT_EQ(full.code, 1);
+  EXPECT_NE(full.err.find("No space left"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find(full_dev.string()), std::string::npos) << full.err;
+  EXPECT_TRUE(isCharDevice(full_dev)) << full_dev << " was replaced";
+
+  // A folder is refused as one, with nothing written into it.
+  const Outcome folder = writeOutput(dir_.string());
+  EXPECT_EQ(folder.code, 1);
+  EXPECT_NE(folder.err.find("is a folder"), std::string::npos) << folder.err;
+  if (!root) GTEST_SKIP() << "not root: the check that /dev/null stays a device when root could replace it was not run";
+}
+
+TEST_F(Cli, OutThroughALinkReplacesTheTargetAndKeepsTheLink) {
+  fs::create_directories(dir_ / "data");
+  std::ofstream(dir_ / "data" / "real.npy") << "old";
+  fs::permissions(dir_ / "data" / "real.npy", fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  fs::create_symlink("data/real.npy", dir_ / "rel.npy");                 // relative to the link's folder
+  fs::create_symlink((dir_ / "rel.npy").string(), dir_ / "abs.npy");     // a link to a link
+  fs::create_symlink("data/missing.npy", dir_ / "dangling.npy");         // its target does not exist yet
+  for (const char* link : {"rel.npy", "abs.npy", "dangling.npy"}) {
+    const Outcome o = writeOutput(path(link));
+    ASSERT_EQ(o.code, 0) << link << ": " << o.err;
+    EXPECT_TRUE(fs::is_symlink(dir_ / link)) << link << " was replaced by a file";
+  }
+  EXPECT_TRUE(npy::load((dir_ / "data" / "real.npy").string()).ok());
+  EXPECT_TRUE(npy::load((dir_ / "data" / "missing.npy").string()).ok()) << "the dangling link's target was not written";
+  EXPECT_EQ(fs::status(dir_ / "data" / "real.npy").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write)
+      << "the replacement lost the file's permission bits";
+  EXPECT_EQ(fs::read_symlink(dir_ / "rel.npy"), fs::path("data/real.npy"));
+}
+
+// The run a report folder holds, when its files all come from one run (the command line, recorded in
+// results.json, report.html and report.md, names the run; results.csv and the inline figure must match
+// results.json); "" when they are mixed.
+std::string consistentRun(const fs::path& dir) {
+  const auto j = nlohmann::json::parse(slurpFile(dir / "results.json"), nullptr, false);
+  if (j.is_discarded() || !j.contains("command")) return "";
+  const std::string command = j["command"].get<std::string>();
+  const std::string html = slurpFile(dir / "report.html"), svg = slurpFile(dir / "figures" / "mechanisms-cpu-time.svg");
+  const auto body = svg.find("<svg");
+  if (html.find(command) == std::string::npos || slurpFile(dir / "report.md").find(command) == std::string::npos) return "";
+  if (slurpFile(dir / "results.csv") != toCsv(sweepFromJson(j))) return "";
+  if (body == std::string::npos || html.find(svg.substr(body)) == std::string::npos) return "";
+  return command;
+}
+
+std::vector<std::string> stagingLeftovers(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with(".attnlab-staging")) found.push_back(e.path().filename().string());
+  return found;
+}
+
+// Starts attnlab with `args` (its output to `log`); its process id.
+pid_t spawnAttnlab(const std::vector<std::string>& args, const fs::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::unsetenv("DISPLAY");
+    ::unsetenv("WAYLAND_DISPLAY");
+    ::setenv("QT_QPA_PLATFORM", "offscreen", 1);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv{const_cast<char*>(ATTNLAB_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(ATTNLAB_BINARY, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+TEST_F(Cli, SweepKilledAtAnyMomentLeavesTheOldSetOrTheNewOne) {
+  const fs::path out = dir_ / "sweep";
+  // Each run differs in its command line (performer.features), which names it in every file.
+  auto args = [&](int run) { return kSmallSweep + " --quiet --set performer.features=" + std::to_string(16 + run) + " --out " + out.string(); };
+  ASSERT_EQ(runAttnlab(args(0)).code, 0);
+  std::ofstream(out / "notes.txt") << "mine";
+  fs::create_directories(out / "interrupted-20250101-000000");
+  std::string current = consistentRun(out);
+  ASSERT_FALSE(current.empty());
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(runAttnlab(args(1)).code, 0);
+  const double full_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  current = consistentRun(out);
+  ASSERT_FALSE(current.empty());
+  Rng rng(2126);
+  int kept_old = 0, got_new = 0, in_renames = 0;
+  for (int run = 2; run < 8; ++run) {  // killed from the middle of the sweep to just after it would have finished
+    const pid_t pid = spawnAttnlab(words(args(run)), dir_ / "log");
+    const double at_ms = full_ms * (0.4 + 0.7 * rng.uniform());
+    std::this_thread::sleep_for(std::chrono::microseconds(long(at_ms * 1000)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::string now = consistentRun(out);
+    if (now.empty()) {
+      // Only a kill between the renames that move a complete set in (folder_set.h: a few system calls)
+      // may leave the folder mixed, and then the set waits complete in a committed staging folder, which
+      // the next writer into the folder moves in before anything else.
+      bool committed = false;
+      for (const auto& name : stagingLeftovers(out)) committed = committed || fs::exists(out / name / ".attnlab-commit");
+      ASSERT_TRUE(committed) << "killed after " << at_ms << " ms: the folder mixes two runs, and no complete set waits to move in";
+      ++in_renames;
+      const Outcome o = runAttnlab("report " + out.string());
+      ASSERT_EQ(o.code, 0) << o.err;
+      now = consistentRun(out);
+      ASSERT_NE(now.find("performer.features=" + std::to_string(16 + run) + " "), std::string::npos)
+          << "the next run did not finish moving in the killed run's set: " << now;
+    }
+    (now == current ? kept_old : got_new)++;
+    current = now;
+    EXPECT_EQ(slurpFile(out / "notes.txt"), "mine");
+    EXPECT_TRUE(fs::is_directory(out / "interrupted-20250101-000000"));
+  }
+  // The next run clears what the killed ones left.
+  const Outcome o = runAttnlab("report " + out.string());
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_TRUE(stagingLeftovers(out).empty());
+  EXPECT_EQ(consistentRun(out), current);
+  std::printf("kills: %d kept the old set, %d found the new one complete (%d of them killed while moving it in)\n", kept_old,
+              got_new, in_renames);
+}
+
+TEST_F(Cli, ASecondWriterIntoOneFolderIsRefusedWhileTheFirstRuns) {
+  const fs::path out = dir_ / "sweep";
+  // A sweep of a few seconds holds the folder; a report and a second sweep into it are refused.
+  const pid_t first = spawnAttnlab(words("sweep --mechanisms longformer,performer,linformer --n 256:2048 --seeds 3 --repeats 3 "
+                                         "--quiet --out " + out.string()),
+                                   dir_ / "first.log");
+  for (int i = 0; i < 200 && !fs::exists(out / ".attnlab.lock"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (const std::string& args : {"report " + out.string(), kSmallSweep + " --out " + out.string()}) {
+    const Outcome o = runAttnlab(args);
+    EXPECT_EQ(o.code, 1) << args;
+    EXPECT_NE(o.err.find("'" + out.string() + "' is in use by another attnlab"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("process " + std::to_string(first)), std::string::npos) << "names the other process: " << o.err;
+  }
+  int status = 0;
+  EXPECT_EQ(::waitpid(first, &status, WNOHANG), 0) << "the first sweep ended before the check: make it longer";
+  ::kill(first, SIGKILL);  // the system releases its lock with it
+  ::waitpid(first, &status, 0);
+  const Outcome after = runAttnlab(kSmallSweep + " --out " + out.string());
+  EXPECT_EQ(after.code, 0) << after.err;
+  EXPECT_FALSE(consistentRun(out).empty());
+}
+
+// A finished small sweep in `out`; its results.json as JSON.
+nlohmann::json smallSweep(const fs::path& out) {
+  const Outcome o = runAttnlab(kSmallSweep + " --quiet --out " + out.string());
+  EXPECT_EQ(o.code, 0) << o.err;
+  return nlohmann::json::parse(slurpFile(out / "results.json"));
+}
+
+TEST_F(Cli, WhatAKilledRunLeftIsFinishedOrRemovedByTheNext) {
+  const fs::path out = dir_ / "sweep";
+  smallSweep(out);
+  // Killed during its renames: a complete staging folder (manifest written) with part of its entries moved.
+  const fs::path committed = out / ".attnlab-staging-999999-0";
+  fs::create_directories(committed / "figures");
+  std::ofstream(committed / "extra.txt") << "staged";
+  std::ofstream(committed / "figures" / "new.svg") << "<svg/>";
+  std::ofstream(committed / ".attnlab-commit") << "figures\nextra.txt\nalready-moved.txt\n";
+  // Killed while staging: no manifest, so none of it may ever appear.
+  const fs::path unfinished = out / ".attnlab-staging-999998-0";
+  fs::create_directories(unfinished);
+  std::ofstream(unfinished / "half.txt") << "half";
+  std::ofstream(unfinished / "results.json") << "{";
+  // The next writer into the folder (here a report that fails on a crafted backend) finishes the first
+  // and removes the second before anything else.
+  nlohmann::json j = nlohmann::json::parse(slurpFile(out / "results.json"));
+  j["spec"]["backends"] = {"../x"};
+  std::ofstream(out / "results.json") << j.dump(1);
+  const Outcome o = runAttnlab("report " + out.string());
+  EXPECT_EQ(o.code, 1) << o.err;
+  EXPECT_TRUE(stagingLeftovers(out).empty());
+  EXPECT_EQ(slurpFile(out / "extra.txt"), "staged");
+  EXPECT_EQ(slurpFile(out / "figures" / "new.svg"), "<svg/>");
+  EXPECT_FALSE(fs::exists(out / "figures" / "mechanisms-cpu-time.svg")) << "the old figures folder was kept";
+  EXPECT_FALSE(fs::exists(out / "half.txt"));
+  EXPECT_TRUE(nlohmann::json::accept(slurpFile(out / "results.json")));
+}
+
+TEST_F(Cli, NamesFromResultsJsonNeverLeaveTheFolder) {
+  const fs::path out = dir_ / "crafted";
+  nlohmann::json j = smallSweep(out);
+  const auto before = snapshot(out);
+  // The folders the crafted path walks through exist (a crafted folder can ship them).
+  fs::create_directories(out / "figures" / "mechanisms-x");
+  const std::string evil = "x/../../../PWNED";
+  j["spec"]["backends"] = {evil};
+  for (auto& p : j["points"]) p["backend"] = evil;
+  std::ofstream(out / "results.json") << j.dump(1);
+  const Outcome o = runAttnlab("report " + out.string());
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("spec.backends"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find(evil), std::string::npos) << o.err;
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find("PWNED"), std::string::npos) << "written outside the folder: " << e.path();
+  auto after = snapshot(out);
+  after.erase("results.json");
+  auto expected = before;
+  expected.erase("results.json");
+  EXPECT_TRUE(after == expected) << "the refused report changed the folder";
+}
+
+TEST_F(Cli, AReportOfAHugeResultsJsonIsRefusedInSeconds) {
+  const fs::path out = dir_ / "huge";
+  const nlohmann::json j = smallSweep(out);
+  // 1,001 backends (the same one repeated, as a crafted file may), then 1,000 mechanisms, then 1,000 N.
+  auto many = [](const std::string& stem, int count) {
+    nlohmann::json a = nlohmann::json::array();
+    for (int i = 0; i < count; ++i) a.push_back(stem.empty() ? nlohmann::json(64 + i) : nlohmann::json(stem + std::to_string(i)));
+    return a;
+  };
+  nlohmann::json backends = nlohmann::json::array();
+  for (int i = 0; i < 1001; ++i) backends.push_back("cpu");
+  for (const auto& [key, value, words_] : std::vector<std::tuple<std::string, nlohmann::json, std::string>>{
+           {"backends", backends, "1001 backends (spec.backends); a report draws at most 4"},
+           {"mechanisms", many("m", 1000), "1000 mechanisms (spec.mechanisms); a report draws at most 64"},
+           {"n", many("", 1000), "1000 values of N (spec.n); a report draws at most 32"}}) {
+    nlohmann::json crafted = j;
+    crafted["spec"][key] = value;
+    std::ofstream(out / "results.json") << crafted.dump(1);
+    const auto t0 = std::chrono::steady_clock::now();
+    const Outcome o = runAttnlab("report " + out.string(), "timeout 60");
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.code, 1) << key << ": " << o.err;
+    EXPECT_NE(o.err.find(words_), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("split the sweep"), std::string::npos) << o.err;
+    EXPECT_LT(s, 10) << key;
+  }
+  // A sweep asking for more N than a report draws is refused before it starts.
+  std::string ns;
+  for (int i = 0; i < 40; ++i) ns += (ns.empty() ? "" : ",") + std::to_string(64 + i);
+  const Outcome sweep = runAttnlab("sweep --mechanisms performer --n " + ns + " --out " + (dir_ / "big").string());
+  EXPECT_EQ(sweep.code, 1);
+  EXPECT_NE(sweep.err.find("40 values of N"), std::string::npos) << sweep.err;
+  EXPECT_FALSE(fs::exists(dir_ / "big"));
+}
+
+TEST_F(Cli, AFullDiskLeavesThePreviousReportWhole) {
+  const fs::path out = dir_ / "sweep";
+  smallSweep(out);
+  std::ofstream(out / "notes.txt") << "mine";
+  const auto before = snapshot(out);
+  // A file size limit (SIGXFSZ ignored: writes fail with EFBIG, as on a full disk) at sizes that let the
+  // data through and fail on a figure or on report.html.
+  for (const int blocks : {4, 30, 60, 120}) {
+    const std::string limit = "sh -c 'ulimit -f " + std::to_string(blocks) + "; trap \"\" XFSZ; exec \"$0\" \"$@\"'";
+    for (const std::string& args : {kSmallSweep + " --quiet --out " + out.string(), "report " + out.string()}) {
+      const Outcome o = runAttnlab(args, limit);
+      EXPECT_EQ(o.code, 1) << blocks << " blocks: " << args << ": " << o.err;
+      EXPECT_NE(o.err.find("File too large (the file size limit was reached"), std::string::npos) << o.err;
+      EXPECT_TRUE(snapshot(out) == before) << blocks << " blocks: " << args << ": the previous report changed";
+      EXPECT_TRUE(stagingLeftovers(out).empty());
+    }
   }
 }
 
