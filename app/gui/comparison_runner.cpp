@@ -182,9 +182,9 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       const double predicted = attn::predictCompareSeconds(inputs.n(), inputs.m(), inputs.q.cols(), inputs.v.cols(),
                                                            request.causal, 0, *backend.backend, false);
       const QString in_all = predicted >= k_long_run_s
-                                 ? QStringLiteral(" \xC2\xB7 about %1 in all").arg(durationText(predicted))
+                                 ? QStringLiteral(" \u00B7 about %1 in all").arg(durationText(predicted))
                                  : QString();
-      if (!in_all.isEmpty()) report(QStringLiteral("running\xE2\x80\xA6") + in_all);
+      if (!in_all.isEmpty()) report(QStringLiteral("running\u2026") + in_all);
       auto last = std::chrono::steady_clock::now();
       const attn::ProgressFn progress = [&](const std::string& stage, double fraction) {
         if (std::chrono::steady_clock::now() - last < std::chrono::milliseconds(200)) return;

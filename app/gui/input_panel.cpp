@@ -166,6 +166,8 @@ void InputPanel::setSpec(const attn::InputSpec& spec) {
   quiet_ = true;
   base_ = spec;
   generator_->setCurrentIndex(std::max(0, generator_->findData(static_cast<int>(spec.generator))));
+  // A larger N than the controls offer (`attnlab gui --n 65536`) widens them: they show what runs.
+  if (spec.n > n_->maximum()) n_->setMaximum(int(std::min<attn::Index>(spec.n, INT_MAX)));
   n_->setValue(static_cast<int>(std::clamp<attn::Index>(spec.n, n_->minimum(), n_->maximum())));
   d_->setValue(static_cast<int>(std::clamp<attn::Index>(spec.d, d_->minimum(), d_->maximum())));
   seed_->setValue(static_cast<int>(std::min<std::uint64_t>(spec.seed, INT_MAX)));

@@ -1966,6 +1966,41 @@ TEST_F(MainWindowTest, AMechanismErrorIsShownAndTheWindowRecovers) {
   ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok);
 }
 
+// A long run (N = 65536: exact attention alone is many seconds of work) says in the status bar how long it will be and
+// how far it is, offers Cancel, and stops within a block of its work when cancelled; the picture then says so.
+TEST_F(MainWindowTest, ALongRunShowsProgressAndCanBeCancelled) {
+  GuiOptions o = options("performer");
+  o.input.n = 65536;
+  MainWindow window(o);
+  window.resize(1400, 900);
+  window.show();
+  ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
+  auto* cancel = window.findChild<QPushButton*>(QStringLiteral("cancelRun"));
+  ASSERT_NE(cancel, nullptr);
+  QElapsedTimer clock;
+  clock.start();
+  while (!cancel->isVisible() && clock.elapsed() < 20000) QTest::qWait(20);
+  ASSERT_TRUE(cancel->isVisible()) << "no Cancel button while a long run is in flight";
+  bool said_time = false;
+  while (!said_time && clock.elapsed() < 30000) {
+    for (const QLabel* label : window.statusBar()->findChildren<QLabel*>())
+      said_time = said_time || label->text().contains(QStringLiteral("in all"));
+    QTest::qWait(20);
+  }
+  EXPECT_TRUE(said_time) << "the status bar never said how long the run would take";
+  clock.restart();
+  QTest::mouseClick(cancel, Qt::LeftButton);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_LT(clock.elapsed(), 8000) << "cancel took " << clock.elapsed() << " ms";
+  EXPECT_FALSE(cancel->isVisible());
+  EXPECT_TRUE(window.lastError().isEmpty()) << "a cancel is no error: " << window.lastError().toStdString();
+  EXPECT_EQ(window.lastOutcome(), nullptr) << "no picture of settings the controls no longer have";
+  bool said_cancelled = false;
+  for (const QLabel* label : window.statusBar()->findChildren<QLabel*>())
+    said_cancelled = said_cancelled || label->text() == QStringLiteral("cancelled");
+  EXPECT_TRUE(said_cancelled);
+}
+
 TEST_F(MainWindowTest, RunsOnTheVulkanBackend) {
   MainWindow window(options("longformer", "vulkan"));
   showAndWait(window);
