@@ -164,9 +164,11 @@ Expected<bool> checkFootprints(const std::vector<const Entry*>& wanted, const st
   }
   if (floats > limits.max_bytes || transient > limits.max_bytes - floats)  // (each term < 2^43: no sum wraps)
     return Expected<bool>::failure("'" + path + "': " + (wanted.size() == 1 ? "array " : "arrays ") + names + " need " +
-                                   gib(floats + transient) + " of memory to read (" + gib(floats) +
-                                   " as float32, the rest while inflating), more than the memory budget of " +
-                                   gib(limits.max_bytes) + " for imported arrays; save fewer tokens or one head only");
+                                   std::to_string(floats + transient) + " bytes (" + gib(floats + transient) +
+                                   ") of memory to be read (" + gib(floats) +
+                                   " as float32, the rest while read), more than the memory budget of " +
+                                   std::to_string(limits.max_bytes) + " bytes (" + gib(limits.max_bytes) +
+                                   ") for imported arrays; save fewer tokens or one head only");
   return true;
 }
 

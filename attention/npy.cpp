@@ -104,7 +104,8 @@ Expected<Header> parseDict(const std::string& text, const std::string& what) {
     skipSpace(text, p);
     if (*key == "descr") {
       auto d = quoted(text, p);
-      if (!d || d->size() < 3) return fail("bad descr");
+      if (!d) return fail("descr must be a quoted string");
+      if (d->size() < 3) return fail("descr '" + shown(*d) + "' is not a dtype such as '<f4'");
       h.endian = (*d)[0];
       h.kind = (*d)[1];
       const std::string size = d->substr(2);
