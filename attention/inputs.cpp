@@ -124,8 +124,8 @@ Index gridWidth(Index n) {
 
 namespace {
 
-constexpr Index kMaxTokens = Index(1) << 22;  // 4M tokens
-constexpr Index kMaxDim = 4096;
+constexpr Index kMaxTokens = kMaxInputTokens;
+constexpr Index kMaxDim = kMaxHeadSize;
 constexpr Index kMaxClusters = Index(1) << 16;
 
 /// The `image` generator (see the comment at its case in generate()).
@@ -218,7 +218,7 @@ void checkSpec(const InputSpec& s) {
     throw UserError("N must be between 1 and " + std::to_string(kMaxTokens) + ", not " + std::to_string(s.n));
   if (s.d < 1 || s.d > kMaxDim || s.dv < 1 || s.dv > kMaxDim)
     throw UserError("head sizes d and dv must be between 1 and " + std::to_string(kMaxDim));
-  checkedMul(s.n, std::max(s.d, s.dv), "N × d", Index(1) << 31);
+  checkedMul(s.n, std::max(s.d, s.dv), "N × d", kMaxInputElements);
   if (!(s.temperature > 0) || !std::isfinite(s.temperature)) throw UserError("temperature must be a positive number");
   if (s.generator == Generator::Clustered && (s.clusters < 1 || s.clusters > kMaxClusters))
     throw UserError("clusters must be between 1 and " + std::to_string(kMaxClusters) + ", not " +

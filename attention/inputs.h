@@ -29,6 +29,12 @@ std::string generatorNames(const std::string& separator = "|");
 /// The `image` generator and the 2D mechanisms (scram) share it.
 Index gridWidth(Index n);
 
+/// The limits every input is held to, generated or imported from a file: tokens N (and M), head sizes d
+/// and dv, and the elements of one matrix (N × d).
+inline constexpr Index kMaxInputTokens = Index(1) << 22;  // 4M tokens
+inline constexpr Index kMaxHeadSize = 4096;
+inline constexpr Index kMaxInputElements = Index(1) << 31;
+
 struct InputSpec {
   Index n = 256;    ///< tokens (queries and keys)
   Index d = 64;     ///< head size of Q and K

@@ -9,8 +9,6 @@ namespace attn {
 
 /// {"clusters": …, "noise": …, "length_scale": …, "period": …, "heavy_hitters": …, "position_weight": …}.
 nlohmann::json knobsToJson(const InputSpec& spec);
-/// Sets the knobs `j` has (an object; keys it lacks keep their value in `spec`). A key of the wrong
-/// type is a UserError naming it.
-void knobsFromJson(const nlohmann::json& j, InputSpec& spec);
+/// (Read back with their types and ranges checked by attn::session::parse and attn::sweepFromJson.)
 
 }  // namespace attn

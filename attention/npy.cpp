@@ -141,6 +141,23 @@ struct Header {
   std::vector<Index> shape;
 };
 
+/// Bytes from a file as a message shows them: printable ASCII as is, anything else (a NUL, a control
+/// character, bytes of another encoding) as \xNN, so nothing truncates or garbles the message.
+std::string shown(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7F && c != '\\') {
+      out += char(c);
+    } else {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 void skipSpace(const std::string& s, size_t& p) {
   while (p < s.size() && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n')) ++p;
 }
@@ -172,18 +189,19 @@ Expected<Header> parseDict(const std::string& text, const std::string& what) {
     auto key = quoted(text, p);
     if (!key) return fail("expected a quoted key");
     skipSpace(text, p);
-    if (p >= text.size() || text[p] != ':') return fail("expected ':' after '" + *key + "'");
+    if (p >= text.size() || text[p] != ':') return fail("expected ':' after '" + shown(*key) + "'");
     ++p;
     skipSpace(text, p);
     if (*key == "descr") {
       auto d = quoted(text, p);
-      if (!d || d->size() < 3) return fail("bad descr");
+      if (!d) return fail("descr must be a quoted string");
+      if (d->size() < 3) return fail("descr '" + shown(*d) + "' is not a dtype such as '<f4'");
       h.endian = (*d)[0];
       h.kind = (*d)[1];
       const std::string size = d->substr(2);
       h.item = size.size() == 1 && std::isdigit(static_cast<unsigned char>(size[0])) ? size[0] - '0' : 0;
       if (h.kind != 'f' || (h.item != 4 && h.item != 8) || (h.endian != '<' && h.endian != '>' && h.endian != '='))
-        return Expected<Header>::failure(what + ": the array has dtype '" + *d +
+        return Expected<Header>::failure(what + ": the array has dtype '" + shown(*d) +
                                          "'; attnlab reads float32 or float64 arrays — convert with "
                                          "arr.astype(numpy.float32)");
       have_descr = true;
@@ -213,7 +231,7 @@ Expected<Header> parseDict(const std::string& text, const std::string& what) {
       }
       have_shape = true;
     } else {
-      return fail("unknown key '" + *key + "'");
+      return fail("unknown key '" + shown(*key) + "'");
     }
     skipSpace(text, p);
     if (p < text.size() && text[p] == ',') ++p;
@@ -247,7 +265,10 @@ struct Layout {
   size_t data_at = 0;
 };
 
-Expected<Layout> parseLayout(std::span<const std::byte> bytes, const std::string& what, std::size_t keep) {
+/// The header (from a prefix of the file that holds it) and the data's size it declares, checked for
+/// overflow but not yet against the bytes that follow.
+Expected<Layout> parseHeaderLayout(std::span<const std::byte> bytes, const std::string& what, std::size_t keep,
+                                   Index& data_bytes) {
   using E = Expected<Layout>;
   static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (bytes.size() < 10 || std::memcmp(bytes.data(), magic, 6) != 0)
@@ -281,10 +302,19 @@ Expected<Layout> parseLayout(std::span<const std::byte> bytes, const std::string
   } catch (const UserError& e) {
     return E::failure(what + ": " + e.what());
   }
-  const size_t available = bytes.size() - layout.data_at;
+  data_bytes = count;
+  return layout;
+}
+
+Expected<Layout> parseLayout(std::span<const std::byte> bytes, const std::string& what, std::size_t keep) {
+  using E = Expected<Layout>;
+  Index count = 0;
+  auto layout = parseHeaderLayout(bytes, what, keep, count);
+  if (!layout) return layout;
+  const size_t available = bytes.size() - layout.value().data_at;
   if (size_t(count) != available) {
     std::string dims;
-    for (auto d : layout.shape) dims += (dims.empty() ? "" : "×") + std::to_string(d);
+    for (auto d : layout.value().shape) dims += (dims.empty() ? "" : "×") + std::to_string(d);
     return E::failure(what + ": the header promises " + std::to_string(count) + " bytes of data for a " + dims +
                       " array, but the file holds " + std::to_string(available) +
                       (size_t(count) > available ? " (truncated)" : " (extra bytes)"));
@@ -299,6 +329,13 @@ std::string shapeText(const std::vector<Index>& shape) {
 }
 
 }  // namespace
+
+Expected<Declared> parseHeader(std::span<const std::byte> prefix, const std::string& what) {
+  Index data_bytes = 0;
+  auto layout = parseHeaderLayout(prefix, what, 3, data_bytes);
+  if (!layout) return Expected<Declared>::failure(layout.error());
+  return Declared{layout.value().shape, layout.value().header.item, layout.value().data_at, std::uint64_t(data_bytes)};
+}
 
 Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what) {
   using E = Expected<Matrix>;

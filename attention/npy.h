@@ -14,6 +14,17 @@ namespace attn::npy {
 
 constexpr std::size_t kMaxHeaderBytes = 1 << 20;
 
+/// What a .npy header declares: the shape (leading dimensions of size 1 dropped down to three), the item
+/// size (4 or 8), where the data starts and its size in bytes (overflow-checked, < 2^40).
+struct Declared {
+  std::vector<Index> shape;
+  int item = 4;
+  std::size_t data_at = 0;
+  std::uint64_t data_bytes = 0;
+};
+/// The header of a .npy from the first bytes of the file (at least 12 + the header's length, or the whole
+/// file when shorter): what a reader checks against its limits before it reads or inflates the data.
+Expected<Declared> parseHeader(std::span<const std::byte> prefix, const std::string& what = "array");
 /// Parses .npy bytes into a float matrix (1-D arrays become one column; float64 and little/big
 /// endian are converted; Fortran order is transposed). `what` names the source in messages.
 Expected<Matrix> parse(std::span<const std::byte> bytes, const std::string& what = "array");

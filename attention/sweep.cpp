@@ -559,33 +559,9 @@ double crossoverN(const SweepResult& r, const std::string& mechanism, const std:
 namespace {
 
 nlohmann::json numberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double numberFrom(const nlohmann::json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return kNaN;
-  if (!j[key].is_number()) throw UserError(std::string("results.json: '") + key + "' is not a number");
-  return j[key].get<double>();
-}
 nlohmann::json statJson(const Stat& s) {
   return {{"mean", numberOrNull(s.mean)}, {"std", numberOrNull(s.std)}, {"count", s.count}};
 }
-Stat statFrom(const nlohmann::json& j, const char* key) {
-  Stat s;
-  if (!j.contains(key) || j[key].is_null()) return s;
-  s.mean = numberFrom(j[key], "mean");
-  s.std = numberFrom(j[key], "std");
-  s.count = j[key].value("count", 0);
-  return s;
-}
-template <class T>
-T required(const nlohmann::json& j, const char* key, const char* where) {
-  if (!j.is_object() || !j.contains(key))
-    throw UserError(std::string("results.json: ") + where + " has no '" + key + "' (is this an attnlab sweep result?)");
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(std::string("results.json: '") + key + "' in " + where + " has the wrong type");
-  }
-}
-
 }  // namespace
 
 nlohmann::json toJson(const SweepResult& r) {
@@ -652,74 +628,6 @@ nlohmann::json toJson(const SweepResult& r) {
           {"machine", r.machine.is_null() ? json::object() : r.machine},
           {"spec", spec},
           {"points", points}};
-}
-
-SweepResult sweepFromJson(const nlohmann::json& j) {
-  if (!j.is_object() || j.value("format", std::string()) != "attnlab-sweep")
-    throw UserError("results.json: not an attnlab sweep result (its \"format\" is not \"attnlab-sweep\")");
-  if (j.value("version", 0) != 1)
-    throw UserError("results.json: version " + std::to_string(j.value("version", 0)) + " is not one this attnlab reads (1)");
-  SweepResult r;
-  r.complete = required<bool>(j, "complete", "the file");
-  r.seconds = required<double>(j, "seconds", "the file");
-  r.started = required<std::string>(j, "started", "the file");
-  r.machine = j.value("machine", nlohmann::json::object());
-  r.command = j.value("command", std::string());
-  const auto& s = j.contains("spec") ? j["spec"] : throw UserError("results.json: the file has no 'spec'");
-  r.spec.mechanisms = required<std::vector<std::string>>(s, "mechanisms", "spec");
-  r.spec.ns = required<std::vector<Index>>(s, "n", "spec");
-  r.spec.backends = required<std::vector<std::string>>(s, "backends", "spec");
-  r.spec.seeds = required<int>(s, "seeds", "spec");
-  r.spec.first_seed = required<std::uint64_t>(s, "first_seed", "spec");
-  r.spec.repeats = required<int>(s, "repeats", "spec");
-  r.spec.d = required<Index>(s, "d", "spec");
-  r.spec.generator = parseGenerator(required<std::string>(s, "input", "spec"));
-  r.spec.temperature = required<double>(s, "temperature", "spec");
-  if (s.contains("knobs")) knobsFromJson(s["knobs"], r.spec.knobs);  // results written before the knobs were kept have none
-  r.spec.causal = required<bool>(s, "causal", "spec");
-  r.spec.scale_with_n = required<bool>(s, "scale_with_n", "spec");
-  r.spec.params = required<std::map<std::string, std::map<std::string, std::string>>>(s, "params", "spec");
-  r.spec.memory_budget = required<std::int64_t>(s, "memory_budget_bytes", "spec");
-  r.spec.max_metric_n = required<Index>(s, "max_metric_n", "spec");
-  r.spec.preset = s.value("preset", std::string());
-  if (!j.contains("points") || !j["points"].is_array()) throw UserError("results.json: 'points' is missing or not a list");
-  for (const auto& pj : j["points"]) {
-    SweepPoint p;
-    p.mechanism = required<std::string>(pj, "mechanism", "a point");
-    p.backend = required<std::string>(pj, "backend", "a point");
-    p.n = required<Index>(pj, "n", "a point");
-    p.status = required<std::string>(pj, "status", "a point");
-    p.message = pj.value("message", std::string());
-    p.params = pj.value("params", std::map<std::string, std::string>());
-    p.scaled = pj.value("scaled", std::vector<std::string>());
-    if (pj.contains("time_ms") && pj["time_ms"].is_object()) {
-      const auto& t = pj["time_ms"];
-      p.time_median = numberFrom(t, "median");
-      p.time_p25 = numberFrom(t, "p25");
-      p.time_p75 = numberFrom(t, "p75");
-      p.time_min = numberFrom(t, "min");
-      p.time_max = numberFrom(t, "max");
-      p.timed_runs = t.value("runs", 0);
-    }
-    p.device_ms = numberFrom(pj, "device_ms");
-    p.peak_bytes = numberFrom(pj, "peak_bytes");
-    p.peak_source = pj.value("peak_source", std::string());
-    p.cost_peak_bytes = numberFrom(pj, "cost_peak_bytes");
-    p.flops = numberFrom(pj, "flops");
-    p.scored_pairs = numberFrom(pj, "scored_pairs");
-    p.approximates = pj.value("approximates_softmax", true);
-    p.rel_error = statFrom(pj, "rel_error");
-    p.row_tv = statFrom(pj, "row_tv");
-    p.mass_recall = statFrom(pj, "mass_recall");
-    p.uniform_error = statFrom(pj, "uniform_error");  // results written before these were kept have none
-    p.metric_rows = pj.value("metric_rows", Index(0));
-    p.own_reference = pj.value("own_reference", std::string());
-    p.own_rel_error = statFrom(pj, "own_rel_error");
-    p.notes = pj.value("notes", std::vector<std::string>());
-    p.stages_ms = pj.value("stages_ms", std::map<std::string, double>());
-    r.points.push_back(std::move(p));
-  }
-  return r;
 }
 
 const std::vector<std::string>& sweepCsvColumns() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: CPU tests, Vulkan tests on
 # whatever device exists (Mesa's lavapipe on a machine without a GPU; rerun with 4-wide subgroups),
-# GUI tests under Xvfb, then the CPU suite again under AddressSanitizer + UBSan.
+# GUI tests under Xvfb, then the CPU suite again under AddressSanitizer + UBSan, then each parser's
+# libFuzzer target for a short while (scripts/fuzz.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -21,5 +22,8 @@ echo "== cpu tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake --preset asan -DATTNLAB_WITH_QT=OFF -DATTNLAB_GPU_TESTS=OFF >/dev/null
 cmake --build --preset asan --target attnlab_cpu_tests
 ctest --preset asan -j "$jobs"
+
+echo "== parsers under libFuzzer + ASan + UBSan (40 s each)"
+bash scripts/fuzz.sh 40
 
 echo "== done in $(( $(date +%s) - start )) s"

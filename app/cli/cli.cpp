@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
+#include <limits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -327,15 +329,35 @@ int commandDemo(const DemoOptions& options) {
   return 0;
 }
 
+// Integer options are checked on their text before CLI11 converts it, so no value is narrowed: one beyond the
+// variable's type (strtoll saturates at 2^63 − 1) or beyond the int it is cast to (4294967297 seeds would wrap
+// to 1) is refused, naming the option and its range.
+CLI::Validator wholeNumber(long long lo = std::numeric_limits<long long>::min(),
+                           long long hi = std::numeric_limits<long long>::max()) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        long long v = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, ec] = std::from_chars(text.data(), end, v);
+        const bool full = lo == std::numeric_limits<long long>::min() && hi == std::numeric_limits<long long>::max();
+        const std::string range = full ? "a whole number that fits in 64 bits"
+                                       : "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+        if (ec != std::errc() || stop != end || v < lo || v > hi) return "must be " + range + ", not '" + text + "'";
+        return {};
+      },
+      "");
+}
+
 // The generators' knobs beyond the temperature (each generator reads some: attn::generatorKnobs).
 void addKnobOptions(CLI::App* cmd, attn::InputSpec& k) {
-  cmd->add_option("--clusters", k.clusters, "clustered input: number of centres")->capture_default_str();
+  cmd->add_option("--clusters", k.clusters, "clustered input: number of centres")->check(wholeNumber())->capture_default_str();
   cmd->add_option("--noise", k.noise, "clustered, periodic, copy, image input: relative noise around the structure")
       ->capture_default_str();
   cmd->add_option("--length-scale", k.length_scale, "local input: correlation length in tokens (the band's width)")
       ->capture_default_str();
-  cmd->add_option("--period", k.period, "periodic input: the period in tokens")->capture_default_str();
+  cmd->add_option("--period", k.period, "periodic input: the period in tokens")->check(wholeNumber())->capture_default_str();
   cmd->add_option("--heavy-hitters", k.heavy_hitters, "peaked input: keys every query attends to")
+      ->check(wholeNumber())
       ->capture_default_str();
   cmd->add_option("--position-weight", k.position_weight,
                   "image input: λ, the weight of a pixel's position beside its colour")
@@ -346,9 +368,11 @@ void addKnobOptions(CLI::App* cmd, attn::InputSpec& k) {
 void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--mechanism,-m", a.mechanism, "Mechanism id (see `attnlab list`)")->required();
   cmd->add_option("--set", a.sets, "Parameter NAME=VALUE (repeatable)")->allow_extra_args(false);
-  cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->capture_default_str();
-  cmd->add_option("--d", a.d, "Head size d (generated inputs)")->capture_default_str();
-  cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features (≥ 0)")->capture_default_str();
+  cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->check(wholeNumber())->capture_default_str();
+  cmd->add_option("--d", a.d, "Head size d (generated inputs)")->check(wholeNumber())->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features (≥ 0)")
+      ->check(wholeNumber(0))
+      ->capture_default_str();
   cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
       ->capture_default_str();
@@ -625,11 +649,13 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   render->add_option("--pooling", rv.pooling, "Each pixel shows the max or the mean of the entries it covers")->capture_default_str();
   render->add_option("--pixels", rv.pixels,
-                     "Matrix resolution of each panel (pooled); default the whole matrix up to 2048 a side");
+                     "Matrix resolution of each panel (pooled); default the whole matrix up to 2048 a side")
+      ->check(wholeNumber());
   render->add_option("--order", rv.order,
                      "Token order: position, buckets, clusters (the mechanism's groupings) or a grouping's name")
       ->capture_default_str();
-  render->add_option("--step", rv.step, "Show step K (1-based) of the mechanism in the third panel");
+  render->add_option("--step", rv.step, "Show step K (1-based) of the mechanism in the third panel")
+      ->check(wholeNumber(0, std::numeric_limits<int>::max()));
   render->add_option("--window", rv.window, "Zoom: ROW0:ROW1,COL0:COL1 in token indices (end exclusive)");
   render->add_option("--compare", rv.compare, "Compare mode: ID,ID,... (at most 3) beside --mechanism, on one scale");
   render->add_option("--width", rv.width, "Page width: single (3.5 in), double (7 in), slide (10 in) or inches")
@@ -642,10 +668,14 @@ int run(int argc, char** argv) {
                                             "report.html and figures in a folder");
   sweep->add_option("--mechanisms", sa.mechanisms, "Ids, comma-separated, or all (exact is always included)")->capture_default_str();
   sweep->add_option("--n", sa.n, "A:B (every power of two from A to B) or a list 256,384,512")->capture_default_str();
-  sweep->add_option("--d", sa.d, "Head size d")->capture_default_str();
+  sweep->add_option("--d", sa.d, "Head size d")->check(wholeNumber())->capture_default_str();
   sweep->add_option("--backend", sa.backend, "cpu|vulkan|auto")->capture_default_str();
-  sweep->add_option("--repeats", sa.repeats, "Timed runs per seed, after one warm-up")->capture_default_str();
-  sweep->add_option("--seeds", sa.seeds, "Input/rotation/feature draws; errors are mean ± std over them")->capture_default_str();
+  sweep->add_option("--repeats", sa.repeats, "Timed runs per seed, after one warm-up")
+      ->check(wholeNumber(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+  sweep->add_option("--seeds", sa.seeds, "Input/rotation/feature draws; errors are mean ± std over them")
+      ->check(wholeNumber(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   sweep->add_option("--input", sa.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   sweep->add_option("--temperature", sa.temperature, "Logit temperature τ of the inputs")->capture_default_str();
   addKnobOptions(sweep, sa.knobs);
@@ -665,14 +695,14 @@ int run(int argc, char** argv) {
   auto* demo_cmd = app.add_subcommand("demo", "Render the default figures and a small HTML report into a folder");
   demo_cmd->add_option("--out", demo.out_dir, "Folder")->capture_default_str();
   demo_cmd->add_option("--backend", demo.backend, "cpu|vulkan|auto")->capture_default_str();
-  demo_cmd->add_option("--n", demo.n, "Tokens N")->capture_default_str();
+  demo_cmd->add_option("--n", demo.n, "Tokens N")->check(wholeNumber())->capture_default_str();
 
   gui::GuiOptions gui_options;
   long gui_n = long(gui_options.input.n);  // GuiOptions::input is attn::defaultInput()
   std::string gui_input = attn::generatorName(gui_options.input.generator);
   auto* gui_cmd = app.add_subcommand("gui", "Open the GUI (what bare `attnlab` does when a display exists)");
   gui_cmd->add_option("--mechanism,-m", gui_options.mechanism, "Mechanism to show first")->capture_default_str();
-  gui_cmd->add_option("--n", gui_n, "Tokens N")->capture_default_str();
+  gui_cmd->add_option("--n", gui_n, "Tokens N")->check(wholeNumber())->capture_default_str();
   gui_cmd->add_option("--backend", gui_options.backend, "cpu|vulkan|auto")->capture_default_str();
   gui_cmd->add_option("--session", gui_options.session, "Open this session file (saved with File → Save session)");
   gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))

@@ -16,12 +16,13 @@
 
 #include "app/gui/spin_boxes.h"
 #include "attention/array_files.h"
+#include "attention/session.h"
 
 namespace attnlab::gui {
 
 namespace {
-constexpr int k_max_generated_n = 16384;  ///< the largest N the generator offers (an imported file may be larger)
-constexpr int k_max_generated_d = 1024;
+constexpr int k_max_generated_n = int(attn::session::kMaxN);  ///< the largest N the generator offers (an imported file may be larger)
+constexpr int k_max_generated_d = int(attn::session::kMaxD);  // a session's values are clamped to these
 
 struct BackendName {
   attn::gpu::BackendChoice choice;

@@ -57,6 +57,7 @@
 #include "app/gui/row_panel.h"
 #include "attention/inputs_json.h"
 #include "attention/npy.h"
+#include "attention/session.h"
 #include "render/view/heatmap_window.h"
 
 namespace attnlab::gui {
@@ -107,110 +108,74 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
     if (error) *error = message;
     return false;
   };
-  // A key of the wrong type reads as missing (nlohmann's value() would throw for it).
-  auto text = [](const nlohmann::json& object, const char* key) {
-    return object.is_object() && object.contains(key) && object[key].is_string() ? object[key].get<std::string>()
-                                                                                 : std::string();
-  };
-  // Check everything before changing anything.
-  if (!j.is_object() || text(j, "format") != "attnlab-session")
-    return fail(tr("not an attnlab session (its \"format\" is not \"attnlab-session\")"));
-  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<std::int64_t>() != 1)
-    return fail(tr("session version %1 is not one this attnlab reads (1)")
-                    .arg(QString::fromStdString(j.contains("version") ? j["version"].dump() : std::string("(none)"))));
-  const std::string id = text(j, "mechanism");
+  // Parsed and checked (Qt-free, attention/session.h) before anything changes: values out of range come back
+  // clamped with a note each, which the log and the status line show.
+  const auto parsed = attn::session::parse(j, input_->spec(), [](const std::string& id) -> const std::vector<attn::ParamSpec>* {
+    static std::map<std::string, std::vector<attn::ParamSpec>> specs;  // the registry's mechanisms live as long
+    const auto mechanism = attn::findMechanism(id);
+    if (!mechanism) return nullptr;
+    return &(specs[id] = mechanism->params());
+  });
+  if (!parsed) return fail(QString::fromStdString(parsed.error()));
+  const attn::session::Session& s = parsed.value();
+  const std::string& id = s.mechanism;
   if (!attn::findMechanism(id)) return fail(tr("the session's mechanism \"%1\" is not in this attnlab (see attnlab list)").arg(QString::fromStdString(id)));
-  attn::InputSpec spec = input_->spec();
-  bool causal = false;
-  std::string backend = "auto";
-  try {
-    const auto& in = j.at("input");
-    spec.generator = attn::parseGenerator(in.at("generator").get<std::string>());
-    spec.n = in.at("n").get<attn::Index>();
-    spec.d = spec.dv = in.at("d").get<attn::Index>();
-    spec.seed = in.at("seed").get<std::uint64_t>();
-    spec.temperature = in.value("temperature", spec.temperature);
-    attn::knobsFromJson(in, spec);
-    causal = j.value("causal", false);
-    backend = j.value("backend", std::string("auto"));
-    if (j.contains("view") && !j["view"].is_object()) throw attn::UserError("\"view\" is not an object");
-    if (!j.at("params").is_object()) throw attn::UserError("\"params\" is not an object");
-  } catch (const nlohmann::json::exception& e) {
-    return fail(tr("the session's input is incomplete or malformed: %1").arg(QString::fromUtf8(e.what())));
-  } catch (const attn::UserError& e) {
-    return fail(QString::fromUtf8(e.what()));
-  }
   // Before the mechanism is selected: it may be one of them, its own "params" then win below.
   // Values this window had for them are not the session's: a mechanism without an entry runs at defaults.
   QStringList skipped;
-  if (j.contains("compare") && j["compare"].is_array())
-    for (const auto& entry : j["compare"])
-      if (entry.is_string()) params_by_id_.erase(entry.get<std::string>());
-  if (j.contains("compare_params") && j["compare_params"].is_object())
-    for (const auto& [other, values] : j["compare_params"].items()) {
-      const auto mechanism = attn::findMechanism(other);
-      if (!values.is_object() || !mechanism) continue;
-      std::map<std::string, double> numbers;
-      const auto specs = mechanism->params();
-      for (const auto& [name, value] : values.items()) {
-        const bool known =
-            std::any_of(specs.begin(), specs.end(), [&](const attn::ParamSpec& p) { return p.name == name; });
-        if (known && value.is_number())
-          numbers[name] = value.get<double>();
-        else
-          skipped << QString::fromStdString(other + "." + name);
-      }
-      params_by_id_[other] = numbers;
-    }
+  for (const std::string& name : s.skipped) skipped << QString::fromStdString(name);
+  if (s.compare)
+    for (const std::string& other : *s.compare) params_by_id_.erase(other);
+  for (const auto& [other, numbers] : s.compare_params) params_by_id_[other] = numbers;
   selectMechanism(id);
-  for (const auto& [name, value] : j.at("params").items())
-    if (!value.is_number() || !parameters_->setValue(name, value.get<double>())) skipped << QString::fromStdString(name);
+  for (const auto& [name, value] : s.params)
+    if (!parameters_->setValue(name, value)) skipped << QString::fromStdString(name);
   input_->clearImport();
-  input_->setSpec(spec);
-  input_->setCausal(causal);
-  input_->setBackend(backend);
-  if (j.contains("imported") && j["imported"].is_string()) {
+  input_->setSpec(s.input);
+  input_->setCausal(s.causal);
+  input_->setBackend(s.backend);
+  if (!s.imported.empty()) {
     QString import_error;
-    if (!input_->importFile(QString::fromStdString(j["imported"].get<std::string>()), &import_error))
+    if (!input_->importFile(QString::fromStdString(s.imported), &import_error))
       skipped << tr("the imported file (%1)").arg(import_error);
   }
   {  // a session without "compare" (older files) is not in compare mode
-    std::vector<std::string> ids;
-    if (j.contains("compare") && j["compare"].is_array())
-      for (const auto& entry : j["compare"])
-        if (entry.is_string()) ids.push_back(entry.get<std::string>());
+    const std::vector<std::string> ids = s.compare ? *s.compare : std::vector<std::string>();
     QString compare_error;
     if (!setCompare(ids, &compare_error)) skipped << tr("the comparison (%1)").arg(compare_error);
   }
-  if (j.contains("view") && j["view"].is_object()) {
-    const auto& v = j["view"];
+  if (s.view) {
+    const attn::session::View& v = *s.view;
     auto pick = [](QComboBox* box, const std::string& wanted) {
       const int i = box->findText(QString::fromStdString(wanted));
       if (i >= 0) box->setCurrentIndex(i);
     };
-    pick(scale_, text(v, "scale"));
-    pick(pooling_, text(v, "pooling"));
-    pick(colormap_, text(v, "colormap"));
-    const nlohmann::json zoom = v.value("zoom", nlohmann::json());
-    if (viewport_ && zoom.is_array() && zoom.size() == 4 && std::all_of(zoom.begin(), zoom.end(), [](const auto& x) { return x.is_number(); })) {
-      scene::ViewWindow w{zoom[0].get<double>(), zoom[1].get<double>(), zoom[2].get<double>(), zoom[3].get<double>()};
-      // Kept inside the matrix, so a hand-edited file still gives a usable window.
-      const double fr = w.row1 - w.row0, fc = w.col1 - w.col0;
-      if (fr > 0 && fc > 0 && fr <= 1 && fc <= 1)
-        viewport_->setView({std::clamp(w.row0, 0.0, 1 - fr), std::clamp(w.row0, 0.0, 1 - fr) + fr,
-                            std::clamp(w.col0, 0.0, 1 - fc), std::clamp(w.col0, 0.0, 1 - fc) + fc});
-    }
-    if (v.contains("floor") && v["floor"].is_number()) {
-      const int i = floor_->findData(v["floor"].get<double>());
+    pick(scale_, v.scale);
+    pick(pooling_, v.pooling);
+    pick(colormap_, v.colormap);
+    if (viewport_ && v.zoom) viewport_->setView({(*v.zoom)[0], (*v.zoom)[1], (*v.zoom)[2], (*v.zoom)[3]});
+    if (v.floor) {
+      const int i = floor_->findData(*v.floor);
       if (i >= 0) floor_->setCurrentIndex(i);
     }
-    pending_order_ = text(v, "order");
+    pending_order_ = v.order;
     if (pending_order_.empty() && order_) {  // saved unsorted: not kept sorted by an earlier order (the run reads it)
       const QSignalBlocker quiet(order_);
       order_->setCurrentIndex(0);
     }
   }
-  if (j.contains("curves")) curves_->setConfig(j["curves"]);
+  if (!s.curves.is_null()) curves_->setConfig(s.curves);
+  const QString changed = tr("session values changed: %1");
+  startup_notices_.removeIf([&](const QString& n) { return n.startsWith(changed.left(changed.indexOf('%'))); });
+  if (!s.notes.empty()) {  // each clamp said: in the log, and in the status line with the run's notices
+    QStringList notes;
+    for (const std::string& note : s.notes) {
+      notes << QString::fromStdString(note);
+      log_->notice(tr("session: %1").arg(QString::fromStdString(note)));
+    }
+    startup_notices_ << changed.arg(notes.join(QStringLiteral("; ")));
+    status_notice_->setText(startup_notices_.join(QStringLiteral("; ")));
+  }
   const QString restored_without = tr("session restored without: %1");
   startup_notices_.removeIf(
       [&](const QString& n) { return n.startsWith(restored_without.left(restored_without.indexOf('%'))); });
@@ -237,12 +202,12 @@ bool MainWindow::saveSession(const std::string& path, QString* error) {
 bool MainWindow::loadSession(const std::string& path, QString* error) {
   QString message;
   nlohmann::json j;
-  std::ifstream in(path);
-  if (!in) {
-    message = tr("cannot open the session file %1").arg(QString::fromStdString(path));
+  const auto text = attn::session::readFile(path);  // refuses a file over the size a session can have
+  if (!text) {
+    message = QString::fromStdString(text.error());
   } else {
     try {
-      in >> j;
+      j = nlohmann::json::parse(text.value());
     } catch (const nlohmann::json::exception& e) {
       message = tr("%1 is not valid JSON: %2").arg(QString::fromStdString(path), QString::fromUtf8(e.what()));
     }

@@ -274,6 +274,38 @@ TEST_F(Cli, BadInputIsOneClearLineAndWritesNothing) {
   EXPECT_TRUE(npy::load(path("o.npy")).value().isApproxToConstant(7.f));
 }
 
+// Integer options are refused, not narrowed: --seeds 4294967297 and --repeats 4294967297 used to wrap to 1
+// (a long cast to int), and values beyond 64 bits were saturated to 2^63 − 1 and run.
+TEST_F(Cli, IntegerOptionsBeyondTheirRangeAreRefusedNotWrapped) {
+  const std::string sweep = "sweep --mechanisms longformer --n 16 --d 8 --backend cpu --out " + path("sw");
+  const std::string render = "render --mechanism exact --backend cpu --n 16 --out " + path("r.png");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {sweep + " --seeds 4294967297", "--seeds: must be a whole number from 1 to 2147483647, not '4294967297'"},
+      {sweep + " --repeats 4294967297", "--repeats: must be a whole number from 1 to 2147483647, not '4294967297'"},
+      {sweep + " --seeds 0", "--seeds: must be a whole number from 1"},
+      {sweep + " --repeats -1", "--repeats: must be a whole number from 1"},
+      {sweep + " --d 18446744073709551617", "--d: must be a whole number that fits in 64 bits"},
+      {render + " --step 4294967297", "--step: must be a whole number from 0 to 2147483647"},
+      {render + " --pixels 18446744073709551632", "--pixels: must be a whole number that fits in 64 bits"},
+      {"run --mechanism exact --backend cpu --seed 18446744073709551617", "--seed: must be a whole number from 0"},
+      {"run --mechanism exact --backend cpu --seed -1", "--seed: must be a whole number from 0"},
+      {"run --mechanism exact --backend cpu --n 99999999999999999999", "--n: must be a whole number that fits"},
+      {"run --mechanism exact --backend cpu --d 1e3", "--d: must be a whole number that fits in 64 bits, not '1e3'"},
+      {"run --mechanism exact --backend cpu --input periodic --period 18446744073709551617", "--period: must be"},
+      {"run --mechanism exact --backend cpu --clusters 4294967297x", "--clusters: must be"},
+      {"run --mechanism exact --backend cpu --heavy-hitters 9223372036854775808", "--heavy-hitters: must be"},
+      {"demo --backend cpu --n 9223372036854775808 --out " + path("demo"), "--n: must be"},
+      {"gui --n 9223372036854775808", "--n: must be"},
+  };
+  for (const auto& [args, words] : cases) {
+    const Outcome o = runAttnlab(args);
+    EXPECT_EQ(o.code, 2) << args << "\n" << o.err;
+    EXPECT_NE(o.err.find(words), std::string::npos) << args << "\n" << o.err;
+    EXPECT_FALSE(fs::exists(path("sw"))) << args;
+    EXPECT_FALSE(fs::exists(path("r.png"))) << args;
+  }
+}
+
 TEST_F(Cli, HeadlessDefaultWritesFiguresAndAReport) {
   // Bare `attnlab` without a display renders the default figures and the report.
   const fs::path cwd = fs::current_path();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,16 @@ namespace fs = std::filesystem;
 
 void put(std::vector<std::byte>& out, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) out.push_back(std::byte((v >> (8 * i)) & 0xFF));
+}
+
+// The central directory and its end record after the members.
+std::vector<std::byte> endZip(std::vector<std::byte> out, const std::vector<std::byte>& dir, std::size_t count) {
+  const std::uint64_t dir_offset = out.size();
+  out.insert(out.end(), dir.begin(), dir.end());
+  put(out, 0x06054b50, 4);
+  put(out, 0, 2), put(out, 0, 2), put(out, count, 2), put(out, count, 2);
+  put(out, dir.size(), 4), put(out, dir_offset, 4), put(out, 0, 2);
+  return out;
 }
 
 // A zip as Python's zipfile writes it (no data descriptors), members stored or raw-deflated.
@@ -55,12 +66,7 @@ std::vector<std::byte> zipOf(const std::vector<std::pair<std::string, std::vecto
     put(dir, offset, 4);
     for (char c : name) dir.push_back(std::byte(c));
   }
-  const std::uint64_t dir_offset = out.size();
-  out.insert(out.end(), dir.begin(), dir.end());
-  put(out, 0x06054b50, 4);
-  put(out, 0, 2), put(out, 0, 2), put(out, members.size(), 2), put(out, members.size(), 2);
-  put(out, dir.size(), 4), put(out, dir_offset, 4), put(out, 0, 2);
-  return out;
+  return endZip(out, dir, members.size());
 }
 
 std::vector<std::byte> safetensorsOf(const std::vector<std::tuple<std::string, std::string, std::vector<std::int64_t>, std::vector<std::byte>>>& tensors) {
@@ -98,6 +104,68 @@ std::uint16_t toHalf(float f) {
   const int exp = int((b >> 23) & 0xFF) - 127 + 15;
   if ((b & 0x7FFFFFFF) == 0) return std::uint16_t(sign);
   return std::uint16_t(sign | std::uint32_t(exp) << 10 | ((b >> 13) & 0x3FF));
+}
+
+// A zip of members already compressed (method 8) whose directory declares `usize` each, as a crafted file can.
+std::vector<std::byte> zipDeclared(const std::vector<std::tuple<std::string, std::vector<std::byte>, std::uint64_t>>& members) {
+  std::vector<std::byte> out, dir;
+  for (const auto& [name, body, usize] : members) {
+    const std::uint64_t offset = out.size();
+    put(out, 0x04034b50, 4);
+    put(out, 20, 2), put(out, 0, 2), put(out, 8, 2), put(out, 0, 4);
+    put(out, 0, 4), put(out, body.size(), 4), put(out, usize, 4);
+    put(out, name.size(), 2), put(out, 0, 2);
+    for (char c : name) out.push_back(std::byte(c));
+    out.insert(out.end(), body.begin(), body.end());
+    put(dir, 0x02014b50, 4);
+    put(dir, 20, 2), put(dir, 20, 2), put(dir, 0, 2), put(dir, 8, 2), put(dir, 0, 4);
+    put(dir, 0, 4), put(dir, body.size(), 4), put(dir, usize, 4);
+    put(dir, name.size(), 2), put(dir, 0, 2), put(dir, 0, 2), put(dir, 0, 2), put(dir, 0, 2), put(dir, 0, 4);
+    put(dir, offset, 4);
+    for (char c : name) dir.push_back(std::byte(c));
+  }
+  return endZip(out, dir, members.size());
+}
+
+// Raw deflate of `head` followed by `zeros` zero bytes, built without compressing them all: one 1 MiB block
+// of zeros after a full flush refers to nothing before it, so it is repeated (about 1 KB per MiB).
+std::vector<std::byte> deflateZeros(const std::vector<std::byte>& head, std::uint64_t zeros) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::vector<std::byte> out;
+  const auto run = [&](const std::byte* in, std::size_t n, int flush) {
+    std::vector<std::byte> chunk(deflateBound(&z, uLong(n)) + 64);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in));
+    z.avail_in = uInt(n);
+    z.next_out = reinterpret_cast<Bytef*>(chunk.data());
+    z.avail_out = uInt(chunk.size());
+    deflate(&z, flush);
+    chunk.resize(chunk.size() - z.avail_out);
+    return chunk;
+  };
+  const auto first = run(head.data(), head.size(), Z_FULL_FLUSH);
+  out.insert(out.end(), first.begin(), first.end());
+  const std::vector<std::byte> mib(std::size_t(1) << 20);
+  const auto block = run(mib.data(), mib.size(), Z_FULL_FLUSH);
+  for (std::uint64_t i = 0; i < zeros >> 20; ++i) out.insert(out.end(), block.begin(), block.end());
+  const auto rest = run(mib.data(), std::size_t(zeros & (mib.size() - 1)), Z_FINISH);
+  out.insert(out.end(), rest.begin(), rest.end());
+  deflateEnd(&z);
+  return out;
+}
+
+// The .npy header of a float32 rows×cols array (its data left out).
+std::vector<std::byte> npyHeader(Index rows, Index cols) {
+  auto bytes = npy::serialize(Matrix(1, 1));
+  const std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                           std::to_string(cols) + "), }";
+  std::string header = dict;
+  header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+  header.push_back('\n');
+  std::vector<std::byte> out(bytes.begin(), bytes.begin() + 8);
+  put(out, header.size(), 2);
+  for (char c : header) out.push_back(std::byte(c));
+  return out;
 }
 
 class ArrayFiles : public ::testing::Test {
@@ -186,7 +254,7 @@ TEST_F(ArrayFiles, DamagedOrUnsuitableFilesSayWhatIsWrong) {
   expectError(arrays::loadQkv(write("ints.safetensors", withKv({"q", "I64", {2, 2}, std::vector<std::byte>(32)}))),
               "attnlab reads F32, F64, F16 and BF16");
   expectError(arrays::loadQkv(write("short.safetensors", withKv({"q", "F32", {4, 4}, std::vector<std::byte>(8)}))),
-              "not what its shape says");
+              "holds 8 bytes, but its shape [4,4] of F32 needs 64");
   expectError(arrays::loadQkv(write("3d.safetensors", withKv({"q", "F32", {2, 3, 4}, std::vector<std::byte>(96)}))),
               "save one head as N×d");
   // Only q, k and v are read: another tensor of a type attnlab does not read is no obstacle.
@@ -259,6 +327,103 @@ TEST_F(ArrayFiles, TwoMembersSharingOneDataBlockAreRefused) {
   const auto r = arrays::load(write("shared.npz", zip));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("share the data"), std::string::npos) << r.error();
+}
+
+// The issue's file: three 4M×64 float32 zero arrays (1 GiB each), deflated to about 3 MB. Declared sizes and
+// shapes are held to the limits of generated inputs and the memory budget before anything is inflated.
+TEST_F(ArrayFiles, HugeDeclaredArraysAreRefusedBeforeInflating) {
+  for (const Index rows : {kMaxInputTokens + 1, kMaxInputTokens}) {
+    const auto head = npyHeader(rows, 64);
+    const std::uint64_t data = std::uint64_t(rows) * 64 * 4;
+    const auto body = deflateZeros(head, data);
+    const auto zip = zipDeclared({{"q.npy", body, head.size() + data}, {"k.npy", body, head.size() + data},
+                                  {"v.npy", body, head.size() + data}});
+    EXPECT_LT(zip.size(), std::size_t(4) << 20);
+    const std::string path = write("huge.npz", zip);
+    arrays::Limits limits;
+    limits.max_bytes = std::uint64_t(1) << 30;  // a machine with 2 GiB: the budget, not the token limit, refuses
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = arrays::loadQkv(path, limits);
+    const auto all = arrays::load(path, limits);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_FALSE(r);
+    ASSERT_FALSE(all);
+    EXPECT_LT(seconds, 1.0) << "refused only after " << seconds << " s";
+    if (rows > kMaxInputTokens) {
+      EXPECT_NE(r.error().find("huge.npz:q.npy' is 4194305×64: 4194305 tokens, more than the 4194304"), std::string::npos)
+          << r.error();
+    } else {
+      EXPECT_NE(r.error().find("arrays q, k, v need 4294967424 bytes (4 GiB) of memory to be read (3 GiB as float32"),
+                std::string::npos) << r.error();
+      EXPECT_NE(r.error().find("memory budget of 1073741824 bytes (1 GiB)"), std::string::npos) << r.error();
+    }
+  }
+}
+
+// A member that inflates to more than its directory declares (or less, or whose .npy header's shape needs
+// another size) is refused; the inflater never writes past the declared size.
+TEST_F(ArrayFiles, MembersWhoseDataDisagreesWithTheirDeclaredSizeAreRefused) {
+  const auto q = npy::serialize(q_), k = npy::serialize(k_), v = npy::serialize(v_);
+  const auto deflated = [](const std::vector<std::byte>& data) { return deflateZeros(data, 0); };
+  auto longer = q;
+  longer.resize(q.size() + 100000, std::byte(0));
+  for (const auto& [body, usize, expected] :
+       std::vector<std::tuple<std::vector<std::byte>, std::uint64_t, std::string>>{
+           {deflated(longer), q.size(), "inflates to more than the " + std::to_string(q.size()) + " bytes"},
+           {deflated(longer), q.size() + 4, "needs " + std::to_string(q.size())},
+           {deflateZeros(npyHeader(40, 9), 40 * 8 * 4), std::uint64_t(npyHeader(40, 9).size()) + 40 * 9 * 4,
+            "fewer than the"}}) {
+    const auto zip = zipDeclared({{"q.npy", body, usize}, {"k.npy", deflated(k), k.size()}, {"v.npy", deflated(v), v.size()}});
+    const auto r = arrays::loadQkv(write("lying.npz", zip));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().find("member 'q.npy'"), std::string::npos) << r.error();
+    EXPECT_NE(r.error().find(expected), std::string::npos) << r.error();
+  }
+  // The same from memory, and with the honest sizes the arrays arrive.
+  const auto zip = zipDeclared({{"q.npy", deflated(q), q.size()}, {"k.npy", deflated(k), k.size()}, {"v.npy", deflated(v), v.size()}});
+  const auto ok = arrays::parseQkv(zip, "honest.npz");
+  ASSERT_TRUE(ok) << ok.error();
+  EXPECT_TRUE(ok.value().k == k_);
+}
+
+// Two tensors reading the same bytes (K read from Q's data) and a key given twice are refused, naming them.
+TEST_F(ArrayFiles, SafetensorsWithOverlappingOffsetsOrADuplicateKeyAreRefused) {
+  const auto f32 = [](const Matrix& m) { return encode<float>(m, [](float x) { return x; }); };
+  const auto qb = f32(q_), vb = f32(v_);
+  const auto file = [&](const std::string& header, const std::vector<std::byte>& data) {
+    std::vector<std::byte> out;
+    put(out, header.size(), 8);
+    for (char c : header) out.push_back(std::byte(c));
+    out.insert(out.end(), data.begin(), data.end());
+    return out;
+  };
+  std::vector<std::byte> data = qb;
+  data.insert(data.end(), vb.begin(), vb.end());
+  const std::string q = R"("q":{"dtype":"F32","shape":[40,8],"data_offsets":[0,1280]})";
+  const std::string v = R"("v":{"dtype":"F32","shape":[40,4],"data_offsets":[1280,1920]})";
+  const auto overlap = arrays::loadQkv(write(
+      "overlap.safetensors", file("{" + q + R"(,"k":{"dtype":"F32","shape":[40,8],"data_offsets":[0,1280]},)" + v + "}", data)));
+  ASSERT_FALSE(overlap);
+  EXPECT_NE(overlap.error().find("overlap.safetensors"), std::string::npos) << overlap.error();
+  EXPECT_NE(overlap.error().find("tensors 'k' and 'q' share bytes 0–1280"), std::string::npos) << overlap.error();
+  // Partly overlapping: K begins inside V.
+  data.insert(data.end(), qb.begin(), qb.end());
+  const auto partly = arrays::parse(
+      file("{" + q + R"(,"k":{"dtype":"F32","shape":[40,8],"data_offsets":[1600,2880]},)" + v + "}", data), "partly.safetensors");
+  ASSERT_FALSE(partly);
+  EXPECT_NE(partly.error().find("tensors 'v' and 'k' share bytes 1600–1920"), std::string::npos) << partly.error();
+  const auto twice = arrays::loadQkv(write(
+      "twice.safetensors", file("{" + q + R"(,"k":{"dtype":"F32","shape":[40,8],"data_offsets":[1920,3200]},)" + v + "," + q + "}", data)));
+  ASSERT_FALSE(twice);
+  EXPECT_NE(twice.error().find("twice.safetensors"), std::string::npos) << twice.error();
+  EXPECT_NE(twice.error().find("the key \"q\" more than once"), std::string::npos) << twice.error();
+  // A tensor nobody reads whose size is not what its dtype and shape say: the file is damaged.
+  const auto mask = arrays::loadQkv(write(
+      "mask.safetensors", file("{" + q + R"(,"k":{"dtype":"F32","shape":[40,8],"data_offsets":[1920,3200]},)" + v +
+                               R"(,"mask":{"dtype":"I64","shape":[40],"data_offsets":[3200,3200]}})", data)));
+  ASSERT_FALSE(mask);
+  EXPECT_NE(mask.error().find("tensor 'mask' holds 0 bytes, but its shape [40] of I64 needs 320"), std::string::npos)
+      << mask.error();
 }
 
 TEST_F(ArrayFiles, NpyStackedOrSideBySide) {

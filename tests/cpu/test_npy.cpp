@@ -105,5 +105,19 @@ TEST(Npy, SaveIsAtomicAndReportsFailures) {
   std::filesystem::remove(path);
 }
 
+// A NUL (or another control byte) inside the descr or a key used to cut the message short at that byte (it
+// reached C strings); it is shown escaped, so the message is whole.
+TEST(Npy, ControlBytesInTheHeaderAreShownEscapedInMessages) {
+  const auto descr = makeNpy(std::string("{'descr': '<i4\0AB', 'fortran_order': False, 'shape': (2, 2), }", 62), 16);
+  const auto r = npy::parse(descr, "nul.npy");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("dtype '<i4\\x00AB'; attnlab reads float32"), std::string::npos) << r.error();
+  EXPECT_EQ(r.error().find('\0'), std::string::npos);
+  const auto key = makeNpy(std::string("{'de\0\x1b[31m': '<f4', }", 21), 0);
+  const auto k = npy::parse(key, "key.npy");
+  ASSERT_FALSE(k);
+  EXPECT_NE(k.error().find("unknown key 'de\\x00\\x1b[31m'"), std::string::npos) << k.error();
+}
+
 }  // namespace
 }  // namespace attn

@@ -695,6 +695,24 @@ TEST_F(MainWindowTest, ASessionRoundTripsAutosavesAndABadOneChangesNothing) {
     EXPECT_TRUE(other.lastOutcome()->pooled->order.empty()) << other.lastOutcome()->pooled->order;
     EXPECT_EQ(other.session()["view"]["scale"], saved["view"]["scale"]);
   }
+  {  // values out of range are clamped and said (they were clamped silently): in the log and the status line
+    nlohmann::json wild = saved;
+    wild["input"]["n"] = 1e18;
+    wild["input"]["temperature"] = 0;
+    wild["input"]["seed"] = -1;
+    std::ofstream(dir + "/wild.json") << wild.dump();
+    ASSERT_TRUE(other.loadSession(dir + "/wild.json", &error)) << error.toStdString();
+    ASSERT_TRUE(other.waitForIdle(k_timeout_ms));
+    EXPECT_EQ(other.session()["input"]["n"], 16384);
+    EXPECT_EQ(other.session()["input"]["seed"], 0);
+    const QString log = other.logPanel()->lines().join("\n");
+    for (const char* words : {"input n 1e+18 was set to 16384", "input temperature 0 was set to 0.01", "input seed -1 was set to 0"})
+      EXPECT_TRUE(log.contains(QString::fromUtf8(words))) << words << "\n" << log.toStdString();
+    bool shown = false;
+    for (const QLabel* label : other.statusBar()->findChildren<QLabel*>())
+      shown = shown || label->text().contains(QStringLiteral("session values changed: input n 1e+18 was set to 16384"));
+    EXPECT_TRUE(shown);
+  }
 
   // A window opened without options comes back as the last one closed.
   GuiOptions restore = options("longformer");
