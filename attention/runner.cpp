@@ -9,6 +9,7 @@
 
 #include "attention/metrics.h"
 #include "attention/parallel.h"
+#include "attention/plan.h"
 
 namespace attn {
 
@@ -43,6 +44,8 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
                    const CompareOptions& options) {
   const ScopedFlushDenormals flush;  // subnormal floats: ~100× slower, invisible in every number shown
   validateInputs(inputs.q, inputs.k, inputs.v);
+  checkComparisonMemory(*mechanism, RunShape::of(inputs), params, options.run, options.memory_budget,
+                        options.with_reference);  // before anything large is allocated
   Comparison c;
   c.mechanism = std::move(mechanism);
   c.params = std::move(params);

@@ -64,6 +64,9 @@ struct CompareOptions {
   /// false: skip the float64 reference (O(N²·d) on the CPU) and leave relative_error NaN; addReference()
   /// adds it later (the GUI draws first). A reference taken over from `reuse` is used either way.
   bool with_reference = true;
+  /// Bytes the comparison may allocate, predicted before anything is (attention/plan.h); more: UserError
+  /// naming the parameter to blame. 0: half the physical memory.
+  std::int64_t memory_budget = 0;
 };
 
 /// Runs `mechanism` and exact attention on `inputs` with `backend` and measures the error.

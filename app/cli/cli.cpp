@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "app/cli/demo.h"
@@ -25,6 +26,7 @@
 #include "app/report/sweep_report.h"
 #include "attention/array_files.h"
 #include "attention/npy.h"
+#include "attention/plan.h"
 #include "attention/runner.h"
 #include "render/gpu/backend_factory.h"
 
@@ -69,6 +71,7 @@ struct RunArgs {
   std::string q, k, v, qkv;
   std::string backend = "auto";
   bool causal = false;
+  std::optional<double> budget_gb;  // --memory-budget; none: half the RAM
   std::string out, weights;
   bool json = false;
 };
@@ -121,6 +124,7 @@ attn::Inputs loadInputs(const RunArgs& a) {
 // The comparison RunArgs ask for (mechanism, parameters, inputs, backend); `check` sees the inputs
 // before anything runs.
 attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(const attn::Inputs&)>& check = {}) {
+  const std::int64_t budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   const auto mechanism = attn::requireMechanism(a.mechanism);
   const attn::Params params = attn::Params::resolve(mechanism->params(), parseSets(a.sets));
   attn::Inputs inputs = loadInputs(a);
@@ -130,6 +134,7 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
+  options.memory_budget = budget;
   attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
   // The times a user can trust, the same way the window measures them: the median of a few runs, each warm.
   attn::applyTiming(c, attn::measureTimes(c, *selection.backend, options.run));
@@ -287,6 +292,9 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
                   "of Q, K, V stacked as (3, N, d)");
   cmd->add_option("--backend", a.backend, "cpu|vulkan|auto")->capture_default_str();
   cmd->add_flag("--causal", a.causal, "Causal attention (key j ≤ query i)");
+  cmd->add_option("--memory-budget", a.budget_gb,
+                  "GB the run may allocate, predicted from N and the parameters before it starts (default: half "
+                  "the RAM)");
 }
 
 // Figures are drawn with QPainter (fonts need a QGuiApplication); headless on the offscreen platform.
@@ -336,6 +344,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
     throw attn::UserError("--out must name a .png, .svg or .pdf file, not '" + r.out + "'");
   const fig::FigureStyle style = fig::makeStyle(r.width, r.font_size);  // bad values fail before any work
+  const std::int64_t budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   std::vector<std::shared_ptr<const attn::Mechanism>> others;
   {
     std::stringstream in(r.compare);
@@ -351,6 +360,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
+  options.memory_budget = budget;
   scene::Subject subject;
   subject.main = std::make_shared<const attn::Comparison>(
       attn::compare(std::move(inputs), mechanism, params, *selection.backend, options));
@@ -394,7 +404,8 @@ struct SweepArgs {
               input = attn::generatorName(k_default_input.generator), out, preset;
   std::vector<std::string> sets;
   long d = long(k_default_input.d), repeats = 3, seeds = 3;
-  double temperature = k_default_input.temperature, budget_gb = 0;
+  double temperature = k_default_input.temperature;
+  std::optional<double> budget_gb;  // none: half the RAM
   attn::InputSpec knobs = k_default_input;
   bool causal = false, fixed_params = false, quiet = false;
 };
@@ -441,7 +452,7 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
   spec.knobs = a.knobs;
   spec.causal = a.causal;
   spec.scale_with_n = !a.fixed_params;
-  spec.memory_budget = std::int64_t(a.budget_gb * 1e9);
+  spec.memory_budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   for (const auto& set : a.sets) {  // ID.NAME=VALUE
     const auto dot = set.find('.'), eq = set.find('=');
     if (dot == std::string::npos || eq == std::string::npos || dot > eq)
@@ -590,7 +601,10 @@ int run(int argc, char** argv) {
   sweep->add_flag("--causal", sa.causal, "Causal attention");
   sweep->add_option("--set", sa.sets, "Fixed parameter ID.NAME=VALUE (repeatable), e.g. performer.features=64")->allow_extra_args(false);
   sweep->add_flag("--fixed-params", sa.fixed_params, "Do not scale parameters with N (stride, clusters, buckets keep their value at the smallest N)");
-  sweep->add_option("--memory-budget", sa.budget_gb, "GB; points predicted above it are skipped (default: half the RAM)");
+  sweep->add_option(
+      "--memory-budget", sa.budget_gb,
+      "GB; points predicted above it, from N and the parameters or from the points measured at smaller N, "
+      "are skipped (default: half the RAM)");
   sweep->add_option("--preset", sa.preset, "lra: the Long Range Arena efficiency table (its models at 1K–4K)");
   sweep->add_option("--out", sa.out, "Folder for the results and the report")->required();
   sweep->add_flag("--quiet", sa.quiet, "No progress output");
