@@ -107,6 +107,11 @@ class Reformer final : public Mechanism {
     planBuckets(r, s, rounds, keys, "rounds",
                 "lower rounds or chunk (a chunk above N = " + std::to_string(n) + " counts as N), or raise buckets");
     r.add(double(s.n * s.d) * sizeof(float), "the shared keys (N × d floats)");
+    // The rotations and the rotated keys (N × buckets / 2 per round; [xR, −xR] of round 1 shown, N × buckets).
+    r.add((double(rounds) * double(s.d + s.n) * double(buckets) / 2 +
+           (options.explain ? 2.5 * double(s.n * buckets) : 0.0)) *
+              sizeof(float),
+          "the rotated keys (N × buckets)", "buckets");
     if (options.explain) {  // the steps: round 1's bucket pairs (three views), its chunked pairs, the union twice
       const double nn = double(n) * double(n), same = std::min(nn, 2 * nn / double(buckets));
       const double joined = std::min(nn, double(n) * keys * double(rounds));

@@ -69,6 +69,7 @@ class Routing final : public Mechanism {
     r.add((n + m) * double(s.d) * sizeof(float) * 2 + (iterations + 2) * (n + m) * sizeof(std::int32_t) +
               double(c) * double(s.d) * sizeof(float) * 2,
           "the normalised Q ∪ K and the k-means labels (iterations × (N + M))", "iterations");
+    r.add((n + m) * double(c) * sizeof(float) * 2, "the k-means distances ((N + M) × clusters)", "clusters");
     if (options.explain)
       r.add(2 * patternBytes(n * keys, n), "the cluster pattern shown", "clusters", "raise clusters");
     r.flops += (iterations + 1) * 2 * (n + m) * double(c) * double(s.d);

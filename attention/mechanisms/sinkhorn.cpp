@@ -93,7 +93,7 @@ class Sinkhorn final : public Mechanism {
     const double iterations = options.causal ? 1.0 : double(p.integer("iterations"));
     r.add(3 * patternBytes(n * 2 * b, n) + sparseWorkspaceBytes(2 * b, s) + n * double(s.d + s.dv) * sizeof(float),
           "each query's own and sorted block (2 × block × N)", "block");
-    r.add((iterations + 2) * nb * nb * sizeof(float), "the sorting matrices S (iterations × (N / block)²)",
+    r.add(2 * (iterations + 2) * nb * nb * sizeof(float), "the sorting matrices S (iterations × (N / block)²)",
           "iterations");
     // What each row sees (every block that S mixes in: up to N × N pairs), formed to be seen.
     const double seen = std::min(n * (n + b), n * n);

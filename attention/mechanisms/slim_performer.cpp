@@ -57,6 +57,8 @@ class SlimPerformer final : public Mechanism {
     const Index slice = (std::max(s.n, s.m) + slices - 1) / slices;
     r.add(slicedFavorBytes(s.n, m, s.d, s.dv, slice, options.causal) + double(m * s.d) * sizeof(float),
           "the output, the state and one slice's features (features × (dv + slice))", "features");
+    r.add(double(s.n + s.m) * double(m) * sizeof(float) * 1.5, "the feature maps' working rows ((N + M) × features)",
+          "features");
     if (options.explain)  // the state after every slice, for the steps
       r.add(double(slices) * double(m) * double(s.dv + 1) * sizeof(float) * 2,
             "the state after each slice (slices × "

@@ -104,7 +104,7 @@ class TransformerOnADiet final : public Mechanism {
     if (options.explain && s.n == s.m && s.n <= 8192) {  // every layer's mask and the receptive field they reach
       double masks = 0;
       for (Index l = 0; l < layers; ++l) masks += n * keys(l);
-      r.add(patternBytes(masks, n * double(layers)), "the layers' masks (formed to be seen)", "layers");
+      r.add(2 * patternBytes(masks, n * double(layers)), "the layers' masks (formed to be seen)", "layers");
       // The receptive field: a row reaches at most the product of the layers' key counts (with residuals).
       double reach = 1;
       for (Index l = 0; l < layers; ++l) reach = std::min(m, reach * (keys(l) + 1));
