@@ -102,6 +102,39 @@ struct RunOptions {
   }
 };
 
+/// The shape of a run: N queries, M keys, head size d of queries and keys, dv of values.
+struct RunShape {
+  Index n = 0, m = 0, d = 0, dv = 0;
+  static RunShape of(const Inputs& inputs);
+};
+
+/// One part of what a run holds at its peak: bytes, what it is in words ("the window scores (window × heads × N
+/// entries)"), and the --set name of the parameter that drives it ("" when only the shape does: N itself).
+struct MemoryTerm {
+  double bytes = 0;
+  std::string what;
+  std::string parameter;
+  /// What to change, when more than lowering `parameter` ("lower window (the sequence is covered at window =
+  /// 32768) or heads"); "" = "lower PARAMETER", or a smaller N when no parameter drives it.
+  std::string advice;
+};
+
+/// What a run will allocate and compute, predicted from its shape and parameters before anything is
+/// allocated (Mechanism::plan; checked against the memory budget by attention/plan.h).
+struct RunPlan {
+  std::vector<MemoryTerm> terms;  ///< together: the heap peak of Mechanism::run on the CPU, at most
+  double flops = 0;               ///< the theoretical count the run reports in Cost::flops
+  /// Keys of the exact attention the mechanism is measured against (Mechanism::referenceInputs): −1, the
+  /// inputs' M; a memory layer's slots otherwise.
+  Index reference_keys = -1;
+  std::string reference_parameter;  ///< the parameter that sets reference_keys ("n": n² slots)
+  bool own_reference = false;       ///< Mechanism::ownReference gives a second target (same shape as the inputs)
+  double bytes() const;
+  RunPlan& add(double bytes, std::string what, std::string parameter = {}, std::string advice = {});
+  /// The largest term (nullptr when there is none).
+  const MemoryTerm* largest() const;
+};
+
 struct Result {
   Matrix output;  ///< N×dv
   Explanation explanation;
@@ -141,6 +174,12 @@ class Mechanism {
   /// Where this mechanism becomes exact softmax attention on `inputs` (MechanismInfo::approximates_softmax):
   /// of its own reference when it has one, else of referenceInputs. nullopt for a different operator.
   virtual std::optional<ExactLimit> exactLimit(const Inputs& /*inputs*/) const { return std::nullopt; }
+  /// What run() will allocate and compute at this shape, before anything is allocated (attention/plan.cpp
+  /// checks it against the memory budget). The default: the output, and the copies of Q and K that factored
+  /// implied weights hold. Every mechanism whose memory grows with its parameters, or faster than N·d,
+  /// overrides it, naming the parameter of each term; parameters whose effect saturates (a window wider than
+  /// the sequence) are counted as run() clamps them.
+  virtual RunPlan plan(const RunShape& shape, const Params& params, const RunOptions& options) const;
 };
 
 /// Milliseconds since `start` (steady clock), for Cost stages.

@@ -13,6 +13,7 @@
 
 #include "attention/metrics.h"
 #include "attention/parallel.h"
+#include "attention/plan.h"
 
 namespace attn {
 
@@ -121,6 +122,8 @@ Comparison compare(Inputs inputs, std::shared_ptr<const Mechanism> mechanism, Pa
                    const CompareOptions& options) {
   const ScopedFlushDenormals flush;  // subnormal floats: ~100× slower, invisible in every number shown
   validateInputs(inputs.q, inputs.k, inputs.v);
+  checkComparisonMemory(*mechanism, RunShape::of(inputs), params, options.run, options.memory_budget,
+                        options.with_reference);  // before anything large is allocated
   Comparison c;
   c.mechanism = std::move(mechanism);
   c.params = std::move(params);
@@ -453,7 +456,7 @@ Speed measureSpeed(Backend& backend, Index d, Index dv) {
   const double work = 2.0 * double(n) * double(m) * double(d + dv);
   DenseAttentionOptions o;
   double best = std::numeric_limits<double>::infinity();
-  for (int run = 0; run < 2; ++run) {  // the first run warms caches and pipelines
+  for (int run = 0; run < 4; ++run) {  // the first run warms caches and pipelines; the best of the rest
     const auto t0 = std::chrono::steady_clock::now();
     backend.denseAttention(q, k, v, o);
     best = std::min(best, millisecondsSince(t0) * 1e-3);
@@ -461,9 +464,13 @@ Speed measureSpeed(Backend& backend, Index d, Index dv) {
   Speed s;
   s.float_flops_per_s = work / std::max(best, 1e-6);
   const MatrixD qd = q.topRows(128).cast<double>(), kd = k.cast<double>(), vd = v.cast<double>();
-  const auto t0 = std::chrono::steady_clock::now();
-  referenceAttention(qd, kd, vd, o);
-  s.double_flops_per_s = work / 4 / std::max(millisecondsSince(t0) * 1e-3, 1e-6);
+  double best_double = std::numeric_limits<double>::infinity();
+  for (int run = 0; run < 3; ++run) {  // a machine busy for a moment must not make every later prediction long
+    const auto t0 = std::chrono::steady_clock::now();
+    referenceAttention(qd, kd, vd, o);
+    best_double = std::min(best_double, millisecondsSince(t0) * 1e-3);
+  }
+  s.double_flops_per_s = work / 4 / std::max(best_double, 1e-6);
   const std::lock_guard lock(mutex);
   known[key] = s;
   return s;
@@ -479,6 +486,19 @@ double predictCompareSeconds(Index n, Index m, Index d, Index dv, bool causal, d
   // The float64 reference runs the full N×M (it masks rather than skips) on the CPU.
   const double reference = with_reference ? 2.0 * double(n) * double(m) * double(d + dv) / s.double_flops_per_s : 0;
   return (dense + std::max(0.0, mechanism_flops)) / s.float_flops_per_s + reference;
+}
+
+double predictCompareSeconds(const Inputs& inputs, const Mechanism& mechanism, const Params& params,
+                             const RunOptions& options, Backend& backend, bool with_reference) {
+  double flops = 0;
+  try {
+    flops = mechanism.plan(RunShape::of(inputs), params, options).flops;
+  } catch (const std::exception&) {
+    flops = 0;  // compare() refuses these parameters with its own message
+  }
+  if (!std::isfinite(flops)) flops = 0;
+  return predictCompareSeconds(inputs.n(), inputs.m(), inputs.q.cols(), inputs.v.cols(), options.causal, flops,
+                               backend, with_reference);
 }
 
 }  // namespace attn

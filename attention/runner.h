@@ -64,6 +64,9 @@ struct CompareOptions {
   /// false: skip the float64 reference (O(N²·d) on the CPU) and leave relative_error NaN; addReference()
   /// adds it later (the GUI draws first). A reference taken over from `reuse` is used either way.
   bool with_reference = true;
+  /// Bytes the comparison may allocate, predicted before anything is (attention/plan.h); more: UserError
+  /// naming the parameter to blame. 0: half the physical memory.
+  std::int64_t memory_budget = 0;
 };
 
 /// Runs `mechanism` and exact attention on `inputs` with `backend` and measures the error.
@@ -137,6 +140,10 @@ void completeMetrics(std::shared_ptr<const Comparison>& main, std::vector<Compan
 /// will be; within a factor of about two.
 double predictCompareSeconds(Index n, Index m, Index d, Index dv, bool causal, double mechanism_flops, Backend& backend,
                              bool with_reference = true);
+/// The same for `mechanism` with `params` on `inputs`: its FLOPs from Mechanism::plan (0 when the plan refuses
+/// the parameters; compare() then says why).
+double predictCompareSeconds(const Inputs& inputs, const Mechanism& mechanism, const Params& params,
+                             const RunOptions& options, Backend& backend, bool with_reference = true);
 
 /// The inputs in one line, the one description every view uses: "clustered input, N = 256, d = 64, seed 1"
 /// (a file's name instead of the generator; the generator's knobs after it; ", causal" when causal).

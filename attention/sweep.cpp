@@ -1,20 +1,20 @@
 #include "attention/sweep.h"
 
 #include <algorithm>
-#include <deque>
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <new>
 #include <regex>
 #include <sstream>
-#include <unistd.h>
 
 #include "attention/heap_counter.h"
 #include "attention/inputs_json.h"
 #include "attention/metrics.h"
+#include "attention/plan.h"
 #include "attention/runner.h"
 
 namespace attn {
@@ -86,11 +86,6 @@ std::map<std::string, std::string> paramText(const std::vector<ParamSpec>& specs
     else out[s.name] = number(p.number(s.name));
   }
   return out;
-}
-
-std::int64_t physicalMemory() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && size > 0 ? std::int64_t(pages) * size : (std::int64_t(8) << 30);
 }
 
 std::string utcNow() {
@@ -273,7 +268,7 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
   result.spec = spec;
   result.spec.mechanisms = ids;
   result.started = utcNow();
-  const std::int64_t budget = spec.memory_budget > 0 ? spec.memory_budget : physicalMemory() / 2;
+  const std::int64_t budget = spec.memory_budget > 0 ? spec.memory_budget : defaultMemoryBudget();
   result.spec.memory_budget = budget;
   const auto start = std::chrono::steady_clock::now();
 
@@ -316,8 +311,18 @@ SweepResult runSweep(const SweepSpec& spec, const BackendFactory& backend_for, c
           try {
             point.params = sweepParams(spec, id, n, &point.scaled);
             const Params params = Params::resolve(mechanism->params(), point.params);
+            // The plan, from N and the parameters (every N, the first too); then what the points measured at
+            // smaller N predict.
+            RunOptions planned;
+            planned.causal = spec.causal;
+            const RunShape shape{n, n, spec.d, spec.d};
+            const std::string refusal =
+                memoryRefusal(*mechanism, shape, comparisonPlan(*mechanism, shape, params, planned), budget);
             const double predicted = predictPeak(result.points, id, backend_name, n);
-            if (std::isfinite(predicted) && predicted > double(budget)) {
+            if (!refusal.empty()) {
+              point.status = "skipped";
+              point.message = refusal;
+            } else if (std::isfinite(predicted) && predicted > double(budget)) {
               point.status = "skipped";
               char buf[200];
               std::snprintf(buf, sizeof buf, "predicted peak %.3g GB exceeds the memory budget of %.3g GB",

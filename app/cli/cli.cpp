@@ -18,6 +18,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "app/cli/demo.h"
@@ -28,6 +29,7 @@
 #include "app/report/sweep_report.h"
 #include "attention/array_files.h"
 #include "attention/npy.h"
+#include "attention/plan.h"
 #include "attention/runner.h"
 #include "render/gpu/backend_factory.h"
 
@@ -72,6 +74,7 @@ struct RunArgs {
   std::string q, k, v, qkv;
   std::string backend = "auto";
   bool causal = false;
+  std::optional<double> budget_gb;  // --memory-budget; none: half the RAM
   std::string out, weights;
   bool json = false;
 };
@@ -89,10 +92,18 @@ std::map<std::string, std::string> parseSets(const std::vector<std::string>& set
 
 attn::Inputs loadInputs(const RunArgs& a) {
   if (a.seed < 0) throw attn::UserError("--seed must be ≥ 0, not " + std::to_string(a.seed));
+  // Files are checked against the budget (--memory-budget, else min(half the RAM, 4 GiB)) before they are read.
+  attn::arrays::Limits limits;
+  if (a.budget_gb) limits.max_bytes = std::uint64_t(attn::memoryBudgetFromGb(*a.budget_gb));
+  const auto one = [&](const std::string& path) -> attn::Matrix {
+    auto arrays = attn::arrays::load(path, limits).value();
+    if (arrays.size() != 1) throw attn::UserError(path + ": expected one array, found " + std::to_string(arrays.size()));
+    return std::move(arrays.begin()->second);
+  };
   const int files = int(!a.q.empty()) + int(!a.k.empty()) + int(!a.v.empty());
   if (!a.qkv.empty()) {
     if (files) throw attn::UserError("give either --qkv or --q/--k/--v, not both");
-    attn::Inputs in = attn::arrays::loadQkv(a.qkv).value();
+    attn::Inputs in = attn::arrays::loadQkv(a.qkv, limits).value();
     in.spec.seed = static_cast<std::uint64_t>(a.seed);
     return in;
   }
@@ -109,9 +120,9 @@ attn::Inputs loadInputs(const RunArgs& a) {
   }
   if (files != 3) throw attn::UserError("give all three of --q, --k and --v (or none, to generate inputs)");
   attn::Inputs in;
-  in.q = attn::npy::load(a.q).value();
-  in.k = attn::npy::load(a.k).value();
-  in.v = attn::npy::load(a.v).value();
+  in.q = one(a.q);
+  in.k = one(a.k);
+  in.v = one(a.v);
   attn::validateInputs(in.q, in.k, in.v);
   in.spec.n = in.q.rows();
   in.spec.d = in.q.cols();
@@ -146,13 +157,13 @@ constexpr double k_long_run_seconds = 10;
 // starts, shows progress on stderr, and lets Ctrl-C stop it cleanly (attn::Cancelled: exit 130, nothing written).
 class WatchedRun {
  public:
-  WatchedRun(const attn::Inputs& in, const attn::Mechanism& mechanism, attn::Backend& backend,
-             attn::CompareOptions& options) {
+  WatchedRun(const attn::Inputs& in, const attn::Mechanism& mechanism, const attn::Params& params,
+             attn::Backend& backend, attn::CompareOptions& options) {
     g_interrupted = false;
     previous_ = std::signal(SIGINT, onInterrupt);
     options.run.cancel = &g_interrupted;
-    const double seconds = attn::predictCompareSeconds(in.n(), in.m(), in.q.cols(), in.v.cols(), options.run.causal, 0,
-                                                       backend, options.with_reference);
+    const double seconds = attn::predictCompareSeconds(in, mechanism, params, options.run, backend,
+                                                       options.with_reference);
     if (!(seconds >= k_long_run_seconds)) return;
     std::fprintf(stderr,
                  "attnlab: this run will take about %s (exact attention over N = %lld tokens, then %s and the "
@@ -196,6 +207,7 @@ class WatchedRun {
 // The comparison RunArgs ask for (mechanism, parameters, inputs, backend); `check` sees the inputs
 // before anything runs.
 attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(const attn::Inputs&)>& check = {}) {
+  const std::int64_t budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   const auto mechanism = attn::requireMechanism(a.mechanism);
   const attn::Params params = attn::Params::resolve(mechanism->params(), parseSets(a.sets));
   attn::Inputs inputs = loadInputs(a);
@@ -205,7 +217,8 @@ attn::Comparison compareFromArgs(const RunArgs& a, const std::function<void(cons
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
-  const WatchedRun watched(inputs, *mechanism, *selection.backend, options);
+  options.memory_budget = budget;
+  const WatchedRun watched(inputs, *mechanism, params, *selection.backend, options);
   attn::Comparison c = attn::compare(std::move(inputs), mechanism, params, *selection.backend, options);
   // The times a user can trust, the same way the window measures them: the median of a few runs, each warm.
   attn::applyTiming(c, attn::measureTimes(c, *selection.backend, options.run));
@@ -385,6 +398,9 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
                   "of Q, K, V stacked as (3, N, d)");
   cmd->add_option("--backend", a.backend, "cpu|vulkan|auto")->capture_default_str();
   cmd->add_flag("--causal", a.causal, "Causal attention (key j ≤ query i)");
+  cmd->add_option("--memory-budget", a.budget_gb,
+                  "GB the run may allocate, predicted from N and the parameters before it starts (default: half "
+                  "the RAM)");
 }
 
 // Figures are drawn with QPainter (fonts need a QGuiApplication); headless on the offscreen platform.
@@ -434,6 +450,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
     throw attn::UserError("--out must name a .png, .svg or .pdf file, not '" + r.out + "'");
   const fig::FigureStyle style = fig::makeStyle(r.width, r.font_size);  // bad values fail before any work
+  const std::int64_t budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   std::vector<std::shared_ptr<const attn::Mechanism>> others;
   {
     std::stringstream in(r.compare);
@@ -449,8 +466,9 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   attn::CompareOptions options;
   options.run.causal = a.causal;
   options.run.seed = static_cast<std::uint64_t>(a.seed);
+  options.memory_budget = budget;
   scene::Subject subject;
-  const WatchedRun watched(inputs, *mechanism, *selection.backend, options);
+  const WatchedRun watched(inputs, *mechanism, params, *selection.backend, options);
   subject.main = std::make_shared<const attn::Comparison>(
       attn::compare(std::move(inputs), mechanism, params, *selection.backend, options));
   std::vector<attn::CompanionSpec> specs;
@@ -493,7 +511,8 @@ struct SweepArgs {
               input = attn::generatorName(k_default_input.generator), out, preset;
   std::vector<std::string> sets;
   long d = long(k_default_input.d), repeats = 3, seeds = 3;
-  double temperature = k_default_input.temperature, budget_gb = 0;
+  double temperature = k_default_input.temperature;
+  std::optional<double> budget_gb;  // none: half the RAM
   attn::InputSpec knobs = k_default_input;
   bool causal = false, fixed_params = false, quiet = false;
 };
@@ -522,7 +541,7 @@ int commandSweep(const SweepArgs& a, const std::string& command_line) {
   spec.knobs = a.knobs;
   spec.causal = a.causal;
   spec.scale_with_n = !a.fixed_params;
-  spec.memory_budget = std::int64_t(a.budget_gb * 1e9);
+  spec.memory_budget = a.budget_gb ? attn::memoryBudgetFromGb(*a.budget_gb) : 0;
   for (const auto& set : a.sets) {  // ID.NAME=VALUE
     const auto dot = set.find('.'), eq = set.find('=');
     if (dot == std::string::npos || eq == std::string::npos || dot > eq)
@@ -682,7 +701,10 @@ int run(int argc, char** argv) {
   sweep->add_flag("--causal", sa.causal, "Causal attention");
   sweep->add_option("--set", sa.sets, "Fixed parameter ID.NAME=VALUE (repeatable), e.g. performer.features=64")->allow_extra_args(false);
   sweep->add_flag("--fixed-params", sa.fixed_params, "Do not scale parameters with N (stride, clusters, buckets keep their value at the smallest N)");
-  sweep->add_option("--memory-budget", sa.budget_gb, "GB; points predicted above it are skipped (default: half the RAM)");
+  sweep->add_option(
+      "--memory-budget", sa.budget_gb,
+      "GB; points predicted above it, from N and the parameters or from the points measured at smaller N, "
+      "are skipped (default: half the RAM)");
   sweep->add_option("--preset", sa.preset, "lra: the Long Range Arena efficiency table (its models at 1K–4K)");
   sweep->add_option("--out", sa.out, "Folder for the results and the report")->required();
   sweep->add_flag("--quiet", sa.quiet, "No progress output");

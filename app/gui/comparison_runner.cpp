@@ -179,8 +179,8 @@ RunOutcome ComparisonRunner::execute(const RunRequest& request, Backend& backend
       options.with_reference = false;       // likewise: the float64 reference is O(N²·d) on the CPU
       options.reuse = backend.last;
       // A long run says how long it will be, then how far it is (Cancel stops it between blocks of work).
-      const double predicted = attn::predictCompareSeconds(inputs.n(), inputs.m(), inputs.q.cols(), inputs.v.cols(),
-                                                           request.causal, 0, *backend.backend, false);
+      const double predicted =
+          attn::predictCompareSeconds(inputs, *request.mechanism, params, options.run, *backend.backend, false);
       const QString in_all = predicted >= k_long_run_s
                                  ? QStringLiteral(" \u00B7 about %1 in all").arg(durationText(predicted))
                                  : QString();

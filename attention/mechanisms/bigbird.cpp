@@ -7,6 +7,7 @@
 // every token attends to (no causal form: they read everything).
 // Stand-in: nothing learned beyond Q, K, V; the random blocks come from the run's seed.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "attention/mechanisms/all.h"
@@ -44,6 +45,25 @@ class BigBird final : public Mechanism {
   std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
     return ExactLimit{{{"block", std::to_string(std::min<Index>(4096, std::max(in.n(), in.m())))}, {"form", "itc"}},
                       1e-4, "one block covering the sequence (b ≥ N)"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m), b = std::min(double(p.integer("block")), m);
+    const double rand = double(p.integer("random"));
+    if (p.choice("form") == "etc") {
+      const double extra = std::min(m, double(p.integer("globals")) * b);
+      planSummaries(r, s, (3 + rand) * b, extra, extra, options, "block");
+      return r;
+    }
+    const double g = options.causal ? std::min(1.0, double(p.integer("globals"))) : double(p.integer("globals"));
+    // The window (3 blocks), random and global blocks of each row; the global rows see every key.
+    const double entries = std::min(n * m, n * (3 + rand + g) * b + g * b * m);
+    planPattern(r, s, entries, std::min(m, (3 + rand + g) * b),
+                "the block pattern ((3 + random + globals) × block × N)", "block", "lower block or random");
+    planTwoHops(r, s, entries, options);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -6,6 +6,8 @@
 // near i, exponentially coarser far away, ≈ 2k·log₂(N/k) nodes per token.
 // Stand-in (CATALOG f): a span node's key and value are the means of its tokens' (the paper learns
 // them by attention inside the tree). Causal form: left connections only.
+#include <cmath>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/summary_engine.h"
@@ -36,6 +38,16 @@ class BpTransformer final : public Mechanism {
     return {ParamSpec::integer("k", "Nodes per level k", "Neighbour tokens, and nodes per level, on each side; "
                                "a child span filling a gap counts among a level's k (text: 4; enwik8: 64).", 4, 1,
                                1 << 16, true)};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(std::max<Index>(s.n, 1)), k = double(p.integer("k"));
+    const double levels = std::ceil(std::log2(n)) + 1;
+    // k tokens and k nodes per level on each side, cut at the sequence; the tree has about N nodes.
+    planSummaries(r, s, std::min(2 * k + 1, n), std::min(2 * (k + 1) * levels, n), n, options, "k");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 
@@ -151,6 +152,20 @@ BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q,
   r.cost.peak_bytes = backend.peakBytes() + (out.pattern->nnz() + round_pairs) * Index(sizeof(std::int32_t) + 1) +
                       round_pairs * Index(sizeof(float)) + n * dv * Index(sizeof(float)) * (nr + 1);
   return out;
+}
+
+void planBuckets(RunPlan& plan, const RunShape& s, Index rounds, double keys, const std::string& parameter,
+                 const std::string& advice) {
+  const double n = double(s.n), pairs = double(rounds) * n * std::min(keys, double(s.m));
+  const double joined = std::min(pairs, n * double(s.m));
+  // Per pair of a round: its key (int32), its bias (float) and its pattern entry; per pair of the union: its
+  // key and tag while united, the union pattern and its copy in the explanation.
+  plan.add(pairs * (4 + 4 + 5) + joined * 15 + n * double(rounds) * 64,
+           "the bucket pairs (rounds × N × keys per query)", parameter, advice);
+  plan.add(double(rounds) * n * double(s.dv) * sizeof(float), "each round's output (rounds × N × dv floats)",
+           parameter);
+  plan.add(sparseWorkspaceBytes(std::min(keys, double(s.m)), s), "the attention's working rows", parameter);
+  plan.flops += 2 * pairs * double(s.d + s.dv);
 }
 
 std::vector<std::string> groupColourNames(std::int32_t groups, const std::string& noun) {

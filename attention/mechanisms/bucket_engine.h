@@ -55,6 +55,12 @@ BucketAttention attendBuckets(const Inputs& in, std::shared_ptr<const Matrix> q,
                               const std::vector<BucketRound>& rounds, const BucketOptions& options, Backend& backend,
                               const RunOptions& run, Result& r);
 
+/// What attendBuckets holds at its peak, added to `plan`: `rounds` rounds of at most `keys` keys per query
+/// (each round's pairs, their union, the biases, the patterns and the rounds' outputs), blamed on
+/// `parameter` with `advice`; the FLOPs of the attention are added to plan.flops.
+void planBuckets(RunPlan& plan, const RunShape& shape, Index rounds, double keys, const std::string& parameter,
+                 const std::string& advice);
+
 /// The "same label" pattern of a grouping (i → j when label_i = label_j; j ≤ i when causal), its
 /// components named by group ("bucket 1", …; above 8 groups, group g takes colour g mod 8): what a hash or a clustering means
 /// for the N×N matrix. Empty optional above max_entries pairs.

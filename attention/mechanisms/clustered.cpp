@@ -17,6 +17,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/kmeans.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -54,6 +55,25 @@ class Clustered final : public Mechanism {
         ParamSpec::integer("topk", "Top-k keys", "i-clustered: keys per cluster recomputed exactly (default 32).",
                            32, 1, 1 << 20, true),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const double n = double(s.n), m = double(s.m), bits = double(p.integer("bits"));
+    const double c = double(std::max<Index>(1, std::min(p.integer("clusters"), s.n)));  // clamped at N, as run() does
+    const bool improved = p.choice("variant") == "i-clustered";
+    const double topk = improved ? double(std::min(p.integer("topk"), s.m)) : 0.0;
+    r.add(n * bits * 3 * sizeof(float), "the queries' hash codes (N × bits)", "bits");
+    r.add(c * m * 3 * sizeof(float) + c * double(s.d + s.dv) * 2 * sizeof(float),
+          "the centroids' attention rows (clusters × M)", "clusters");
+    // Per cluster its top-k keys, per query the top-k pattern (grown by doubling) and the working rows.
+    r.add(c * topk * sizeof(std::int32_t) + 2 * patternBytes(n * topk, n) + sparseWorkspaceBytes(topk, s) +
+              n * double(s.d) * sizeof(float),
+          "each query's top-k keys (topk × N)", "topk");
+    r.add(allKeysPatternBytes(s, options), "the pattern shown (every pair, N × M)");
+    r.flops = 2 * n * double(s.d) * bits + 2 * c * m * double(s.d + s.dv) + 2 * n * topk * double(s.d + s.dv) +
+              double(p.integer("iterations") + 1) * 2 * n * c * bits;
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -2,6 +2,8 @@
 
 #include <numeric>
 
+#include "attention/plan.h"
+
 namespace attn::mech {
 
 Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,
@@ -19,6 +21,11 @@ Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<st
     p.component.insert(p.component.end(), comp_lists[size_t(i)].begin(), comp_lists[size_t(i)].end());
   }
   return p;
+}
+
+double allKeysPatternBytes(const RunShape& s, const RunOptions& options) {
+  const double pairs = double(s.n) * double(s.m);
+  return options.explain && pairs <= double(kMaxAllKeysPatternEntries) ? patternBytes(pairs, double(s.n)) : 0.0;
 }
 
 Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,

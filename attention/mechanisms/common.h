@@ -43,6 +43,9 @@ inline void requireNonCausal(const MechanismInfo& info, const RunOptions& option
 
 /// Above this many pairs an all-keys pattern (5 bytes a pair) is not formed (views say why).
 constexpr Index kMaxAllKeysPatternEntries = Index(1) << 25;
+/// Bytes of the all-keys pattern a run forms to be seen (options.explain, at most kMaxAllKeysPatternEntries
+/// pairs; 0 otherwise), for Mechanism::plan.
+double allKeysPatternBytes(const RunShape& shape, const RunOptions& options);
 /// The N×M pattern of every pair (each row sees every key: i-clustered, Informer's lazy rows, Sinkhorn's
 /// mixed blocks), the component of row i's entries from part(i, out[0..M)).
 Pattern allKeysPattern(Index n, Index m, std::vector<std::string> components,

@@ -11,6 +11,7 @@
 // an attention-reconstruction loss).
 // Causal by construction; a non-causal run lets a segment see all of itself.
 #include <algorithm>
+#include <cmath>
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
@@ -49,6 +50,17 @@ class Compressive final : public Mechanism {
   std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
     return ExactLimit{{{"segment", std::to_string(std::max<Index>(1, in.n()))}}, 1e-4,
                       "one segment holds every token (n_s = N): nothing reaches a memory"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(std::max<Index>(s.n, 1)), c = double(p.integer("rate"));
+    // A segment or memory longer than the sequence holds the sequence.
+    const double tokens = std::min(double(p.integer("segment")), n) + std::min(double(p.integer("memory")), n);
+    planSummaries(r, s, tokens, std::min(double(p.integer("compressed")), n / c), n / c, options, "segment",
+                  "lower segment or memory");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -39,6 +39,17 @@ class EfficientAttention final : public Mechanism {
     };
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies
+    const double n = double(s.n), m = double(s.m), d = double(s.d), dv = double(s.dv);
+    const bool softmax = p.choice("variant") == "softmax";
+    r.add(((n + 3 * m) * d * 2 + d * dv * 3) * sizeof(float), "ρ_q(Q), ρ_k(K) and the templates (N × d)");
+    if (n * m <= double(Index(1) << 20))
+      r.add(2 * n * m * sizeof(float), "the implied N × M matrix shown (up to 2²⁰ entries)");
+    r.flops = 2.0 * m * d * dv + 2.0 * n * d * dv + (softmax ? 3.0 : 1.0) * (n + m) * d;
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     Result r;

@@ -4,6 +4,8 @@
 // of the input, its key and value the mean of the segment's tokens. The output is the long tokens'
 // (what the view compares with exact attention); the 2×2 block structure is shown as a factor.
 // Encoder only: no causal form.
+#include <cmath>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/summary_engine.h"
@@ -37,6 +39,19 @@ class Etc final : public Mechanism {
         ParamSpec::integer("segment", "Segment length", "One global token per segment of this many tokens "
                            "(0: no global tokens).", 32, 0, 1 << 20, true),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double m = double(s.m), seg = double(p.integer("segment"));
+    const double globals = seg > 0 ? std::ceil(m / seg) : 0.0;  // one per segment: every query sees them all
+    const double local = std::min(2 * double(p.integer("radius")) + 1, m);  // a radius past N adds nothing
+    planSummaries(r, s, local, globals, globals, options, globals > local ? "segment" : "radius",
+                  globals > local ? "raise segment (fewer global tokens), or 0 for none" : "lower radius");
+    r.add((globals + 96) * (globals + 96) * sizeof(float), "the global-local block view ((globals + 96)²)", "segment",
+          "raise segment (fewer global tokens)");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -51,6 +51,13 @@ class Exact final : public Mechanism {
 
   std::optional<ExactLimit> exactLimit(const Inputs&) const override { return ExactLimit{{}, 1e-5, "any setting (it is the reference)"}; }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const double pairs = options.causal ? double(s.n) * double(s.n + 1) / 2 : double(s.n) * double(s.m);
+    r.flops = 2 * pairs * double(s.d + s.dv);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params&, Backend& backend, const RunOptions& options) const override {
     Result r;
     const float scale = defaultScale(in.q.cols());

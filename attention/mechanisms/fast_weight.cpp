@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
@@ -197,6 +198,27 @@ class FastWeight final : public Mechanism {
                       "the FAVOR+ map with the linear rule (causal Performer) as m → ∞; the error falls as 1/√m: "
                       "checked at m = 4096 with q, k scaled by ¼ (logits ≲ 1)",
                       0.25};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    const std::string& map_name = p.choice("feature_map");
+    const std::string parameter = map_name == "dpfp" ? "nu" : map_name == "favor" ? "features" : "";
+    const double n = double(s.n), dv = double(s.dv);
+    const double feat = map_name == "dpfp"    ? double(2 * s.d * p.integer("nu"))
+                        : map_name == "favor" ? double(p.integer("features"))
+                                              : double(s.d);
+    const bool delta = p.choice("rule") == "delta";
+    // φ(Q), φ(K) and the feature map's exponents; the chunks' states and the snapshots of W.
+    r.add((4 * n * feat + 8 * feat * dv + 3 * double(kChunk) * (feat + dv + double(kChunk))) * sizeof(float),
+          "the feature maps φ(Q), φ(K) (N × features)", parameter);
+    if (delta && options.explain && s.n <= kMaxProbeN)
+      r.add((n * n + double(std::max(1u, std::thread::hardware_concurrency())) * n * (feat + 256) * 3) * sizeof(float),
+            "the delta rule's N × N probe (formed to be seen up to N = " + std::to_string(kMaxProbeN) + ")");
+    const double per_token = delta ? 6.0 * feat * dv : 4.0 * feat * dv;
+    r.flops = n * per_token + 2.0 * n * double(std::min<Index>(s.n, kChunk)) * (feat + dv) +
+              (map_name == "favor" ? 4.0 * n * feat * double(s.d) : 2.0 * n * feat);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -6,6 +6,8 @@
 // Stand-in (CATALOG f): memory token t is the mean of the keys and values of the t-th of M equal
 // segments (the paper learns memory embeddings and updates them by attention over every token); only
 // the main tokens' outputs are computed.
+#include <cmath>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/summary_engine.h"
@@ -38,6 +40,16 @@ class Gmat final : public Mechanism {
   std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
     return ExactLimit{{{"memory", "0"}, {"window", std::to_string(2 * std::max(in.n(), in.m()))}}, 1e-4,
                       "no memory tokens and a band covering the sequence (M = 0, w ≥ 2N)"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double m = double(s.m), mem = std::min(double(p.integer("memory")), m);  // clamped at N, as run() does
+    const double w = double(p.integer("window"));
+    const double band = w > 0 ? std::min(2 * std::floor(w / 2) + 1, m) : 0.0;  // a band past N adds nothing
+    planSummaries(r, s, band, mem, mem, options, mem > band ? "memory" : "window");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

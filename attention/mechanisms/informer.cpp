@@ -15,6 +15,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -47,6 +48,20 @@ class Informer final : public Mechanism {
                                "(the reference code: 5).", 5, 1, 1 << 20, true)};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const Index c = p.integer("factor");
+    // A factor above N / ⌈ln N⌉ makes every query active (run() clamps the count at N).
+    const double samples = double(std::clamp<Index>(c * ceilLn(s.m), 1, std::max<Index>(s.m, 1)));
+    const double active = double(std::clamp<Index>(c * ceilLn(s.n), 1, std::max<Index>(s.n, 1)));
+    // The active rows' pattern (grown by doubling: up to twice its entries) and the attention's working rows.
+    r.add(2 * patternBytes(active * double(s.m), double(s.n)) + sparseWorkspaceBytes(double(s.m), s),
+          "the active queries' rows (factor × ⌈ln N⌉ × M entries)", "factor");
+    r.add(allKeysPatternBytes(s, options), "the pattern shown (every pair, N × M)");
+    r.flops = 2 * double(s.n) * samples * double(s.d) + 2 * active * double(s.m) * double(s.d + s.dv);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     Result r;
@@ -54,6 +69,9 @@ class Informer final : public Mechanism {
     const float scale = defaultScale(d);
     const Index samples = std::clamp<Index>(c * ceilLn(m), 1, std::max<Index>(m, 1));
     const Index active_count = std::clamp<Index>(c * ceilLn(n), 1, std::max<Index>(n, 1));
+    if (c * ceilLn(n) > n)
+      r.explanation.notes.push_back("factor " + std::to_string(c) +
+                                    " makes every query active: u clamped to N = " + std::to_string(n));
     // Sampled sparsity scores (U keys per query, drawn without replacement from the seed).
     auto score = std::make_shared<Matrix>(1, n);
     timedStage(r.cost, options, "sample scores", [&] {

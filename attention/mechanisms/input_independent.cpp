@@ -19,6 +19,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 namespace {
@@ -109,6 +110,31 @@ class InputIndependent final : public Mechanism {
                            true),
         ParamSpec::integer("block", "Block b", "Segment length of the blocks pattern.", 16, 1, 1 << 20, true),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    const std::string kind = p.choice("pattern");
+    const Index n = s.n;
+    // Keys per row, cut at the sequence (run() clamps stripes at N; a band or block past it adds nothing).
+    Index keys = 1;
+    std::string parameter;
+    if (kind == "band")
+      keys = 2 * Index(std::ceil(4 * p.number("sigma"))) + 1, parameter = "sigma";
+    else if (kind == "stripes")
+      keys = p.integer("stripes"), parameter = "stripes";
+    else if (kind == "blocks")
+      keys = p.integer("block"), parameter = "block";
+    const double entries = double(n) * double(std::min(keys, n));
+    if (kind == "uniform") {
+      r.flops = 2.0 * double(n) * double(n) * double(s.dv) / (options.causal ? 2 : 1);
+      return r;
+    }
+    // Per entry: its column and logit (each grown by doubling), its tag, and the two copies shown.
+    r.add(entries * (4 * 2 + 4 * 2 + 1 + 5 + 5) + sparseWorkspaceBytes(double(std::min(keys, n)), s),
+          "the fixed pattern (N × its keys per row)", parameter);
+    r.flops = 2.0 * entries * double(s.dv);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -11,6 +11,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 namespace {
@@ -61,6 +62,26 @@ class Jukebox final : public Mechanism {
         ParamSpec::integer("row_length", "Row length L", "Tokens per row; 0 picks ⌈√N⌉ (the 5B prior uses 64 at "
                            "N = 8192, the 1B lyrics prior 96 at N = 6144).", 0, 0, 1 << 20),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    Index l = p.integer("row_length");
+    if (l == 0) l = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(s.n, s.m))))));
+    const double len = std::min(double(l), m), row = len, column = std::ceil(m / double(l)),
+                 previous = std::min(2 * len, m);
+    const std::string variant = p.choice("variant");
+    const double keys = variant == "row" ? row : variant == "column" ? column : previous;
+    planPattern(r, s, n * keys, keys, "the mask (N × row length keys)", "row_length",
+                "pick another row_length (0: ⌈√N⌉)");
+    if (options.explain && s.n == s.m && s.n <= 8192) {  // the three layers' masks and their composition
+      r.add(2 * patternBytes(n * (row + column + previous), 3 * n), "the three layers' masks (formed to be seen)");
+      planTwoHops(r, s, 0, options, double(Index(1) << 25));
+      planTwoHops(r, s, 0, options, double(Index(1) << 25));
+    }
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

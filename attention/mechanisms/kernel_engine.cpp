@@ -59,6 +59,16 @@ RandomFeatures performerFeatures(const Inputs& in, FeatureMap map, Index m, bool
   return f;
 }
 
+void planKernel(RunPlan& plan, const RunShape& s, double features, double directions, const std::string& parameter) {
+  const double n = double(s.n), m = double(s.m), rows = double(std::max(s.n, s.m));
+  plan.add(((n + m) * features + rows * directions * 2 + 3 * directions * double(s.d) +
+            features * double(s.dv + 1) * 2 + 64 * features) *
+               sizeof(float),
+           "the features φ(Q), φ(K) ((N + M) × features)", parameter);
+  plan.flops +=
+      4.0 * n * features * double(s.dv) + 2.0 * m * features * double(s.dv) + 2.0 * (n + m) * directions * double(s.d);
+}
+
 KernelAttention attendKernel(const Inputs& in, std::shared_ptr<const Matrix> phi_q, std::shared_ptr<const Matrix> phi_k,
                              bool causal, Backend& backend, const RunOptions& options, Result& r,
                              float min_relative_normaliser) {

@@ -68,4 +68,9 @@ SlicedFavor slicedFavorAttention(const Inputs& in, const Matrix& omega, bool cau
 /// 15 % of the counting allocator's peak at N = 4096 (tests/cpu/test_truth_kernel.cpp).
 double slicedFavorBytes(Index n, Index m, Index d, Index dv, Index slice, bool causal);
 
+/// What a kernelised run with `features` columns of φ (from `directions` random directions, 0 for a
+/// deterministic map) holds: φ(Q), φ(K), the feature map's exponents, the directions and the views' copies,
+/// added to `plan` blamed on `parameter`; the FLOPs of the map and of attendKernel go to plan.flops.
+void planKernel(RunPlan& plan, const RunShape& shape, double features, double directions, const std::string& parameter);
+
 }  // namespace attn::mech

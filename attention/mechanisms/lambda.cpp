@@ -64,6 +64,24 @@ class Lambda final : public Mechanism {
     };
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const double n = double(s.n), d = double(s.d), dv = double(s.dv);
+    const bool use_position = p.choice("position") != "none", use_content = p.flag("content");
+    // A scope past the sequence is the whole sequence (run() clamps it at N − 1).
+    const Index scope = p.integer("scope") > 0 ? std::min(p.integer("scope"), s.n - 1) : s.n - 1;
+    const double band = double(2 * std::max<Index>(scope, 0) + 1);
+    if (use_position)
+      r.add((n * n + n * band + band * d + n * dv) * sizeof(float),
+            "the position lambdas (N × N, and q·e over the 2 × scope + 1 relative positions)", "scope",
+            "try a smaller N, or position = none");
+    r.add((n * d * (options.causal ? 3 : 1) + d * dv + n * dv) * sizeof(float) + n * d * sizeof(float),
+          "the content lambda and the normalised keys");
+    r.flops = (use_content ? 4.0 * n * d * dv : 0.0) +
+              (use_position ? 2.0 * n * band * d + 2.0 * n * std::min(band, n) * dv : 0.0);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     if (in.m() != in.n()) throw UserError("this lambda layer reads its own sequence (self-lambda): it needs as many "
                                           "keys as queries");
@@ -77,6 +95,8 @@ class Lambda final : public Mechanism {
                       " or position = none (N is " + std::to_string(n) + ")");
     const Index scope = p.integer("scope") > 0 ? std::min(p.integer("scope"), n - 1) : n - 1;
     Result r;
+    if (p.integer("scope") > n - 1)
+      r.explanation.notes.push_back("scope clamped to N − 1 = " + std::to_string(n - 1) + " (every relative position)");
     r.output = Matrix::Zero(n, dv);
 
     // 1. Content: normalised keys and the content lambda(s).

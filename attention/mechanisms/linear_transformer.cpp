@@ -98,6 +98,13 @@ class LinearTransformer final : public Mechanism {
   }
   std::vector<ParamSpec> params() const override { return {}; }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    r.flops = 0;
+    planKernel(r, s, double(s.d), 0, "");  // elu + 1: d features
+    return r;
+  }
+
   Result run(const Inputs& in, const Params&, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n();

@@ -91,6 +91,32 @@ class Linformer final : public Mechanism {
                       "k = N: every pooled summary is one token, P' is N×N and the fitted F = P'⁻¹·A*"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies
+    const double n = double(s.n), m = double(s.m), k = double(std::min(p.integer("k"), s.m));  // k > M is clamped
+    const std::string projection = p.choice("projection");
+    const bool oracle = projection == "svd-oracle", fitted = projection == "oracle-f";
+    // E and F (k × M), the projected keys and values, P' (N × k); the fit's factors and its block of exact rows.
+    r.add(
+        (3 * k * m + n * k + k * double(s.d + s.dv) + (fitted ? 6 * n * k + 6 * k * m + 256 * m : 0.0)) * sizeof(float),
+        "the projections (k × (N + M))", "k");
+    const bool spectrum =
+        oracle || (options.explain && p.flag("spectrum") && s.n <= kMaxSpectrumTokens && s.m <= kMaxSpectrumTokens);
+    if (spectrum)                                                // A* in double and its full SVD (U: N × N, V: M × M)
+      r.add((2 * n * m + n * n + m * m) * sizeof(double) * 3.5,  // BDCSVD's work: about as much again
+            oracle ? "the exact matrix A* and its SVD (N × N doubles)"
+                   : "the spectrum of A* (N × N doubles, formed to be seen)",
+            oracle ? "projection" : "spectrum",
+            oracle ? "try a smaller N, or another projection" : "turn spectrum off");
+    const double d = double(s.d), dv = double(s.dv);
+    if (double(s.n) * double(s.m) <= double(Index(1) << 20))  // the implied weights' step shows them dense
+      r.add(2 * double(s.n) * double(s.m) * sizeof(float) * 2, "the implied N × M matrix shown (up to 2²⁰ entries)");
+    r.flops = oracle   ? 2.0 * n * m * d + 4.0 * n * m * std::min(n, m) + 2.0 * k * m * dv + 2.0 * n * k * dv
+              : fitted ? 2.0 * k * m * d + 2.0 * n * k * d + 4.0 * n * k * k + 2.0 * n * m * (d + k) + 2.0 * k * m * dv
+                       : 2.0 * k * m * (d + dv) + 2.0 * n * k * (d + dv);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     Result r;

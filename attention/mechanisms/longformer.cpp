@@ -9,6 +9,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 namespace {
@@ -50,6 +51,25 @@ class Longformer final : public Mechanism {
                       "a window covering the sequence (w ≥ 2N)"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    // A window wider than the sequence adds no key: each row holds at most min(w + 1, M) window keys.
+    const double keys = double(std::min<Index>(p.integer("window") + 1, s.m));
+    const double g = options.causal ? 0.0 : double(std::min<Index>(p.integer("globals"), std::min(s.n, s.m)));
+    const double heads = double(p.integer("heads"));
+    const double entries = std::min(double(s.n) * (keys + g) + g * double(s.m), double(s.n) * double(s.m));
+    // The pattern while it is built and its copy in the explanation; one more window per head beside it.
+    const double window_entries = double(s.n) * keys * (3 + (heads > 1 ? heads : 0));
+    r.add(patternBytes(window_entries, double(s.n) * (3 + heads)), "the window pairs (window × heads × N entries)",
+          "window",
+          "lower window (the sequence is covered at window = " + std::to_string(2 * std::max(s.n, s.m)) + ") or heads");
+    r.add(patternBytes(3 * (entries - double(s.n) * keys), 0), "the global tokens' rows and columns (2 × globals × N)",
+          "globals");
+    r.add(sparseWorkspaceBytes(std::min(keys + g, double(s.m)), s), "the attention's working rows", "window");
+    r.flops = 2 * entries * double(s.d + s.dv);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), m = in.m();
@@ -60,6 +80,9 @@ class Longformer final : public Mechanism {
       r.explanation.notes.push_back("head clamped to " + std::to_string(heads - 1));
       head = heads - 1;
     }
+    if (w > 2 * std::max(n, m))  // the pattern holds only keys inside the sequence: it costs what w = 2N costs
+      r.explanation.notes.push_back("window " + std::to_string(w) + " covers the sequence (as any w ≥ 2N = " +
+                                    std::to_string(2 * std::max(n, m)) + ")");
     auto dilationOf = [&](Index h) { return h < dilated_heads ? p.integer("dilation") : Index(1); };
     const Index dilation = dilationOf(head);
     Index g = std::min<Index>(p.integer("globals"), std::min(n, m));

@@ -10,6 +10,7 @@
 // its query; after that a slot's key is its query. Every slot is then a convex mix of past tokens, every
 // step is linear in V, and the effective N×N matrix is exact and row-stochastic (the V = I probe). A
 // different operator, not an approximation of softmax. The paper's forgetting is not modelled.
+#include <cmath>
 #include <limits>
 
 #include "attention/mechanisms/all.h"
@@ -45,6 +46,21 @@ class Memformer final : public Mechanism {
                            true),
         ParamSpec::integer("segment", "Segment n_s", "Tokens per segment.", 64, 1, 1 << 20, true),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const double n = double(s.n), k = double(p.integer("slots"));
+    const double seg = double(std::min(p.integer("segment"), std::max<Index>(s.n, 1)));  // a segment is at most N
+    r.add((k + seg) * double(s.d + s.dv) * 3 * sizeof(float) + seg * (k + seg) * 2 * sizeof(float) +
+              k * seg * sizeof(float) * 2,
+          "a segment's keys, values and scores ((slots + segment)²)", "segment");
+    if (options.explain && s.n <= kMaxDenseWeights)
+      r.add(n * n * sizeof(float) + 2 * k * n * sizeof(double) + 256 * k * sizeof(float),
+            "the effective N × N matrix (formed to be seen up to N = " + std::to_string(kMaxDenseWeights) + ")");
+    const double segments = std::ceil(n / seg);
+    r.flops = 2 * (n * (k + seg) + k * (n + segments)) * double(s.d + s.dv);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

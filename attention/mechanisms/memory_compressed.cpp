@@ -6,6 +6,8 @@
 // Causal: a query sees a slot only once the slot's last position is ≤ i; a query with no complete slot
 // yet sees a null slot (key 0, value 0), as the reference implementation's learned null key/value.
 // Stand-in (CATALOG f): mean pooling for the convolution, so A_eff,ij = P̄_{i,⌊j/c⌋}/c exactly.
+#include <cmath>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
@@ -39,6 +41,20 @@ class MemoryCompressed final : public Mechanism {
 
   std::optional<ExactLimit> exactLimit(const Inputs&) const override {
     return ExactLimit{{{"layer", "compressed"}, {"compression", "1"}}, 1e-4, "no compression (c = 1)"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    if (p.choice("layer") == "local") {
+      const double b = std::min(double(p.integer("block")), m);  // a block past the sequence is the sequence
+      planPattern(r, s, n * b, b, "the local blocks (block × N pairs)", "block");
+      return r;
+    }
+    const double slots = std::ceil(m / double(p.integer("compression"))) + 1;
+    planSummaries(r, s, 0, slots, slots, options, "compression", "raise compression (fewer slots), or try a smaller N");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

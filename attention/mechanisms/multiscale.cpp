@@ -5,6 +5,8 @@
 // coarser scale's block boundary. Causal (the language-model setting): only completed past blocks.
 // Each row scores ≤ 2w + 1 tokens and ≤ 2(w + k − 1) blocks per scale: O(N·(w + k)·log_k N). The paper's exact
 // layer recipes are not reproduced (CATALOG a: [R]); the mask with mean-pooled summaries is.
+#include <cmath>
+
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/summary_engine.h"
@@ -39,6 +41,17 @@ class Multiscale final : public Mechanism {
                            1 << 16, true),
         ParamSpec::integer("factor", "Pooling factor k", "Each scale pools k blocks of the scale below.", 4, 2, 64),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(std::max<Index>(s.n, 1)), w = double(p.integer("window")), k = double(p.integer("factor"));
+    const double levels = std::ceil(std::log(n) / std::log(k)) + 1;
+    // w tokens on each side, then w blocks per scale (and up to k − 1 finer ones filling a gap), cut at N.
+    planSummaries(r, s, std::min(2 * w + 1, n), std::min(2 * (w + k) * levels, n), n / (k - 1) + levels, options,
+                  "window");
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -74,6 +74,28 @@ class Nystromformer final : public Mechanism {
                       "F·Ã⁺·B = A*"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    const double n = double(s.n), mk = double(s.m);
+    const double m = double(std::min(p.integer("landmarks"), std::min(s.n, s.m)));  // clamped at N, as run() does
+    const bool exact_pinv = p.choice("pinv") == "exact";
+    const double iterations = double(p.integer("iterations"));
+    // F (N × m) and B (m × M), each in double while formed and in float after; the views' copies of both.
+    const double factors = (n * m + m * mk) * (2 * sizeof(double) + sizeof(float)) +
+                           (n * m <= double(kMaxFactorEntries) ? n * m * sizeof(float) * 2 : 0.0) +
+                           (m * mk <= double(kMaxFactorEntries) ? m * mk * sizeof(float) * 2 : 0.0);
+    // Ã, its pseudo-inverse and the iteration's matrices (m × m doubles), the ÃZ steps kept to be seen.
+    const double core =
+        m * m * sizeof(double) * (exact_pinv ? 8 : 10) +
+        (options.explain ? std::min(m * m * (iterations + 2), double(kMaxStepEntries)) * sizeof(float) : 0.0);
+    r.add(factors + core, "the landmark factors (landmarks × (N + M))", "landmarks");
+    if (double(s.n) * double(s.m) <= double(Index(1) << 20))  // the implied weights' step shows them dense
+      r.add(2 * double(s.n) * double(s.m) * sizeof(float) * 2, "the implied N × M matrix shown (up to 2²⁰ entries)");
+    r.flops = 2.0 * m * mk * double(s.d + s.dv) + 2.0 * n * m * double(s.d + s.dv) +
+              26.0 * m * m * m * (exact_pinv ? 1 : iterations);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     Result r;

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 
 #include "attention/mechanisms/common.h"
 #include "attention/parallel.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 
@@ -112,6 +114,24 @@ void attendPattern(const Inputs& in, std::shared_ptr<const Pattern> pattern, Bac
   r.cost.flops = 2 * r.cost.scored_pairs * double(in.q.cols() + in.v.cols());
   r.cost.peak_bytes = backend.peakBytes() + pattern->nnz() * Index(sizeof(std::int32_t) + 1) +
                       in.n() * in.v.cols() * Index(sizeof(float));
+}
+
+void planPattern(RunPlan& plan, const RunShape& s, double entries, double keys, const std::string& what,
+                 const std::string& parameter, const std::string& advice) {
+  entries = std::min(entries, double(s.n) * double(s.m));
+  keys = std::min(keys, double(s.m));
+  // Built in segments then joined (twice its size at the join), then copied into the explanation.
+  plan.add(3 * patternBytes(entries, double(s.n)) + sparseWorkspaceBytes(keys, s), what, parameter, advice);
+  plan.flops += 2 * entries * double(s.d + s.dv);
+}
+
+void planTwoHops(RunPlan& plan, const RunShape& s, double entries, const RunOptions& options, double max_entries) {
+  if (!options.explain) return;
+  const double n = double(s.n), words = std::ceil(double(s.m) / 64);
+  // Bit rows of both patterns when they fit (2²³ words each), the pairs reached (at most max_entries).
+  const double bits = n * words <= double(Index(1) << 23) ? 2 * n * words * 8 + n * sizeof(Index) : 0.0;
+  plan.add(bits + patternBytes(std::min(n * double(s.m), max_entries), n) + patternBytes(entries, n),
+           "the two-hop view (formed to be seen, up to N × M pairs)");
 }
 
 std::optional<Pattern> composePatterns(const Pattern& p, const Pattern& q, Index max_entries, bool residual) {

@@ -37,6 +37,17 @@ class PatternBuilder {
 void attendPattern(const Inputs& in, std::shared_ptr<const Pattern> pattern, Backend& backend,
                    const RunOptions& options, Result& r);
 
+/// What a PatternBuilder pattern of `entries` pairs and attendPattern over it hold at their peak (the pattern
+/// while built, its copy in the explanation, the attention's working rows for up to `keys` keys a row), added
+/// to `plan` as one term blamed on `parameter`; the attention's FLOPs go to plan.flops.
+void planPattern(RunPlan& plan, const RunShape& shape, double entries, double keys, const std::string& what,
+                 const std::string& parameter, const std::string& advice = {});
+
+/// What a two-hop view (composePatterns of a pattern of `entries` pairs with itself, up to `max_entries`) and
+/// the step copy of the pattern hold, added to `plan` when options.explain.
+void planTwoHops(RunPlan& plan, const RunShape& shape, double entries, const RunOptions& options,
+                 double max_entries = double(Index(1) << 24));
+
 /// Boolean composition p∘q: i → j when i → k in p and k → j in q (pairs reachable in two hops,
 /// e.g. two layers), tagged "2 hops". With `residual`, each layer also passes a token to itself (a
 /// residual connection): i → j also when i → j in p or in q, or i = j. nullopt past max_entries.

@@ -52,6 +52,14 @@ class Performer final : public Mechanism {
                       0.25};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    r.flops = 0;
+    const double m = double(p.integer("features")) * (p.flag("hyperbolic") ? 2 : 1);
+    planKernel(r, s, m, m, "features");
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index m = p.integer("features");

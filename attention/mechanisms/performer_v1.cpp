@@ -48,6 +48,14 @@ class PerformerV1 final : public Mechanism {
                       0.25};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    r.flops = 0;
+    const double m = double(p.integer("features"));
+    planKernel(r, s, 2 * m, m, "features");  // sin and cos of each direction
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index m = p.integer("features"), n = in.n();

@@ -130,6 +130,28 @@ class ProductKeyMemory final : public Mechanism {
     return ExactLimit{{{"n", "8"}, {"topk", "64"}}, 1e-4, "every slot read (k = n²): softmax over the whole memory"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r;
+    const double nq = double(s.n), n = double(p.integer("n")), slots = n * n;
+    // A top-k above the n² slots reads them all (run() clamps it and says so).
+    const double k = std::min(double(p.integer("topk")), slots), kp = std::min(k, n);
+    r.reference_keys = Index(slots);
+    r.reference_parameter = "n";
+    r.add(nq * double(s.dv) * sizeof(float), "the output (N × dv floats)");
+    // Per selected slot: its entry in the pattern, the compacted pattern, the explanation's copies (two), its
+    // score, its weight and its id among the used slots; then the used slots' keys and values.
+    r.add(nq * k * (4 * 5 + 4 + 4 + 4) + std::min(nq * k, slots) * double(s.d + s.dv) * sizeof(float),
+          "the slots each query reads (topk × N entries)", "topk",
+          "lower topk (at most n² = " + std::to_string(Index(slots)) + " slots are read)");
+    r.add(nq * (2 * n + 2 * kp) * sizeof(float) + 2 * slots * sizeof(float) * (options.explain ? 2 : 0) +
+              (options.explain && nq * kp * kp <= double(kMaxCandidateEntries) ? nq * kp * kp * 5 : 0.0) +
+              2 * n * double(s.d) * sizeof(float),
+          "the sub-key scores and the product-key grid", "n");
+    r.add(kp * kp * 16 * 64, "the candidate pairs of each query (topk'² per thread)", "topk");
+    r.flops = nq * (2.0 * n * double(s.d) + kp * kp + 2.0 * k * double(s.d + s.dv));
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Memory mem = memory(in, p);

@@ -17,6 +17,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/bucket_engine.h"
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -95,6 +96,33 @@ class Reformer final : public Mechanism {
     return k;
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    r.own_reference = true;
+    const Index n = s.n, rounds = p.integer("rounds"), buckets = std::max<Index>(1, p.integer("buckets"));
+    // A chunk longer than the sequence is the whole sequence (run() clamps it the same way).
+    const Index chunk = std::min<Index>(p.integer("chunk"), n);
+    const double keys = double(chunk < n ? std::min(n, chunk * (p.flag("previous_chunk") ? 2 : 1)) : n);
+    planBuckets(r, s, rounds, keys, "rounds",
+                "lower rounds or chunk (a chunk above N = " + std::to_string(n) + " counts as N), or raise buckets");
+    r.add(double(s.n * s.d) * sizeof(float), "the shared keys (N × d floats)");
+    // The rotations and the rotated keys (N × buckets / 2 per round; [xR, −xR] of round 1 shown, N × buckets).
+    r.add((double(rounds) * double(s.d + s.n) * double(buckets) / 2 +
+           (options.explain ? 2.5 * double(s.n * buckets) : 0.0)) *
+              sizeof(float),
+          "the rotated keys (N × buckets)", "buckets");
+    if (options.explain) {  // the steps: round 1's bucket pairs (three views), its chunked pairs, the union twice
+      const double nn = double(n) * double(n), same = std::min(nn, 2 * nn / double(buckets));
+      const double joined = std::min(nn, double(n) * keys * double(rounds));
+      r.add(patternBytes(3 * same + double(n) * keys + 2 * joined, 6 * double(n)),
+            "the steps' patterns (round 1's buckets, the union of the rounds)", "rounds",
+            "lower rounds, or raise buckets");
+    }
+    r.flops += double(rounds) * double(n) * double(s.d) * double(buckets);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), d = in.q.cols();
@@ -105,6 +133,8 @@ class Reformer final : public Mechanism {
       r.explanation.notes.push_back("buckets must be even (argmax over [xR, −xR]); using " + std::to_string(buckets));
     }
     const Index rounds = p.integer("rounds"), chunk = std::min<Index>(p.integer("chunk"), n);
+    if (p.integer("chunk") > n)
+      r.explanation.notes.push_back("chunk clamped to N = " + std::to_string(n) + " (one chunk holds the sequence)");
     const bool previous = p.flag("previous_chunk");
     const bool trax = p.choice("convention") == "trax";
     if (options.causal && chunk < n)

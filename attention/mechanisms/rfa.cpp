@@ -153,6 +153,22 @@ class Rfa final : public Mechanism {
                       "falls as 1/√D: checked at D = 8192, σ = 1"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies
+    r.own_reference = true;
+    const double n = double(s.n), m = double(s.m), features = double(p.integer("features")), f = 2 * features;
+    const double dv = double(s.dv), rows = double(std::max(s.n, s.m));
+    const bool gated = p.number("gate") < 1;
+    // The unit rows and φ of Q and K, the feature map's angles, ω, the state; a gated run's chunk.
+    r.add(((n + m) * (double(s.d) + f) + rows * features * 2 + features * double(s.d) + f * (dv + 1) * 2 +
+           (gated ? double(kChunk) * (double(kChunk) + f + dv) * 3 : 0.0)) *
+              sizeof(float),
+          "the random features φ(Q), φ(K) ((N + M) × 2 × features)", "features");
+    r.flops = 2.0 * (n + m) * features * double(s.d) + 4.0 * n * f * dv + 2.0 * m * f * dv +
+              (gated ? 2.0 * n * double(std::min<Index>(s.n, kChunk)) * (f + dv) : 0.0);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     const Index n = in.n(), m = in.m(), d = in.q.cols(), dv = in.v.cols();
     const Index features = p.integer("features");

@@ -10,9 +10,10 @@
 #include <cmath>
 
 #include "attention/mechanisms/all.h"
+#include "attention/mechanisms/bucket_engine.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/kmeans.h"
-#include "attention/mechanisms/bucket_engine.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -52,6 +53,27 @@ class Routing final : public Mechanism {
                            "Lloyd iterations on the normalised Q ∪ K (causal runs use none: fixed random centroids).",
                            3, 0, 50),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    Index c = p.integer("clusters");
+    if (c == 0) c = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(s.n, s.m))))));
+    c = std::min(c, s.n + s.m);  // run() clamps it there
+    // k-means clusters are not balanced: a query's cluster holds up to a few times M / c keys.
+    const double keys = std::min(m, 4 * m / double(c));
+    planBuckets(r, s, 1, keys, "clusters", "raise clusters");
+    const double iterations = double(p.integer("iterations"));
+    r.add((n + m) * double(s.d) * sizeof(float) * 2 + (iterations + 2) * (n + m) * sizeof(std::int32_t) +
+              double(c) * double(s.d) * sizeof(float) * 2,
+          "the normalised Q ∪ K and the k-means labels (iterations × (N + M))", "iterations");
+    r.add((n + m) * double(c) * sizeof(float) * 2, "the k-means distances ((N + M) × clusters)", "clusters");
+    if (options.explain)
+      r.add(2 * patternBytes(n * keys, n), "the cluster pattern shown", "clusters", "raise clusters");
+    r.flops += (iterations + 1) * 2 * (n + m) * double(c) * double(s.d);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -64,6 +64,22 @@ class Sac final : public Mechanism {
                       "α ≥ M − 1: the α·N edges cover every pair"};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    // α·N edges, at most every pair (run() clamps the budget there and says so); each an Index while chosen
+    // (grown by doubling; the oracle's heap holds them too), then the pattern.
+    const double edges = std::min(double(p.integer("alpha")) * n, n * m);
+    const bool oracle = p.choice("edges") == "oracle";
+    r.add(edges * sizeof(Index) * (oracle ? 4 : 2) + (oracle ? 64 * m * sizeof(float) * 2 : 0.0),
+          "the edges (alpha × N, at most N × M)", "alpha");
+    planPattern(r, s, edges + n, std::min(m, double(p.integer("alpha")) + 1), "the edge pattern (alpha × N pairs)",
+                "alpha");
+    if (oracle) r.flops += 2.0 * n * m * double(s.d);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), m = in.m(), alpha = p.integer("alpha");

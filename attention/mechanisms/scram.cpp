@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
@@ -96,6 +97,29 @@ class Scram final : public Mechanism {
     const Grid g = gridFor(std::max<Index>(in.n(), 1), 0);
     return ExactLimit{{{"radius", std::to_string(std::max(g.h, g.w))}}, 1e-4,
                       "a window covering the grid (r ≥ max(H, W))"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const Index n = std::max<Index>(s.n, 1);
+    const Grid g = gridFor(n, p.integer("width"));
+    const Index radius = std::max<Index>(p.integer("radius"), 0),
+                random_keys = std::max<Index>(p.integer("random_keys"), 0);
+    // The window is clipped at the grid's borders (a radius past the grid adds nothing).
+    const double per_row =
+        double(std::min<Index>(n, std::min(g.h, 2 * radius + 1) * std::min(g.w, 2 * radius + 1) + random_keys));
+    planPattern(r, s, double(n) * per_row, per_row, "the window around each found key ((2 × radius + 1)² × N)",
+                per_row > double(random_keys) * 2 ? "radius" : "random_keys", "lower radius or random_keys");
+    // Random keys are drawn per row before duplicates are dropped: a row's list (Index each, grown) per thread.
+    if (random_keys > 0)
+      r.add(double(std::max(1u, std::thread::hardware_concurrency())) * double(random_keys) * sizeof(Index) * 2,
+            "the random keys drawn for a row (random_keys per thread)", "random_keys");
+    const double iterations = double(std::max<Index>(p.integer("iterations"), 0));
+    r.add(double(n) * (iterations + 3) * 8 * (options.explain ? 2 : 1), "the argmax fields (iterations × N)",
+          "iterations");
+    r.flops += 2 * double(n) * (iterations + 1) * 8 * double(s.d);  // the PatchMatch evaluations, about 8 per pass
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

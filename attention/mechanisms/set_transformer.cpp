@@ -46,6 +46,19 @@ class SetTransformer final : public Mechanism {
     };
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);                                                       // the output
+    const double n = double(s.n), m = double(s.m), k = double(std::min(p.integer("inducing"), s.m));  // clamped at M
+    const double iterations = double(p.integer("iterations"));
+    // Both attention maps (N × k, M × k), K with V beside it, the k-means labels and centroids.
+    r.add((n * k + m * k) * sizeof(float) * 2 + m * double(s.d + s.dv) * sizeof(float) +
+              (iterations + 2) * m * sizeof(std::int32_t) + k * double(2 * s.d + s.dv) * sizeof(float) * 3,
+          "the two attention maps (inducing × (N + M))", "inducing");
+    r.flops = 2.0 * k * m * double(2 * s.d + s.dv) + 2.0 * n * k * double(s.d + s.dv) +
+              (iterations + 1) * 3.0 * m * k * double(s.d);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     Result r;

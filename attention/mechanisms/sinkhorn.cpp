@@ -21,6 +21,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 namespace {
@@ -82,6 +83,25 @@ class Sinkhorn final : public Mechanism {
         ParamSpec::integer("iterations", "Sinkhorn iterations",
                            "Row + column normalisations (at least one; causal runs normalise rows once).", 7, 1, 100),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    Index block = std::clamp<Index>(p.integer("block"), 1, std::max<Index>(s.n, 1));  // as run() picks it
+    while (s.n % block) --block;
+    const double n = double(s.n), b = double(block), nb = n / b;
+    const double iterations = options.causal ? 1.0 : double(p.integer("iterations"));
+    r.add(3 * patternBytes(n * 2 * b, n) + sparseWorkspaceBytes(2 * b, s) + n * double(s.d + s.dv) * sizeof(float),
+          "each query's own and sorted block (2 × block × N)", "block");
+    r.add(2 * (iterations + 2) * nb * nb * sizeof(float), "the sorting matrices S (iterations × (N / block)²)",
+          "iterations");
+    // What each row sees (every block that S mixes in: up to N × N pairs), formed to be seen.
+    const double seen = std::min(n * (n + b), n * n);
+    if (options.explain && seen <= double(kMaxAllKeysPatternEntries))
+      r.add(2 * patternBytes(seen, n), "the pattern shown (the blocks each row sees, up to N × N)");
+    r.flops = 2 * n * 2 * b * double(s.d + s.dv) + 2.0 * nb * nb * b * double(s.d + s.dv) +
+              nb * nb * (2 * iterations + double(s.d));
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

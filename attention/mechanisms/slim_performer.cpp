@@ -50,6 +50,26 @@ class SlimPerformer final : public Mechanism {
                       0.25};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r;
+    const Index m = p.integer("features");
+    const Index slices = std::clamp<Index>(p.integer("slices"), 1, std::max<Index>(1, s.m));  // as run() clamps
+    const Index slice = (std::max(s.n, s.m) + slices - 1) / slices;
+    r.add(slicedFavorBytes(s.n, m, s.d, s.dv, slice, options.causal) + double(m * s.d) * sizeof(float),
+          "the output, the state and one slice's features (features × (dv + slice))", "features");
+    r.add(double(s.n + s.m) * double(m) * sizeof(float) * 1.5, "the feature maps' working rows ((N + M) × features)",
+          "features");
+    if (options.explain)  // the state after every slice, for the steps
+      r.add(double(slices) * double(m) * double(s.dv + 1) * sizeof(float) * 2,
+            "the state after each slice (slices × "
+            "features × dv, kept to be seen)",
+            "slices");
+    const double features = double(m), sl = double(slice), n = double(s.n);
+    r.flops = 4.0 * n * features * double(s.dv) + (options.causal ? 2.0 * n * sl * (features + double(s.dv)) : 0.0) +
+              2.0 * (n + double(s.m) * (options.causal ? 1.0 : 2.0)) * features * double(s.d);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
     const Index n = in.n(), dv = in.v.cols(), d = in.q.cols(), m = p.integer("features");

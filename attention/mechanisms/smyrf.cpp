@@ -17,6 +17,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/bucket_engine.h"
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -65,6 +66,23 @@ class Smyrf final : public Mechanism {
   std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
     return ExactLimit{{{"cluster_size", std::to_string(std::max<Index>({in.n(), in.m(), 1}))}, {"hashes", "1"}},
                       1e-4, "one cluster (c ≥ N): every query meets every key"};
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const Index size = p.integer("cluster_size"), hashes = p.integer("hashes"),
+                both = std::max<Index>(std::min(s.n, s.m), 1);
+    // Balanced clusters: a cluster larger than the sequence is the sequence (run() clamps the count at 1).
+    const Index clusters = std::clamp<Index>((both + size / 2) / std::max<Index>(size, 1), 1, both);
+    const double keys = std::ceil(double(s.m) / double(clusters));
+    planBuckets(r, s, hashes, keys, "cluster_size", "lower cluster_size or hashes");
+    r.add(double(s.n + s.m) * double(s.d + 2 + hashes) * sizeof(float) * 2, "the asymmetric transforms F(Q), G(K)");
+    if (options.explain)
+      r.add(2 * patternBytes(double(hashes) * double(s.n) * keys, double(s.n)), "the hashes' patterns shown", "hashes");
+    const double n = double(s.n), m = double(s.m);
+    r.flops += double(hashes) * (n + m) * (2.0 * double(s.d + 2) + std::log2(std::max(n, m)));
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

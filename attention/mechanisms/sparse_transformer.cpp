@@ -53,6 +53,23 @@ class SparseTransformer final : public Mechanism {
     };
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    Index l = p.integer("stride");
+    if (l == 0) l = std::max<Index>(1, Index(std::ceil(std::sqrt(double(std::max(s.n, s.m))))));
+    const double stride = std::min(double(l), m);  // a stride past the sequence is the whole sequence
+    const double c = p.integer("summary") == 0 ? std::min(8.0, double((l + 3) / 4))
+                                               : std::min(double(p.integer("summary")), double(l));
+    // strided: a band of 2l − 1 and every l-th key; fixed: a block of l and c summary keys of every block.
+    const double keys = p.choice("variant") == "strided" ? std::min(2 * stride - 1, m) + m / double(l)
+                                                         : stride + std::ceil(m / double(l)) * c;
+    planPattern(r, s, n * std::min(keys, m), keys, "the pattern (N × stride-dependent keys per row)", "stride");
+    planTwoHops(r, s, n * std::min(keys, m), options);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend&, const RunOptions& options) const override;
 };
 

@@ -39,6 +39,19 @@ class StarTransformer final : public Mechanism {
     return {ParamSpec::integer("rounds", "Rounds T", "Satellite-then-relay updates.", 2, 1, 16)};
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    const double n = double(s.n), d = double(s.d), w = double(2 * s.d + s.dv), rounds = double(p.integer("rounds"));
+    r.add(n * (w * 3 + 2 * (d + w)) * sizeof(float), "the nodes' states, keys and values (N × (3d + dv))");
+    r.add(rounds * n * (4 * d + 2) * sizeof(float), "each round's queries and keys, kept to replay (rounds × N × d)",
+          "rounds");
+    if (options.explain && s.n <= kMaxDenseWeights)
+      r.add(2 * n * n * sizeof(float),
+            "the effective N × N matrix (formed to be seen up to N = " + std::to_string(kMaxDenseWeights) + ")");
+    r.flops = 2 * rounds * (5 * n + n + 1) * (d + w);  // a ring of three, its input and the relay per satellite
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     requireNonCausal(info(), options);
     if (in.m() != in.n()) throw UserError("the Star-Transformer's ring needs as many keys as queries");

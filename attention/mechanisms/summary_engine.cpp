@@ -5,6 +5,7 @@
 
 #include "attention/mechanisms/common.h"
 #include "attention/parallel.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 
@@ -199,6 +200,23 @@ void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern>
   r.cost.flops = 2 * r.cost.scored_pairs * double(d + dv) + double(nodes + m) * double(d + dv);
   r.cost.peak_bytes = backend.peakBytes() + (m + nodes) * (d + dv) * Index(sizeof(float)) +
                       extended->nnz() * Index(sizeof(std::int32_t) + 1) + n * dv * Index(sizeof(float));
+}
+
+void planSummaries(RunPlan& plan, const RunShape& s, double token_keys, double node_keys, double nodes,
+                   const RunOptions& options, const std::string& parameter, const std::string& advice,
+                   Index max_coverage) {
+  const double n = double(s.n), m = double(s.m);
+  token_keys = std::min(token_keys, m);
+  const double entries = n * (token_keys + node_keys);
+  // Per row its lists (grown by doubling), the extended pattern (twice: grown) and the pattern shown.
+  plan.add(entries * 4 * 2 + n * 48 + 2 * patternBytes(entries, n) + 2 * patternBytes(n * token_keys, n) +
+               sparseWorkspaceBytes(token_keys + node_keys, s),
+           "the keys and summary nodes each query attends (N × keys per row)", parameter, advice);
+  plan.add((m + nodes) * double(s.d + s.dv) * sizeof(float) + nodes * 24, "the summary nodes' keys and values",
+           parameter);
+  if (options.explain && n * m <= double(max_coverage))
+    plan.add(patternBytes(n * m, n) + 64 * m * sizeof(int) * 8, "the coverage view (N × M, formed to be seen)");
+  plan.flops += 2 * entries * double(s.d + s.dv) + (nodes + m) * double(s.d + s.dv);
 }
 
 }  // namespace attn::mech

@@ -43,4 +43,12 @@ SummaryPattern foveaPattern(Index n, Index window, Index per_level, Index base, 
 void attendWithSummaries(const Inputs& in, std::shared_ptr<const SummaryPattern> sp, Backend& backend,
                          const RunOptions& options, Result& r, Index max_coverage = Index(1) << 22);
 
+/// What attendWithSummaries holds at its peak, added to `plan`: `token_keys` tokens and `node_keys` nodes per
+/// query over `nodes` summary nodes (the per-row lists, the extended keys and pattern, the pattern shown, the
+/// coverage view when explaining and N·M ≤ max_coverage), blamed on `parameter` (with `advice`); its FLOPs go to
+/// plan.flops.
+void planSummaries(RunPlan& plan, const RunShape& shape, double token_keys, double node_keys, double nodes,
+                   const RunOptions& options, const std::string& parameter, const std::string& advice = {},
+                   Index max_coverage = Index(1) << 22);
+
 }  // namespace attn::mech

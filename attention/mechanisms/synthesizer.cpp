@@ -74,6 +74,23 @@ class Synthesizer final : public Mechanism {
     };
   }
 
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    const std::string variant = p.choice("variant"), init = p.choice("init");
+    const double n = double(s.n), nn = n * n, rank = double(std::min<Index>(p.integer("rank"), s.n));
+    const double hidden = double(p.integer("hidden"));
+    // The stand-in R and the logits B (one matrix for the random variant); the fitted R's mean in double.
+    r.add(nn * sizeof(float) * (variant == "random" ? 1 : 2) + (init == "fitted" ? nn * sizeof(double) : 0.0),
+          "the N × N synthesized logits");
+    if (variant == "factorized")
+      r.add(n * std::min(n, rank + 8) * (2 * sizeof(float) + 3 * sizeof(double)), "the rank-k factors R₁, R₂", "rank");
+    if (variant == "dense") r.add(n * (hidden * 3 + double(s.d)) * sizeof(float), "the MLP's hidden units", "hidden");
+    r.flops = 2.0 * nn * double(s.dv) + (p.number("mix") > 0 ? 2.0 * nn * double(s.d) : 0.0) +
+              (variant == "dense" ? 2.0 * n * hidden * double(s.d + s.n) : 0.0) +
+              (variant == "factorized" ? 2.0 * nn * rank : 0.0);
+    return r;
+  }
+
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     if (in.m() != in.n()) throw UserError("the Synthesizer's N×N logits need as many keys as queries");
     const Index n = in.n(), d = in.q.cols(), dv = in.v.cols();

@@ -25,6 +25,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/plan.h"
 #include "attention/random.h"
 
 namespace attn::mech {
@@ -72,6 +73,18 @@ class TalkConv final : public Mechanism {
                           "actual-window: divide by the window's own size (a moving average, not the paper's).",
                           {"max-window", "actual-window"}, 0),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output
+    const Index right = options.causal ? 0 : p.integer("right");
+    // A window is cut at the sequence's ends: at most min(l_max + r_max + 1, N) keys and the null key.
+    const double keys = double(std::min<Index>(p.integer("left") + right + 1, s.n) + 2), n = double(s.n);
+    // Per entry: the pattern, the box sums' column and weight, the bias (each grown by doubling) and the copy shown.
+    r.add(n * keys * ((5 + 8 + 4) * 2 + 5 * 2) + sparseWorkspaceBytes(keys, s) + n * double(s.dv + 4) * sizeof(float),
+          "the windows (left + right + 1 keys per token)", "left", "lower left or right");
+    r.flops = 4.0 * n * double(s.d) + 2.0 * n * keys * double(s.dv);
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

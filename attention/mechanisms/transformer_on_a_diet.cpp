@@ -11,6 +11,7 @@
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
 #include "attention/mechanisms/pattern_engine.h"
+#include "attention/plan.h"
 
 namespace attn::mech {
 namespace {
@@ -83,6 +84,33 @@ class TransformerOnADiet final : public Mechanism {
         ParamSpec::integer("w0", "First window w₀", "cascade: window of layer 0.", 4, 1, 1 << 20, true),
         ParamSpec::integer("growth", "Window growth m", "cascade: w_ℓ = w₀·m^ℓ.", 2, 1, 16),
     };
+  }
+
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
+    RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
+    r.flops = 0;
+    const double n = double(s.n), m = double(s.m);
+    const std::string variant = p.choice("variant");
+    const Index layers = p.integer("layers"), layer = std::min(p.integer("layer"), layers - 1);
+    // Keys per row of layer l on both sides, cut at the sequence.
+    const auto keys = [&](Index l) {
+      const double k = double(p.integer("kernel"));
+      if (variant == "dilated") return std::min(2 * k, m);
+      if (variant == "dilated-memory") return std::min(2 * k * double(l + 1), m);
+      return std::min(2 * double(p.integer("w0")) * std::pow(double(p.integer("growth")), double(l)) + 1, m);
+    };
+    const std::string parameter = variant == "cascade" ? "w0" : "kernel";
+    planPattern(r, s, n * keys(layer), keys(layer), "the layer's mask (N × its keys per row)", parameter);
+    if (options.explain && s.n == s.m && s.n <= 8192) {  // every layer's mask and the receptive field they reach
+      double masks = 0;
+      for (Index l = 0; l < layers; ++l) masks += n * keys(l);
+      r.add(2 * patternBytes(masks, n * double(layers)), "the layers' masks (formed to be seen)", "layers");
+      // The receptive field: a row reaches at most the product of the layers' key counts (with residuals).
+      double reach = 1;
+      for (Index l = 0; l < layers; ++l) reach = std::min(m, reach * (keys(l) + 1));
+      planTwoHops(r, s, 0, options, std::min(n * reach, double(Index(1) << 25)));
+    }
+    return r;
   }
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {

@@ -306,6 +306,38 @@ TEST_F(Cli, IntegerOptionsBeyondTheirRangeAreRefusedNotWrapped) {
   }
 }
 
+TEST_F(Cli, MemoryBudgetIsAPositiveSizeTheMachineHasAndRefusesBeforeRunning) {
+  // run, render and sweep each take --memory-budget; −5, 0, nan, inf and 1e308 were accepted and ignored.
+  const std::vector<std::string> commands = {
+      "run --mechanism exact --backend cpu --out " + path("o.npy"),
+      "render --mechanism exact --backend cpu --out " + path("o.png"),
+      "sweep --mechanisms exact --n 64 --seeds 1 --repeats 1 --out " + path("sweep"),
+  };
+  for (const std::string& command : commands) {
+    for (const char* bad : {"-5", "0", "nan", "inf", "1e308"}) {
+      const Outcome o = runAttnlab(command + " --memory-budget=" + bad);
+      EXPECT_NE(o.code, 0) << command << " --memory-budget " << bad;
+      EXPECT_NE(o.err.find("--memory-budget"), std::string::npos) << command << " " << bad << "\n" << o.err;
+      EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+    }
+  }
+  EXPECT_FALSE(fs::exists(path("o.npy")));
+  EXPECT_FALSE(fs::exists(path("o.png")));
+  EXPECT_FALSE(fs::exists(path("sweep") + "/results.json"));
+  // A budget the run exceeds: refused with the parameter to blame, nothing written.
+  const Outcome o = runAttnlab(
+      "run --mechanism longformer --set window=1048576 --set heads=16 --n 4096 --backend cpu "
+      "--memory-budget 0.5 --out " +
+      path("o.npy"));
+  EXPECT_NE(o.code, 0);
+  EXPECT_NE(o.err.find("over the memory budget of 0.5 GB"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("lower window"), std::string::npos) << o.err;
+  EXPECT_FALSE(fs::exists(path("o.npy")));
+  // A budget it fits in runs.
+  EXPECT_EQ(runAttnlab("run --mechanism exact --n 64 --backend cpu --memory-budget 0.5 --out " + path("o.npy")).code,
+            0);
+}
+
 TEST_F(Cli, HeadlessDefaultWritesFiguresAndAReport) {
   // Bare `attnlab` without a display renders the default figures and the report.
   const fs::path cwd = fs::current_path();

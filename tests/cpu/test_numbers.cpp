@@ -158,7 +158,7 @@ TEST(LongRuns, PredictedTimeIsTheTimeTaken) {
   const Inputs in = mechanismInputs(Generator::Clustered, 3072);
   CpuBackend cpu(2);
   const auto m = requireMechanism("performer");
-  const double predicted = predictCompareSeconds(in.n(), in.m(), in.q.cols(), in.v.cols(), false, 0, cpu);
+  const double predicted = predictCompareSeconds(in, *m, defaults(*m), RunOptions{}, cpu);
   const auto t0 = std::chrono::steady_clock::now();
   CompareOptions o;
   o.with_weight_metrics = false;
