@@ -136,6 +136,8 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   cancel_run_->setObjectName(QStringLiteral("cancelRun"));
   cancel_run_->setToolTip(tr("Stop this run (Esc). Change a setting, or Ctrl+Shift+R, to run again."));
   cancel_run_->hide();
+  // No taller than the status line's text, so the window's layout (and the viewport) does not jump when it shows.
+  cancel_run_->setMaximumHeight(status_time_->sizeHint().height());
   statusBar()->addPermanentWidget(cancel_run_);
   connect(cancel_run_, &QPushButton::clicked, this, [this] { cancelRun(); });
   cancel_timer_.setSingleShot(true);
