@@ -67,7 +67,13 @@ Result runScaled(const Mechanism& mechanism, const Inputs& inputs, const Params&
   Inputs scaled = inputs;
   scaled.v = (scaled.v.cast<double>() * std::ldexp(1.0, -e)).cast<float>();
   Result r = mechanism.run(scaled, params, backend, options);
-  r.output = (r.output.cast<double>() * std::ldexp(1.0, e)).cast<float>();
+  // Scaled back; a value past float's largest by no more than float rounding (a convex combination of values at
+  // FLT_MAX whose weights summed to 1 + an ulp) is float's largest, as it is in truth. Beyond that it stays
+  // infinite, and nonFiniteMessage says why.
+  const double top = double(std::numeric_limits<float>::max()), slack = top * (1 + std::ldexp(1.0, -20));
+  r.output = (r.output.cast<double>() * std::ldexp(1.0, e))
+                 .unaryExpr([&](double x) { return std::abs(x) > top && std::abs(x) <= slack ? std::copysign(top, x) : x; })
+                 .cast<float>();
   char buf[200];
   std::snprintf(buf, sizeof buf,
                 "V's values reach %.3g: computed with V·2^-%d and the output scaled back (exact in floating point); "

@@ -93,6 +93,32 @@ TEST(Numbers, ZeroLogitsWithHugeValuesGiveTheValues) {
   }
 }
 
+// V at float's largest value, ± by column: a convex combination of such values is at most FLT_MAX in truth,
+// but weights that sum to 1 + an ulp in float made it infinite (exact, SCRAM, the Diet stack). An output that
+// exceeds the float range only by rounding is float's largest value.
+TEST(Numbers, ValuesAtFloatsLargestStayFiniteUnderConvexCombinations) {
+  Inputs in = mechanismInputs(Generator::Clustered, 64);
+  const float big = std::numeric_limits<float>::max();
+  for (Index c = 0; c < in.v.cols(); ++c) in.v.col(c).setConstant(c % 2 ? -big : big);
+  CpuBackend cpu(2);
+  for (const char* id : {"exact", "scram", "transformer-on-a-diet", "longformer"}) {
+    SCOPED_TRACE(id);
+    const auto m = requireMechanism(id);
+    Comparison c;
+    try {
+      c = compare(in, m, defaults(*m), cpu, {});
+    } catch (const UserError& e) {
+      ADD_FAILURE() << e.what();
+      continue;
+    }
+    ASSERT_TRUE(c.approx.output.allFinite());
+    for (Index j = 0; j < in.v.cols(); ++j) {
+      EXPECT_EQ(c.approx.output.col(j).cwiseAbs().maxCoeff(), big);
+      EXPECT_GE(double(c.approx.output.col(j).cwiseAbs().minCoeff()), double(big) * (1 - 1e-5));
+    }
+  }
+}
+
 // A made-up operator for the messages below: the sum of every value row (linear in V, and N times larger
 // than V's values), or NaN everywhere (arithmetic that failed whatever the input).
 class Summing final : public Mechanism {
