@@ -18,8 +18,9 @@ const std::vector<GeneratorInfo>& generators() {
       {Generator::Periodic, "periodic", "sinusoidal features with a period: stripes every `period` tokens"},
       {Generator::Peaked, "peaked", "a few heavy-hitter keys every query attends to: vertical stripes"},
       {Generator::Copy, "copy", "a random sequence repeated twice (Reformer's copy task): a stripe at offset N/2"},
-      {Generator::Image, "image", "a synthetic picture on an H×W grid (raster order; W = the largest divisor of N "
-                                  "≤ √N): pixels attend to similar colours nearby (2D mechanisms, SCRAM)"},
+      {Generator::Image, "image", "a synthetic picture, or a photo (--image), on an H×W grid (raster order; W = the "
+                                  "largest divisor of N ≤ √N unless --size): pixels attend to similar colours nearby "
+                                  "(2D mechanisms, SCRAM)"},
   };
   return all;
 }
@@ -103,6 +104,12 @@ std::string describeKnobs(const InputSpec& spec) {
     std::snprintf(buf, sizeof buf, "%s %g", label, value);
     out += (out.empty() ? "" : ", ") + std::string(buf);
   }
+  if (spec.generator == Generator::Image) {  // the photo and the features, when they are not the defaults
+    std::string image = spec.image.empty() ? "" : "photo " + spec.image;
+    if (spec.width > 0) image += (image.empty() ? "W = " : " on W = ") + std::to_string(spec.width);
+    if (spec.features == ImageFeatures::FilterBank) image += (image.empty() ? "" : ", ") + std::to_string(spec.filters) + " filters";
+    if (!image.empty()) out += (out.empty() ? "" : ", ") + image;
+  }
   return out;
 }
 
@@ -113,6 +120,10 @@ void copyKnobs(const InputSpec& from, InputSpec& to) {
   to.period = from.period;
   to.heavy_hitters = from.heavy_hitters;
   to.position_weight = from.position_weight;
+  to.image = from.image;
+  to.features = from.features;
+  to.filters = from.filters;
+  to.picture = from.picture;
 }
 
 Index gridWidth(Index n) {
@@ -127,13 +138,22 @@ namespace {
 constexpr Index kMaxTokens = kMaxInputTokens;
 constexpr Index kMaxDim = kMaxHeadSize;
 constexpr Index kMaxClusters = Index(1) << 16;
+constexpr std::size_t kMaxImageName = 4096;  // a path at most
 
-/// The `image` generator (see the comment at its case in generate()).
-void generateImage(const InputSpec& spec, Inputs& in) {
-  const Index n = spec.n, d = spec.d, dv = spec.dv;
-  const Index w = gridWidth(n), h = n / w, side = std::max(h, w);
-  Rng rng(spec.seed, 7);
-  // The picture: a background gradient between two colours, then a few discs and rectangles on top.
+/// The picture the named or decoded image of `spec` gives (null: the synthetic shapes).
+std::shared_ptr<const Picture> photoOf(const InputSpec& spec) {
+  if (spec.picture) return spec.picture;
+  if (spec.image.empty()) return nullptr;
+  if (auto shipped = shippedPicture(spec.image)) return shipped;
+  throw UserError("there is no shipped image '" + spec.image + "' (the shipped ones are " + shippedImageNames() +
+                  "); a file's pixels are read by the front end (attnlab --image FILE) before the input is generated");
+}
+
+/// The synthetic picture of the `image` generator on an h × w grid: a background gradient between two
+/// seeded colours, then a few discs and rectangles on top. Colours N × 3 in [0, 1] (double, as the features
+/// are computed from them); `cluster` gets the region of each pixel.
+MatrixD shapesPicture(Index h, Index w, Rng& rng, std::vector<std::int32_t>& cluster) {
+  const Index n = h * w, side = std::max(h, w);
   auto colour = [&] { return Eigen::Vector3d(rng.uniform(), rng.uniform(), rng.uniform()); };
   const Eigen::Vector3d c0 = colour(), c1 = colour();
   const double angle = 2 * M_PI * rng.uniform();
@@ -154,38 +174,66 @@ void generateImage(const InputSpec& spec, Inputs& in) {
     sh.rgb = colour();
     shapes.push_back(sh);
   }
-  const double lambda = spec.position_weight, texture = 0.1 * spec.noise;
-  MatrixD e(n, 5);  // features [RGB − ½, λ·(x, y)/side, centred]
-  in.cluster.assign(size_t(n), 0);
+  MatrixD rgb(n, 3);
+  cluster.assign(size_t(n), 0);
   for (Index i = 0; i < n; ++i) {
     const Index y = i / w, x = i % w;
     const double px = (double(x) + 0.5) / double(side), py = (double(y) + 0.5) / double(side);
     const double t = std::clamp(0.5 + (px - 0.5 * double(w) / double(side)) * std::cos(angle) +
                                     (py - 0.5 * double(h) / double(side)) * std::sin(angle),
                                 0.0, 1.0);
-    Eigen::Vector3d rgb = (1 - t) * c0 + t * c1;
+    Eigen::Vector3d c = (1 - t) * c0 + t * c1;
     for (int s = 0; s < kShapes; ++s) {
       const Shape& sh = shapes[size_t(s)];
       const double dx = (px - sh.cx) / sh.rx, dy = (py - sh.cy) / sh.ry;
       const bool inside = sh.disc ? dx * dx + dy * dy <= 1 : std::abs(dx) <= 1 && std::abs(dy) <= 1;
-      if (inside) rgb = sh.rgb, in.cluster[size_t(i)] = s + 1;
+      if (inside) c = sh.rgb, cluster[size_t(i)] = s + 1;
     }
-    for (int c = 0; c < 3; ++c) e(i, c) = rgb(c) - 0.5 + texture * rng.normal();
-    e(i, 3) = lambda * (double(x) - 0.5 * double(w - 1)) / double(side);
-    e(i, 4) = lambda * (double(y) - 0.5 * double(h - 1)) / double(side);
+    for (int k = 0; k < 3; ++k) rgb(i, k) = c(k);
   }
+  return rgb;
+}
+
+/// The `image` generator (see the comment at its case in generate()).
+void generateImage(const InputSpec& spec, Inputs& in) {
+  const Index n = spec.n, d = spec.d, dv = spec.dv;
+  const Index w = imageGridWidth(spec), h = n / w;
+  Rng rng(spec.seed, 7);
+  MatrixD rgb;
+  auto picture = std::make_shared<Picture>();
+  if (const auto photo = photoOf(spec)) {
+    *picture = fitToGrid(*photo, h, w);
+    rgb.resize(n, 3);
+    for (Index i = 0; i < n; ++i)
+      for (int c = 0; c < 3; ++c) rgb(i, c) = double(picture->rgb[size_t(3 * i + c)]);
+  } else {
+    rgb = shapesPicture(h, w, rng, in.cluster);
+    picture->height = h;
+    picture->width = w;
+    picture->rgb.resize(size_t(3 * n));
+    for (Index i = 0; i < n; ++i)
+      for (int c = 0; c < 3; ++c) picture->rgb[size_t(3 * i + c)] = float(rgb(i, c));
+  }
+  in.picture = std::move(picture);
+  in.grid_width = w;
+  const double texture = 0.1 * spec.noise;
+  MatrixD noise(n, 3);  // a little per-pixel texture on the colours
+  for (Index i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) noise(i, c) = texture * rng.normal();
+  const MatrixD e = imageFeatures(rgb, h, w, spec.features, spec.position_weight, spec.filters, spec.seed, &noise);
+  const Index f = e.cols(), lift = f + 1;
   // Lift to constant norm: ẽ = [e, √(C − ‖e‖²)], so ẽ_i·ẽ_j = C − ‖ẽ_i − ẽ_j‖²/2.
   const double c_norm = e.rowwise().squaredNorm().maxCoeff() + 1e-3;
-  MatrixD lifted(n, 6);
-  lifted.leftCols(5) = e;
-  for (Index i = 0; i < n; ++i) lifted(i, 5) = std::sqrt(c_norm - e.row(i).squaredNorm());
-  // A fixed seeded projection to d dims: orthonormal columns (Gram–Schmidt) when d ≥ 6, so dot products
-  // are kept exactly; a scaled Gaussian one otherwise.
-  MatrixD proj(6, d);
-  for (Index r = 0; r < 6; ++r)
+  MatrixD lifted(n, lift);
+  lifted.leftCols(f) = e;
+  for (Index i = 0; i < n; ++i) lifted(i, f) = std::sqrt(c_norm - e.row(i).squaredNorm());
+  // A fixed seeded projection to d dims: orthonormal columns (Gram–Schmidt) when d ≥ f + 1, so dot
+  // products are kept exactly; a scaled Gaussian one otherwise.
+  MatrixD proj(lift, d);
+  for (Index r = 0; r < lift; ++r)
     for (Index c = 0; c < d; ++c) proj(r, c) = rng.normal() / std::sqrt(double(d));
-  if (d >= 6)
-    for (Index r = 0; r < 6; ++r) {
+  if (d >= lift)
+    for (Index r = 0; r < lift; ++r) {
       for (Index p = 0; p < r; ++p) proj.row(r) -= proj.row(r).dot(proj.row(p)) * proj.row(p);
       proj.row(r) /= proj.row(r).norm();
     }
@@ -205,7 +253,7 @@ void generateImage(const InputSpec& spec, Inputs& in) {
   // Values: the features through another seeded projection, plus a little noise (outputs are then
   // smoothed pictures).
   Rng vrng(spec.seed, 8);
-  const MatrixD vproj = vrng.gaussian(5, dv).cast<double>();
+  const MatrixD vproj = vrng.gaussian(f, dv).cast<double>();
   in.v.resize(n, dv);
   for (Index i = 0; i < n; ++i)
     in.v.row(i) = (e.row(i) * vproj + vrng.gaussian(1, dv, 0.1).cast<double>()).cast<float>();
@@ -229,6 +277,24 @@ void checkSpec(const InputSpec& s) {
   if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw UserError("noise must be ≥ 0");
   if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
     throw UserError("the position weight λ of the image input must be ≥ 0");
+  if (s.generator == Generator::Image) {
+    if (s.image.size() > kMaxImageName)
+      throw UserError("the image name is " + std::to_string(s.image.size()) + " bytes long; at most " +
+                      std::to_string(kMaxImageName) + " are taken");
+    if (s.features == ImageFeatures::FilterBank && (s.filters < 1 || s.filters > kMaxImageFilters))
+      throw UserError("the filter bank has 1 to " + std::to_string(kMaxImageFilters) + " filters, not " +
+                      std::to_string(s.filters));
+    imageGridWidth(s);
+  }
+}
+
+Index imageGridWidth(const InputSpec& s) {
+  if (s.width < 0 || (s.width > 0 && s.n % s.width != 0))
+    throw UserError("the image grid's width W = " + std::to_string(s.width) + " does not divide N = " +
+                    std::to_string(s.n) + ": give the grid as --size WxH (N = W·H)");
+  if (s.width > 0) return s.width;
+  const auto photo = photoOf(s);
+  return photo ? gridWidthFor(s.n, photo->height, photo->width) : gridWidth(s.n);
 }
 
 Inputs generate(const InputSpec& spec) {
@@ -311,14 +377,16 @@ Inputs generate(const InputSpec& spec) {
       break;
     }
     case Generator::Image: {
-      // A synthetic picture on the H×W grid of gridWidth() in raster order (CATALOG.md §0.6): a
-      // seeded background gradient with five seeded discs and rectangles on top, each a flat colour
-      // with a little per-pixel texture (0.1·noise). Pixel features are [RGB, λ·(x, y)] (λ =
-      // position_weight, positions over the longer side), lifted to constant norm so that the logit of
-      // a pair falls with their squared feature distance: a pixel attends to pixels of its colour
-      // nearby. A fixed seeded projection maps them to d dims; Q ≈ K (small independent noise); V is
-      // the features through another projection. cluster holds the region of each pixel (0 =
-      // background, s = shape s on top).
+      // A picture on an H×W grid in raster order (CATALOG.md §0.6): by default a synthetic one (a seeded
+      // background gradient with five seeded discs and rectangles on top, each a flat colour) on the grid
+      // of gridWidth(); or a photo (a shipped one by name, or a file a front end read), centre-cropped to
+      // the grid's aspect and area-averaged down to it (fitToGrid). The colours get a little per-pixel
+      // texture (0.1·noise). Pixel features are [RGB, λ·(x, y)] (λ = position_weight, positions over the
+      // longer side) or a fixed seeded filter bank on RGB beside λ·(x, y) (imageFeatures), lifted to
+      // constant norm so that the logit of a pair falls with their squared feature distance: a pixel
+      // attends to pixels like it nearby. A fixed seeded projection maps them to d dims; Q ≈ K (small
+      // independent noise); V is the features through another projection. cluster holds the region of
+      // each pixel of the shapes (0 = background, s = shape s on top); a photo has none.
       generateImage(spec, in);
       break;
     }

@@ -1,10 +1,12 @@
 // Input specification and the seeded generators of CATALOG.md §0 that make untrained attention
 // meaningful (clustered tokens, local sequences, the copy task, heavy hitters, ...).
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "attention/image.h"
 #include "attention/types.h"
 
 namespace attn {
@@ -49,6 +51,17 @@ struct InputSpec {
   Index heavy_hitters = 4;   ///< Peaked: keys with large norm
   double position_weight = 4; ///< Image: λ, the weight of the pixel position (x, y) beside its colour
   std::string source;        ///< non-empty when loaded from files (description for reports)
+  /// Image: "" = the synthetic shapes; the name of a shipped photo (shippedImages()); or a file's path,
+  /// whose pixels a front end has read into `picture`.
+  std::string image;
+  /// Image: the grid's width W (it must divide N). 0: for a photo the divisor of N whose grid is nearest
+  /// the photo's aspect (gridWidthFor), for the shapes gridWidth(N).
+  Index width = 0;
+  ImageFeatures features = ImageFeatures::RgbXy;  ///< Image: how pixels become features
+  Index filters = 16;                             ///< Image, FilterBank: the number F of filters
+  /// Image: the pixels of `image` when a front end has decoded them (a file); null for shipped names.
+  /// (operator== compares the pointer.)
+  std::shared_ptr<const Picture> picture;
   /// Same spec → same inputs (generate() is deterministic).
   bool operator==(const InputSpec&) const = default;
 };
@@ -65,7 +78,8 @@ std::vector<std::string> generatorKnobs(Generator g);
 /// The temperature and those knobs that differ from their defaults, as "τ = 0.5, clusters 2, noise 0.5"
 /// ("" when none): for captions and reports, so a figure says what it was made from.
 std::string describeKnobs(const InputSpec& spec);
-/// Copies the knobs (not N, d, seed, generator or temperature) from `from` into `to`.
+/// Copies the knobs (not N, d, seed, generator, temperature or the grid width, which goes with N) from
+/// `from` into `to`: the image's name, pixels and features too.
 void copyKnobs(const InputSpec& from, InputSpec& to);
 
 /// Q, K (N×d) and V (N×dv). Keys and values may have a different count M than queries.
@@ -79,9 +93,17 @@ struct Inputs {
   /// the region of each pixel for `image`), empty otherwise: views sort by them to make the
   /// structure visible.
   std::vector<std::int32_t> cluster;
+  /// Image: the picture the tokens are the pixels of, at the grid's H×W (for views); null otherwise.
+  std::shared_ptr<const Picture> picture;
+  /// Image: the grid's width W (H = N / W); 0 for other inputs.
+  Index grid_width = 0;
   Index n() const { return q.rows(); }
   Index m() const { return k.rows(); }
 };
+
+/// The grid width W of the `image` input of `spec` (see InputSpec::width); UserError when spec.width does
+/// not divide N or a named image is unknown.
+Index imageGridWidth(const InputSpec& spec);
 
 /// UserError naming the first value of `spec` out of range (N, d, the temperature, the generator's
 /// knobs); generate() checks this first. For front ends that take a spec before generating it.

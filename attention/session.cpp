@@ -138,7 +138,29 @@ Expected<Session> parse(const json& j, const InputSpec& base, const ParamLookup&
   c.integer<Index>("period", s.input.period, 1, kMaxPeriod, "the period runs from 1 to 16384");
   c.integer<Index>("heavy_hitters", s.input.heavy_hitters, 0, kMaxHeavyHitters, "heavy hitters run from 0 to 4096");
   c.real("position_weight", s.input.position_weight, 0, kMaxPositionWeight, "λ runs from 0 to 100");
+  c.integer<Index>("width", s.input.width, 0, kMaxN, "the grid's width runs from 0 (chosen) to 16384");
+  c.integer<Index>("filters", s.input.filters, 1, kMaxImageFilters, "the filter bank has 1 to 256 filters");
   if (!c.error.empty()) return E::failure(c.error);
+  if (s.input.width > 0 && s.input.n % s.input.width != 0) {
+    s.notes.push_back("input width " + std::to_string(s.input.width) + " does not divide N = " + std::to_string(s.input.n) +
+                      " and was set to 0 (the grid nearest the picture's shape)");
+    s.input.width = 0;
+  }
+  auto image = text(in, "image", "input.");
+  if (!image) return E::failure(image.error());
+  s.input.image = image.value();
+  s.input.picture = nullptr;  // a file named there is read again by the front end
+  if (in.contains("image_features")) {
+    auto features = text(in, "image_features", "input.");
+    if (!features) return E::failure(features.error());
+    if (!in["image_features"].is_string())
+      return E::failure("the session's input.image_features should be \"rgbxy\" or \"filters\", not " + shown(in["image_features"]));
+    try {
+      s.input.features = parseImageFeatures(features.value());
+    } catch (const UserError& e) {
+      return E::failure(std::string("the session's input.image_features: ") + e.what());
+    }
+  }
   if (j.contains("causal")) {
     if (!j["causal"].is_boolean()) return E::failure("the session's causal should be true or false, not " + shown(j["causal"]));
     s.causal = j["causal"].get<bool>();

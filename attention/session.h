@@ -38,7 +38,8 @@ struct View {
 struct Session {
   std::string mechanism;
   std::map<std::string, double> params;  ///< the mechanism's values, clamped to its ranges when they are known
-  InputSpec input;                       ///< generator, N, d (= dv), seed, temperature and knobs
+  InputSpec input;                       ///< generator, N, d (= dv), seed, temperature and knobs (an image
+                                         ///< by its name or path: a file's pixels are read by the front end)
   bool causal = false;
   std::string backend = "auto";
   std::optional<View> view;

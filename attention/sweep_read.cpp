@@ -168,6 +168,23 @@ SweepResult sweepFromJson(const nlohmann::json& j) {
     r.spec.knobs.period = optional<Index>(k, "spec.knobs", "period", r.spec.knobs.period);
     r.spec.knobs.heavy_hitters = optional<Index>(k, "spec.knobs", "heavy_hitters", r.spec.knobs.heavy_hitters);
     r.spec.knobs.position_weight = optional<double>(k, "spec.knobs", "position_weight", r.spec.knobs.position_weight);
+    r.spec.knobs.image = optional<std::string>(k, "spec.knobs", "image", r.spec.knobs.image);
+    if (r.spec.knobs.image.size() > 4096)
+      throw UserError("results.json: spec.knobs.image is " + std::to_string(r.spec.knobs.image.size()) +
+                      " bytes long; an image's name or path is at most 4096");
+    r.spec.knobs.width = optional<Index>(k, "spec.knobs", "width", r.spec.knobs.width);
+    if (r.spec.knobs.width < 0 || r.spec.knobs.width > kMaxInputTokens)
+      throw UserError("results.json: spec.knobs.width should be a grid width from 0 to " + std::to_string(kMaxInputTokens) +
+                      ", not " + std::to_string(r.spec.knobs.width));
+    try {
+      r.spec.knobs.features = parseImageFeatures(optional<std::string>(k, "spec.knobs", "image_features", "rgbxy"));
+    } catch (const UserError& e) {
+      throw UserError(std::string("results.json: spec.knobs.image_features: ") + e.what());
+    }
+    r.spec.knobs.filters = optional<Index>(k, "spec.knobs", "filters", r.spec.knobs.filters);
+    if (r.spec.knobs.filters < 1 || r.spec.knobs.filters > kMaxImageFilters)
+      throw UserError("results.json: spec.knobs.filters should be from 1 to " + std::to_string(kMaxImageFilters) +
+                      ", not " + std::to_string(r.spec.knobs.filters));
   }
   r.spec.causal = required<bool>(s, "spec", "causal");
   r.spec.scale_with_n = required<bool>(s, "spec", "scale_with_n");

@@ -9,7 +9,7 @@ cd "$here"
 seconds=${1:-45}
 shift || true
 parsers=("$@")
-[ ${#parsers[@]} -gt 0 ] || parsers=(npy npz safetensors results session)
+[ ${#parsers[@]} -gt 0 ] || parsers=(npy npz safetensors results session png)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake --preset fuzz "${launcher[@]}" >/dev/null
@@ -21,6 +21,7 @@ for parser in "${parsers[@]}"; do
   case $parser in
     npy) seeds+=(tests/data/bad_arrays) ;;  # each target gets every malformed array file: formats mix
     npz | safetensors) seeds+=(tests/data/bad_arrays fuzz/corpus/npy) ;;
+    png) seeds+=(tests/data/png) ;;
   esac
   mkdir -p "$scratch/$parser"
   echo "== fuzz_$parser for $seconds s"

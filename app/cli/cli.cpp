@@ -24,6 +24,7 @@
 #include "app/cli/demo.h"
 #include "app/figures/views.h"
 #include "app/gui/gui.h"
+#include "app/io/image_file.h"
 #include "app/report/folder_set.h"
 #include "app/report/summary.h"
 #include "app/report/sweep_report.h"
@@ -77,6 +78,10 @@ struct RunArgs {
   std::optional<double> budget_gb;  // --memory-budget; none: half the RAM
   std::string out, weights;
   bool json = false;
+  std::string image, size, image_features = "rgbxy";  // --image NAME|FILE, --size WxH, --image-features
+  long filters = long(k_default_input.filters);
+  const CLI::Option* input_option = nullptr;  // to tell a given --input or --n from its default
+  const CLI::Option* n_option = nullptr;
 };
 
 std::map<std::string, std::string> parseSets(const std::vector<std::string>& sets) {
@@ -88,6 +93,55 @@ std::map<std::string, std::string> parseSets(const std::vector<std::string>& set
     raw[s.substr(0, eq)] = s.substr(eq + 1);
   }
   return raw;
+}
+
+/// "48x32" (or 48×32) as W and H; UserError otherwise.
+std::pair<attn::Index, attn::Index> parseSize(const std::string& text) {
+  std::string t = text;
+  if (const auto times = t.find("×"); times != std::string::npos) t.replace(times, 2, "x");
+  long long w = 0, h = 0;
+  char tail = 0;
+  if (std::sscanf(t.c_str(), "%lldx%lld%c", &w, &h, &tail) != 2 || w < 1 || h < 1 || w > attn::kMaxInputTokens ||
+      h > attn::kMaxInputTokens || w * h > attn::kMaxInputTokens)
+    throw attn::UserError("--size takes the image grid as WxH, two whole numbers ≥ 1 with W·H ≤ " +
+                          std::to_string(attn::kMaxInputTokens) + " tokens (for example --size 48x32), not '" + text + "'");
+  return {w, h};
+}
+
+/// --image, --size, --image-features and --filters applied to a generated input's spec: a shipped photo by
+/// name, any image file Qt reads by path (read here, its size checked against the memory budget first).
+void applyImageOptions(const RunArgs& a, attn::InputSpec& spec, const attn::arrays::Limits& limits) {
+  const bool input_given = a.input_option && a.input_option->count() > 0;
+  if (!a.image.empty()) {
+    if (input_given && spec.generator != attn::Generator::Image)
+      throw attn::UserError("--image gives the image input, but --input " + a.input + " asks for another: drop --input");
+    spec.generator = attn::Generator::Image;
+    spec.image = a.image;
+    if (!attn::shippedPicture(a.image)) {
+      std::error_code ec;
+      const bool file = std::filesystem::exists(a.image, ec) || a.image.find('/') != std::string::npos ||
+                        a.image.find('.') != std::string::npos;
+      if (!file)
+        throw attn::UserError("--image " + a.image + ": there is no shipped image or file of that name; the shipped images are " +
+                              attn::shippedImageNames());
+      // 3 floats a pixel: a picture larger than the budget allows is refused before it is decoded.
+      const attn::Index budget_pixels = attn::Index(limits.max_bytes / 12);
+      spec.picture = std::make_shared<const attn::Picture>(
+          attnlab::io::readImageFile(a.image, std::min(attn::kMaxImagePixels, std::max<attn::Index>(1, budget_pixels))).value());
+    }
+  }
+  spec.features = attn::parseImageFeatures(a.image_features);
+  spec.filters = a.filters;
+  if (!a.size.empty()) {
+    if (spec.generator != attn::Generator::Image)
+      throw attn::UserError("--size WxH gives the grid of the image input: add --image NAME or --input image (use --n for --input " +
+                            a.input + ")");
+    if (a.n_option && a.n_option->count() > 0)
+      throw attn::UserError("give either --size WxH or --n (--size sets N = W·H)");
+    const auto [w, h] = parseSize(a.size);
+    spec.n = w * h;
+    spec.width = w;
+  }
 }
 
 attn::Inputs loadInputs(const RunArgs& a) {
@@ -116,6 +170,7 @@ attn::Inputs loadInputs(const RunArgs& a) {
     spec.generator = attn::parseGenerator(a.input);
     spec.temperature = a.temperature;
     attn::copyKnobs(a.knobs, spec);
+    applyImageOptions(a, spec, limits);
     return attn::generate(spec);
   }
   if (files != 3) throw attn::UserError("give all three of --q, --k and --v (or none, to generate inputs)");
@@ -381,15 +436,25 @@ void addKnobOptions(CLI::App* cmd, attn::InputSpec& k) {
 void addRunOptions(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--mechanism,-m", a.mechanism, "Mechanism id (see `attnlab list`)")->required();
   cmd->add_option("--set", a.sets, "Parameter NAME=VALUE (repeatable)")->allow_extra_args(false);
-  cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->check(wholeNumber())->capture_default_str();
+  a.n_option = cmd->add_option("--n", a.n, "Tokens N (generated inputs)")->check(wholeNumber())->capture_default_str();
   cmd->add_option("--d", a.d, "Head size d (generated inputs)")->check(wholeNumber())->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of inputs, rotations, features (≥ 0)")
       ->check(wholeNumber(0))
       ->capture_default_str();
-  cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
+  a.input_option = cmd->add_option("--input", a.input, "Generator: " + attn::generatorNames("|"))->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Logit temperature τ of generated inputs (Q is scaled by 1/τ)")
       ->capture_default_str();
   addKnobOptions(cmd, a.knobs);
+  cmd->add_option("--image", a.image,
+                  "A photo for the image input (implies --input image): a shipped one (" + attn::shippedImageNames() +
+                      ") or any PNG/JPEG file");
+  cmd->add_option("--size", a.size, "The image input's grid WxH (sets N = W·H; instead of --n), e.g. 48x32");
+  cmd->add_option("--image-features", a.image_features,
+                  "image input: rgbxy (colour and position) or filters (a fixed random 3×3 filter bank and position)")
+      ->capture_default_str();
+  cmd->add_option("--filters", a.filters, "image input with --image-features filters: the number of filters")
+      ->check(wholeNumber(1, attn::kMaxImageFilters))
+      ->capture_default_str();
   cmd->add_option("--q", a.q, "Queries from a .npy file (N×d)");
   cmd->add_option("--k", a.k, "Keys from a .npy file (M×d)");
   cmd->add_option("--v", a.v, "Values from a .npy file (M×dv)");

@@ -207,6 +207,8 @@ attn::InputSpec InputPanel::spec() const {
   spec.period = period_->value();
   spec.heavy_hitters = heavy_hitters_->value();
   spec.position_weight = position_weight_->value();
+  // An image grid's width (from a session) goes with its N: another N picks its own grid.
+  if (spec.width > 0 && spec.n % spec.width != 0) spec.width = 0;
   return spec;
 }
 

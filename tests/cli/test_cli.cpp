@@ -898,5 +898,54 @@ TEST_F(Cli, AFullDiskLeavesThePreviousReportWhole) {
   }
 }
 
+// A photo as the input: a shipped one by name, any file Qt reads by path, the grid as --size; bad files
+// and conflicting options are one line, exit 1, nothing written.
+TEST_F(Cli, ImageInputTakesAShippedPhotoOrAFileOnAGrid) {
+  Outcome o = runAttnlab("run --mechanism longformer --image coffee --size 48x32 --d 16 --backend cpu --json");
+  ASSERT_EQ(o.code, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["input"]["n"], 1536);
+  EXPECT_EQ(j["input"]["generator"], "image");
+  EXPECT_EQ(j["input"]["image"], "coffee");
+  EXPECT_EQ(j["input"]["width"], 48);
+  o = runAttnlab("render --mechanism exact --input image --image astronaut --size 24x24 --backend cpu --dpi 72 --out " +
+                 path("a.png"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  int w = 0, h = 0;
+  EXPECT_TRUE(pngSize(slurpFile(path("a.png")), w, h));
+  // A file: a copy of a shipped PNG, and a PPM written here (Qt reads any format it has a plugin for).
+  fs::copy_file(std::string(ATTNLAB_SOURCE_DIR) + "/assets/images/chelsea.png", path("cat.png"));
+  o = runAttnlab("run --mechanism exact --image " + path("cat.png") + " --size 12x8 --d 16 --backend cpu --json");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(nlohmann::json::parse(o.out)["input"]["image"], path("cat.png"));
+  {
+    std::ofstream ppm(path("grey.ppm"), std::ios::binary);
+    ppm << "P6\n4 2\n255\n" << std::string(24, char(128));
+  }
+  o = runAttnlab("run --mechanism exact --image " + path("grey.ppm") + " --image-features filters --filters 4 --size 4x2 --d 8 --backend cpu --out " +
+                 path("o.npy"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(npy::load(path("o.npy")).value().rows(), 8);
+  fs::remove(path("o.npy"));
+
+  { std::ofstream(path("broken.jpg")) << "not a picture"; }
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--image " + path("broken.jpg"), "cannot read '" + path("broken.jpg") + "' as an image: "},
+           {"--image " + path("missing.png"), "there is no such file"},
+           {"--image kitten", "the shipped images are astronaut, coffee, chelsea, rocket"},
+           {"--image coffee --input local", "drop --input"},
+           {"--image coffee --size 48x32 --n 1536", "either --size WxH or --n"},
+           {"--size 48x32", "--size WxH gives the grid of the image input"},
+           {"--image coffee --size 48by32", "--size takes the image grid as WxH"},
+           {"--image coffee --image-features sift", "rgbxy"},
+           {"--input image --size 0x3", "--size takes"}}) {
+    const Outcome bad = runAttnlab("run --mechanism exact --backend cpu " + args + " --out " + path("o.npy"));
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << args << ": one line";
+    EXPECT_FALSE(fs::exists(path("o.npy"))) << args;
+  }
+}
+
 }  // namespace
 }  // namespace attn
