@@ -29,7 +29,8 @@ TEST_F(Mechanisms, EveryRegisteredMechanismAgreesBetweenBackends) {
   const std::vector<Setting> settings = {
       {Generator::Clustered, 256, 64, 64, false}, {Generator::Local, 200, 32, 16, true},
       {Generator::Gaussian, 77, 16, 40, false},   {Generator::Periodic, 130, 128, 32, true},
-      {Generator::Peaked, 1, 32, 8, false},       {Generator::Copy, 65, 64, 64, false}};
+      {Generator::Peaked, 1, 32, 8, false},       {Generator::Copy, 65, 64, 64, false},
+      {Generator::Image, 384, 32, 16, false}};  // 24×16: the 2D mechanisms on a non-square grid
   int runs = 0;
   for (const auto& mechanism : mechanisms()) {
     const MechanismInfo& info = mechanism->info();
