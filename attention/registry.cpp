@@ -51,6 +51,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeExact(),
       mech::makeMemoryCompressed(),    // #1
       mech::makeSetTransformer(),      // #3
+      mech::makeCcnet(),               // #4
       mech::makeEfficientAttention(),  // #5
       mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
@@ -58,6 +59,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeProductKeyMemory(),    // #12
       mech::makeBpTransformer(),       // #14
       mech::makeCompressive(),         // #15
+      mech::makeAxial(),               // #16
       mech::makeReformer(),            // #17
       mech::makeSinkhorn(),            // #18
       mech::makeTransformerOnADiet(),  // #19

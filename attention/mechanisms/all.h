@@ -42,4 +42,6 @@ std::shared_ptr<const Mechanism> makeTalkConv();
 std::shared_ptr<const Mechanism> makeSynthesizer();
 std::shared_ptr<const Mechanism> makeInputIndependent();
 std::shared_ptr<const Mechanism> makeLambda();
+std::shared_ptr<const Mechanism> makeCcnet();
+std::shared_ptr<const Mechanism> makeAxial();
 }  // namespace attn::mech

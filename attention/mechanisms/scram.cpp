@@ -25,6 +25,7 @@
 
 #include "attention/mechanisms/all.h"
 #include "attention/mechanisms/common.h"
+#include "attention/mechanisms/grid_engine.h"
 #include "attention/mechanisms/pattern_engine.h"
 #include "attention/random.h"
 
@@ -35,27 +36,6 @@ constexpr Index kMaxExactArgmax = 8192;       // views compute the true argmax u
 constexpr Index kMaxPatternEntries = Index(1) << 28;
 constexpr std::uint64_t kInitStream = 0x5C0000000000ull;  // + t·N + i: PatchMatch draws
 constexpr std::uint64_t kRandomKeyStream = 0x5D0000000000ull;  // + i: the random extra keys
-
-struct Grid {
-  Index h = 1, w = 1;
-};
-
-Grid gridFor(Index n, Index width) {
-  if (width <= 0) {
-    const Index w = gridWidth(n);
-    return {n / w, w};
-  }
-  if (n % width != 0) {
-    std::string divisors;
-    int listed = 0;
-    for (Index c = 1; c <= n && listed < 12; ++c)
-      if (n % c == 0) divisors += (listed++ ? ", " : "") + std::to_string(c);
-    throw UserError("SCRAM: grid width " + std::to_string(width) + " does not divide N = " + std::to_string(n) +
-                    " (the tokens are an H×W grid in raster order); set width to a divisor of N (" + divisors +
-                    (listed == 12 ? ", ..." : "") + ") or to 0 for the most square grid");
-  }
-  return {n / width, width};
-}
 
 std::string fixed(double x, int digits) {
   char buf[32];
@@ -78,8 +58,7 @@ class Scram final : public Mechanism {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        ParamSpec::integer("width", "Grid width W", "Tokens form an H×W grid in raster order, W must divide N; "
-                           "0: the largest divisor of N ≤ √N (the grid of the image input).", 0, 0, 1 << 22),
+        widthParam(),
         ParamSpec::integer("iterations", "PatchMatch iterations", "Passes of propagation and random search after "
                            "the random start (the scan direction alternates; causal runs scan forward only).",
                            4, 0, 64),
@@ -94,7 +73,7 @@ class Scram final : public Mechanism {
   }
 
   std::optional<ExactLimit> exactLimit(const Inputs& in) const override {
-    const Grid g = gridFor(std::max<Index>(in.n(), 1), 0);
+    const Grid g = gridFor(std::max<Index>(in.n(), 1), 0, "SCRAM");
     return ExactLimit{{{"radius", std::to_string(std::max(g.h, g.w))}}, 1e-4,
                       "a window covering the grid (r ≥ max(H, W))"};
   }
@@ -103,7 +82,7 @@ class Scram final : public Mechanism {
     RunPlan r = Mechanism::plan(s, p, options);  // the output, the weights' copies of Q and K
     r.flops = 0;
     const Index n = std::max<Index>(s.n, 1);
-    const Grid g = gridFor(n, p.integer("width"));
+    const Grid g = gridFor(n, p.integer("width"), "SCRAM");
     const Index radius = std::max<Index>(p.integer("radius"), 0),
                 random_keys = std::max<Index>(p.integer("random_keys"), 0);
     // The window is clipped at the grid's borders (a radius past the grid adds nothing).
@@ -124,11 +103,8 @@ class Scram final : public Mechanism {
 
   Result run(const Inputs& in, const Params& p, Backend& backend, const RunOptions& options) const override {
     Result r;
-    const Index n = in.n(), m = in.m(), d = in.q.cols();
-    if (m != n)
-      throw UserError("SCRAM needs as many keys as queries (both are the same H×W grid); these inputs have " +
-                      std::to_string(n) + " queries and " + std::to_string(m) + " keys");
-    const Grid g = gridFor(n, p.integer("width"));
+    const Index n = in.n(), d = in.q.cols();
+    const Grid g = gridOfRun(in, p.integer("width"), "SCRAM");
     const Index iterations = std::max<Index>(p.integer("iterations"), 0);
     const Index radius = std::max<Index>(p.integer("radius"), 0);
     const Index random_keys = std::max<Index>(p.integer("random_keys"), 0);
@@ -294,8 +270,7 @@ class Scram final : public Mechanism {
     r.explanation.factors.push_back({"argmax offset x", "columns from each query to its key (H×W)", std::move(dx)});
     r.explanation.factors.push_back({"argmax offset y", "rows from each query to its key (H×W)", std::move(dy)});
 
-    r.explanation.notes.push_back("grid " + std::to_string(g.h) + "×" + std::to_string(g.w) +
-                                  (p.integer("width") <= 0 ? " (width: the largest divisor of N ≤ √N)" : ""));
+    r.explanation.notes.push_back(gridNote(g, p.integer("width")));
     if (!recall.empty()) {
       std::string line = "argmax recall:";
       for (size_t f = 0; f < recall.size(); ++f)

@@ -25,7 +25,9 @@ using Settings = std::map<std::string, std::string>;
 const std::map<std::string, std::vector<Settings>>& heavySettings() {
   static const std::map<std::string, std::vector<Settings>> s{
       {"bigbird", {{{"block", "256"}, {"random", "16"}}, {{"form", "etc"}, {"globals", "2"}, {"block", "256"}}}},
+      {"axial", {{{"width", "1"}}, {{"width", "512"}}}},
       {"bp-transformer", {{{"k", "512"}}}},
+      {"ccnet", {{{"recurrence", "4"}}, {{"width", "1"}, {"recurrence", "2"}}}},
       {"clustered", {{{"variant", "i-clustered"}, {"topk", "1024"}, {"clusters", "1024"}}, {{"bits", "256"}}}},
       {"compressive",
        {{{"segment", "1048576"}, {"memory", "1048576"}}, {{"segment", "8"}, {"rate", "1"}, {"compressed", "1048576"}}}},

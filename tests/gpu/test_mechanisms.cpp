@@ -29,12 +29,17 @@ TEST_F(Mechanisms, EveryRegisteredMechanismAgreesBetweenBackends) {
   const std::vector<Setting> settings = {
       {Generator::Clustered, 256, 64, 64, false}, {Generator::Local, 200, 32, 16, true},
       {Generator::Gaussian, 77, 16, 40, false},   {Generator::Periodic, 130, 128, 32, true},
-      {Generator::Peaked, 1, 32, 8, false},       {Generator::Copy, 65, 64, 64, false}};
+      {Generator::Peaked, 1, 32, 8, false},       {Generator::Copy, 65, 64, 64, false},
+      {Generator::Image, 384, 32, 16, false}};  // 24×16: the 2D mechanisms on a non-square grid
   int runs = 0;
   for (const auto& mechanism : mechanisms()) {
     const MechanismInfo& info = mechanism->info();
     for (const Setting& s : settings) {
       if (s.causal && info.causal == CausalSupport::No) continue;
+      // SMYRF cuts the sorted projections of F(Q), G(K) (Backend::matmul) into equal clusters. The image input
+      // has runs of pixels of one colour whose projections differ by less than the two backends' rounding, so
+      // a pixel at a cluster's edge may land in the neighbouring cluster on one of them (2 of 384 rows at seed 7).
+      if (s.generator == Generator::Image && info.id == "smyrf") continue;
       InputSpec spec;
       spec.generator = s.generator;
       spec.n = s.n, spec.d = s.d, spec.dv = s.dv, spec.seed = 7;
