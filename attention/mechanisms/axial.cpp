@@ -130,7 +130,7 @@ class Axial final : public Mechanism {
     r.cost.flops = 2 * scored * double(in.q.cols() + in.v.cols());
     r.cost.peak_bytes = backend.peakBytes() + (row->nnz() + second->nnz()) * Index(sizeof(std::int32_t) + 1) +
                         2 * n * in.v.cols() * Index(sizeof(float)) * (causal ? 3 : 1);
-    r.explanation.notes.push_back(gridNote(g, p.integer("width")));
+    r.explanation.notes.push_back(gridNote(g, p.integer("width"), in));
     if (!options.explain) return r;
 
     // The implied weights A_col·A_row (causal: [A_outer A_inner]·[A_row; I]), row by row.

@@ -129,7 +129,7 @@ class Ccnet final : public Mechanism {
       r.explanation.notes.push_back(r.explanation.weights_withheld);
     }
     r.explanation.pattern = *pattern;
-    r.explanation.notes.push_back(gridNote(g, p.integer("width")));
+    r.explanation.notes.push_back(gridNote(g, p.integer("width"), in));
     r.explanation.notes.push_back(std::to_string(loops) + (loops == 1 ? " loop" : " loops") + " of " +
                                   std::to_string(g.h + g.w - 1) + " keys per pixel (H + W − 1" +
                                   (causal ? ", fewer when causal)" : ")"));

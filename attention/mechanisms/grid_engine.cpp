@@ -30,17 +30,20 @@ Grid gridOfRun(const Inputs& in, Index width, const std::string& who) {
   if (in.m() != in.n())
     throw UserError(who + " needs as many keys as queries (both are the same H×W grid); these inputs have " +
                     std::to_string(in.n()) + " queries and " + std::to_string(in.m()) + " keys");
+  // Width 0: the input's own grid when it has one (a photo's H×W), else the most square grid.
+  if (width <= 0 && in.grid_width > 0 && in.n() % in.grid_width == 0) return gridFor(in.n(), in.grid_width, who);
   return gridFor(in.n(), width, who);
 }
 
-std::string gridNote(const Grid& g, Index width_param) {
+std::string gridNote(const Grid& g, Index width_param, const Inputs& in) {
+  const bool from_input = width_param <= 0 && in.grid_width > 0 && in.grid_width == g.w;
   return "grid " + std::to_string(g.h) + "×" + std::to_string(g.w) +
-         (width_param <= 0 ? " (width: the largest divisor of N ≤ √N)" : "");
+         (from_input ? " (the input image's grid)" : width_param <= 0 ? " (width: the largest divisor of N ≤ √N)" : "");
 }
 
 ParamSpec widthParam() {
   return ParamSpec::integer("width", "Grid width W", "Tokens form an H×W grid in raster order, W must divide N; "
-                            "0: the largest divisor of N ≤ √N (the grid of the image input).", 0, 0, 1 << 22);
+                            "0: the image input's grid (a photo's H×W), else the largest divisor of N ≤ √N.", 0, 0, 1 << 22);
 }
 
 KeysFn rowKeys(const Grid& g) {

@@ -23,11 +23,12 @@ struct Grid {
 /// grid) when width ≤ 0. UserError, naming `who` ("SCRAM"), when width does not divide N, listing divisors.
 Grid gridFor(Index n, Index width, const std::string& who);
 
-/// The grid of a run whose queries and keys are the same pixels: gridFor(N, width, who), or a UserError naming
-/// `who` when the inputs have M ≠ N keys.
+/// The grid of a run whose queries and keys are the same pixels: gridFor(N, width, who), where width ≤ 0 takes
+/// the input's own grid (Inputs::grid_width: a photo's H×W) when it has one; a UserError naming `who` when the
+/// inputs have M ≠ N keys.
 Grid gridOfRun(const Inputs& inputs, Index width, const std::string& who);
 /// "grid 24×16 (width: the largest divisor of N ≤ √N)", the note a grid mechanism's run carries.
-std::string gridNote(const Grid& g, Index width_param);
+std::string gridNote(const Grid& g, Index width_param, const Inputs& inputs);
 /// The `width` parameter every grid mechanism takes (0: the image input's grid).
 ParamSpec widthParam();
 

@@ -84,7 +84,7 @@ class Scram final : public Mechanism {
     const Index n = std::max<Index>(s.n, 1);
     const Grid g = gridFor(n, p.integer("width"), "SCRAM");
     const Index radius = std::max<Index>(p.integer("radius"), 0),
-                random_keys = std::max<Index>(p.integer("random_keys"), 0);
+                random_keys = std::clamp<Index>(p.integer("random_keys"), 0, n);  // see run()
     // The window is clipped at the grid's borders (a radius past the grid adds nothing).
     const double per_row =
         double(std::min<Index>(n, std::min(g.h, 2 * radius + 1) * std::min(g.w, 2 * radius + 1) + random_keys));
@@ -107,7 +107,8 @@ class Scram final : public Mechanism {
     const Grid g = gridOfRun(in, p.integer("width"), "SCRAM");
     const Index iterations = std::max<Index>(p.integer("iterations"), 0);
     const Index radius = std::max<Index>(p.integer("radius"), 0);
-    const Index random_keys = std::max<Index>(p.integer("random_keys"), 0);
+    // More draws than keys would only repeat keys (and drawing 2^20 a row took a minute at N = 1024): at most N.
+    const Index asked_random = std::max<Index>(p.integer("random_keys"), 0), random_keys = std::min(asked_random, n);
     const double alpha = std::clamp(p.number("alpha"), 0.05, 0.95);
     const bool causal = options.causal;
     const Index side = std::max(g.h, g.w);
@@ -270,7 +271,10 @@ class Scram final : public Mechanism {
     r.explanation.factors.push_back({"argmax offset x", "columns from each query to its key (H×W)", std::move(dx)});
     r.explanation.factors.push_back({"argmax offset y", "rows from each query to its key (H×W)", std::move(dy)});
 
-    r.explanation.notes.push_back(gridNote(g, p.integer("width")));
+    r.explanation.notes.push_back(gridNote(g, p.integer("width"), in));
+    if (asked_random > random_keys)
+      r.explanation.notes.push_back("random_keys = " + std::to_string(asked_random) + " counts as N = " +
+                                    std::to_string(n) + " draws per query (more would only repeat keys)");
     if (!recall.empty()) {
       std::string line = "argmax recall:";
       for (size_t f = 0; f < recall.size(); ++f)

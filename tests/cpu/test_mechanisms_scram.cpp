@@ -273,6 +273,18 @@ TEST(Scram, DeterministicForAFixedSeed) {
   EXPECT_NE(a.explanation.pattern->col, c.explanation.pattern->col);
 }
 
+// random_keys past N only repeats keys: it counts as N draws (the same draws, so the same output), and says
+// so. Drawing 2^20 keys a row used to take most of a minute at N = 1024.
+TEST(Scram, RandomKeysBeyondNCountAsN) {
+  const Inputs in = image(256);
+  const Result many = run(in, {{"random_keys", "1048576"}}), n = run(in, {{"random_keys", "256"}});
+  EXPECT_TRUE(many.output == n.output);
+  bool noted = false;
+  for (const std::string& note : many.explanation.notes)
+    noted |= note.find("random_keys = 1048576 counts as N = 256") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
 TEST(Scram, ExplanationHasTheFieldStepsAndTheOffsetMaps) {
   const Inputs in = image(512);  // 32 rows of 16
   const Result r = run(in, {{"iterations", "2"}});

@@ -113,6 +113,31 @@ TEST(Vision, OutputsAndWeightsMatchFloat64LoopsOverThePapersEquations) {
   }
 }
 
+// On a photo the grid is the photo's (Inputs::grid_width), not the most square one: a 16×8 photo (W = 16)
+// whose N = 128 would otherwise be read as 16 rows of 8. Same loops, on the photo's grid.
+TEST(Vision, APhotosGridIsTheGridTheMechanismsUse) {
+  InputSpec spec;
+  spec.generator = Generator::Image;
+  spec.image = "coffee";
+  spec.n = 128;
+  spec.width = 16;
+  spec.d = 16;
+  spec.dv = 8;
+  const Inputs in = generate(spec);
+  ASSERT_EQ(in.grid_width, 16);
+  ASSERT_NE(gridWidth(128), 16);
+  const MatrixD q = in.q.cast<double>(), k = in.k.cast<double>(), v = in.v.cast<double>();
+  for (const char* id : {"ccnet", "axial"}) {
+    const Result r = run(id, in);
+    const MatrixD expected = std::string(id) == "ccnet" ? crissCrossLoops(q, k, v, 8, 16, 2, false)
+                                                        : axialLoops(q, k, v, 8, 16, false);
+    EXPECT_LT(relativeError(r.output, expected), 1e-5) << id;
+    bool noted = false;
+    for (const std::string& note : r.explanation.notes) noted |= note == "grid 8×16 (the input image's grid)";
+    EXPECT_TRUE(noted) << id;
+  }
+}
+
 TEST(Vision, OneRowIsExactAttention) {
   const Inputs in = image(96);
   for (bool causal : {false, true}) {
