@@ -110,7 +110,10 @@ class Smyrf final : public Mechanism {
       for (Index h = 0; h < hashes; ++h) {
         Rng rng(options.seed, 4200 + std::uint64_t(h));
         const Matrix& a = directions[size_t(h)] = rng.gaussian(d + 2, 1);
-        const Vector pq = backend.matmul(fq, a).col(0), pk = backend.matmul(gk, a).col(0);
+        // On the host in double, whatever the backend: the sort cuts runs of near-equal projections (a photo's
+        // flat regions), so a backend's own rounding would move tokens between clusters. O((N + M)·d) per hash.
+        const MatrixD ad = a.cast<double>();
+        const Vector pq = (fq.cast<double>() * ad).col(0).cast<float>(), pk = (gk.cast<double>() * ad).col(0).cast<float>();
         projections.block(0, h, n, 1) = pq;
         projections.block(n, h, m, 1) = pk;
         BucketRound& round = rounds[size_t(h)];
