@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <tuple>
 
 #include "app/figures/figure_internal.h"
 
@@ -152,6 +153,18 @@ QImage panelImage(const scene::Scene& s, const scene::Panel& p, const Theme& the
         }
         case Kind::Own: line[c] = colourOf(scene::colormapAt(s.colormap, p.own_scale->normalise(v))).rgb(); break;
         default: line[c] = colourOf(scene::colormapAt(s.colormap, s.scale.normalise(v))).rgb(); break;
+      }
+    }
+  }
+  // A pixel map over its picture: (1 − α)·map + α·grey(photo), as on screen.
+  if (p.picture && p.picture->height == m.rows() && p.picture->width == m.cols() && p.overlay_alpha > 0) {
+    const double a = p.overlay_alpha;
+    for (int r = 0; r < img.height(); ++r) {
+      auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
+      for (int c = 0; c < img.width(); ++c) {
+        const double g = 255.0 * scene::pictureGrey(*p.picture, r, c) * a;
+        auto mix = [&](int channel) { return std::clamp(int(std::lround((1 - a) * channel + g)), 0, 255); };
+        line[c] = qRgb(mix(qRed(line[c])), mix(qGreen(line[c])), mix(qBlue(line[c])));
       }
     }
   }
@@ -440,6 +453,19 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
     };
     for (attn::Index t : p.marks) rowMark(t);
     for (attn::Index t : p.row_marks) rowMark(t);
+    // Picked pixels of a pixel map: a white square in a black one around the cell, at least 0.8 em wide.
+    for (const scene::PixelMark& mk : p.pixel_marks) {
+      const QRectF cell(QPointF(xAt(double(mk.x)), yAt(double(mk.y))), QPointF(xAt(double(mk.x) + 1), yAt(double(mk.y) + 1)));
+      const double grow = std::max(0.0, 0.4 * f_ - cell.width() / 2);
+      for (const auto& [pad, colour, w] : {std::tuple{grow + 0.12 * f_, QColor(Qt::black), 0.16 * f_},
+                                           std::tuple{grow, QColor(Qt::white), 0.12 * f_}}) {
+        const QRectF b = cell.adjusted(-pad, -pad, pad, pad);
+        out_->lines.push_back({QLineF(b.topLeft(), b.topRight()), colour, w, false});
+        out_->lines.push_back({QLineF(b.topRight(), b.bottomRight()), colour, w, false});
+        out_->lines.push_back({QLineF(b.bottomRight(), b.bottomLeft()), colour, w, false});
+        out_->lines.push_back({QLineF(b.bottomLeft(), b.topLeft()), colour, w, false});
+      }
+    }
   }
   // Captions under everything else of the panel.
   double cy = img.bottom() + pl.axes_h;
