@@ -312,6 +312,8 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
     bool top = false, left = false;
     for (attn::Index t : p.marks) top |= within(t, pl.cols), left |= within(t, pl.rows);
     for (attn::Index t : p.row_marks) left |= within(t, pl.rows);
+    top |= !p.pixel_marks.empty();  // a picked pixel is pointed at from the top and left edges
+    left |= !p.pixel_marks.empty();
     pl.top_marks = top ? 0.6 * f_ : 0;
     pl.marks_w = left ? 0.6 * f_ : 0;
     pl.strip_w = p.row_groups.empty() ? 0 : 0.7 * f_;
@@ -453,18 +455,22 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
     };
     for (attn::Index t : p.marks) rowMark(t);
     for (attn::Index t : p.row_marks) rowMark(t);
-    // Picked pixels of a pixel map: a white square in a black one around the cell, at least 0.8 em wide.
+    // Picked pixels of a pixel map: a white then a black line just outside the cell (its colour stays
+    // readable), and triangles on the top and left edges pointing at its column and row.
     for (const scene::PixelMark& mk : p.pixel_marks) {
       const QRectF cell(QPointF(xAt(double(mk.x)), yAt(double(mk.y))), QPointF(xAt(double(mk.x) + 1), yAt(double(mk.y) + 1)));
-      const double grow = std::max(0.0, 0.4 * f_ - cell.width() / 2);
-      for (const auto& [pad, colour, w] : {std::tuple{grow + 0.12 * f_, QColor(Qt::black), 0.16 * f_},
-                                           std::tuple{grow, QColor(Qt::white), 0.12 * f_}}) {
+      const double w = 0.08 * f_;
+      for (const auto& [pad, colour] : {std::pair{1.5 * w, QColor(Qt::black)}, std::pair{0.5 * w, QColor(Qt::white)}}) {
         const QRectF b = cell.adjusted(-pad, -pad, pad, pad);
-        out_->lines.push_back({QLineF(b.topLeft(), b.topRight()), colour, w, false});
-        out_->lines.push_back({QLineF(b.topRight(), b.bottomRight()), colour, w, false});
-        out_->lines.push_back({QLineF(b.bottomRight(), b.bottomLeft()), colour, w, false});
-        out_->lines.push_back({QLineF(b.bottomLeft(), b.topLeft()), colour, w, false});
+        const double e = w / 2;  // flat caps: the lines run past the corners by half their width
+        out_->lines.push_back({QLineF(b.left() - e, b.top(), b.right() + e, b.top()), colour, w, false});
+        out_->lines.push_back({QLineF(b.right(), b.top(), b.right(), b.bottom()), colour, w, false});
+        out_->lines.push_back({QLineF(b.right() + e, b.bottom(), b.left() - e, b.bottom()), colour, w, false});
+        out_->lines.push_back({QLineF(b.left(), b.bottom(), b.left(), b.top()), colour, w, false});
       }
+      const double mx = cell.center().x(), my = cell.center().y(), top = img.top() - 0.05 * f_, left = img.left() - 0.05 * f_;
+      out_->marks.push_back({QPolygonF({QPointF(mx, top), QPointF(mx - ms, top - 1.6 * ms), QPointF(mx + ms, top - 1.6 * ms)}), st_.theme.accent});
+      out_->marks.push_back({QPolygonF({QPointF(left, my), QPointF(left - 1.6 * ms, my - ms), QPointF(left - 1.6 * ms, my + ms)}), st_.theme.accent});
     }
   }
   // Captions under everything else of the panel.

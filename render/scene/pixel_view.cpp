@@ -268,7 +268,7 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
   for (const std::string& note : pooled.subject.notes) scene.notes.push_back(note);
   scene.footnotes.push_back(attn::describeError(c));
   scene.footnotes.push_back("Each map is one query pixel's row of the N\xC3\x97N weights, reshaped to the " + grid +
-                            " picture: how much that pixel attends to every other. The square marks the query pixel.");
+                            " picture: how much that pixel attends to every other. The query pixel is outlined, and pointed at from the top and left edges.");
   scene.footnotes.push_back(info.idea);
   for (const std::string& line : info.conventions) scene.footnotes.push_back(line);
   return scene;

@@ -177,13 +177,16 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
       panel.picture->width == panel.values.cols() && panel.overlay_alpha > 0) {
     drawPictureGrey(dl, *panel.picture, axes, panel.overlay_alpha);
   }
-  // Picked pixels: a white square in a black one around the cell, at least 11 px wide.
+  // Picked pixels: a white then a black outline just outside the cell (its colour stays readable), and
+  // triangles outside the top and left edges pointing at its column and row.
   for (const PixelMark& mark : panel.pixel_marks) {
-    float x0 = axes.x(double(mark.x)), x1 = axes.x(double(mark.x + 1)), y0 = axes.y(double(mark.y)), y1 = axes.y(double(mark.y + 1));
-    const float grow_x = std::max(0.0f, (11 - (x1 - x0)) / 2), grow_y = std::max(0.0f, (11 - (y1 - y0)) / 2);
-    x0 = std::floor(x0 - grow_x), x1 = std::ceil(x1 + grow_x), y0 = std::floor(y0 - grow_y), y1 = std::ceil(y1 + grow_y);
-    dl->AddRect(ImVec2(x0 - 2, y0 - 2), ImVec2(x1 + 2, y1 + 2), IM_COL32(0, 0, 0, 255), 0, 0, 2.0f);
-    dl->AddRect(ImVec2(x0, y0), ImVec2(x1, y1), IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
+    const float x0 = std::floor(axes.x(double(mark.x))), x1 = std::ceil(axes.x(double(mark.x + 1)));
+    const float y0 = std::floor(axes.y(double(mark.y))), y1 = std::ceil(axes.y(double(mark.y + 1)));
+    dl->AddRect(ImVec2(x0 - 3, y0 - 3), ImVec2(x1 + 3, y1 + 3), IM_COL32(0, 0, 0, 255), 0, 0, 2.0f);
+    dl->AddRect(ImVec2(x0 - 1, y0 - 1), ImVec2(x1 + 1, y1 + 1), IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
+    const float mx = (x0 + x1) / 2, my = (y0 + y1) / 2;
+    dl->AddTriangleFilled(ImVec2(mx - 5, r.y - 11), ImVec2(mx + 5, r.y - 11), ImVec2(mx, r.y - 2), k_highlight);
+    dl->AddTriangleFilled(ImVec2(r.x - 11, my - 5), ImVec2(r.x - 11, my + 5), ImVec2(r.x - 2, my), k_highlight);
   }
   if (panel.values.size() == 0) {
     const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
