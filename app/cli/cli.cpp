@@ -485,6 +485,7 @@ struct RenderArgs {
   long pixels = 0;  // 0: the whole matrix, up to scene::k_max_figure_pixels
   int step = 0;     // 1-based; 0: none
   bool times = true;
+  std::string pixel;  // --pixel X,Y[;X,Y…] (the pixel view)
 };
 
 /// "ROW0:ROW1,COL0:COL1" in token indices (end exclusive) as the view model's window (fractions).
@@ -501,7 +502,12 @@ scene::ViewWindow parseWindow(const std::string& text, attn::Index n, attn::Inde
 
 int commandRender(const RunArgs& a, const RenderArgs& r) {
   const auto view = fig::parseView(r.view);
-  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step, not '" + r.view + "'");
+  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step|pixel, not '" + r.view + "'");
+  const bool pixel_view = *view == fig::View::Pixel;
+  if (!r.pixel.empty() && !pixel_view) throw attn::UserError("--pixel picks a pixel of --view pixel; add --view pixel");
+  if (pixel_view && !r.window.empty()) throw attn::UserError("--window zooms a matrix view: the pixel view shows the whole picture");
+  if (pixel_view && !r.compare.empty())
+    throw attn::UserError("--view pixel shows one mechanism beside exact; leave out --compare");
   const auto colormap = scene::parseColormap(r.colormap);
   if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
   const auto scale = scene::parseScaleMode(r.scale);
@@ -526,6 +532,13 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   const auto mechanism = attn::requireMechanism(a.mechanism);
   const attn::Params params = attn::Params::resolve(mechanism->params(), parseSets(a.sets));
   attn::Inputs inputs = loadInputs(a);
+  std::vector<attn::Index> picked;
+  if (pixel_view) {  // before the run: the input must be a picture, and the pixels inside it
+    if (!inputs.picture || inputs.grid_width <= 0)
+      throw attn::UserError("--view pixel needs a picture: add --input image (and --image NAME|FILE); this input is " +
+                            attn::generatorName(inputs.spec.generator));
+    if (!r.pixel.empty()) picked = scene::parsePixels(r.pixel, inputs.n() / inputs.grid_width, inputs.grid_width);
+  }
   auto selection = attn::gpu::makeBackend(attn::gpu::parseBackendChoice(a.backend));
   if (!selection.notice.empty()) std::fprintf(stderr, "attnlab: %s\n", selection.notice.c_str());
   attn::CompareOptions options;
@@ -555,6 +568,8 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   request.times = r.times;
   request.minimap = false;
   if (!r.window.empty()) request.window = parseWindow(r.window, c.inputs.n(), c.inputs.m());
+  request.pixels_picked = picked;
+  if (pixel_view && r.step > 0) request.third = scene::Third::Step;
   request = fig::requestFor(c, r.step > 0 && *view == fig::View::Weights ? fig::View::Step : *view, request);
   auto app = headlessApp();
   const fig::SceneFigure figure = fig::sceneFigure(subject, request, style);
@@ -723,8 +738,12 @@ int run(int argc, char** argv) {
   RenderArgs rv;
   auto* render = app.add_subcommand("render", "Draw one figure of a mechanism, headless: PNG, SVG or PDF");
   addRunOptions(render, render_args);
-  render->add_option("--view", rv.view, "weights|pattern|groups|diff|tokens|step: the third panel (weights: none)")
+  render->add_option("--view", rv.view,
+                     "weights|pattern|groups|diff|tokens|step: the third panel (weights: none); pixel: one pixel's "
+                     "attention over the picture (--input image)")
       ->capture_default_str();
+  render->add_option("--pixel", rv.pixel,
+                     "--view pixel: the query pixel X,Y (column, row from 0; up to 4 as X,Y;X,Y); default the centre");
   render->add_option("--out", rv.out, "Figure file: .png, .svg or .pdf")->required();
   render->add_option("--dpi", rv.dpi, "PNG resolution (the figure's size is fixed in points)")->capture_default_str();
   render->add_option("--colormap", rv.colormap, "viridis|magma|cividis|diverging")->capture_default_str();
@@ -792,7 +811,16 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--n", gui_n, "Tokens N")->check(wholeNumber())->capture_default_str();
   gui_cmd->add_option("--backend", gui_options.backend, "cpu|vulkan|auto")->capture_default_str();
   gui_cmd->add_option("--session", gui_options.session, "Open this session file (saved with File → Save session)");
-  gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))
+  RunArgs gui_image;  // --image and --size, applied as run applies them
+  gui_image.input_option = gui_cmd->add_option("--input", gui_input, "Generator: " + attn::generatorNames("|"))
+                               ->capture_default_str();
+  gui_image.n_option = gui_cmd->get_option("--n");
+  gui_cmd->add_option("--image", gui_image.image,
+                      "A photo for the image input (implies --input image): a shipped one (" + attn::shippedImageNames() +
+                          ") or an image file");
+  gui_cmd->add_option("--size", gui_image.size, "The image input's grid WxH (sets N = W·H; instead of --n), e.g. 48x32");
+  std::string gui_view = "matrix";
+  gui_cmd->add_option("--view", gui_view, "matrix|pixel: the weight matrices, or (image input) a pixel's attention over the picture")
       ->capture_default_str();
   gui_cmd->add_option("--temperature", gui_options.input.temperature, "Logit temperature τ of the input")
       ->capture_default_str();
@@ -834,6 +862,12 @@ int run(int argc, char** argv) {
       ensureRuntimeDir();
       gui_options.input.n = gui_n;
       gui_options.input.generator = attn::parseGenerator(gui_input);
+      gui_image.input = gui_input;
+      gui_image.image_features = attn::imageFeaturesName(gui_options.input.features);
+      gui_image.filters = long(gui_options.input.filters);
+      applyImageOptions(gui_image, gui_options.input, attn::arrays::Limits{});
+      if (gui_view != "matrix" && gui_view != "pixel") throw attn::UserError("gui --view takes matrix|pixel, not '" + gui_view + "'");
+      gui_options.pixel_view = gui_view == "pixel";
       attn::checkSpec(gui_options.input);  // as run does: a message now, not a value clamped by a spin box
       // Without options the window comes back as it was closed (the autosaved session).
       std::size_t given = 0;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <tuple>
 
 #include "app/figures/figure_internal.h"
 
@@ -155,6 +156,18 @@ QImage panelImage(const scene::Scene& s, const scene::Panel& p, const Theme& the
       }
     }
   }
+  // A pixel map over its picture: (1 − α)·map + α·grey(photo), as on screen.
+  if (p.picture && p.picture->height == m.rows() && p.picture->width == m.cols() && p.overlay_alpha > 0) {
+    const double a = p.overlay_alpha;
+    for (int r = 0; r < img.height(); ++r) {
+      auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
+      for (int c = 0; c < img.width(); ++c) {
+        const double g = 255.0 * scene::pictureGrey(*p.picture, r, c) * a;
+        auto mix = [&](int channel) { return std::clamp(int(std::lround((1 - a) * channel + g)), 0, 255); };
+        line[c] = qRgb(mix(qRed(line[c])), mix(qGreen(line[c])), mix(qBlue(line[c])));
+      }
+    }
+  }
   return img;
 }
 
@@ -299,6 +312,8 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
     bool top = false, left = false;
     for (attn::Index t : p.marks) top |= within(t, pl.cols), left |= within(t, pl.rows);
     for (attn::Index t : p.row_marks) left |= within(t, pl.rows);
+    top |= !p.pixel_marks.empty();  // a picked pixel is pointed at from the top and left edges
+    left |= !p.pixel_marks.empty();
     pl.top_marks = top ? 0.6 * f_ : 0;
     pl.marks_w = left ? 0.6 * f_ : 0;
     pl.strip_w = p.row_groups.empty() ? 0 : 0.7 * f_;
@@ -440,6 +455,23 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
     };
     for (attn::Index t : p.marks) rowMark(t);
     for (attn::Index t : p.row_marks) rowMark(t);
+    // Picked pixels of a pixel map: a white then a black line just outside the cell (its colour stays
+    // readable), and triangles on the top and left edges pointing at its column and row.
+    for (const scene::PixelMark& mk : p.pixel_marks) {
+      const QRectF cell(QPointF(xAt(double(mk.x)), yAt(double(mk.y))), QPointF(xAt(double(mk.x) + 1), yAt(double(mk.y) + 1)));
+      const double w = 0.08 * f_;
+      for (const auto& [pad, colour] : {std::pair{1.5 * w, QColor(Qt::black)}, std::pair{0.5 * w, QColor(Qt::white)}}) {
+        const QRectF b = cell.adjusted(-pad, -pad, pad, pad);
+        const double e = w / 2;  // flat caps: the lines run past the corners by half their width
+        out_->lines.push_back({QLineF(b.left() - e, b.top(), b.right() + e, b.top()), colour, w, false});
+        out_->lines.push_back({QLineF(b.right(), b.top(), b.right(), b.bottom()), colour, w, false});
+        out_->lines.push_back({QLineF(b.right() + e, b.bottom(), b.left() - e, b.bottom()), colour, w, false});
+        out_->lines.push_back({QLineF(b.left(), b.bottom(), b.left(), b.top()), colour, w, false});
+      }
+      const double mx = cell.center().x(), my = cell.center().y(), top = img.top() - 0.05 * f_, left = img.left() - 0.05 * f_;
+      out_->marks.push_back({QPolygonF({QPointF(mx, top), QPointF(mx - ms, top - 1.6 * ms), QPointF(mx + ms, top - 1.6 * ms)}), st_.theme.accent});
+      out_->marks.push_back({QPolygonF({QPointF(left, my), QPointF(left - 1.6 * ms, my - ms), QPointF(left - 1.6 * ms, my + ms)}), st_.theme.accent});
+    }
   }
   // Captions under everything else of the panel.
   double cy = img.bottom() + pl.axes_h;

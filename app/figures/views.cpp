@@ -23,7 +23,7 @@ std::optional<View> parseView(const std::string& name) {
 }
 
 const std::vector<std::string>& viewNames() {
-  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens", "step"};
+  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens", "step", "pixel"};
   return names;
 }
 
@@ -32,7 +32,23 @@ const char* viewName(View v) { return viewNames()[std::size_t(v)].c_str(); }
 scene::ViewRequest requestFor(const attn::Comparison& c, View v, scene::ViewRequest r) {
   const auto& info = c.mechanism->info();
   const auto& ex = c.approx.explanation;
+  r.layout = v == View::Pixel ? scene::Layout::Pixel : scene::Layout::Matrix;
   switch (v) {
+    case View::Pixel: {
+      if (const std::string why = scene::pixelRefusal(c); !why.empty()) throw attn::UserError("--view pixel: " + why);
+      if (!ex.weights || !scene::differenceAvailable(c))
+        throw attn::UserError("--view pixel: " + attn::noWeightsText(c) + ", so no pixel's row to show; try --view weights");
+      if (r.third == scene::Third::Step) {
+        const std::vector<std::string> all = scene::pixelStepTitles(c);
+        std::string titles;
+        for (std::size_t k = 0; k < all.size(); ++k) titles += (k ? ", " : "") + std::to_string(k + 1) + " " + all[k];
+        if (all.empty()) throw attn::UserError("--view pixel: no step of " + info.id + " implies weights of its own; leave out --step");
+        if (r.step < 0 || r.step >= int(all.size()))
+          throw attn::UserError("--step takes 1 to " + std::to_string(all.size()) + " for the pixel view of " + info.id + " (" +
+                                titles + ")");
+      }
+      break;
+    }
     case View::Weights:
     case View::Tokens:
       r.third = scene::Third::None;

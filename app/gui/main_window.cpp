@@ -5,6 +5,7 @@
 #include "app/gui/main_window_internal.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
@@ -185,6 +186,10 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
   if (viewport_) {
     connect(viewport_, &view::HeatmapWindow::frameRendered, this, &MainWindow::reportDrawn);
     connect(viewport_, &view::HeatmapWindow::viewChanged, this, [this] { zoom_timer_.start(); });
+    connect(viewport_, &view::HeatmapWindow::pixelClicked, this, [this](qint64 token) {
+      QString error;
+      if (!pickPixel(token, &error)) showError(error);
+    });
     connect(viewport_, &view::HeatmapWindow::rowClicked, this, [this](qint64 row) {
       QString error;
       if (!selectRow(row, &error)) showError(error);
@@ -234,6 +239,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
     QString error;
     if (!loadSession(autosavePath(), &error)) startup_notices_ << tr("the last session was not restored: %1").arg(error);
   }
+  if (options.pixel_view) setViewLayout(scene::Layout::Pixel);
   scheduleRun();
 }
 
@@ -314,6 +320,23 @@ void MainWindow::buildDocks() {
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
   view_menu_ = menuBar()->addMenu(tr("&View"));
+  // The layout: the weight matrices, or (the image input) one pixel's attention over the picture.
+  {
+    auto* group = new QActionGroup(this);
+    const std::pair<scene::Layout, QString> layouts[] = {{scene::Layout::Matrix, tr("Matrix view")},
+                                                         {scene::Layout::Pixel, tr("Pixel view (image input)")}};
+    for (const auto& [which, title] : layouts) {
+      QAction* a = view_menu_->addAction(title, this, [this, which] { setViewLayout(which); });
+      a->setCheckable(true);
+      a->setChecked(which == layout_);
+      a->setShortcut(QKeySequence(Qt::CTRL | (which == scene::Layout::Matrix ? Qt::Key_1 : Qt::Key_2)));
+      a->setToolTip(which == scene::Layout::Matrix ? tr("The N\u00D7N weight matrices")
+                                                   : tr("A pixel's row of the weights over the picture: click a pixel to pick it"));
+      group->addAction(a);
+      layout_actions_.push_back(a);
+    }
+    view_menu_->addSeparator();
+  }
   for (QDockWidget* dock : {browser_dock, params_dock, input_dock, info_dock, curves_dock, row_dock, log_dock})
     view_menu_->addAction(dock->toggleViewAction());
   // Edit: copy what is on screen, as a picture or as numbers.
@@ -596,7 +619,8 @@ std::vector<std::pair<std::string, std::string>> MainWindow::helpLines() const {
   lines.emplace_back("wheel", "zoom about the pointer");
   lines.emplace_back("drag", "pan");
   lines.emplace_back("double click", "fit the whole matrix");
-  lines.emplace_back("click", "that query's row in the Row dock");
+  lines.emplace_back("click", layout_ == scene::Layout::Pixel ? "that pixel's attention, and its row in the Row dock"
+                                                               : "that query's row in the Row dock");
   lines.emplace_back("hover", "read a weight, exact's, and the groups of i and j");
   return lines;
 }

@@ -119,6 +119,14 @@ class MainWindow : public QMainWindow {
   /// `show` raises the dock and redraws (a refresh for a new result does neither).
   bool selectRow(attn::Index row, QString* error = nullptr, bool show = true);
   RowPanel* rowPanel() const { return row_; }
+  /// The panels' layout (View → Matrix | Pixel): the N×M matrices (the default), or for the image input the
+  /// picked pixel's attention over the picture (the pixel picked as selectRow's token; the centre before any).
+  /// Repools; the pixel view of another input shows why there is none.
+  void setViewLayout(scene::Layout layout);
+  scene::Layout viewLayout() const { return layout_; }
+  /// Picks the pixel (token y·W + x) as a click on a pixel map does: selectRow(token), and the pixel view
+  /// pooled again for it.
+  bool pickPixel(attn::Index token, QString* error = nullptr);
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
   bool importInputs(const std::string& path, QString* error = nullptr);
@@ -222,6 +230,8 @@ class MainWindow : public QMainWindow {
   RowPanel* row_ = nullptr;
   attn::Index selected_row_ = -1;            // the picked query row (as displayed), −1 none
   attn::Index selected_token_ = -1;          // the token at that row: kept through new results and orders
+  scene::Layout layout_ = scene::Layout::Matrix;  // View → Matrix | Pixel
+  std::vector<QAction*> layout_actions_;          // the View menu's Matrix and Pixel, checkable
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;

@@ -76,6 +76,8 @@ scene::ViewRequest MainWindow::viewRequest() const {
   v.scale = scale.mode;
   v.floor = scale.floor;
   v.colormap = static_cast<scene::Colormap>(std::max(0, colormap_->currentIndex()));
+  v.layout = layout_;
+  if (selected_token_ >= 0) v.pixels_picked = {selected_token_};
   // The third panel: what the selector shows (the pattern, a step, the difference, nothing).
   const QString third = pattern_view_->currentText();
   v.third = scene::Third::Auto;

@@ -9,6 +9,7 @@
 
 #include "attention/mechanisms/bucket_engine.h"
 #include "attention/pooling.h"
+#include "render/scene/pixel_view.h"
 
 namespace attnlab::scene {
 
@@ -24,20 +25,6 @@ double msSince(std::chrono::steady_clock::time_point start) {
 
 void checkCancel(const std::atomic<bool>* cancel) {
   if (cancel && cancel->load()) throw attn::Cancelled();
-}
-
-float finiteMax(const attn::Matrix& m) {
-  float best = 0;
-  for (attn::Index i = 0; i < m.size(); ++i)
-    if (std::isfinite(m.data()[i])) best = std::max(best, m.data()[i]);
-  return best;
-}
-
-float absMax(const attn::Matrix& m) {
-  float best = 0;
-  for (attn::Index i = 0; i < m.size(); ++i)
-    if (std::isfinite(m.data()[i])) best = std::max(best, std::fabs(m.data()[i]));
-  return best;
 }
 
 /// A pattern's component names; a pattern without names has one component, "scored".
@@ -231,6 +218,7 @@ std::vector<std::string> thirdChoices(const Pooled& p) {
 Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* backend,
             const std::atomic<bool>* cancel, PoolCache* cache) {
   if (!subject.main) throw attn::UserError("nothing to show: no comparison");
+  if (request.layout == Layout::Pixel) return poolPixel(subject, request, cancel);
   const auto start = std::chrono::steady_clock::now();
   const attn::Comparison& c = *subject.main;
   const attn::Explanation& ex = c.approx.explanation;
@@ -423,6 +411,11 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
 }
 
 Scene compose(const Pooled& pooled, const ViewRequest& request) {
+  if (request.layout == Layout::Pixel) {
+    Scene scene = composePixel(pooled, request);
+    if (request.scale == ScaleMode::Rank) applyRank(scene);
+    return scene;
+  }
   Scene scene;
   const Subject& subject = pooled.subject;
   const attn::Comparison& c = *subject.main;

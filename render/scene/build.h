@@ -9,6 +9,7 @@
 // build() does both.
 #pragma once
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,17 @@ enum class Third {
 const char* thirdName(Third t);
 std::optional<Third> parseThird(const std::string& name);
 
+/// How the panels lay the weights out: as N×M matrices, or (the image input) one query pixel's row of them
+/// reshaped to the H×W picture and drawn over it.
+enum class Layout { Matrix, Pixel };
+const char* layoutName(Layout l);
+
+/// At most this many pixels are picked at once (one panel each past two; two pixels take exact and the
+/// mechanism each).
+inline constexpr std::size_t k_max_picked_pixels = 4;
+/// What the photo weighs in a pixel map's colour (the map weighs the rest).
+inline constexpr float k_pixel_overlay_alpha = 0.3f;
+
 struct ViewRequest {
   Third third = Third::Auto;
   int step = 0;        ///< with Third::Step: which step (0-based)
@@ -69,6 +81,10 @@ struct ViewRequest {
   Colormap colormap = Colormap::Viridis;
   bool times = true;  ///< run times in captions (off for reproducible figures)
   bool minimap = true;
+  Layout layout = Layout::Matrix;
+  /// Layout::Pixel: the query pixels shown, as tokens y·W + x (at most k_max_picked_pixels); empty: the centre,
+  /// said in a note. With Third::Step, `step` picks a step that implies weights (pixelStepTitles).
+  std::vector<attn::Index> pixels_picked;
 };
 
 /// One pooled image and the entries it covers.
@@ -87,6 +103,14 @@ struct StepImage {
   bool zoomable = true;
   bool signed_values = false;  ///< a factor with negative entries: diverging map on its own ± range
   bool own_order = false;      ///< in the step's own token order (Reformer's sort), not the scene's
+};
+
+/// Layout::Pixel: one picked pixel's rows of the implied weights, each reshaped to the H×W grid.
+struct PixelRow {
+  attn::Index token = 0;     ///< y·W + x
+  attn::Index x = 0, y = 0;
+  attn::Matrix exact, approx, difference;  ///< H×W each; empty where there is none
+  double row_tv = std::numeric_limits<double>::quiet_NaN();  ///< ½·Σ_j |a_j − e_j| of this row
 };
 
 /// What pool() made: everything compose() may show for this request.
@@ -111,6 +135,12 @@ struct Pooled {
   std::size_t marks_total = 0;                ///< before the cap
   std::vector<float> moved_from;              ///< after an order change: each pixel row's previous centre (fraction of N)
   double pool_ms = 0;
+  /// Layout::Pixel: the picked pixels' rows (steps then holds the steps that imply weights, without images).
+  std::vector<PixelRow> pixel_rows;
+  attn::Index grid_height = 0, grid_width = 0;
+  std::string pixel_refusal;    ///< why there is no pixel view ("" when there is one)
+  bool pixel_default = false;   ///< no pixel was picked: the centre is shown
+  int pixel_step = -1;          ///< the step whose weights the mechanism's maps show (index into steps), −1: its own
 };
 
 /// Reuses exact attention's pooled image while nothing it depends on changed (a parameter change).
@@ -135,6 +165,15 @@ bool differenceAvailable(const attn::Comparison& c);
 /// The names the third-panel selector offers, in order: "pattern" (when it has one), each step's title, and
 /// "difference" (when available).
 std::vector<std::string> thirdChoices(const Pooled& p);
+
+/// Layout::Pixel. Why `c` has no pixel view, or "": the input must be a picture (inputs.picture, grid_width)
+/// and the mechanism must imply N×N weights.
+std::string pixelRefusal(const attn::Comparison& c);
+/// The titles of the steps whose views imply N×N weights (what Third::Step's index counts in the pixel view).
+std::vector<std::string> pixelStepTitles(const attn::Comparison& c);
+/// "X,Y[;X,Y…]" (up to k_max_picked_pixels pixels) as tokens y·W + x of an H×W grid; UserError naming the
+/// first pixel outside it ("--pixel 70,3 lies outside the 64×48 image") or the form expected.
+std::vector<attn::Index> parsePixels(const std::string& text, attn::Index height, attn::Index width);
 
 /// Pools every image the request can show. `backend` pools factored weights on the GPU (nullptr: the CPU);
 /// Cancelled when `cancel` is set; `cache` (optional) reuses exact's image.

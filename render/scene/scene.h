@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "attention/image.h"
 #include "attention/types.h"
 #include "render/scene/colormap.h"
 
@@ -67,6 +70,13 @@ attn::Range viewRange(double f0, double f1, attn::Index count);
 /// ~5 intervals; the whole axis also labels its end. The viewport and the figures both use it.
 std::vector<attn::Index> axisTicks(double lo, double hi, attn::Index count);
 
+/// A pixel marked on a pixel map (the picked query pixel): column x, row y of the H×W grid.
+struct PixelMark {
+  attn::Index x = 0, y = 0;
+  std::string kind = "picked";  ///< what it is ("picked": the query pixel whose attention the map shows)
+  bool operator==(const PixelMark&) const = default;
+};
+
 /// One heatmap panel: an N×M weight matrix pooled to `values` (rows × cols pixels; row 0 at the top).
 struct Panel {
   std::string title;                  ///< drawn above the panel: "exact", "Longformer"
@@ -116,7 +126,17 @@ struct Panel {
   /// The panel's letter ("a", "b", …), in the scene's panel order: drawn before the title on screen and in
   /// files, so a caption in a paper can name a panel.
   std::string tag;
+  /// A pixel map (role "pixel map"): the picture the tokens are the pixels of, at the map's H×W, drawn under
+  /// it. Every renderer shows colour = (1 − overlay_alpha)·map + overlay_alpha·grey(photo), grey being the
+  /// photo's luminance (pictureGrey), so the map's hue stays readable against the colour bar.
+  std::shared_ptr<const attn::Picture> picture;
+  float overlay_alpha = 0;
+  /// Pixels to mark on a pixel map (the picked query pixel).
+  std::vector<PixelMark> pixel_marks;
 };
+
+/// The luminance of pixel (y, x) of a picture in [0, 1] (Rec. 709 weights): the grey a pixel map is blended with.
+float pictureGrey(const attn::Picture& picture, attn::Index y, attn::Index x);
 
 /// The step bar under the panels for mechanisms with steps: where the step-through is.
 struct StepBar {

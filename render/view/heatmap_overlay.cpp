@@ -113,6 +113,45 @@ std::string rangeText(const char* name, attn::Range r) {
   return buf;
 }
 
+/// At most this many rectangles a panel's photo takes: ImGui's 16-bit indices hold 65 536 vertices a frame.
+constexpr std::size_t k_max_picture_rects = 2500;
+
+/// The picture's grey at `alpha` over a panel: runs of equal grey (32 levels: at α ≤ ½ a step is invisible)
+/// merged along each row, in blocks of b×b pixels when that still takes more than k_max_picture_rects.
+void drawPictureGrey(ImDrawList* dl, const attn::Picture& pic, const PanelAxes& axes, float alpha) {
+  const int a = std::clamp(int(std::lround(alpha * 255)), 0, 255);
+  auto level = [&](attn::Index y0, attn::Index x0, attn::Index b) {
+    double sum = 0;
+    int count = 0;
+    for (attn::Index y = y0; y < std::min(pic.height, y0 + b); ++y)
+      for (attn::Index x = x0; x < std::min(pic.width, x0 + b); ++x) sum += pictureGrey(pic, y, x), ++count;
+    return std::clamp(int(std::lround(sum / std::max(1, count) * 31)), 0, 31);
+  };
+  struct Run {
+    attn::Index y, x0, x1;
+    int level;
+  };
+  std::vector<Run> runs;
+  for (attn::Index b = 1; b <= std::max(pic.height, pic.width); b *= 2) {
+    runs.clear();
+    for (attn::Index y = 0; y < pic.height; y += b)
+      for (attn::Index x = 0; x < pic.width; x += b) {
+        const int l = level(y, x, b);
+        if (!runs.empty() && runs.back().y == y && runs.back().level == l) runs.back().x1 = std::min(pic.width, x + b);
+        else runs.push_back({y, x, std::min(pic.width, x + b), l});
+      }
+    if (runs.size() <= k_max_picture_rects) {
+      for (const Run& r : runs) {
+        const int g = int(std::lround(r.level * 255.0 / 31));
+        dl->AddRectFilled(ImVec2(std::round(axes.x(double(r.x0))), std::round(axes.y(double(r.y)))),
+                          ImVec2(std::round(axes.x(double(r.x1))), std::round(axes.y(double(std::min(pic.height, r.y + b))))),
+                          IM_COL32(g, g, g, a));
+      }
+      return;
+    }
+  }
+}
+
 void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts,
                bool row_labels, float gap) {
   const scene::Panel& panel = scene.panels[index];
@@ -132,6 +171,23 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
   }
   if (!panel.subtitle.empty()) textCentred(dl, small, cx, r.y - 24, k_dim, panel.subtitle, room - 8);
   dl->AddRect(ImVec2(r.x - 1, r.y - 1), ImVec2(r.x + r.w + 1, r.y + r.h + 1), k_frame);
+  // A pixel map over its picture: the photo's grey at overlay_alpha over the renderer's map, so the colour is
+  // (1 − α)·map + α·grey(photo), as in the figures.
+  if (panel.picture && panel.values.size() > 0 && panel.picture->height == panel.values.rows() &&
+      panel.picture->width == panel.values.cols() && panel.overlay_alpha > 0) {
+    drawPictureGrey(dl, *panel.picture, axes, panel.overlay_alpha);
+  }
+  // Picked pixels: a white then a black outline just outside the cell (its colour stays readable), and
+  // triangles outside the top and left edges pointing at its column and row.
+  for (const PixelMark& mark : panel.pixel_marks) {
+    const float x0 = std::floor(axes.x(double(mark.x))), x1 = std::ceil(axes.x(double(mark.x + 1)));
+    const float y0 = std::floor(axes.y(double(mark.y))), y1 = std::ceil(axes.y(double(mark.y + 1)));
+    dl->AddRect(ImVec2(x0 - 3, y0 - 3), ImVec2(x1 + 3, y1 + 3), IM_COL32(0, 0, 0, 255), 0, 0, 2.0f);
+    dl->AddRect(ImVec2(x0 - 1, y0 - 1), ImVec2(x1 + 1, y1 + 1), IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
+    const float mx = (x0 + x1) / 2, my = (y0 + y1) / 2;
+    dl->AddTriangleFilled(ImVec2(mx - 5, r.y - 11), ImVec2(mx + 5, r.y - 11), ImVec2(mx, r.y - 2), k_highlight);
+    dl->AddTriangleFilled(ImVec2(r.x - 11, my - 5), ImVec2(r.x - 11, my + 5), ImVec2(r.x - 2, my), k_highlight);
+  }
   if (panel.values.size() == 0) {
     const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
     const float wrap = std::max(40.0f, r.w - 24);
@@ -577,6 +633,7 @@ void drawOverlay(const scene::Scene& scene, const SceneLayout& layout, const Poi
 }
 
 std::string readoutAxisText(const scene::Scene& scene, const scene::Panel& panel, bool query, attn::Range r) {
+  if (panel.role == "pixel map") return rangeText(query ? "y" : "x", r);  // the picture's row and column
   const char* name = query ? "query i" : "key j";
   const std::string sorted_name = query ? "sorted row" : "sorted column";
   if (panel.own_order) return rangeText(sorted_name.c_str(), r);  // its own order: no token list for it

@@ -256,6 +256,11 @@ void HeatmapWindow::mouseReleaseEvent(QMouseEvent* event) {
     // A click on a panel (pressed and released within a few pixels): that query's row.
     const QPointF moved = event->position() - press_at_;
     if (action == StepAction::None && std::abs(moved.x()) + std::abs(moved.y()) < 4) {
+      const auto on = hitTest(scene_, layout, float(event->position().x()), float(event->position().y()));
+      if (on && scene_.panels[std::size_t(on->panel)].role == "pixel map") {
+        const Panel& map = scene_.panels[std::size_t(on->panel)];
+        emit pixelClicked(qint64(on->rows.begin * map.source_cols + on->cols.begin));
+      }
       const int panel = zoomablePanelAt(event->position());
       // A panel in its own token order (a step's sort) has no row of the scene's order under the pointer.
       if (const auto hit = panel >= 0 && !scene_.panels[std::size_t(panel)].own_order

@@ -102,6 +102,8 @@ class HeatmapWindow : public QVulkanWindow {
   void stepAction(attnlab::scene::StepAction action);
   /// A click (not a drag) on a zoomable panel picked query row `row` (of the matrix as displayed).
   void rowClicked(qint64 row);
+  /// A click on a pixel map (the pixel view): the token y·W + x of the pixel under the pointer.
+  void pixelClicked(qint64 token);
 
  protected:
   void mouseMoveEvent(QMouseEvent* event) override;

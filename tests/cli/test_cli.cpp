@@ -947,5 +947,32 @@ TEST_F(Cli, ImageInputTakesAShippedPhotoOrAFileOnAGrid) {
   }
 }
 
+// The pixel view: a picked pixel's attention over the photo, written as a figure; a pixel outside the grid, a
+// second --pixel form error and an input that is no picture are one line each, exit 1, nothing written.
+TEST_F(Cli, RenderThePixelViewOfAPhotoOrOneClearLine) {
+  Outcome o = runAttnlab("render --mechanism longformer --image coffee --size 24x16 --d 16 --backend cpu --dpi 72 "
+                         "--view pixel --pixel 3,4 --out " + path("p.png"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("pixel view"), std::string::npos) << o.out;
+  int w = 0, h = 0;
+  EXPECT_TRUE(pngSize(slurpFile(path("p.png")), w, h));
+  EXPECT_GT(w, 400);
+  o = runAttnlab("render --mechanism exact --image astronaut --size 16x16 --d 16 --backend cpu --view pixel --out " +
+                 path("c.svg"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("showing the centre pixel (8, 8)"), std::string::npos) << o.out;
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--image coffee --size 24x16 --view pixel --pixel 70,3", "--pixel 70,3 lies outside the 24\xC3\x97" "16 image"},
+           {"--image coffee --size 24x16 --view pixel --pixel 3", "--pixel takes X,Y"},
+           {"--image coffee --size 24x16 --pixel 3,3", "add --view pixel"},
+           {"--input clustered --n 64 --view pixel", "add --input image"}}) {
+    const Outcome bad = runAttnlab("render --mechanism longformer --d 16 --backend cpu " + args + " --out " + path("bad.png"));
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << args << ": one line";
+    EXPECT_FALSE(fs::exists(path("bad.png"))) << args;
+  }
+}
+
 }  // namespace
 }  // namespace attn

@@ -1530,6 +1530,50 @@ TEST_F(MainWindowTest, CompareModeShowsMechanismsSideBySideZoomsThemTogetherAndE
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(MainWindowTest, InThePixelViewAClickedPixelIsThePickedTokenOfTheRowDockToo) {
+  GuiOptions o = options("longformer");
+  o.input.generator = attn::Generator::Image;  // the synthetic picture, 16×12 pixels
+  o.input.n = 16 * 12;
+  o.input.width = 16;
+  MainWindow window(o);
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  EXPECT_EQ(window.viewLayout(), scene::Layout::Matrix);  // the default, as every other test assumes
+  window.setViewLayout(scene::Layout::Pixel);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_GE(viewport->scene().panels.size(), 2u);
+  EXPECT_EQ(viewport->scene().panels[0].role, "pixel map");
+  EXPECT_EQ(viewport->scene().panels[0].pixel_marks.at(0), (scene::PixelMark{8, 6, "picked"}));  // the centre
+  // Click the centre of pixel (x 3, y 9) of the mechanism's map: token 9·16 + 3.
+  const scene::Rect r = layoutOf(viewport).panels.at(1);
+  QTest::mouseClick(viewport, Qt::LeftButton, {},
+                    QPoint(int(r.x + r.w * (3.5 / 16)), int(r.y + r.h * (9.5 / 12))));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.rowPanel()->query(), 9 * 16 + 3);
+  const scene::Scene& s = viewport->scene();
+  ASSERT_GE(s.panels.size(), 2u);
+  EXPECT_EQ(s.panels[1].pixel_marks.at(0), (scene::PixelMark{3, 9, "picked"}));
+  // The map is that token's row: its Row dock series (one bin a key at N = 192) and the panel agree.
+  const std::vector<double>& exact = window.rowPanel()->series().at(0).values;
+  ASSERT_EQ(exact.size(), 192u);
+  for (attn::Index j = 0; j < 192; j += 11) EXPECT_NEAR(s.panels[0].values(j / 16, j % 16), exact[size_t(j)], 1e-7) << j;
+  // Back to the matrices: the picked row stays the same token.
+  window.setViewLayout(scene::Layout::Matrix);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(viewport->scene().selected_row, 9 * 16 + 3);
+  EXPECT_EQ(viewport->scene().panels[0].role, "exact");
+}
+
+TEST_F(MainWindowTest, ThePixelViewOfAnInputThatIsNoPictureSaysWhy) {
+  MainWindow window(options("exact"));
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  window.setViewLayout(scene::Layout::Pixel);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_TRUE(viewport->scene().panels.empty());
+  EXPECT_NE(viewport->scene().placeholder.find("needs a picture"), std::string::npos) << viewport->scene().placeholder;
+}
+
 TEST_F(MainWindowTest, AClickedRowShowsThatQuerysWeightsAgainstExact) {
   MainWindow window(options("longformer"));
   view::HeatmapWindow* viewport = showViewport(window);

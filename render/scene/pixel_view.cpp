@@ -1,0 +1,277 @@
+// The pixel view of the view model: for the image input, one query pixel's row of the implied weights (exact
+// and the mechanism's, or a step's) reshaped to the H×W picture and drawn over it, with the picked pixel marked.
+#include "render/scene/pixel_view.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+
+namespace attnlab::scene {
+
+namespace {
+
+constexpr const char* k_dot = " \xC2\xB7 ";  // " · "
+
+std::string pixelText(const PixelRow& r) {
+  return "pixel (" + std::to_string(r.x) + ", " + std::to_string(r.y) + ")";
+}
+
+bool squareWeights(const attn::ImpliedWeights& w, attn::Index n) { return w && w.rows() == n && w.cols() == n; }
+
+/// The steps whose views imply N×N weights, by index into the explanation's steps.
+std::vector<std::size_t> weightSteps(const attn::Comparison& c) {
+  std::vector<std::size_t> out;
+  const auto& steps = c.approx.explanation.steps;
+  for (std::size_t k = 0; k < steps.size(); ++k)
+    if (steps[k].view && squareWeights(steps[k].view->weights, c.inputs.n())) out.push_back(k);
+  return out;
+}
+
+/// Row `token` of `w` as an H×W map (raster order: token y·W + x is map entry (y, x)).
+attn::Matrix rowMap(const attn::ImpliedWeights& w, attn::Index token, attn::Index h, attn::Index width) {
+  const attn::Index n = w.cols();
+  const attn::Matrix row = w.tile({token, token + 1}, {0, n}, {1, n}, attn::Pooling::Max);
+  attn::Matrix map(h, width);
+  for (attn::Index y = 0; y < h; ++y)
+    for (attn::Index x = 0; x < width; ++x) map(y, x) = row(0, y * width + x);
+  return map;
+}
+
+}  // namespace
+
+float finiteMax(const attn::Matrix& m) {
+  float best = 0;
+  for (attn::Index i = 0; i < m.size(); ++i)
+    if (std::isfinite(m.data()[i])) best = std::max(best, m.data()[i]);
+  return best;
+}
+
+float absMax(const attn::Matrix& m) {
+  float best = 0;
+  for (attn::Index i = 0; i < m.size(); ++i)
+    if (std::isfinite(m.data()[i])) best = std::max(best, std::fabs(m.data()[i]));
+  return best;
+}
+
+const char* layoutName(Layout l) { return l == Layout::Pixel ? "pixel" : "matrix"; }
+
+float pictureGrey(const attn::Picture& p, attn::Index y, attn::Index x) {
+  return std::clamp(0.2126f * p.at(y, x, 0) + 0.7152f * p.at(y, x, 1) + 0.0722f * p.at(y, x, 2), 0.0f, 1.0f);
+}
+
+std::string pixelRefusal(const attn::Comparison& c) {
+  const attn::Inputs& in = c.inputs;
+  if (!in.picture || in.grid_width <= 0 || in.n() % in.grid_width != 0 || in.picture->width != in.grid_width ||
+      in.picture->height != in.n() / in.grid_width)
+    return "the pixel view needs a picture: its tokens must be the pixels of an image (--input image, or Input \xE2\x86\x92 "
+           "image); this run's input is " +
+           (in.spec.source.empty() ? attn::generatorName(in.spec.generator) : in.spec.source);
+  if (in.m() != in.n()) return "the keys (" + std::to_string(in.m()) + ") are not the pixels (" + std::to_string(in.n()) + ")";
+  if (!squareWeights(c.exact.explanation.weights, in.n())) return "exact attention implies no N\xC3\x97N weights here";
+  return {};
+}
+
+std::vector<std::string> pixelStepTitles(const attn::Comparison& c) {
+  std::vector<std::string> out;
+  for (std::size_t k : weightSteps(c)) out.push_back(c.approx.explanation.steps[k].title);
+  return out;
+}
+
+std::vector<attn::Index> parsePixels(const std::string& text, attn::Index height, attn::Index width) {
+  const std::string form = "--pixel takes X,Y (or up to " + std::to_string(k_max_picked_pixels) +
+                           " of them: X,Y;X,Y), column X and row Y from 0";
+  std::vector<attn::Index> out;
+  std::stringstream all(text);
+  std::string item;
+  while (std::getline(all, item, ';')) {
+    long long x = 0, y = 0;
+    char extra = 0;
+    if (std::sscanf(item.c_str(), " %lld , %lld %c", &x, &y, &extra) != 2) throw attn::UserError(form + ", not '" + text + "'");
+    char size[64];
+    std::snprintf(size, sizeof size, "%lld\xC3\x97%lld", static_cast<long long>(width), static_cast<long long>(height));
+    if (x < 0 || y < 0 || x >= width || y >= height)
+      throw attn::UserError("--pixel " + std::to_string(x) + "," + std::to_string(y) + " lies outside the " + size +
+                            " image (x from 0 to " + std::to_string(width - 1) + ", y from 0 to " +
+                            std::to_string(height - 1) + ")");
+    out.push_back(attn::Index(y) * width + attn::Index(x));
+  }
+  if (out.empty()) throw attn::UserError(form + ", not '" + text + "'");
+  if (out.size() > k_max_picked_pixels)
+    throw attn::UserError("--pixel takes at most " + std::to_string(k_max_picked_pixels) + " pixels, not " +
+                          std::to_string(out.size()));
+  return out;
+}
+
+Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::atomic<bool>* cancel) {
+  const auto start = std::chrono::steady_clock::now();
+  const attn::Comparison& c = *subject.main;
+  Pooled out;
+  out.subject = subject;
+  out.request = request;
+  out.orders_unavailable = "the pixel view shows the tokens as the picture's pixels";
+  out.pixel_refusal = pixelRefusal(c);
+  if (!out.pixel_refusal.empty()) return out;
+  const attn::Index n = c.inputs.n(), w = c.inputs.grid_width, h = n / w;
+  out.grid_height = h;
+  out.grid_width = w;
+  const std::vector<std::size_t> stepped = weightSteps(c);
+  for (std::size_t k : stepped) {
+    StepImage si;
+    si.title = c.approx.explanation.steps[k].title;
+    si.caption = c.approx.explanation.steps[k].caption;
+    si.what = "weights";
+    out.steps.push_back(std::move(si));
+  }
+  if (request.third == Third::Step && !stepped.empty())
+    out.pixel_step = std::clamp(request.step, 0, int(stepped.size()) - 1);
+  const attn::ImpliedWeights& exact = c.exact.explanation.weights;
+  const attn::ImpliedWeights& approx =
+      out.pixel_step >= 0 ? c.approx.explanation.steps[stepped[std::size_t(out.pixel_step)]].view->weights
+                          : c.approx.explanation.weights;
+  std::vector<attn::Index> picked;
+  for (attn::Index t : request.pixels_picked)
+    if (t >= 0 && t < n && picked.size() < k_max_picked_pixels && std::find(picked.begin(), picked.end(), t) == picked.end())
+      picked.push_back(t);
+  out.pixel_default = picked.empty();
+  if (picked.empty()) picked.push_back((h / 2) * w + w / 2);
+  for (attn::Index t : picked) {
+    PixelRow r;
+    r.token = t;
+    r.y = t / w;
+    r.x = t % w;
+    r.exact = rowMap(exact, t, h, w);
+    if (squareWeights(approx, n)) {
+      r.approx = rowMap(approx, t, h, w);
+      r.difference = r.approx - r.exact;
+      double tv = 0;
+      for (attn::Index k = 0; k < r.difference.size(); ++k) tv += std::fabs(double(r.difference.data()[k]));
+      r.row_tv = tv / 2;
+    }
+    out.pixel_rows.push_back(std::move(r));
+    if (cancel && cancel->load()) throw attn::Cancelled();
+  }
+  out.pool_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
+  Scene scene;
+  const attn::Comparison& c = *pooled.subject.main;
+  const attn::MechanismInfo& info = c.mechanism->info();
+  const std::string backend = pooled.subject.backend_label.empty() ? c.backend_name : pooled.subject.backend_label;
+  const std::string inputs = attn::describeInputs(c.inputs.spec, c.inputs.n(), c.inputs.q.cols(), c.causal);
+  const std::string exact_title = c.reference_label.empty() ? std::string("exact") : c.reference_label;
+  scene.colormap = request.colormap;
+  scene.scale.mode = request.scale;
+  scene.scale.floor = request.floor;
+  scene.scale.lo = 0;
+  scene.title = info.title + "  vs  " + exact_title + ": one pixel's attention";
+  scene.subtitle = inputs + k_dot + "backend " + backend;
+  scene.footer = "backend " + backend + "   \xC2\xB7   " + inputs + "   \xC2\xB7   pixel view";
+  if (!pooled.pixel_refusal.empty()) {
+    scene.placeholder = pooled.pixel_refusal;
+    return scene;
+  }
+  const attn::Index h = pooled.grid_height, w = pooled.grid_width;
+  const std::string grid = std::to_string(w) + "\xC3\x97" + std::to_string(h);
+  const bool stepped = pooled.pixel_step >= 0;
+  const std::string approx_title =
+      stepped ? info.title + k_dot + pooled.steps[std::size_t(pooled.pixel_step)].title : info.title;
+  const bool has_approx = !pooled.pixel_rows.empty() && pooled.pixel_rows.front().approx.size() > 0;
+
+  auto mapPanel = [&](const PixelRow& r, const attn::Matrix& values, const std::string& title) {
+    Panel p;
+    p.title = title;
+    p.role = "pixel map";
+    p.values = values;
+    p.source_rows = h;
+    p.source_cols = w;
+    p.shown_rows = {0, h};
+    p.shown_cols = {0, w};
+    p.pooling = "none";
+    p.zoomable = false;
+    p.xlabel = "x";
+    p.ylabel = "y";
+    p.picture = c.inputs.picture;
+    p.overlay_alpha = k_pixel_overlay_alpha;
+    p.pixel_marks.push_back({r.x, r.y, "picked"});
+    p.subtitle = "row of " + pixelText(r) + " = token " + std::to_string(r.token) + ", as " + grid;
+    return p;
+  };
+  auto approxPanel = [&](const PixelRow& r) {
+    Panel p = mapPanel(r, r.approx, approx_title);
+    if (r.approx.size() == 0) {
+      p.picture.reset();
+      p.pixel_marks.clear();
+      p.empty_text = stepped ? approx_title + " implies no weights" : attn::noWeightsText(c);
+      p.subtitle = pixelText(r);
+      return p;
+    }
+    p.captions.push_back("misplaced (row TV vs exact) " + formatValue(r.row_tv, 3));
+    if (stepped) p.captions.push_back(pooled.steps[std::size_t(pooled.pixel_step)].caption);
+    return p;
+  };
+  auto exactPanel = [&](const PixelRow& r) {
+    Panel p = mapPanel(r, r.exact, exact_title);
+    p.captions.push_back("softmax attention");
+    return p;
+  };
+
+  const std::size_t picked = pooled.pixel_rows.size();
+  if (picked == 1) {
+    const PixelRow& r = pooled.pixel_rows.front();
+    scene.panels.push_back(exactPanel(r));
+    scene.panels.push_back(approxPanel(r));
+    // The difference, unless the request asks for two panels only (a step shows its own map; the difference
+    // is then against that step's weights).
+    if (request.third != Third::None && has_approx) {
+      Panel d = mapPanel(r, r.difference, "difference");
+      d.role = "pixel map";
+      d.signed_values = true;
+      d.signed_range = std::max(absMax(r.difference), 1e-30f);
+      d.legend_title = "approx \xE2\x88\x92 exact";
+      d.captions.push_back(approx_title + " \xE2\x88\x92 exact");
+      d.captions.push_back("blue: less weight than exact" + std::string(k_dot) + "red: more" + k_dot + "\xC2\xB1" +
+                           formatValue(d.signed_range, 3));
+      scene.panels.push_back(std::move(d));
+    }
+  } else if (picked == 2) {
+    for (const PixelRow& r : pooled.pixel_rows) {
+      scene.panels.push_back(exactPanel(r));
+      scene.panels.push_back(approxPanel(r));
+    }
+  } else {  // three or four pixels: the mechanism's map of each (exact's are one click away, with one pixel)
+    for (const PixelRow& r : pooled.pixel_rows) scene.panels.push_back(approxPanel(r));
+    scene.notes.push_back(std::to_string(picked) + " pixels: " + approx_title +
+                          "'s map of each (pick one or two pixels to see exact beside it)");
+  }
+  scene.scale.hi = 1e-30f;
+  for (const Panel& p : scene.panels)
+    if (!p.signed_values) scene.scale.hi = std::max(scene.scale.hi, finiteMax(p.values));
+  for (std::size_t k = 0; k < scene.panels.size(); ++k) scene.panels[k].tag = std::string(1, char('a' + k));
+  if (!pooled.steps.empty()) {
+    scene.steps.count = int(pooled.steps.size());
+    scene.steps.current = pooled.pixel_step;
+    if (stepped) scene.steps.title = pooled.steps[std::size_t(pooled.pixel_step)].title;
+  }
+  if (pooled.pixel_default) {
+    const PixelRow& r = pooled.pixel_rows.front();
+    scene.notes.push_back("showing the centre " + pixelText(r) +
+                          ": pick another with --pixel X,Y or a click on the picture");
+  }
+  scene.subtitle += k_dot + std::string("each map over the photo in grey (") +
+                    std::to_string(int(std::lround(k_pixel_overlay_alpha * 100))) + " %)";
+  for (const std::string& note : c.approx.explanation.notes) scene.notes.push_back(note);
+  for (const std::string& note : pooled.subject.notes) scene.notes.push_back(note);
+  scene.footnotes.push_back(attn::describeError(c));
+  scene.footnotes.push_back("Each map is one query pixel's row of the N\xC3\x97N weights, reshaped to the " + grid +
+                            " picture: how much that pixel attends to every other. The query pixel is outlined, and pointed at from the top and left edges.");
+  scene.footnotes.push_back(info.idea);
+  for (const std::string& line : info.conventions) scene.footnotes.push_back(line);
+  return scene;
+}
+
+}  // namespace attnlab::scene

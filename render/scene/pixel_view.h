@@ -1,0 +1,20 @@
+// The view model's pixel layout (ViewRequest::layout == Layout::Pixel): pool() and compose() hand over to
+// these for the image input. Internal to render/scene; the public names are in build.h.
+#pragma once
+#include <atomic>
+
+#include "render/scene/build.h"
+
+namespace attnlab::scene {
+
+/// The picked pixels' rows of exact's and the mechanism's (or the chosen step's) implied weights, as H×W maps.
+Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::atomic<bool>* cancel);
+/// Panels over the picture: one pixel: exact, the mechanism, their difference; two: exact and the mechanism of
+/// each; three or four: the mechanism's of each. A scene whose placeholder says why when there is no pixel view.
+Scene composePixel(const Pooled& pooled, const ViewRequest& request);
+
+/// The largest finite entry (0 for none), and the largest finite magnitude: the top of a panel's scale.
+float finiteMax(const attn::Matrix& m);
+float absMax(const attn::Matrix& m);
+
+}  // namespace attnlab::scene
