@@ -49,6 +49,11 @@ struct MechanismInfo {
   /// huge (exact in floating point) and scales the output back, so a finite true output stays finite.
   /// Checked for every mechanism by Numbers.OutputIsLinearInValuesWhereTheMechanismSaysSo.
   bool linear_in_values = true;
+  /// The output is a weighted sum of values, out = A_eff·V with A_eff from Q and K, so Explanation::weights
+  /// holds A_eff (every pairwise mechanism). false for the gating modules (CBAM, tensor low-rank, FracTAL):
+  /// they multiply V elementwise by gates and imply no N×N matrix; their weights stay empty and
+  /// Explanation::weights_withheld says why, and they are shown as maps over the picture instead.
+  bool implies_weights = true;
 };
 
 /// A setting of a mechanism's parameters at which it reproduces softmax attention of its reference

@@ -337,6 +337,12 @@ TEST(AllMechanisms, DeterministicForAFixedSeedAndCostsReported) {
     EXPECT_GT(a.cost.flops, 0) << m->info().id;
     EXPECT_GT(a.cost.peak_bytes, 0) << m->info().id;
     EXPECT_FALSE(a.cost.stages.empty()) << m->info().id;
+    if (!m->info().implies_weights) {
+      // A gating module implies no N×N matrix: none is shown, and the place says why.
+      EXPECT_FALSE(a.explanation.weights) << m->info().id;
+      EXPECT_NE(a.explanation.weights_withheld, "") << m->info().id;
+      continue;
+    }
     ASSERT_TRUE(a.explanation.weights) << m->info().id;
     // Implied weights reproduce the output: O = A_eff·V.
     const Matrix w = a.explanation.weights.dense();
@@ -407,8 +413,12 @@ TEST(AllMechanisms, WeightsLeftOutAboveASizeLimitSayWhy) {
     EXPECT_NE(large.explanation.weights_withheld.find("formed up to N = 4096"), std::string::npos)
         << id << ": '" << large.explanation.weights_withheld << "'";
   }
-  int others = 0;  // every other mechanism either forms its weights at N = 64 or implies none, with no reason
+  int others = 0;  // every other pairwise mechanism forms its weights at N = 64, with no reason given
   for (const auto& m : mechanisms()) {
+    if (!m->info().implies_weights) {  // gating modules: no matrix at any N, and the reason is given
+      ++others;
+      continue;
+    }
     const Result r = test::runMechanism(m->info().id, test::mechanismInputs(Generator::Clustered, 64), {}, false);
     if (r.explanation.weights_withheld.empty()) ++others;
   }
