@@ -121,10 +121,22 @@ struct TokenSet {
   bool queries_only = false;
 };
 
+/// How views lay out a NamedMatrix. Image-like layouts belong to mechanisms on a grid (the vision family):
+/// their values are in raster order of the input's H×W grid (Inputs::grid_width gives W).
+enum class MatrixLayout {
+  Plain,         ///< a small matrix as it is (r×C profiles, a similarity surface, a summary attention)
+  Image,         ///< one value per pixel, H×W (raster order): a map drawn over the picture, on its own scale
+  Labels,        ///< one label per pixel, H×W, values 0..K−1: a segmentation-like map in group colours
+  Bars,          ///< 1×C: one value per channel, drawn as bars (channel gates)
+  PerPixelTop,   ///< N×W: row i is what pixel i gives each column of the grid, a strip along a map's top edge
+  PerPixelLeft,  ///< N×H: row i is what pixel i gives each row of the grid, a strip along a map's left edge
+};
+
 struct NamedMatrix {
   std::string name;
   std::string caption;
   Matrix value;
+  MatrixLayout layout = MatrixLayout::Plain;
 };
 
 struct Explanation;
@@ -148,8 +160,9 @@ struct Explanation {
   std::vector<NamedMatrix> factors;     ///< small matrices worth showing
   std::vector<Step> steps;              ///< ordered stages
   std::vector<std::string> notes;       ///< facts the user should see (parameter clamps, stand-ins used)
-  /// Why `weights` is empty though the mechanism forms them at smaller N (a size limit, with the limit);
-  /// "" when they are there or the mechanism implies none at any N. Views show it in place of the picture.
+  /// Why `weights` is empty though the mechanism forms them at smaller N (a size limit, with the limit), or
+  /// why a mechanism that implies none at any N (MechanismInfo::implies_weights = false: the gating modules)
+  /// has none; "" when they are there. Views show it in place of the picture.
   std::string weights_withheld;
 };
 
