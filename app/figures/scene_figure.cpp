@@ -280,6 +280,7 @@ struct Builder::PanelPlan {
   double own_gutter = 0;   // what this panel's gutter needs (gutter may be wider, to match the others)
   double own_pad = 0;      // right of the image: half the last x tick label
   double ylabel_w = 0, yticks_w = 0, marks_w = 0, strip_w = 0;
+  double top_strip = 0;  // a pixel map's strip along the top edge (Panel::edge_top)
   QSizeF image;            // the image (or the empty frame)
   double cell_w = 0;
   double axes_h = 0;       // tick labels and the x label under the image
@@ -316,7 +317,9 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
     left |= !p.pixel_marks.empty();
     pl.top_marks = top ? 0.6 * f_ : 0;
     pl.marks_w = left ? 0.6 * f_ : 0;
-    pl.strip_w = p.row_groups.empty() ? 0 : 0.7 * f_;
+    pl.strip_w = p.row_groups.empty() && p.edge_left.empty() ? 0 : 0.7 * f_;
+    pl.top_strip = p.edge_top.empty() ? 0 : 0.7 * f_;
+    pl.top_marks += pl.top_strip;
   }
   // The right edge's tick label is centred on the edge: keep room for its half.
   if (!pl.xticks.empty()) pl.own_pad = width(QString::number(pl.xticks.back()), small_) / 2;
@@ -441,11 +444,29 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
         strip.setPixel(0, r, p.row_groups[std::size_t(r)] < 0 ? st_.theme.background.rgb() : categoryColour(p.row_groups[std::size_t(r)]).rgb());
       out_->images.push_back({QRectF(img.left() - pl.strip_w, img.top(), 0.5 * f_, img.height()), strip, false});
     }
+    // A pixel map's edge strips (Panel::edge_top / edge_left): the colormap on each strip's own range [0, max].
+    auto edgeStrip = [&](const std::vector<float>& values, bool along_top) {
+      float hi = 0;
+      for (float v : values)
+        if (std::isfinite(v)) hi = std::max(hi, v);
+      const int count = int(values.size());
+      QImage strip(along_top ? count : 1, along_top ? 1 : count, QImage::Format_RGB32);
+      for (int e = 0; e < count; ++e) {
+        const float v = values[std::size_t(e)];
+        const double t = hi > 0 && std::isfinite(v) ? std::clamp(double(v) / hi, 0.0, 1.0) : 0.0;
+        strip.setPixel(along_top ? e : 0, along_top ? 0 : e, colourOf(scene::colormapAt(s_.colormap, t)).rgb());
+      }
+      const QRectF where = along_top ? QRectF(img.left(), img.top() - pl.top_strip, img.width(), 0.5 * f_)
+                                     : QRectF(img.left() - pl.strip_w, img.top(), 0.5 * f_, img.height());
+      out_->images.push_back({where, strip, false});
+    };
+    if (!p.edge_top.empty()) edgeStrip(p.edge_top, true);
+    if (!p.edge_left.empty() && p.row_groups.empty()) edgeStrip(p.edge_left, false);
     // Special tokens: triangles pointing at the token's centre, on the top edge (columns) and the left (rows).
     const double ms = 0.3 * f_;
     for (attn::Index t : p.marks) {
       if (t < pl.cols.begin || t >= pl.cols.end) continue;
-      const double mx = xAt(double(t) + 0.5), tip = img.top() - 0.05 * f_;
+      const double mx = xAt(double(t) + 0.5), tip = img.top() - pl.top_strip - 0.05 * f_;
       out_->marks.push_back({QPolygonF({QPointF(mx, tip), QPointF(mx - ms, tip - 1.6 * ms), QPointF(mx + ms, tip - 1.6 * ms)}), st_.theme.accent});
     }
     auto rowMark = [&](attn::Index t) {
@@ -468,7 +489,8 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
         out_->lines.push_back({QLineF(b.right() + e, b.bottom(), b.left() - e, b.bottom()), colour, w, false});
         out_->lines.push_back({QLineF(b.left(), b.bottom(), b.left(), b.top()), colour, w, false});
       }
-      const double mx = cell.center().x(), my = cell.center().y(), top = img.top() - 0.05 * f_, left = img.left() - 0.05 * f_;
+      const double mx = cell.center().x(), my = cell.center().y(), top = img.top() - pl.top_strip - 0.05 * f_,
+                   left = img.left() - pl.strip_w - 0.05 * f_;
       out_->marks.push_back({QPolygonF({QPointF(mx, top), QPointF(mx - ms, top - 1.6 * ms), QPointF(mx + ms, top - 1.6 * ms)}), st_.theme.accent});
       out_->marks.push_back({QPolygonF({QPointF(left, my), QPointF(left - 1.6 * ms, my - ms), QPointF(left - 1.6 * ms, my + ms)}), st_.theme.accent});
     }

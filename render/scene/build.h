@@ -111,6 +111,19 @@ struct PixelRow {
   attn::Index x = 0, y = 0;
   attn::Matrix exact, approx, difference;  ///< H×W each; empty where there is none
   double row_tv = std::numeric_limits<double>::quiet_NaN();  ///< ½·Σ_j |a_j − e_j| of this row
+  /// The pixel's row of a MatrixLayout::PerPixelTop (W values) / PerPixelLeft (H values) factor: what it gives
+  /// each column / row of the grid (Kronecker's summaries), drawn along the map's edges; empty: none.
+  std::vector<float> top_strip, left_strip;
+  std::string top_strip_name, left_strip_name;
+};
+
+/// Layout::Pixel: a map the mechanism (or the chosen step) gives every pixel, whatever pixel is picked: a factor
+/// with MatrixLayout::Image (values on their own scale) or Labels (a segmentation-like map), reshaped to H×W.
+struct PixelMap {
+  std::string name, caption;
+  attn::Matrix values;   ///< H×W
+  bool labels = false;   ///< values are labels 0..label_count−1
+  int label_count = 0;
 };
 
 /// What pool() made: everything compose() may show for this request.
@@ -141,6 +154,8 @@ struct Pooled {
   std::string pixel_refusal;    ///< why there is no pixel view ("" when there is one)
   bool pixel_default = false;   ///< no pixel was picked: the centre is shown
   int pixel_step = -1;          ///< the step whose weights the mechanism's maps show (index into steps), −1: its own
+  bool pixel_step_weights = false;  ///< the chosen step implies weights (else its maps are shown beside the final ones)
+  std::vector<PixelMap> pixel_maps;  ///< the chosen step's (or the mechanism's) per-pixel maps, at most 2
 };
 
 /// Reuses exact attention's pooled image while nothing it depends on changed (a parameter change).
@@ -169,7 +184,8 @@ std::vector<std::string> thirdChoices(const Pooled& p);
 /// Layout::Pixel. Why `c` has no pixel view, or "": the input must be a picture (inputs.picture, grid_width)
 /// and the mechanism must imply N×N weights.
 std::string pixelRefusal(const attn::Comparison& c);
-/// The titles of the steps whose views imply N×N weights (what Third::Step's index counts in the pixel view).
+/// The titles of the steps whose views imply N×N weights or hold per-pixel maps (MatrixLayout::Image or Labels):
+/// what Third::Step's index counts in the pixel view.
 std::vector<std::string> pixelStepTitles(const attn::Comparison& c);
 /// "X,Y[;X,Y…]" (up to k_max_picked_pixels pixels) as tokens y·W + x of an H×W grid; UserError naming the
 /// first pixel outside it ("--pixel 70,3 lies outside the 64×48 image") or the form expected.

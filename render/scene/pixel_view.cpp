@@ -2,6 +2,8 @@
 // and the mechanism's, or a step's) reshaped to the H×W picture and drawn over it, with the picked pixel marked.
 #include "render/scene/pixel_view.h"
 
+#include "attention/mechanisms/bucket_engine.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,13 +23,60 @@ std::string pixelText(const PixelRow& r) {
 
 bool squareWeights(const attn::ImpliedWeights& w, attn::Index n) { return w && w.rows() == n && w.cols() == n; }
 
-/// The steps whose views imply N×N weights, by index into the explanation's steps.
+bool isPixelMap(const attn::NamedMatrix& f, attn::Index n) {
+  return (f.layout == attn::MatrixLayout::Image || f.layout == attn::MatrixLayout::Labels) && f.value.size() == n;
+}
+
+bool hasPixelMap(const attn::Explanation& e, attn::Index n) {
+  return std::any_of(e.factors.begin(), e.factors.end(), [&](const attn::NamedMatrix& f) { return isPixelMap(f, n); });
+}
+
+/// The steps the pixel view can show (their views imply N×N weights or hold per-pixel maps), by index into the
+/// explanation's steps.
 std::vector<std::size_t> weightSteps(const attn::Comparison& c) {
   std::vector<std::size_t> out;
   const auto& steps = c.approx.explanation.steps;
   for (std::size_t k = 0; k < steps.size(); ++k)
-    if (steps[k].view && squareWeights(steps[k].view->weights, c.inputs.n())) out.push_back(k);
+    if (steps[k].view && (squareWeights(steps[k].view->weights, c.inputs.n()) || hasPixelMap(*steps[k].view, c.inputs.n())))
+      out.push_back(k);
   return out;
+}
+
+/// The per-pixel maps of an explanation (at most `limit`), reshaped to H×W (raster order).
+std::vector<PixelMap> pixelMaps(const attn::Explanation& e, attn::Index h, attn::Index width, std::size_t limit) {
+  std::vector<PixelMap> out;
+  for (const attn::NamedMatrix& f : e.factors) {
+    if (!isPixelMap(f, h * width) || out.size() >= limit) continue;
+    PixelMap m;
+    m.name = f.name;
+    m.caption = f.caption;
+    m.labels = f.layout == attn::MatrixLayout::Labels;
+    m.values.resize(h, width);
+    for (attn::Index t = 0; t < h * width; ++t) {
+      float v = f.value.data()[t];
+      if (m.labels) {
+        v = std::isfinite(v) && v >= 0 ? std::round(v) : -1;
+        m.label_count = std::max(m.label_count, int(v) + 1);
+      }
+      m.values(t / width, t % width) = v;  // Eigen's storage order does not matter for an N-vector
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+/// Row `token` of the first factor of `e` with `layout` whose rows are the N pixels and whose columns are
+/// `count` (W for PerPixelTop, H for PerPixelLeft); empty when there is none.
+std::vector<float> stripOf(const attn::Explanation& e, attn::MatrixLayout layout, attn::Index token, attn::Index n,
+                           attn::Index count, std::string* name) {
+  for (const attn::NamedMatrix& f : e.factors)
+    if (f.layout == layout && f.value.rows() == n && f.value.cols() == count) {
+      std::vector<float> out(static_cast<std::size_t>(count));
+      for (attn::Index j = 0; j < count; ++j) out[std::size_t(j)] = f.value(token, j);
+      *name = f.name;
+      return out;
+    }
+  return {};
 }
 
 /// Row `token` of `w` as an H×W map (raster order: token y·W + x is map entry (y, x)).
@@ -128,9 +177,14 @@ Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::
   if (request.third == Third::Step && !stepped.empty())
     out.pixel_step = std::clamp(request.step, 0, int(stepped.size()) - 1);
   const attn::ImpliedWeights& exact = c.exact.explanation.weights;
-  const attn::ImpliedWeights& approx =
-      out.pixel_step >= 0 ? c.approx.explanation.steps[stepped[std::size_t(out.pixel_step)]].view->weights
-                          : c.approx.explanation.weights;
+  // The chosen step's view (its weights when it implies some, else the mechanism's final ones beside the step's
+  // maps), or the mechanism's own explanation.
+  const attn::Explanation& shown =
+      out.pixel_step >= 0 ? *c.approx.explanation.steps[stepped[std::size_t(out.pixel_step)]].view : c.approx.explanation;
+  out.pixel_step_weights = out.pixel_step >= 0 && squareWeights(shown.weights, n);
+  const attn::ImpliedWeights& approx = out.pixel_step >= 0 && !out.pixel_step_weights ? c.approx.explanation.weights : shown.weights;
+  out.pixel_maps = pixelMaps(shown, h, w, 2);
+  if (out.pixel_maps.empty() && &shown != &c.approx.explanation) out.pixel_maps = pixelMaps(c.approx.explanation, h, w, 2);
   std::vector<attn::Index> picked;
   for (attn::Index t : request.pixels_picked)
     if (t >= 0 && t < n && picked.size() < k_max_picked_pixels && std::find(picked.begin(), picked.end(), t) == picked.end())
@@ -150,6 +204,8 @@ Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::
       for (attn::Index k = 0; k < r.difference.size(); ++k) tv += std::fabs(double(r.difference.data()[k]));
       r.row_tv = tv / 2;
     }
+    r.top_strip = stripOf(shown, attn::MatrixLayout::PerPixelTop, t, n, w, &r.top_strip_name);
+    r.left_strip = stripOf(shown, attn::MatrixLayout::PerPixelLeft, t, n, h, &r.left_strip_name);
     out.pixel_rows.push_back(std::move(r));
     if (cancel && cancel->load()) throw attn::Cancelled();
   }
@@ -178,8 +234,9 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
   const attn::Index h = pooled.grid_height, w = pooled.grid_width;
   const std::string grid = std::to_string(w) + "\xC3\x97" + std::to_string(h);
   const bool stepped = pooled.pixel_step >= 0;
-  const std::string approx_title =
-      stepped ? info.title + k_dot + pooled.steps[std::size_t(pooled.pixel_step)].title : info.title;
+  const std::string step_title = stepped ? pooled.steps[std::size_t(pooled.pixel_step)].title : std::string();
+  // A step that implies weights shows them; a step with maps only shows its maps beside the final weights.
+  const std::string approx_title = pooled.pixel_step_weights ? info.title + k_dot + step_title : info.title;
   const bool has_approx = !pooled.pixel_rows.empty() && pooled.pixel_rows.front().approx.size() > 0;
 
   auto mapPanel = [&](const PixelRow& r, const attn::Matrix& values, const std::string& title) {
@@ -211,7 +268,40 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
       return p;
     }
     p.captions.push_back("misplaced (row TV vs exact) " + formatValue(r.row_tv, 3));
-    if (stepped) p.captions.push_back(pooled.steps[std::size_t(pooled.pixel_step)].caption);
+    if (pooled.pixel_step_weights) p.captions.push_back(pooled.steps[std::size_t(pooled.pixel_step)].caption);
+    auto strip = [&](const std::vector<float>& values, const std::string& name, const char* where, std::vector<float>& edge) {
+      if (values.empty()) return;
+      edge = values;
+      float hi = 0;
+      for (float v : values)
+        if (std::isfinite(v)) hi = std::max(hi, v);
+      p.captions.push_back(std::string(where) + ": " + name + " (own scale, 0 to " + formatValue(hi, 3) + ")");
+    };
+    strip(r.top_strip, r.top_strip_name, "top strip", p.edge_top);
+    strip(r.left_strip, r.left_strip_name, "left strip", p.edge_left);
+    return p;
+  };
+  // A per-pixel map of the mechanism or the chosen step (EM bases as labels, a gate): over the photo, on its own
+  // scale (or in group colours), with the picked pixel marked for reference.
+  auto mapOfAll = [&](const PixelMap& m, const PixelRow& r) {
+    Panel p = mapPanel(r, m.values, stepped && !pooled.pixel_step_weights ? step_title + k_dot + m.name : m.name);
+    p.subtitle = "one value per pixel, as " + grid + " (whatever pixel is picked)";
+    if (m.labels) {
+      p.categories = attn::mech::groupColourNames(std::max(m.label_count, 1), "label");
+      for (attn::Index k = 0; k < p.values.size(); ++k) p.values.data()[k] += 1;  // categorical: 0 = none
+      p.empty_label = "none";
+    } else {
+      float lo = 0, hi = 0;
+      for (attn::Index k = 0; k < m.values.size(); ++k)
+        if (std::isfinite(m.values.data()[k])) lo = std::min(lo, m.values.data()[k]), hi = std::max(hi, m.values.data()[k]);
+      ColorScale own;
+      own.mode = ScaleMode::Linear;
+      own.lo = lo;
+      own.hi = hi > lo ? hi : lo + 1;
+      p.own_scale = own;
+      p.legend_title = m.name;
+    }
+    if (!m.caption.empty()) p.captions.push_back(m.caption);
     return p;
   };
   auto exactPanel = [&](const PixelRow& r) {
@@ -225,9 +315,10 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
     const PixelRow& r = pooled.pixel_rows.front();
     scene.panels.push_back(exactPanel(r));
     scene.panels.push_back(approxPanel(r));
+    for (const PixelMap& m : pooled.pixel_maps) scene.panels.push_back(mapOfAll(m, r));
     // The difference, unless the request asks for two panels only (a step shows its own map; the difference
-    // is then against that step's weights).
-    if (request.third != Third::None && has_approx) {
+    // is then against that step's weights) or the maps took the room.
+    if (request.third != Third::None && has_approx && scene.panels.size() < 4) {
       Panel d = mapPanel(r, r.difference, "difference");
       d.role = "pixel map";
       d.signed_values = true;
@@ -243,6 +334,8 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
       scene.panels.push_back(exactPanel(r));
       scene.panels.push_back(approxPanel(r));
     }
+    if (!pooled.pixel_maps.empty())
+      scene.notes.push_back("2 pixels: the per-pixel maps (" + pooled.pixel_maps.front().name + ") show with one pixel picked");
   } else {  // three or four pixels: the mechanism's map of each (exact's are one click away, with one pixel)
     for (const PixelRow& r : pooled.pixel_rows) scene.panels.push_back(approxPanel(r));
     scene.notes.push_back(std::to_string(picked) + " pixels: " + approx_title +
@@ -250,7 +343,7 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
   }
   scene.scale.hi = 1e-30f;
   for (const Panel& p : scene.panels)
-    if (!p.signed_values) scene.scale.hi = std::max(scene.scale.hi, finiteMax(p.values));
+    if (!p.signed_values && !p.own_scale && p.categories.empty()) scene.scale.hi = std::max(scene.scale.hi, finiteMax(p.values));
   for (std::size_t k = 0; k < scene.panels.size(); ++k) scene.panels[k].tag = std::string(1, char('a' + k));
   if (!pooled.steps.empty()) {
     scene.steps.count = int(pooled.steps.size());

@@ -133,6 +133,10 @@ struct Panel {
   float overlay_alpha = 0;
   /// Pixels to mark on a pixel map (the picked query pixel).
   std::vector<PixelMark> pixel_marks;
+  /// A pixel map's edge strips: one value per column (along the top edge) and per row (down the left edge),
+  /// each drawn in the colormap on its own range [0, max] (Kronecker's column and row summaries: what the
+  /// picked pixel gives each). Empty: none. Their names go into the captions.
+  std::vector<float> edge_top, edge_left;
 };
 
 /// The luminance of pixel (y, x) of a picture in [0, 1] (Rec. 709 weights): the grey a pixel map is blended with.

@@ -185,9 +185,32 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
     dl->AddRect(ImVec2(x0 - 3, y0 - 3), ImVec2(x1 + 3, y1 + 3), IM_COL32(0, 0, 0, 255), 0, 0, 2.0f);
     dl->AddRect(ImVec2(x0 - 1, y0 - 1), ImVec2(x1 + 1, y1 + 1), IM_COL32(255, 255, 255, 255), 0, 0, 2.0f);
     const float mx = (x0 + x1) / 2, my = (y0 + y1) / 2;
-    dl->AddTriangleFilled(ImVec2(mx - 5, r.y - 11), ImVec2(mx + 5, r.y - 11), ImVec2(mx, r.y - 2), k_highlight);
-    dl->AddTriangleFilled(ImVec2(r.x - 11, my - 5), ImVec2(r.x - 11, my + 5), ImVec2(r.x - 2, my), k_highlight);
+    // Past the edge strips when there are some (they take the 6 pixels next to the edge).
+    const float top = panel.edge_top.empty() ? 0 : 7, left = panel.edge_left.empty() ? 0 : 7;
+    dl->AddTriangleFilled(ImVec2(mx - 5, r.y - 11 - top), ImVec2(mx + 5, r.y - 11 - top), ImVec2(mx, r.y - 2 - top), k_highlight);
+    dl->AddTriangleFilled(ImVec2(r.x - 11 - left, my - 5), ImVec2(r.x - 11 - left, my + 5), ImVec2(r.x - 2 - left, my), k_highlight);
   }
+  // Edge strips of a pixel map (Kronecker's summaries): one cell per column along the top edge and per row down
+  // the left edge, in the colormap on each strip's own range [0, max], as in the figures.
+  auto edgeStrip = [&](const std::vector<float>& values, bool along_top) {
+    float hi = 0;
+    for (float v : values)
+      if (std::isfinite(v)) hi = std::max(hi, v);
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      const double t = hi > 0 && std::isfinite(values[k]) ? std::clamp(double(values[k]) / hi, 0.0, 1.0) : 0.0;
+      const Rgb c = colormapAt(scene.colormap, t);
+      const ImU32 col = IM_COL32(int(c.r * 255 + 0.5f), int(c.g * 255 + 0.5f), int(c.b * 255 + 0.5f), 255);
+      if (along_top) {
+        const float x0 = std::max(r.x, axes.x(double(k))), x1 = std::min(r.x + r.w, axes.x(double(k + 1)));
+        if (x1 > x0) dl->AddRectFilled(ImVec2(x0, r.y - 7), ImVec2(x1, r.y - 2), col);
+      } else {
+        const float y0 = std::max(r.y, axes.y(double(k))), y1 = std::min(r.y + r.h, axes.y(double(k + 1)));
+        if (y1 > y0) dl->AddRectFilled(ImVec2(r.x - 7, y0), ImVec2(r.x - 2, y1), col);
+      }
+    }
+  };
+  if (!panel.edge_top.empty()) edgeStrip(panel.edge_top, true);
+  if (!panel.edge_left.empty() && panel.row_groups.empty()) edgeStrip(panel.edge_left, false);
   if (panel.values.size() == 0) {
     const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
     const float wrap = std::max(40.0f, r.w - 24);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attention/backend.h"
+#include "attention/explanation.h"
 #include "attention/mechanism.h"
 #include "attention/runner.h"
 #include "render/scene/build.h"
@@ -164,6 +165,90 @@ TEST(PixelView, AMechanismWithoutWeightsGetsItsMessageInItsPanel) {
   ASSERT_EQ(s.panels.size(), 2u);  // exact, and the mechanism's message (no difference)
   EXPECT_EQ(s.panels[1].values.size(), 0);
   EXPECT_NE(s.panels[1].empty_text.find("withheld for this test"), std::string::npos) << s.panels[1].empty_text;
+}
+
+// A mechanism's per-pixel maps (MatrixLayout::Image on its own scale, Labels in group colours) are drawn over the
+// picture beside the picked pixel's maps, each entry where its raster index says; other factors are not.
+TEST(PixelView, PerPixelMapsOfTheMechanismAreDrawnOverThePicture) {
+  auto copy = std::make_shared<attn::Comparison>(*imageComparison("longformer"));
+  const attn::Index n = k_w * k_h;
+  attn::Matrix gate(n, 1), labels(1, n), other(3, 5);
+  for (attn::Index t = 0; t < n; ++t) gate(t, 0) = float(t % 7) - 2, labels(0, t) = float((t / k_w) % 3);
+  labels(0, 5) = std::nanf("");
+  other.setConstant(9);
+  copy->approx.explanation.factors.push_back({"profile", "not a map", other, attn::MatrixLayout::Plain});
+  copy->approx.explanation.factors.push_back({"gate", "a gate", gate, attn::MatrixLayout::Image});
+  copy->approx.explanation.factors.push_back({"bases", "argmax", labels, attn::MatrixLayout::Labels});
+  const attn::Index p = 3 * k_w + 4;
+  const Scene s = build(subjectOf(copy), pixelRequest({p}));
+  ASSERT_EQ(s.panels.size(), 4u);  // exact, Longformer, gate, bases (the maps take the difference's place)
+  const Panel& g = s.panels[2];
+  const Panel& b = s.panels[3];
+  EXPECT_EQ(g.title, "gate");
+  EXPECT_EQ(b.title, "bases");
+  ASSERT_TRUE(g.own_scale);
+  EXPECT_FLOAT_EQ(g.own_scale->lo, -2);
+  EXPECT_FLOAT_EQ(g.own_scale->hi, 4);
+  EXPECT_TRUE(g.picture && b.picture);
+  EXPECT_EQ(b.categories.size(), 3u);
+  for (attn::Index y = 0; y < k_h; ++y)
+    for (attn::Index x = 0; x < k_w; ++x) {
+      const attn::Index t = y * k_w + x;
+      EXPECT_EQ(g.values(y, x), float(t % 7) - 2) << x << "," << y;
+      EXPECT_EQ(b.values(y, x), t == 5 ? 0.0f : float(y % 3) + 1) << x << "," << y;  // category + 1, 0 = none
+    }
+  // The shared scale is the weights', not the gate's.
+  EXPECT_LE(s.scale.hi, 1.0f + 1e-6f);
+}
+
+// A step with maps but no weights of its own is offered in the pixel view; choosing it shows its maps beside the
+// mechanism's final weights (a step with weights shows those instead).
+TEST(PixelView, AStepWithMapsShowsThemBesideTheFinalWeights) {
+  auto copy = std::make_shared<attn::Comparison>(*imageComparison("longformer"));
+  const attn::Index n = k_w * k_h;
+  auto view = std::make_shared<attn::Explanation>();
+  attn::Matrix labels(n, 1);
+  for (attn::Index t = 0; t < n; ++t) labels(t, 0) = float(t % 2);
+  view->factors.push_back({"EM labels", "", labels, attn::MatrixLayout::Labels});
+  copy->approx.explanation.steps.insert(copy->approx.explanation.steps.begin(), attn::Step{"iteration 1", "E then M", view, ""});
+  const std::vector<std::string> titles = pixelStepTitles(*copy);
+  ASSERT_FALSE(titles.empty());
+  EXPECT_EQ(titles.front(), "iteration 1");
+  ViewRequest r = pixelRequest({10});
+  r.third = Third::Step;
+  r.step = 0;
+  const Scene s = build(subjectOf(copy), r);
+  ASSERT_GE(s.panels.size(), 3u);
+  EXPECT_EQ(s.panels[1].title, copy->mechanism->info().title);  // the final weights
+  EXPECT_EQ(s.panels[1].values(0, 10), copy->approx.explanation.weights.tile({10, 11}, {10, 11}, {1, 1}, attn::Pooling::Max)(0, 0));
+  EXPECT_NE(s.panels[2].title.find("iteration 1"), std::string::npos) << s.panels[2].title;
+  EXPECT_EQ(s.panels[2].categories.size(), 2u);
+  EXPECT_EQ(s.panels[2].values(0, 3), 2.0f);
+}
+
+// Per-pixel strips (Kronecker's summaries): the picked pixel's row of an N×W (top) and N×H (left) factor.
+TEST(PixelView, EdgeStripsAreThePickedPixelsRowOfTheFactor) {
+  auto copy = std::make_shared<attn::Comparison>(*imageComparison("longformer"));
+  const attn::Index n = k_w * k_h;
+  attn::Matrix top(n, k_w), left(n, k_h);
+  for (attn::Index i = 0; i < n; ++i) {
+    for (attn::Index x = 0; x < k_w; ++x) top(i, x) = float(i * 1000 + x);
+    for (attn::Index y = 0; y < k_h; ++y) left(i, y) = float(i * 1000 + 500 + y);
+  }
+  copy->approx.explanation.factors.push_back({"column summaries", "", top, attn::MatrixLayout::PerPixelTop});
+  copy->approx.explanation.factors.push_back({"row summaries", "", left, attn::MatrixLayout::PerPixelLeft});
+  const attn::Index p = 7 * k_w + 2;
+  const Scene s = build(subjectOf(copy), pixelRequest({p}));
+  ASSERT_GE(s.panels.size(), 2u);
+  const Panel& m = s.panels[1];
+  ASSERT_EQ(m.edge_top.size(), std::size_t(k_w));
+  ASSERT_EQ(m.edge_left.size(), std::size_t(k_h));
+  EXPECT_EQ(m.edge_top[3], float(p * 1000 + 3));
+  EXPECT_EQ(m.edge_left[9], float(p * 1000 + 509));
+  EXPECT_TRUE(s.panels[0].edge_top.empty());  // exact has none
+  bool named = false;
+  for (const std::string& cap : m.captions) named |= cap.find("column summaries") != std::string::npos;
+  EXPECT_TRUE(named);
 }
 
 TEST(PixelView, PickedPixelsAreCheckedAgainstTheGrid) {
