@@ -1,6 +1,8 @@
 // InputPanel: the controls of attn::InputSpec, plus causal and backend.
 #include "app/gui/input_panel.h"
 
+#include "app/io/image_file.h"
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -15,6 +17,7 @@
 #include <climits>
 
 #include "app/gui/spin_boxes.h"
+#include "app/io/image_file.h"
 #include "attention/array_files.h"
 #include "attention/session.h"
 
@@ -107,7 +110,41 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   for (QSpinBox* box : {n_, d_, seed_, clusters_, period_, heavy_hitters_}) box->setKeyboardTracking(false);
   for (QDoubleSpinBox* box : {temperature_, noise_, length_scale_, position_weight_}) box->setKeyboardTracking(false);
 
+  // The image input's picture: the synthetic shapes, a shipped photo, or a file opened here or by
+  // File → Open image (an entry of its own once opened).
+  picture_ = new QComboBox;
+  picture_->setObjectName(QStringLiteral("input_picture"));
+  picture_->addItem(tr("shapes (synthetic)"), QString());
+  picture_->setItemData(0, tr("A gradient with five shapes, drawn here: each pixel knows its shape"), Qt::ToolTipRole);
+  for (const attn::ShippedImage& im : attn::shippedImages()) {
+    picture_->addItem(QString::fromStdString(im.name), QString::fromStdString(im.name));
+    picture_->setItemData(picture_->count() - 1, QString::fromStdString(im.title + " â " + im.licence),
+                          Qt::ToolTipRole);
+  }
+  picture_->setToolTip(tr("The picture whose pixels are the tokens, fitted to the grid (centre-cropped to its "
+                          "shape, then averaged down)"));
+  open_image_ = new QPushButton(tr("Openâ¦"));
+  open_image_->setToolTip(tr("Run on a picture of your own: any PNG or JPEG, fitted to the grid"));
+  picture_row_ = new QWidget;
+  auto* picture_line = new QHBoxLayout(picture_row_);
+  picture_line->setContentsMargins(0, 0, 0, 0);
+  picture_line->addWidget(picture_, 1);
+  picture_line->addWidget(open_image_);
+  features_ = new QComboBox;
+  features_->setObjectName(QStringLiteral("input_features"));
+  features_->addItem(tr("colour + position"), static_cast<int>(attn::ImageFeatures::RgbXy));
+  features_->addItem(tr("filter bank + position"), static_cast<int>(attn::ImageFeatures::FilterBank));
+  features_->setToolTip(tr("How a pixel becomes Q and K: its colour [R, G, B] or a fixed random 3Ã" "3 filter "
+                           "bank's responses, beside Î»Â·(x, y)"));
+  connect(open_image_, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open image"), QString(),
+                                                      tr("Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"));
+    if (!path.isEmpty()) openImage(path);
+  });
+
   form->addRow(tr("Generator"), generator_);
+  form->addRow(tr("Picture"), picture_row_);
+  form->addRow(tr("Features"), features_);
   form->addRow(tr("Temperature τ"), temperature_);
   form->addRow(tr("Clusters"), clusters_);
   form->addRow(tr("Noise"), noise_);
@@ -153,6 +190,8 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   for (QSpinBox* box : {clusters_, period_, heavy_hitters_}) connect(box, &QSpinBox::valueChanged, this, changed);
   for (QDoubleSpinBox* box : {temperature_, noise_, length_scale_, position_weight_})
     connect(box, &QDoubleSpinBox::valueChanged, this, changed);
+  connect(picture_, &QComboBox::currentIndexChanged, this, changed);
+  connect(features_, &QComboBox::currentIndexChanged, this, changed);
   connect(n_, &QSpinBox::valueChanged, this, changed);
   connect(d_, &QSpinBox::valueChanged, this, changed);
   connect(seed_, &QSpinBox::valueChanged, this, changed);
@@ -181,8 +220,42 @@ void InputPanel::setSpec(const attn::InputSpec& spec) {
   heavy_hitters_->setValue(static_cast<int>(
       std::clamp<attn::Index>(spec.heavy_hitters, heavy_hitters_->minimum(), heavy_hitters_->maximum())));
   position_weight_->setValue(spec.position_weight);
+  showPicture(spec);
+  features_->setCurrentIndex(std::max(0, features_->findData(static_cast<int>(spec.features))));
   showKnobs();
   quiet_ = false;
+}
+
+void InputPanel::showPicture(const attn::InputSpec& spec) {
+  int at = picture_->findData(QString::fromStdString(spec.image));
+  if (at < 0 && spec.picture) {  // a file (from a session, `gui --image FILE` or Open image): its own entry
+    opened_ = spec.picture;
+    const int file_entry = 1 + int(attn::shippedImages().size());
+    if (picture_->count() > file_entry) picture_->removeItem(file_entry);
+    picture_->addItem(QFileInfo(QString::fromStdString(spec.image)).fileName(), QString::fromStdString(spec.image));
+    picture_->setItemData(file_entry, QString::fromStdString(spec.image), Qt::ToolTipRole);
+    at = file_entry;
+  }
+  picture_->setCurrentIndex(std::max(0, at));
+}
+
+bool InputPanel::openImage(const QString& path, QString* error) {
+  auto read = attnlab::io::readImageFile(path.toStdString());
+  if (!read) {
+    const QString message = QString::fromStdString(read.error());
+    if (error) *error = message;
+    emit importFailed(message);
+    return false;
+  }
+  if (imported_) clearImport();
+  attn::InputSpec s = spec();
+  s.generator = attn::Generator::Image;
+  s.image = path.toStdString();
+  s.picture = std::make_shared<const attn::Picture>(std::move(read).value());
+  s.width = 0;  // the grid nearest the new picture's shape
+  setSpec(s);
+  emit inputChanged();
+  return true;
 }
 
 void InputPanel::showKnobs() {
@@ -191,6 +264,9 @@ void InputPanel::showKnobs() {
     form_->setRowVisible(box, uses(g, knob));
     box->setEnabled(!imported_);
   }
+  const bool image = g == attn::Generator::Image && !imported_;
+  form_->setRowVisible(picture_row_, image);
+  form_->setRowVisible(features_, image);
 }
 
 attn::InputSpec InputPanel::spec() const {
@@ -207,6 +283,13 @@ attn::InputSpec InputPanel::spec() const {
   spec.period = period_->value();
   spec.heavy_hitters = heavy_hitters_->value();
   spec.position_weight = position_weight_->value();
+  if (spec.generator == attn::Generator::Image) {
+    const std::string chosen = picture_->currentData().toString().toStdString();
+    if (chosen != spec.image) spec.width = 0;  // another picture takes the grid nearest its own shape
+    spec.image = chosen;
+    spec.picture = attn::shippedPicture(chosen) || chosen.empty() ? nullptr : opened_;
+    spec.features = static_cast<attn::ImageFeatures>(features_->currentData().toInt());
+  }
   // An image grid's width (from a session) goes with its N: another N picks its own grid.
   if (spec.width > 0 && spec.n % spec.width != 0) spec.width = 0;
   return spec;

@@ -40,6 +40,10 @@ class InputPanel : public QWidget {
   bool importFile(const QString& path, QString* error = nullptr);
   /// Back to the generator.
   void clearImport();
+  /// The image input on the picture in the file at `path` (PNG, JPEG, … read through Qt, its size checked
+  /// before its pixels are read): it joins the Picture choices and is selected, and the generator becomes
+  /// `image`. On failure nothing changes, `error` gets the reason, and importFailed is emitted.
+  bool openImage(const QString& path, QString* error = nullptr);
   /// The imported inputs, or null when the generator is used.
   std::shared_ptr<const attn::Inputs> imported() const { return imported_; }
   /// The imported file's path ("" when the generator is used).
@@ -56,6 +60,8 @@ class InputPanel : public QWidget {
  private:
   /// Shows the knobs the current generator uses (all of them off while a file is shown).
   void showKnobs();
+  /// Selects the Picture entry of `spec` (the shapes, a shipped photo, or an opened file, added when new).
+  void showPicture(const attn::InputSpec& spec);
 
   attn::InputSpec base_;
   QFormLayout* form_;
@@ -74,6 +80,12 @@ class InputPanel : public QWidget {
   QSpinBox* seed_;
   QCheckBox* causal_;
   QComboBox* backend_;
+  // The image input: which picture (the synthetic shapes, a shipped photo, an opened file) and its features.
+  QComboBox* picture_;
+  QPushButton* open_image_;
+  QComboBox* features_;
+  QWidget* picture_row_;
+  std::shared_ptr<const attn::Picture> opened_;  ///< the opened file's pixels (its entry's data is the path)
   QPushButton* import_;
   QPushButton* clear_import_;
   QLabel* file_;

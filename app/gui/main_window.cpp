@@ -295,6 +295,11 @@ void MainWindow::buildDocks() {
     if (!path.isEmpty()) loadSession(path.toStdString());
   });
   open_session->setShortcut(QKeySequence::Open);
+  file->addAction(tr("Open imageâ¦"), this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open image"), QString(),
+                                                      tr("Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"));
+    if (!path.isEmpty()) openImage(path.toStdString());
+  })->setStatusTip(tr("Run on a picture of your own (PNG, JPEG): its pixels become the tokens"));
   QAction* save_session = file->addAction(tr("Save session as\xE2\x80\xA6"), this, [this] {
     const QString path = QFileDialog::getSaveFileName(this, tr("Save session"),
                                                       QString::fromStdString("attnlab-" + mechanism_id_ + ".json"),
@@ -802,6 +807,10 @@ bool MainWindow::setCompare(const std::vector<std::string>& ids, QString* error)
 
 bool MainWindow::importInputs(const std::string& path, QString* error) {
   return input_->importFile(QString::fromStdString(path), error);
+}
+
+bool MainWindow::openImage(const std::string& path, QString* error) {
+  return input_->openImage(QString::fromStdString(path), error);
 }
 
 void MainWindow::showError(const QString& message) {

@@ -130,6 +130,9 @@ class MainWindow : public QMainWindow {
   /// Imports Q, K, V from a file as the Import button does (reruns); false with the message shown in the
   /// status line and the error box when the file cannot be used.
   bool importInputs(const std::string& path, QString* error = nullptr);
+  /// File → Open image: the image input on the picture at `path` (PNG, JPEG, …). On failure nothing changes,
+  /// the reason goes to `error`, the log and the status line.
+  bool openImage(const std::string& path, QString* error = nullptr);
   /// The whole state a person set up, as JSON: mechanism, parameters, input (or the imported file),
   /// causal, backend, the display controls and the Curves dock's controls.
   nlohmann::json session() const;

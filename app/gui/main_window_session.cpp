@@ -55,6 +55,7 @@
 #include "app/gui/mechanism_browser.h"
 #include "app/gui/parameter_panel.h"
 #include "app/gui/row_panel.h"
+#include "app/io/image_file.h"
 #include "attention/inputs_json.h"
 #include "attention/npy.h"
 #include "attention/session.h"
@@ -131,7 +132,20 @@ bool MainWindow::applySession(const nlohmann::json& j, QString* error) {
   for (const auto& [name, value] : s.params)
     if (!parameters_->setValue(name, value)) skipped << QString::fromStdString(name);
   input_->clearImport();
-  input_->setSpec(s.input);
+  attn::InputSpec input = s.input;
+  if (input.generator == attn::Generator::Image && !input.image.empty() && !attn::shippedPicture(input.image)) {
+    // A picture file is named, not stored: read it again; a file gone or changed into something else keeps the
+    // session and falls back to the synthetic picture, said with the rest.
+    auto read = attnlab::io::readImageFile(input.image);
+    if (read) {
+      input.picture = std::make_shared<const attn::Picture>(std::move(read).value());
+    } else {
+      skipped << tr("the picture (%1; the synthetic shapes are shown instead)").arg(QString::fromStdString(read.error()));
+      input.image.clear();
+      input.width = 0;
+    }
+  }
+  input_->setSpec(input);
   input_->setCausal(s.causal);
   input_->setBackend(s.backend);
   if (!s.imported.empty()) {

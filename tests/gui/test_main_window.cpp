@@ -18,6 +18,7 @@
 #include <QFontDatabase>
 #include <QFontMetrics>
 #include <QGuiApplication>
+#include <QImage>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
@@ -1562,6 +1563,71 @@ TEST_F(MainWindowTest, InThePixelViewAClickedPixelIsThePickedTokenOfTheRowDockTo
   ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
   EXPECT_EQ(viewport->scene().selected_row, 9 * 16 + 3);
   EXPECT_EQ(viewport->scene().panels[0].role, "exact");
+}
+
+// File → Open image: a picture of one's own becomes the tokens (left half red, right half blue: the grid's
+// pixels say so), the Input panel shows it and the pixel view draws over it; a session names the file and
+// reads it again; a file that is no image changes nothing and says why.
+TEST_F(MainWindowTest, OpenImageRunsOnThePictureAndABadFileChangesNothing) {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-open-image-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  QImage picture(64, 48, QImage::Format_RGB32);
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x) picture.setPixel(x, y, x < 32 ? qRgb(255, 0, 0) : qRgb(0, 0, 255));
+  const std::string png = dir + "/halves.png";
+  ASSERT_TRUE(picture.save(QString::fromStdString(png)));
+  GuiOptions o = options("exact");
+  o.input.n = 192;  // 16×12 is the grid nearest the picture's 4:3
+  MainWindow window(o);
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  QString error;
+  ASSERT_TRUE(window.openImage(png, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->comparison);
+  const attn::Inputs& in = window.lastOutcome()->comparison->inputs;
+  EXPECT_EQ(in.spec.generator, attn::Generator::Image);
+  ASSERT_TRUE(in.picture);
+  EXPECT_EQ(in.picture->width, 16);
+  EXPECT_EQ(in.picture->height, 12);
+  EXPECT_NEAR(in.picture->at(5, 2, 0), 1.0, 1e-6);   // red on the left
+  EXPECT_NEAR(in.picture->at(5, 13, 2), 1.0, 1e-6);  // blue on the right
+  EXPECT_NEAR(in.picture->at(5, 13, 0), 0.0, 1e-6);
+  auto* chooser = window.findChild<QComboBox*>(QStringLiteral("input_picture"));
+  ASSERT_NE(chooser, nullptr);
+  EXPECT_TRUE(chooser->isVisibleTo(&window));
+  EXPECT_EQ(chooser->currentText(), QStringLiteral("halves.png"));
+  EXPECT_EQ(window.session().at("input").at("image"), png);
+  window.setViewLayout(scene::Layout::Pixel);
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_FALSE(viewport->scene().panels.empty());
+  ASSERT_TRUE(viewport->scene().panels[0].picture);
+  EXPECT_EQ(viewport->scene().panels[0].picture->width, 16);
+  // A session names the file; loading it reads the picture again.
+  const nlohmann::json saved = window.session();
+  // Not an image: nothing changes, and the message names the file.
+  const std::string text = dir + "/notes.png";
+  std::ofstream(text) << "not a picture";
+  error.clear();
+  EXPECT_FALSE(window.openImage(text, &error));
+  EXPECT_NE(error.indexOf(QStringLiteral("notes.png")), -1) << error.toStdString();
+  EXPECT_EQ(window.lastError(), error);
+  EXPECT_EQ(window.session().at("input").at("image"), png);
+  // Back to a shipped photo from the chooser, then the saved session: the file is read again.
+  chooser->setCurrentIndex(chooser->findData(QStringLiteral("coffee")));
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.lastOutcome()->comparison->inputs.spec.image, "coffee");
+  ASSERT_TRUE(window.applySession(saved, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  ASSERT_TRUE(window.lastOutcome()->comparison->inputs.picture);
+  EXPECT_NEAR(window.lastOutcome()->comparison->inputs.picture->at(0, 15, 2), 1.0, 1e-6);
+  EXPECT_EQ(chooser->currentText(), QStringLiteral("halves.png"));
+  // The file gone: the session still opens, on the synthetic picture, and says so.
+  std::filesystem::remove(png);
+  ASSERT_TRUE(window.applySession(saved, &error)) << error.toStdString();
+  ASSERT_TRUE(window.waitForIdle(k_timeout_ms));
+  EXPECT_EQ(window.lastOutcome()->comparison->inputs.spec.image, "");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(MainWindowTest, ThePixelViewOfAnInputThatIsNoPictureSaysWhy) {
