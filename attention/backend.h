@@ -93,6 +93,10 @@ class Backend {
   virtual std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) = 0;
   /// a·b (or a·bᵀ).
   virtual Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b = false) = 0;
+  /// a·x for a sparse a (CSR, SparseMatrix) and a dense x: row i of the result is Σ_e value[e]·x[col[e]] over
+  /// row i's entries (an empty row gives zeros). The permutohedral lattice's splat, blur and slice. UserError
+  /// when a's offsets, columns or values do not describe a rows × x.rows() matrix.
+  virtual Matrix sparseMatmul(const SparseMatrix& a, const Matrix& x) = 0;
   /// A tile of implied weights in factored form (see WeightKernel): the rectangle rows × cols
   /// resampled to `out` pixels, each the max or mean of the entries it covers (the same pixel spans
   /// and values as ImpliedWeights::tile), without the full matrix.
@@ -115,6 +119,10 @@ class Backend {
   Index peak_bytes_ = 0;
 };
 
+/// Checks that `a` is a well-formed CSR matrix with `cols` columns (offsets rows + 1 long, from 0, not
+/// decreasing; columns in range; a value per entry); UserError naming what is wrong, prefixed by `what`.
+void checkSparseMatrix(const SparseMatrix& a, Index cols, const std::string& what);
+
 /// The CPU (Eigen) backend. Threads split query blocks.
 class CpuBackend final : public Backend {
  public:
@@ -130,6 +138,7 @@ class CpuBackend final : public Backend {
   std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
   std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
   Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+  Matrix sparseMatmul(const SparseMatrix& a, const Matrix& x) override;
   Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) override;
 
  private:

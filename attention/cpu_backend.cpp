@@ -458,6 +458,37 @@ Matrix CpuBackend::matmul(const Matrix& a, const Matrix& b, bool transpose_b) {
   return a * b;
 }
 
+void checkSparseMatrix(const SparseMatrix& a, Index cols, const std::string& what) {
+  if (a.rows < 0 || a.cols != cols)
+    throw UserError(what + ": the sparse matrix is " + std::to_string(a.rows) + "×" + std::to_string(a.cols) +
+                    " but the dense one has " + std::to_string(cols) + " rows");
+  if (Index(a.row_ptr.size()) != a.rows + 1 || a.row_ptr.front() != 0)
+    throw UserError(what + ": the sparse matrix needs " + std::to_string(a.rows + 1) + " row offsets starting at 0");
+  for (Index i = 0; i < a.rows; ++i)
+    if (a.row_ptr[size_t(i + 1)] < a.row_ptr[size_t(i)])
+      throw UserError(what + ": the sparse matrix's row offsets decrease at row " + std::to_string(i));
+  if (Index(a.col.size()) < a.nnz() || Index(a.value.size()) < a.nnz())
+    throw UserError(what + ": the sparse matrix's offsets need " + std::to_string(a.nnz()) + " entries but it lists " +
+                    std::to_string(std::min(a.col.size(), a.value.size())));
+  for (Index e = 0; e < a.nnz(); ++e)
+    if (a.col[size_t(e)] < 0 || a.col[size_t(e)] >= cols)
+      throw UserError(what + ": sparse entry " + std::to_string(e) + " names column " + std::to_string(a.col[size_t(e)]) +
+                      ", outside 0…" + std::to_string(cols - 1));
+}
+
+Matrix CpuBackend::sparseMatmul(const SparseMatrix& a, const Matrix& x) {
+  checkSparseMatrix(a, x.rows(), "sparse matmul");
+  const Index k = x.cols();
+  Matrix out = Matrix::Zero(a.rows, k);
+  notePeak(Index(out.size() * sizeof(float)));
+  parallelFor((a.rows + 255) / 256, threads_, [&](Index b) {
+    for (Index i = b * 256; i < std::min(a.rows, (b + 1) * 256); ++i)
+      for (Index e = a.row_ptr[size_t(i)]; e < a.row_ptr[size_t(i + 1)]; ++e)
+        out.row(i).noalias() += a.value[size_t(e)] * x.row(a.col[size_t(e)]);
+  });
+  return out;
+}
+
 Matrix CpuBackend::weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) {
   return ImpliedWeights(std::make_shared<const WeightKernel>(kernel)).tile(rows, cols, out, pooling);
 }

@@ -98,6 +98,16 @@ struct Pattern {
   int componentOf(Index i, Index j) const;
 };
 
+/// A sparse matrix with values in CSR form (Backend::sparseMatmul): the permutohedral lattice's splat, blur
+/// and slice operators.
+struct SparseMatrix {
+  Index rows = 0, cols = 0;
+  std::vector<Index> row_ptr;     ///< rows+1 offsets into col / value
+  std::vector<std::int32_t> col;  ///< column of each entry
+  std::vector<float> value;       ///< value of each entry
+  Index nnz() const { return row_ptr.empty() ? 0 : row_ptr.back(); }
+};
+
 /// A per-token label (bucket, cluster, chunk) and the permutation that sorts tokens by it.
 struct Grouping {
   std::string name;                  ///< e.g. "round 1 buckets"

@@ -56,6 +56,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
       mech::makeScram(),               // #9
+      mech::makePermutohedral(),       // #11
       mech::makeProductKeyMemory(),    // #12
       mech::makeBpTransformer(),       // #14
       mech::makeCompressive(),         // #15

@@ -30,6 +30,12 @@ constexpr std::uint32_t k_phase_first = 1, k_phase_last = 2;  // PHASE_FIRST, PH
 constexpr Index k_row_state_bytes = 12;                      // RowState {m, l, flags} in attention_dense.comp
 
 /// Push constants of matmul.comp.
+/// Push constants of spmm.comp.
+struct SpmmPush {
+  std::uint32_t rows, k, groups_x;
+  std::uint32_t entry_begin, entry_end, phase;  // entries of each row in this dispatch
+};
+
 struct MatmulPush {
   std::uint32_t n, k, m, transpose_b;
   std::uint32_t k_begin, k_end;  // inner indices of this dispatch
@@ -177,6 +183,14 @@ Index VulkanBackend::matmulDepthPerDispatch(const vk::DeviceLimits& limits) {
   // below any limit a driver could sensibly have, so at least one always goes.)
   constexpr Index per_dispatch = 2 + 16, per_tile = 1 + (2 + 2) + (k_matmul_tile + 2);
   return std::max<Index>(1, (loopBudget(limits) - per_dispatch) / per_tile) * k_matmul_tile;
+}
+
+Index VulkanBackend::spmmEntriesPerDispatch(Index k, const vk::DeviceLimits& limits) {
+  if (limits.max_loop_iterations == 0) return Index(1) << 31;
+  // spmm.comp's loops (see loopBudget): ⌈k/64⌉ column passes, each the entry loop (its entries + 2) and its own
+  // exit; per dispatch a margin.
+  const Index passes = std::max<Index>(1, (k + 63) / 64);
+  return std::max<Index>(1, (loopBudget(limits) - 16) / passes - 4);
 }
 
 std::vector<VulkanBackend::DispatchSlice> VulkanBackend::splitEntries(Index total, Index per_dispatch, Index step) {
@@ -554,6 +568,51 @@ Matrix VulkanBackend::matmulGpu(const Matrix& a, const Matrix& b, bool transpose
   Matrix c(n, m);
   buf[C].download(c.data(), buf.bytes(C));
   return c;
+}
+
+Matrix VulkanBackend::sparseMatmul(const attn::SparseMatrix& a, const Matrix& x) {
+  attn::checkSparseMatrix(a, x.rows(), "sparse matmul");  // the CPU backend's errors, before anything is read
+  return guarded([&] { return sparseMatmulGpu(a, x); }, [&] { return onCpu([&](CpuBackend& c) { return c.sparseMatmul(a, x); }); });
+}
+
+Matrix VulkanBackend::sparseMatmulGpu(const attn::SparseMatrix& a, const Matrix& x) {
+  vk::Context& ctx = *context_;
+  const Index rows = a.rows, k = x.cols(), nnz = a.nnz();
+  if (rows == 0 || k == 0) return Matrix(rows, k);
+  if (nnz == 0) return Matrix::Zero(rows, k);
+  if (rows > k_max_tokens || x.rows() > k_max_tokens || k > k_max_tokens || nnz > (Index(1) << 31) ||
+      x.rows() * k >= (Index(1) << 32))
+    throw UserError("sparse matmul: " + std::to_string(nnz) + " entries over " + std::to_string(rows) + " rows by a " +
+                    std::to_string(x.rows()) + "×" + std::to_string(k) + " matrix exceed the GPU kernel's limits");
+  CallBuffers b(ctx);
+  const auto R = b.words(rows + 1, "the sparse matrix's row offsets"), C = b.words(nnz, "the sparse matrix's columns");
+  const auto V = b.floats(nnz, 1, "the sparse matrix's values"), X = b.floats(x.rows(), k, "the dense operand");
+  const auto O = b.floats(rows, k, "the sparse product", vk::BufferUse::HostRead);
+  notePeak(b.allocate("sparse matmul (" + std::to_string(rows) + " rows, " + std::to_string(nnz) + " entries, " +
+                      std::to_string(k) + " columns)"));
+  std::vector<std::uint32_t> row_ptr(static_cast<size_t>(rows + 1));
+  Index longest = 0;
+  for (Index i = 0; i <= rows; ++i) row_ptr[size_t(i)] = u32(a.row_ptr[size_t(i)]);
+  for (Index i = 0; i < rows; ++i) longest = std::max(longest, a.row_ptr[size_t(i + 1)] - a.row_ptr[size_t(i)]);
+  b.upload(R, row_ptr.data());
+  b.upload(C, a.col.data());
+  b.upload(V, a.value.data());
+  b.upload(X, x.data());
+  const vk::Pipeline& pipeline = ctx.pipeline({"spmm", 5, sizeof(SpmmPush), {}});
+  const auto [gx, gy] = grid(rows, ctx.limits(), "sparse matmul");
+  Index per_dispatch = spmmEntriesPerDispatch(k, ctx.limits());
+  if (options_.sparse_entries_per_dispatch > 0) per_dispatch = std::min(per_dispatch, options_.sparse_entries_per_dispatch);
+  const auto parts = splitEntries(std::max<Index>(longest, 1), std::max<Index>(1, per_dispatch), 1);
+  std::vector<SpmmPush> pushes;
+  for (const DispatchSlice& sl : parts) pushes.push_back({u32(rows), u32(k), gx, sl.begin, sl.end, sl.phase});
+  last_split_dispatches_ = Index(parts.size());
+  last_device_ms_ = ctx.submit([&](vk::Recorder& rec) {
+    if (options_.poison_outputs) rec.fill(b[O], k_nan_word);
+    rec.dispatchEach(pipeline, {&b[R], &b[C], &b[V], &b[X], &b[O]}, std::span<const SpmmPush>(pushes), gx, gy);
+  });
+  Matrix out(rows, k);
+  b[O].download(out.data(), b.bytes(O));
+  return out;
 }
 
 // ---- shared helpers of the primitives below ---------------------------------------------------------

@@ -22,6 +22,8 @@
 //     trigonometric random features (feature_map.comp).
 //   - linearAttention: chunk states, an exclusive scan over chunks and the output with the causal
 //     part of each query's own chunk (attention_linear.comp): non-causal and causal, linear in N.
+//   - sparseMatmul: CSR × dense (spmm.comp), one workgroup per row over its entries only; long rows
+//     split across dispatches that accumulate.
 //   - hashRotations, nearestCentroid: per-row argmax assignment (assign.comp), with the CPU's ties.
 //   - weightTile: pooled tiles of factored implied weights (weights_tile.comp), never forming N×M.
 // Each primitive falls back to the internal CpuBackend for shapes its kernel does not take (head
@@ -75,7 +77,8 @@ struct VulkanBackendOptions {
   /// tiles, at least one); 0: as many as the device allows (matmulDepthPerDispatch()).
   Index matmul_depth_per_dispatch = 0;
   /// Tests: at most this many pattern entries of a row per sparse-attention dispatch (rounded to
-  /// whole 64-entry blocks); 0: as many as the device allows.
+  /// whole 64-entry blocks), and of a sparse matrix's row per sparse-matmul dispatch; 0: as many as the
+  /// device allows.
   Index sparse_entries_per_dispatch = 0;
   SparseTiles sparse_tiles = SparseTiles::Auto;
   /// Tests: at most this many key chunks per scan dispatch of linear attention; 0: as the device allows.
@@ -108,6 +111,7 @@ class VulkanBackend final : public attn::Backend {
   std::vector<std::int32_t> hashRotations(const Matrix& x, const Matrix& rotations) override;
   std::vector<std::int32_t> nearestCentroid(const Matrix& x, const Matrix& centroids) override;
   Matrix matmul(const Matrix& a, const Matrix& b, bool transpose_b) override;
+  Matrix sparseMatmul(const attn::SparseMatrix& a, const Matrix& x) override;
   Matrix weightTile(const WeightKernel& kernel, Range rows, Range cols, TileSize out, Pooling pooling) override;
 
   double deviceMsTotal() const override;
@@ -163,6 +167,8 @@ class VulkanBackend final : public attn::Backend {
   /// 16-wide tile), so that an invocation stays within half of limits.max_loop_iterations; 0 when
   /// the device has no such limit (one dispatch).
   static Index matmulDepthPerDispatch(const vk::DeviceLimits& limits);
+  /// Entries of each row one sparse-matmul dispatch may take on a device, for a dense operand k columns wide.
+  static Index spmmEntriesPerDispatch(Index k, const vk::DeviceLimits& limits);
   /// One dispatch's share [begin, end) of the entries each invocation walks, and its phase bits (first,
   /// last: the shaders' PHASE_FIRST, PHASE_LAST).
   struct DispatchSlice {
@@ -185,6 +191,7 @@ class VulkanBackend final : public attn::Backend {
   void fixFlaggedRows(const Matrix& q, const Matrix& k, const Matrix& v, const DenseAttentionOptions& options,
                       const std::vector<std::uint32_t>& flags, std::uint32_t valid_bits, AttentionOutput& result);
   Matrix matmulGpu(const Matrix& a, const Matrix& b, bool transpose_b);
+  Matrix sparseMatmulGpu(const attn::SparseMatrix& a, const Matrix& x);
   AttentionOutput sparseGpu(const Matrix& q, const Matrix& k, const Matrix& v, const Pattern& pattern, float scale,
                             const std::vector<float>* entry_bias);
   /// Key tiles (BR rows × BC keys) of a pattern that hold at least one entry, per workgroup of BR rows.

@@ -49,6 +49,7 @@ const std::map<std::string, std::vector<Settings>>& heavySettings() {
       {"nystromformer", {{{"landmarks", "8192"}}}},
       {"performer", {{{"features", "8192"}}}},
       {"performer-v1", {{{"features", "8192"}}}},
+      {"permutohedral", {{{"features", "8"}}}},  // (refine > 1 is planned for isolated points, far above a cluster)
       {"product-key-memory", {{{"n", "256"}, {"topk", "1048576"}}}},
       {"reformer", {{{"rounds", "8"}, {"buckets", "2"}, {"chunk", "1048576"}}}},
       {"rfa", {{{"features", "8192"}}}},

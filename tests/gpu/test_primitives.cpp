@@ -1,4 +1,4 @@
-// The Vulkan primitives besides dense attention and matmul, each against a float64 reference written
+// The Vulkan primitives besides dense attention and matmul (sparse attention, sparse matmul, …), each against a float64 reference written
 // here from its definition (attention/backend.h, attention/explanation.h), on ≥ 200 random shapes:
 // N = 1 and sizes that are not multiples of the workgroup size included, d ∈ {16, 32, 64, 128} and
 // odd ones. Outputs are poisoned (NaN) before every kernel; NaN never passes a comparison.
@@ -247,6 +247,109 @@ TEST_F(SparseAttention, BadPatternsAreUserErrors) {
   p.row_ptr = {0, 1, 1, 1, 1};
   const std::vector<float> bias(3, 0.0f);
   EXPECT_THROW(gpu().sparseAttention(q, k, v, p, 0, &bias), UserError);  // one bias per entry
+}
+
+// ---- sparse matmul ----------------------------------------------------------------------------------
+
+/// A random CSR matrix rows × cols (empty rows, repeated columns and ±values included) and a dense operand.
+struct SpmmCase {
+  SparseMatrix a;
+  Matrix x;
+  std::string what;
+};
+
+SpmmCase randomSpmm(std::uint64_t seed, Index max_rows, Index max_entries_per_row) {
+  Rng rng(seed);
+  SpmmCase c;
+  c.a.rows = pickN(rng, max_rows);
+  c.a.cols = pickN(rng, max_rows);
+  const Index k = rng.uniform() < 0.5 ? pickDim(rng) : between(rng, 1, 300);
+  c.x = rng.gaussian(c.a.cols, k);
+  c.a.row_ptr.push_back(0);
+  for (Index i = 0; i < c.a.rows; ++i) {
+    const Index entries = rng.uniform() < 0.1 ? 0 : between(rng, 1, max_entries_per_row);
+    for (Index e = 0; e < entries; ++e) {
+      c.a.col.push_back(std::int32_t(rng.below(std::uint64_t(c.a.cols))));
+      c.a.value.push_back(float(rng.normal()));
+    }
+    c.a.row_ptr.push_back(Index(c.a.col.size()));
+  }
+  std::ostringstream s;
+  s << "seed=" << seed << " rows=" << c.a.rows << " cols=" << c.a.cols << " k=" << k << " nnz=" << c.a.nnz();
+  c.what = s.str();
+  return c;
+}
+
+void checkSpmm(Backend& gpu, const SpmmCase& c, Stats& stats) {
+  const Matrix got = gpu.sparseMatmul(c.a, c.x);
+  MatrixD ref = MatrixD::Zero(c.a.rows, c.x.cols());
+  for (Index i = 0; i < c.a.rows; ++i)
+    for (Index e = c.a.row_ptr[size_t(i)]; e < c.a.row_ptr[size_t(i + 1)]; ++e)
+      for (Index col = 0; col < c.x.cols(); ++col)
+        ref(i, col) += double(c.a.value[size_t(e)]) * double(c.x(c.a.col[size_t(e)], col));
+  double err = 0;
+  EXPECT_TRUE(matchesReference(got, ref, {2e-5, 2e-5}, &err)) << c.what;
+  ++stats.cases;
+  stats.worst = std::max(stats.worst, err);
+}
+
+using SparseMatmul = GpuTest;
+
+TEST_F(SparseMatmul, RandomMatricesMatchReference) {
+  Stats stats;
+  for (int s = 0; s < kShapes; ++s) checkSpmm(gpu(), randomSpmm(7000 + std::uint64_t(s), 150, 40), stats);
+  stats.report("sparse matmul");
+}
+
+TEST_F(SparseMatmul, LongRowsSplitAcrossDispatchesAndAccumulate) {
+  gpu::VulkanBackendOptions o = testBackendOptions();
+  o.sparse_entries_per_dispatch = 7;
+  gpu::VulkanBackend split(backend_->sharedContext(), o);
+  Stats stats;
+  for (int s = 0; s < 20; ++s) checkSpmm(split, randomSpmm(8000 + std::uint64_t(s), 100, 60), stats);
+  EXPECT_GT(split.lastSplitDispatches(), 1);
+  // Rows of 30000 entries go past lavapipe's loop limit in one dispatch.
+  Rng rng(4);
+  SpmmCase c;
+  c.a.rows = 2, c.a.cols = 30000, c.a.row_ptr = {0};
+  for (Index i = 0; i < 2; ++i) {
+    for (Index j = 0; j < 30000; ++j) c.a.col.push_back(std::int32_t(j)), c.a.value.push_back(float(rng.normal()) * 0.01f);
+    c.a.row_ptr.push_back(Index(c.a.col.size()));
+  }
+  c.x = rng.gaussian(30000, 70);
+  c.what = "2 rows of 30000 entries, 70 columns";
+  checkSpmm(gpu(), c, stats);
+  if (ctx().limits().max_loop_iterations > 0) {
+    EXPECT_GT(gpu().lastSplitDispatches(), 1);
+  }
+  stats.report("sparse matmul, split");
+}
+
+TEST_F(SparseMatmul, BadMatricesAreUserErrorsWithTheCpusMessage) {
+  Rng rng(5);
+  const Matrix x = rng.gaussian(5, 3);
+  SparseMatrix a;
+  a.rows = 2, a.cols = 5, a.row_ptr = {0, 1, 2}, a.col = {0, 9}, a.value = {1, 2};
+  CpuBackend cpu(1);
+  auto message = [&](Backend& b) {
+    try {
+      b.sparseMatmul(a, x);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message(gpu()), message(cpu));
+  EXPECT_NE(message(cpu).find("column 9"), std::string::npos) << message(cpu);
+  a.col = {0, 1};
+  a.row_ptr = {0, 2, 1};
+  EXPECT_NE(message(gpu()).find("decrease"), std::string::npos) << message(gpu());
+  a.row_ptr = {0, 1, 2};
+  a.value = {1};
+  EXPECT_THROW(gpu().sparseMatmul(a, x), UserError);
+  a.value = {1, 2};
+  a.cols = 4;
+  EXPECT_THROW(gpu().sparseMatmul(a, x), UserError);
 }
 
 // ---- feature maps -----------------------------------------------------------------------------------
