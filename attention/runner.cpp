@@ -261,6 +261,21 @@ std::string sampledRows(const Comparison& c) {
              ? " over " + std::to_string(c.metric_rows) + " of " + std::to_string(c.inputs.n()) + " rows"
              : std::string();
 }
+
+/// The mechanism's own target, as two lines (the label is long, RFA's names σ, and a panel caption is one panel
+/// wide): for a different operator with an exact form of its own (permutohedral's exact Gaussian kernel) too.
+void ownLines(const Comparison& c, std::vector<std::string>& lines) {
+  if (!c.own) return;
+  lines.push_back("vs its own target, " + c.own->label + ":");
+  std::string own = "e_out " + (std::isnan(c.own->relative_error) ? std::string("computing…")
+                                                                    : format("%.3g", c.own->relative_error));
+  if (c.own->row_tv > 1 + 1e-6)  // RFA's sin/cos features can sign its weights, as in the headline
+    own += " · row TV " + format("%.3g", c.own->row_tv) + " (signed weights)";
+  else if (c.own->row_tv >= 0)
+    own += " · misplaced " + percent(c.own->row_tv);
+  if (c.own->mass_recall >= 0) own += " · recall " + format("%.3f", c.own->mass_recall);
+  lines.push_back(own);
+}
 }  // namespace
 
 std::vector<std::string> describeMetrics(const Comparison& c) {
@@ -277,6 +292,7 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
     else if (c.row_tv >= 0)
       lines.push_back("differs from softmax by " + percent(c.row_tv) + " (row TV; not an error)");
     else if (!pending) lines.push_back("distance from softmax e_out " + e_out + scale + " (not an error)");
+    ownLines(c, lines);
     return lines;
   }
   if (c.row_tv > 1 + 1e-6)  // signed implied weights (trigonometric features): not a share any more, and said so
@@ -286,17 +302,7 @@ std::vector<std::string> describeMetrics(const Comparison& c) {
     lines.push_back("misplaced " + percent(std::min(c.row_tv, 1.0)) + " (row TV" + sampledRows(c) + ")");
   lines.push_back("e_out " + e_out + " vs " + c.reference_label + scale);
   if (c.mass_recall >= 0) lines.push_back("mass recall " + format("%.3f", c.mass_recall));
-  if (c.own) {  // two lines: the label is long (RFA's names σ), and a panel caption is one panel wide
-    lines.push_back("vs its own target, " + c.own->label + ":");
-    std::string own = "e_out " + (std::isnan(c.own->relative_error) ? std::string("computing…")
-                                                                      : format("%.3g", c.own->relative_error));
-    if (c.own->row_tv > 1 + 1e-6)  // RFA's sin/cos features can sign its weights, as in the headline
-      own += " · row TV " + format("%.3g", c.own->row_tv) + " (signed weights)";
-    else if (c.own->row_tv >= 0)
-      own += " · misplaced " + percent(c.own->row_tv);
-    if (c.own->mass_recall >= 0) own += " · recall " + format("%.3f", c.own->mass_recall);
-    lines.push_back(own);
-  }
+  ownLines(c, lines);
   return lines;
 }
 

@@ -110,6 +110,7 @@ struct PixelRow {
   attn::Index token = 0;     ///< y·W + x
   attn::Index x = 0, y = 0;
   attn::Matrix exact, approx, difference;  ///< H×W each; empty where there is none
+  attn::Matrix own;  ///< the mechanism's own target's row (Comparison::own: permutohedral's exact Gaussian), or empty
   double row_tv = std::numeric_limits<double>::quiet_NaN();  ///< ½·Σ_j |a_j − e_j| of this row
   /// The pixel's row of a MatrixLayout::PerPixelTop (W values) / PerPixelLeft (H values) factor: what it gives
   /// each column / row of the grid (Kronecker's summaries), drawn along the map's edges; empty: none.

@@ -204,6 +204,7 @@ Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::
       for (attn::Index k = 0; k < r.difference.size(); ++k) tv += std::fabs(double(r.difference.data()[k]));
       r.row_tv = tv / 2;
     }
+    if (c.own && squareWeights(c.own->weights, n)) r.own = rowMap(c.own->weights, t, h, w);
     r.top_strip = stripOf(shown, attn::MatrixLayout::PerPixelTop, t, n, w, &r.top_strip_name);
     r.left_strip = stripOf(shown, attn::MatrixLayout::PerPixelLeft, t, n, h, &r.left_strip_name);
     out.pixel_rows.push_back(std::move(r));
@@ -315,7 +316,13 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
     const PixelRow& r = pooled.pixel_rows.front();
     scene.panels.push_back(exactPanel(r));
     scene.panels.push_back(approxPanel(r));
-    for (const PixelMap& m : pooled.pixel_maps) scene.panels.push_back(mapOfAll(m, r));
+    if (r.own.size() > 0) {  // the exact form of what the mechanism approximates, when it is not softmax
+      Panel o = mapPanel(r, r.own, c.own->label);
+      o.captions.push_back("its own target (exact), on the weights' scale");
+      scene.panels.push_back(std::move(o));
+    }
+    for (const PixelMap& m : pooled.pixel_maps)
+      if (scene.panels.size() < 4) scene.panels.push_back(mapOfAll(m, r));
     // The difference, unless the request asks for two panels only (a step shows its own map; the difference
     // is then against that step's weights) or the maps took the room.
     if (request.third != Third::None && has_approx && scene.panels.size() < 4) {
