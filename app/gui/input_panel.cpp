@@ -118,12 +118,12 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   picture_->setItemData(0, tr("A gradient with five shapes, drawn here: each pixel knows its shape"), Qt::ToolTipRole);
   for (const attn::ShippedImage& im : attn::shippedImages()) {
     picture_->addItem(QString::fromStdString(im.name), QString::fromStdString(im.name));
-    picture_->setItemData(picture_->count() - 1, QString::fromStdString(im.title + " â " + im.licence),
+    picture_->setItemData(picture_->count() - 1, QString::fromStdString(im.title + " — " + im.licence),
                           Qt::ToolTipRole);
   }
   picture_->setToolTip(tr("The picture whose pixels are the tokens, fitted to the grid (centre-cropped to its "
                           "shape, then averaged down)"));
-  open_image_ = new QPushButton(tr("Openâ¦"));
+  open_image_ = new QPushButton(tr("Open…"));
   open_image_->setToolTip(tr("Run on a picture of your own: any PNG or JPEG, fitted to the grid"));
   picture_row_ = new QWidget;
   auto* picture_line = new QHBoxLayout(picture_row_);
@@ -134,8 +134,8 @@ InputPanel::InputPanel(QWidget* parent) : QWidget(parent) {
   features_->setObjectName(QStringLiteral("input_features"));
   features_->addItem(tr("colour + position"), static_cast<int>(attn::ImageFeatures::RgbXy));
   features_->addItem(tr("filter bank + position"), static_cast<int>(attn::ImageFeatures::FilterBank));
-  features_->setToolTip(tr("How a pixel becomes Q and K: its colour [R, G, B] or a fixed random 3Ã" "3 filter "
-                           "bank's responses, beside Î»Â·(x, y)"));
+  features_->setToolTip(tr("How a pixel becomes Q and K: its colour [R, G, B] or a fixed random 3×" "3 filter "
+                           "bank's responses, beside λ·(x, y)"));
   connect(open_image_, &QPushButton::clicked, this, [this] {
     const QString path = QFileDialog::getOpenFileName(this, tr("Open image"), QString(),
                                                       tr("Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"));

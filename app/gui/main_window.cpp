@@ -295,7 +295,7 @@ void MainWindow::buildDocks() {
     if (!path.isEmpty()) loadSession(path.toStdString());
   });
   open_session->setShortcut(QKeySequence::Open);
-  file->addAction(tr("Open imageâ¦"), this, [this] {
+  file->addAction(tr("Open image…"), this, [this] {
     const QString path = QFileDialog::getOpenFileName(this, tr("Open image"), QString(),
                                                       tr("Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"));
     if (!path.isEmpty()) openImage(path.toStdString());
