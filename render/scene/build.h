@@ -125,6 +125,7 @@ struct PixelMap {
   attn::Matrix values;   ///< H×W
   bool labels = false;   ///< values are labels 0..label_count−1
   int label_count = 0;
+  std::string noun = "label";  ///< what a label is called in the legend ("group" for a grouping's)
 };
 
 /// What pool() made: everything compose() may show for this request.

@@ -28,7 +28,8 @@ bool isPixelMap(const attn::NamedMatrix& f, attn::Index n) {
 }
 
 bool hasPixelMap(const attn::Explanation& e, attn::Index n) {
-  return std::any_of(e.factors.begin(), e.factors.end(), [&](const attn::NamedMatrix& f) { return isPixelMap(f, n); });
+  return std::any_of(e.factors.begin(), e.factors.end(), [&](const attn::NamedMatrix& f) { return isPixelMap(f, n); }) ||
+         std::any_of(e.groupings.begin(), e.groupings.end(), [&](const attn::Grouping& g) { return attn::Index(g.label.size()) == n; });
 }
 
 /// The steps the pixel view can show (their views imply N×N weights or hold per-pixel maps), by index into the
@@ -42,7 +43,8 @@ std::vector<std::size_t> weightSteps(const attn::Comparison& c) {
   return out;
 }
 
-/// The per-pixel maps of an explanation (at most `limit`), reshaped to H×W (raster order).
+/// The per-pixel maps of an explanation (at most `limit`), reshaped to H×W (raster order): its Image and Labels
+/// factors, then its groupings of the pixels.
 std::vector<PixelMap> pixelMaps(const attn::Explanation& e, attn::Index h, attn::Index width, std::size_t limit) {
   std::vector<PixelMap> out;
   for (const attn::NamedMatrix& f : e.factors) {
@@ -59,6 +61,22 @@ std::vector<PixelMap> pixelMaps(const attn::Explanation& e, attn::Index h, attn:
         m.label_count = std::max(m.label_count, int(v) + 1);
       }
       m.values(t / width, t % width) = v;  // Eigen's storage order does not matter for an N-vector
+    }
+    out.push_back(std::move(m));
+  }
+  // Groupings of the pixels (buckets, clusters, blocks, a stage's groups) are label maps too.
+  for (const attn::Grouping& g : e.groupings) {
+    if (attn::Index(g.label.size()) != h * width || out.size() >= limit) continue;
+    PixelMap m;
+    m.name = g.name;
+    m.caption = g.groups > 0 ? std::to_string(g.groups) + " groups, each in its colour" : std::string();
+    m.labels = true;
+    m.noun = "group";
+    m.values.resize(h, width);
+    for (attn::Index t = 0; t < h * width; ++t) {
+      const std::int32_t l = g.label[size_t(t)];
+      m.values(t / width, t % width) = l >= 0 ? float(l) : -1.0f;
+      m.label_count = std::max(m.label_count, int(l) + 1);
     }
     out.push_back(std::move(m));
   }
@@ -288,7 +306,7 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
     Panel p = mapPanel(r, m.values, stepped && !pooled.pixel_step_weights ? step_title + k_dot + m.name : m.name);
     p.subtitle = "one value per pixel, as " + grid + " (whatever pixel is picked)";
     if (m.labels) {
-      p.categories = attn::mech::groupColourNames(std::max(m.label_count, 1), "label");
+      p.categories = attn::mech::groupColourNames(std::max(m.label_count, 1), m.noun);
       for (attn::Index k = 0; k < p.values.size(); ++k) p.values.data()[k] += 1;  // categorical: 0 = none
       p.empty_label = "none";
     } else {

@@ -226,6 +226,23 @@ TEST(PixelView, AStepWithMapsShowsThemBesideTheFinalWeights) {
   EXPECT_EQ(s.panels[2].values(0, 3), 2.0f);
 }
 
+// A grouping of the pixels (Reformer's buckets on a photo) is drawn as a label map over the picture: each pixel in
+// its bucket's colour.
+TEST(PixelView, GroupingsOfThePixelsAreLabelMaps) {
+  const auto c = imageComparison("reformer");
+  const attn::Grouping* g = nullptr;
+  for (const attn::Grouping& x : c->approx.explanation.groupings)
+    if (!g && attn::Index(x.label.size()) == k_w * k_h) g = &x;
+  ASSERT_NE(g, nullptr);
+  const Scene s = build(subjectOf(c), pixelRequest({5}));
+  const Panel* map = nullptr;
+  for (const Panel& p : s.panels)
+    if (p.title == g->name) map = &p;
+  ASSERT_NE(map, nullptr) << "no panel for " << g->name;
+  ASSERT_FALSE(map->categories.empty());
+  for (attn::Index t = 0; t < k_w * k_h; t += 7) EXPECT_EQ(map->values(t / k_w, t % k_w), float(g->label[size_t(t)] + 1)) << t;
+}
+
 // Per-pixel strips (Kronecker's summaries): the picked pixel's row of an N×W (top) and N×H (left) factor.
 TEST(PixelView, EdgeStripsAreThePickedPixelsRowOfTheFactor) {
   auto copy = std::make_shared<attn::Comparison>(*imageComparison("longformer"));
