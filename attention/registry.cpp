@@ -56,6 +56,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeStarTransformer(),     // #6
       mech::makeSparseTransformer(),   // #8
       mech::makeScram(),               // #9
+      mech::makeInterlaced(),          // #10
       mech::makePermutohedral(),       // #11
       mech::makeProductKeyMemory(),    // #12
       mech::makeBpTransformer(),       // #14
@@ -77,6 +78,8 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeLinearTransformer(),   // #31
       mech::makeLinformer(),           // #32
       mech::makePerformerV1(),         // #33
+      mech::makeKronecker(),           // #34
+      mech::makeFastAttention(),       // #35
       mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
       mech::makePerformer(),           // #40

@@ -45,4 +45,7 @@ std::shared_ptr<const Mechanism> makeLambda();
 std::shared_ptr<const Mechanism> makeCcnet();
 std::shared_ptr<const Mechanism> makeAxial();
 std::shared_ptr<const Mechanism> makePermutohedral();
+std::shared_ptr<const Mechanism> makeInterlaced();
+std::shared_ptr<const Mechanism> makeKronecker();
+std::shared_ptr<const Mechanism> makeFastAttention();
 }  // namespace attn::mech
