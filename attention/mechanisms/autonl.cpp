@@ -96,7 +96,7 @@ class Autonl final : public Mechanism {
     };
   }
 
-  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& /*options*/) const override {
+  RunPlan plan(const RunShape& s, const Params& p, const RunOptions& options) const override {
     RunPlan r;
     const Index n = std::max<Index>(s.n, 1);
     const Grid g = gridFor(n, p.integer("width"), "AutoNL");
@@ -107,11 +107,14 @@ class Autonl final : public Mechanism {
     r.add(dn * dv * sizeof(float), "the output (N × dv floats)");
     r.add((2 * dn * c + 2 * m * (c + dv)) * sizeof(float), "θ, the weights' φ̂ and the grid's φ and g (N × r·d)",
           "ratio");
+    const bool shown = options.explain && dn * m <= double(kMaxAffinityShown);
     if (quadratic)
-      r.add(dn * m * sizeof(float) * (dn * m <= double(kMaxAffinityShown) ? 2 : 1),
+      r.add(dn * m * sizeof(float) * (shown ? 3 : 1),
             "the affinity θφᵀ (N × M floats, the quadratic order)", "stride", "raise stride, or set order to linear");
     else
       r.add(2 * c * dv * sizeof(float), "the context φᵀg (r·d × dv floats, the linear order)", "ratio");
+    if (options.explain && dn * dn <= double(Index(1) << 20))
+      r.add(dn * dn * sizeof(float), "the implied N × N matrix shown (up to 2²⁰ entries)");
     const OrderCost cost = orderCost(dn, m, c, dv);
     r.flops = 2 * (quadratic ? cost.quadratic : cost.linear);
     return r;

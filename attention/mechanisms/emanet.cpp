@@ -57,11 +57,9 @@ Matrix seedBases(const Matrix& x, Index k, std::uint64_t seed, float norm) {
 
 /// One EM iteration's record: the E-step's Z (at the bases before the M-step), L and the labels.
 struct Iteration {
-  Matrix z;                         // N×K responsibilities
   double objective = 0;             // Σ_i log Σ_k exp(s·x_i·μ_k)
   std::vector<std::int32_t> label;  // argmax_k Z_ik
-  Matrix means;                     // Z̃ᵀX, K×d: the M-step's weighted means before the rescaling
-  std::vector<double> mass;         // Σ_i Z_ik
+  double error = 0;                 // ‖X − Z·Z̃ᵀX‖ / ‖X‖, the reconstruction from the M-step's weighted means
 };
 
 class Emanet final : public Mechanism {
@@ -140,6 +138,7 @@ class Emanet final : public Mechanism {
     const Matrix identity = Matrix::Identity(bases, bases);
     DenseAttentionOptions soft;
     soft.scale = scale;
+    const double key_norm = double(x.norm());
 
     std::vector<Iteration> history;
     Matrix z_tilde_t;  // K×N: the last E-step's Z̃ᵀ
@@ -149,33 +148,35 @@ class Emanet final : public Mechanism {
       last_mu = mu;
       AttentionOutput e = timedStage(r.cost, options, "E-step " + std::to_string(t),
                                      [&] { return backend.denseAttention(x, mu, identity, soft); });
-      it.z = std::move(e.out);
+      const Matrix& z = e.out;  // N×K responsibilities
       for (Index i = 0; i < n; ++i) it.objective += double(e.lse(i));
       // Z̃ = Z column-normalised (O(N·K) host work). A basis no pixel reaches (its column underflowed to 0)
       // keeps its place: its Z̃ column is 0 and its μ is left as it was.
-      it.mass.assign(size_t(bases), 0.0);
+      std::vector<double> mass(size_t(bases), 0.0);
       for (Index i = 0; i < n; ++i)
-        for (Index k = 0; k < bases; ++k) it.mass[size_t(k)] += double(it.z(i, k));
+        for (Index k = 0; k < bases; ++k) mass[size_t(k)] += double(z(i, k));
       z_tilde_t.resize(bases, n);
       for (Index k = 0; k < bases; ++k) {
-        const double m = it.mass[size_t(k)];
-        for (Index i = 0; i < n; ++i) z_tilde_t(k, i) = m > 0 ? float(double(it.z(i, k)) / m) : 0.0f;
+        const double m = mass[size_t(k)];
+        for (Index i = 0; i < n; ++i) z_tilde_t(k, i) = m > 0 ? float(double(z(i, k)) / m) : 0.0f;
       }
-      it.means = timedStage(r.cost, options, "M-step " + std::to_string(t),
-                            [&] { return backend.matmul(z_tilde_t, x, false); });
+      const Matrix means = timedStage(r.cost, options, "M-step " + std::to_string(t),
+                                      [&] { return backend.matmul(z_tilde_t, x, false); });  // Z̃ᵀX, K×d
       for (Index k = 0; k < bases; ++k) {
-        const float len = it.means.row(k).norm();
-        if (it.mass[size_t(k)] > 0 && len > 0) mu.row(k) = it.means.row(k) * (norm / len);
+        const float len = means.row(k).norm();
+        if (mass[size_t(k)] > 0 && len > 0) mu.row(k) = means.row(k) * (norm / len);
       }
       if (options.explain) {
         it.label.resize(size_t(n));
         for (Index i = 0; i < n; ++i) {
           Index best = 0;
-          it.z.row(i).maxCoeff(&best);
+          z.row(i).maxCoeff(&best);
           it.label[size_t(i)] = std::int32_t(best);
         }
+        const Matrix rebuilt = displayStage(r.cost, options, "reconstruction " + std::to_string(t),
+                                            [&] { return backend.matmul(z, means, false); });
+        it.error = key_norm > 0 ? double((x - rebuilt).norm()) / key_norm : 0.0;
       }
-      if (!options.explain) it.z = Matrix();  // kept only for the views' reconstruction
       history.push_back(std::move(it));
     }
 
@@ -203,13 +204,9 @@ class Emanet final : public Mechanism {
 
     // What EM did, iteration by iteration: the objective, the reconstruction error and the label map.
     Matrix objective(1, iterations), error(1, iterations);
-    const double key_norm = double(x.norm());
     for (Index t = 0; t < iterations; ++t) {
-      const Iteration& it = history[size_t(t)];
-      const Matrix rebuilt = displayStage(r.cost, options, "reconstruction " + std::to_string(t + 1),
-                                          [&] { return backend.matmul(it.z, it.means, false); });
-      objective(0, t) = float(it.objective);
-      error(0, t) = key_norm > 0 ? float(double((x - rebuilt).norm()) / key_norm) : 0.0f;
+      objective(0, t) = float(history[size_t(t)].objective);
+      error(0, t) = float(history[size_t(t)].error);
     }
     for (Index t = 0; t < iterations; ++t) {
       const Iteration& it = history[size_t(t)];
