@@ -59,6 +59,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeInterlaced(),          // #10
       mech::makePermutohedral(),       // #11
       mech::makeProductKeyMemory(),    // #12
+      mech::makeEmanet(),              // #13
       mech::makeBpTransformer(),       // #14
       mech::makeCompressive(),         // #15
       mech::makeAxial(),               // #16
@@ -68,6 +69,7 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeTalkConv(),            // #20
       mech::makeSac(),                 // #21
       mech::makeRouting(),             // #22
+      mech::makeAutonl(),              // #23
       mech::makeLongformer(),          // #24
       mech::makeEtc(),                 // #25
       mech::makeMultiscale(),          // #26

@@ -48,4 +48,6 @@ std::shared_ptr<const Mechanism> makePermutohedral();
 std::shared_ptr<const Mechanism> makeInterlaced();
 std::shared_ptr<const Mechanism> makeKronecker();
 std::shared_ptr<const Mechanism> makeFastAttention();
+std::shared_ptr<const Mechanism> makeEmanet();
+std::shared_ptr<const Mechanism> makeAutonl();
 }  // namespace attn::mech

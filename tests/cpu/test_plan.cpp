@@ -24,6 +24,7 @@ using Settings = std::map<std::string, std::string>;
 /// Per mechanism: one setting per parameter that drives its memory, heavy at N = 512 (most saturate there).
 const std::map<std::string, std::vector<Settings>>& heavySettings() {
   static const std::map<std::string, std::vector<Settings>> s{
+      {"autonl", {{{"stride", "1"}, {"order", "quadratic"}, {"ratio", "1"}}, {{"ratio", "1"}, {"order", "linear"}}}},
       {"bigbird", {{{"block", "256"}, {"random", "16"}}, {{"form", "etc"}, {"globals", "2"}, {"block", "256"}}}},
       {"axial", {{{"width", "1"}}, {{"width", "512"}}}},
       {"bp-transformer", {{{"k", "512"}}}},
@@ -31,6 +32,7 @@ const std::map<std::string, std::vector<Settings>>& heavySettings() {
       {"clustered", {{{"variant", "i-clustered"}, {"topk", "1024"}, {"clusters", "1024"}}, {{"bits", "256"}}}},
       {"compressive",
        {{{"segment", "1048576"}, {"memory", "1048576"}}, {{"segment", "8"}, {"rate", "1"}, {"compressed", "1048576"}}}},
+      {"emanet", {{{"bases", "256"}, {"iterations", "20"}}}},
       {"etc", {{{"segment", "1"}}, {{"radius", "1048576"}}}},
       {"fast-weight", {{{"feature_map", "favor"}, {"features", "4096"}}, {{"nu", "3"}}}},
       {"gmat", {{{"memory", "4096"}}, {{"window", "1048576"}}}},
