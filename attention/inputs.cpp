@@ -106,6 +106,7 @@ std::string describeKnobs(const InputSpec& spec) {
   }
   if (spec.generator == Generator::Image) {  // the photo and the features, when they are not the defaults
     std::string image = spec.image.empty() ? "" : "photo " + spec.image;
+    if (!spec.image_b.empty()) image += (image.empty() ? "keys from " : " (keys from ") + spec.image_b + (image.empty() ? "" : ")");
     if (spec.width > 0) image += (image.empty() ? "W = " : " on W = ") + std::to_string(spec.width);
     if (spec.features == ImageFeatures::FilterBank) image += (image.empty() ? "" : ", ") + std::to_string(spec.filters) + " filters";
     if (!image.empty()) out += (out.empty() ? "" : ", ") + image;
@@ -124,6 +125,8 @@ void copyKnobs(const InputSpec& from, InputSpec& to) {
   to.features = from.features;
   to.filters = from.filters;
   to.picture = from.picture;
+  to.image_b = from.image_b;
+  to.picture_b = from.picture_b;
 }
 
 Index gridWidth(Index n) {
@@ -140,13 +143,35 @@ constexpr Index kMaxDim = kMaxHeadSize;
 constexpr Index kMaxClusters = Index(1) << 16;
 constexpr std::size_t kMaxImageName = 4096;  // a path at most
 
+/// The picture a decoded `picture` or a shipped `name` gives (null: none named). `option` names the flag that
+/// reads a file ("--image").
+std::shared_ptr<const Picture> pictureOf(const std::shared_ptr<const Picture>& picture, const std::string& name,
+                                         const char* option) {
+  if (picture) return picture;
+  if (name.empty()) return nullptr;
+  if (auto shipped = shippedPicture(name)) return shipped;
+  throw UserError("there is no shipped image '" + name + "' (the shipped ones are " + shippedImageNames() +
+                  "); a file's pixels are read by the front end (attnlab " + option +
+                  " FILE) before the input is generated");
+}
+
 /// The picture the named or decoded image of `spec` gives (null: the synthetic shapes).
-std::shared_ptr<const Picture> photoOf(const InputSpec& spec) {
-  if (spec.picture) return spec.picture;
-  if (spec.image.empty()) return nullptr;
-  if (auto shipped = shippedPicture(spec.image)) return shipped;
-  throw UserError("there is no shipped image '" + spec.image + "' (the shipped ones are " + shippedImageNames() +
-                  "); a file's pixels are read by the front end (attnlab --image FILE) before the input is generated");
+std::shared_ptr<const Picture> photoOf(const InputSpec& spec) { return pictureOf(spec.picture, spec.image, "--image"); }
+
+/// The change pair's second picture (null: no pair). UserError when there is no first photo to pair it with, or
+/// when the two differ in size (a pair is co-registered: pixel (y, x) of one is pixel (y, x) of the other).
+std::shared_ptr<const Picture> photoBOf(const InputSpec& spec) {
+  auto b = pictureOf(spec.picture_b, spec.image_b, "--image-b");
+  if (!b) return nullptr;
+  const auto a = photoOf(spec);
+  if (!a)
+    throw UserError("the change pair's second picture '" + spec.image_b + "' needs a first one: give --image NAME|FILE "
+                    "too (the queries and values come from it, the keys from " + spec.image_b + ")");
+  if (a->height != b->height || a->width != b->width)
+    throw UserError("the change pair's pictures differ in size: " + spec.image + " is " + std::to_string(a->width) + "×" +
+                    std::to_string(a->height) + ", " + spec.image_b + " is " + std::to_string(b->width) + "×" +
+                    std::to_string(b->height) + "; a pair is two co-registered pictures of the same size");
+  return b;
 }
 
 /// The synthetic picture of the `image` generator on an h × w grid: a background gradient between two
@@ -221,12 +246,28 @@ void generateImage(const InputSpec& spec, Inputs& in) {
   for (Index i = 0; i < n; ++i)
     for (int c = 0; c < 3; ++c) noise(i, c) = texture * rng.normal();
   const MatrixD e = imageFeatures(rgb, h, w, spec.features, spec.position_weight, spec.filters, spec.seed, &noise);
+  // A change pair: picture B's features, with the same texture (the pair is one scene, co-registered).
+  MatrixD e_b;
+  if (const auto photo_b = photoBOf(spec)) {
+    auto fitted = std::make_shared<Picture>(fitToGrid(*photo_b, h, w));
+    MatrixD rgb_b(n, 3);
+    for (Index i = 0; i < n; ++i)
+      for (int c = 0; c < 3; ++c) rgb_b(i, c) = double(fitted->rgb[size_t(3 * i + c)]);
+    e_b = imageFeatures(rgb_b, h, w, spec.features, spec.position_weight, spec.filters, spec.seed, &noise);
+    in.picture_b = std::move(fitted);
+  }
   const Index f = e.cols(), lift = f + 1;
-  // Lift to constant norm: ẽ = [e, √(C − ‖e‖²)], so ẽ_i·ẽ_j = C − ‖ẽ_i − ẽ_j‖²/2.
-  const double c_norm = e.rowwise().squaredNorm().maxCoeff() + 1e-3;
-  MatrixD lifted(n, lift);
-  lifted.leftCols(f) = e;
-  for (Index i = 0; i < n; ++i) lifted(i, f) = std::sqrt(c_norm - e.row(i).squaredNorm());
+  // Lift to constant norm: ẽ = [e, √(C − ‖e‖²)], so ẽ_i·ẽ_j = C − ‖ẽ_i − ẽ_j‖²/2 (C over both pictures of a pair).
+  double c_norm = e.rowwise().squaredNorm().maxCoeff() + 1e-3;
+  if (e_b.size()) c_norm = std::max(c_norm, e_b.rowwise().squaredNorm().maxCoeff() + 1e-3);
+  auto liftOf = [&](const MatrixD& features) {
+    MatrixD out(n, lift);
+    out.leftCols(f) = features;
+    for (Index i = 0; i < n; ++i) out(i, f) = std::sqrt(c_norm - features.row(i).squaredNorm());
+    return out;
+  };
+  const MatrixD lifted = liftOf(e);
+  const MatrixD lifted_k = e_b.size() ? liftOf(e_b) : MatrixD();
   // A fixed seeded projection to d dims: orthonormal columns (Gram–Schmidt) when d ≥ f + 1, so dot
   // products are kept exactly; a scaled Gaussian one otherwise.
   MatrixD proj(lift, d);
@@ -247,8 +288,9 @@ void generateImage(const InputSpec& spec, Inputs& in) {
   Rng qrng(spec.seed, 9), krng(spec.seed, 10);
   for (Index i = 0; i < n; ++i) {  // row by row: never an N×d matrix of doubles
     const Eigen::RowVectorXd xi = a * lifted.row(i) * proj;
+    const Eigen::RowVectorXd ki = lifted_k.size() ? Eigen::RowVectorXd(a * lifted_k.row(i) * proj) : xi;
     in.q.row(i) = (xi + qrng.gaussian(1, d, jitter).cast<double>()).cast<float>();
-    in.k.row(i) = (xi + krng.gaussian(1, d, jitter).cast<double>()).cast<float>();
+    in.k.row(i) = (ki + krng.gaussian(1, d, jitter).cast<double>()).cast<float>();
   }
   // Values: the features through another seeded projection, plus a little noise (outputs are then
   // smoothed pictures).
@@ -278,13 +320,15 @@ void checkSpec(const InputSpec& s) {
   if (!(s.position_weight >= 0) || !std::isfinite(s.position_weight))
     throw UserError("the position weight λ of the image input must be ≥ 0");
   if (s.generator == Generator::Image) {
-    if (s.image.size() > kMaxImageName)
-      throw UserError("the image name is " + std::to_string(s.image.size()) + " bytes long; at most " +
-                      std::to_string(kMaxImageName) + " are taken");
+    for (const std::string* name : {&s.image, &s.image_b})
+      if (name->size() > kMaxImageName)
+        throw UserError("the image name is " + std::to_string(name->size()) + " bytes long; at most " +
+                        std::to_string(kMaxImageName) + " are taken");
     if (s.features == ImageFeatures::FilterBank && (s.filters < 1 || s.filters > kMaxImageFilters))
       throw UserError("the filter bank has 1 to " + std::to_string(kMaxImageFilters) + " filters, not " +
                       std::to_string(s.filters));
     imageGridWidth(s);
+    photoBOf(s);
   }
 }
 
@@ -386,7 +430,9 @@ Inputs generate(const InputSpec& spec) {
       // constant norm so that the logit of a pair falls with their squared feature distance: a pixel
       // attends to pixels like it nearby. A fixed seeded projection maps them to d dims; Q ≈ K (small
       // independent noise); V is the features through another projection. cluster holds the region of
-      // each pixel of the shapes (0 = background, s = shape s on top); a photo has none.
+      // each pixel of the shapes (0 = background, s = shape s on top); a photo has none. With a change pair
+      // (image_b) K is picture B's features through the same projection (Q and V stay picture A's), so an
+      // unchanged pixel's key still matches its query and a changed one's does not.
       generateImage(spec, in);
       break;
     }

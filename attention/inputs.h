@@ -62,6 +62,12 @@ struct InputSpec {
   /// Image: the pixels of `image` when a front end has decoded them (a file); null for shipped names.
   /// (operator== compares the pointer.)
   std::shared_ptr<const Picture> picture;
+  /// Image: the second picture of a co-registered change pair (FracTAL's change detection), "" = none: a shipped
+  /// name (coffee-changed) or a file's path, as `image`. The keys K are then picture B's features through the
+  /// same projection, the queries Q and values V picture A's. Both pictures must have the same size.
+  std::string image_b;
+  /// Image: the pixels of `image_b` when a front end has decoded them (a file); null for shipped names.
+  std::shared_ptr<const Picture> picture_b;
   /// Same spec → same inputs (generate() is deterministic).
   bool operator==(const InputSpec&) const = default;
 };
@@ -79,7 +85,7 @@ std::vector<std::string> generatorKnobs(Generator g);
 /// ("" when none): for captions and reports, so a figure says what it was made from.
 std::string describeKnobs(const InputSpec& spec);
 /// Copies the knobs (not N, d, seed, generator, temperature or the grid width, which goes with N) from
-/// `from` into `to`: the image's name, pixels and features too.
+/// `from` into `to`: the image's name, pixels and features too, and the change pair's second picture.
 void copyKnobs(const InputSpec& from, InputSpec& to);
 
 /// Q, K (N×d) and V (N×dv). Keys and values may have a different count M than queries.
@@ -97,6 +103,8 @@ struct Inputs {
   std::shared_ptr<const Picture> picture;
   /// Image: the grid's width W (H = N / W); 0 for other inputs.
   Index grid_width = 0;
+  /// Image with a change pair (InputSpec::image_b): picture B at the grid's H×W, the keys' picture; null otherwise.
+  std::shared_ptr<const Picture> picture_b;
   Index n() const { return q.rows(); }
   Index m() const { return k.rows(); }
 };

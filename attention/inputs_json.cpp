@@ -9,7 +9,8 @@ nlohmann::json knobsToJson(const InputSpec& s) {
           {"length_scale", s.length_scale},   {"period", s.period},
           {"heavy_hitters", s.heavy_hitters}, {"position_weight", s.position_weight},
           {"image", s.image},                 {"width", s.width},
-          {"image_features", imageFeaturesName(s.features)}, {"filters", s.filters}};
+          {"image_features", imageFeaturesName(s.features)}, {"filters", s.filters},
+          {"image_b", s.image_b}};
 }
 
 }  // namespace attn

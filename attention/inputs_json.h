@@ -9,7 +9,8 @@ namespace attn {
 
 /// {"clusters": …, "noise": …, "length_scale": …, "period": …, "heavy_hitters": …, "position_weight": …,
 ///  "image": name or path ("" = the shapes), "width": the grid's W (0 = chosen), "image_features": "rgbxy" |
-///  "filters", "filters": F}. (A file's pixels are not stored: its path is, and it is read again.)
+///  "filters", "filters": F, "image_b": the change pair's second picture ("" = none)}. (A file's pixels are not
+///  stored: its path is, and it is read again.)
 nlohmann::json knobsToJson(const InputSpec& spec);
 /// (Read back with their types and ranges checked by attn::session::parse and attn::sweepFromJson.)
 

@@ -84,6 +84,8 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
       mech::makeFastAttention(),       // #35
       mech::makeClustered(),           // #36
       mech::makeBigBird(),             // #37
+      mech::makeTensorLowRank(),       // #38
+      mech::makeFractal(),             // #39
       mech::makePerformer(),           // #40
       mech::makeMemformer(),           // #41
       mech::makeSmyrf(),               // #42

@@ -150,6 +150,10 @@ Expected<Session> parse(const json& j, const InputSpec& base, const ParamLookup&
   if (!image) return E::failure(image.error());
   s.input.image = image.value();
   s.input.picture = nullptr;  // a file named there is read again by the front end
+  auto image_b = text(in, "image_b", "input.");  // the change pair's second picture (absent in older sessions)
+  if (!image_b) return E::failure(image_b.error());
+  s.input.image_b = image_b.value();
+  s.input.picture_b = nullptr;
   if (in.contains("image_features")) {
     auto features = text(in, "image_features", "input.");
     if (!features) return E::failure(features.error());

@@ -172,6 +172,10 @@ SweepResult sweepFromJson(const nlohmann::json& j) {
     if (r.spec.knobs.image.size() > 4096)
       throw UserError("results.json: spec.knobs.image is " + std::to_string(r.spec.knobs.image.size()) +
                       " bytes long; an image's name or path is at most 4096");
+    r.spec.knobs.image_b = optional<std::string>(k, "spec.knobs", "image_b", r.spec.knobs.image_b);
+    if (r.spec.knobs.image_b.size() > 4096)
+      throw UserError("results.json: spec.knobs.image_b is " + std::to_string(r.spec.knobs.image_b.size()) +
+                      " bytes long; an image's name or path is at most 4096");
     r.spec.knobs.width = optional<Index>(k, "spec.knobs", "width", r.spec.knobs.width);
     if (r.spec.knobs.width < 0 || r.spec.knobs.width > kMaxInputTokens)
       throw UserError("results.json: spec.knobs.width should be a grid width from 0 to " + std::to_string(kMaxInputTokens) +

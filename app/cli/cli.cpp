@@ -79,6 +79,7 @@ struct RunArgs {
   std::string out, weights;
   bool json = false;
   std::string image, size, image_features = "rgbxy";  // --image NAME|FILE, --size WxH, --image-features
+  std::string image_b;                                 // --image-b NAME|FILE: the change pair's second picture
   long filters = long(k_default_input.filters);
   const CLI::Option* input_option = nullptr;  // to tell a given --input or --n from its default
   const CLI::Option* n_option = nullptr;
@@ -108,8 +109,25 @@ std::pair<attn::Index, attn::Index> parseSize(const std::string& text) {
   return {w, h};
 }
 
-/// --image, --size, --image-features and --filters applied to a generated input's spec: a shipped photo by
-/// name, any image file Qt reads by path (read here, its size checked against the memory budget first).
+/// The pixels of `name` given to `option` (--image, --image-b) when it is a file (read here, its size checked
+/// against the memory budget first); null for a shipped photo's name.
+std::shared_ptr<const attn::Picture> readPictureOption(const char* option, const std::string& name,
+                                                       const attn::arrays::Limits& limits) {
+  if (attn::shippedPicture(name)) return nullptr;
+  std::error_code ec;
+  const bool file = std::filesystem::exists(name, ec) || name.find('/') != std::string::npos ||
+                    name.find('.') != std::string::npos;
+  if (!file)
+    throw attn::UserError(std::string(option) + " " + name + ": there is no shipped image or file of that name; the shipped images are " +
+                          attn::shippedImageNames());
+  // 3 floats a pixel: a picture larger than the budget allows is refused before it is decoded.
+  const attn::Index budget_pixels = attn::Index(limits.max_bytes / 12);
+  return std::make_shared<const attn::Picture>(
+      attnlab::io::readImageFile(name, std::min(attn::kMaxImagePixels, std::max<attn::Index>(1, budget_pixels))).value());
+}
+
+/// --image, --image-b, --size, --image-features and --filters applied to a generated input's spec: a shipped
+/// photo by name, any image file Qt reads by path.
 void applyImageOptions(const RunArgs& a, attn::InputSpec& spec, const attn::arrays::Limits& limits) {
   const bool input_given = a.input_option && a.input_option->count() > 0;
   if (!a.image.empty()) {
@@ -117,18 +135,14 @@ void applyImageOptions(const RunArgs& a, attn::InputSpec& spec, const attn::arra
       throw attn::UserError("--image gives the image input, but --input " + a.input + " asks for another: drop --input");
     spec.generator = attn::Generator::Image;
     spec.image = a.image;
-    if (!attn::shippedPicture(a.image)) {
-      std::error_code ec;
-      const bool file = std::filesystem::exists(a.image, ec) || a.image.find('/') != std::string::npos ||
-                        a.image.find('.') != std::string::npos;
-      if (!file)
-        throw attn::UserError("--image " + a.image + ": there is no shipped image or file of that name; the shipped images are " +
-                              attn::shippedImageNames());
-      // 3 floats a pixel: a picture larger than the budget allows is refused before it is decoded.
-      const attn::Index budget_pixels = attn::Index(limits.max_bytes / 12);
-      spec.picture = std::make_shared<const attn::Picture>(
-          attnlab::io::readImageFile(a.image, std::min(attn::kMaxImagePixels, std::max<attn::Index>(1, budget_pixels))).value());
-    }
+    spec.picture = readPictureOption("--image", a.image, limits);
+  }
+  if (!a.image_b.empty()) {
+    if (a.image.empty())
+      throw attn::UserError("--image-b " + a.image_b + " is the second picture of a change pair: give the first with "
+                            "--image NAME|FILE (for example --image coffee --image-b coffee-changed)");
+    spec.image_b = a.image_b;
+    spec.picture_b = readPictureOption("--image-b", a.image_b, limits);
   }
   spec.features = attn::parseImageFeatures(a.image_features);
   spec.filters = a.filters;
@@ -449,6 +463,9 @@ void addRunOptions(CLI::App* cmd, RunArgs& a) {
                   "A photo for the image input (implies --input image): a shipped one (" + attn::shippedImageNames() +
                       ") or any PNG/JPEG file");
   cmd->add_option("--size", a.size, "The image input's grid WxH (sets N = W·H; instead of --n), e.g. 48x32");
+  cmd->add_option("--image-b", a.image_b,
+                  "The second picture of a co-registered change pair (with --image): the keys come from it, the "
+                  "queries and values from --image; shipped: coffee-changed (with coffee)");
   cmd->add_option("--image-features", a.image_features,
                   "image input: rgbxy (colour and position) or filters (a fixed random 3×3 filter bank and position)")
       ->capture_default_str();
@@ -818,6 +835,7 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--image", gui_image.image,
                       "A photo for the image input (implies --input image): a shipped one (" + attn::shippedImageNames() +
                           ") or an image file");
+  gui_cmd->add_option("--image-b", gui_image.image_b, "The second picture of a change pair (with --image): the keys' picture");
   gui_cmd->add_option("--size", gui_image.size, "The image input's grid WxH (sets N = W·H; instead of --n), e.g. 48x32");
   std::string gui_view = "matrix";
   gui_cmd->add_option("--view", gui_view, "matrix|pixel: the weight matrices, or (image input) a pixel's attention over the picture")

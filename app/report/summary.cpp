@@ -81,6 +81,7 @@ json comparisonJson(const attn::Comparison& c) {
     // A photo, a chosen grid or the filter bank (left out at their defaults, the synthetic shapes).
     if (s.generator == attn::Generator::Image && (!s.image.empty() || s.width > 0 || s.features != attn::ImageFeatures::RgbXy))
       for (const char* key : {"image", "width", "image_features", "filters"}) j["input"][key] = all.at(key);
+    if (s.generator == attn::Generator::Image && !s.image_b.empty()) j["input"]["image_b"] = s.image_b;
   }
   if (std::isfinite(c.uniform_error)) j["uniform_attention_error"] = c.uniform_error;
   if (c.row_tv >= 0) j["row_tv"] = c.row_tv;

@@ -50,4 +50,6 @@ std::shared_ptr<const Mechanism> makeKronecker();
 std::shared_ptr<const Mechanism> makeFastAttention();
 std::shared_ptr<const Mechanism> makeEmanet();
 std::shared_ptr<const Mechanism> makeAutonl();
+std::shared_ptr<const Mechanism> makeTensorLowRank();
+std::shared_ptr<const Mechanism> makeFractal();
 }  // namespace attn::mech

@@ -1,10 +1,17 @@
 #include "attention/mechanisms/common.h"
 
+#include <cstdio>
 #include <numeric>
 
 #include "attention/plan.h"
 
 namespace attn::mech {
+
+std::string fixedDigits(double x, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return buf;
+}
 
 Pattern patternFromRows(Index rows, Index cols, const std::vector<std::vector<std::int32_t>>& col_lists,
                         const std::vector<std::vector<std::uint8_t>>& comp_lists, std::vector<std::string> components) {

@@ -31,6 +31,9 @@ auto displayStage(Cost& cost, const RunOptions& options, const std::string& name
   return timedStage(cost, options, name, std::forward<Fn>(fn), true);
 }
 
+/// x with `digits` digits after the point ("0.125"), for captions and notes.
+std::string fixedDigits(double x, int digits);
+
 /// 1/√d, the logit scale every mechanism here uses.
 inline float defaultScale(Index d) { return 1.0f / std::sqrt(static_cast<float>(d)); }
 

@@ -20,7 +20,6 @@
 // Nothing is learned: no stand-in.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <thread>
 
 #include "attention/mechanisms/all.h"
@@ -36,12 +35,6 @@ constexpr Index kMaxExactArgmax = 8192;       // views compute the true argmax u
 constexpr Index kMaxPatternEntries = Index(1) << 28;
 constexpr std::uint64_t kInitStream = 0x5C0000000000ull;  // + t·N + i: PatchMatch draws
 constexpr std::uint64_t kRandomKeyStream = 0x5D0000000000ull;  // + i: the random extra keys
-
-std::string fixed(double x, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
-  return buf;
-}
 
 class Scram final : public Mechanism {
  public:
@@ -241,8 +234,8 @@ class Scram final : public Mechanism {
                                                     : "Backward scan: the keys of the right and down neighbours, "
                                                       "shifted left and up by one pixel") +
                        ", then random search at " + std::to_string(radii.size()) + " radii from " +
-                       std::to_string(side) + " pixels down by α = " + fixed(alpha, 2) + ".";
-      if (!found.empty()) caption += " " + fixed(100 * recall.back(), 1) + "% of queries hold their exact argmax.";
+                       std::to_string(side) + " pixels down by α = " + fixedDigits(alpha, 2) + ".";
+      if (!found.empty()) caption += " " + fixedDigits(100 * recall.back(), 1) + "% of queries hold their exact argmax.";
       r.explanation.steps.push_back(patternStep(f == 0 ? "init" : "iteration " + std::to_string(f), caption, fp));
     }
     {
@@ -278,13 +271,13 @@ class Scram final : public Mechanism {
     if (!recall.empty()) {
       std::string line = "argmax recall:";
       for (size_t f = 0; f < recall.size(); ++f)
-        line += (f ? " → it" + std::to_string(f) + " " : " init ") + fixed(recall[f], 3);
+        line += (f ? " → it" + std::to_string(f) + " " : " init ") + fixedDigits(recall[f], 3);
       r.explanation.notes.push_back(line);
     } else {
       r.explanation.notes.push_back("N > " + std::to_string(kMaxExactArgmax) +
                                     ": the exact argmax (O(N²·d)) is not computed, so no argmax recall");
     }
-    r.explanation.notes.push_back(fixed(evaluations / double(std::max<Index>(n, 1)), 1) +
+    r.explanation.notes.push_back(fixedDigits(evaluations / double(std::max<Index>(n, 1)), 1) +
                                   " PatchMatch candidates scored per query");
     return r;
   }

@@ -947,6 +947,27 @@ TEST_F(Cli, ImageInputTakesAShippedPhotoOrAFileOnAGrid) {
   }
 }
 
+// A change pair: --image-b gives the second picture (the keys'), kept in the run's summary; a pair without its
+// first picture, of two sizes or of an unknown name is one line, exit 1, nothing written.
+TEST_F(Cli, ChangePairTakesASecondPictureOrOneClearLine) {
+  const Outcome o = runAttnlab("run --mechanism fractal --image coffee --image-b coffee-changed --size 24x16 --d 16 "
+                               "--backend cpu --json");
+  ASSERT_EQ(o.code, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["input"]["image"], "coffee");
+  EXPECT_EQ(j["input"]["image_b"], "coffee-changed");
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--image-b coffee-changed --size 24x16", "give the first with --image NAME|FILE"},
+           {"--image coffee --image-b astronaut --size 24x16", "the change pair's pictures differ in size"},
+           {"--image coffee --image-b kitten --size 24x16", "--image-b kitten: there is no shipped image or file"}}) {
+    const Outcome bad = runAttnlab("run --mechanism fractal --backend cpu " + args + " --out " + path("o.npy"));
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << args << ": one line";
+    EXPECT_FALSE(fs::exists(path("o.npy"))) << args;
+  }
+}
+
 // The pixel view: a picked pixel's attention over the photo, written as a figure; a pixel outside the grid, a
 // second --pixel form error and an input that is no picture are one line each, exit 1, nothing written.
 TEST_F(Cli, RenderThePixelViewOfAPhotoOrOneClearLine) {

@@ -29,6 +29,8 @@ const std::map<std::string, std::vector<Settings>>& heavySettings() {
       {"axial", {{{"width", "1"}}, {{"width", "512"}}}},
       {"bp-transformer", {{{"k", "512"}}}},
       {"ccnet", {{{"recurrence", "4"}}, {{"width", "1"}, {"recurrence", "2"}}}},
+      {"fractal", {{{"depth", "10"}}}},
+      {"tensor-low-rank", {{{"rank", "256"}}, {{"width", "1"}, {"rank", "64"}}}},
       {"clustered", {{{"variant", "i-clustered"}, {"topk", "1024"}, {"clusters", "1024"}}, {{"bits", "256"}}}},
       {"compressive",
        {{{"segment", "1048576"}, {"memory", "1048576"}}, {{"segment", "8"}, {"rate", "1"}, {"compressed", "1048576"}}}},

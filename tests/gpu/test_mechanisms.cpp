@@ -81,5 +81,39 @@ TEST_F(Mechanisms, EveryRegisteredMechanismAgreesBetweenBackends) {
   std::printf("[ mechanisms ] %zu mechanisms, %d runs on both backends\n", mechanisms().size(), runs);
 }
 
+// The gating modules (tensor low-rank, FracTAL) on a photo and on the change pair (keys from a second picture),
+// with d = dv (FracTAL's identity stand-in) and d ≠ dv (its projection, a backend matmul): outputs and the maps
+// they show (factors and the steps' factors) agree between the backends.
+TEST_F(Mechanisms, GatingModulesAgreeOnAPhotoAndTheChangePair) {
+  CpuBackend cpu(2);
+  for (const char* id : {"tensor-low-rank", "fractal"})
+    for (Index dv : {Index(16), Index(8)}) {
+      InputSpec spec;
+      spec.generator = Generator::Image;
+      spec.image = "coffee";
+      spec.image_b = "coffee-changed";
+      spec.n = 48 * 32, spec.width = 48, spec.d = 16, spec.dv = dv, spec.seed = 7;
+      const Inputs in = generate(spec);
+      const auto m = requireMechanism(id);
+      const Params params = Params::resolve(m->params(), {});
+      RunOptions o;
+      o.seed = 3;
+      const Result on_cpu = m->run(in, params, cpu, o), on_gpu = m->run(in, params, gpu(), o);
+      const std::string what = std::string(id) + " dv=" + std::to_string(dv);
+      const double scale = 1 + on_cpu.output.cwiseAbs().maxCoeff();
+      EXPECT_TRUE(matchesReference(on_gpu.output, on_cpu.output.cast<double>(), {kOutTol * scale, 0})) << what;
+      std::vector<std::pair<const NamedMatrix*, const NamedMatrix*>> maps;
+      ASSERT_EQ(on_gpu.explanation.factors.size(), on_cpu.explanation.factors.size()) << what;
+      for (size_t f = 0; f < on_cpu.explanation.factors.size(); ++f)
+        maps.push_back({&on_gpu.explanation.factors[f], &on_cpu.explanation.factors[f]});
+      ASSERT_EQ(on_gpu.explanation.steps.size(), on_cpu.explanation.steps.size()) << what;
+      for (size_t s = 0; s < on_cpu.explanation.steps.size(); ++s)
+        for (size_t f = 0; f < on_cpu.explanation.steps[s].view->factors.size(); ++f)
+          maps.push_back({&on_gpu.explanation.steps[s].view->factors[f], &on_cpu.explanation.steps[s].view->factors[f]});
+      for (const auto& [g, c] : maps)
+        EXPECT_TRUE(matchesReference(g->value, c->value.cast<double>(), {kOutTol, 0})) << what << " " << c->name;
+    }
+}
+
 }  // namespace
 }  // namespace attn::test
