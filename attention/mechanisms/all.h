@@ -44,4 +44,6 @@ std::shared_ptr<const Mechanism> makeInputIndependent();
 std::shared_ptr<const Mechanism> makeLambda();
 std::shared_ptr<const Mechanism> makeCcnet();
 std::shared_ptr<const Mechanism> makeAxial();
+std::shared_ptr<const Mechanism> makeCbam();
+std::shared_ptr<const Mechanism> makeGcnet();
 }  // namespace attn::mech
