@@ -133,6 +133,10 @@ struct Panel {
   float overlay_alpha = 0;
   /// Pixels to mark on a pixel map (the picked query pixel).
   std::vector<PixelMark> pixel_marks;
+  /// A bar chart (role "bars": a channel gate, a context vector): one bar per entry, from the zero line (or the
+  /// bottom of `own_scale`, whichever is higher) to its value on `own_scale`, coloured by that value, drawn in
+  /// the panel's frame; `values` stays empty and source_rows × source_cols give the frame's shape.
+  std::vector<float> bars;
 };
 
 /// The luminance of pixel (y, x) of a picture in [0, 1] (Rec. 709 weights): the grey a pixel map is blended with.
