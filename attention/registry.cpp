@@ -50,10 +50,12 @@ const std::vector<std::shared_ptr<const Mechanism>>& mechanisms() {
   static const std::vector<std::shared_ptr<const Mechanism>> all = {
       mech::makeExact(),
       mech::makeMemoryCompressed(),    // #1
+      mech::makeCbam(),                // #2
       mech::makeSetTransformer(),      // #3
       mech::makeCcnet(),               // #4
       mech::makeEfficientAttention(),  // #5
       mech::makeStarTransformer(),     // #6
+      mech::makeGcnet(),               // #7
       mech::makeSparseTransformer(),   // #8
       mech::makeScram(),               // #9
       mech::makeInterlaced(),          // #10

@@ -519,12 +519,12 @@ scene::ViewWindow parseWindow(const std::string& text, attn::Index n, attn::Inde
 
 int commandRender(const RunArgs& a, const RenderArgs& r) {
   const auto view = fig::parseView(r.view);
-  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step|pixel, not '" + r.view + "'");
-  const bool pixel_view = *view == fig::View::Pixel;
-  if (!r.pixel.empty() && !pixel_view) throw attn::UserError("--pixel picks a pixel of --view pixel; add --view pixel");
-  if (pixel_view && !r.window.empty()) throw attn::UserError("--window zooms a matrix view: the pixel view shows the whole picture");
-  if (pixel_view && !r.compare.empty())
-    throw attn::UserError("--view pixel shows one mechanism beside exact; leave out --compare");
+  if (!view) throw attn::UserError("--view takes weights|pattern|groups|diff|tokens|step|pixel|gates, not '" + r.view + "'");
+  const bool pixel_view = *view == fig::View::Pixel || *view == fig::View::Gates;
+  const std::string over = "--view " + r.view;  // the pixel and gates views: maps over the picture
+  if (!r.pixel.empty() && !pixel_view) throw attn::UserError("--pixel picks a pixel of --view pixel or gates; add --view pixel");
+  if (pixel_view && !r.window.empty()) throw attn::UserError("--window zooms a matrix view: " + over + " shows the whole picture");
+  if (pixel_view && !r.compare.empty()) throw attn::UserError(over + " shows one mechanism; leave out --compare");
   const auto colormap = scene::parseColormap(r.colormap);
   if (!colormap) throw attn::UserError("--colormap takes viridis|magma|cividis|diverging, not '" + r.colormap + "'");
   const auto scale = scene::parseScaleMode(r.scale);
@@ -552,7 +552,7 @@ int commandRender(const RunArgs& a, const RenderArgs& r) {
   std::vector<attn::Index> picked;
   if (pixel_view) {  // before the run: the input must be a picture, and the pixels inside it
     if (!inputs.picture || inputs.grid_width <= 0)
-      throw attn::UserError("--view pixel needs a picture: add --input image (and --image NAME|FILE); this input is " +
+      throw attn::UserError(over + " needs a picture: add --input image (and --image NAME|FILE); this input is " +
                             attn::generatorName(inputs.spec.generator));
     if (!r.pixel.empty()) picked = scene::parsePixels(r.pixel, inputs.n() / inputs.grid_width, inputs.grid_width);
   }
@@ -757,10 +757,12 @@ int run(int argc, char** argv) {
   addRunOptions(render, render_args);
   render->add_option("--view", rv.view,
                      "weights|pattern|groups|diff|tokens|step: the third panel (weights: none); pixel: one pixel's "
-                     "attention over the picture (--input image)")
+                     "attention over the picture (--input image); gates: a gating module's maps over the picture and "
+                     "its gates as bars (--input image)")
       ->capture_default_str();
   render->add_option("--pixel", rv.pixel,
-                     "--view pixel: the query pixel X,Y (column, row from 0; up to 4 as X,Y;X,Y); default the centre");
+                     "--view pixel: the query pixel X,Y (column, row from 0; up to 4 as X,Y;X,Y); default the centre. "
+                     "--view gates: the pixels whose exact maps stand beside a module's one map (GCNet; up to 3)");
   render->add_option("--out", rv.out, "Figure file: .png, .svg or .pdf")->required();
   render->add_option("--dpi", rv.dpi, "PNG resolution (the figure's size is fixed in points)")->capture_default_str();
   render->add_option("--colormap", rv.colormap, "viridis|magma|cividis|diverging")->capture_default_str();

@@ -258,6 +258,7 @@ class Builder {
   // min_gutter, min_pad: the room every panel leaves left and right of its image, so that all images of a
   // figure are the same size (their own room is at least that).
   PanelPlan plan(std::size_t k, double cell_w, double min_gutter = 0, double min_pad = 0) const;
+  void placeBars(const scene::Panel& p, const PanelPlan& pl, const QRectF& frame);
   void placePanel(std::size_t k, const PanelPlan& pl, double x, double header_top, double image_top);
   double grid(double y, double left, double content_w);
   double legends(double y, double left, double content_w);
@@ -270,6 +271,8 @@ class Builder {
 struct Builder::PanelPlan {
   std::size_t index = 0;
   Kind kind = Kind::Empty;
+  bool bars = false;       // a bar chart (Panel::bars) in the frame, with value labels on the left
+  std::vector<double> bar_ticks;  // its labelled values: the bottom, 0 when inside, the top
   attn::Range rows, cols;
   std::vector<attn::Index> xticks, yticks;
   std::vector<QString> ylabel_lines;
@@ -294,6 +297,7 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
   pl.index = k;
   pl.cell_w = cell_w;
   pl.kind = kindOf(p);
+  pl.bars = !p.bars.empty() && p.own_scale;
   pl.rows = shownOr(p.shown_rows, p.source_rows, p.values.rows());
   pl.cols = shownOr(p.shown_cols, p.source_cols, p.values.cols());
   const double tick_len = 0.35 * f_;
@@ -304,8 +308,15 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
   // Room under the header for the top tick label, centred on the image's top edge.
   pl.header_h += pl.kind == Kind::Empty ? 0.35 * f_ : lineHeight(small_) / 2 + 0.2 * f_;
 
-  const bool has_image = pl.kind != Kind::Empty;
-  if (has_image) {
+  const bool has_image = pl.kind != Kind::Empty || pl.bars;
+  if (pl.bars) {  // entries along the bottom, values up the left
+    pl.rows = {0, 1};
+    pl.cols = {0, attn::Index(p.bars.size())};
+    pl.xticks = scene::axisTicks(0, double(p.bars.size()), attn::Index(p.bars.size()));
+    pl.bar_ticks = {p.own_scale->lo, p.own_scale->hi};
+    if (p.own_scale->lo < 0 && p.own_scale->hi > 0) pl.bar_ticks.insert(pl.bar_ticks.begin() + 1, 0.0);
+    for (double v : pl.bar_ticks) pl.yticks_w = std::max(pl.yticks_w, width(prettyNumber(v, false), small_));
+  } else if (has_image) {
     pl.xticks = scene::axisTicks(double(pl.cols.begin), double(pl.cols.end), p.source_cols > 0 ? p.source_cols : p.values.cols());
     pl.yticks = scene::axisTicks(double(pl.rows.begin), double(pl.rows.end), p.source_rows > 0 ? p.source_rows : p.values.rows());
     for (attn::Index t : pl.yticks) pl.yticks_w = std::max(pl.yticks_w, width(QString::number(t), small_));
@@ -325,7 +336,10 @@ Builder::PanelPlan Builder::plan(std::size_t k, double cell_w, double min_gutter
   if (!pl.xticks.empty()) pl.own_pad = width(QString::number(pl.xticks.back()), small_) / 2;
   const double right_pad = std::max(pl.own_pad, min_pad);
   // Aspect of the entries shown (N×N: square), kept within 1:2 … 2:1 as on screen.
-  const double aspect = std::clamp(double(std::max<attn::Index>(pl.cols.size(), 1)) / double(std::max<attn::Index>(pl.rows.size(), 1)), 0.5, 2.0);
+  const double aspect =
+      pl.bars && p.source_rows > 0 && p.source_cols > 0  // a bar chart takes the shape of the maps beside it
+          ? std::clamp(double(p.source_cols) / double(p.source_rows), 0.5, 2.0)
+          : std::clamp(double(std::max<attn::Index>(pl.cols.size(), 1)) / double(std::max<attn::Index>(pl.rows.size(), 1)), 0.5, 2.0);
   // The y axis label reads upwards along the image, wrapped into more lines when longer than the image is
   // tall: the fewest lines whose gutter leaves an image they fit along.
   auto size = [&](std::size_t ylabel_lines) {
@@ -381,7 +395,9 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
 
   const QRectF img(x + pl.gutter, image_top, pl.image.width(), pl.image.height());
   out_->panels.push_back(img);
-  if (pl.kind == Kind::Empty) {
+  if (pl.bars) {
+    placeBars(p, pl, img);
+  } else if (pl.kind == Kind::Empty) {
     out_->lines.push_back({QLineF(img.topLeft(), img.topRight()), muted(), 0.6, true});
     out_->lines.push_back({QLineF(img.topRight(), img.bottomRight()), muted(), 0.6, true});
     out_->lines.push_back({QLineF(img.bottomRight(), img.bottomLeft()), muted(), 0.6, true});
@@ -501,6 +517,50 @@ void Builder::placePanel(std::size_t k, const PanelPlan& pl, double x, double he
     cy = paragraph(Role::Caption, qs(p.captions[c]), x, cy + (c == 0 ? 0.35 * f_ : 0.05 * f_), pl.cell_w, small_, false, ink());
 }
 
+// A bar chart in the panel's frame: one bar per entry from the base (0, or the scale's bottom) to its value,
+// coloured by that value on the panel's scale; value labels on the left, entries along the bottom.
+void Builder::placeBars(const scene::Panel& p, const PanelPlan& pl, const QRectF& frame) {
+  const scene::ColorScale& sc = *p.own_scale;
+  const double tick_len = 0.35 * f_;
+  auto yAt = [&](double v) { return frame.bottom() - sc.normalise(v) * frame.height(); };
+  const double base = yAt(std::clamp(0.0, double(sc.lo), double(sc.hi)));
+  const double step = frame.width() / double(p.bars.size()), gap = p.bars.size() > 1 ? std::min(0.15 * step, 0.1 * f_) : 0;
+  for (std::size_t i = 0; i < p.bars.size(); ++i) {
+    const double v = p.bars[i];
+    if (!std::isfinite(v)) continue;
+    const double top = yAt(v), x0 = frame.left() + double(i) * step + gap / 2;
+    out_->swatches.push_back({QRectF(QPointF(x0, std::min(top, base)), QPointF(x0 + step - gap, std::max(top, base))),
+                              colourOf(scene::colormapAt(s_.colormap, sc.normalise(v)))});
+  }
+  for (const auto& [a, b] : {std::pair{frame.topLeft(), frame.bottomLeft()}, std::pair{frame.bottomLeft(), frame.bottomRight()}})
+    line(a, b, ink());
+  line({frame.left(), base}, {frame.right(), base}, muted());
+  for (double v : pl.bar_ticks) {
+    const double ty = yAt(v);
+    line({frame.left() - tick_len, ty}, {frame.left(), ty}, ink());
+    const QString l = prettyNumber(v, false);
+    text(Role::Tick, l, {frame.left() - tick_len - 0.15 * f_ - width(l, small_), ty - lineHeight(small_) / 2}, small_, false, ink());
+  }
+  std::vector<QRectF> boxes;
+  for (attn::Index t : pl.xticks) {
+    const QString l = QString::number(t);
+    const double w = width(l, small_);
+    boxes.push_back(QRectF(frame.left() + (double(t) + 0.5) * step - w / 2, frame.bottom() + tick_len + 0.2 * f_, w, lineHeight(small_)));
+  }
+  const std::vector<bool> keep = thinned(boxes, true, 0.4 * f_);
+  for (std::size_t i = 0; i < pl.xticks.size(); ++i) {
+    if (pl.xticks[i] >= attn::Index(p.bars.size())) continue;  // the end of the axis is no bar
+    const double tx = frame.left() + (double(pl.xticks[i]) + 0.5) * step;
+    line({tx, frame.bottom()}, {tx, frame.bottom() + tick_len * (keep[i] ? 1.0 : 0.6)}, ink());
+    if (keep[i]) text(Role::Tick, QString::number(pl.xticks[i]), boxes[i].topLeft(), small_, false, ink());
+  }
+  double by = frame.bottom() + tick_len + 0.2 * f_ + lineHeight(small_) + 0.1 * f_;
+  for (const QString& l : wrapped(qs(p.xlabel), figureFont(small_, false), frame.width())) {
+    anchored(Role::AxisLabel, l, {frame.center().x(), by}, Qt::AlignHCenter | Qt::AlignTop, small_, false, ink());
+    by += lineStep(small_);
+  }
+}
+
 double Builder::grid(double y, double left, double content_w) {
   const std::size_t n = s_.panels.size();
   // At most 4 panels a row, each cell at least 12 em wide; one column of a paper takes 2.
@@ -513,7 +573,7 @@ double Builder::grid(double y, double left, double content_w) {
   double gutter = 0, pad = 0;
   for (std::size_t k = 0; k < n; ++k) {
     const PanelPlan pl = plan(k, cell_w);
-    if (pl.kind != Kind::Empty) gutter = std::max(gutter, pl.own_gutter), pad = std::max(pad, pl.own_pad);
+    if (pl.kind != Kind::Empty || pl.bars) gutter = std::max(gutter, pl.own_gutter), pad = std::max(pad, pl.own_pad);
   }
   for (std::size_t r = 0; r < rows; ++r) {
     std::vector<PanelPlan> plans;

@@ -23,7 +23,7 @@ std::optional<View> parseView(const std::string& name) {
 }
 
 const std::vector<std::string>& viewNames() {
-  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens", "step", "pixel"};
+  static const std::vector<std::string> names = {"weights", "pattern", "groups", "diff", "tokens", "step", "pixel", "gates"};
   return names;
 }
 
@@ -32,8 +32,21 @@ const char* viewName(View v) { return viewNames()[std::size_t(v)].c_str(); }
 scene::ViewRequest requestFor(const attn::Comparison& c, View v, scene::ViewRequest r) {
   const auto& info = c.mechanism->info();
   const auto& ex = c.approx.explanation;
-  r.layout = v == View::Pixel ? scene::Layout::Pixel : scene::Layout::Matrix;
+  r.layout = v == View::Pixel ? scene::Layout::Pixel : v == View::Gates ? scene::Layout::Gates : scene::Layout::Matrix;
   switch (v) {
+    case View::Gates: {
+      if (const std::string why = scene::gatesRefusal(c); !why.empty()) throw attn::UserError("--view gates: " + why);
+      if (r.third == scene::Third::Step) {
+        const std::vector<std::string> all = scene::gatesStepTitles(c);
+        std::string titles;
+        for (std::size_t k = 0; k < all.size(); ++k) titles += (k ? ", " : "") + std::to_string(k + 1) + " " + all[k];
+        if (all.empty()) throw attn::UserError("--view gates: no step of " + info.id + " has maps of its own; leave out --step");
+        if (r.step < 0 || r.step >= int(all.size()))
+          throw attn::UserError("--step takes 1 to " + std::to_string(all.size()) + " for the gates view of " + info.id +
+                                " (" + titles + ")");
+      }
+      break;
+    }
     case View::Pixel: {
       if (const std::string why = scene::pixelRefusal(c); !why.empty()) throw attn::UserError("--view pixel: " + why);
       if (!ex.weights || !scene::differenceAvailable(c))

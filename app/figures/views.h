@@ -14,8 +14,9 @@
 namespace attnlab::fig {
 
 /// The named views of `attnlab render --view` (and the GUI's export): which third panel the view model shows,
-/// or (Pixel, the image input) one query pixel's attention over the picture.
-enum class View { Weights, Pattern, Groups, Diff, Tokens, Step, Pixel };
+/// or (Pixel, the image input) one query pixel's attention over the picture, or (Gates, the image input) a gating
+/// module's maps and gates over the picture.
+enum class View { Weights, Pattern, Groups, Diff, Tokens, Step, Pixel, Gates };
 std::optional<View> parseView(const std::string& name);
 const char* viewName(View v);
 const std::vector<std::string>& viewNames();
@@ -24,7 +25,9 @@ const std::vector<std::string>& viewNames();
 /// map, window, order, step): UserError when the mechanism has nothing of that kind (a pattern view of a dense
 /// mechanism, a groups view without buckets, a step it lacks), naming what exists. Groups sorts by the first
 /// grouping unless `base` names an order. Pixel: UserError unless the input is a picture and the mechanism implies
-/// N×N weights; with base.third == Step, base.step must name a step that implies weights.
+/// N×N weights; with base.third == Step, base.step must name a step that implies weights. Gates: UserError unless
+/// the input is a picture and the mechanism has maps or gates (scene::gatesRefusal); with base.third == Step,
+/// base.step must name a step that has them.
 scene::ViewRequest requestFor(const attn::Comparison& c, View v, scene::ViewRequest base);
 
 /// The figure of what the view model shows for `subject` under `request`: the screen's scene, pooled at the

@@ -328,15 +328,23 @@ void MainWindow::buildDocks() {
   // The layout: the weight matrices, or (the image input) one pixel's attention over the picture.
   {
     auto* group = new QActionGroup(this);
-    const std::pair<scene::Layout, QString> layouts[] = {{scene::Layout::Matrix, tr("Matrix view")},
-                                                         {scene::Layout::Pixel, tr("Pixel view (image input)")}};
-    for (const auto& [which, title] : layouts) {
+    struct Choice {
+      scene::Layout which;
+      QString title, tip;
+      Qt::Key key;
+    };
+    const Choice layouts[] = {
+        {scene::Layout::Matrix, tr("Matrix view"), tr("The N\u00D7N weight matrices"), Qt::Key_1},
+        {scene::Layout::Pixel, tr("Pixel view (image input)"),
+         tr("A pixel's row of the weights over the picture: click a pixel to pick it"), Qt::Key_2},
+        {scene::Layout::Gates, tr("Gates view (image input)"),
+         tr("A gating module's maps over the picture and its channel gates as bars (CBAM, GCNet, \u2026)"), Qt::Key_3}};
+    for (const auto& [which, title, tip, key] : layouts) {
       QAction* a = view_menu_->addAction(title, this, [this, which] { setViewLayout(which); });
       a->setCheckable(true);
       a->setChecked(which == layout_);
-      a->setShortcut(QKeySequence(Qt::CTRL | (which == scene::Layout::Matrix ? Qt::Key_1 : Qt::Key_2)));
-      a->setToolTip(which == scene::Layout::Matrix ? tr("The N\u00D7N weight matrices")
-                                                   : tr("A pixel's row of the weights over the picture: click a pixel to pick it"));
+      a->setShortcut(QKeySequence(Qt::CTRL | key));
+      a->setToolTip(tip);
       group->addAction(a);
       layout_actions_.push_back(a);
     }
@@ -624,7 +632,8 @@ std::vector<std::pair<std::string, std::string>> MainWindow::helpLines() const {
   lines.emplace_back("wheel", "zoom about the pointer");
   lines.emplace_back("drag", "pan");
   lines.emplace_back("double click", "fit the whole matrix");
-  lines.emplace_back("click", layout_ == scene::Layout::Pixel ? "that pixel's attention, and its row in the Row dock"
+  lines.emplace_back("click", layout_ == scene::Layout::Pixel   ? "that pixel's attention, and its row in the Row dock"
+                             : layout_ == scene::Layout::Gates ? "that pixel's exact map beside the mechanism's own"
                                                                : "that query's row in the Row dock");
   lines.emplace_back("hover", "read a weight, exact's, and the groups of i and j");
   return lines;

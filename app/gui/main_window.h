@@ -233,8 +233,8 @@ class MainWindow : public QMainWindow {
   RowPanel* row_ = nullptr;
   attn::Index selected_row_ = -1;            // the picked query row (as displayed), −1 none
   attn::Index selected_token_ = -1;          // the token at that row: kept through new results and orders
-  scene::Layout layout_ = scene::Layout::Matrix;  // View → Matrix | Pixel
-  std::vector<QAction*> layout_actions_;          // the View menu's Matrix and Pixel, checkable
+  scene::Layout layout_ = scene::Layout::Matrix;  // View → Matrix | Pixel | Gates
+  std::vector<QAction*> layout_actions_;          // the View menu's Matrix, Pixel and Gates, checkable
   view::HeatmapWindow* viewport_ = nullptr;  // owned by its window container
   QWidget* viewport_container_ = nullptr;
   QComboBox* scale_ = nullptr;

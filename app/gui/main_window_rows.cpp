@@ -144,13 +144,13 @@ bool MainWindow::selectRow(attn::Index row, QString* error, bool show) {
 void MainWindow::setViewLayout(scene::Layout layout) {
   layout_ = layout;
   for (std::size_t k = 0; k < layout_actions_.size(); ++k) layout_actions_[k]->setChecked(int(k) == int(layout));
-  if (viewport_ && layout == scene::Layout::Pixel) viewport_->fitView();  // the pixel maps are never zoomed
+  if (viewport_ && layout != scene::Layout::Matrix) viewport_->fitView();  // the pixel maps are never zoomed
   if (outcome_ && outcome_->ok) scheduleRepool();
 }
 
 bool MainWindow::pickPixel(attn::Index token, QString* error) {
   if (!selectRow(token, error)) return false;  // in the pixel view the tokens are in position order
-  if (layout_ == scene::Layout::Pixel) scheduleRepool();
+  if (layout_ != scene::Layout::Matrix) scheduleRepool();
   return true;
 }
 

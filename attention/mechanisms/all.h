@@ -52,4 +52,6 @@ std::shared_ptr<const Mechanism> makeEmanet();
 std::shared_ptr<const Mechanism> makeAutonl();
 std::shared_ptr<const Mechanism> makeTensorLowRank();
 std::shared_ptr<const Mechanism> makeFractal();
+std::shared_ptr<const Mechanism> makeCbam();
+std::shared_ptr<const Mechanism> makeGcnet();
 }  // namespace attn::mech

@@ -9,6 +9,7 @@
 
 #include "attention/mechanisms/bucket_engine.h"
 #include "attention/pooling.h"
+#include "render/scene/gates_view.h"
 #include "render/scene/pixel_view.h"
 
 namespace attnlab::scene {
@@ -219,6 +220,7 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
             const std::atomic<bool>* cancel, PoolCache* cache) {
   if (!subject.main) throw attn::UserError("nothing to show: no comparison");
   if (request.layout == Layout::Pixel) return poolPixel(subject, request, cancel);
+  if (request.layout == Layout::Gates) return poolGates(subject, request, cancel);
   const auto start = std::chrono::steady_clock::now();
   const attn::Comparison& c = *subject.main;
   const attn::Explanation& ex = c.approx.explanation;
@@ -411,8 +413,8 @@ Pooled pool(const Subject& subject, const ViewRequest& request, attn::Backend* b
 }
 
 Scene compose(const Pooled& pooled, const ViewRequest& request) {
-  if (request.layout == Layout::Pixel) {
-    Scene scene = composePixel(pooled, request);
+  if (request.layout == Layout::Pixel || request.layout == Layout::Gates) {
+    Scene scene = request.layout == Layout::Pixel ? composePixel(pooled, request) : composeGates(pooled, request);
     if (request.scale == ScaleMode::Rank) applyRank(scene);
     return scene;
   }

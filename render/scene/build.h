@@ -54,8 +54,9 @@ const char* thirdName(Third t);
 std::optional<Third> parseThird(const std::string& name);
 
 /// How the panels lay the weights out: as N×M matrices, or (the image input) one query pixel's row of them
-/// reshaped to the H×W picture and drawn over it.
-enum class Layout { Matrix, Pixel };
+/// reshaped to the H×W picture and drawn over it, or (Gates, the image input) a mechanism's own maps and gates
+/// (its Image, Labels and Bars factors) over the picture: the view of the gating modules, which imply no N×N matrix.
+enum class Layout { Matrix, Pixel, Gates };
 const char* layoutName(Layout l);
 
 /// At most this many pixels are picked at once (one panel each past two; two pixels take exact and the
@@ -128,6 +129,19 @@ struct PixelMap {
   std::string noun = "label";  ///< what a label is called in the legend ("group" for a grouping's)
 };
 
+/// Layout::Gates: one panel's content, a mechanism's factor (an H×W map, a label map, bars) or, for a mechanism
+/// with N×N weights of its own (GCNet's one map), exact attention's row at a picked pixel as an H×W map.
+struct GateItem {
+  std::string title, caption;
+  attn::MatrixLayout layout = attn::MatrixLayout::Image;  ///< Image, Labels or Bars
+  attn::Matrix values;  ///< H×W (Image, Labels), or 1×C (Bars)
+  attn::Index token = -1;  ///< an exact row's query pixel y·W + x; −1 for a factor
+  /// A distribution over the pixels (entries ≥ 0 summing to 1: a row of weights): drawn on the scene's shared
+  /// weight scale with the exact maps beside it, not on a scale of its own.
+  bool distribution = false;
+  std::vector<std::string> distances;  ///< "cosine distance to …" lines (GCNet's map against exact maps)
+};
+
 /// What pool() made: everything compose() may show for this request.
 struct Pooled {
   Subject subject;
@@ -158,6 +172,11 @@ struct Pooled {
   int pixel_step = -1;          ///< the step whose weights the mechanism's maps show (index into steps), −1: its own
   bool pixel_step_weights = false;  ///< the chosen step implies weights (else its maps are shown beside the final ones)
   std::vector<PixelMap> pixel_maps;  ///< the chosen step's (or the mechanism's) per-pixel maps, at most 2
+  /// Layout::Gates: the maps and bars to show, in order (at most four; steps then holds the steps that have maps).
+  std::vector<GateItem> gate_items;
+  std::size_t gate_factors_left_out = 0;  ///< maps and bars of the mechanism beyond the four panels
+  std::string gates_refusal;              ///< why there is no gates view ("" when there is one)
+  int gates_step = -1;                    ///< the step whose factors are shown (index into steps), −1: the run's own
 };
 
 /// Reuses exact attention's pooled image while nothing it depends on changed (a parameter change).
@@ -192,6 +211,14 @@ std::vector<std::string> pixelStepTitles(const attn::Comparison& c);
 /// "X,Y[;X,Y…]" (up to k_max_picked_pixels pixels) as tokens y·W + x of an H×W grid; UserError naming the
 /// first pixel outside it ("--pixel 70,3 lies outside the 64×48 image") or the form expected.
 std::vector<attn::Index> parsePixels(const std::string& text, attn::Index height, attn::Index width);
+
+/// Layout::Gates. Why `c` has no gates view, or "": the input must be a picture and the run (or, with Third::Step,
+/// some step) must have a factor laid out as an Image, Labels or Bars (attn::MatrixLayout).
+std::string gatesRefusal(const attn::Comparison& c);
+/// The titles of the steps whose views have such factors (what Third::Step's index counts in the gates view).
+std::vector<std::string> gatesStepTitles(const attn::Comparison& c);
+/// Cosine distance 1 − a·b/(‖a‖‖b‖) of two maps of the same size, in float64 (1 when either is all zero).
+double cosineDistance(const attn::Matrix& a, const attn::Matrix& b);
 
 /// Pools every image the request can show. `backend` pools factored weights on the GPU (nullptr: the CPU);
 /// Cancelled when `cancel` is set; `cache` (optional) reuses exact's image.

@@ -35,12 +35,7 @@ bool hasPixelMap(const attn::Explanation& e, attn::Index n) {
 /// The steps the pixel view can show (their views imply N×N weights or hold per-pixel maps), by index into the
 /// explanation's steps.
 std::vector<std::size_t> weightSteps(const attn::Comparison& c) {
-  std::vector<std::size_t> out;
-  const auto& steps = c.approx.explanation.steps;
-  for (std::size_t k = 0; k < steps.size(); ++k)
-    if (steps[k].view && (squareWeights(steps[k].view->weights, c.inputs.n()) || hasPixelMap(*steps[k].view, c.inputs.n())))
-      out.push_back(k);
-  return out;
+  return stepsWhere(c, [n = c.inputs.n()](const attn::Explanation& v) { return squareWeights(v.weights, n) || hasPixelMap(v, n); });
 }
 
 /// The per-pixel maps of an explanation (at most `limit`), reshaped to H×W (raster order): its Image and Labels
@@ -123,21 +118,54 @@ float absMax(const attn::Matrix& m) {
   return best;
 }
 
-const char* layoutName(Layout l) { return l == Layout::Pixel ? "pixel" : "matrix"; }
+const char* layoutName(Layout l) { return l == Layout::Pixel ? "pixel" : l == Layout::Gates ? "gates" : "matrix"; }
 
 float pictureGrey(const attn::Picture& p, attn::Index y, attn::Index x) {
   return std::clamp(0.2126f * p.at(y, x, 0) + 0.7152f * p.at(y, x, 1) + 0.0722f * p.at(y, x, 2), 0.0f, 1.0f);
 }
 
-std::string pixelRefusal(const attn::Comparison& c) {
+std::vector<std::size_t> stepsWhere(const attn::Comparison& c, const std::function<bool(const attn::Explanation&)>& keep) {
+  std::vector<std::size_t> out;
+  const auto& steps = c.approx.explanation.steps;
+  for (std::size_t k = 0; k < steps.size(); ++k)
+    if (steps[k].view && keep(*steps[k].view)) out.push_back(k);
+  return out;
+}
+
+std::string pictureRefusal(const attn::Comparison& c, const std::string& view) {
   const attn::Inputs& in = c.inputs;
   if (!in.picture || in.grid_width <= 0 || in.n() % in.grid_width != 0 || in.picture->width != in.grid_width ||
       in.picture->height != in.n() / in.grid_width)
-    return "the pixel view needs a picture: its tokens must be the pixels of an image (--input image, or Input \xE2\x86\x92 "
+    return view + " needs a picture: its tokens must be the pixels of an image (--input image, or Input \xE2\x86\x92 "
            "image); this run's input is " +
            (in.spec.source.empty() ? attn::generatorName(in.spec.generator) : in.spec.source);
   if (in.m() != in.n()) return "the keys (" + std::to_string(in.m()) + ") are not the pixels (" + std::to_string(in.n()) + ")";
-  if (!squareWeights(c.exact.explanation.weights, in.n())) return "exact attention implies no N\xC3\x97N weights here";
+  return {};
+}
+
+Pooled picturePooled(const Subject& subject, const ViewRequest& request, const std::string& view, bool refused,
+                     const std::vector<std::size_t>& steps, const std::string& what) {
+  const attn::Comparison& c = *subject.main;
+  Pooled out;
+  out.subject = subject;
+  out.request = request;
+  out.orders_unavailable = view + " shows the tokens as the picture's pixels";
+  if (refused) return out;
+  out.grid_width = c.inputs.grid_width;
+  out.grid_height = c.inputs.n() / c.inputs.grid_width;
+  for (std::size_t k : steps) {
+    StepImage si;
+    si.title = c.approx.explanation.steps[k].title;
+    si.caption = c.approx.explanation.steps[k].caption;
+    si.what = what;
+    out.steps.push_back(std::move(si));
+  }
+  return out;
+}
+
+std::string pixelRefusal(const attn::Comparison& c) {
+  if (std::string why = pictureRefusal(c, "the pixel view"); !why.empty()) return why;
+  if (!squareWeights(c.exact.explanation.weights, c.inputs.n())) return "exact attention implies no N\xC3\x97N weights here";
   return {};
 }
 
@@ -175,23 +203,12 @@ std::vector<attn::Index> parsePixels(const std::string& text, attn::Index height
 Pooled poolPixel(const Subject& subject, const ViewRequest& request, const std::atomic<bool>* cancel) {
   const auto start = std::chrono::steady_clock::now();
   const attn::Comparison& c = *subject.main;
-  Pooled out;
-  out.subject = subject;
-  out.request = request;
-  out.orders_unavailable = "the pixel view shows the tokens as the picture's pixels";
-  out.pixel_refusal = pixelRefusal(c);
-  if (!out.pixel_refusal.empty()) return out;
-  const attn::Index n = c.inputs.n(), w = c.inputs.grid_width, h = n / w;
-  out.grid_height = h;
-  out.grid_width = w;
   const std::vector<std::size_t> stepped = weightSteps(c);
-  for (std::size_t k : stepped) {
-    StepImage si;
-    si.title = c.approx.explanation.steps[k].title;
-    si.caption = c.approx.explanation.steps[k].caption;
-    si.what = "weights";
-    out.steps.push_back(std::move(si));
-  }
+  std::string why = pixelRefusal(c);
+  Pooled out = picturePooled(subject, request, "the pixel view", !why.empty(), stepped, "weights");
+  out.pixel_refusal = std::move(why);
+  if (!out.pixel_refusal.empty()) return out;
+  const attn::Index n = c.inputs.n(), w = out.grid_width, h = out.grid_height;
   if (request.third == Third::Step && !stepped.empty())
     out.pixel_step = std::clamp(request.step, 0, int(stepped.size()) - 1);
   const attn::ImpliedWeights& exact = c.exact.explanation.weights;

@@ -137,6 +137,10 @@ struct Panel {
   /// each drawn in the colormap on its own range [0, max] (Kronecker's column and row summaries: what the
   /// picked pixel gives each). Empty: none. Their names go into the captions.
   std::vector<float> edge_top, edge_left;
+  /// A bar chart (role "bars": a channel gate, a context vector): one bar per entry, from the zero line (or the
+  /// bottom of `own_scale`, whichever is higher) to its value on `own_scale`, coloured by that value, drawn in
+  /// the panel's frame; `values` stays empty and source_rows × source_cols give the frame's shape.
+  std::vector<float> bars;
 };
 
 /// The luminance of pixel (y, x) of a picture in [0, 1] (Rec. 709 weights): the grey a pixel map is blended with.

@@ -152,6 +152,39 @@ void drawPictureGrey(ImDrawList* dl, const attn::Picture& pic, const PanelAxes& 
   }
 }
 
+/// A bar chart (Panel::bars) in the panel's rectangle: one bar per entry from the base (0, or the scale's bottom)
+/// to its value on the panel's own scale, coloured by it; the scale's ends (and 0) labelled on the left.
+void drawBars(ImDrawList* dl, const scene::Scene& scene, const scene::Panel& panel, const Rect& r, const Face& small) {
+  const scene::ColorScale& sc = *panel.own_scale;
+  auto yAt = [&](double v) { return float(r.y + r.h - sc.normalise(v) * r.h); };
+  const float base = yAt(std::clamp(0.0, double(sc.lo), double(sc.hi)));
+  const float step = r.w / float(panel.bars.size()), gap = panel.bars.size() > 1 ? std::min(0.15f * step, 2.0f) : 0;
+  for (std::size_t i = 0; i < panel.bars.size(); ++i) {
+    if (!std::isfinite(panel.bars[i])) continue;
+    const float top = yAt(panel.bars[i]), x0 = r.x + float(i) * step + gap / 2;
+    dl->AddRectFilled(ImVec2(x0, std::min(top, base)), ImVec2(std::max(x0 + 1, x0 + step - gap), std::max(top, base)),
+                      colourAt(scene.colormap, sc.normalise(panel.bars[i])));
+  }
+  dl->AddLine(ImVec2(r.x, base), ImVec2(r.x + r.w, base), k_tick);
+  std::vector<double> labelled{sc.lo, sc.hi};
+  if (sc.lo < 0 && sc.hi > 0) labelled.push_back(0);
+  for (double v : labelled) {
+    const float y = std::round(yAt(v));
+    dl->AddLine(ImVec2(r.x - 5, y), ImVec2(r.x - 1, y), k_tick);
+    const std::string label = formatValue(v, 3);
+    const ImVec2 s = textSize(small, label);
+    text(dl, small, ImVec2(r.x - 8 - s.x, y - s.y / 2), k_dim, label);
+  }
+  const attn::Index count = attn::Index(panel.bars.size());
+  for (attn::Index t : axisTicks(0, double(count), count)) {
+    if (t >= count) continue;
+    const float x = std::round(r.x + (float(t) + 0.5f) * step);
+    dl->AddLine(ImVec2(x, r.y + r.h + 1), ImVec2(x, r.y + r.h + 5), k_tick);
+    textCentred(dl, small, x, r.y + r.h + 7, k_dim, std::to_string(t));
+  }
+  textCentred(dl, small, r.x + r.w / 2, r.y + r.h + 24, k_dim, panel.xlabel + " \xE2\x86\x92");
+}
+
 void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, const Rect& r, const OverlayFonts& fonts,
                bool row_labels, float gap) {
   const scene::Panel& panel = scene.panels[index];
@@ -211,7 +244,10 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
   };
   if (!panel.edge_top.empty()) edgeStrip(panel.edge_top, true);
   if (!panel.edge_left.empty() && panel.row_groups.empty()) edgeStrip(panel.edge_left, false);
-  if (panel.values.size() == 0) {
+  const bool bar_chart = !panel.bars.empty() && panel.own_scale;
+  if (bar_chart) {
+    drawBars(dl, scene, panel, r, small);
+  } else if (panel.values.size() == 0) {
     const std::string& s = panel.empty_text.empty() ? std::string("no image") : panel.empty_text;
     const float wrap = std::max(40.0f, r.w - 24);
     const ImVec2 size = body.font->CalcTextSizeA(body.size, FLT_MAX, wrap, s.c_str());
@@ -222,6 +258,7 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
   const attn::Index rows = panel.source_rows > 0 ? panel.source_rows : panel.values.rows();
   const attn::Index cols = panel.source_cols > 0 ? panel.source_cols : panel.values.cols();
   for (attn::Index t : axisTicks(axes.s.row0, axes.s.row1, rows)) {
+    if (bar_chart) break;  // a bar chart labels its values and entries itself
     const float y = std::round(axes.y(static_cast<double>(t)));
     dl->AddLine(ImVec2(r.x - 5, y), ImVec2(r.x - 1, y), k_tick);
     if (!row_labels) continue;  // the row's first panel labels the shared axis
@@ -230,13 +267,14 @@ void drawPanel(ImDrawList* dl, const scene::Scene& scene, std::size_t index, con
     text(dl, small, ImVec2(r.x - 8 - s.x, y - s.y / 2), k_dim, label);
   }
   for (attn::Index t : axisTicks(axes.s.col0, axes.s.col1, cols)) {
+    if (bar_chart) break;
     const float x = std::round(axes.x(static_cast<double>(t)));
     dl->AddLine(ImVec2(x, r.y + r.h + 1), ImVec2(x, r.y + r.h + 5), k_tick);
     textCentred(dl, small, x, r.y + r.h + 7, k_dim, std::to_string(t));
   }
-  textCentred(dl, small, cx, r.y + r.h + 24, k_dim, panel.xlabel + " \xE2\x86\x92");
+  if (!bar_chart) textCentred(dl, small, cx, r.y + r.h + 24, k_dim, panel.xlabel + " \xE2\x86\x92");
   const std::string query = panel.ylabel + " \xE2\x86\x93";
-  if (row_labels) text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
+  if (row_labels && !bar_chart) text(dl, small, ImVec2(r.x - 8 - textSize(small, query).x, r.y - 24), k_dim, query);
   // Group strip: the group of each pixel row in categorical colours, just left of the image.
   if (!panel.row_groups.empty() && panel.values.rows() > 0) {
     const attn::Index strip = static_cast<attn::Index>(panel.row_groups.size());

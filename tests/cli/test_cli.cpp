@@ -995,5 +995,36 @@ TEST_F(Cli, RenderThePixelViewOfAPhotoOrOneClearLine) {
   }
 }
 
+// The gates view: a gating module's maps and gates over the photo (CBAM), GCNet's one map beside exact maps at
+// picked pixels; a module with nothing to draw and an input that is no picture are one line each, exit 1.
+TEST_F(Cli, RenderTheGatesViewOfAPhotoOrOneClearLine) {
+  Outcome o = runAttnlab("render --mechanism cbam --input image --image coffee --size 24x16 --d 16 --backend cpu "
+                         "--dpi 72 --view gates --out " + path("g.png"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("gates view of cbam"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("no N\xC3\x97N weights"), std::string::npos) << o.out;  // the note says why no matrix
+  int w = 0, h = 0;
+  EXPECT_TRUE(pngSize(slurpFile(path("g.png")), w, h));
+  EXPECT_GT(w, 400);
+  o = runAttnlab("render --mechanism gcnet --image coffee --size 24x16 --d 16 --backend cpu --view gates "
+                 "--pixel '3,4;20,12' --out " + path("c.svg"));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("query independence of exact attention"), std::string::npos) << o.out;
+  const std::string svg = slurpFile(path("c.svg"));
+  EXPECT_NE(svg.find("exact at pixel (20, 12)"), std::string::npos);
+  EXPECT_NE(svg.find("cosine distance"), std::string::npos);
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--mechanism longformer --image coffee --size 24x16 --view gates", "has no maps or gates"},
+           {"--mechanism cbam --input clustered --n 64 --view gates", "add --input image"},
+           {"--mechanism cbam --image coffee --size 24x16 --view gates --step 3", "--step takes 1 to 2"},
+           {"--mechanism cbam --image coffee --size 24x16 --view gates --window 0:4,0:4", "shows the whole picture"}}) {
+    const Outcome bad = runAttnlab("render --d 16 --backend cpu " + args + " --out " + path("bad.png"));
+    EXPECT_EQ(bad.code, 1) << args;
+    EXPECT_NE(bad.err.find(words), std::string::npos) << args << ": " << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << args << ": one line";
+    EXPECT_FALSE(fs::exists(path("bad.png"))) << args;
+  }
+}
+
 }  // namespace
 }  // namespace attn

@@ -40,7 +40,7 @@ TEST(Registry, IdsAreUniqueCatalogIdsWithCompleteInfo) {
   const std::set<std::string> catalog = {"exact",         "longformer",         "reformer", "linear-transformer",
                                          "nystromformer", "sparse-transformer", "jukebox",  "transformer-on-a-diet",
                                          "bigbird",       "bp-transformer",     "etc",      "multiscale",
-                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac", "scram", "product-key-memory", "sinkhorn", "smyrf", "efficient-attention", "linformer", "performer-v1", "performer", "slim-performer", "fast-weight", "rfa", "talk-conv", "synthesizer", "input-independent", "lambda", "ccnet", "axial", "permutohedral", "interlaced", "kronecker", "fast-attention", "emanet", "autonl", "tensor-low-rank", "fractal"};
+                                         "memory-compressed", "set-transformer", "compressive", "gmat", "star-transformer", "memformer", "routing", "clustered", "informer", "sac", "scram", "product-key-memory", "sinkhorn", "smyrf", "efficient-attention", "linformer", "performer-v1", "performer", "slim-performer", "fast-weight", "rfa", "talk-conv", "synthesizer", "input-independent", "lambda", "ccnet", "axial", "permutohedral", "interlaced", "kronecker", "fast-attention", "emanet", "autonl", "tensor-low-rank", "fractal", "cbam", "gcnet"};
   std::set<std::string> seen;
   for (const auto& m : mechanisms()) {
     const auto& i = m->info();

@@ -11,53 +11,16 @@
 #include "attention/mechanism.h"
 #include "attention/runner.h"
 #include "render/scene/build.h"
+#include "tests/scene/picture_comparison.h"
 
 namespace attnlab::scene {
 namespace {
-
-constexpr attn::Index k_w = 24, k_h = 16;  // the synthetic picture's grid: N = 384
-
-std::shared_ptr<const attn::Comparison> imageComparison(const std::string& id,
-                                                        attn::Generator generator = attn::Generator::Image) {
-  attn::InputSpec spec;
-  spec.n = k_w * k_h;
-  spec.d = spec.dv = 16;
-  spec.generator = generator;
-  if (generator == attn::Generator::Image) spec.width = k_w;
-  attn::CpuBackend cpu(2);
-  const auto m = attn::requireMechanism(id);
-  attn::CompareOptions o;
-  o.with_reference = false;
-  o.with_weight_metrics = false;
-  return std::make_shared<const attn::Comparison>(attn::compare(attn::generate(spec), m, attn::Params::resolve(m->params(), {}), cpu, o));
-}
-
-Subject subjectOf(std::shared_ptr<const attn::Comparison> c) {
-  Subject s;
-  s.main = std::move(c);
-  return s;
-}
 
 ViewRequest pixelRequest(std::vector<attn::Index> picked = {}) {
   ViewRequest r;
   r.layout = Layout::Pixel;
   r.pixels_picked = std::move(picked);
   return r;
-}
-
-/// softmax(q_p · k_j / √d) over j, in double, written out here.
-std::vector<double> softmaxRow(const attn::Inputs& in, attn::Index p) {
-  std::vector<double> w(std::size_t(in.m()));
-  double top = -1e300, sum = 0;
-  for (attn::Index j = 0; j < in.m(); ++j) {
-    double dot = 0;
-    for (attn::Index c = 0; c < in.q.cols(); ++c) dot += double(in.q(p, c)) * double(in.k(j, c));
-    w[std::size_t(j)] = dot / std::sqrt(double(in.q.cols()));
-    top = std::max(top, w[std::size_t(j)]);
-  }
-  for (double& l : w) sum += (l = std::exp(l - top));
-  for (double& l : w) l /= sum;
-  return w;
 }
 
 TEST(PixelView, APixelsMapsAreItsRowOfExactAndOfTheMechanismReshapedOverThePicture) {
