@@ -1026,5 +1026,32 @@ TEST_F(Cli, RenderTheGatesViewOfAPhotoOrOneClearLine) {
   }
 }
 
+// The vision family (issue 22): every module runs from the CLI on a shipped photo and on a PNG of one's own, and
+// draws its view of a picture: a picked pixel's map (the pairwise modules) or its gates (the gating modules).
+TEST_F(Cli, EveryVisionModuleRunsOnAPhotoAndAnImportedPngAndDrawsItsView) {
+  fs::copy_file(std::string(ATTNLAB_SOURCE_DIR) + "/assets/images/rocket.png", path("mine.png"));
+  const std::vector<std::pair<std::string, std::string>> modules = {
+      {"ccnet", "pixel"},          {"axial", "pixel"},         {"interlaced", "pixel"}, {"emanet", "pixel"},
+      {"autonl", "pixel"},         {"kronecker", "pixel"},     {"fast-attention", "pixel"},
+      {"permutohedral", "pixel"},  {"gcnet", "gates"},         {"cbam", "gates"},
+      {"tensor-low-rank", "gates"}, {"fractal", "gates"}};
+  for (const auto& [id, view] : modules) {
+    Outcome o = runAttnlab("run --mechanism " + id + " --image coffee --size 16x12 --d 16 --backend cpu --json");
+    ASSERT_EQ(o.code, 0) << id << ": " << o.err;
+    EXPECT_EQ(nlohmann::json::parse(o.out)["input"]["image"], "coffee") << id;
+    o = runAttnlab("run --mechanism " + id + " --image " + path("mine.png") + " --size 12x8 --d 16 --backend cpu --out " +
+                   path("o.npy"));
+    ASSERT_EQ(o.code, 0) << id << ": " << o.err;
+    EXPECT_EQ(npy::load(path("o.npy")).value().rows(), 96) << id;
+    fs::remove(path("o.npy"));
+    o = runAttnlab("render --mechanism " + id + " --image " + path("mine.png") + " --size 12x8 --d 16 --backend cpu --dpi 72 "
+                   "--view " + view + " --pixel 3,4 --out " + path(id + ".png"));
+    ASSERT_EQ(o.code, 0) << id << " --view " << view << ": " << o.err;
+    int w = 0, h = 0;
+    EXPECT_TRUE(pngSize(slurpFile(path(id + ".png")), w, h)) << id;
+    EXPECT_GT(w, 300) << id;
+  }
+}
+
 }  // namespace
 }  // namespace attn

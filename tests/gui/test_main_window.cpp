@@ -1630,6 +1630,47 @@ TEST_F(MainWindowTest, OpenImageRunsOnThePictureAndABadFileChangesNothing) {
   std::filesystem::remove_all(dir);
 }
 
+// The vision family in the window (issue 22): on a picture opened from a file, each module runs and draws its
+// view over the picture, a picked pixel's maps (pairwise modules) or its gates (gating modules), on the screen.
+TEST_F(MainWindowTest, EveryVisionModuleDrawsItsViewOverAnOpenedPicture) {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("attnlab-vision-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(dir);
+  const std::string png = dir + "/scene.png";  // a gradient with a red square and a blue disc, 4:3
+  QImage picture(64, 48, QImage::Format_RGB32);
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x) {
+      const bool square = x >= 8 && x < 24 && y >= 8 && y < 24, disc = (x - 44) * (x - 44) + (y - 30) * (y - 30) < 100;
+      picture.setPixel(x, y, square ? qRgb(220, 30, 30) : disc ? qRgb(30, 60, 220) : qRgb(4 * x, 4 * y, 120));
+    }
+  ASSERT_TRUE(picture.save(QString::fromStdString(png)));
+  GuiOptions o = options("ccnet");
+  o.input.n = 192;
+  MainWindow window(o);
+  view::HeatmapWindow* viewport = showViewport(window);
+  ASSERT_NE(viewport, nullptr);
+  QString error;
+  ASSERT_TRUE(window.openImage(png, &error)) << error.toStdString();
+  const std::vector<std::pair<std::string, scene::Layout>> modules = {
+      {"ccnet", scene::Layout::Pixel},         {"axial", scene::Layout::Pixel},      {"interlaced", scene::Layout::Pixel},
+      {"emanet", scene::Layout::Pixel},        {"autonl", scene::Layout::Pixel},     {"kronecker", scene::Layout::Pixel},
+      {"fast-attention", scene::Layout::Pixel}, {"permutohedral", scene::Layout::Pixel}, {"gcnet", scene::Layout::Gates},
+      {"cbam", scene::Layout::Gates},          {"tensor-low-rank", scene::Layout::Gates}, {"fractal", scene::Layout::Gates}};
+  for (const auto& [id, layout] : modules) {
+    ASSERT_TRUE(window.selectMechanism(id)) << id;
+    window.setViewLayout(layout);
+    ASSERT_TRUE(window.waitForIdle(k_timeout_ms)) << id;
+    ASSERT_TRUE(window.lastOutcome() && window.lastOutcome()->ok) << id << ": " << window.lastError().toStdString();
+    EXPECT_EQ(window.lastOutcome()->comparison->mechanism->info().id, id);
+    const scene::Scene& s = viewport->scene();
+    EXPECT_EQ(s.placeholder, "") << id;
+    ASSERT_GE(s.panels.size(), 2u) << id;
+    int over_picture = 0;
+    for (const scene::Panel& p : s.panels) over_picture += p.picture && p.picture->width == 16 ? 1 : 0;
+    EXPECT_GE(over_picture, 1) << id << ": no panel over the picture";
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(MainWindowTest, ThePixelViewOfAnInputThatIsNoPictureSaysWhy) {
   MainWindow window(options("exact"));
   view::HeatmapWindow* viewport = showViewport(window);
