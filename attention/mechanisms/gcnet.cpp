@@ -82,8 +82,9 @@ class Gcnet final : public Mechanism {
         "W_k (the 1×1 conv that scores each pixel): the mean query q̄, logits s·q̄·k_j; the bottleneck transform "
         "(1×1 conv, LayerNorm, ReLU, 1×1 conv) the identity; the residual left out (out_i = c)",
         false,
-        {"convention: W_k taken as the mean query q̄ (CATALOG #7 (f) suggests the channel mean of X), so the single map "
-         "compares with non-local maps of the same logits; logits ×1/√d (the official conv_mask is unscaled)",
+        {"convention: W_k is the mean query q̄ (CATALOG #7 (f): the channel mean of X), so the one map compares with "
+         "non-local maps of the same logits",
+         "convention: logits ×1/√d as everywhere in attnlab; the official conv_mask is unscaled",
          "convention: transform and residual are the identity / left out: every pixel's output is the context c (the "
          "paper's block adds t(c) to x_i)"},
         true,

@@ -1663,10 +1663,10 @@ TEST_F(MainWindowTest, EveryVisionModuleDrawsItsViewOverAnOpenedPicture) {
     EXPECT_EQ(window.lastOutcome()->comparison->mechanism->info().id, id);
     const scene::Scene& s = viewport->scene();
     EXPECT_EQ(s.placeholder, "") << id;
-    ASSERT_GE(s.panels.size(), 2u) << id;
+    ASSERT_GE(s.panels.size(), 1u) << id;  // the step bar's step carries over: that step's maps or bars only
     int over_picture = 0;
-    for (const scene::Panel& p : s.panels) over_picture += p.picture && p.picture->width == 16 ? 1 : 0;
-    EXPECT_GE(over_picture, 1) << id << ": no panel over the picture";
+    for (const scene::Panel& p : s.panels) over_picture += (p.picture && p.picture->width == 16) || !p.bars.empty() ? 1 : 0;
+    EXPECT_GE(over_picture, 1) << id << ": no map over the picture nor bars; first panel: " << s.panels[0].title;
   }
   std::filesystem::remove_all(dir);
 }
