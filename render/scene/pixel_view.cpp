@@ -59,9 +59,11 @@ std::vector<PixelMap> pixelMaps(const attn::Explanation& e, attn::Index h, attn:
     }
     out.push_back(std::move(m));
   }
-  // Groupings of the pixels (buckets, clusters, blocks, a stage's groups) are label maps too.
+  // Groupings of the pixels (buckets, clusters, blocks, a stage's groups) are label maps too, unless the mechanism
+  // gave its labels as a map already (EMANet's argmax Z is also its grouping).
+  const bool has_labels = std::any_of(out.begin(), out.end(), [](const PixelMap& m) { return m.labels; });
   for (const attn::Grouping& g : e.groupings) {
-    if (attn::Index(g.label.size()) != h * width || out.size() >= limit) continue;
+    if (has_labels || attn::Index(g.label.size()) != h * width || out.size() >= limit) continue;
     PixelMap m;
     m.name = g.name;
     m.caption = g.groups > 0 ? std::to_string(g.groups) + " groups, each in its colour" : std::string();
@@ -320,7 +322,8 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
   // A per-pixel map of the mechanism or the chosen step (EM bases as labels, a gate): over the photo, on its own
   // scale (or in group colours), with the picked pixel marked for reference.
   auto mapOfAll = [&](const PixelMap& m, const PixelRow& r) {
-    Panel p = mapPanel(r, m.values, stepped && !pooled.pixel_step_weights ? step_title + k_dot + m.name : m.name);
+    const bool named = m.name.find(step_title) != std::string::npos;  // "argmax Z (iteration 1)" names its step
+    Panel p = mapPanel(r, m.values, stepped && !pooled.pixel_step_weights && !named ? step_title + k_dot + m.name : m.name);
     p.subtitle = "one value per pixel, as " + grid + " (whatever pixel is picked)";
     if (m.labels) {
       p.categories = attn::mech::groupColourNames(std::max(m.label_count, 1), m.noun);
