@@ -840,7 +840,8 @@ int run(int argc, char** argv) {
   gui_cmd->add_option("--image-b", gui_image.image_b, "The second picture of a change pair (with --image): the keys' picture");
   gui_cmd->add_option("--size", gui_image.size, "The image input's grid WxH (sets N = W·H; instead of --n), e.g. 48x32");
   std::string gui_view = "matrix";
-  gui_cmd->add_option("--view", gui_view, "matrix|pixel: the weight matrices, or (image input) a pixel's attention over the picture")
+  gui_cmd->add_option("--view", gui_view, "matrix|pixel|gates: the weight matrices, or (image input) a pixel's attention "
+                      "or a gating module's maps over the picture")
       ->capture_default_str();
   gui_cmd->add_option("--temperature", gui_options.input.temperature, "Logit temperature τ of the input")
       ->capture_default_str();
@@ -886,8 +887,10 @@ int run(int argc, char** argv) {
       gui_image.image_features = attn::imageFeaturesName(gui_options.input.features);
       gui_image.filters = long(gui_options.input.filters);
       applyImageOptions(gui_image, gui_options.input, attn::arrays::Limits{});
-      if (gui_view != "matrix" && gui_view != "pixel") throw attn::UserError("gui --view takes matrix|pixel, not '" + gui_view + "'");
+      if (gui_view != "matrix" && gui_view != "pixel" && gui_view != "gates")
+        throw attn::UserError("gui --view takes matrix|pixel|gates, not '" + gui_view + "'");
       gui_options.pixel_view = gui_view == "pixel";
+      gui_options.gates_view = gui_view == "gates";
       attn::checkSpec(gui_options.input);  // as run does: a message now, not a value clamped by a spin box
       // Without options the window comes back as it was closed (the autosaved session).
       std::size_t given = 0;

@@ -18,6 +18,7 @@ struct GuiOptions {
   bool restore_session = false;
   std::string session;                   ///< a session file to open at start ("" for none)
   bool pixel_view = false;               ///< start in the pixel view (View → Pixel) instead of the matrices
+  bool gates_view = false;               ///< start in the gates view (View → Gates) instead of the matrices
 };
 
 /// Creates the QApplication, shows the main window and runs the event loop; returns its exit code.

@@ -240,6 +240,7 @@ MainWindow::MainWindow(const GuiOptions& options, QWidget* parent) : QMainWindow
     if (!loadSession(autosavePath(), &error)) startup_notices_ << tr("the last session was not restored: %1").arg(error);
   }
   if (options.pixel_view) setViewLayout(scene::Layout::Pixel);
+  if (options.gates_view) setViewLayout(scene::Layout::Gates);
   scheduleRun();
 }
 
