@@ -29,6 +29,7 @@ bool isPixelMap(const attn::NamedMatrix& f, attn::Index n) {
 
 bool hasPixelMap(const attn::Explanation& e, attn::Index n) {
   return std::any_of(e.factors.begin(), e.factors.end(), [&](const attn::NamedMatrix& f) { return isPixelMap(f, n); }) ||
+         std::any_of(e.special.begin(), e.special.end(), [](const attn::TokenSet& t) { return t.role == "key grid"; }) ||
          std::any_of(e.groupings.begin(), e.groupings.end(), [&](const attn::Grouping& g) { return attn::Index(g.label.size()) == n; });
 }
 
@@ -57,6 +58,20 @@ std::vector<PixelMap> pixelMaps(const attn::Explanation& e, attn::Index h, attn:
       }
       m.values(t / width, t % width) = v;  // Eigen's storage order does not matter for an N-vector
     }
+    out.push_back(std::move(m));
+  }
+  // A sampled set of key pixels (AutoNL's stride grid) is a map of where the keys are.
+  for (const attn::TokenSet& t : e.special) {
+    if (t.role != "key grid" || t.indices.empty() || out.size() >= limit) continue;
+    PixelMap m;
+    m.name = t.name;
+    m.caption = std::to_string(t.indices.size()) + " of " + std::to_string(h * width) + " pixels are keys";
+    m.labels = true;
+    m.noun = t.name;
+    m.label_count = 1;
+    m.values = attn::Matrix::Constant(h, width, -1.0f);
+    for (attn::Index i : t.indices)
+      if (i >= 0 && i < h * width) m.values(i / width, i % width) = 0;
     out.push_back(std::move(m));
   }
   // Groupings of the pixels (buckets, clusters, blocks, a stage's groups) are label maps too, unless the mechanism
@@ -305,7 +320,13 @@ Scene composePixel(const Pooled& pooled, const ViewRequest& request) {
       p.subtitle = pixelText(r);
       return p;
     }
-    p.captions.push_back("misplaced (row TV vs exact) " + formatValue(r.row_tv, 3));
+    // "Misplaced" is a share of an approximation's attention; a different operator's distance is not an error,
+    // and signed weights' TV exceeds 1.
+    if (info.approximates_softmax && r.row_tv <= 1 + 1e-6)
+      p.captions.push_back("misplaced (row TV vs exact) " + formatValue(r.row_tv, 3));
+    else
+      p.captions.push_back("row TV vs exact " + formatValue(r.row_tv, 3) + (r.row_tv > 1 + 1e-6 ? " (signed weights; " : " (") +
+                           "not an error)");
     if (pooled.pixel_step_weights) p.captions.push_back(pooled.steps[std::size_t(pooled.pixel_step)].caption);
     auto strip = [&](const std::vector<float>& values, const std::string& name, const char* where, std::vector<float>& edge) {
       if (values.empty()) return;

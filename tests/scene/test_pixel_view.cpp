@@ -206,6 +206,24 @@ TEST(PixelView, GroupingsOfThePixelsAreLabelMaps) {
   for (attn::Index t = 0; t < k_w * k_h; t += 7) EXPECT_EQ(map->values(t / k_w, t % k_w), float(g->label[size_t(t)] + 1)) << t;
 }
 
+// AutoNL's sampled keys (a TokenSet with role "key grid") are drawn as a map of where the keys are.
+TEST(PixelView, TheKeyGridIsAMapOfTheSampledPixels) {
+  const auto c = imageComparison("autonl");
+  const attn::TokenSet* grid = nullptr;
+  for (const attn::TokenSet& t : c->approx.explanation.special)
+    if (t.role == "key grid") grid = &t;
+  ASSERT_NE(grid, nullptr);
+  const Scene s = build(subjectOf(c), pixelRequest({5}));
+  const Panel* map = nullptr;
+  for (const Panel& p : s.panels)
+    if (p.title == grid->name) map = &p;
+  ASSERT_NE(map, nullptr);
+  int keys = 0;
+  for (attn::Index t = 0; t < k_w * k_h; ++t) keys += map->values(t / k_w, t % k_w) == 1.0f ? 1 : 0;
+  EXPECT_EQ(keys, int(grid->indices.size()));
+  for (attn::Index i : grid->indices) EXPECT_EQ(map->values(i / k_w, i % k_w), 1.0f) << i;
+}
+
 // Per-pixel strips (Kronecker's summaries): the picked pixel's row of an N×W (top) and N×H (left) factor.
 TEST(PixelView, EdgeStripsAreThePickedPixelsRowOfTheFactor) {
   auto copy = std::make_shared<attn::Comparison>(*imageComparison("longformer"));
